@@ -1,0 +1,52 @@
+/* Datasets: IDX (MNIST format, raw or gzip) readers, validation split, batching, augmentation.
+ * Pixels are kept as uint8 (4x less memory than float) and normalised when a batch is built. */
+#ifndef DISTILL_DATA_H
+#define DISTILL_DATA_H
+#include <stddef.h>
+#include <stdint.h>
+#include "distill/rng.h"
+#include "distill/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef struct kd_dataset {
+    int n;              /* number of samples */
+    int c, h, w;        /* image shape (IDX 3-d files give c = 1) */
+    int n_classes;      /* 1 + max label */
+    uint8_t *pixels;    /* (n, c, h, w) */
+    int32_t *labels;    /* (n) */
+    float mean, std;    /* normalisation applied when batching: (p/255 - mean) / std */
+} kd_dataset;
+
+/* Read an IDX image file (ubyte, 3-d or 4-d) and an IDX label file (ubyte, 1-d); either may be
+ * gzip-compressed. Validates magic, dtype, dimensions, sizes, truncation and that counts match. */
+kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const char *labels_path,
+                              kd_error *err);
+/* `spec` is "fashion-mnist" (Debian's dataset-fashion-mnist), or a directory holding
+ * {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or "IMAGES,LABELS" file paths.
+ * split: "train" or "test". */
+kd_status kd_dataset_load(kd_dataset *ds, const char *spec, const char *split, kd_error *err);
+void kd_dataset_free(kd_dataset *ds);
+/* Moves the last n_val samples of a seeded permutation of ds into val; ds keeps the rest. */
+kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err);
+/* Keep only the first n samples (n <= ds->n). */
+void kd_dataset_truncate(kd_dataset *ds, int n);
+
+typedef struct kd_augment {
+    int translate;      /* random shift of up to this many pixels in x and y, zero fill (0 = off) */
+    int hflip;          /* flip horizontally with probability 1/2 */
+} kd_augment;
+
+/* Fill x (B, c, h, w) normalised and y (B) from samples idx[0..B). aug may be NULL; rng is used
+ * only when augmenting. */
+void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B,
+                   const kd_augment *aug, kd_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

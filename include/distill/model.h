@@ -1,0 +1,119 @@
+/* Models: a list of layers described in YAML, built into one contiguous block of parameters,
+ * one of gradients, one of buffers (BN running stats) and one of activations, each pointed into
+ * from the layer table, so memory reports are exact. Layers may name their inputs, so residual
+ * and skip connections work (the graph is a topologically ordered list). */
+#ifndef DISTILL_MODEL_H
+#define DISTILL_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "distill/ops.h"
+#include "distill/rng.h"
+#include "distill/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_layer_type {
+    KD_LAYER_CONV2D = 0,
+    KD_LAYER_LINEAR,
+    KD_LAYER_MAXPOOL,
+    KD_LAYER_AVGPOOL,
+    KD_LAYER_GLOBAL_AVGPOOL,
+    KD_LAYER_BATCHNORM,
+    KD_LAYER_RELU,
+    KD_LAYER_GELU,
+    KD_LAYER_DROPOUT,
+    KD_LAYER_FLATTEN,
+    KD_LAYER_ADD,
+    KD_LAYER_COUNT
+} kd_layer_type;
+
+const char *kd_layer_type_name(kd_layer_type t);
+
+#define KD_NAME_MAX 48
+#define KD_MODEL_INPUT (-1) /* input index meaning "the model's input" */
+
+typedef struct kd_layer {
+    kd_layer_type type;
+    char name[KD_NAME_MAX];
+    int n_inputs;           /* 1, or 2 for add */
+    int inputs[2];          /* layer indices, or KD_MODEL_INPUT */
+    /* hyper-parameters */
+    int out;                /* conv: out channels; linear: out features */
+    int kernel, stride, pad, groups;
+    int bias;               /* conv/linear have a bias */
+    float p;                /* dropout probability */
+    float eps, momentum;    /* batch norm */
+    /* shapes: input 0 and output, per sample (c, h, w); linear/flatten use (features, 1, 1) */
+    int in_c, in_h, in_w;
+    int c, h, w;
+    /* parameters (offsets into model->params / grads, in floats; size 0 = none).
+     * conv/linear: weight, bias. batchnorm: weight = gamma, bias = beta. */
+    size_t w_off, w_size, b_off, b_size;
+    size_t buf_off;         /* batchnorm running_mean at buf_off, running_var at buf_off + C */
+    /* activations (offsets into model->acts / dacts, in floats) */
+    size_t out_off;         /* (B, c, h, w) */
+    size_t aux_off, aux_size;   /* per-batch cache: BN mean+invstd (2C) or dropout mask */
+    size_t idx_off;         /* maxpool argmax, offset into model->idx (int32) */
+    long long macs;         /* multiply-accumulates per sample */
+} kd_layer;
+
+typedef struct kd_model {
+    char name[KD_NAME_MAX];
+    int in_c, in_h, in_w;   /* input shape per sample */
+    int n_classes;          /* size of the last layer's output */
+    int n_layers;
+    kd_layer *layers;
+    char *yaml;             /* the YAML text the model was built from (saved in checkpoints) */
+
+    size_t n_params;
+    float *params;          /* all trainable parameters, one block */
+    float *grads;           /* same layout as params */
+    size_t n_buffers;
+    float *buffers;         /* non-trainable state (BN running stats) */
+
+    int batch;              /* capacity of the activation blocks, 0 before kd_model_set_batch */
+    int n_threads;
+    size_t n_acts;
+    float *acts, *dacts;    /* activations and their gradients, for `batch` samples */
+    size_t n_idx;
+    int32_t *idx;           /* maxpool argmax */
+    size_t n_scratch;
+    float *scratch;         /* im2col and friends */
+    const float *input;     /* the batch input of the last forward (not owned) */
+    int cur_batch;          /* B of the last forward */
+} kd_model;
+
+/* Parse YAML text into a model (layers, shapes, parameter block; weights initialised with
+ * Kaiming-uniform like PyTorch from `seed`). `source` names the file in error messages. */
+kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
+                             kd_error *err);
+/* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to
+ * a YAML file. */
+kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err);
+/* YAML text of a built-in model, or NULL. names: NULL-terminated list of built-in names. */
+const char *kd_model_zoo_yaml(const char *name);
+extern const char *const kd_model_zoo_names[];
+void kd_model_free(kd_model *m);
+/* Re-initialise parameters (Kaiming uniform, PyTorch defaults) and BN buffers from seed. */
+void kd_model_init_params(kd_model *m, uint64_t seed);
+
+/* Allocate activation memory for up to B samples using n_threads OpenMP threads. */
+kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err);
+/* Forward B <= m->batch samples of x (B, in_c, in_h, in_w). training: batch statistics, dropout
+ * (masks drawn from rng). Returns the logits (B, n_classes) inside m->acts. */
+const float *kd_model_forward(kd_model *m, const float *x, int B, int training, kd_rng *rng);
+/* Backward from dlogits (B, n_classes) of the last forward; ACCUMULATES into m->grads. */
+void kd_model_backward(kd_model *m, const float *dlogits);
+void kd_model_zero_grad(kd_model *m);
+
+/* Totals per sample. */
+long long kd_model_macs(const kd_model *m);
+/* Bytes: parameters+buffers, gradients, and activations for the current batch. */
+size_t kd_model_param_bytes(const kd_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

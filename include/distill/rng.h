@@ -1,0 +1,18 @@
+/* Seeded random numbers (PCG32). The whole state is two integers so checkpoints can save it and
+ * a resumed run draws exactly the numbers an uninterrupted run would have drawn. */
+#ifndef DISTILL_RNG_H
+#define DISTILL_RNG_H
+#include <stdint.h>
+
+typedef struct kd_rng {
+    uint64_t state;
+    uint64_t inc;
+} kd_rng;
+
+void kd_rng_seed(kd_rng *r, uint64_t seed, uint64_t stream);
+uint32_t kd_rng_u32(kd_rng *r);
+uint32_t kd_rng_below(kd_rng *r, uint32_t n);   /* uniform in [0, n), n > 0, unbiased */
+float kd_rng_uniform(kd_rng *r);                /* [0, 1) */
+float kd_rng_normal(kd_rng *r);                 /* N(0, 1), Box-Muller */
+void kd_rng_shuffle(kd_rng *r, int32_t *a, int n);
+#endif

@@ -1,0 +1,99 @@
+/* Optimizers, learning-rate schedules, the training loop and evaluation. */
+#ifndef DISTILL_TRAIN_H
+#define DISTILL_TRAIN_H
+#include <stdint.h>
+#include <stdio.h>
+#include "distill/data.h"
+#include "distill/model.h"
+#include "distill/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_opt_type { KD_OPT_SGD = 0, KD_OPT_ADAMW } kd_opt_type;
+typedef enum kd_sched_type { KD_SCHED_CONST = 0, KD_SCHED_STEP, KD_SCHED_COSINE } kd_sched_type;
+
+typedef struct kd_optim_config {
+    kd_opt_type type;
+    float lr;               /* peak learning rate */
+    float momentum;         /* SGD */
+    int nesterov;           /* SGD */
+    float beta1, beta2, eps;/* AdamW */
+    float weight_decay;     /* SGD: L2 added to the gradient; AdamW: decoupled. Applied to conv and
+                               linear weights only (not biases, not batch-norm parameters). */
+    kd_sched_type sched;
+    float warmup_epochs;    /* linear warmup from 0 over this many epochs (may be fractional) */
+    int step_epochs;        /* step schedule: multiply by step_gamma every step_epochs */
+    float step_gamma;
+    float min_lr;           /* cosine floor */
+} kd_optim_config;
+
+void kd_optim_config_default(kd_optim_config *c); /* SGD momentum 0.9, lr 0.05, cosine, wd 5e-4 */
+
+typedef struct kd_optimizer {
+    kd_optim_config cfg;
+    size_t n;               /* number of parameters */
+    float *m;               /* momentum / first moment (n) */
+    float *v;               /* AdamW second moment (n), NULL for SGD */
+    long long t;            /* steps taken */
+} kd_optimizer;
+
+kd_status kd_optimizer_init(kd_optimizer *o, const kd_optim_config *c, const kd_model *m, kd_error *err);
+void kd_optimizer_free(kd_optimizer *o);
+/* One update of m->params from m->grads at learning rate lr. */
+void kd_optimizer_step(kd_optimizer *o, kd_model *m, float lr);
+/* Learning rate at a (fractional) epoch, given the total number of epochs. */
+float kd_schedule_lr(const kd_optim_config *c, double epoch, int total_epochs);
+
+/* Everything a resumed run needs besides parameters and optimizer moments. */
+typedef struct kd_train_state {
+    int epoch;              /* epochs completed */
+    long long step;         /* optimizer steps taken */
+    kd_rng rng;             /* shuffling, augmentation, dropout */
+    float best_val_acc;
+} kd_train_state;
+
+typedef struct kd_train_config {
+    int epochs;
+    int batch;
+    int threads;
+    uint64_t seed;
+    kd_optim_config optim;
+    float label_smoothing;
+    float clip_grad_norm;       /* 0 = off */
+    kd_augment aug;
+    const char *checkpoint_path; /* written atomically after every epoch; NULL = none */
+    const char *log_path;        /* JSON lines, one per epoch; NULL = none */
+    int resume;                  /* continue from checkpoint_path if it holds a training state */
+    int progress;                /* 0 quiet, 1 progress (one updating line on a tty) */
+    FILE *out;                   /* where progress goes (stderr if NULL) */
+    int max_steps_per_epoch;     /* 0 = whole epoch (tests use small values) */
+} kd_train_config;
+
+void kd_train_config_default(kd_train_config *c);
+
+typedef struct kd_eval_result {
+    double accuracy;    /* fraction in [0, 1] */
+    double loss;        /* mean cross-entropy */
+    int n;
+    double seconds;
+} kd_eval_result;
+
+typedef struct kd_train_result {
+    int epochs_run;
+    double train_seconds;
+    double samples_per_sec;
+    kd_eval_result last_val;
+} kd_train_result;
+
+kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, const kd_train_config *cfg,
+                   kd_train_result *res, kd_error *err);
+/* Evaluate in eval mode (running BN stats, no dropout). predictions (ds->n) may be NULL. */
+kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
+                      int32_t *predictions, kd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
