@@ -81,6 +81,7 @@ typedef struct kd_model {
     int32_t *idx;           /* maxpool argmax */
     size_t n_scratch;
     float *scratch;         /* im2col and friends */
+    unsigned char *dready;  /* backward bookkeeping: layer's dacts zeroed this step (n_layers) */
     const float *input;     /* the batch input of the last forward (not owned) */
     int cur_batch;          /* B of the last forward */
 } kd_model;
@@ -92,9 +93,10 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
 /* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to
  * a YAML file. */
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err);
-/* YAML text of a built-in model, or NULL. names: NULL-terminated list of built-in names. */
+/* YAML text of a built-in model, or NULL. The zoo is embedded at build time from
+ * examples/models/*.yaml. kd_model_zoo_name(i) lists the names, NULL past the end. */
 const char *kd_model_zoo_yaml(const char *name);
-extern const char *const kd_model_zoo_names[];
+const char *kd_model_zoo_name(int i);
 void kd_model_free(kd_model *m);
 /* Re-initialise parameters (Kaiming uniform, PyTorch defaults) and BN buffers from seed. */
 void kd_model_init_params(kd_model *m, uint64_t seed);

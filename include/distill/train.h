@@ -69,6 +69,8 @@ typedef struct kd_train_config {
     int progress;                /* 0 quiet, 1 progress (one updating line on a tty) */
     FILE *out;                   /* where progress goes (stderr if NULL) */
     int max_steps_per_epoch;     /* 0 = whole epoch (tests use small values) */
+    const volatile int *stop;    /* if non-NULL and set (e.g. by a SIGINT handler), stop after
+                                    the current step with KD_STATUS_INTERRUPTED */
 } kd_train_config;
 
 void kd_train_config_default(kd_train_config *c);

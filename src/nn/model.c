@@ -1,0 +1,263 @@
+/* Model execution: parameter layout and initialisation, activation memory, forward and backward
+ * over the layer list. Every block (params, grads, buffers, activations) is one allocation and
+ * layers point into it by offset, so `distill info` reports memory exactly. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/model.h"
+#include "nn/model_internal.h"
+
+kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
+    size_t np = 0, nb = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        kd_layer *L = &m->layers[i];
+        L->w_size = L->b_size = 0;
+        if (L->type == KD_LAYER_CONV2D) {
+            L->w_size = (size_t)L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
+            L->b_size = L->bias ? (size_t)L->out : 0;
+        } else if (L->type == KD_LAYER_LINEAR) {
+            L->w_size = (size_t)L->out * L->in_c;
+            L->b_size = L->bias ? (size_t)L->out : 0;
+        } else if (L->type == KD_LAYER_BATCHNORM) {
+            L->w_size = L->b_size = (size_t)L->c;
+            L->buf_off = nb;
+            nb += 2 * (size_t)L->c;
+        }
+        L->w_off = np;
+        np += L->w_size;
+        L->b_off = np;
+        np += L->b_size;
+    }
+    m->n_params = np;
+    m->n_buffers = nb;
+    m->params = calloc(np ? np : 1, sizeof(float));
+    m->grads = calloc(np ? np : 1, sizeof(float));
+    m->buffers = calloc(nb ? nb : 1, sizeof(float));
+    if (!m->params || !m->grads || !m->buffers)
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu parameters", m->name, np);
+    return KD_STATUS_OK;
+}
+
+/* PyTorch's defaults: conv/linear weights kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in)), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN gamma 1, beta 0, stats (0, 1). */
+void kd_model_init_params(kd_model *m, uint64_t seed) {
+    kd_rng rng;
+    kd_rng_seed(&rng, seed, 0x9e3779b97f4a7c15ULL);
+    for (int i = 0; i < m->n_layers; i++) {
+        kd_layer *L = &m->layers[i];
+        float *w = m->params + L->w_off, *b = m->params + L->b_off;
+        if (L->type == KD_LAYER_CONV2D || L->type == KD_LAYER_LINEAR) {
+            size_t fan_in = L->w_size / (size_t)L->out;
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t k = 0; k < L->w_size; k++) w[k] = (2.f * kd_rng_uniform(&rng) - 1.f) * bound;
+            for (size_t k = 0; k < L->b_size; k++) b[k] = (2.f * kd_rng_uniform(&rng) - 1.f) * bound;
+        } else if (L->type == KD_LAYER_BATCHNORM) {
+            for (int c = 0; c < L->c; c++) {
+                w[c] = 1.f;
+                b[c] = 0.f;
+                m->buffers[L->buf_off + c] = 0.f;
+                m->buffers[L->buf_off + L->c + c] = 1.f;
+            }
+        }
+    }
+}
+
+static void free_batch(kd_model *m) {
+    free(m->acts); free(m->dacts); free(m->idx); free(m->scratch); free(m->dready);
+    m->acts = m->dacts = m->scratch = NULL;
+    m->idx = NULL;
+    m->dready = NULL;
+    m->batch = 0;
+}
+
+void kd_model_free(kd_model *m) {
+    if (!m) return;
+    free_batch(m);
+    free(m->layers); free(m->yaml); free(m->params); free(m->grads); free(m->buffers);
+    free(m);
+}
+
+static kd_conv_shape conv_shape(const kd_layer *L, int B) {
+    kd_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out, L->kernel, L->stride, L->pad, L->groups, L->h, L->w};
+    return s;
+}
+
+kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
+    if (B < 1 || n_threads < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "batch and threads must be >= 1");
+    if (m->batch == B && m->n_threads == n_threads) return KD_STATUS_OK;
+    free_batch(m);
+    size_t na = 0, ni = 0, ns = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        kd_layer *L = &m->layers[i];
+        size_t n = (size_t)B * kd_layer_out_size(L);
+        L->out_off = na;
+        na += n;
+        L->aux_off = na;
+        L->aux_size = L->type == KD_LAYER_BATCHNORM ? 2 * (size_t)L->c : L->type == KD_LAYER_DROPOUT ? n : 0;
+        na += L->aux_size;
+        L->idx_off = ni;
+        if (L->type == KD_LAYER_MAXPOOL) ni += n;
+        if (L->type == KD_LAYER_CONV2D) {
+            kd_conv_shape s = conv_shape(L, B);
+            size_t k = kd_conv2d_scratch_floats(&s, n_threads);
+            if (k > ns) ns = k;
+        }
+    }
+    m->n_acts = na;
+    m->n_idx = ni;
+    m->n_scratch = ns;
+    m->acts = malloc(na * sizeof(float));
+    m->dacts = malloc(na * sizeof(float));
+    m->idx = malloc((ni ? ni : 1) * sizeof(int32_t));
+    m->scratch = malloc((ns ? ns : 1) * sizeof(float));
+    m->dready = malloc((size_t)m->n_layers);
+    if (!m->acts || !m->dacts || !m->idx || !m->scratch || !m->dready) {
+        free_batch(m);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate activations for batch %d (%zu MB)",
+                            m->name, B, na * 8 / (1 << 20));
+    }
+    m->batch = B;
+    m->n_threads = n_threads;
+    omp_set_num_threads(n_threads);
+    return KD_STATUS_OK;
+}
+
+static const float *in_ptr(const kd_model *m, const kd_layer *L, int k) {
+    int j = L->inputs[k];
+    return j == KD_MODEL_INPUT ? m->input : m->acts + m->layers[j].out_off;
+}
+
+const float *kd_model_forward(kd_model *m, const float *x, int B, int training, kd_rng *rng) {
+    m->input = x;
+    m->cur_batch = B;
+    for (int i = 0; i < m->n_layers; i++) {
+        kd_layer *L = &m->layers[i];
+        const float *in = in_ptr(m, L, 0);
+        float *out = m->acts + L->out_off;
+        const float *w = m->params + L->w_off;
+        const float *b = L->b_size ? m->params + L->b_off : NULL;
+        size_t n = (size_t)B * kd_layer_out_size(L);
+        switch (L->type) {
+        case KD_LAYER_CONV2D: {
+            kd_conv_shape s = conv_shape(L, B);
+            kd_conv2d_forward(out, in, w, b, &s, m->scratch);
+            break;
+        }
+        case KD_LAYER_LINEAR: kd_linear_forward(out, in, w, b, B, L->in_c, L->out); break;
+        case KD_LAYER_MAXPOOL:
+            kd_maxpool_forward(out, m->idx + L->idx_off, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride);
+            break;
+        case KD_LAYER_AVGPOOL: kd_avgpool_forward(out, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride); break;
+        case KD_LAYER_GLOBAL_AVGPOOL: kd_gap_forward(out, in, B, L->in_c, L->in_h * L->in_w); break;
+        case KD_LAYER_BATCHNORM: {
+            float *rm = m->buffers + L->buf_off, *rv = rm + L->c;
+            float *aux = m->acts + L->aux_off;
+            if (training)
+                kd_batchnorm_forward_train(out, aux, aux + L->c, rm, rv, in, w, m->params + L->b_off, B, L->c,
+                                           L->h * L->w, L->eps, L->momentum);
+            else
+                kd_batchnorm_forward_eval(out, in, w, m->params + L->b_off, rm, rv, B, L->c, L->h * L->w, L->eps);
+            break;
+        }
+        case KD_LAYER_RELU: kd_relu_forward(out, in, n); break;
+        case KD_LAYER_GELU: kd_gelu_forward(out, in, n); break;
+        case KD_LAYER_DROPOUT:
+            if (training && L->p > 0.f) {
+                float *mask = m->acts + L->aux_off, keep = 1.f / (1.f - L->p);
+                for (size_t k = 0; k < n; k++) mask[k] = kd_rng_uniform(rng) < L->p ? 0.f : keep;
+                kd_dropout_forward(out, in, mask, n);
+            } else {
+                memcpy(out, in, n * sizeof(float));
+            }
+            break;
+        case KD_LAYER_FLATTEN: memcpy(out, in, n * sizeof(float)); break;
+        case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n); break;
+        case KD_LAYER_COUNT: break;
+        }
+    }
+    return m->acts + m->layers[m->n_layers - 1].out_off;
+}
+
+/* Gradient buffer for input k of L, zeroed lazily by its last consumer in backward order (the first
+ * to reach it), so no whole-block memset and no accumulation into stale values. NULL for the
+ * model's input: nobody needs d(input). */
+static float *din_ptr(kd_model *m, const kd_layer *L, int k) {
+    int j = L->inputs[k];
+    if (j == KD_MODEL_INPUT) return NULL;
+    float *d = m->dacts + m->layers[j].out_off;
+    if (!m->dready[j]) {
+        memset(d, 0, (size_t)m->cur_batch * kd_layer_out_size(&m->layers[j]) * sizeof(float));
+        m->dready[j] = 1;
+    }
+    return d;
+}
+
+void kd_model_backward(kd_model *m, const float *dlogits) {
+    int B = m->cur_batch;
+    memset(m->dready, 0, (size_t)m->n_layers);
+    kd_layer *last = &m->layers[m->n_layers - 1];
+    memcpy(m->dacts + last->out_off, dlogits, (size_t)B * last->c * sizeof(float));
+    m->dready[m->n_layers - 1] = 1;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        kd_layer *L = &m->layers[i];
+        if (!m->dready[i]) continue; /* output unused (cannot happen in a chain; safe for graphs) */
+        const float *dout = m->dacts + L->out_off;
+        const float *in = in_ptr(m, L, 0);
+        const float *out = m->acts + L->out_off;
+        float *din = din_ptr(m, L, 0);
+        float *dw = m->grads + L->w_off;
+        float *db = L->b_size ? m->grads + L->b_off : NULL;
+        const float *w = m->params + L->w_off;
+        size_t n = (size_t)B * kd_layer_out_size(L);
+        switch (L->type) {
+        case KD_LAYER_CONV2D: {
+            kd_conv_shape s = conv_shape(L, B);
+            kd_conv2d_backward(din, dw, db, dout, in, w, &s, m->scratch);
+            break;
+        }
+        case KD_LAYER_LINEAR: kd_linear_backward(din, dw, db, dout, in, w, B, L->in_c, L->out); break;
+        case KD_LAYER_MAXPOOL:
+            if (din) kd_maxpool_backward(din, dout, m->idx + L->idx_off, B, L->in_c, L->in_h, L->in_w, L->h, L->w);
+            break;
+        case KD_LAYER_AVGPOOL:
+            if (din) kd_avgpool_backward(din, dout, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride);
+            break;
+        case KD_LAYER_GLOBAL_AVGPOOL:
+            if (din) kd_gap_backward(din, dout, B, L->in_c, L->in_h * L->in_w);
+            break;
+        case KD_LAYER_BATCHNORM: {
+            const float *aux = m->acts + L->aux_off;
+            kd_batchnorm_backward(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c, L->h * L->w);
+            break;
+        }
+        case KD_LAYER_RELU:
+            if (din) kd_relu_backward(din, dout, out, n);
+            break;
+        case KD_LAYER_GELU:
+            if (din) kd_gelu_backward(din, dout, in, n);
+            break;
+        case KD_LAYER_DROPOUT:
+            if (!din) break;
+            if (L->p > 0.f) kd_dropout_backward(din, dout, m->acts + L->aux_off, n);
+            else kd_add_backward(din, NULL, dout, n);
+            break;
+        case KD_LAYER_FLATTEN:
+            if (din) kd_add_backward(din, NULL, dout, n);
+            break;
+        case KD_LAYER_ADD: kd_add_backward(din, din_ptr(m, L, 1), dout, n); break;
+        case KD_LAYER_COUNT: break;
+        }
+    }
+}
+
+void kd_model_zero_grad(kd_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+
+long long kd_model_macs(const kd_model *m) {
+    long long t = 0;
+    for (int i = 0; i < m->n_layers; i++) t += m->layers[i].macs;
+    return t;
+}
+
+size_t kd_model_param_bytes(const kd_model *m) { return (m->n_params + m->n_buffers) * sizeof(float); }

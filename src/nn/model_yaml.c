@@ -1,0 +1,404 @@
+/* Model descriptions in YAML (libyaml's document API): parse the layer list, resolve layer inputs
+ * by name, infer every shape and report the first problem with its file, line and layer.
+ * Grammar: a mapping with `name`, `input: [C, H, W]` and `layers:`, a sequence of mappings, each
+ * with `type` and the type's options (see docs/MODELS.md). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "distill/checkpoint.h"
+#include "distill/model.h"
+#include "nn/model_internal.h"
+
+struct kd_zoo_entry {
+    const char *name;
+    const char *yaml;
+};
+extern const struct kd_zoo_entry kd_zoo_table[]; /* generated: build/zoo_data.c */
+
+const char *kd_model_zoo_yaml(const char *name) {
+    for (int i = 0; kd_zoo_table[i].name; i++)
+        if (strcmp(kd_zoo_table[i].name, name) == 0) return kd_zoo_table[i].yaml;
+    return NULL;
+}
+
+const char *kd_model_zoo_name(int i) {
+    for (int j = 0; kd_zoo_table[j].name; j++)
+        if (j == i) return kd_zoo_table[j].name;
+    return NULL;
+}
+
+static const char *const layer_names[KD_LAYER_COUNT] = {
+    [KD_LAYER_CONV2D] = "conv2d",     [KD_LAYER_LINEAR] = "linear",
+    [KD_LAYER_MAXPOOL] = "maxpool",   [KD_LAYER_AVGPOOL] = "avgpool",
+    [KD_LAYER_GLOBAL_AVGPOOL] = "global_avgpool",
+    [KD_LAYER_BATCHNORM] = "batchnorm", [KD_LAYER_RELU] = "relu",
+    [KD_LAYER_GELU] = "gelu",         [KD_LAYER_DROPOUT] = "dropout",
+    [KD_LAYER_FLATTEN] = "flatten",   [KD_LAYER_ADD] = "add",
+};
+
+const char *kd_layer_type_name(kd_layer_type t) {
+    return (t >= 0 && t < KD_LAYER_COUNT) ? layer_names[t] : "?";
+}
+
+typedef struct parse_ctx {
+    yaml_document_t *doc;
+    const char *source;
+    kd_error *err;
+} parse_ctx;
+
+static kd_status fail(parse_ctx *p, yaml_node_t *at, const char *fmt, const char *a, const char *b) {
+    char what[300];
+    snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
+    if (at)
+        return kd_error_set(p->err, KD_STATUS_BAD_MODEL, "%s:%zu: %s", p->source,
+                            (size_t)at->start_mark.line + 1, what);
+    return kd_error_set(p->err, KD_STATUS_BAD_MODEL, "%s: %s", p->source, what);
+}
+
+static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key) {
+    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *kv = map->data.mapping.pairs.start; kv < map->data.mapping.pairs.top; kv++) {
+        yaml_node_t *k = yaml_document_get_node(doc, kv->key);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
+            return yaml_document_get_node(doc, kv->value);
+    }
+    return NULL;
+}
+
+static const char *scalar(yaml_node_t *n) {
+    return (n && n->type == YAML_SCALAR_NODE) ? (const char *)n->data.scalar.value : NULL;
+}
+
+/* Integer option: absent -> def; present but not an integer in [lo, hi] -> error. */
+static kd_status get_int(parse_ctx *p, yaml_node_t *map, const char *key, int def, int lo, int hi,
+                        const char *layer, int *out) {
+    yaml_node_t *n = map_get(p->doc, map, key);
+    if (!n) {
+        *out = def;
+        return KD_STATUS_OK;
+    }
+    const char *s = scalar(n);
+    char *end = NULL;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "layer %%s: option '%s' must be an integer in [%d, %d]%%s", key, lo, hi);
+        return fail(p, n, msg, layer, "");
+    }
+    *out = (int)v;
+    return KD_STATUS_OK;
+}
+
+static kd_status get_float(parse_ctx *p, yaml_node_t *map, const char *key, float def, float lo, float hi,
+                          const char *layer, float *out) {
+    yaml_node_t *n = map_get(p->doc, map, key);
+    if (!n) {
+        *out = def;
+        return KD_STATUS_OK;
+    }
+    const char *s = scalar(n);
+    char *end = NULL;
+    float v = s ? strtof(s, &end) : 0.f;
+    if (!s || !*s || *end || !(v >= lo && v <= hi)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "layer %%s: option '%s' must be a number in [%g, %g]%%s", key, lo, hi);
+        return fail(p, n, msg, layer, "");
+    }
+    *out = v;
+    return KD_STATUS_OK;
+}
+
+static kd_status get_bool(parse_ctx *p, yaml_node_t *map, const char *key, int def, const char *layer,
+                         int *out) {
+    yaml_node_t *n = map_get(p->doc, map, key);
+    const char *s = scalar(n);
+    if (!n) {
+        *out = def;
+        return KD_STATUS_OK;
+    }
+    if (s && (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1"))) *out = 1;
+    else if (s && (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0"))) *out = 0;
+    else return fail(p, n, "layer %s: option '%s' must be true or false", layer, key);
+    return KD_STATUS_OK;
+}
+
+/* Keys each layer type accepts, so a typo ("kernal") is an error instead of being ignored. */
+static int key_allowed(kd_layer_type t, const char *k) {
+    if (!strcmp(k, "name") || !strcmp(k, "type") || !strcmp(k, "inputs") || !strcmp(k, "input")) return 1;
+    switch (t) {
+    case KD_LAYER_CONV2D:
+        return !strcmp(k, "out") || !strcmp(k, "kernel") || !strcmp(k, "stride") || !strcmp(k, "pad") ||
+               !strcmp(k, "groups") || !strcmp(k, "bias");
+    case KD_LAYER_LINEAR: return !strcmp(k, "out") || !strcmp(k, "bias");
+    case KD_LAYER_MAXPOOL:
+    case KD_LAYER_AVGPOOL: return !strcmp(k, "kernel") || !strcmp(k, "stride");
+    case KD_LAYER_BATCHNORM: return !strcmp(k, "eps") || !strcmp(k, "momentum");
+    case KD_LAYER_DROPOUT: return !strcmp(k, "p");
+    default: return 0;
+    }
+}
+
+static int find_layer(const kd_model *m, int upto, const char *name) {
+    for (int i = upto - 1; i >= 0; i--)
+        if (strcmp(m->layers[i].name, name) == 0) return i;
+    return -2;
+}
+
+/* Shape inference for layer i (inputs already resolved). */
+static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) {
+    kd_layer *L = &m->layers[i];
+    int src = L->inputs[0];
+    if (src == KD_MODEL_INPUT) {
+        L->in_c = m->in_c; L->in_h = m->in_h; L->in_w = m->in_w;
+    } else {
+        L->in_c = m->layers[src].c; L->in_h = m->layers[src].h; L->in_w = m->layers[src].w;
+    }
+    char buf[160];
+    L->c = L->in_c; L->h = L->in_h; L->w = L->in_w;
+    switch (L->type) {
+    case KD_LAYER_CONV2D: {
+        if (L->in_c % L->groups || L->out % L->groups) {
+            snprintf(buf, sizeof buf, "groups=%d must divide input channels %d and out %d", L->groups,
+                     L->in_c, L->out);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
+        int ho = kd_conv2d_out_size(L->in_h, L->kernel, L->stride, L->pad);
+        int wo = kd_conv2d_out_size(L->in_w, L->kernel, L->stride, L->pad);
+        if (ho < 1 || wo < 1) {
+            snprintf(buf, sizeof buf, "kernel %d (pad %d) does not fit the %dx%d input", L->kernel, L->pad,
+                     L->in_h, L->in_w);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
+        L->c = L->out; L->h = ho; L->w = wo;
+        L->macs = (long long)ho * wo * L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
+        break;
+    }
+    case KD_LAYER_LINEAR:
+        L->in_c = L->in_c * L->in_h * L->in_w; L->in_h = L->in_w = 1;  /* implicit flatten */
+        L->c = L->out; L->h = L->w = 1;
+        L->macs = (long long)L->in_c * L->out;
+        break;
+    case KD_LAYER_MAXPOOL:
+    case KD_LAYER_AVGPOOL:
+        if (L->in_h < L->kernel || L->in_w < L->kernel) {
+            snprintf(buf, sizeof buf, "window %d is larger than the %dx%d input", L->kernel, L->in_h, L->in_w);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
+        L->h = (L->in_h - L->kernel) / L->stride + 1;
+        L->w = (L->in_w - L->kernel) / L->stride + 1;
+        break;
+    case KD_LAYER_GLOBAL_AVGPOOL: L->h = L->w = 1; break;
+    case KD_LAYER_FLATTEN: L->c = L->in_c * L->in_h * L->in_w; L->h = L->w = 1; break;
+    case KD_LAYER_ADD: {
+        const kd_layer *b = L->inputs[1] == KD_MODEL_INPUT ? NULL : &m->layers[L->inputs[1]];
+        int bc = b ? b->c : m->in_c, bh = b ? b->h : m->in_h, bw = b ? b->w : m->in_w;
+        if (bc != L->in_c || bh != L->in_h || bw != L->in_w) {
+            snprintf(buf, sizeof buf, "inputs have different shapes [%d,%d,%d] and [%d,%d,%d]", L->in_c,
+                     L->in_h, L->in_w, bc, bh, bw);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
+        break;
+    }
+    default: break;
+    }
+    return KD_STATUS_OK;
+}
+
+static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node, int *type_count) {
+    kd_layer *L = &m->layers[i];
+    char idx[32];
+    snprintf(idx, sizeof idx, "#%d", i + 1);
+    if (node->type != YAML_MAPPING_NODE) return fail(p, node, "layer %s: expected a mapping {type: ...}", idx, NULL);
+    const char *type = scalar(map_get(p->doc, node, "type"));
+    if (!type) return fail(p, node, "layer %s: missing 'type'", idx, NULL);
+    int t = -1;
+    for (int k = 0; k < KD_LAYER_COUNT; k++)
+        if (!strcmp(layer_names[k], type)) t = k;
+    if (t < 0)
+        return fail(p, node,
+                    "layer %s: unknown layer type '%s' (known: conv2d, linear, maxpool, avgpool, "
+                    "global_avgpool, batchnorm, relu, gelu, dropout, flatten, add)", idx, type);
+    L->type = (kd_layer_type)t;
+    const char *name = scalar(map_get(p->doc, node, "name"));
+    if (name) {
+        if (strlen(name) >= KD_NAME_MAX || !*name || strchr(name, ' ') || strchr(name, '"'))
+            return fail(p, node, "layer %s: bad name '%s' (1-47 characters, no spaces or quotes)", idx, name);
+        snprintf(L->name, sizeof L->name, "%s", name);
+    } else {
+        snprintf(L->name, sizeof L->name, "%s%d", type, ++type_count[t]);
+    }
+    if (find_layer(m, i, L->name) >= 0) return fail(p, node, "layer %s: duplicate layer name '%s'", idx, L->name);
+    /* unknown keys */
+    for (yaml_node_pair_t *kv = node->data.mapping.pairs.start; kv < node->data.mapping.pairs.top; kv++) {
+        const char *k = scalar(yaml_document_get_node(p->doc, kv->key));
+        if (!k || !key_allowed(L->type, k)) return fail(p, node, "layer %s: unknown option '%s'", L->name, k ? k : "?");
+    }
+    kd_status st = KD_STATUS_OK;
+    const char *n = L->name;
+    switch (L->type) {
+    case KD_LAYER_CONV2D:
+        if (!map_get(p->doc, node, "out")) return fail(p, node, "layer %s: conv2d needs 'out' (output channels)", n, NULL);
+        if ((st = get_int(p, node, "out", 0, 1, 65536, n, &L->out)) ||
+            (st = get_int(p, node, "kernel", 3, 1, 31, n, &L->kernel)) ||
+            (st = get_int(p, node, "stride", 1, 1, 16, n, &L->stride)) ||
+            (st = get_int(p, node, "pad", 0, 0, 15, n, &L->pad)) ||
+            (st = get_int(p, node, "groups", 1, 1, 65536, n, &L->groups)) ||
+            (st = get_bool(p, node, "bias", 1, n, &L->bias)))
+            return st;
+        break;
+    case KD_LAYER_LINEAR:
+        if (!map_get(p->doc, node, "out")) return fail(p, node, "layer %s: linear needs 'out' (output features)", n, NULL);
+        if ((st = get_int(p, node, "out", 0, 1, 1 << 20, n, &L->out)) || (st = get_bool(p, node, "bias", 1, n, &L->bias)))
+            return st;
+        break;
+    case KD_LAYER_MAXPOOL:
+    case KD_LAYER_AVGPOOL:
+        if ((st = get_int(p, node, "kernel", 2, 1, 64, n, &L->kernel)) ||
+            (st = get_int(p, node, "stride", L->kernel, 1, 64, n, &L->stride)))
+            return st;
+        break;
+    case KD_LAYER_BATCHNORM:
+        if ((st = get_float(p, node, "eps", 1e-5f, 1e-12f, 1.f, n, &L->eps)) ||
+            (st = get_float(p, node, "momentum", 0.1f, 0.f, 1.f, n, &L->momentum)))
+            return st;
+        break;
+    case KD_LAYER_DROPOUT:
+        if ((st = get_float(p, node, "p", 0.5f, 0.f, 0.99f, n, &L->p))) return st;
+        break;
+    default: break;
+    }
+    /* inputs: default previous layer (or the model input for the first) */
+    yaml_node_t *in = map_get(p->doc, node, "inputs");
+    if (!in) in = map_get(p->doc, node, "input");
+    int want = L->type == KD_LAYER_ADD ? 2 : 1;
+    if (!in) {
+        if (want == 2) return fail(p, node, "layer %s: add needs 'inputs: [a, b]'", n, NULL);
+        L->n_inputs = 1;
+        L->inputs[0] = i - 1; /* -1 == KD_MODEL_INPUT for the first layer */
+    } else {
+        const char *names[2] = {0};
+        int cnt = 0;
+        if (in->type == YAML_SCALAR_NODE) names[cnt++] = scalar(in);
+        else if (in->type == YAML_SEQUENCE_NODE)
+            for (yaml_node_item_t *it = in->data.sequence.items.start; it < in->data.sequence.items.top; it++) {
+                if (cnt == 2) { cnt = 3; break; }
+                names[cnt++] = scalar(yaml_document_get_node(p->doc, *it));
+            }
+        if (cnt != want) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%d input(s)", want);
+            return fail(p, in, "layer %s: expects %s", n, buf);
+        }
+        for (int k = 0; k < cnt; k++) {
+            if (!names[k]) return fail(p, in, "layer %s: input names must be strings%s", n, "");
+            int j = !strcmp(names[k], "input") ? KD_MODEL_INPUT : find_layer(m, i, names[k]);
+            if (j == -2)
+                return fail(p, in, "layer %s: input '%s' is not an earlier layer (or 'input')", n, names[k]);
+            L->inputs[k] = j;
+        }
+        L->n_inputs = cnt;
+    }
+    return infer_shape(p, node, m, i);
+}
+
+kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
+                             kd_error *err) {
+    *out = NULL;
+    if (!source) source = "<model>";
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) return kd_error_set(err, KD_STATUS_NO_MEMORY, "yaml init failed");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    if (!yaml_parser_load(&parser, &doc)) {
+        kd_error_set(err, KD_STATUS_BAD_MODEL, "%s:%zu: YAML syntax error: %s", source,
+                     (size_t)parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+        yaml_parser_delete(&parser);
+        return KD_STATUS_BAD_MODEL;
+    }
+    parse_ctx p = {&doc, source, err};
+    kd_status st = KD_STATUS_OK;
+    kd_model *m = calloc(1, sizeof *m);
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!m) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); goto done; }
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        st = fail(&p, root, "expected a mapping with 'name', 'input' and 'layers'%s%s", NULL, NULL);
+        goto done;
+    }
+    const char *name = scalar(map_get(&doc, root, "name"));
+    snprintf(m->name, sizeof m->name, "%s", name ? name : "model");
+    yaml_node_t *input = map_get(&doc, root, "input");
+    int dims[3] = {0, 0, 0}, nd = 0;
+    if (input && input->type == YAML_SEQUENCE_NODE)
+        for (yaml_node_item_t *it = input->data.sequence.items.start; it < input->data.sequence.items.top; it++) {
+            const char *s = scalar(yaml_document_get_node(&doc, *it));
+            char *end = NULL;
+            long v = s ? strtol(s, &end, 10) : 0;
+            if (nd >= 3 || !s || *end || v < 1 || v > 65536) { nd = -1; break; }
+            dims[nd++] = (int)v;
+        }
+    if (nd != 3) {
+        st = fail(&p, input ? input : root, "'input' must be [channels, height, width] of positive integers%s%s", NULL, NULL);
+        goto done;
+    }
+    m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2];
+    yaml_node_t *layers = map_get(&doc, root, "layers");
+    if (!layers || layers->type != YAML_SEQUENCE_NODE ||
+        layers->data.sequence.items.top == layers->data.sequence.items.start) {
+        st = fail(&p, layers ? layers : root, "'layers' must be a non-empty list%s%s", NULL, NULL);
+        goto done;
+    }
+    m->n_layers = (int)(layers->data.sequence.items.top - layers->data.sequence.items.start);
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); goto done; }
+    int type_count[KD_LAYER_COUNT] = {0};
+    for (int i = 0; i < m->n_layers; i++) {
+        yaml_node_t *ln = yaml_document_get_node(&doc, layers->data.sequence.items.start[i]);
+        if ((st = parse_layer(&p, m, i, ln, type_count))) goto done;
+    }
+    const kd_layer *last = &m->layers[m->n_layers - 1];
+    if (last->h != 1 || last->w != 1) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "[%d,%d,%d]", last->c, last->h, last->w);
+        st = fail(&p, NULL, "the last layer (%s) must output a vector of class scores, not %s", last->name, buf);
+        goto done;
+    }
+    m->n_classes = last->c;
+    m->yaml = strdup(yaml);
+    if (!m->yaml) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); goto done; }
+    if ((st = kd_model_layout_params(m, err))) goto done;
+    kd_model_init_params(m, seed);
+done:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (st) kd_model_free(m);
+    else *out = m;
+    return st;
+}
+
+kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err) {
+    const char *zoo = kd_model_zoo_yaml(name_or_path);
+    if (zoo) return kd_model_from_yaml(out, zoo, name_or_path, seed, err);
+    char *text = NULL;
+    size_t len = 0;
+    kd_status st = kd_read_file(name_or_path, &text, &len, err);
+    if (st == KD_STATUS_NOT_FOUND) {
+        char names[256] = "";
+        for (int i = 0; kd_model_zoo_name(i); i++) {
+            strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
+            strncat(names, kd_model_zoo_name(i), sizeof names - strlen(names) - 1);
+        }
+        return kd_error_set(err, KD_STATUS_NOT_FOUND, "'%s' is neither a built-in model (%s) nor a YAML file",
+                            name_or_path, names);
+    }
+    if (st) return st;
+    if (strlen(text) != len) {
+        free(text);
+        return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: not a text file (contains NUL bytes)", name_or_path);
+    }
+    st = kd_model_from_yaml(out, text, name_or_path, seed, err);
+    free(text);
+    return st;
+}

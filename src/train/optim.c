@@ -1,0 +1,99 @@
+/* Optimizers (SGD with momentum/Nesterov, AdamW) and learning-rate schedules (constant, step,
+ * cosine, each with optional linear warmup). Semantics follow torch.optim so recipes transfer. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/train.h"
+
+void kd_optim_config_default(kd_optim_config *c) {
+    memset(c, 0, sizeof *c);
+    c->type = KD_OPT_SGD;
+    c->lr = 0.05f;
+    c->momentum = 0.9f;
+    c->nesterov = 1;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->eps = 1e-8f;
+    c->weight_decay = 5e-4f;
+    c->sched = KD_SCHED_COSINE;
+    c->warmup_epochs = 0.f;
+    c->step_epochs = 5;
+    c->step_gamma = 0.1f;
+    c->min_lr = 0.f;
+}
+
+kd_status kd_optimizer_init(kd_optimizer *o, const kd_optim_config *c, const kd_model *m, kd_error *err) {
+    memset(o, 0, sizeof *o);
+    if (!(c->lr > 0.f) || !isfinite(c->lr))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "learning rate must be > 0 (got %g)", c->lr);
+    if (c->momentum < 0.f || c->momentum >= 1.f || c->weight_decay < 0.f)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "momentum must be in [0, 1) and weight decay >= 0");
+    o->cfg = *c;
+    o->n = m->n_params;
+    o->m = calloc(o->n ? o->n : 1, sizeof(float));
+    if (c->type == KD_OPT_ADAMW) o->v = calloc(o->n ? o->n : 1, sizeof(float));
+    if (!o->m || (c->type == KD_OPT_ADAMW && !o->v)) {
+        kd_optimizer_free(o);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "cannot allocate optimizer state");
+    }
+    return KD_STATUS_OK;
+}
+
+void kd_optimizer_free(kd_optimizer *o) {
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
+}
+
+/* Update params[off, off+n) with weight decay wd. */
+static void update(kd_optimizer *o, float *p, const float *g, size_t off, size_t n, float lr, float wd) {
+    const kd_optim_config *c = &o->cfg;
+    float *mo = o->m + off;
+    if (c->type == KD_OPT_SGD) {
+        float mu = c->momentum;
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * p[i];
+            if (mu > 0.f) {
+                mo[i] = mu * mo[i] + gi;
+                gi = c->nesterov ? gi + mu * mo[i] : mo[i];
+            }
+            p[i] -= lr * gi;
+        }
+    } else {
+        float *v = o->v + off;
+        float b1 = c->beta1, b2 = c->beta2;
+        float bc1 = 1.f - powf(b1, (float)o->t), bc2 = 1.f - powf(b2, (float)o->t);
+        float step = lr / bc1, decay = 1.f - lr * wd, sq = sqrtf(bc2);
+        for (size_t i = 0; i < n; i++) {
+            p[i] *= decay;
+            mo[i] = b1 * mo[i] + (1.f - b1) * g[i];
+            v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
+            p[i] -= step * mo[i] / (sqrtf(v[i]) / sq + c->eps);
+        }
+    }
+}
+
+void kd_optimizer_step(kd_optimizer *o, kd_model *m, float lr) {
+    o->t++;
+    for (int i = 0; i < m->n_layers; i++) {
+        const kd_layer *L = &m->layers[i];
+        /* Decay conv/linear weights only: decaying BN scales and biases hurts (Goyal et al. 2017). */
+        float wd = (L->type == KD_LAYER_CONV2D || L->type == KD_LAYER_LINEAR) ? o->cfg.weight_decay : 0.f;
+        if (L->w_size) update(o, m->params, m->grads, L->w_off, L->w_size, lr, wd);
+        if (L->b_size) update(o, m->params, m->grads, L->b_off, L->b_size, lr, 0.f);
+    }
+}
+
+float kd_schedule_lr(const kd_optim_config *c, double epoch, int total_epochs) {
+    double lr = c->lr;
+    if (c->sched == KD_SCHED_COSINE && total_epochs > 0) {
+        double t = epoch / total_epochs;
+        if (t > 1.0) t = 1.0;
+        lr = c->min_lr + (c->lr - c->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * t));
+    } else if (c->sched == KD_SCHED_STEP && c->step_epochs > 0) {
+        lr = c->lr * pow(c->step_gamma, floor(epoch / c->step_epochs));
+    }
+    if (c->warmup_epochs > 0.f && epoch < c->warmup_epochs) lr *= epoch / c->warmup_epochs;
+    return (float)lr;
+}

@@ -1,0 +1,240 @@
+/* The supervised training loop (cross-entropy) and evaluation.
+ * Reproducibility: every random draw is a function of (seed, epoch, step): the epoch's shuffle
+ * uses a generator seeded with (seed, epoch) and each step's augmentation and dropout one seeded
+ * with (seed, global step). A run resumed from any checkpoint, even one written mid-epoch on
+ * SIGINT, therefore draws exactly what the uninterrupted run drew and ends bit-identical. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "distill/checkpoint.h"
+#include "distill/train.h"
+#include "train/progress.h"
+
+void kd_train_config_default(kd_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->epochs = 15;
+    c->batch = 128;
+    c->threads = 2;
+    c->seed = 1;
+    kd_optim_config_default(&c->optim);
+    c->progress = 1;
+}
+
+double kd_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
+                      int32_t *predictions, kd_error *err) {
+    memset(res, 0, sizeof *res);
+    if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d images, model %s expects %dx%dx%d", ds->c,
+                            ds->h, ds->w, m->name, m->in_c, m->in_h, m->in_w);
+    if (ds->n_classes > m->n_classes)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %d classes, model %s outputs %d", ds->n_classes,
+                            m->name, m->n_classes);
+    kd_status st = kd_model_set_batch(m, batch, threads, err);
+    if (st) return st;
+    size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
+    float *x = malloc((size_t)batch * in_size * sizeof(float));
+    float *probs = malloc((size_t)batch * m->n_classes * sizeof(float));
+    int32_t *y = malloc((size_t)batch * sizeof(int32_t)), *idx = malloc((size_t)batch * sizeof(int32_t));
+    if (!x || !probs || !y || !idx) {
+        free(x); free(probs); free(y); free(idx);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    }
+    double t0 = kd_now(), loss = 0.0;
+    long correct = 0;
+    for (int s = 0; s < ds->n; s += batch) {
+        int B = ds->n - s < batch ? ds->n - s : batch;
+        for (int b = 0; b < B; b++) idx[b] = s + b;
+        kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
+        const float *logits = kd_model_forward(m, x, B, 0, NULL);
+        loss += (double)kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, 0.f) * B;
+        for (int b = 0; b < B; b++) {
+            int p = argmax(logits + (size_t)b * m->n_classes, m->n_classes);
+            correct += p == y[b];
+            if (predictions) predictions[s + b] = p;
+        }
+    }
+    res->n = ds->n;
+    res->accuracy = ds->n ? (double)correct / ds->n : 0.0;
+    res->loss = ds->n ? loss / ds->n : 0.0;
+    res->seconds = kd_now() - t0;
+    free(x); free(probs); free(y); free(idx);
+    return KD_STATUS_OK;
+}
+
+/* Global L2 norm of the gradients; scales them down to max_norm if larger (0 = never). */
+static double clip_grads(kd_model *m, float max_norm) {
+    double ss = 0.0;
+    for (size_t i = 0; i < m->n_params; i++) ss += (double)m->grads[i] * m->grads[i];
+    double norm = sqrt(ss);
+    if (max_norm > 0.f && norm > max_norm) {
+        float s = (float)(max_norm / (norm + 1e-6));
+        for (size_t i = 0; i < m->n_params; i++) m->grads[i] *= s;
+    }
+    return norm;
+}
+
+static void append_log(const char *path, const char *line) {
+    if (!path) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return; /* a log that cannot be written must not stop training; the CLI checked it */
+    fputs(line, f);
+    fclose(f);
+}
+
+kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, const kd_train_config *cfg,
+                   kd_train_result *res, kd_error *err) {
+    memset(res, 0, sizeof *res);
+    if (cfg->epochs < 1 || cfg->batch < 2 || cfg->threads < 1)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "epochs >= 1, batch >= 2 and threads >= 1 are required");
+    if (train->n < 2) return kd_error_set(err, KD_STATUS_BAD_ARG, "the training set needs at least 2 samples");
+    if (train->c != m->in_c || train->h != m->in_h || train->w != m->in_w)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d images, model %s expects %dx%dx%d",
+                            train->c, train->h, train->w, m->name, m->in_c, m->in_h, m->in_w);
+    if (train->n_classes > m->n_classes)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %d classes, model %s outputs only %d",
+                            train->n_classes, m->name, m->n_classes);
+    kd_status st = kd_model_set_batch(m, cfg->batch, cfg->threads, err);
+    if (st) return st;
+    kd_optimizer opt;
+    if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
+
+    /* The last partial batch is kept unless it holds a single sample (no batch statistics). */
+    int steps = (train->n + cfg->batch - 1) / cfg->batch;
+    if (train->n % cfg->batch == 1) steps--;
+    if (cfg->max_steps_per_epoch > 0 && steps > cfg->max_steps_per_epoch) steps = cfg->max_steps_per_epoch;
+    kd_train_state ts = {0};
+    ts.best_val_acc = -1.f;
+    if (cfg->resume && cfg->checkpoint_path) {
+        int has_state = 0;
+        kd_error e2;
+        kd_status ls = kd_checkpoint_load_into(cfg->checkpoint_path, m, &opt, &ts, &has_state, &e2);
+        if (ls == KD_STATUS_NOT_FOUND) {
+            /* nothing to resume: start fresh */
+        } else if (ls) {
+            kd_optimizer_free(&opt);
+            return kd_error_set(err, ls, "cannot resume: %s", e2.msg);
+        } else if (!has_state) {
+            kd_optimizer_free(&opt);
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "cannot resume: %s holds no training state",
+                                cfg->checkpoint_path);
+        } else if (ts.step < (long long)ts.epoch * steps || ts.step - (long long)ts.epoch * steps >= steps) {
+            kd_optimizer_free(&opt);
+            return kd_error_set(err, KD_STATUS_MISMATCH,
+                                "cannot resume from %s: it stopped at step %lld of epoch %d, which does not fit "
+                                "%d steps per epoch (different data or batch size?)",
+                                cfg->checkpoint_path, ts.step, ts.epoch + 1, steps);
+        }
+    }
+
+    size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
+    float *x = malloc((size_t)cfg->batch * in_size * sizeof(float));
+    float *probs = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
+    float *dlogits = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
+    int32_t *y = malloc((size_t)cfg->batch * sizeof(int32_t));
+    int32_t *perm = malloc((size_t)train->n * sizeof(int32_t));
+    if (!x || !probs || !dlogits || !y || !perm) {
+        st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    kd_progress prog;
+    kd_progress_init(&prog, cfg->out ? cfg->out : stderr, cfg->progress);
+    double t_start = kd_now();
+    long long samples_total = 0;
+    for (int epoch = ts.epoch; epoch < cfg->epochs; epoch++) {
+        kd_rng shuffle;
+        kd_rng_seed(&shuffle, cfg->seed, 0x5eed0000ULL + (uint64_t)epoch);
+        for (int i = 0; i < train->n; i++) perm[i] = i;
+        kd_rng_shuffle(&shuffle, perm, train->n);
+        int first = (int)(ts.step - (long long)epoch * steps);
+        double loss_sum = 0.0, t_epoch = kd_now();
+        long correct = 0, seen = 0;
+        kd_progress_epoch_start(&prog, epoch, cfg->epochs, steps, first);
+        for (int s = first; s < steps; s++) {
+            int off = s * cfg->batch;
+            int B = train->n - off < cfg->batch ? train->n - off : cfg->batch;
+            kd_rng_seed(&ts.rng, cfg->seed, 0xa000000000ULL + (uint64_t)ts.step);
+            kd_batch_fill(x, y, train, perm + off, B, &cfg->aug, &ts.rng);
+            const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
+            float loss = kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, cfg->label_smoothing);
+            memset(dlogits, 0, (size_t)B * m->n_classes * sizeof(float));
+            kd_cross_entropy_backward(dlogits, probs, y, B, m->n_classes, cfg->label_smoothing, 1.f);
+            kd_model_zero_grad(m);
+            kd_model_backward(m, dlogits);
+            double gnorm = clip_grads(m, cfg->clip_grad_norm);
+            if (!isfinite(loss) || !isfinite(gnorm)) {
+                kd_progress_end_line(&prog);
+                st = kd_error_set(err, KD_STATUS_DIVERGED,
+                                  "training diverged at epoch %d step %d (loss %g, gradient norm %g): stopped "
+                                  "without saving; the last good checkpoint%s%s is kept. Try a lower --lr or "
+                                  "--clip-grad.",
+                                  epoch + 1, s + 1, (double)loss, gnorm, cfg->checkpoint_path ? " " : "",
+                                  cfg->checkpoint_path ? cfg->checkpoint_path : "");
+                goto done;
+            }
+            float lr = kd_schedule_lr(&cfg->optim, epoch + (double)(s + 1) / steps, cfg->epochs);
+            kd_optimizer_step(&opt, m, lr);
+            ts.step++;
+            loss_sum += (double)loss * B;
+            for (int b = 0; b < B; b++) correct += argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
+            seen += B;
+            samples_total += B;
+            kd_progress_step(&prog, s + 1, loss_sum / seen, (double)correct / seen, seen, lr);
+            if (cfg->stop && *cfg->stop) {
+                kd_progress_end_line(&prog);
+                if (cfg->checkpoint_path) {
+                    ts.epoch = epoch;
+                    if (s + 1 == steps) ts.epoch = epoch + 1;
+                    kd_status cs = kd_checkpoint_save(cfg->checkpoint_path, m, &opt, &ts, err);
+                    if (cs) { st = cs; goto done; }
+                }
+                st = kd_error_set(err, KD_STATUS_INTERRUPTED,
+                                  "interrupted at epoch %d step %d%s%s", epoch + 1, s + 1,
+                                  cfg->checkpoint_path ? "; state saved to " : "",
+                                  cfg->checkpoint_path ? cfg->checkpoint_path : "");
+                goto done;
+            }
+        }
+        double epoch_sec = kd_now() - t_epoch;
+        kd_eval_result vr = {0};
+        if (val && val->n > 0) {
+            if ((st = kd_evaluate(m, val, cfg->batch, cfg->threads, &vr, NULL, err))) goto done;
+            if (vr.accuracy > ts.best_val_acc) ts.best_val_acc = (float)vr.accuracy;
+        }
+        res->last_val = vr;
+        double sps = seen / (epoch_sec > 0 ? epoch_sec : 1e-9);
+        kd_progress_epoch_end(&prog, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
+                              val && val->n ? &vr : NULL, sps, epoch_sec);
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                 "\"val_loss\": %.6f, \"val_acc\": %.6f, \"samples_per_sec\": %.1f, \"seconds\": %.3f}\n",
+                 epoch + 1, ts.step, (double)kd_schedule_lr(&cfg->optim, epoch + 1.0, cfg->epochs),
+                 loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), vr.loss, vr.accuracy, sps,
+                 epoch_sec);
+        append_log(cfg->log_path, line);
+        ts.epoch = epoch + 1;
+        res->epochs_run++;
+        if (cfg->checkpoint_path && (st = kd_checkpoint_save(cfg->checkpoint_path, m, &opt, &ts, err))) goto done;
+    }
+    res->train_seconds = kd_now() - t_start;
+    res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
+done:
+    free(x); free(probs); free(dlogits); free(y); free(perm);
+    kd_optimizer_free(&opt);
+    return st;
+}
