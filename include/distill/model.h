@@ -94,7 +94,7 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
  * a YAML file. */
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err);
 /* YAML text of a built-in model, or NULL. The zoo is embedded at build time from
- * examples/models/*.yaml. kd_model_zoo_name(i) lists the names, NULL past the end. */
+ * examples/models/NAME.yaml. kd_model_zoo_name(i) lists the names, NULL past the end. */
 const char *kd_model_zoo_yaml(const char *name);
 const char *kd_model_zoo_name(int i);
 void kd_model_free(kd_model *m);

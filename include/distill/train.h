@@ -95,6 +95,9 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
 kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
                       int32_t *predictions, kd_error *err);
 
+double kd_now(void);                                          /* monotonic seconds */
+void kd_format_duration(char *buf, size_t n, double seconds); /* "1h02m", "3m05s", "12s" */
+
 #ifdef __cplusplus
 }
 #endif

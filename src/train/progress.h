@@ -12,13 +12,10 @@ typedef struct kd_progress {
     int line_open;
 } kd_progress;
 
-double kd_now(void); /* monotonic seconds */
 void kd_progress_init(kd_progress *p, FILE *out, int enabled);
 void kd_progress_epoch_start(kd_progress *p, int epoch, int epochs, int steps, int first_step);
 void kd_progress_step(kd_progress *p, int step, double loss, double acc, long seen, float lr);
 void kd_progress_epoch_end(kd_progress *p, double loss, double acc, const kd_eval_result *val, double sps,
                            double seconds);
 void kd_progress_end_line(kd_progress *p);
-/* "1h02m", "3m05s", "12s" */
-void kd_format_duration(char *buf, size_t n, double seconds);
 #endif

@@ -1,0 +1,42 @@
+/* The `distill` command: shared helpers of the subcommands. The CLI is thin: it parses arguments,
+ * calls the library, prints results and turns a kd_status into an exit code. */
+#ifndef KD_CLI_H
+#define KD_CLI_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "distill/checkpoint.h"
+#include "distill/data.h"
+#include "distill/model.h"
+#include "distill/train.h"
+
+/* Exit codes: 0 ok, 1 runtime error (bad file, diverged...), 2 usage error, 130 interrupted. */
+enum { KD_EXIT_OK = 0, KD_EXIT_ERROR = 1, KD_EXIT_USAGE = 2, KD_EXIT_INTERRUPTED = 130 };
+
+int kd_cmd_train(int argc, char **argv);
+int kd_cmd_eval(int argc, char **argv);
+int kd_cmd_info(int argc, char **argv);
+int kd_cmd_predict(int argc, char **argv);
+
+/* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
+int kd_cli_fail(const char *cmd, const kd_error *err);
+int kd_cli_usage_error(const char *cmd, const char *fmt, ...);
+
+/* Strict number parsing for options: on failure print a usage error and return 0. */
+int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
+int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+
+/* Load the train or test split of a data spec, with the training set's normalisation statistics
+ * applied to the test split (they must match what the model was trained with). */
+int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_dataset *ds);
+
+/* A checkpoint path or a built-in/YAML model name (freshly initialised). */
+int kd_cli_load_model(const char *cmd, const char *what, kd_model **m);
+
+/* Human-readable sizes: "1.23 MB", "456 KB". */
+void kd_cli_bytes(char *buf, size_t n, double bytes);
+const char *kd_cli_class_name(const char *data_spec, int n_classes, int c);
+
+extern volatile int kd_cli_stop; /* set by SIGINT/SIGTERM */
+void kd_cli_install_signals(void);
+#endif

@@ -1,0 +1,220 @@
+/* `distill eval`, `distill info` and `distill predict`: inspect and use a checkpoint. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* ------------------------------------------------------------------ eval */
+
+static void eval_help(void) {
+    printf("Usage: distill eval MODEL [options]\n\n"
+           "Accuracy, loss, per-class accuracy and speed of a checkpoint (or a freshly initialised model).\n\n"
+           "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
+           "  -s, --split NAME    test (default) or train\n"
+           "  -b, --batch N       batch size (default 256)\n"
+           "  -j, --threads N     threads (default 2)\n");
+}
+
+int kd_cmd_eval(int argc, char **argv) {
+    static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
+                                         {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *C = "eval", *data = "fashion-mnist", *split = "test";
+    int batch = 256, threads = 2;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "d:s:b:j:h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 's': split = optarg; break;
+        case 'b': if (!kd_cli_int(C, "--batch", optarg, 1, 65536, &batch)) return KD_EXIT_USAGE; break;
+        case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
+        case 'h': eval_help(); return 0;
+        default: return kd_cli_usage_error(C, "unknown option");
+        }
+    }
+    if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    kd_model *m = NULL;
+    if (kd_cli_load_model(C, argv[optind], &m)) return KD_EXIT_ERROR;
+    kd_dataset ds = {0};
+    if (kd_cli_load_data(C, data, split, &ds)) {
+        kd_model_free(m);
+        return KD_EXIT_ERROR;
+    }
+    kd_error err;
+    kd_eval_result r;
+    int32_t *pred = malloc((size_t)ds.n * sizeof *pred);
+    int rc = 0;
+    if (!pred) {
+        fprintf(stderr, "distill eval: out of memory\n");
+        rc = KD_EXIT_ERROR;
+    } else if (kd_evaluate(m, &ds, batch, threads, &r, pred, &err)) {
+        rc = kd_cli_fail(C, &err);
+    } else {
+        printf("%s on %s/%s: accuracy %.2f%% (%d/%d), loss %.4f, %.0f images/s\n", m->name, data, split,
+               100 * r.accuracy, (int)lround(r.accuracy * r.n), r.n, r.loss, r.n / (r.seconds > 0 ? r.seconds : 1e-9));
+        printf("per class:\n");
+        for (int c = 0; c < m->n_classes; c++) {
+            int tot = 0, ok = 0;
+            for (int i = 0; i < ds.n; i++)
+                if (ds.labels[i] == c) { tot++; ok += pred[i] == c; }
+            if (!tot) continue;
+            const char *nm = kd_cli_class_name(data, m->n_classes, c);
+            printf("  %2d %-12s %6.2f%% (%d)\n", c, nm ? nm : "", 100.0 * ok / tot, tot);
+        }
+    }
+    free(pred);
+    kd_dataset_free(&ds);
+    kd_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ info */
+
+static void info_help(void) {
+    printf("Usage: distill info MODEL [--batch N]\n\n"
+           "Parameters, MACs, bytes and the layer table of a checkpoint, a built-in model or a YAML file,\n"
+           "with the exact training memory at batch N (default 128): parameters, gradients, SGD momentum,\n"
+           "activations and their gradients, scratch.\n");
+}
+
+int kd_cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {{"batch", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *C = "info";
+    int batch = 128;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'b': if (!kd_cli_int(C, "--batch", optarg, 1, 65536, &batch)) return KD_EXIT_USAGE; break;
+        case 'h': info_help(); return 0;
+        default: return kd_cli_usage_error(C, "unknown option");
+        }
+    }
+    if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    kd_model *m = NULL;
+    if (kd_cli_load_model(C, argv[optind], &m)) return KD_EXIT_ERROR;
+    kd_error err;
+    if (kd_model_set_batch(m, batch, 1, &err)) {
+        kd_model_free(m);
+        return kd_cli_fail(C, &err);
+    }
+    printf("model %s: input [%d, %d, %d], %d classes\n\n", m->name, m->in_c, m->in_h, m->in_w, m->n_classes);
+    printf("  %-3s %-12s %-15s %-10s %-15s %10s %12s\n", "#", "name", "type", "input", "output", "params", "MACs");
+    for (int i = 0; i < m->n_layers; i++) {
+        const kd_layer *L = &m->layers[i];
+        char in[32], out[32], ty[40];
+        snprintf(in, sizeof in, "%s", L->inputs[0] == KD_MODEL_INPUT ? "input" : m->layers[L->inputs[0]].name);
+        if (L->n_inputs == 2)
+            snprintf(in + strlen(in), sizeof in - strlen(in), "+%s",
+                     L->inputs[1] == KD_MODEL_INPUT ? "input" : m->layers[L->inputs[1]].name);
+        snprintf(out, sizeof out, "[%d,%d,%d]", L->c, L->h, L->w);
+        if (L->type == KD_LAYER_CONV2D)
+            snprintf(ty, sizeof ty, "conv%dx%d%s%s", L->kernel, L->kernel, L->stride > 1 ? "/2" : "",
+                     L->groups == L->in_c && L->groups > 1 ? " dw" : L->groups > 1 ? " grp" : "");
+        else
+            snprintf(ty, sizeof ty, "%s", kd_layer_type_name(L->type));
+        printf("  %-3d %-12s %-15s %-10.10s %-15s %10zu %12lld\n", i + 1, L->name, ty, in, out, L->w_size + L->b_size,
+               L->macs);
+    }
+    char b1[32], b2[32], b3[32], b4[32];
+    kd_cli_bytes(b1, sizeof b1, (double)kd_model_param_bytes(m));
+    printf("\nparameters    %zu (%s fp32 with %zu buffer values)\n", m->n_params, b1, m->n_buffers);
+    printf("MACs/image    %lld (%.2f M)\n", kd_model_macs(m), kd_model_macs(m) / 1e6);
+    kd_cli_bytes(b1, sizeof b1, (double)m->n_params * 4);
+    kd_cli_bytes(b2, sizeof b2, (double)m->n_acts * 4 * 2);
+    kd_cli_bytes(b3, sizeof b3, (double)m->n_scratch * 4 + (double)m->n_idx * 4);
+    kd_cli_bytes(b4, sizeof b4, (double)(m->n_params * 3 + m->n_buffers + m->n_acts * 2 + m->n_scratch + m->n_idx) * 4);
+    printf("training memory at batch %d (SGD with momentum): params %s, grads %s, momentum %s,\n"
+           "  activations+gradients %s, scratch+indices %s: total %s\n",
+           batch, b1, b1, b1, b2, b3, b4);
+    kd_model_free(m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ predict */
+
+static void predict_help(void) {
+    printf("Usage: distill predict MODEL [options]\n\n"
+           "Classify images of a data set and print the top classes with their probabilities.\n\n"
+           "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
+           "  -s, --split NAME    test (default) or train\n"
+           "  -i, --index N       first image (default 0)\n"
+           "  -n, --count N       number of images (default 10)\n"
+           "  -k, --top K         classes shown per image (default 3)\n");
+}
+
+int kd_cmd_predict(int argc, char **argv) {
+    static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"index", 1, 0, 'i'},
+                                         {"count", 1, 0, 'n'}, {"top", 1, 0, 'k'}, {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *C = "predict", *data = "fashion-mnist", *split = "test";
+    int first = 0, count = 10, topk = 3;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "d:s:i:n:k:h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 's': split = optarg; break;
+        case 'i': if (!kd_cli_int(C, "--index", optarg, 0, 1 << 30, &first)) return KD_EXIT_USAGE; break;
+        case 'n': if (!kd_cli_int(C, "--count", optarg, 1, 1 << 20, &count)) return KD_EXIT_USAGE; break;
+        case 'k': if (!kd_cli_int(C, "--top", optarg, 1, 1000, &topk)) return KD_EXIT_USAGE; break;
+        case 'h': predict_help(); return 0;
+        default: return kd_cli_usage_error(C, "unknown option");
+        }
+    }
+    if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    kd_model *m = NULL;
+    if (kd_cli_load_model(C, argv[optind], &m)) return KD_EXIT_ERROR;
+    kd_dataset ds = {0};
+    if (kd_cli_load_data(C, data, split, &ds)) {
+        kd_model_free(m);
+        return KD_EXIT_ERROR;
+    }
+    int rc = 0;
+    kd_error err;
+    if (first >= ds.n) {
+        rc = kd_cli_usage_error(C, "--index %d is past the end of %s/%s (%d images)", first, data, split, ds.n);
+        goto out;
+    }
+    if (first + count > ds.n) count = ds.n - first;
+    if (topk > m->n_classes) topk = m->n_classes;
+    if (ds.c != m->in_c || ds.h != m->in_h || ds.w != m->in_w) {
+        fprintf(stderr, "distill predict: error: data has %dx%dx%d images, model expects %dx%dx%d\n", ds.c, ds.h,
+                ds.w, m->in_c, m->in_h, m->in_w);
+        rc = KD_EXIT_ERROR;
+        goto out;
+    }
+    if (kd_model_set_batch(m, 1, 1, &err)) {
+        rc = kd_cli_fail(C, &err);
+        goto out;
+    }
+    size_t in_size = (size_t)ds.c * ds.h * ds.w;
+    float *x = malloc(in_size * sizeof(float)), *p = malloc((size_t)m->n_classes * sizeof(float));
+    int correct = 0;
+    for (int i = first; i < first + count; i++) {
+        int32_t idx = i, y;
+        kd_batch_fill(x, &y, &ds, &idx, 1, NULL, NULL);
+        kd_softmax_forward(p, kd_model_forward(m, x, 1, 0, NULL), 1, m->n_classes, 1.f);
+        printf("#%-6d", i);
+        int best = -1;
+        for (int k = 0; k < topk; k++) {
+            int b = -1;
+            for (int c = 0; c < m->n_classes; c++)
+                if (p[c] >= 0.f && (b < 0 || p[c] > p[b])) b = c;
+            if (k == 0) best = b;
+            const char *nm = kd_cli_class_name(data, m->n_classes, b);
+            printf("  %s%s%d %5.1f%%", nm ? nm : "", nm ? "=" : "class ", b, 100 * p[b]);
+            p[b] = -1.f;
+        }
+        const char *tn = kd_cli_class_name(data, m->n_classes, y);
+        printf("   (true: %s%s%d)%s\n", tn ? tn : "", tn ? "=" : "class ", y, best == y ? "" : "  MISS");
+        correct += best == y;
+    }
+    printf("%d/%d correct\n", correct, count);
+    free(x);
+    free(p);
+out:
+    kd_dataset_free(&ds);
+    kd_model_free(m);
+    return rc;
+}

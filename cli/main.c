@@ -1,0 +1,152 @@
+/* `distill`: entry point, subcommand dispatch and the helpers every subcommand shares. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+volatile int kd_cli_stop = 0;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (kd_cli_stop) _exit(KD_EXIT_INTERRUPTED); /* second Ctrl-C: leave now */
+    kd_cli_stop = 1;
+}
+
+void kd_cli_install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int kd_cli_fail(const char *cmd, const kd_error *err) {
+    fprintf(stderr, "distill %s: error: %s\n", cmd, err->msg);
+    return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
+}
+
+int kd_cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "distill %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'distill %s --help'.\n", cmd);
+    va_end(ap);
+    return KD_EXIT_USAGE;
+}
+
+int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        kd_cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi)) {
+        kd_cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
+        return 0;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_dataset *ds) {
+    kd_error err;
+    kd_dataset train = {0};
+    if (kd_dataset_load(ds, spec, split, &err)) return kd_cli_fail(cmd, &err);
+    if (strcmp(split, "train") != 0) {
+        /* Normalise with the training set's statistics, as the model was trained. */
+        if (kd_dataset_load(&train, spec, "train", &err)) {
+            kd_dataset_free(ds);
+            return kd_cli_fail(cmd, &err);
+        }
+        ds->mean = train.mean;
+        ds->std = train.std;
+        kd_dataset_free(&train);
+    }
+    return 0;
+}
+
+int kd_cli_load_model(const char *cmd, const char *what, kd_model **m) {
+    kd_error err;
+    size_t n = strlen(what);
+    const char *ext = ".safetensors";
+    size_t ne = strlen(ext);
+    kd_status st = (n > ne && strcmp(what + n - ne, ext) == 0) || (n > 5 && strcmp(what + n - 5, ".ckpt") == 0)
+                       ? kd_checkpoint_load(what, m, &err)
+                       : kd_model_create(m, what, 1, &err);
+    return st ? kd_cli_fail(cmd, &err) : 0;
+}
+
+void kd_cli_bytes(char *buf, size_t n, double b) {
+    if (b >= 1e6) snprintf(buf, n, "%.2f MB", b / 1e6);
+    else if (b >= 1e3) snprintf(buf, n, "%.1f KB", b / 1e3);
+    else snprintf(buf, n, "%.0f B", b);
+}
+
+const char *kd_cli_class_name(const char *spec, int n_classes, int c) {
+    static const char *fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    if (spec && strcmp(spec, "fashion-mnist") == 0 && n_classes == 10 && c >= 0 && c < 10) return fashion[c];
+    return NULL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "distill: knowledge distillation and model compression\n\n"
+            "Usage: distill <command> [options]    (distill <command> --help for details)\n\n"
+            "Commands:\n"
+            "  train     train a model (teacher or student) with cross-entropy\n"
+            "  eval      accuracy and loss of a checkpoint on a data set\n"
+            "  info      parameters, MACs, bytes, memory and the layer table of a model\n"
+            "  predict   classify images with a checkpoint\n"
+            "  models    list the built-in models\n\n"
+            "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
+            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file or a checkpoint.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return KD_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("distill 0.1.0 (GEMM: %s)\n", kd_gemm_backend());
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return kd_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return kd_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return kd_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict")) return kd_cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "models")) {
+        for (int i = 0; kd_model_zoo_name(i); i++) {
+            kd_model *m = NULL;
+            kd_error err;
+            if (kd_model_create(&m, kd_model_zoo_name(i), 1, &err) == KD_STATUS_OK) {
+                printf("%-12s %9zu params %12lld MACs\n", m->name, m->n_params, kd_model_macs(m));
+                kd_model_free(m);
+            }
+        }
+        return 0;
+    }
+    fprintf(stderr, "distill: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return KD_EXIT_USAGE;
+}
