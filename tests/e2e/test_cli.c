@@ -1,0 +1,94 @@
+/* The `distill` command as a user meets it: --help everywhere, exit codes, and a clear one-line
+ * error (naming the file and the problem) for every kind of bad input. Then a tiny train -> info ->
+ * eval -> predict round trip through files. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+static char out[65536];
+
+/* Run `distill ARGS` (stderr merged into stdout); returns the exit code. */
+static int run(const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", KD_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+#define EXPECT(args, code, needle)                                                                  \
+    do {                                                                                            \
+        int rc_ = run(args);                                                                        \
+        CHECK_MSG(rc_ == (code), "`distill %s` exited %d, expected %d; output:\n%s", args, rc_, code, out); \
+        CHECK_MSG(strstr(out, needle) != NULL, "`distill %s`: '%s' not in output:\n%s", args, needle, out); \
+    } while (0)
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+int main(void) {
+    EXPECT("--help", 0, "Commands:");
+    EXPECT("", 2, "Usage:");
+    EXPECT("frobnicate", 2, "unknown command 'frobnicate'");
+    EXPECT("train --help", 0, "--resume");
+    EXPECT("eval --help", 0, "--split");
+    EXPECT("info --help", 0, "--batch");
+    EXPECT("predict --help", 0, "--count");
+    EXPECT("models", 0, "mobilenet-s");
+    EXPECT("train --epochs zero", 2, "--epochs expects an integer");
+    EXPECT("train --optimizer adam", 2, "sgd or adamw");
+    EXPECT("info cnn-t", 0, "conv3");
+    EXPECT("info no-such-model", 1, "neither a built-in model");
+
+    /* bad model descriptions name the file, the line and the layer */
+    write_file("cli_bad.yaml", "name: bad\ninput: [1, 28, 28]\nlayers:\n  - {type: conv2d, out: 8}\n"
+                               "  - {name: oops, type: transformer}\n");
+    EXPECT("info cli_bad.yaml", 1, "cli_bad.yaml:5: layer #2: unknown layer type 'transformer'");
+    write_file("cli_shape.yaml", "name: bad\ninput: [1, 28, 28]\nlayers:\n  - {name: a, type: conv2d, out: 8}\n"
+                                 "  - {name: b, type: conv2d, out: 4}\n  - {name: s, type: add, inputs: [a, b]}\n"
+                                 "  - {type: flatten}\n  - {type: linear, out: 10}\n");
+    EXPECT("info cli_shape.yaml", 1, "layer s: inputs have different shapes");
+
+    /* missing data: say which Debian package provides it, or which file is missing */
+    EXPECT("eval cnn-s --data /nonexistent/dir", 1, "/nonexistent/dir");
+    write_file("cli_not_idx", "hello, this is not an IDX file at all........");
+    EXPECT("eval cnn-s --data cli_not_idx,cli_not_idx", 1, "cli_not_idx");
+
+    /* checkpoints: garbage, and a checkpoint of another model */
+    write_file("cli_garbage.safetensors", "garbage garbage garbage");
+    EXPECT("eval cli_garbage.safetensors", 1, "cli_garbage.safetensors");
+    EXPECT("eval missing.safetensors", 1, "missing.safetensors");
+
+    /* a tiny round trip on real data */
+    EXPECT("train --model mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q -o cli_mlp.safetensors "
+           "--log cli_log.jsonl",
+           0, "wrote cli_mlp.safetensors");
+    EXPECT("info cli_mlp.safetensors", 0, "101770");
+    EXPECT("eval cli_mlp.safetensors", 0, "accuracy");
+    EXPECT("predict cli_mlp.safetensors --count 3", 0, "correct");
+    FILE *f = fopen("cli_log.jsonl", "r");
+    CHECK(f != NULL);
+    if (f) {
+        char line[1024] = "";
+        CHECK(fgets(line, sizeof line, f) != NULL);
+        CHECK(strstr(line, "\"epoch\": 1") && strstr(line, "\"val_acc\""));
+        fclose(f);
+    }
+    /* resume of a finished run does nothing and succeeds */
+    EXPECT("train --model mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q -o cli_mlp.safetensors --resume",
+           0, "wrote");
+    remove("cli_log.jsonl");
+    TEST_DONE();
+}
