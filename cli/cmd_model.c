@@ -15,14 +15,50 @@ static void eval_help(void) {
            "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
            "  -s, --split NAME    test (default) or train\n"
            "  -b, --batch N       batch size (default 256)\n"
-           "  -j, --threads N     threads (default 2)\n");
+           "  -j, --threads N     threads (default 2)\n"
+           "      --latency       also measure batch-1 latency (median and p99 over 500 images, 1 thread)\n");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Batch-1 forward latency in eval mode, one thread, over the first n images (after a warm-up). */
+static int measure_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us) {
+    kd_error err;
+    if (n > ds->n) n = ds->n;
+    if (n < 1 || kd_model_set_batch(m, 1, 1, &err)) return -1;
+    size_t in_size = (size_t)ds->c * ds->h * ds->w;
+    float *x = malloc(in_size * sizeof(float));
+    double *t = malloc((size_t)n * sizeof(double));
+    if (!x || !t) {
+        free(x);
+        free(t);
+        return -1;
+    }
+    int32_t y;
+    for (int i = -20; i < n; i++) {
+        int32_t idx = i < 0 ? 0 : i;
+        kd_batch_fill(x, &y, ds, &idx, 1, NULL, NULL);
+        double t0 = kd_now();
+        kd_model_forward(m, x, 1, 0, NULL);
+        if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    *median_us = t[n / 2];
+    *p99_us = t[(int)(n * 0.99)];
+    free(x);
+    free(t);
+    return 0;
 }
 
 int kd_cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
-                                         {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {"latency", 0, 0, 'L'},
+                                         {0, 0, 0, 0}};
     const char *C = "eval", *data = "fashion-mnist", *split = "test";
-    int batch = 256, threads = 2;
+    int batch = 256, threads = 2, latency = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "d:s:b:j:h", opts, NULL)) != -1;) {
         switch (c) {
@@ -31,6 +67,7 @@ int kd_cmd_eval(int argc, char **argv) {
         case 'b': if (!kd_cli_int(C, "--batch", optarg, 1, 65536, &batch)) return KD_EXIT_USAGE; break;
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
         case 'h': eval_help(); return 0;
+        case 'L': latency = 1; break;
         default: return kd_cli_usage_error(C, "unknown option");
         }
     }
@@ -63,6 +100,9 @@ int kd_cmd_eval(int argc, char **argv) {
             const char *nm = kd_cli_class_name(data, m->n_classes, c);
             printf("  %2d %-12s %6.2f%% (%d)\n", c, nm ? nm : "", 100.0 * ok / tot, tot);
         }
+        double med, p99;
+        if (latency && measure_latency(m, &ds, 500, &med, &p99) == 0)
+            printf("batch-1 latency: median %.1f us, p99 %.1f us (fp32 training engine, 1 thread)\n", med, p99);
     }
     free(pred);
     kd_dataset_free(&ds);
