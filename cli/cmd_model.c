@@ -143,7 +143,7 @@ int kd_cmd_info(int argc, char **argv) {
     printf("  %-3s %-12s %-15s %-10s %-15s %10s %12s\n", "#", "name", "type", "input", "output", "params", "MACs");
     for (int i = 0; i < m->n_layers; i++) {
         const kd_layer *L = &m->layers[i];
-        char in[32], out[32], ty[40];
+        char in[2 * KD_NAME_MAX + 8], out[48], ty[48];
         snprintf(in, sizeof in, "%s", L->inputs[0] == KD_MODEL_INPUT ? "input" : m->layers[L->inputs[0]].name);
         if (L->n_inputs == 2)
             snprintf(in + strlen(in), sizeof in - strlen(in), "+%s",

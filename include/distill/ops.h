@@ -30,9 +30,10 @@ void kd_linear_backward(float *din, float *dweight, float *dbias, const float *d
  * Ho = (H + 2*pad - K)/stride + 1. `scratch` must hold kd_conv2d_scratch_floats(...) floats. */
 typedef struct kd_conv_shape {
     int B, Cin, H, W, Cout, K, stride, pad, groups, Ho, Wo;
+    int threads;    /* OpenMP threads to use; scratch must be sized for this many (>= 1) */
 } kd_conv_shape;
 int kd_conv2d_out_size(int in, int k, int stride, int pad);
-size_t kd_conv2d_scratch_floats(const kd_conv_shape *s, int n_threads);
+size_t kd_conv2d_scratch_floats(const kd_conv_shape *s); /* for s->threads threads */
 void kd_conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                        const kd_conv_shape *s, float *scratch);            /* out (B,Cout,Ho,Wo) */
 void kd_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,

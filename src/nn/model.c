@@ -79,8 +79,9 @@ void kd_model_free(kd_model *m) {
     free(m);
 }
 
-static kd_conv_shape conv_shape(const kd_layer *L, int B) {
-    kd_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out, L->kernel, L->stride, L->pad, L->groups, L->h, L->w};
+static kd_conv_shape conv_shape(const kd_model *m, const kd_layer *L, int B) {
+    kd_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out, L->kernel, L->stride, L->pad, L->groups, L->h, L->w,
+                       m->n_threads};
     return s;
 }
 
@@ -100,8 +101,9 @@ kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
         L->idx_off = ni;
         if (L->type == KD_LAYER_MAXPOOL) ni += n;
         if (L->type == KD_LAYER_CONV2D) {
-            kd_conv_shape s = conv_shape(L, B);
-            size_t k = kd_conv2d_scratch_floats(&s, n_threads);
+            kd_conv_shape s = conv_shape(m, L, B);
+            s.threads = n_threads;
+            size_t k = kd_conv2d_scratch_floats(&s);
             if (k > ns) ns = k;
         }
     }
@@ -141,7 +143,7 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
         size_t n = (size_t)B * kd_layer_out_size(L);
         switch (L->type) {
         case KD_LAYER_CONV2D: {
-            kd_conv_shape s = conv_shape(L, B);
+            kd_conv_shape s = conv_shape(m, L, B);
             kd_conv2d_forward(out, in, w, b, &s, m->scratch);
             break;
         }
@@ -213,7 +215,7 @@ void kd_model_backward(kd_model *m, const float *dlogits) {
         size_t n = (size_t)B * kd_layer_out_size(L);
         switch (L->type) {
         case KD_LAYER_CONV2D: {
-            kd_conv_shape s = conv_shape(L, B);
+            kd_conv_shape s = conv_shape(m, L, B);
             kd_conv2d_backward(din, dw, db, dout, in, w, &s, m->scratch);
             break;
         }

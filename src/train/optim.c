@@ -46,7 +46,7 @@ void kd_optimizer_free(kd_optimizer *o) {
     o->m = o->v = NULL;
 }
 
-/* Update params[off, off+n) with weight decay wd. */
+/* Update p[0, n) (the parameters at offset off, whose optimizer state is at o->m + off). */
 static void update(kd_optimizer *o, float *p, const float *g, size_t off, size_t n, float lr, float wd) {
     const kd_optim_config *c = &o->cfg;
     float *mo = o->m + off;
@@ -80,8 +80,8 @@ void kd_optimizer_step(kd_optimizer *o, kd_model *m, float lr) {
         const kd_layer *L = &m->layers[i];
         /* Decay conv/linear weights only: decaying BN scales and biases hurts (Goyal et al. 2017). */
         float wd = (L->type == KD_LAYER_CONV2D || L->type == KD_LAYER_LINEAR) ? o->cfg.weight_decay : 0.f;
-        if (L->w_size) update(o, m->params, m->grads, L->w_off, L->w_size, lr, wd);
-        if (L->b_size) update(o, m->params, m->grads, L->b_off, L->b_size, lr, 0.f);
+        if (L->w_size) update(o, m->params + L->w_off, m->grads + L->w_off, L->w_off, L->w_size, lr, wd);
+        if (L->b_size) update(o, m->params + L->b_off, m->grads + L->b_off, L->b_off, L->b_size, lr, 0.f);
     }
 }
 

@@ -1,0 +1,48 @@
+/* PCG32 (O'Neill 2014): small state, good statistics, and the state is two integers, so a
+ * checkpoint can save it exactly. */
+#include <math.h>
+
+#include "distill/rng.h"
+
+void kd_rng_seed(kd_rng *r, uint64_t seed, uint64_t stream) {
+    r->state = 0;
+    r->inc = (stream << 1u) | 1u;
+    kd_rng_u32(r);
+    r->state += seed;
+    kd_rng_u32(r);
+}
+
+uint32_t kd_rng_u32(kd_rng *r) {
+    uint64_t old = r->state;
+    r->state = old * 6364136223846793005ULL + r->inc;
+    uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
+    uint32_t rot = (uint32_t)(old >> 59u);
+    return (xorshifted >> rot) | (xorshifted << ((-rot) & 31));
+}
+
+uint32_t kd_rng_below(kd_rng *r, uint32_t n) {
+    /* Rejection of the low remainder: unbiased for every n. */
+    uint32_t threshold = (uint32_t)(-n) % n;
+    for (;;) {
+        uint32_t x = kd_rng_u32(r);
+        if (x >= threshold) return x % n;
+    }
+}
+
+float kd_rng_uniform(kd_rng *r) { return (float)(kd_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+
+float kd_rng_normal(kd_rng *r) {
+    /* Box-Muller without caching the second value, so the state alone determines the stream. */
+    float u1 = ((float)(kd_rng_u32(r) >> 8) + 1.0f) * (1.0f / 16777217.0f); /* (0, 1] */
+    float u2 = kd_rng_uniform(r);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+}
+
+void kd_rng_shuffle(kd_rng *r, int32_t *a, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)kd_rng_below(r, (uint32_t)i + 1);
+        int32_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}

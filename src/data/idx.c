@@ -1,0 +1,299 @@
+/* IDX files (the MNIST format: big-endian header, then raw data), raw or gzip-compressed, read
+ * through zlib's gzread which handles both. Every field is validated before anything is allocated:
+ * magic, element type, dimensions, the total size, and that the file really holds that many
+ * bytes. Also: dataset loading by name, validation split, batching with augmentation. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "distill/data.h"
+
+#define IDX_MAX_ELEMENTS (1LL << 31) /* 2 G elements: far beyond any image set we train on */
+
+/* Reads the whole IDX file: dims (up to 4) and a malloc'd payload of ubyte. */
+static kd_status read_idx(const char *path, int want_ndim_lo, int want_ndim_hi, int *ndim, int dims[4],
+                          uint8_t **data, size_t *count, kd_error *err) {
+    *data = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no such file", path);
+    gzFile f = gzopen(path, "rb");
+    if (!f) return kd_error_set(err, KD_STATUS_IO, "%s: cannot open", path);
+    unsigned char hdr[4];
+    int got = gzread(f, hdr, 4);
+    kd_status st = KD_STATUS_OK;
+    int errnum = 0;
+    if (got < 0) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt gzip stream (%s)", path, gzerror(f, &errnum));
+        goto out;
+    }
+    if (got < 4) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: %d bytes, an IDX header needs at least 4", path, got);
+        goto out;
+    }
+    if (hdr[0] != 0 || hdr[1] != 0) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE,
+                          "%s: not an IDX file (magic bytes %02x %02x %02x %02x; expected 00 00 <type> <ndim>)", path,
+                          hdr[0], hdr[1], hdr[2], hdr[3]);
+        goto out;
+    }
+    if (hdr[2] != 0x08) {
+        const char *tn = hdr[2] == 0x09 ? "int8" : hdr[2] == 0x0B ? "int16" : hdr[2] == 0x0C ? "int32"
+                       : hdr[2] == 0x0D ? "float32" : hdr[2] == 0x0E ? "float64" : "unknown";
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: IDX element type 0x%02x (%s) is not supported: expected 0x08 (unsigned byte)",
+                          path, hdr[2], tn);
+        goto out;
+    }
+    *ndim = hdr[3];
+    if (*ndim < want_ndim_lo || *ndim > want_ndim_hi) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: has %d dimensions, expected %d%s%s", path, *ndim, want_ndim_lo,
+                          want_ndim_hi > want_ndim_lo ? " to " : "", want_ndim_hi > want_ndim_lo ? (want_ndim_hi == 4 ? "4" : "?") : "");
+        goto out;
+    }
+    unsigned char db[16];
+    got = gzread(f, db, (unsigned)(4 * *ndim));
+    if (got != 4 * *ndim) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated header (%s)", path,
+                          got < 0 ? gzerror(f, &errnum) : "file ends inside the dimensions");
+        goto out;
+    }
+    long long total = 1;
+    for (int i = 0; i < *ndim; i++) {
+        uint32_t d = (uint32_t)db[4 * i] << 24 | (uint32_t)db[4 * i + 1] << 16 | (uint32_t)db[4 * i + 2] << 8 | db[4 * i + 3];
+        if (d == 0 || d > (uint32_t)IDX_MAX_ELEMENTS) {
+            st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: dimension %d is %u", path, i, d);
+            goto out;
+        }
+        dims[i] = (int)d;
+        total *= d;
+        if (total > IDX_MAX_ELEMENTS) {
+            st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: header declares more than 2^31 elements", path);
+            goto out;
+        }
+    }
+    /* A raw file must be at least as large as it claims; a gzip stream may expand by at most
+     * ~1032x, so a tiny .gz cannot hold gigabytes: refuse before allocating. */
+    if ((long long)sb.st_size * 1100 + 4096 < total) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: header declares %lld bytes of data, file is %lld bytes",
+                          path, total, (long long)sb.st_size);
+        goto out;
+    }
+    *data = malloc((size_t)total);
+    if (!*data) {
+        st = kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %lld bytes", path, total);
+        goto out;
+    }
+    size_t done = 0;
+    while (done < (size_t)total) {
+        unsigned chunk = (size_t)total - done > (1u << 30) ? (1u << 30) : (unsigned)((size_t)total - done);
+        got = gzread(f, *data + done, chunk);
+        if (got < 0) {
+            st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt gzip stream (%s)", path, gzerror(f, &errnum));
+            goto out;
+        }
+        if (got == 0) break;
+        done += (size_t)got;
+    }
+    if (done < (size_t)total) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: expected %lld bytes of data, got %zu", path, total, done);
+        goto out;
+    }
+    /* Trailing bytes after the declared data are ignored (some tools pad files). */
+    *count = (size_t)total;
+out:
+    gzclose(f);
+    if (st) {
+        free(*data);
+        *data = NULL;
+    }
+    return st;
+}
+
+static void compute_stats(kd_dataset *ds) {
+    size_t n = (size_t)ds->n * ds->c * ds->h * ds->w;
+    double s = 0.0, ss = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double v = ds->pixels[i] / 255.0;
+        s += v;
+        ss += v * v;
+    }
+    double mean = s / (double)n, var = ss / (double)n - mean * mean;
+    ds->mean = (float)mean;
+    ds->std = var > 1e-12 ? (float)sqrt(var) : 1.f;
+}
+
+kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const char *labels_path, kd_error *err) {
+    memset(ds, 0, sizeof *ds);
+    int nd_i = 0, nd_l = 0, di[4] = {0}, dl[4] = {0};
+    uint8_t *pix = NULL, *lab = NULL;
+    size_t ni = 0, nl = 0;
+    kd_status st = read_idx(images_path, 3, 4, &nd_i, di, &pix, &ni, err);
+    if (st) return st;
+    if ((st = read_idx(labels_path, 1, 1, &nd_l, dl, &lab, &nl, err))) {
+        free(pix);
+        return st;
+    }
+    if (di[0] != dl[0]) {
+        free(pix);
+        free(lab);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s has %d images but %s has %d labels", images_path, di[0],
+                            labels_path, dl[0]);
+    }
+    ds->n = di[0];
+    if (nd_i == 3) {
+        ds->c = 1; ds->h = di[1]; ds->w = di[2];
+    } else {
+        ds->c = di[1]; ds->h = di[2]; ds->w = di[3];
+    }
+    ds->pixels = pix;
+    ds->labels = malloc(sizeof(int32_t) * (size_t)ds->n);
+    if (!ds->labels) {
+        free(lab);
+        kd_dataset_free(ds);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    }
+    int mx = 0;
+    for (int i = 0; i < ds->n; i++) {
+        ds->labels[i] = lab[i];
+        if (lab[i] > mx) mx = lab[i];
+    }
+    free(lab);
+    ds->n_classes = mx + 1;
+    compute_stats(ds);
+    return KD_STATUS_OK;
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+kd_status kd_dataset_load(kd_dataset *ds, const char *spec, const char *split, kd_error *err) {
+    memset(ds, 0, sizeof *ds);
+    const char *prefix;
+    if (!strcmp(split, "train")) prefix = "train";
+    else if (!strcmp(split, "test")) prefix = "t10k";
+    else return kd_error_set(err, KD_STATUS_BAD_ARG, "unknown split '%s' (train or test)", split);
+    const char *comma = strchr(spec, ',');
+    if (comma) {
+        char img[4096];
+        snprintf(img, sizeof img, "%.*s", (int)(comma - spec), spec);
+        return kd_dataset_load_idx(ds, img, comma + 1, err);
+    }
+    const char *dir = spec;
+    int named = !strcmp(spec, "fashion-mnist");
+    if (named) dir = KD_FASHION_MNIST_DIR;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        if (named)
+            return kd_error_set(err, KD_STATUS_NOT_FOUND,
+                                "Fashion-MNIST not found in %s: install Debian's package dataset-fashion-mnist "
+                                "(apt-get install dataset-fashion-mnist)", dir);
+        return kd_error_set(err, KD_STATUS_NOT_FOUND,
+                            "%s: no such data set (expected 'fashion-mnist', a directory of IDX files, or IMAGES,LABELS)",
+                            spec);
+    }
+    char img[4096], lab[4096];
+    const char *ext[2] = {".gz", ""};
+    for (int e = 0; e < 2; e++) {
+        snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte%s", dir, prefix, ext[e]);
+        snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte%s", dir, prefix, ext[e]);
+        if (file_exists(img) && file_exists(lab)) return kd_dataset_load_idx(ds, img, lab, err);
+    }
+    return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no %s-images-idx3-ubyte[.gz] and %s-labels-idx1-ubyte[.gz] in it%s",
+                        dir, prefix, prefix, named ? " (reinstall dataset-fashion-mnist)" : "");
+}
+
+void kd_dataset_free(kd_dataset *ds) {
+    free(ds->pixels);
+    free(ds->labels);
+    ds->pixels = NULL;
+    ds->labels = NULL;
+    ds->n = 0;
+}
+
+void kd_dataset_truncate(kd_dataset *ds, int n) {
+    if (n >= 0 && n < ds->n) ds->n = n;
+}
+
+kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err) {
+    memset(val, 0, sizeof *val);
+    if (n_val < 0 || n_val >= ds->n)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "validation size %d must be in [0, %d)", n_val, ds->n);
+    size_t img = (size_t)ds->c * ds->h * ds->w;
+    int n_train = ds->n - n_val;
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)ds->n);
+    uint8_t *tp = malloc(img * (size_t)n_train), *vp = malloc(img * (size_t)(n_val ? n_val : 1));
+    int32_t *tl = malloc(sizeof(int32_t) * (size_t)n_train), *vl = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
+    if (!perm || !tp || !vp || !tl || !vl) {
+        free(perm); free(tp); free(vp); free(tl); free(vl);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    }
+    kd_rng r;
+    kd_rng_seed(&r, seed, 0x59117ULL);
+    for (int i = 0; i < ds->n; i++) perm[i] = i;
+    kd_rng_shuffle(&r, perm, ds->n);
+    /* Keep the training part in its original order (sorted indices) so the split is the only
+     * thing the seed changes. */
+    char *is_val = calloc((size_t)ds->n, 1);
+    if (!is_val) {
+        free(perm); free(tp); free(vp); free(tl); free(vl);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    }
+    for (int i = ds->n - n_val; i < ds->n; i++) is_val[perm[i]] = 1;
+    int a = 0, b = 0;
+    for (int i = 0; i < ds->n; i++) {
+        if (is_val[i]) {
+            memcpy(vp + img * b, ds->pixels + img * i, img);
+            vl[b++] = ds->labels[i];
+        } else {
+            memcpy(tp + img * a, ds->pixels + img * i, img);
+            tl[a++] = ds->labels[i];
+        }
+    }
+    free(is_val);
+    free(perm);
+    *val = *ds;
+    val->n = n_val;
+    val->pixels = vp;
+    val->labels = vl;
+    free(ds->pixels);
+    free(ds->labels);
+    ds->pixels = tp;
+    ds->labels = tl;
+    ds->n = n_train;
+    return KD_STATUS_OK;
+}
+
+void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B, const kd_augment *aug,
+                   kd_rng *rng) {
+    int C = ds->c, H = ds->h, W = ds->w;
+    size_t img = (size_t)C * H * W;
+    float scale = 1.f / (255.f * ds->std), shift = -ds->mean / ds->std;
+    int t = aug && rng ? aug->translate : 0, flip_on = aug && rng && aug->hflip;
+    for (int b = 0; b < B; b++) {
+        const uint8_t *p = ds->pixels + img * (size_t)idx[b];
+        float *o = x + img * (size_t)b;
+        y[b] = ds->labels[idx[b]];
+        int dx = 0, dy = 0, flip = 0;
+        if (t > 0) {
+            dx = (int)kd_rng_below(rng, (uint32_t)(2 * t + 1)) - t;
+            dy = (int)kd_rng_below(rng, (uint32_t)(2 * t + 1)) - t;
+        }
+        if (flip_on) flip = (int)(kd_rng_u32(rng) >> 31);
+        if (!dx && !dy && !flip) {
+            for (size_t i = 0; i < img; i++) o[i] = p[i] * scale + shift;
+            continue;
+        }
+        /* out(y, x) = in(y - dy, x' - dx) with x' = flip ? W-1-x : x; outside: background 0. */
+        for (int c = 0; c < C; c++)
+            for (int yy = 0; yy < H; yy++)
+                for (int xx = 0; xx < W; xx++) {
+                    int sy = yy - dy, sx = (flip ? W - 1 - xx : xx) - dx;
+                    uint8_t v = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? p[((size_t)c * H + sy) * W + sx] : 0;
+                    o[((size_t)c * H + yy) * W + xx] = v * scale + shift;
+                }
+    }
+}

@@ -1,0 +1,81 @@
+/* Batch normalisation over (B, C, HW), as PyTorch's BatchNorm1d/2d: batch statistics in training
+ * (biased variance to normalise, unbiased for the running estimate), running statistics in
+ * evaluation. Statistics are summed in double, one channel per thread, in a fixed order. */
+#include <math.h>
+
+#include "distill/ops.h"
+
+void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
+                                float *running_var, const float *in, const float *gamma, const float *beta,
+                                int B, int C, int HW, float eps, float momentum) {
+    double n = (double)B * HW;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, ss = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) s += x[i];
+        }
+        double mean = s / n;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) {
+                double d = x[i] - mean;
+                ss += d * d;
+            }
+        }
+        double var = ss / n;
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        save_mean[c] = (float)mean;
+        save_invstd[c] = invstd;
+        running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * (float)mean;
+        running_var[c] = (1.f - momentum) * running_var[c] + momentum * (float)(n > 1 ? ss / (n - 1) : var);
+        float sc = gamma[c] * invstd, sh = beta[c] - (float)mean * sc;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * HW;
+            float *y = out + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
+        }
+    }
+}
+
+void kd_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
+                               const float *running_mean, const float *running_var, int B, int C, int HW,
+                               float eps) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float sc = gamma[c] / sqrtf(running_var[c] + eps), sh = beta[c] - running_mean[c] * sc;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * HW;
+            float *y = out + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
+        }
+    }
+}
+
+void kd_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                           const float *gamma, const float *save_mean, const float *save_invstd, int B, int C,
+                           int HW) {
+    double n = (double)B * HW;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mean = save_mean[c], invstd = save_invstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) {
+                sdy += dy[i];
+                sdyx += (double)dy[i] * ((x[i] - mean) * invstd);
+            }
+        }
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (!din) continue;
+        float k = gamma[c] * invstd, a = (float)(sdy / n), bq = (float)(sdyx / n);
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
+            float *dx = din + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) dx[i] += k * (dy[i] - a - (x[i] - mean) * invstd * bq);
+        }
+    }
+}
