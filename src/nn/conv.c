@@ -13,16 +13,22 @@ int kd_conv2d_out_size(int in, int k, int stride, int pad) {
     return (in + 2 * pad - k) / stride + 1;
 }
 
+#define KD_DW_MAX_K 15 /* larger depthwise kernels take the general (grouped GEMM) path */
+
 static int is_depthwise(const kd_conv_shape *s) { return s->groups > 1 && s->groups == s->Cin && s->Cout == s->Cin; }
 static int is_pointwise(const kd_conv_shape *s) { return s->K == 1 && s->stride == 1 && s->pad == 0; }
 static int n_threads(const kd_conv_shape *s) { return s->threads > 0 ? s->threads : 1; }
 
-/* Per-thread scratch: col (Kc, HW), dcol (Kc, HW), dW (Cout, Kc), db (Cout). */
 static size_t col_floats(const kd_conv_shape *s) {
     return (size_t)(s->Cin / s->groups) * s->K * s->K * s->Ho * s->Wo;
 }
 static size_t w_floats(const kd_conv_shape *s) { return (size_t)s->Cout * (s->Cin / s->groups) * s->K * s->K; }
-static size_t thread_floats(const kd_conv_shape *s) { return 2 * col_floats(s) + w_floats(s) + s->Cout; }
+static size_t padded_floats(const kd_conv_shape *s) { return (size_t)(s->H + 2 * s->pad) * (s->W + 2 * s->pad); }
+/* One thread's scratch: GEMM path col, dcol, dW, db; depthwise path two padded planes. */
+static size_t thread_floats(const kd_conv_shape *s) {
+    size_t gemm = 2 * col_floats(s) + w_floats(s) + s->Cout, dw = 2 * padded_floats(s);
+    return gemm > dw ? gemm : dw;
+}
 
 size_t kd_conv2d_scratch_floats(const kd_conv_shape *s) { return (size_t)n_threads(s) * thread_floats(s); }
 
@@ -73,6 +79,14 @@ static void col2im_add(float *din, const float *dcol, const kd_conv_shape *s, in
                     if (iy < 0 || iy >= H) continue;
                     float *dst = plane + (size_t)iy * W;
                     const float *r = row + (size_t)oy * Wo;
+                    if (s->stride == 1) {
+                        int lo = s->pad - kx, hi = W + s->pad - kx; /* valid ox in [lo, hi) */
+                        if (lo < 0) lo = 0;
+                        if (hi > Wo) hi = Wo;
+                        float *d = dst - s->pad + kx;
+                        for (int ox = lo; ox < hi; ox++) d[ox] += r[ox];
+                        continue;
+                    }
                     for (int ox = 0; ox < Wo; ox++) {
                         int ix = ox * s->stride - s->pad + kx;
                         if (ix >= 0 && ix < W) dst[ix] += r[ox];
@@ -82,61 +96,86 @@ static void col2im_add(float *din, const float *dcol, const kd_conv_shape *s, in
     }
 }
 
+/* Depthwise convolution through a zero-padded copy of each plane (Hp, Wp), so the inner loops have
+ * no bounds checks and vectorise over the output row. */
+static void pad_plane(float *dst, const float *src, const kd_conv_shape *s) {
+    int Wp = s->W + 2 * s->pad, Hp = s->H + 2 * s->pad;
+    memset(dst, 0, sizeof(float) * (size_t)Hp * Wp);
+    for (int y = 0; y < s->H; y++)
+        memcpy(dst + (size_t)(y + s->pad) * Wp + s->pad, src + (size_t)y * s->W, sizeof(float) * s->W);
+}
+
 static void depthwise_forward(float *out, const float *in, const float *weight, const float *bias,
-                              const kd_conv_shape *s) {
-    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo;
+                              const kd_conv_shape *s, float *scratch) {
+    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride;
+    int Wp = W + 2 * s->pad;
+    size_t per = thread_floats(s);
 #pragma omp parallel for schedule(static) num_threads(n_threads(s))
     for (int bc = 0; bc < s->B * C; bc++) {
         int c = bc % C;
-        const float *x = in + (size_t)bc * H * W, *w = weight + (size_t)c * K * K;
-        float *y = out + (size_t)bc * Ho * Wo;
+        float *xp = scratch + (size_t)omp_get_thread_num() * per; // (Hp, Wp)
+        pad_plane(xp, in + (size_t)bc * H * W, s);
+        const float *w = weight + (size_t)c * K * K;
+        float *y = out + (size_t)bc * Ho * Wo; // (Ho, Wo)
         float b0 = bias ? bias[c] : 0.f;
-        for (int oy = 0; oy < Ho; oy++)
-            for (int ox = 0; ox < Wo; ox++) {
-                float acc = b0;
-                for (int ky = 0; ky < K; ky++) {
-                    int iy = oy * s->stride - s->pad + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int kx = 0; kx < K; kx++) {
-                        int ix = ox * s->stride - s->pad + kx;
-                        if (ix >= 0 && ix < W) acc += w[ky * K + kx] * x[(size_t)iy * W + ix];
-                    }
+        for (int oy = 0; oy < Ho; oy++) {
+            float *yr = y + (size_t)oy * Wo;
+            for (int ox = 0; ox < Wo; ox++) yr[ox] = b0;
+            for (int ky = 0; ky < K; ky++) {
+                const float *xr = xp + (size_t)(oy * st + ky) * Wp;
+                for (int kx = 0; kx < K; kx++) {
+                    float wk = w[ky * K + kx];
+                    const float *xs = xr + kx;
+                    if (st == 1)
+                        for (int ox = 0; ox < Wo; ox++) yr[ox] += wk * xs[ox];
+                    else
+                        for (int ox = 0; ox < Wo; ox++) yr[ox] += wk * xs[ox * st];
                 }
-                y[(size_t)oy * Wo + ox] = acc;
             }
+        }
     }
 }
 
 static void depthwise_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                               const float *weight, const kd_conv_shape *s) {
-    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo;
+                               const float *weight, const kd_conv_shape *s, float *scratch) {
+    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride;
+    int Wp = W + 2 * s->pad, kk = K * K;
+    size_t per = thread_floats(s), pf = padded_floats(s);
     /* One thread per channel owns that channel's dW, db and din planes: no races, fixed order. */
 #pragma omp parallel for schedule(static) num_threads(n_threads(s))
     for (int c = 0; c < C; c++) {
-        const float *w = weight + (size_t)c * K * K;
-        float dw[64 * 64];
-        int kk = K * K;
+        float *xp = scratch + (size_t)omp_get_thread_num() * per, *dxp = xp + pf; // (Hp, Wp) each
+        const float *w = weight + (size_t)c * kk;
+        float dw[KD_DW_MAX_K * KD_DW_MAX_K];
         for (int i = 0; i < kk; i++) dw[i] = 0.f;
         float db = 0.f;
         for (int b = 0; b < s->B; b++) {
             size_t bc = (size_t)b * C + c;
-            const float *x = in + bc * H * W, *dy = dout + bc * Ho * Wo;
-            float *dx = din ? din + bc * H * W : NULL;
-            for (int oy = 0; oy < Ho; oy++)
-                for (int ox = 0; ox < Wo; ox++) {
-                    float g = dy[(size_t)oy * Wo + ox];
-                    db += g;
-                    for (int ky = 0; ky < K; ky++) {
-                        int iy = oy * s->stride - s->pad + ky;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int kx = 0; kx < K; kx++) {
-                            int ix = ox * s->stride - s->pad + kx;
-                            if (ix < 0 || ix >= W) continue;
-                            dw[ky * K + kx] += g * x[(size_t)iy * W + ix];
-                            if (dx) dx[(size_t)iy * W + ix] += g * w[ky * K + kx];
-                        }
+            pad_plane(xp, in + bc * H * W, s);
+            if (din) memset(dxp, 0, sizeof(float) * pf);
+            const float *dy = dout + bc * Ho * Wo; // (Ho, Wo)
+            for (int oy = 0; oy < Ho; oy++) {
+                const float *gr = dy + (size_t)oy * Wo;
+                for (int ox = 0; ox < Wo; ox++) db += gr[ox];
+                for (int ky = 0; ky < K; ky++) {
+                    const float *xr = xp + (size_t)(oy * st + ky) * Wp;
+                    float *dxr = dxp + (size_t)(oy * st + ky) * Wp;
+                    for (int kx = 0; kx < K; kx++) {
+                        float acc = 0.f, wk = w[ky * K + kx];
+                        for (int ox = 0; ox < Wo; ox++) acc += gr[ox] * xr[ox * st + kx];
+                        if (din)
+                            for (int ox = 0; ox < Wo; ox++) dxr[ox * st + kx] += wk * gr[ox];
+                        dw[ky * K + kx] += acc;
                     }
                 }
+            }
+            if (din) {
+                float *dx = din + bc * H * W;
+                for (int y = 0; y < H; y++) {
+                    const float *src = dxp + (size_t)(y + s->pad) * Wp + s->pad;
+                    for (int x = 0; x < W; x++) dx[(size_t)y * W + x] += src[x];
+                }
+            }
         }
         if (dweight)
             for (int i = 0; i < kk; i++) dweight[(size_t)c * kk + i] += dw[i];
@@ -146,8 +185,8 @@ static void depthwise_backward(float *din, float *dweight, float *dbias, const f
 
 void kd_conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                        const kd_conv_shape *s, float *scratch) {
-    if (is_depthwise(s) && s->K <= 64) {
-        depthwise_forward(out, in, weight, bias, s);
+    if (is_depthwise(s) && s->K <= KD_DW_MAX_K) {
+        depthwise_forward(out, in, weight, bias, s, scratch);
         return;
     }
     int G = s->groups, Cg = s->Cin / G, Og = s->Cout / G, HW = s->Ho * s->Wo;
@@ -178,8 +217,8 @@ void kd_conv2d_forward(float *out, const float *in, const float *weight, const f
 
 void kd_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                         const float *weight, const kd_conv_shape *s, float *scratch) {
-    if (is_depthwise(s) && s->K <= 64) {
-        depthwise_backward(din, dweight, dbias, dout, in, weight, s);
+    if (is_depthwise(s) && s->K <= KD_DW_MAX_K) {
+        depthwise_backward(din, dweight, dbias, dout, in, weight, s, scratch);
         return;
     }
     int G = s->groups, Cg = s->Cin / G, Og = s->Cout / G, HW = s->Ho * s->Wo;
