@@ -9,6 +9,18 @@ void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int
         const float *x = in + (size_t)bc * H * W; // (H, W)
         float *y = out + (size_t)bc * Ho * Wo;
         int32_t *am = argmax + (size_t)bc * Ho * Wo;
+        if (k == 2 && stride == 2) { /* the common case, unrolled */
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    int i0 = 2 * oy * W + 2 * ox, best = i0;
+                    if (x[i0 + 1] > x[best]) best = i0 + 1;
+                    if (x[i0 + W] > x[best]) best = i0 + W;
+                    if (x[i0 + W + 1] > x[best]) best = i0 + W + 1;
+                    y[oy * Wo + ox] = x[best];
+                    am[oy * Wo + ox] = best;
+                }
+            continue;
+        }
         for (int oy = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++) {
                 int best = oy * stride * W + ox * stride;
