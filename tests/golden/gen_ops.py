@@ -66,10 +66,6 @@ def write_case(name, arrays):
     return os.path.getsize(path)
 
 
-def grads(*tensors):
-    return [t.grad for t in tensors]
-
-
 # ---------------------------------------------------------------- cases
 def linear(name, B, in_f, out_f, bias=True):
     seed(name)
@@ -113,6 +109,17 @@ def maxpool(name, B, C, H, W, k, stride):
     return dict(B=B, C=C, H=H, W=W, k=k, stride=stride, **{"in": x}, dout=dout, out=y, din=x.grad)
 
 
+def maxpool_ties(name, B, C, H, W, k, stride):
+    """Input as after a ReLU, on a coarse grid: many equal maxima (all-zero windows). PyTorch sends
+    the gradient to the first maximum in row-major window order."""
+    seed(name)
+    x = F.relu(torch.round(torch.randn(B, C, H, W))).to(DT).requires_grad_(True)
+    y = F.max_pool2d(x, k, stride)
+    dout = torch.randn(y.shape).to(DT)
+    y.backward(dout)
+    return dict(B=B, C=C, H=H, W=W, k=k, stride=stride, **{"in": x}, dout=dout, out=y, din=x.grad)
+
+
 def avgpool(name, B, C, H, W, k, stride):
     seed(name)
     x = rnd(B, C, H, W)
@@ -135,11 +142,17 @@ def batchnorm(name, shape, train, eps=1e-5, momentum=0.1):
     seed(name)
     C = shape[1]
     # Shifted, scaled input so the statistics are far from (0, 1) and the update is visible.
-    x = rnd(*shape, scale=1.5, shift=0.75)
+    x = torch.randn(*shape) * 1.5 + 0.75
+    # Channel 0 has a batch variance (train) or running variance (eval) of the order of eps, so
+    # a wrong eps (or eps added in the wrong place) shows in the output.
+    x[:, 0] *= 0.003
+    x = x.to(DT).requires_grad_(True)
     gamma = rnd(C, scale=0.3, shift=1.0)
     beta = rnd(C, scale=0.3)
     rm = rnd(C, scale=0.2).detach()
-    rv = (torch.rand(C, dtype=torch.float32) + 0.5).to(DT)
+    rv = torch.rand(C) + 0.5
+    rv[0] = 2e-5
+    rv = rv.to(DT)
     rm0, rv0 = rm.clone(), rv.clone()
     HW = 1
     for s in shape[2:]:
@@ -233,8 +246,14 @@ CASES = [
     ("conv_depthwise_3x3", lambda n: conv(n, 2, 4, 6, 5, 4, 3, 1, 1, 4)),
     ("conv_depthwise_3x3_s2", lambda n: conv(n, 2, 3, 7, 8, 3, 3, 2, 1, 3)),
     ("conv_3x3_nobias", lambda n: conv(n, 2, 2, 5, 5, 3, 3, 1, 1, 1, bias=False)),
+    # Beyond the required list: paths the dispatcher may treat specially.
+    ("conv_3x3_p0", lambda n: conv(n, 2, 3, 6, 7, 2, 3, 1, 0, 1)),  # "valid", stride 1
+    ("conv_1x1_s2", lambda n: conv(n, 2, 4, 6, 5, 3, 1, 2, 0, 1)),  # ResNet-style shortcut
+    ("conv_depthwise_mult2", lambda n: conv(n, 2, 3, 5, 5, 6, 3, 1, 1, 3)),  # groups=Cin, Cout=2*Cin
     ("maxpool_2x2_s2", lambda n: maxpool(n, 2, 3, 6, 8, 2, 2)),
     ("maxpool_3x3_s2", lambda n: maxpool(n, 2, 3, 8, 7, 3, 2)),  # overlapping windows, floor
+    ("maxpool_2x2_s2_ties", lambda n: maxpool_ties(n, 2, 2, 7, 5, 2, 2)),  # odd: floor
+    ("maxpool_3x3_s2_ties", lambda n: maxpool_ties(n, 2, 2, 7, 7, 3, 2)),
     ("avgpool_2x2_s2", lambda n: avgpool(n, 2, 3, 5, 6, 2, 2)),  # odd H: last row dropped
     ("gap", lambda n: gap(n, 3, 4, 3, 5)),
     ("bn2d_train", lambda n: batchnorm(n, (4, 3, 3, 5), True)),
