@@ -11,18 +11,27 @@ void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd
     double n = (double)B * HW;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
+        /* Each plane (HW values) is summed in float with SIMD partial sums (a fixed order for a given
+         * build, so still deterministic); planes are summed in double. */
         double s = 0.0, ss = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = in + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) s += x[i];
+            float p = 0.f;
+#pragma omp simd reduction(+ : p)
+            for (int i = 0; i < HW; i++) p += x[i];
+            s += p;
         }
         double mean = s / n;
+        float fm = (float)mean;
         for (int b = 0; b < B; b++) {
             const float *x = in + ((size_t)b * C + c) * HW;
+            float p = 0.f;
+#pragma omp simd reduction(+ : p)
             for (int i = 0; i < HW; i++) {
-                double d = x[i] - mean;
-                ss += d * d;
+                float d = x[i] - fm;
+                p += d * d;
             }
+            ss += p;
         }
         double var = ss / n;
         float invstd = (float)(1.0 / sqrt(var + eps));
@@ -63,10 +72,14 @@ void kd_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float 
         double sdy = 0.0, sdyx = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
+            float p = 0.f, q = 0.f;
+#pragma omp simd reduction(+ : p, q)
             for (int i = 0; i < HW; i++) {
-                sdy += dy[i];
-                sdyx += (double)dy[i] * ((x[i] - mean) * invstd);
+                p += dy[i];
+                q += dy[i] * ((x[i] - mean) * invstd);
             }
+            sdy += p;
+            sdyx += q;
         }
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
