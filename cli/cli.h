@@ -14,6 +14,7 @@
 enum { KD_EXIT_OK = 0, KD_EXIT_ERROR = 1, KD_EXIT_USAGE = 2, KD_EXIT_INTERRUPTED = 130 };
 
 int kd_cmd_train(int argc, char **argv);
+int kd_cmd_kd(int argc, char **argv);
 int kd_cmd_eval(int argc, char **argv);
 int kd_cmd_info(int argc, char **argv);
 int kd_cmd_predict(int argc, char **argv);

@@ -109,6 +109,7 @@ static void usage(FILE *f) {
             "Usage: distill <command> [options]    (distill <command> --help for details)\n\n"
             "Commands:\n"
             "  train     train a model (teacher or student) with cross-entropy\n"
+            "  kd        distill a student from a teacher (checkpoint, ensemble or logits file)\n"
             "  eval      accuracy and loss of a checkpoint on a data set\n"
             "  info      parameters, MACs, bytes, memory and the layer table of a model\n"
             "  predict   classify images with a checkpoint\n"
@@ -132,6 +133,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "train")) return kd_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "kd")) return kd_cmd_kd(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return kd_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return kd_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict")) return kd_cmd_predict(argc - 1, argv + 1);

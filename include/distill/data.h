@@ -20,7 +20,12 @@ typedef struct kd_dataset {
     uint8_t *pixels;    /* (n, c, h, w) */
     int32_t *labels;    /* (n) */
     float mean, std;    /* normalisation applied when batching: (p/255 - mean) / std */
+    int32_t *orig;      /* after kd_dataset_split: each sample's index in the file it was read
+                           from (NULL = identity). Tables per sample (teacher logits) use it. */
 } kd_dataset;
+
+/* Index of sample i in the original file. */
+static inline int32_t kd_dataset_orig_index(const kd_dataset *ds, int i) { return ds->orig ? ds->orig[i] : i; }
 
 /* Read an IDX image file (ubyte, 3-d or 4-d) and an IDX label file (ubyte, 1-d); either may be
  * gzip-compressed. Validates magic, dtype, dimensions, sizes, truncation and that counts match. */

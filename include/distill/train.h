@@ -69,6 +69,11 @@ typedef struct kd_train_config {
     int progress;                /* 0 quiet, 1 progress (one updating line on a tty) */
     FILE *out;                   /* where progress goes (stderr if NULL) */
     int max_steps_per_epoch;     /* 0 = whole epoch (tests use small values) */
+    /* Distillation (NULL teacher = plain cross-entropy training): loss =
+     * kd_alpha * T^2 * KL(teacher || student at T) + (1 - kd_alpha) * CE. See distill.h. */
+    const struct kd_teacher *teacher;
+    float kd_temperature;
+    float kd_alpha;
     const volatile int *stop;    /* if non-NULL and set (e.g. by a SIGINT handler), stop after
                                     the current step with KD_STATUS_INTERRUPTED */
 } kd_train_config;

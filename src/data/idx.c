@@ -209,8 +209,10 @@ kd_status kd_dataset_load(kd_dataset *ds, const char *spec, const char *split, k
 void kd_dataset_free(kd_dataset *ds) {
     free(ds->pixels);
     free(ds->labels);
+    free(ds->orig);
     ds->pixels = NULL;
     ds->labels = NULL;
+    ds->orig = NULL;
     ds->n = 0;
 }
 
@@ -227,8 +229,9 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)ds->n);
     uint8_t *tp = malloc(img * (size_t)n_train), *vp = malloc(img * (size_t)(n_val ? n_val : 1));
     int32_t *tl = malloc(sizeof(int32_t) * (size_t)n_train), *vl = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
-    if (!perm || !tp || !vp || !tl || !vl) {
-        free(perm); free(tp); free(vp); free(tl); free(vl);
+    int32_t *to = malloc(sizeof(int32_t) * (size_t)n_train), *vo = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
+    if (!perm || !tp || !vp || !tl || !vl || !to || !vo) {
+        free(perm); free(tp); free(vp); free(tl); free(vl); free(to); free(vo);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     }
     kd_rng r;
@@ -239,7 +242,7 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
      * thing the seed changes. */
     char *is_val = calloc((size_t)ds->n, 1);
     if (!is_val) {
-        free(perm); free(tp); free(vp); free(tl); free(vl);
+        free(perm); free(tp); free(vp); free(tl); free(vl); free(to); free(vo);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     }
     for (int i = ds->n - n_val; i < ds->n; i++) is_val[perm[i]] = 1;
@@ -247,9 +250,11 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     for (int i = 0; i < ds->n; i++) {
         if (is_val[i]) {
             memcpy(vp + img * b, ds->pixels + img * i, img);
+            vo[b] = kd_dataset_orig_index(ds, i);
             vl[b++] = ds->labels[i];
         } else {
             memcpy(tp + img * a, ds->pixels + img * i, img);
+            to[a] = kd_dataset_orig_index(ds, i);
             tl[a++] = ds->labels[i];
         }
     }
@@ -259,10 +264,13 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     val->n = n_val;
     val->pixels = vp;
     val->labels = vl;
+    val->orig = vo;
     free(ds->pixels);
     free(ds->labels);
+    free(ds->orig);
     ds->pixels = tp;
     ds->labels = tl;
+    ds->orig = to;
     ds->n = n_train;
     return KD_STATUS_OK;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "distill/checkpoint.h"
+#include "distill/distill.h"
 #include "distill/train.h"
 #include "train/progress.h"
 
@@ -108,6 +109,19 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     if (train->n_classes > m->n_classes)
         return kd_error_set(err, KD_STATUS_MISMATCH, "data has %d classes, model %s outputs only %d",
                             train->n_classes, m->name, m->n_classes);
+    const kd_teacher *teacher = cfg->teacher;
+    float T = cfg->kd_temperature, alpha = cfg->kd_alpha;
+    if (teacher) {
+        if (!(T > 0.f) || !(alpha >= 0.f && alpha <= 1.f))
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "distillation needs T > 0 and alpha in [0, 1]");
+        if (teacher->n_classes != m->n_classes)
+            return kd_error_set(err, KD_STATUS_MISMATCH, "the teacher has %d classes, student %s has %d",
+                                teacher->n_classes, m->name, m->n_classes);
+        for (int k = 0; k < teacher->n_models && !teacher->logits; k++) {
+            kd_status ts = kd_model_set_batch(teacher->models[k], cfg->batch, cfg->threads, err);
+            if (ts) return ts;
+        }
+    }
     kd_status st = kd_model_set_batch(m, cfg->batch, cfg->threads, err);
     if (st) return st;
     kd_optimizer opt;
@@ -147,7 +161,11 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     float *dlogits = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
     int32_t *y = malloc((size_t)cfg->batch * sizeof(int32_t));
     int32_t *perm = malloc((size_t)train->n * sizeof(int32_t));
-    if (!x || !probs || !dlogits || !y || !perm) {
+    /* distillation: soft targets, student softmax at T, original sample indices */
+    float *pt = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
+    float *ps = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
+    int32_t *oidx = malloc((size_t)cfg->batch * sizeof(int32_t));
+    if (!x || !probs || !dlogits || !y || !perm || !pt || !ps || !oidx) {
         st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
         goto done;
     }
@@ -172,7 +190,18 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
             float loss = kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, cfg->label_smoothing);
             memset(dlogits, 0, (size_t)B * m->n_classes * sizeof(float));
-            kd_cross_entropy_backward(dlogits, probs, y, B, m->n_classes, cfg->label_smoothing, 1.f);
+            if (teacher) {
+                for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
+                if ((st = kd_teacher_targets(teacher, pt, NULL, x, teacher->logits ? oidx : NULL, B, T, err)))
+                    goto done;
+                float kl = kd_kl_div_forward(ps, logits, pt, B, m->n_classes, T);
+                /* alpha = 0 adds nothing at all, so it is bit-identical to plain CE training */
+                if (alpha > 0.f) kd_kl_div_backward(dlogits, ps, pt, B, m->n_classes, T, alpha);
+                loss = alpha * kl + (1.f - alpha) * loss;
+            }
+            if (!teacher || alpha < 1.f)
+                kd_cross_entropy_backward(dlogits, probs, y, B, m->n_classes, cfg->label_smoothing,
+                                          teacher ? 1.f - alpha : 1.f);
             kd_model_zero_grad(m);
             kd_model_backward(m, dlogits);
             double gnorm = clip_grads(m, cfg->clip_grad_norm);
@@ -234,7 +263,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     res->train_seconds = kd_now() - t_start;
     res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
 done:
-    free(x); free(probs); free(dlogits); free(y); free(perm);
+    free(x); free(probs); free(dlogits); free(y); free(perm); free(pt); free(ps); free(oidx);
     kd_optimizer_free(&opt);
     return st;
 }

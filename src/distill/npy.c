@@ -1,0 +1,143 @@
+/* NumPy .npy reader for teacher logits written by any framework (np.save): versions 1-3,
+ * little-endian float32 ('<f4') or float16 ('<f2'), C order, shape (N, C). Every header field is
+ * checked; NaN/inf values are rejected (soft targets from them would be garbage). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/checkpoint.h"
+#include "distill/distill.h"
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                mant <<= 1;
+            } while (!(mant & 0x400));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (mant & 0x3ff) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | mant << 13;
+    } else {
+        bits = sign | (exp + 127 - 15) << 23 | mant << 13;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Finds `'key':` in the header dict and returns a pointer just after the colon, or NULL. */
+static const char *dict_value(const char *hdr, const char *key) {
+    char pat[32];
+    snprintf(pat, sizeof pat, "'%s':", key);
+    const char *p = strstr(hdr, pat);
+    if (!p) return NULL;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    return p;
+}
+
+kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_error *err) {
+    *data = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    kd_status st = kd_read_file(path, &buf, &len, err);
+    if (st) return st;
+    const unsigned char *b = (const unsigned char *)buf;
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a NumPy .npy file (bad magic)", path);
+    }
+    size_t hlen, hoff;
+    if (b[6] == 1) {
+        hlen = (size_t)b[8] | (size_t)b[9] << 8;
+        hoff = 10;
+    } else if (b[6] == 2 || b[6] == 3) {
+        if (len < 12) {
+            free(buf);
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated header", path);
+        }
+        hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
+        hoff = 12;
+    } else {
+        int v = b[6];
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: unsupported .npy version %d", path, v);
+    }
+    if (hlen > len - hoff || hlen > 65536) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated (header of %zu bytes, file %zu)", path, hlen, len);
+    }
+    char hdr[65537];
+    memcpy(hdr, buf + hoff, hlen);
+    hdr[hlen] = 0;
+    const char *descr = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order"), *shape = dict_value(hdr, "shape");
+    int item = 0;
+    if (descr && (!strncmp(descr, "'<f4'", 5) || !strncmp(descr, "'=f4'", 5))) item = 4;
+    else if (descr && (!strncmp(descr, "'<f2'", 5) || !strncmp(descr, "'=f2'", 5))) item = 2;
+    if (!item) {
+        char d[16] = "?";
+        if (descr) snprintf(d, sizeof d, "%.8s", descr);
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: dtype %s is not supported: save float32 or float16 "
+                            "(e.g. logits.astype(np.float32))", path, d);
+    }
+    if (!fo || strncmp(fo, "False", 5) != 0) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: Fortran-ordered arrays are not supported (use np.ascontiguousarray)", path);
+    }
+    long dims[3];
+    int nd = 0;
+    if (!shape || *shape != '(') {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: no shape in the header", path);
+    }
+    const char *p = shape + 1;
+    while (*p && *p != ')' && nd < 3) {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0) { nd = -1; break; }
+        dims[nd++] = v;
+        p = end;
+    }
+    if (nd != 2 || dims[0] < 1 || dims[1] < 1 || dims[0] > (1L << 30) || dims[1] > 1000000) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: logits must have shape [N, classes] (2 dimensions), "
+                            "this file has %d", path, nd < 0 ? 0 : nd);
+    }
+    size_t count = (size_t)dims[0] * (size_t)dims[1], need = count * (size_t)item;
+    if (len - hoff - hlen < need) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: shape [%ld, %ld] needs %zu bytes of data, file has %zu",
+                            path, dims[0], dims[1], need, len - hoff - hlen);
+    }
+    float *out = malloc(sizeof(float) * count);
+    if (!out) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu floats", path, count);
+    }
+    const unsigned char *d = b + hoff + hlen;
+    for (size_t i = 0; i < count; i++) {
+        if (item == 4) memcpy(&out[i], d + 4 * i, 4); /* little-endian host */
+        else out[i] = half_to_float((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+        if (!isfinite(out[i])) {
+            kd_status s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: NaN or inf at row %zu, column %zu", path,
+                                       i / (size_t)dims[1], i % (size_t)dims[1]);
+            free(out);
+            free(buf);
+            return s;
+        }
+    }
+    free(buf);
+    *data = out;
+    *n = (int)dims[0];
+    *c = (int)dims[1];
+    return KD_STATUS_OK;
+}
