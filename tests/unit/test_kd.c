@@ -1,0 +1,222 @@
+/* Distillation: the Hinton loss against PyTorch golden values (KL at T with the T^2 factor) and
+ * finite differences; alpha = 0 trains bit-identically to plain cross-entropy; cached teacher
+ * outputs reproduce an online ensemble's soft targets; the .npy logits reader and its bad files. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/distill.h"
+#include "distill/train.h"
+#include "test.h"
+
+static void test_golden(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/golden/kd/%s.txt", KD_SOURCE_DIR, name);
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f != NULL, "missing fixture %s", path);
+    if (!f) return;
+    int B, C;
+    float T;
+    CHECK(fscanf(f, "%d %d %f", &B, &C, &T) == 3);
+    int n = B * C;
+    float *s = malloc(sizeof(float) * n), *t = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n);
+    float *pt = malloc(sizeof(float) * n), *ps = malloc(sizeof(float) * n), *d = calloc((size_t)n, sizeof(float));
+    float loss_ref = 0;
+    int ok = 1;
+    for (int i = 0; i < n; i++) ok &= fscanf(f, "%f", &s[i]) == 1;
+    for (int i = 0; i < n; i++) ok &= fscanf(f, "%f", &t[i]) == 1;
+    ok &= fscanf(f, "%f", &loss_ref) == 1;
+    for (int i = 0; i < n; i++) ok &= fscanf(f, "%f", &g[i]) == 1;
+    fclose(f);
+    CHECK_MSG(ok, "%s: truncated fixture", name);
+    kd_soft_targets(pt, t, B, C, T);
+    float loss = kd_kl_div_forward(ps, s, pt, B, C, T);
+    kd_kl_div_backward(d, ps, pt, B, C, T, 1.f);
+    CHECK_MSG(fabsf(loss - loss_ref) <= 1e-5f + 1e-5f * fabsf(loss_ref), "%s: loss %.8g vs PyTorch %.8g", name, loss,
+              loss_ref);
+    float worst = 0;
+    for (int i = 0; i < n; i++) worst = fmaxf(worst, fabsf(d[i] - g[i]) / (1e-6f + 1e-5f * fabsf(g[i]) + 1e-6f));
+    CHECK_MSG(worst <= 1.f, "%s: gradient off by %g of tolerance", name, worst);
+    printf("golden %-16s loss %.6f (PyTorch %.6f)\n", name, loss, loss_ref);
+    free(s); free(t); free(g); free(pt); free(ps); free(d);
+}
+
+static void test_fd(void) {
+    enum { B = 3, C = 6 };
+    kd_rng r;
+    kd_rng_seed(&r, 9, 0);
+    float s[B * C], t[B * C], pt[B * C], ps[B * C], d[B * C] = {0};
+    for (int i = 0; i < B * C; i++) s[i] = 2 * kd_rng_normal(&r), t[i] = 5 * kd_rng_normal(&r);
+    float T = 3.f;
+    kd_soft_targets(pt, t, B, C, T);
+    kd_kl_div_forward(ps, s, pt, B, C, T);
+    kd_kl_div_backward(d, ps, pt, B, C, T, 0.7f);
+    int bad = 0;
+    for (int i = 0; i < B * C; i++) {
+        float save = s[i], h = 1e-2f;
+        s[i] = save + h;
+        double lp = kd_kl_div_forward(ps, s, pt, B, C, T);
+        s[i] = save - h;
+        double lm = kd_kl_div_forward(ps, s, pt, B, C, T);
+        s[i] = save;
+        double num = 0.7 * (lp - lm) / (2 * h);
+        if (fabs(num - d[i]) > 2e-3 + 1e-2 * fabs(num)) {
+            bad++;
+            fprintf(stderr, "  d[%d]: analytic %g numeric %g\n", i, d[i], num);
+        }
+    }
+    CHECK(bad == 0);
+    /* KL of identical distributions is 0 and so is its gradient */
+    kd_soft_targets(pt, s, B, C, T);
+    CHECK_NEAR(kd_kl_div_forward(ps, s, pt, B, C, T), 0.0, 1e-6);
+}
+
+/* Small synthetic data set: random 8x8 images whose label depends on the image. */
+static void make_data(kd_dataset *ds, int n) {
+    memset(ds, 0, sizeof *ds);
+    ds->n = n; ds->c = 1; ds->h = ds->w = 8; ds->n_classes = 4;
+    ds->pixels = malloc((size_t)n * 64);
+    ds->labels = malloc(sizeof(int32_t) * (size_t)n);
+    kd_rng r;
+    kd_rng_seed(&r, 1, 1);
+    for (int i = 0; i < n; i++) {
+        int sum = 0;
+        for (int k = 0; k < 64; k++) sum += ds->pixels[i * 64 + k] = (uint8_t)kd_rng_below(&r, 256);
+        ds->labels[i] = (sum / 64) % 4;
+    }
+    ds->mean = 0.5f;
+    ds->std = 0.29f;
+}
+
+static const char *student_yaml = "name: s\ninput: [1, 8, 8]\nlayers:\n  - {type: conv2d, out: 4, kernel: 3, pad: 1}\n"
+                                  "  - {type: relu}\n  - {type: dropout, p: 0.2}\n  - {type: linear, out: 4}\n";
+static const char *teacher_yaml = "name: t\ninput: [1, 8, 8]\nlayers:\n  - {type: linear, out: 16}\n"
+                                  "  - {type: batchnorm}\n  - {type: relu}\n  - {type: linear, out: 4}\n";
+
+static void test_alpha0_and_cache(void) {
+    kd_dataset ds;
+    make_data(&ds, 300);
+    kd_error err;
+    kd_model *a = NULL, *b = NULL, *t1 = NULL, *t2 = NULL;
+    CHECK(kd_model_from_yaml(&a, student_yaml, "s", 5, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&b, student_yaml, "s", 5, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t1, teacher_yaml, "t", 6, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t2, teacher_yaml, "t", 7, &err) == KD_STATUS_OK);
+    if (!a || !b || !t1 || !t2) return;
+    kd_train_config c;
+    kd_train_config_default(&c);
+    c.epochs = 2; c.batch = 32; c.progress = 0; c.aug.translate = 1;
+    kd_train_result r;
+    CHECK(kd_train(a, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
+    kd_model *ens[2] = {t1, t2};
+    kd_teacher teacher = {2, ens, NULL, 0, 4};
+    c.teacher = &teacher;
+    c.kd_temperature = 4.f;
+    c.kd_alpha = 0.f;
+    CHECK_MSG(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0, "alpha=0 differs from plain CE");
+    /* alpha > 0 does change the result */
+    c.kd_alpha = 0.5f;
+    CHECK(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
+    CHECK(memcmp(a->params, b->params, sizeof(float) * a->n_params) != 0);
+
+    /* cached logits reproduce the ensemble's soft targets */
+    float *tab = NULL;
+    int rows = 0;
+    CHECK(kd_teacher_cache_logits(&teacher, &ds, 64, 2, 4.f, &tab, &rows, &err) == KD_STATUS_OK);
+    CHECK(rows == ds.n);
+    float x[8 * 64], pt_online[8 * 4], pt_cached[8 * 4];
+    int32_t idx[8], y[8];
+    for (int i = 0; i < 8; i++) idx[i] = 37 * i % ds.n;
+    kd_batch_fill(x, y, &ds, idx, 8, NULL, NULL);
+    CHECK(kd_teacher_targets(&teacher, pt_online, NULL, x, NULL, 8, 4.f, &err) == KD_STATUS_OK);
+    kd_teacher cached = {0, NULL, tab, rows, 4};
+    CHECK(kd_teacher_targets(&cached, pt_cached, NULL, NULL, idx, 8, 4.f, &err) == KD_STATUS_OK);
+    float worst = 0;
+    for (int i = 0; i < 32; i++) worst = fmaxf(worst, fabsf(pt_online[i] - pt_cached[i]));
+    CHECK_MSG(worst < 1e-6f, "cache differs by %g", worst);
+    idx[0] = rows; /* out of range row: an error, not a read past the table */
+    CHECK(kd_teacher_targets(&cached, pt_cached, NULL, NULL, idx, 1, 4.f, &err) == KD_STATUS_MISMATCH);
+    free(tab);
+    kd_model_free(a); kd_model_free(b); kd_model_free(t1); kd_model_free(t2);
+    kd_dataset_free(&ds);
+}
+
+static void write_npy(const char *path, const char *header, const void *data, size_t len, int truncate_by) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    char h[256];
+    int n = snprintf(h, sizeof h, "%s", header);
+    int total = 10 + n + 1, pad = (64 - total % 64) % 64;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    uint16_t hl = (uint16_t)(n + pad + 1);
+    fputc(hl & 0xff, f);
+    fputc(hl >> 8, f);
+    fwrite(h, 1, (size_t)n, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    fwrite(data, 1, len - (size_t)truncate_by, f);
+    fclose(f);
+}
+
+static void expect_npy_error(const char *path, const char *needle) {
+    float *d = NULL;
+    int n, c;
+    kd_error err = {0};
+    kd_status st = kd_npy_load_logits(path, &d, &n, &c, &err);
+    CHECK_MSG(st == KD_STATUS_BAD_FILE, "%s: status %d", needle, st);
+    CHECK_MSG(strstr(err.msg, needle) && strstr(err.msg, path), "'%s' not in '%s'", needle, err.msg);
+    CHECK(d == NULL);
+    free(d);
+}
+
+static void test_npy(void) {
+    float v[6] = {1.5f, -2.f, 0.25f, 3.f, 1e-3f, -7.f};
+    write_npy("kd_ok.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", v, sizeof v, 0);
+    float *d = NULL;
+    int n = 0, c = 0;
+    kd_error err;
+    CHECK_MSG(kd_npy_load_logits("kd_ok.npy", &d, &n, &c, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(n == 3 && c == 2 && d && memcmp(d, v, sizeof v) == 0);
+    free(d);
+    /* float16: 1.0 = 0x3c00, -2.0 = 0xc000, 0.5 = 0x3800, 65504 = 0x7bff, 2^-24 = 0x0001 (subnormal), 0 */
+    uint16_t h[6] = {0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x0000};
+    write_npy("kd_f16.npy", "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }", h, sizeof h, 0);
+    CHECK(kd_npy_load_logits("kd_f16.npy", &d, &n, &c, &err) == KD_STATUS_OK);
+    if (d) {
+        CHECK(n == 2 && c == 3);
+        CHECK(d[0] == 1.f && d[1] == -2.f && d[2] == 0.5f && d[3] == 65504.f && d[4] == ldexpf(1.f, -24) && d[5] == 0.f);
+    }
+    free(d);
+    write_npy("kd_bad1.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", v, sizeof v, 0);
+    expect_npy_error("kd_bad1.npy", "dtype");
+    write_npy("kd_bad2.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2, 1), }", v, sizeof v, 0);
+    expect_npy_error("kd_bad2.npy", "shape [N, classes]");
+    write_npy("kd_bad3.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", v, sizeof v, 4);
+    expect_npy_error("kd_bad3.npy", "truncated");
+    float nanv[6] = {1, 2, 3, NAN, 5, 6};
+    write_npy("kd_bad4.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", nanv, sizeof nanv, 0);
+    expect_npy_error("kd_bad4.npy", "NaN");
+    write_npy("kd_bad5.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }", v, sizeof v, 0);
+    expect_npy_error("kd_bad5.npy", "Fortran");
+    FILE *f = fopen("kd_bad6.npy", "wb");
+    if (f) {
+        fputs("PK\x03\x04 this is a zip", f);
+        fclose(f);
+    }
+    expect_npy_error("kd_bad6.npy", "magic");
+    const char *files[] = {"kd_ok.npy", "kd_f16.npy", "kd_bad1.npy", "kd_bad2.npy", "kd_bad3.npy", "kd_bad4.npy",
+                           "kd_bad5.npy", "kd_bad6.npy"};
+    for (int i = 0; i < 8; i++) remove(files[i]);
+}
+
+int main(void) {
+    test_golden("hinton_T1");
+    test_golden("hinton_T4");
+    test_golden("hinton_T20_big");
+    test_fd();
+    test_alpha0_and_cache();
+    test_npy();
+    TEST_DONE();
+}
