@@ -409,6 +409,14 @@ kd_status kd_checkpoint_load_into(const char *path, kd_model *m, kd_optimizer *o
     /* The model tensors, and the optimizer's when a state is wanted and present. */
     tensor_list l;
     const kd_optimizer *use_opt = (opt && st && state) ? opt : NULL;
+    if (use_opt) {
+        const char *o = meta_str(&p, "optimizer"), *want = opt->cfg.type == KD_OPT_ADAMW ? "adamw" : "sgd";
+        if (!o || strcmp(o, want) != 0) {
+            s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: was trained with %s, this run uses %s", path, o ? o : "?", want);
+            parsed_free(&p);
+            return s;
+        }
+    }
     if (build_list(&l, m, use_opt)) {
         parsed_free(&p);
         free(l.t);
@@ -435,15 +443,10 @@ kd_status kd_checkpoint_load_into(const char *path, kd_model *m, kd_optimizer *o
     }
     if (!s && use_opt) {
         uint64_t ep, step, rs, ri, ot;
-        const char *o = meta_str(&p, "optimizer");
-        int want_adam = opt->cfg.type == KD_OPT_ADAMW;
         if (!parse_u64(meta_str(&p, "epoch"), &ep) || !parse_u64(meta_str(&p, "step"), &step) ||
             !parse_u64(meta_str(&p, "rng_state"), &rs) || !parse_u64(meta_str(&p, "rng_inc"), &ri) ||
-            !parse_u64(meta_str(&p, "optimizer_t"), &ot) || !o) {
+            !parse_u64(meta_str(&p, "optimizer_t"), &ot)) {
             s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: training state in the metadata is incomplete", path);
-        } else if (strcmp(o, want_adam ? "adamw" : "sgd") != 0) {
-            s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: was trained with %s, this run uses %s", path, o,
-                             want_adam ? "adamw" : "sgd");
         } else {
             st->epoch = (int)ep;
             st->step = (long long)step;
