@@ -221,9 +221,9 @@ void kd_dataset_truncate(kd_dataset *ds, int n) {
 }
 
 kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err) {
-    memset(val, 0, sizeof *val);
     if (n_val < 0 || n_val >= ds->n)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "validation size %d must be in [0, %d)", n_val, ds->n);
+    memset(val, 0, sizeof *val);
     size_t img = (size_t)ds->c * ds->h * ds->w;
     int n_train = ds->n - n_val;
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)ds->n);

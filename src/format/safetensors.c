@@ -281,30 +281,34 @@ static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
     if (st) return st;
     const unsigned char *b = (const unsigned char *)p->file;
     if (p->len < 8) {
+        kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a safetensors file (only %zu bytes)", path, p->len);
         parsed_free(p);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a safetensors file (only %zu bytes)", path, p->len);
+        return e_;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
     if (hlen > KD_MAX_HEADER || hlen > p->len - 8) {
+        kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE,
+                        "%s: not a safetensors file or truncated (header length %" PRIu64 ", file %zu bytes)", path,
+                        hlen, p->len);
         parsed_free(p);
-        return kd_error_set(err, KD_STATUS_BAD_FILE,
-                            "%s: not a safetensors file or truncated (header length %" PRIu64 ", file %zu bytes)", path,
-                            hlen, p->len);
+        return e_;
     }
     p->root = cJSON_ParseWithLength(p->file + 8, (size_t)hlen);
     if (!cJSON_IsObject(p->root)) {
+        kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt safetensors header (invalid JSON)", path);
         parsed_free(p);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt safetensors header (invalid JSON)", path);
+        return e_;
     }
     p->data = b + 8 + hlen;
     p->data_len = p->len - 8 - (size_t)hlen;
     const char *fmt = meta_str(p, "format");
     if (!fmt || strcmp(fmt, "distill") != 0 || !meta_str(p, "model_yaml")) {
+        kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE,
+                        "%s: not a Distill checkpoint (no model_yaml in its metadata; a safetensors file from "
+                        "elsewhere needs a model description)", path);
         parsed_free(p);
-        return kd_error_set(err, KD_STATUS_BAD_FILE,
-                            "%s: not a Distill checkpoint (no model_yaml in its metadata; a safetensors file from "
-                            "elsewhere needs a model description)", path);
+        return e_;
     }
     cJSON *t;
     cJSON_ArrayForEach(t, p->root) {
@@ -313,8 +317,9 @@ static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
         cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
         cJSON *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
         if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) {
+            kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: malformed entry", path, t->string);
             parsed_free(p);
-            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: malformed entry", path, t->string);
+            return e_;
         }
         if (strcmp(dt->valuestring, "F32") != 0) {
             kd_status s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s has dtype %s; only F32 is supported", path,
@@ -326,21 +331,24 @@ static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
         cJSON *d;
         cJSON_ArrayForEach(d, sh) {
             if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12 || d->valuedouble != floor(d->valuedouble)) {
+                kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: bad shape", path, t->string);
                 parsed_free(p);
-                return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: bad shape", path, t->string);
+                return e_;
             }
             count *= d->valuedouble;
         }
         double o0 = cJSON_GetArrayItem(of, 0)->valuedouble, o1 = cJSON_GetArrayItem(of, 1)->valuedouble;
         if (!(o0 >= 0 && o1 >= o0 && o1 <= (double)p->data_len)) {
+            kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: data offsets [%.0f, %.0f] outside the %zu data bytes (truncated file?)",
+                            path, t->string, o0, o1, p->data_len);
             parsed_free(p);
-            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: data offsets [%.0f, %.0f] outside the %zu data bytes (truncated file?)",
-                                path, t->string, o0, o1, p->data_len);
+            return e_;
         }
         if (o1 - o0 != 4 * count) {
+            kd_status e_ = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: %.0f data bytes do not match its shape (%.0f)",
+                            path, t->string, o1 - o0, 4 * count);
             parsed_free(p);
-            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: %.0f data bytes do not match its shape (%.0f)",
-                                path, t->string, o1 - o0, 4 * count);
+            return e_;
         }
     }
     return KD_STATUS_OK;
