@@ -53,7 +53,8 @@ static void im2col(float *col, const float *in, const kd_conv_shape *s, int c0, 
                         if (lo < 0) lo = 0;
                         if (hi > Wo) hi = Wo;
                         for (int ox = 0; ox < lo && ox < Wo; ox++) r[ox] = 0.f;
-                        if (hi > lo) memcpy(r + lo, src + lo - s->pad + kx, sizeof(float) * (hi - lo));
+                        const float *sp = src - s->pad + kx; /* rows are short: a loop beats memcpy's call */
+                        for (int ox = lo; ox < hi; ox++) r[ox] = sp[ox];
                         for (int ox = hi > lo ? hi : lo; ox < Wo; ox++) r[ox] = 0.f;
                     } else {
                         for (int ox = 0; ox < Wo; ox++) {

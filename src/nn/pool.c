@@ -12,11 +12,13 @@ void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int
         if (k == 2 && stride == 2) { /* the common case, unrolled */
             for (int oy = 0; oy < Ho; oy++)
                 for (int ox = 0; ox < Wo; ox++) {
+                    /* branch-free selects: data-dependent branches mispredict on real images */
                     int i0 = 2 * oy * W + 2 * ox, best = i0;
-                    if (x[i0 + 1] > x[best]) best = i0 + 1;
-                    if (x[i0 + W] > x[best]) best = i0 + W;
-                    if (x[i0 + W + 1] > x[best]) best = i0 + W + 1;
-                    y[oy * Wo + ox] = x[best];
+                    float v = x[i0], c;
+                    c = x[i0 + 1];     best = c > v ? i0 + 1 : best;     v = c > v ? c : v;
+                    c = x[i0 + W];     best = c > v ? i0 + W : best;     v = c > v ? c : v;
+                    c = x[i0 + W + 1]; best = c > v ? i0 + W + 1 : best; v = c > v ? c : v;
+                    y[oy * Wo + ox] = v;
                     am[oy * Wo + ox] = best;
                 }
             continue;
