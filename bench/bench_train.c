@@ -2,7 +2,8 @@
  * backward, SGD update) at batch 128 on real Fashion-MNIST batches, the GFLOP/s it reaches
  * (6 * MACs per sample), and that as a fraction of the machine's SGEMM peak measured in the same
  * run through the same kd_sgemm interface.
- * Usage: bench_train [--threads N] [--batch B] [--steps S] [models...]   (default: all zoo models) */
+ * Usage: bench_train [--threads N] [--batch B] [--steps S] [models...]   (default: all zoo models)
+ * S is the minimum number of timed steps; small models run more, for at least ~3 seconds. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,13 @@ int main(int argc, char **argv) {
             kd_model_free(m);
             continue;
         }
-        c.max_steps_per_epoch = steps;
+        /* enough steps for at least ~3 s of measurement, so small models are not timed on noise */
+        int want = (int)(3.0 * r.samples_per_sec / batch) + 1;
+        int n_steps = want > steps ? want : steps;
+        if (n_steps > ds.n / batch - 1) n_steps = ds.n / batch - 1;
+        c.max_steps_per_epoch = n_steps;
+        sub.n = batch * (n_steps + 1);
+        if (sub.n > ds.n) sub.n = ds.n;
         if (kd_train(m, &sub, NULL, &c, &r, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             kd_model_free(m);

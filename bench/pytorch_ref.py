@@ -102,15 +102,19 @@ def speed(args):
         mac = macs(m)
         m.train()
         opt = make_opt(m, 0.05)
-        steps = args.steps if name in ("cnn-t", "mlp-1200") else args.steps * 5
-        t = None
-        for i in range(steps + 10):
-            if i == 10:
-                t = time.perf_counter()
+        def step(i):
             j = (i * args.batch) % (len(x) - args.batch)
             opt.zero_grad()
             F.cross_entropy(m(x[j:j + args.batch]), y[j:j + args.batch]).backward()
             opt.step()
+        # at least ~3 s of timed steps (estimated from 10 warm-up steps), like bench_train
+        t = time.perf_counter()
+        for i in range(10):
+            step(i)
+        steps = max(args.steps, int(3.0 / ((time.perf_counter() - t) / 10)))
+        t = time.perf_counter()
+        for i in range(steps):
+            step(10 + i)
         sps = steps * args.batch / (time.perf_counter() - t)
         m.eval()
         lat = []
