@@ -7,6 +7,18 @@
 
 #include "cli.h"
 
+/* The MODEL argument and the --data/--split of eval and predict; nonzero (and nothing to free) on error. */
+static int open_model_and_data(const char *cmd, const char *model, const char *data, const char *split, kd_model **m,
+                               kd_dataset *ds) {
+    if (kd_cli_load_model(cmd, model, m)) return 1;
+    if (kd_cli_load_data(cmd, data, split, ds)) {
+        kd_model_free(*m);
+        *m = NULL;
+        return 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ eval */
 
 static void eval_help(void) {
@@ -73,12 +85,8 @@ int kd_cmd_eval(int argc, char **argv) {
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     kd_model *m = NULL;
-    if (kd_cli_load_model(C, argv[optind], &m)) return KD_EXIT_ERROR;
     kd_dataset ds = {0};
-    if (kd_cli_load_data(C, data, split, &ds)) {
-        kd_model_free(m);
-        return KD_EXIT_ERROR;
-    }
+    if (open_model_and_data(C, argv[optind], data, split, &m, &ds)) return KD_EXIT_ERROR;
     kd_error err;
     kd_eval_result r;
     int32_t *pred = malloc((size_t)ds.n * sizeof *pred);
@@ -204,12 +212,8 @@ int kd_cmd_predict(int argc, char **argv) {
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     kd_model *m = NULL;
-    if (kd_cli_load_model(C, argv[optind], &m)) return KD_EXIT_ERROR;
     kd_dataset ds = {0};
-    if (kd_cli_load_data(C, data, split, &ds)) {
-        kd_model_free(m);
-        return KD_EXIT_ERROR;
-    }
+    if (open_model_and_data(C, argv[optind], data, split, &m, &ds)) return KD_EXIT_ERROR;
     int rc = 0;
     kd_error err;
     if (first >= ds.n) {

@@ -210,9 +210,10 @@ static int run(int argc, char **argv, int kd) {
     }
     if (limit && limit < train.n) kd_dataset_truncate(&train, limit);
     if (n_val >= train.n) {
+        int have = train.n;
         kd_dataset_free(&train);
         kd_model_free(m);
-        return kd_cli_usage_error(C, "--val %d leaves no training data (%d images)", n_val, train.n);
+        return kd_cli_usage_error(C, "--val %d leaves no training data (%d images)", n_val, have);
     }
     if (n_val > 0 && kd_dataset_split(&train, &val, n_val, (uint64_t)seed, &err)) {
         kd_dataset_free(&train);

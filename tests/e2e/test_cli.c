@@ -86,9 +86,41 @@ int main(void) {
         CHECK(strstr(line, "\"epoch\": 1") && strstr(line, "\"val_acc\""));
         fclose(f);
     }
+    /* distillation from the model just trained, then its error paths */
+    EXPECT("kd --teacher cli_mlp.safetensors --student mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q "
+           "-o cli_kd.safetensors",
+           0, "top-1 agreement");
+    EXPECT("kd --student mlp-s", 2, "either --teacher");
+    EXPECT("kd --teacher a.safetensors --teacher-logits b.npy", 2, "either --teacher");
+    EXPECT("train --temperature 4", 2, "use 'distill kd'");
+    EXPECT("kd --teacher missing-teacher.safetensors --limit 2000 --val 500 -q", 1, "missing-teacher.safetensors");
+    EXPECT("kd --teacher cli_mlp.safetensors --alpha 1.5", 2, "--alpha expects a number in [0, 1]");
+    EXPECT("train --model mlp-s --limit 2000 -q", 2, "--val 5000 leaves no training data (2000 images)");
+    FILE *npy = fopen("cli_logits.npy", "wb");
+    if (npy) { /* a valid .npy of 7 rows: the wrong count for the training set */
+        const char hdr[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (7, 10), }";
+        char pad[128];
+        int n = (int)sizeof hdr - 1, total = 10 + n + 1, sp = (64 - total % 64) % 64;
+        memset(pad, ' ', sizeof pad);
+        fwrite("\x93NUMPY\x01\x00", 1, 8, npy);
+        fputc((n + sp + 1) & 0xff, npy);
+        fputc((n + sp + 1) >> 8, npy);
+        fwrite(hdr, 1, (size_t)n, npy);
+        fwrite(pad, 1, (size_t)sp, npy);
+        fputc('\n', npy);
+        float z[70] = {0};
+        fwrite(z, sizeof z, 1, npy);
+        fclose(npy);
+    }
+    EXPECT("kd --teacher-logits cli_logits.npy --student mlp-s --limit 2000 --val 500 -q", 1, "has 7 rows");
+    remove("cli_logits.npy");
+
     /* resume of a finished run does nothing and succeeds */
     EXPECT("train --model mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q -o cli_mlp.safetensors --resume",
            0, "wrote");
-    remove("cli_log.jsonl");
+    const char *made[] = {"cli_log.jsonl", "cli_mlp.safetensors", "cli_mlp.safetensors.ckpt", "cli_kd.safetensors",
+                          "cli_kd.safetensors.ckpt", "cli_bad.yaml", "cli_shape.yaml", "cli_not_idx",
+                          "cli_garbage.safetensors"};
+    for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);
     TEST_DONE();
 }
