@@ -22,6 +22,8 @@ static void help(int kd) {
                "  -s, --student NAME|FILE student model (default cnn-s)\n"
                "  -T, --temperature X     softmax temperature (default 4)\n"
                "  -a, --alpha X           weight of the distillation term (default 0.9)\n"
+               "      --dkd-beta X        use decoupled KD (Zhao et al. 2022) as the distillation term:\n"
+               "                          T^2 * (TCKD + X * NCKD); the paper uses X = 8\n"
                "                          (gradients are clipped to norm 5 unless --clip-grad is given)\n"
                "      --no-cache          run the teacher every step even without augmentation\n"
                "                          (by default its outputs are computed once and cached)\n"
@@ -70,7 +72,7 @@ static void help(int kd) {
 
 enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
-    O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE
+    O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD
 };
 
 #define KD_MAX_TEACHERS 16
@@ -111,7 +113,7 @@ static int run(int argc, char **argv, int kd) {
         {"step-gamma", 1, 0, O_STEPG}, {"label-smoothing", 1, 0, O_LS}, {"clip-grad", 1, 0, O_CLIP},
         {"translate", 1, 0, O_TRANS}, {"hflip", 0, 0, O_HFLIP}, {"seed", 1, 0, O_SEED},
         {"resume", 0, 0, O_RESUME}, {"log", 1, 0, O_LOG}, {"max-steps", 1, 0, O_MAXSTEPS},
-        {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS}, {"no-cache", 0, 0, O_NOCACHE},
+        {"dkd-beta", 1, 0, O_DKD}, {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS}, {"no-cache", 0, 0, O_NOCACHE},
         {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'}, {0, 0, 0, 0}};
     const char *C = kd ? "kd" : "train", *model_arg = kd ? "cnn-s" : "cnn-t", *data = "fashion-mnist";
     const char *out = kd ? "student.safetensors" : "model.safetensors";
@@ -124,7 +126,7 @@ static int run(int argc, char **argv, int kd) {
     cfg.kd_temperature = 4.f;
     cfg.kd_alpha = 0.9f;
     for (int c; (c = getopt_long(argc, argv, "m:d:o:e:b:j:qhs:T:a:", opts, NULL)) != -1;) {
-        if (!kd && (c == 's' || c == 'T' || c == 'a' || c == O_TEACHER || c == O_TLOGITS || c == O_NOCACHE))
+        if (!kd && (c == 's' || c == 'T' || c == 'a' || c == O_TEACHER || c == O_TLOGITS || c == O_NOCACHE || c == O_DKD))
             return kd_cli_usage_error(C, "this is a distillation option: use 'distill kd'");
         switch (c) {
         case 'm': case 's': model_arg = optarg; break;
@@ -136,6 +138,7 @@ static int run(int argc, char **argv, int kd) {
             break;
         case O_TLOGITS: logits_path = optarg; break;
         case O_NOCACHE: no_cache = 1; break;
+        case O_DKD: if (!kd_cli_float(C, "--dkd-beta", optarg, 0, 1000, &cfg.dkd_beta)) return KD_EXIT_USAGE; break;
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
         case 'e': if (!kd_cli_int(C, "--epochs", optarg, 1, 100000, &cfg.epochs)) return KD_EXIT_USAGE; break;
@@ -289,8 +292,8 @@ static int run(int argc, char **argv, int kd) {
             C, m->name, m->n_params, pb, kd_model_macs(m) / 1e6, data, train.n, val.n, cfg.epochs, cfg.batch,
             cfg.optim.type == KD_OPT_SGD ? "SGD" : "AdamW", (double)cfg.optim.lr, cfg.threads, kd_gemm_backend());
     if (kd)
-        fprintf(stderr, "distill kd: teacher %s, T %g, alpha %g\n",
-                logits_path ? logits_path : teacher_paths[0], (double)cfg.kd_temperature, (double)cfg.kd_alpha);
+        fprintf(stderr, "distill kd: teacher %s, %s, T %g, alpha %g\n", logits_path ? logits_path : teacher_paths[0],
+                cfg.dkd_beta > 0.f ? "decoupled KD" : "Hinton KD", (double)cfg.kd_temperature, (double)cfg.kd_alpha);
     kd_train_result res;
     st = kd_train(m, &train, n_val > 0 ? &val : NULL, &cfg, &res, &err);
     if (st) {

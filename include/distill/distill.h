@@ -23,6 +23,11 @@ float kd_kl_div_forward(float *ps, const float *s_logits, const float *pt, int B
 /* dlogits += scale * d(T^2 * mean KL)/ds = scale * T * (ps - pt) / B */
 void kd_kl_div_backward(float *dlogits, const float *ps, const float *pt, int B, int C, float T, float scale);
 
+/* Decoupled KD (Zhao et al. 2022): returns T^2 * mean(alpha * TCKD + beta * NCKD) for student
+ * logits, teacher soft targets pt at T and labels; if dlogits is non-NULL adds scale * gradient. */
+float kd_dkd_forward_backward(float *dlogits, const float *s_logits, const float *pt, const int32_t *labels, int B,
+                              int C, float T, float alpha, float beta, float scale);
+
 /* ---- teachers (src/distill/teacher.c) ---- */
 typedef struct kd_teacher {
     int n_models;

@@ -74,6 +74,7 @@ typedef struct kd_train_config {
     const struct kd_teacher *teacher;
     float kd_temperature;
     float kd_alpha;
+    float dkd_beta;              /* > 0: the KD term is decoupled KD, T^2 * (TCKD + dkd_beta * NCKD) */
     const volatile int *stop;    /* if non-NULL and set (e.g. by a SIGINT handler), stop after
                                     the current step with KD_STATUS_INTERRUPTED */
 } kd_train_config;

@@ -194,9 +194,15 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                 for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
                 if ((st = kd_teacher_targets(teacher, pt, NULL, x, teacher->logits ? oidx : NULL, B, T, err)))
                     goto done;
-                float kl = kd_kl_div_forward(ps, logits, pt, B, m->n_classes, T);
+                float kl;
                 /* alpha = 0 adds nothing at all, so it is bit-identical to plain CE training */
-                if (alpha > 0.f) kd_kl_div_backward(dlogits, ps, pt, B, m->n_classes, T, alpha);
+                if (cfg->dkd_beta > 0.f) {
+                    kl = kd_dkd_forward_backward(alpha > 0.f ? dlogits : NULL, logits, pt, y, B, m->n_classes, T,
+                                                 1.f, cfg->dkd_beta, alpha);
+                } else {
+                    kl = kd_kl_div_forward(ps, logits, pt, B, m->n_classes, T);
+                    if (alpha > 0.f) kd_kl_div_backward(dlogits, ps, pt, B, m->n_classes, T, alpha);
+                }
                 loss = alpha * kl + (1.f - alpha) * loss;
             }
             if (!teacher || alpha < 1.f)

@@ -72,6 +72,45 @@ static void test_fd(void) {
     CHECK_NEAR(kd_kl_div_forward(ps, s, pt, B, C, T), 0.0, 1e-6);
 }
 
+/* DKD: the decomposition KL = TCKD + (1 - pt_target) * NCKD (Zhao et al., eq. 3) for the forward,
+ * and finite differences for the gradient. */
+static void test_dkd(void) {
+    enum { B = 4, C = 7 };
+    kd_rng r;
+    kd_rng_seed(&r, 21, 0);
+    float s[B * C], t[B * C], pt[B * C], ps[B * C];
+    int32_t y[B] = {0, 3, 6, 2};
+    for (int i = 0; i < B * C; i++) s[i] = 2 * kd_rng_normal(&r), t[i] = 4 * kd_rng_normal(&r);
+    float T = 2.f;
+    kd_soft_targets(pt, t, B, C, T);
+    double kl = kd_kl_div_forward(ps, s, pt, B, C, T);
+    /* per-sample weights (1 - t_g) differ, so check one sample at a time */
+    double sum = 0;
+    for (int b = 0; b < B; b++) {
+        double tck = kd_dkd_forward_backward(NULL, s + b * C, pt + b * C, y + b, 1, C, T, 1.f, 0.f, 1.f);
+        double nck = kd_dkd_forward_backward(NULL, s + b * C, pt + b * C, y + b, 1, C, T, 0.f, 1.f, 1.f);
+        sum += tck + (1.0 - pt[b * C + y[b]]) * nck;
+    }
+    CHECK_MSG(fabs(sum / B - kl) < 1e-4 * (1 + kl), "TCKD + (1-t)NCKD = %g, KL = %g", sum / B, kl);
+    float d[B * C] = {0};
+    kd_dkd_forward_backward(d, s, pt, y, B, C, T, 1.f, 8.f, 0.5f);
+    int bad = 0;
+    for (int i = 0; i < B * C; i++) {
+        float save = s[i], h = 1e-2f;
+        s[i] = save + h;
+        double lp = kd_dkd_forward_backward(NULL, s, pt, y, B, C, T, 1.f, 8.f, 1.f);
+        s[i] = save - h;
+        double lm = kd_dkd_forward_backward(NULL, s, pt, y, B, C, T, 1.f, 8.f, 1.f);
+        s[i] = save;
+        double num = 0.5 * (lp - lm) / (2 * h);
+        if (fabs(num - d[i]) > 2e-3 + 1e-2 * fabs(num)) {
+            bad++;
+            fprintf(stderr, "  dkd d[%d]: analytic %g numeric %g\n", i, d[i], num);
+        }
+    }
+    CHECK(bad == 0);
+}
+
 /* Small synthetic data set: random 8x8 images whose label depends on the image. */
 static void make_data(kd_dataset *ds, int n) {
     memset(ds, 0, sizeof *ds);
@@ -216,6 +255,7 @@ int main(void) {
     test_golden("hinton_T4");
     test_golden("hinton_T20_big");
     test_fd();
+    test_dkd();
     test_alpha0_and_cache();
     test_npy();
     TEST_DONE();
