@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "distill/distill.h"
 
 /* The MODEL argument and the --data/--split of eval and predict; nonzero (and nothing to free) on error. */
 static int open_model_and_data(const char *cmd, const char *model, const char *data, const char *split, kd_model **m,
@@ -28,7 +29,9 @@ static void eval_help(void) {
            "  -s, --split NAME    test (default) or train\n"
            "  -b, --batch N       batch size (default 256)\n"
            "  -j, --threads N     threads (default 2)\n"
-           "      --latency       also measure batch-1 latency (median and p99 over 500 images, 1 thread)\n");
+           "      --latency       also measure batch-1 latency (median and p99 over 500 images, 1 thread)\n"
+           "      --save-logits F write the model's logits for every image of the split to F (.npy,\n"
+           "                      float32 [N, classes]): a teacher for 'distill kd --teacher-logits'\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -68,9 +71,10 @@ static int measure_latency(kd_model *m, const kd_dataset *ds, int n, double *med
 int kd_cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {"latency", 0, 0, 'L'},
-                                         {0, 0, 0, 0}};
+                                         {"save-logits", 1, 0, 'S'}, {0, 0, 0, 0}};
     const char *C = "eval", *data = "fashion-mnist", *split = "test";
     int batch = 256, threads = 2, latency = 0;
+    const char *save_logits = NULL;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "d:s:b:j:h", opts, NULL)) != -1;) {
         switch (c) {
@@ -80,6 +84,7 @@ int kd_cmd_eval(int argc, char **argv) {
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
         case 'h': eval_help(); return 0;
         case 'L': latency = 1; break;
+        case 'S': save_logits = optarg; break;
         default: return kd_cli_usage_error(C, "unknown option");
         }
     }
@@ -107,6 +112,19 @@ int kd_cmd_eval(int argc, char **argv) {
             if (!tot) continue;
             const char *nm = kd_cli_class_name(data, m->n_classes, c);
             printf("  %2d %-12s %6.2f%% (%d)\n", c, nm ? nm : "", 100.0 * ok / tot, tot);
+        }
+        if (save_logits) {
+            float *lg = NULL;
+            kd_teacher self = {1, &m, NULL, 0, m->n_classes};
+            int rows = 0;
+            /* at T = 1 the cache holds log-probabilities: logits up to a per-row constant, which
+             * softmax (and so distillation) ignores */
+            if (kd_teacher_cache_logits(&self, &ds, batch, threads, 1.f, &lg, &rows, &err) ||
+                kd_npy_save(save_logits, lg, rows, m->n_classes, &err))
+                rc = kd_cli_fail(C, &err);
+            else
+                printf("wrote %s: logits of %d images x %d classes\n", save_logits, rows, m->n_classes);
+            free(lg);
         }
         double med, p99;
         if (latency && measure_latency(m, &ds, 500, &med, &p99) == 0)

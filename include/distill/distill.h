@@ -49,6 +49,8 @@ kd_status kd_teacher_cache_logits(const kd_teacher *t, const kd_dataset *ds, int
 
 /* NumPy .npy reader for teacher logits: float32 or float16, C order, shape [N, C]. */
 kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_error *err);
+/* Write a float32 [n, c] .npy (version 1.0), atomically. */
+kd_status kd_npy_save(const char *path, const float *data, int n, int c, kd_error *err);
 
 #ifdef __cplusplus
 }

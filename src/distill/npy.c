@@ -141,3 +141,22 @@ kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_
     *c = (int)dims[1];
     return KD_STATUS_OK;
 }
+
+kd_status kd_npy_save(const char *path, const float *data, int n, int c, kd_error *err) {
+    char hdr[128];
+    int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", n, c);
+    int total = 10 + len + 1, pad = (64 - total % 64) % 64; /* data aligned to 64 bytes */
+    size_t hl = (size_t)len + (size_t)pad + 1, bytes = 10 + hl + (size_t)n * c * 4;
+    unsigned char *buf = malloc(bytes);
+    if (!buf) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, bytes);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)(hl & 0xff);
+    buf[9] = (unsigned char)(hl >> 8);
+    memcpy(buf + 10, hdr, (size_t)len);
+    memset(buf + 10 + len, ' ', (size_t)pad);
+    buf[10 + hl - 1] = '\n';
+    memcpy(buf + 10 + hl, data, (size_t)n * c * 4); /* little-endian host */
+    kd_status st = kd_write_file_atomic(path, buf, bytes, err);
+    free(buf);
+    return st;
+}
