@@ -1,11 +1,42 @@
 #!/usr/bin/python3
-"""PyTorch reference for docs/BENCHMARKS.md: the same models, batch and data as Distill's zoo,
-trained with the same recipe, on Debian's python3-torch. Run by hand (never by the tests):
+"""PyTorch reference for docs/BENCHMARKS.md: the same models, batch, data and recipe as Distill's
+zoo (examples/models/*.yaml), on Debian's python3-torch. Run by hand (never by the tests):
 
-  /usr/bin/python3 bench/pytorch_ref.py --mode speed --threads 2          # training samples/s
-  /usr/bin/python3 bench/pytorch_ref.py --mode accuracy --model cnn-t --epochs 15 --seed 1
+  /usr/bin/python3 bench/pytorch_ref.py --mode speed --threads 2       # training samples/s, b1 latency
+  /usr/bin/python3 bench/pytorch_ref.py --mode accuracy --model cnn-t --epochs 15 --seed 0
+
+Speed: forward + cross-entropy + backward + SGD step at batch 128 on real Fashion-MNIST batches,
+10 warm-up steps, then at least --steps steps and at least --min-seconds s. GFLOP/s counts
+training as 3 x forward = 6 x MACs per sample (conv and linear layers only). Batch-1 latency is
+the median of single-image eval-mode forwards under torch.no_grad().
+Output columns (bench/compare_pytorch.sh reads column 2): model samples/s GFLOP/s b1-latency-us MMAC/img.
 """
-import argparse, gzip, time
+import argparse, gzip, os, sys, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--mode", choices=["speed", "accuracy"], default="speed")
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--batch", type=int, default=128)
+ap.add_argument("--steps", type=int, default=50, help="speed: minimum timed steps")
+ap.add_argument("--warmup", type=int, default=10, help="speed: warm-up steps")
+ap.add_argument("--min-seconds", type=float, default=3.0, help="speed: minimum timed seconds")
+ap.add_argument("--latency-runs", type=int, default=500)
+ap.add_argument("--models", default="cnn-t,cnn-s,mlp-s,mobilenet-s,mlp-1200,mlp-800")
+ap.add_argument("--model", default="cnn-t")
+ap.add_argument("--epochs", type=int, default=15)
+ap.add_argument("--lr", type=float, default=0.05)
+ap.add_argument("--wd", type=float, default=5e-4)
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--translate", type=int, default=None,
+                help="accuracy: random shift of up to N pixels, zero fill (default 2 for cnn-t, else 0)")
+ap.add_argument("--val", type=int, default=5000,
+                help="accuracy: hold out N training images, as `distill train` does (default 5000)")
+args = ap.parse_args()
+
+# Before torch loads: the Linear layers go through Debian's libblas (OpenBLAS, pthreads), whose
+# thread count torch.set_num_threads does not control.
+for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(v, str(args.threads))
 
 import numpy as np
 import torch
@@ -13,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DATA = "/usr/share/datasets/fashion-mnist"
+MEAN, STD = 0.2860, 0.3530
 
 
 def cnn_t():
@@ -35,11 +67,20 @@ def mlp_s():
 
 
 def mlp_1200():
+    # Hinton et al. (2015) teacher: dropout 0.2 on the input, 0.5 on the hidden units.
     return nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(784, 1200), nn.ReLU(), nn.Dropout(0.5),
                          nn.Linear(1200, 1200), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1200, 10))
 
 
+def mlp_800():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 800), nn.ReLU(), nn.Linear(800, 800), nn.ReLU(),
+                         nn.Linear(800, 10))
+
+
 class MobileNetS(nn.Module):
+    """examples/models/mobilenet-s.yaml: stem, three depthwise-separable blocks, the third with a
+    residual connection (its pointwise BN output + block input, then ReLU), global avg pool, fc."""
+
     def __init__(self):
         super().__init__()
         def dw(c, s):
@@ -56,15 +97,18 @@ class MobileNetS(nn.Module):
         return self.fc(F.relu(self.b(a) + a).mean((2, 3)))
 
 
-MODELS = {"cnn-t": cnn_t, "cnn-s": cnn_s, "mlp-s": mlp_s, "mlp-1200": mlp_1200, "mobilenet-s": MobileNetS}
+MODELS = {"cnn-t": cnn_t, "cnn-s": cnn_s, "mlp-s": mlp_s, "mlp-1200": mlp_1200, "mlp-800": mlp_800,
+          "mobilenet-s": MobileNetS}
 
 
 def macs(model):
+    """Multiply-accumulates per sample of the conv and linear layers, from their shapes:
+    conv: out_elems * (C_in/groups) * kh * kw; linear: in * out."""
     total = 0
     def hook(mod, inp, out):
         nonlocal total
         if isinstance(mod, nn.Conv2d):
-            total += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            total += out[0].numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
         elif isinstance(mod, nn.Linear):
             total += mod.in_features * mod.out_features
     hs = [m.register_forward_hook(hook) for m in model.modules()]
@@ -76,95 +120,124 @@ def macs(model):
     return total
 
 
-def load(split):
+def load_raw(split):
     p = "train" if split == "train" else "t10k"
     with gzip.open(f"{DATA}/{p}-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
     with gzip.open(f"{DATA}/{p}-labels-idx1-ubyte.gz") as f:
         y = np.frombuffer(f.read(), np.uint8, offset=8)
-    return torch.tensor((x / 255.0 - 0.2860) / 0.3530, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
+    return torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64))
 
 
-def make_opt(model, lr):
+def normalise(x_u8):
+    return (x_u8.float() / 255.0 - MEAN) / STD
+
+
+def translate(x_u8, t, gen):
+    """Shift each image by its own (dx, dy) in [-t, t]^2; uncovered pixels are 0 (background),
+    as Distill's kd_batch_fill does before normalising."""
+    B, C, H, W = x_u8.shape
+    pad = F.pad(x_u8, (t, t, t, t))                          # zero fill
+    d = torch.randint(-t, t + 1, (B, 2), generator=gen)
+    rows = (torch.arange(H)[None, :] - d[:, 1:2] + t)        # out(y) = in(y - dy)
+    cols = (torch.arange(W)[None, :] - d[:, 0:1] + t)
+    b = torch.arange(B)[:, None, None]
+    return pad[:, 0][b, rows[:, :, None], cols[:, None, :]].unsqueeze(1) if C == 1 else \
+        torch.stack([pad[:, c][b, rows[:, :, None], cols[:, None, :]] for c in range(C)], 1)
+
+
+def make_opt(model, lr, wd):
+    """SGD, Nesterov momentum 0.9; weight decay on conv/linear weights only (as Distill)."""
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     rest = [p for n, p in model.named_parameters() if p.dim() <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0}],
+    return torch.optim.SGD([{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0}],
                            lr=lr, momentum=0.9, nesterov=True)
 
 
-def speed(args):
-    x, y = load("train")
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
-    print(f"{'model':12s} {'samples/s':>10s} {'GFLOP/s':>8s} {'b1 latency us':>14s}")
+def header():
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, loadavg {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def speed():
+    xu, y = load_raw("train")
+    x = normalise(xu)
+    header()
+    print(f"{'model':12s} {'samples/s':>10s} {'GFLOP/s':>8s} {'b1 latency us':>14s} {'MMAC/img':>9s}", flush=True)
     for name in args.models.split(","):
         torch.manual_seed(0)
         m = MODELS[name]()
         mac = macs(m)
         m.train()
-        opt = make_opt(m, 0.05)
+        opt = make_opt(m, 0.05, args.wd)
         def step(i):
             j = (i * args.batch) % (len(x) - args.batch)
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             F.cross_entropy(m(x[j:j + args.batch]), y[j:j + args.batch]).backward()
             opt.step()
-        # at least ~3 s of timed steps (estimated from 10 warm-up steps), like bench_train
         t = time.perf_counter()
-        for i in range(10):
+        for i in range(args.warmup):
             step(i)
-        steps = max(args.steps, int(3.0 / ((time.perf_counter() - t) / 10)))
+        per = (time.perf_counter() - t) / max(args.warmup, 1)
+        steps = max(args.steps, int(args.min_seconds / per))
         t = time.perf_counter()
         for i in range(steps):
-            step(10 + i)
+            step(args.warmup + i)
         sps = steps * args.batch / (time.perf_counter() - t)
         m.eval()
         lat = []
         with torch.no_grad():
-            for i in range(300):
+            for i in range(50 + args.latency_runs):
+                xi = x[i:i + 1]
                 t0 = time.perf_counter()
-                m(x[i:i + 1])
+                m(xi)
                 lat.append(time.perf_counter() - t0)
-        print(f"{name:12s} {sps:10.0f} {sps * 6 * mac / 1e9:8.1f} {np.median(lat[50:]) * 1e6:14.1f}")
+        print(f"{name:12s} {sps:10.0f} {sps * 6 * mac / 1e9:8.1f} {np.median(lat[50:]) * 1e6:14.1f} "
+              f"{mac / 1e6:9.3f}", flush=True)
 
 
-def accuracy(args):
+def accuracy():
     torch.manual_seed(args.seed)
-    x, y = load("train")
-    xt, yt = load("test")
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    xu, y = load_raw("train")
+    xtu, yt = load_raw("test")
+    if args.val > 0:  # hold out a random validation set (Distill's default training set is 55,000)
+        perm = torch.randperm(len(xu), generator=torch.Generator().manual_seed(args.seed))
+        keep = perm[:len(xu) - args.val].sort().values
+        xu, y = xu[keep], y[keep]
+    xt = normalise(xtu)
+    t = args.translate if args.translate is not None else (2 if args.model == "cnn-t" else 0)
     m = MODELS[args.model]()
-    opt = make_opt(m, args.lr)
-    steps = (len(x) + args.batch - 1) // args.batch
+    opt = make_opt(m, args.lr, args.wd)
+    steps = (len(xu) + args.batch - 1) // args.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * steps)
+    header()
+    print(f"accuracy: {args.model}, {args.epochs} epochs, seed {args.seed}, {len(xu)} training images, "
+          f"translate {t}, SGD nesterov 0.9 lr {args.lr} wd {args.wd} cosine", flush=True)
+    t_start = time.perf_counter()
+    acc = 0.0
     for ep in range(args.epochs):
         m.train()
-        perm = torch.randperm(len(x))
+        perm = torch.randperm(len(xu))
         for s in range(steps):
             idx = perm[s * args.batch:(s + 1) * args.batch]
-            xb = x[idx]
-            if args.translate:
-                dx, dy = np.random.randint(-args.translate, args.translate + 1, 2)
-                xb = torch.roll(xb, (int(dy), int(dx)), (2, 3))
-            opt.zero_grad()
-            F.cross_entropy(m(xb), y[idx]).backward()
+            xb = xu[idx]
+            if t:
+                xb = translate(xb, t, gen)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(m(normalise(xb)), y[idx]).backward()
             opt.step()
             sched.step()
         m.eval()
         with torch.no_grad():
-            acc = (m(xt).argmax(1) == yt).float().mean().item()
-        print(f"epoch {ep + 1}: test accuracy {100 * acc:.2f}%", flush=True)
+            acc = sum((m(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item()
+                      for i in range(0, len(xt), 1000)) / len(xt)
+        print(f"epoch {ep + 1}: test accuracy {100 * acc:.2f}%  ({time.perf_counter() - t_start:.0f} s)",
+              flush=True)
+    print(f"final test accuracy {100 * acc:.2f}% ({args.model}, {args.epochs} epochs, seed {args.seed}, "
+          f"{time.perf_counter() - t_start:.0f} s)")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["speed", "accuracy"], default="speed")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--models", default="cnn-t,cnn-s,mlp-s,mobilenet-s,mlp-1200")
-    ap.add_argument("--model", default="cnn-t")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--translate", type=int, default=0)
-    args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    speed(args) if args.mode == "speed" else accuracy(args)
+    speed() if args.mode == "speed" else accuracy()
