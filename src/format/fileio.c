@@ -1,0 +1,123 @@
+/* Whole-file I/O shared by checkpoints, .npy files and YAML models: an atomic write (temp file in
+ * the same directory, fsync, rename, fsync of the directory) so a crash never leaves a half-written
+ * file under the real name, and a read of a whole file with its size checked. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "distill/checkpoint.h"
+
+kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err) {
+    if (!path || !*path || (!data && len))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_write_file_atomic: no path or no data");
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    /* Same directory as path, so the rename cannot cross file systems; the pid keeps two
+     * processes writing the same path from sharing a temp file. */
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: cannot create temp file %s (%s)", path, tmp,
+                                    strerror(errno));
+        free(tmp);
+        return st;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: write failed (%s)", tmp,
+                                        w < 0 ? strerror(errno) : "no progress");
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return st;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: fsync failed (%s)", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    if (close(fd) != 0) {
+        kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: close failed (%s)", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    if (rename(tmp, path) != 0) {
+        kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: cannot rename %s into place (%s)", path, tmp,
+                                    strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    /* Make the rename itself durable. Best effort: some file systems refuse fsync on a directory,
+     * and the data is already safe under one name or the other. */
+    char *dcopy = strdup(path);
+    if (dcopy) {
+        int dfd = open(dirname(dcopy), O_RDONLY);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(dcopy);
+    }
+    return KD_STATUS_OK;
+}
+
+kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no such file", path);
+        return kd_error_set(err, KD_STATUS_IO, "%s: cannot open (%s)", path, strerror(errno));
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
+        fclose(f);
+        return st;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return kd_error_set(err, KD_STATUS_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 0 || (uintmax_t)sb.st_size >= (uintmax_t)SIZE_MAX) {
+        fclose(f);
+        return kd_error_set(err, KD_STATUS_IO, "%s: too large to read (%jd bytes)", path, (intmax_t)sb.st_size);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, n);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int failed = ferror(f), changed = got != n || fgetc(f) != EOF;
+    fclose(f);
+    if (failed || changed) {
+        free(buf);
+        if (failed) return kd_error_set(err, KD_STATUS_IO, "%s: read failed after %zu of %zu bytes", path, got, n);
+        return kd_error_set(err, KD_STATUS_IO, "%s: file changed size while being read (%zu bytes expected)", path, n);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return KD_STATUS_OK;
+}
