@@ -221,7 +221,8 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                                   cfg->checkpoint_path ? cfg->checkpoint_path : "");
                 goto done;
             }
-            float lr = kd_schedule_lr(&cfg->optim, epoch + (double)(s + 1) / steps, cfg->epochs);
+            /* opt.cfg: on resume the checkpoint's recipe, so a continued run is the same run */
+            float lr = kd_schedule_lr(&opt.cfg, epoch + (double)(s + 1) / steps, cfg->epochs);
             kd_optimizer_step(&opt, m, lr);
             ts.step++;
             loss_sum += (double)loss * B;
@@ -258,7 +259,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                  "\"val_loss\": %.6f, \"val_acc\": %.6f, \"samples_per_sec\": %.1f, \"seconds\": %.3f}\n",
-                 epoch + 1, ts.step, (double)kd_schedule_lr(&cfg->optim, epoch + 1.0, cfg->epochs),
+                 epoch + 1, ts.step, (double)kd_schedule_lr(&opt.cfg, epoch + 1.0, cfg->epochs),
                  loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), vr.loss, vr.accuracy, sps,
                  epoch_sec);
         append_log(cfg->log_path, line);
