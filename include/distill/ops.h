@@ -75,6 +75,7 @@ void kd_add_forward(float *out, const float *a, const float *b, size_t n);
 void kd_add_backward(float *da, float *db, const float *dout, size_t n);
 
 /* ---- softmax and losses (src/nn/loss.c) ---- logits (B, C) */
+float kd_row_max(const float *z, int C); /* max of z[0..C), C >= 1: the shift for stable softmax */
 void kd_softmax_forward(float *probs, const float *logits, int B, int C, float temperature);
 void kd_log_softmax_forward(float *out, const float *logits, int B, int C, float temperature);
 /* Mean cross-entropy with label smoothing eps in [0,1): target = (1-eps)*onehot + eps/C.

@@ -13,8 +13,7 @@ float kd_kl_div_forward(float *ps, const float *s_logits, const float *pt, int B
     for (int b = 0; b < B; b++) {
         const float *z = s_logits + (size_t)b * C, *p = pt + (size_t)b * C;
         float *q = ps + (size_t)b * C;
-        float mx = z[0];
-        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        float mx = kd_row_max(z, C);
         double s = 0.0;
         for (int c = 0; c < C; c++) s += exp((double)(z[c] - mx) / T);
         double lse = log(s), kl = 0.0;
@@ -45,8 +44,7 @@ float kd_dkd_forward_backward(float *dlogits, const float *s_logits, const float
     for (int b = 0; b < B; b++) {
         const float *z = s_logits + (size_t)b * C, *t = pt + (size_t)b * C;
         int g = labels[b];
-        float mx = z[0];
-        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        float mx = kd_row_max(z, C);
         double s = 0.0, s_nt = 0.0;
         for (int c = 0; c < C; c++) {
             double e = exp((double)(z[c] - mx) / T);

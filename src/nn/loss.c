@@ -4,12 +4,17 @@
 
 #include "distill/ops.h"
 
+float kd_row_max(const float *z, int C) {
+    float mx = z[0];
+    for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+    return mx;
+}
+
 void kd_softmax_forward(float *probs, const float *logits, int B, int C, float T) {
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C;
         float *p = probs + (size_t)b * C;
-        float mx = z[0];
-        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        float mx = kd_row_max(z, C);
         double s = 0.0;
         for (int c = 0; c < C; c++) {
             p[c] = expf((z[c] - mx) / T);
@@ -24,8 +29,7 @@ void kd_log_softmax_forward(float *out, const float *logits, int B, int C, float
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C;
         float *o = out + (size_t)b * C;
-        float mx = z[0];
-        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        float mx = kd_row_max(z, C);
         double s = 0.0;
         for (int c = 0; c < C; c++) s += exp((double)(z[c] - mx) / T);
         float lse = (float)log(s);
@@ -38,8 +42,7 @@ float kd_cross_entropy_forward(float *probs, const float *logits, const int32_t 
     double total = 0.0;
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C;
-        float mx = z[0];
-        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        float mx = kd_row_max(z, C);
         double s = 0.0;
         for (int c = 0; c < C; c++) s += exp((double)(z[c] - mx));
         double lse = log(s) + mx, mean_logp = 0.0;
