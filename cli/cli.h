@@ -38,6 +38,14 @@ int kd_cli_load_model(const char *cmd, const char *what, kd_model **m);
 void kd_cli_bytes(char *buf, size_t n, double bytes);
 const char *kd_cli_class_name(const char *data_spec, int n_classes, int c);
 
+/* A run file (YAML mapping of long option -> value, see config.c) turned into argv: the file's
+ * options, then the command line's (argv[1..]), which therefore win. On success *argv is a new
+ * array (free with kd_cli_free_args) and *n_from_file counts argv[0] and the file's entries. */
+struct option;
+int kd_cli_config_args(const char *cmd, const char *path, const struct option *flags, int *argc, char ***argv,
+                       int *n_from_file);
+void kd_cli_free_args(int argc, char **argv);
+
 extern volatile int kd_cli_stop; /* set by SIGINT/SIGTERM */
 void kd_cli_install_signals(void);
 #endif

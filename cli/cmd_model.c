@@ -115,11 +115,13 @@ int kd_cmd_eval(int argc, char **argv) {
         }
         if (save_logits) {
             float *lg = NULL;
-            kd_teacher self = {1, &m, NULL, 0, m->n_classes};
+            kd_teacher self = {0};
+            self.n_models = 1;
+            self.models = &m;
+            self.T = 1.f;
+            self.n_classes = m->n_classes;
             int rows = 0;
-            /* at T = 1 the cache holds log-probabilities: logits up to a per-row constant, which
-             * softmax (and so distillation) ignores */
-            if (kd_teacher_cache_logits(&self, &ds, batch, threads, 1.f, &lg, &rows, &err) ||
+            if (kd_teacher_cache(&self, &ds, batch, threads, &lg, NULL, &rows, &err) ||
                 kd_npy_save(save_logits, lg, rows, m->n_classes, &err))
                 rc = kd_cli_fail(C, &err);
             else

@@ -10,6 +10,7 @@
 #include "distill/data.h"
 #include "distill/model.h"
 #include "distill/status.h"
+#include "distill/train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,23 +30,107 @@ float kd_dkd_forward_backward(float *dlogits, const float *s_logits, const float
                               int C, float T, float alpha, float beta, float scale);
 
 /* ---- teachers (src/distill/teacher.c) ---- */
+#define KD_MAX_FEATS 8
 typedef struct kd_teacher {
     int n_models;
     kd_model **models;      /* online teachers (not owned), run in eval mode; NULL if none */
+    float T;                /* ensembles: members' probabilities are averaged at this temperature */
     const float *logits;    /* or: logits per training sample (n_samples, n_classes); not owned */
     int n_samples, n_classes;
+    /* Intermediate outputs of models[0] that feature and relation losses need (set up by
+     * kd_distiller_create), each online or from a per-sample table like the logits. */
+    int n_feats;
+    int feat_layer[KD_MAX_FEATS];
+    size_t feat_size[KD_MAX_FEATS];          /* floats per sample */
+    const float *feat_table[KD_MAX_FEATS];   /* (n_samples, feat_size) or NULL */
 } kd_teacher;
 
-/* Soft targets pt (B, n_classes) at temperature T for the batch x whose samples have dataset
- * indices idx: from the logits table if there is one, else the mean of the online teachers'
- * softmax(t/T). Also returns, if t_top1 is non-NULL, the teachers' top-1 class per sample. */
-kd_status kd_teacher_targets(const kd_teacher *t, float *pt, int32_t *t_top1, const float *x, const int32_t *idx,
-                             int B, float T, kd_error *err);
-/* Run the online teacher(s) over the whole data set once and keep logits that reproduce their
- * (ensemble-averaged) soft targets at temperature T exactly, so later epochs cost nothing (valid
- * when augmentation is off). *out is malloc'd (*n_rows, C), row = original sample index. */
-kd_status kd_teacher_cache_logits(const kd_teacher *t, const kd_dataset *ds, int batch, int threads, float T,
-                                  float **out, int *n_rows, kd_error *err);
+/* The teacher's logits (B, n_classes) for batch x whose samples have dataset indices idx: rows of
+ * the tables if there are tables, else the online teacher run forward on x. An ensemble's logits
+ * are T * log(mean_k softmax(t_k / T)), whose softmax at T is exactly the averaged soft targets.
+ * feats (may be NULL) receives the n_feats feature maps, (B, feat_size[k]) each. */
+kd_status kd_teacher_forward(const kd_teacher *t, float *logits, float *const *feats, const float *x,
+                             const int32_t *idx, int B, kd_error *err);
+/* Run the online teacher(s) over the whole data set once and keep its logits and features per
+ * sample (row = original sample index), so later epochs cost nothing (valid when augmentation is
+ * off). *logits_tab and, for k < n_feats, feat_tabs[k] are malloc'd; the caller points t's tables
+ * at them. */
+kd_status kd_teacher_cache(const kd_teacher *t, const kd_dataset *ds, int batch, int threads, float **logits_tab,
+                           float **feat_tabs, int *n_rows, kd_error *err);
+
+/* ---- the loss of a run: a list of weighted terms (src/distill/loss_terms.c) ---- */
+typedef enum kd_loss_kind {
+    KD_LOSS_CE = 0,   /* cross-entropy on the labels */
+    KD_LOSS_HINTON,   /* alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * CE */
+    KD_LOSS_DKD,      /* decoupled KD: T^2 * (dkd_alpha * TCKD + dkd_beta * NCKD) */
+    KD_LOSS_FITNET,   /* FitNets hint: MSE(regressor(student layer), teacher layer) */
+    KD_LOSS_AT,       /* attention transfer between spatial feature maps */
+    KD_LOSS_COSINE,   /* DistilBERT: 1 - cos(student hidden, teacher hidden) */
+    KD_LOSS_RKD,      /* relational KD: pairwise distances and angles of a batch's embeddings */
+    KD_LOSS_SP,       /* similarity-preserving: the batch's Gram matrices */
+    KD_LOSS_KIND_COUNT
+} kd_loss_kind;
+
+typedef struct kd_loss_term {
+    kd_loss_kind kind;
+    float weight;             /* multiplies the whole term (default 1) */
+    float T;                  /* hinton, dkd: temperature; 0 = the run's (--temperature) */
+    float alpha;              /* hinton: share of the KL part; < 0 = the run's (--alpha) */
+    float dkd_alpha, dkd_beta;/* dkd: weights of the target and non-target parts (1, 8) */
+    int standardize;          /* hinton, dkd: z-score each logit vector before /T (Sun et al. 2024) */
+    float rkd_dist, rkd_angle;/* rkd: weights of the distance and angle parts (1, 2) */
+    /* feature terms: the layers compared; empty = the input of each model's last layer */
+    char student[KD_NAME_MAX], teacher[KD_NAME_MAX];
+    int project;              /* cosine: map the student feature to the teacher's size with a
+                                 learned linear / 1x1 conv (fitnet always has one); -1 = when sizes differ */
+} kd_loss_term;
+
+const char *kd_loss_kind_name(kd_loss_kind k);
+void kd_loss_term_default(kd_loss_term *t, kd_loss_kind kind);
+/* Parse "KIND[:key=value,...]", e.g. "hinton:T=4,alpha=0.9" or "fitnet:student=relu2,teacher=relu3,
+ * weight=0.5"; the CLI's --loss and the YAML's loss list both come here. */
+kd_status kd_loss_term_parse(kd_loss_term *t, const char *spec, kd_error *err);
+/* The inverse, for reports and checkpoints metadata. */
+void kd_loss_term_format(const kd_loss_term *t, char *buf, size_t n);
+
+/* ---- the distiller: evaluates a loss list for a student (src/distill/distiller.c) ---- */
+typedef struct kd_distiller kd_distiller;
+/* Resolve the terms' layers on student and teacher, check shapes (errors name the term and the
+ * layer), build the regressors (seeded), and register the teacher features the terms need in
+ * *teacher (so kd_teacher_cache caches them). teacher may be NULL only if every term is ce. */
+kd_status kd_distiller_create(kd_distiller **out, const kd_loss_term *terms, int n_terms, kd_model *student,
+                              kd_teacher *teacher, uint64_t seed, kd_error *err);
+void kd_distiller_free(kd_distiller *d);
+/* Buffers for batch B and the regressors' optimizer. */
+kd_status kd_distiller_prepare(kd_distiller *d, int batch, int threads, const struct kd_optim_config *optim,
+                               kd_error *err);
+/* After the student's training forward on x (its logits given): run the teacher, evaluate every
+ * term, write d(loss)/d(logits) to dlogits (B, C) and keep the features' gradients; returns the
+ * total loss in *loss. idx: original sample indices (for teacher tables). */
+kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const float *x, const int32_t *idx,
+                            const int32_t *y, int B, float label_smoothing, float *dlogits, float *loss,
+                            kd_error *err);
+/* Student backward from dlogits plus the features' gradients (student grads must be zeroed);
+ * regressors' gradients were computed in kd_distiller_loss. */
+void kd_distiller_backward(kd_distiller *d, const float *dlogits);
+/* Regressors' optimizer step. */
+void kd_distiller_step(kd_distiller *d, float lr);
+/* Loss of term k in the last kd_distiller_loss (weighted). */
+float kd_distiller_term_loss(const kd_distiller *d, int k);
+int kd_distiller_n_terms(const kd_distiller *d);
+const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k);
+/* Regressors (learned parts of the loss) and their optimizer state, saved beside a training
+ * checkpoint as PATH.kd so --resume continues them too; nothing is written if there are none. */
+kd_status kd_distiller_save(const kd_distiller *d, const char *ckpt_path, long long step, kd_error *err);
+kd_status kd_distiller_load(kd_distiller *d, const char *ckpt_path, long long step, kd_error *err);
+
+/* ---- student initialised from the teacher (src/distill/init.c) ---- */
+/* Copy the parameters (and batch-norm statistics) of teacher layers into student layers, as
+ * DistilBERT takes every other teacher layer. map: "student_layer=teacher_layer,..." or NULL /
+ * "auto" for every pair of layers with the same name, type and shapes. A named pair whose types
+ * or shapes differ is an error naming both. Writes "conv1<-conv1 fc<-fc2" to report. */
+kd_status kd_init_from_teacher(kd_model *student, const kd_model *teacher, const char *map, char *report,
+                               size_t report_len, kd_error *err);
 
 /* NumPy .npy reader for teacher logits: float32 or float16, C order, shape [N, C]. */
 kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_error *err);

@@ -83,6 +83,10 @@ typedef struct kd_model {
     float *scratch;         /* im2col and friends */
     unsigned char *dready;  /* backward bookkeeping: layer's dacts zeroed this step (n_layers) */
     const float *input;     /* the batch input of the last forward (not owned) */
+    float *dinput;          /* if set (caller-owned, batch x input size), backward also writes
+                               d(loss)/d(input) here: used when a model is a module inside a loss,
+                               e.g. a FitNets regressor on a student feature */
+    int dinput_ready;
     int cur_batch;          /* B of the last forward */
 } kd_model;
 
@@ -109,6 +113,16 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
 /* Backward from dlogits (B, n_classes) of the last forward; ACCUMULATES into m->grads. */
 void kd_model_backward(kd_model *m, const float *dlogits);
 void kd_model_zero_grad(kd_model *m);
+/* Backward as above, plus gradients that losses on intermediate features send in: extra_grad[k]
+ * (B x the output size of layer extra_layer[k]) is added to that layer's output gradient. */
+void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const int *extra_layer,
+                          const float *const *extra_grad);
+/* Index of the layer called name, or -1. */
+int kd_model_find_layer(const kd_model *m, const char *name);
+/* Output of layer i for the last forward: (B, c, h, w) floats. */
+static inline const float *kd_model_layer_output(const kd_model *m, int i) { return m->acts + m->layers[i].out_off; }
+/* Output floats per sample of a layer. */
+static inline size_t kd_layer_out_size(const kd_layer *L) { return (size_t)L->c * L->h * L->w; }
 
 /* Totals per sample. */
 long long kd_model_macs(const kd_model *m);

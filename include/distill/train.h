@@ -54,6 +54,8 @@ typedef struct kd_train_state {
     float best_val_acc;
 } kd_train_state;
 
+struct kd_eval_result;
+
 typedef struct kd_train_config {
     int epochs;
     int batch;
@@ -69,12 +71,13 @@ typedef struct kd_train_config {
     int progress;                /* 0 quiet, 1 progress (one updating line on a tty) */
     FILE *out;                   /* where progress goes (stderr if NULL) */
     int max_steps_per_epoch;     /* 0 = whole epoch (tests use small values) */
-    /* Distillation (NULL teacher = plain cross-entropy training): loss =
-     * kd_alpha * T^2 * KL(teacher || student at T) + (1 - kd_alpha) * CE. See distill.h. */
-    const struct kd_teacher *teacher;
-    float kd_temperature;
-    float kd_alpha;
-    float dkd_beta;              /* > 0: the KD term is decoupled KD, T^2 * (TCKD + dkd_beta * NCKD) */
+    /* Distillation: the loss list, teacher and regressors (distill.h); NULL = plain cross-entropy.
+     * Its regressors are checkpointed beside checkpoint_path and resumed with it. */
+    struct kd_distiller *distiller;
+    /* Called after each epoch with its validation result (zeros without a validation set);
+     * returning non-zero ends training there (early stopping, budgeted search). */
+    int (*on_epoch)(void *ctx, int epoch, const struct kd_eval_result *val);
+    void *on_epoch_ctx;
     const volatile int *stop;    /* if non-NULL and set (e.g. by a SIGINT handler), stop after
                                     the current step with KD_STATUS_INTERRUPTED */
 } kd_train_config;

@@ -1,7 +1,8 @@
-/* Teachers for distillation: soft targets from online models (an ensemble averages their
- * probabilities, as in Hinton et al.) or from a table of logits per training sample, which is
- * either cached from the online teachers once (augmentation off) or read from a .npy file written
- * by another framework. */
+/* Teachers for distillation: logits (and the intermediate features feature losses need) from
+ * online models, or from tables per training sample, which are either cached from the online
+ * teacher once (augmentation off) or, for logits, read from a .npy file written by another
+ * framework. An ensemble averages its members' probabilities at temperature T (Hinton et al.)
+ * and is represented by the logits T * log(mean p), so everything downstream sees logits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,57 +10,90 @@
 #include "distill/distill.h"
 #include "distill/ops.h"
 
-static int argmax(const float *v, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
-kd_status kd_teacher_targets(const kd_teacher *t, float *pt, int32_t *t_top1, const float *x, const int32_t *idx,
-                             int B, float T, kd_error *err) {
-    int C = t->n_classes;
-    if (t->logits) {
-        for (int b = 0; b < B; b++) {
-            if (idx[b] < 0 || idx[b] >= t->n_samples)
-                return kd_error_set(err, KD_STATUS_MISMATCH, "teacher logits have %d rows, sample %d asked for",
-                                    t->n_samples, idx[b]);
-            kd_softmax_forward(pt + (size_t)b * C, t->logits + (size_t)idx[b] * C, 1, C, T);
-        }
-    } else {
-        if (t->n_models < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "no teacher");
-        float *tmp = malloc(sizeof(float) * (size_t)B * C);
-        if (!tmp) return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
-        memset(pt, 0, sizeof(float) * (size_t)B * C);
-        for (int k = 0; k < t->n_models; k++) {
-            kd_model *m = t->models[k];
-            if (m->batch < B || m->n_classes != C) {
-                free(tmp);
-                return kd_error_set(err, KD_STATUS_BAD_ARG, "teacher %s not prepared for batch %d", m->name, B);
-            }
-            kd_softmax_forward(tmp, kd_model_forward(m, x, B, 0, NULL), B, C, T);
-            for (size_t i = 0; i < (size_t)B * C; i++) pt[i] += tmp[i] / (float)t->n_models;
-        }
-        free(tmp);
-    }
-    if (t_top1)
-        for (int b = 0; b < B; b++) t_top1[b] = argmax(pt + (size_t)b * C, C);
+static kd_status check_row(const kd_teacher *t, int32_t row, kd_error *err) {
+    if (row < 0 || row >= t->n_samples)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "teacher tables have %d rows, sample %d asked for", t->n_samples,
+                            row);
     return KD_STATUS_OK;
 }
 
-kd_status kd_teacher_cache_logits(const kd_teacher *t, const kd_dataset *ds, int batch, int threads, float T,
-                                  float **out, int *n_rows, kd_error *err) {
-    *out = NULL;
+kd_status kd_teacher_forward(const kd_teacher *t, float *logits, float *const *feats, const float *x,
+                             const int32_t *idx, int B, kd_error *err) {
+    int C = t->n_classes;
+    kd_status st;
+    if (t->logits) {
+        for (int b = 0; b < B; b++) {
+            if ((st = check_row(t, idx[b], err))) return st;
+            memcpy(logits + (size_t)b * C, t->logits + (size_t)idx[b] * C, sizeof(float) * C);
+        }
+    }
+    int run = !t->logits;
+    for (int k = 0; feats && k < t->n_feats; k++) {
+        if (!t->feat_table[k]) {
+            run = 1;
+            continue;
+        }
+        size_t n = t->feat_size[k];
+        for (int b = 0; b < B; b++) {
+            if ((st = check_row(t, idx[b], err))) return st;
+            memcpy(feats[k] + (size_t)b * n, t->feat_table[k] + (size_t)idx[b] * n, sizeof(float) * n);
+        }
+    }
+    if (!run) return KD_STATUS_OK;
+    if (t->n_models < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "the teacher has neither models nor tables");
+    for (int k = 0; k < t->n_models; k++)
+        if (t->models[k]->batch < B || t->models[k]->n_classes != C)
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "teacher %s not prepared for batch %d", t->models[k]->name, B);
+    if (t->n_models == 1) {
+        const float *out = kd_model_forward(t->models[0], x, B, 0, NULL);
+        if (!t->logits) memcpy(logits, out, sizeof(float) * (size_t)B * C);
+    } else {
+        float *p = malloc(sizeof(float) * (size_t)B * C), *acc = calloc((size_t)B * C, sizeof(float));
+        if (!p || !acc) {
+            free(p); free(acc);
+            return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+        }
+        /* members 1.. first, so models[0]'s activations (its features) are the ones left */
+        for (int k = t->n_models - 1; k >= 0; k--) {
+            kd_softmax_forward(p, kd_model_forward(t->models[k], x, B, 0, NULL), B, C, t->T);
+            for (size_t i = 0; i < (size_t)B * C; i++) acc[i] += p[i] / (float)t->n_models;
+        }
+        if (!t->logits)
+            for (size_t i = 0; i < (size_t)B * C; i++) logits[i] = t->T * logf(fmaxf(acc[i], 1e-30f));
+        free(p);
+        free(acc);
+    }
+    for (int k = 0; feats && k < t->n_feats; k++)
+        if (!t->feat_table[k])
+            memcpy(feats[k], kd_model_layer_output(t->models[0], t->feat_layer[k]),
+                   sizeof(float) * (size_t)B * t->feat_size[k]);
+    return KD_STATUS_OK;
+}
+
+kd_status kd_teacher_cache(const kd_teacher *t, const kd_dataset *ds, int batch, int threads, float **logits_tab,
+                           float **feat_tabs, int *n_rows, kd_error *err) {
+    *logits_tab = NULL;
+    for (int k = 0; k < t->n_feats; k++) feat_tabs[k] = NULL;
+    if (t->n_models < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "caching needs an online teacher");
+    kd_teacher online = *t; /* run the models even if t already has tables */
+    online.logits = NULL;
+    for (int k = 0; k < t->n_feats; k++) online.feat_table[k] = NULL;
     int C = t->n_classes, rows = 0;
     for (int i = 0; i < ds->n; i++)
         if (kd_dataset_orig_index(ds, i) + 1 > rows) rows = kd_dataset_orig_index(ds, i) + 1;
     size_t img = (size_t)ds->c * ds->h * ds->w;
     float *tab = calloc((size_t)rows * C, sizeof(float)), *x = malloc(sizeof(float) * img * (size_t)batch);
-    float *pt = malloc(sizeof(float) * (size_t)batch * C);
+    float *lg = malloc(sizeof(float) * (size_t)batch * C), *fb[KD_MAX_FEATS] = {0};
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)batch), *y = malloc(sizeof(int32_t) * (size_t)batch);
     kd_status st = KD_STATUS_OK;
-    if (!tab || !x || !pt || !idx || !y) {
-        st = kd_error_set(err, KD_STATUS_NO_MEMORY, "cannot allocate the teacher cache (%d x %d)", rows, C);
+    int ok = tab && x && lg && idx && y;
+    for (int k = 0; k < t->n_feats && ok; k++) {
+        feat_tabs[k] = calloc((size_t)rows * t->feat_size[k], sizeof(float));
+        fb[k] = malloc(sizeof(float) * (size_t)batch * t->feat_size[k]);
+        ok = feat_tabs[k] && fb[k];
+    }
+    if (!ok) {
+        st = kd_error_set(err, KD_STATUS_NO_MEMORY, "cannot allocate the teacher cache (%d rows)", rows);
         goto out;
     }
     for (int k = 0; k < t->n_models; k++)
@@ -68,17 +102,22 @@ kd_status kd_teacher_cache_logits(const kd_teacher *t, const kd_dataset *ds, int
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
-        if ((st = kd_teacher_targets(t, pt, NULL, x, idx, B, T, err))) goto out;
-        /* Store T * log(p): softmax of it at T gives back exactly the (ensemble-averaged) p. */
+        if ((st = kd_teacher_forward(&online, lg, fb, x, NULL, B, err))) goto out;
         for (int b = 0; b < B; b++) {
-            float *row = tab + (size_t)kd_dataset_orig_index(ds, s + b) * C;
-            for (int c = 0; c < C; c++) row[c] = T * logf(fmaxf(pt[(size_t)b * C + c], 1e-30f));
+            size_t row = (size_t)kd_dataset_orig_index(ds, s + b);
+            memcpy(tab + row * C, lg + (size_t)b * C, sizeof(float) * C);
+            for (int k = 0; k < t->n_feats; k++)
+                memcpy(feat_tabs[k] + row * t->feat_size[k], fb[k] + (size_t)b * t->feat_size[k],
+                       sizeof(float) * t->feat_size[k]);
         }
     }
-    *out = tab;
+    *logits_tab = tab;
     *n_rows = rows;
     tab = NULL;
 out:
-    free(tab); free(x); free(pt); free(idx); free(y);
+    if (st)
+        for (int k = 0; k < t->n_feats; k++) free(feat_tabs[k]), feat_tabs[k] = NULL;
+    for (int k = 0; k < t->n_feats; k++) free(fb[k]);
+    free(tab); free(x); free(lg); free(idx); free(y);
     return st;
 }

@@ -187,7 +187,13 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
  * model's input: nobody needs d(input). */
 static float *din_ptr(kd_model *m, const kd_layer *L, int k) {
     int j = L->inputs[k];
-    if (j == KD_MODEL_INPUT) return NULL;
+    if (j == KD_MODEL_INPUT) {
+        if (m->dinput && !m->dinput_ready) {
+            memset(m->dinput, 0, (size_t)m->cur_batch * m->in_c * m->in_h * m->in_w * sizeof(float));
+            m->dinput_ready = 1;
+        }
+        return m->dinput;
+    }
     float *d = m->dacts + m->layers[j].out_off;
     if (!m->dready[j]) {
         memset(d, 0, (size_t)m->cur_batch * kd_layer_out_size(&m->layers[j]) * sizeof(float));
@@ -196,14 +202,34 @@ static float *din_ptr(kd_model *m, const kd_layer *L, int k) {
     return d;
 }
 
-void kd_model_backward(kd_model *m, const float *dlogits) {
+void kd_model_backward(kd_model *m, const float *dlogits) { kd_model_backward_ex(m, dlogits, 0, NULL, NULL); }
+
+int kd_model_find_layer(const kd_model *m, const char *name) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (!strcmp(m->layers[i].name, name)) return i;
+    return -1;
+}
+
+void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const int *extra_layer,
+                          const float *const *extra_grad) {
     int B = m->cur_batch;
     memset(m->dready, 0, (size_t)m->n_layers);
+    m->dinput_ready = 0;
     kd_layer *last = &m->layers[m->n_layers - 1];
     memcpy(m->dacts + last->out_off, dlogits, (size_t)B * last->c * sizeof(float));
     m->dready[m->n_layers - 1] = 1;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         kd_layer *L = &m->layers[i];
+        /* every consumer of layer i has a higher index, so its gradient is complete here: add the
+         * gradients that losses on this layer's output send in */
+        for (int k = 0; k < n_extra; k++) {
+            if (extra_layer[k] != i) continue;
+            float *d = m->dacts + L->out_off;
+            size_t n = (size_t)B * kd_layer_out_size(L);
+            if (!m->dready[i]) memset(d, 0, n * sizeof(float));
+            m->dready[i] = 1;
+            for (size_t e = 0; e < n; e++) d[e] += extra_grad[k][e];
+        }
         if (!m->dready[i]) continue; /* output unused (cannot happen in a chain; safe for graphs) */
         const float *dout = m->dacts + L->out_off;
         const float *in = in_ptr(m, L, 0);

@@ -7,7 +7,6 @@
 kd_status kd_model_layout_params(kd_model *m, kd_error *err);
 
 /* Samples per layer output (c*h*w). */
-static inline size_t kd_layer_out_size(const kd_layer *L) { return (size_t)L->c * L->h * L->w; }
 static inline size_t kd_layer_in_size(const kd_layer *L) { return (size_t)L->in_c * L->in_h * L->in_w; }
 
 #endif

@@ -97,6 +97,15 @@ static void append_log(const char *path, const char *line) {
     fclose(f);
 }
 
+/* The training checkpoint, and beside it the distiller's regressors (first, so a crash between
+ * the two leaves them ahead, which resume detects by their step). */
+static kd_status save_state(const kd_train_config *cfg, const kd_model *m, const kd_optimizer *opt,
+                            const kd_train_state *ts, kd_error *err) {
+    kd_status st;
+    if (cfg->distiller && (st = kd_distiller_save(cfg->distiller, cfg->checkpoint_path, ts->step, err))) return st;
+    return kd_checkpoint_save(cfg->checkpoint_path, m, opt, ts, err);
+}
+
 kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, const kd_train_config *cfg,
                    kd_train_result *res, kd_error *err) {
     memset(res, 0, sizeof *res);
@@ -109,21 +118,10 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     if (train->n_classes > m->n_classes)
         return kd_error_set(err, KD_STATUS_MISMATCH, "data has %d classes, model %s outputs only %d",
                             train->n_classes, m->name, m->n_classes);
-    const kd_teacher *teacher = cfg->teacher;
-    float T = cfg->kd_temperature, alpha = cfg->kd_alpha;
-    if (teacher) {
-        if (!(T > 0.f) || !(alpha >= 0.f && alpha <= 1.f))
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "distillation needs T > 0 and alpha in [0, 1]");
-        if (teacher->n_classes != m->n_classes)
-            return kd_error_set(err, KD_STATUS_MISMATCH, "the teacher has %d classes, student %s has %d",
-                                teacher->n_classes, m->name, m->n_classes);
-        for (int k = 0; k < teacher->n_models && !teacher->logits; k++) {
-            kd_status ts = kd_model_set_batch(teacher->models[k], cfg->batch, cfg->threads, err);
-            if (ts) return ts;
-        }
-    }
+    kd_distiller *kd = cfg->distiller;
     kd_status st = kd_model_set_batch(m, cfg->batch, cfg->threads, err);
     if (st) return st;
+    if (kd && (st = kd_distiller_prepare(kd, cfg->batch, cfg->threads, &cfg->optim, err))) return st;
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
 
@@ -152,6 +150,9 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                                 "cannot resume from %s: it stopped at step %lld of epoch %d, which does not fit "
                                 "%d steps per epoch (different data or batch size?)",
                                 cfg->checkpoint_path, ts.step, ts.epoch + 1, steps);
+        } else if (kd && (ls = kd_distiller_load(kd, cfg->checkpoint_path, ts.step, &e2))) {
+            kd_optimizer_free(&opt);
+            return kd_error_set(err, ls, "cannot resume: %s", e2.msg);
         }
     }
 
@@ -161,11 +162,8 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     float *dlogits = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
     int32_t *y = malloc((size_t)cfg->batch * sizeof(int32_t));
     int32_t *perm = malloc((size_t)train->n * sizeof(int32_t));
-    /* distillation: soft targets, student softmax at T, original sample indices */
-    float *pt = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
-    float *ps = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
-    int32_t *oidx = malloc((size_t)cfg->batch * sizeof(int32_t));
-    if (!x || !probs || !dlogits || !y || !perm || !pt || !ps || !oidx) {
+    int32_t *oidx = malloc((size_t)cfg->batch * sizeof(int32_t)); /* original sample indices */
+    if (!x || !probs || !dlogits || !y || !perm || !oidx) {
         st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
         goto done;
     }
@@ -188,28 +186,19 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             kd_rng_seed(&ts.rng, cfg->seed, 0xa000000000ULL + (uint64_t)ts.step);
             kd_batch_fill(x, y, train, perm + off, B, &cfg->aug, &ts.rng);
             const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
-            float loss = kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, cfg->label_smoothing);
-            memset(dlogits, 0, (size_t)B * m->n_classes * sizeof(float));
-            if (teacher) {
-                for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
-                if ((st = kd_teacher_targets(teacher, pt, NULL, x, teacher->logits ? oidx : NULL, B, T, err)))
-                    goto done;
-                float kl;
-                /* alpha = 0 adds nothing at all, so it is bit-identical to plain CE training */
-                if (cfg->dkd_beta > 0.f) {
-                    kl = kd_dkd_forward_backward(alpha > 0.f ? dlogits : NULL, logits, pt, y, B, m->n_classes, T,
-                                                 1.f, cfg->dkd_beta, alpha);
-                } else {
-                    kl = kd_kl_div_forward(ps, logits, pt, B, m->n_classes, T);
-                    if (alpha > 0.f) kd_kl_div_backward(dlogits, ps, pt, B, m->n_classes, T, alpha);
-                }
-                loss = alpha * kl + (1.f - alpha) * loss;
-            }
-            if (!teacher || alpha < 1.f)
-                kd_cross_entropy_backward(dlogits, probs, y, B, m->n_classes, cfg->label_smoothing,
-                                          teacher ? 1.f - alpha : 1.f);
+            float loss;
             kd_model_zero_grad(m);
-            kd_model_backward(m, dlogits);
+            if (kd) {
+                for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
+                if ((st = kd_distiller_loss(kd, logits, x, oidx, y, B, cfg->label_smoothing, dlogits, &loss, err)))
+                    goto done;
+                kd_distiller_backward(kd, dlogits);
+            } else {
+                loss = kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, cfg->label_smoothing);
+                memset(dlogits, 0, (size_t)B * m->n_classes * sizeof(float));
+                kd_cross_entropy_backward(dlogits, probs, y, B, m->n_classes, cfg->label_smoothing, 1.f);
+                kd_model_backward(m, dlogits);
+            }
             double gnorm = clip_grads(m, cfg->clip_grad_norm);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 kd_progress_end_line(&prog);
@@ -224,6 +213,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             /* opt.cfg: on resume the checkpoint's recipe, so a continued run is the same run */
             float lr = kd_schedule_lr(&opt.cfg, epoch + (double)(s + 1) / steps, cfg->epochs);
             kd_optimizer_step(&opt, m, lr);
+            if (kd) kd_distiller_step(kd, lr);
             ts.step++;
             loss_sum += (double)loss * B;
             for (int b = 0; b < B; b++) correct += argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
@@ -235,8 +225,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                 if (cfg->checkpoint_path) {
                     ts.epoch = epoch;
                     if (s + 1 == steps) ts.epoch = epoch + 1;
-                    kd_status cs = kd_checkpoint_save(cfg->checkpoint_path, m, &opt, &ts, err);
-                    if (cs) { st = cs; goto done; }
+                    if ((st = save_state(cfg, m, &opt, &ts, err))) goto done;
                 }
                 st = kd_error_set(err, KD_STATUS_INTERRUPTED,
                                   "interrupted at epoch %d step %d%s%s", epoch + 1, s + 1,
@@ -265,12 +254,13 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         append_log(cfg->log_path, line);
         ts.epoch = epoch + 1;
         res->epochs_run++;
-        if (cfg->checkpoint_path && (st = kd_checkpoint_save(cfg->checkpoint_path, m, &opt, &ts, err))) goto done;
+        if (cfg->checkpoint_path && (st = save_state(cfg, m, &opt, &ts, err))) goto done;
+        if (cfg->on_epoch && cfg->on_epoch(cfg->on_epoch_ctx, epoch + 1, &vr)) break;
     }
     res->train_seconds = kd_now() - t_start;
     res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
 done:
-    free(x); free(probs); free(dlogits); free(y); free(perm); free(pt); free(ps); free(oidx);
+    free(x); free(probs); free(dlogits); free(y); free(perm); free(oidx);
     kd_optimizer_free(&opt);
     return st;
 }

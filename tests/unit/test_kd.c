@@ -133,6 +133,20 @@ static const char *student_yaml = "name: s\ninput: [1, 8, 8]\nlayers:\n  - {type
 static const char *teacher_yaml = "name: t\ninput: [1, 8, 8]\nlayers:\n  - {type: linear, out: 16}\n"
                                   "  - {type: batchnorm}\n  - {type: relu}\n  - {type: linear, out: 4}\n";
 
+/* A distiller over terms given as specs, T and alpha filled in like the CLI does. */
+static kd_distiller *make_distiller(const char *const *specs, int n, kd_model *student, kd_teacher *t) {
+    kd_loss_term terms[8];
+    kd_error err;
+    for (int k = 0; k < n; k++) {
+        CHECK_MSG(kd_loss_term_parse(&terms[k], specs[k], &err) == KD_STATUS_OK, "%s: %s", specs[k], err.msg);
+        if (terms[k].T <= 0.f) terms[k].T = 4.f;
+        if (terms[k].alpha < 0.f) terms[k].alpha = 0.9f;
+    }
+    kd_distiller *d = NULL;
+    CHECK_MSG(kd_distiller_create(&d, terms, n, student, t, 11, &err) == KD_STATUS_OK, "%s", err.msg);
+    return d;
+}
+
 static void test_alpha0_and_cache(void) {
     kd_dataset ds;
     make_data(&ds, 300);
@@ -149,37 +163,257 @@ static void test_alpha0_and_cache(void) {
     kd_train_result r;
     CHECK(kd_train(a, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
     kd_model *ens[2] = {t1, t2};
-    kd_teacher teacher = {2, ens, NULL, 0, 4};
-    c.teacher = &teacher;
-    c.kd_temperature = 4.f;
-    c.kd_alpha = 0.f;
+    kd_teacher teacher = {0};
+    teacher.n_models = 2;
+    teacher.models = ens;
+    teacher.T = 4.f;
+    teacher.n_classes = 4;
+    const char *h0[] = {"hinton:alpha=0"}, *h5[] = {"hinton:alpha=0.5"};
+    c.distiller = make_distiller(h0, 1, b, &teacher);
     CHECK_MSG(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK, "%s", err.msg);
     CHECK_MSG(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0, "alpha=0 differs from plain CE");
+    kd_distiller_free(c.distiller);
     /* alpha > 0 does change the result */
-    c.kd_alpha = 0.5f;
+    c.distiller = make_distiller(h5, 1, b, &teacher);
     CHECK(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
     CHECK(memcmp(a->params, b->params, sizeof(float) * a->n_params) != 0);
+    kd_distiller_free(c.distiller);
 
     /* cached logits reproduce the ensemble's soft targets */
     float *tab = NULL;
     int rows = 0;
-    CHECK(kd_teacher_cache_logits(&teacher, &ds, 64, 2, 4.f, &tab, &rows, &err) == KD_STATUS_OK);
+    CHECK(kd_teacher_cache(&teacher, &ds, 64, 2, &tab, NULL, &rows, &err) == KD_STATUS_OK);
     CHECK(rows == ds.n);
-    float x[8 * 64], pt_online[8 * 4], pt_cached[8 * 4];
+    float x[8 * 64], lg_online[8 * 4], lg_cached[8 * 4], pt_online[8 * 4], pt_cached[8 * 4];
     int32_t idx[8], y[8];
     for (int i = 0; i < 8; i++) idx[i] = 37 * i % ds.n;
     kd_batch_fill(x, y, &ds, idx, 8, NULL, NULL);
-    CHECK(kd_teacher_targets(&teacher, pt_online, NULL, x, NULL, 8, 4.f, &err) == KD_STATUS_OK);
-    kd_teacher cached = {0, NULL, tab, rows, 4};
-    CHECK(kd_teacher_targets(&cached, pt_cached, NULL, NULL, idx, 8, 4.f, &err) == KD_STATUS_OK);
-    float worst = 0;
-    for (int i = 0; i < 32; i++) worst = fmaxf(worst, fabsf(pt_online[i] - pt_cached[i]));
+    CHECK(kd_teacher_forward(&teacher, lg_online, NULL, x, NULL, 8, &err) == KD_STATUS_OK);
+    kd_teacher cached = teacher;
+    cached.logits = tab;
+    cached.n_samples = rows;
+    CHECK(kd_teacher_forward(&cached, lg_cached, NULL, NULL, idx, 8, &err) == KD_STATUS_OK);
+    /* the ensemble's averaged probabilities, by hand */
+    float p1[8 * 4], p2[8 * 4];
+    kd_softmax_forward(p1, kd_model_forward(t1, x, 8, 0, NULL), 8, 4, 4.f);
+    kd_softmax_forward(p2, kd_model_forward(t2, x, 8, 0, NULL), 8, 4, 4.f);
+    kd_soft_targets(pt_online, lg_online, 8, 4, 4.f);
+    kd_soft_targets(pt_cached, lg_cached, 8, 4, 4.f);
+    float worst = 0, worst_avg = 0;
+    for (int i = 0; i < 32; i++) {
+        worst = fmaxf(worst, fabsf(pt_online[i] - pt_cached[i]));
+        worst_avg = fmaxf(worst_avg, fabsf(pt_online[i] - 0.5f * (p1[i] + p2[i])));
+    }
     CHECK_MSG(worst < 1e-6f, "cache differs by %g", worst);
+    CHECK_MSG(worst_avg < 1e-6f, "ensemble targets differ from the mean of the members' by %g", worst_avg);
     idx[0] = rows; /* out of range row: an error, not a read past the table */
-    CHECK(kd_teacher_targets(&cached, pt_cached, NULL, NULL, idx, 1, 4.f, &err) == KD_STATUS_MISMATCH);
+    CHECK(kd_teacher_forward(&cached, lg_cached, NULL, NULL, idx, 1, &err) == KD_STATUS_MISMATCH);
     free(tab);
     kd_model_free(a); kd_model_free(b); kd_model_free(t1); kd_model_free(t2);
     kd_dataset_free(&ds);
+}
+
+/* Feature models: the student's conv output (4 x 8 x 8) and hidden vector (6) meet the teacher's
+ * (8 x 8 x 8) and (10). No batch norm or dropout, so a training forward is a pure function. */
+static const char *fs_yaml = "name: fs\ninput: [1, 8, 8]\nlayers:\n"
+                             "  - {name: conv, type: conv2d, out: 4, kernel: 3, pad: 1}\n  - {name: act, type: relu}\n"
+                             "  - {name: flat, type: flatten}\n  - {name: fc1, type: linear, out: 6}\n"
+                             "  - {name: h, type: gelu}\n  - {name: out, type: linear, out: 4}\n";
+static const char *ft_yaml = "name: ft\ninput: [1, 8, 8]\nlayers:\n"
+                             "  - {name: conv, type: conv2d, out: 8, kernel: 3, pad: 1}\n  - {name: act, type: relu}\n"
+                             "  - {name: flat, type: flatten}\n  - {name: fc1, type: linear, out: 10}\n"
+                             "  - {name: h, type: gelu}\n  - {name: out, type: linear, out: 4}\n";
+
+static double total_loss(kd_model *s, kd_distiller *d, const float *x, const int32_t *idx, const int32_t *y, int B) {
+    float dl[16 * 4], loss = 0;
+    kd_error err;
+    const float *logits = kd_model_forward(s, x, B, 1, NULL);
+    CHECK(kd_distiller_loss(d, logits, x, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
+    return loss;
+}
+
+static void fd_case(kd_model *s, kd_teacher *teacher, const kd_dataset *ds, const char *const *specs, int n,
+                    const char *what) {
+    kd_error err;
+    kd_distiller *d = make_distiller(specs, n, s, teacher);
+    if (!d) return;
+    kd_optim_config oc;
+    kd_optim_config_default(&oc);
+    enum { B = 6 };
+    CHECK(kd_model_set_batch(s, B, 1, &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_prepare(d, B, 1, &oc, &err) == KD_STATUS_OK);
+    float x[B * 64], dl[B * 4], loss;
+    int32_t idx[B], y[B];
+    for (int i = 0; i < B; i++) idx[i] = i;
+    kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
+    const float *logits = kd_model_forward(s, x, B, 1, NULL);
+    CHECK(kd_distiller_loss(d, logits, x, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
+    kd_model_zero_grad(s);
+    kd_distiller_backward(d, dl);
+    float *g = malloc(sizeof(float) * s->n_params);
+    memcpy(g, s->grads, sizeof(float) * s->n_params);
+    double worst = 0;
+    int checked = 0;
+    for (size_t i = 0; i < s->n_params; i += 7) {
+        /* small steps: ReLU kinks make larger ones cross non-smooth points */
+        float keep = s->params[i], h = 3e-4f;
+        s->params[i] = keep + h;
+        double lp = total_loss(s, d, x, idx, y, B);
+        s->params[i] = keep - h;
+        double lm = total_loss(s, d, x, idx, y, B);
+        s->params[i] = keep;
+        double num = (lp - lm) / (2 * h), err_rel = fabs(num - g[i]) / (1e-3 + 0.05 * fabs(num));
+        if (err_rel > worst) worst = err_rel;
+        checked++;
+    }
+    CHECK_MSG(worst <= 1.0, "%s: gradient off finite differences: worst %.3g of tolerance", what, worst);
+    printf("distiller fd %-40s %d parameters, loss %.5f, worst %.3f of tolerance\n", what, checked, loss, worst);
+    double sum = 0;
+    for (int k = 0; k < n; k++) sum += kd_distiller_term_loss(d, k);
+    CHECK_MSG(fabs(sum - loss) <= 1e-5 * (1 + fabs(loss)), "%s: the terms' losses do not add up", what);
+    free(g);
+    kd_distiller_free(d);
+
+}
+
+/* The whole distiller, every term kind together (feature gradients entering mid-network through
+ * kd_model_backward_ex, regressors handing back d/d(feature)), against finite differences of the
+ * total loss in the student's parameters. */
+static void test_distiller_fd(void) {
+    kd_dataset ds;
+    make_data(&ds, 16);
+    kd_error err;
+    kd_model *s = NULL, *t = NULL;
+    CHECK(kd_model_from_yaml(&s, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t, ft_yaml, "t", 4, &err) == KD_STATUS_OK);
+    if (!s || !t) return;
+    kd_teacher teacher = {0};
+    teacher.n_models = 1;
+    teacher.models = &t;
+    teacher.T = 2.f;
+    teacher.n_classes = 4;
+    const char *specs[] = {"hinton:T=2,alpha=0.7,standardize=1", "dkd:T=3,alpha=1,beta=2,weight=0.3",
+                           "fitnet:student=act,teacher=act,weight=0.5", "at:student=act,teacher=act,weight=20",
+                           "cosine:student=h,teacher=h,weight=0.4", "rkd:weight=0.2", "sp:student=h,teacher=h,weight=3",
+                           "ce:weight=0.1"};
+    /* each term alone (a failure names it), then all together */
+    for (int only = 0; only <= 8; only++) {
+        fd_case(s, &teacher, &ds, only < 8 ? specs + only : specs, only < 8 ? 1 : 8, only < 8 ? specs[only] : "all 8");
+    }
+
+    /* errors name the term and the layer */
+    kd_loss_term bad;
+    kd_distiller *d2 = NULL;
+    CHECK(kd_loss_term_parse(&bad, "fitnet:student=nope", &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_create(&d2, &bad, 1, s, &teacher, 1, &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "nope"));
+    CHECK(kd_loss_term_parse(&bad, "at:student=h,teacher=h", &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_create(&d2, &bad, 1, s, &teacher, 1, &err) == KD_STATUS_MISMATCH && strstr(err.msg, "at"));
+    CHECK(kd_loss_term_parse(&bad, "cosine:student=h,teacher=h,project=0", &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_create(&d2, &bad, 1, s, &teacher, 1, &err) == KD_STATUS_MISMATCH && strstr(err.msg, "cosine"));
+    kd_teacher logits_only = {0};
+    logits_only.n_classes = 4;
+    CHECK(kd_loss_term_parse(&bad, "sp", &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_create(&d2, &bad, 1, s, &logits_only, 1, &err) == KD_STATUS_BAD_ARG &&
+          strstr(err.msg, "checkpoint"));
+    CHECK(d2 == NULL);
+    kd_model_free(s);
+    kd_model_free(t);
+    kd_dataset_free(&ds);
+}
+
+/* A run with a FitNets regressor, killed after one epoch and resumed, ends bit-identical to the
+ * uninterrupted run: the regressor and its optimizer state are checkpointed beside the student. */
+static int stop_after_first(void *ctx, int epoch, const kd_eval_result *val) {
+    (void)ctx; (void)val;
+    return epoch == 1;
+}
+
+static void test_regressor_resume(void) {
+    kd_dataset ds;
+    make_data(&ds, 200);
+    kd_error err;
+    kd_model *a = NULL, *b = NULL, *t = NULL;
+    CHECK(kd_model_from_yaml(&a, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&b, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t, ft_yaml, "t", 4, &err) == KD_STATUS_OK);
+    if (!a || !b || !t) return;
+    kd_teacher teacher = {0};
+    teacher.n_models = 1;
+    teacher.models = &t;
+    teacher.T = 4.f;
+    teacher.n_classes = 4;
+    const char *specs[] = {"hinton", "fitnet:student=act,teacher=act"};
+    kd_train_config c;
+    kd_train_config_default(&c);
+    c.epochs = 2; c.batch = 32; c.progress = 0;
+    kd_train_result r;
+    c.distiller = make_distiller(specs, 2, a, &teacher);
+    CHECK(kd_train(a, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
+    kd_distiller_free(c.distiller);
+    remove("kd_reg.ckpt");
+    remove("kd_reg.ckpt.kd2");
+    c.checkpoint_path = "kd_reg.ckpt";
+    c.on_epoch = stop_after_first; /* "killed" after epoch 1 of 2 */
+    c.distiller = make_distiller(specs, 2, b, &teacher);
+    CHECK(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
+    kd_distiller_free(c.distiller);
+    FILE *f = fopen("kd_reg.ckpt.kd2", "rb");
+    CHECK_MSG(f != NULL, "the regressor of term 2 was not checkpointed");
+    if (f) fclose(f);
+    /* a fresh process: new student, new distiller (new regressor), resumed from the files */
+    kd_model_free(b);
+    b = NULL;
+    CHECK(kd_model_from_yaml(&b, fs_yaml, "s", 99, &err) == KD_STATUS_OK);
+    c.on_epoch = NULL;
+    c.resume = 1;
+    c.distiller = make_distiller(specs, 2, b, &teacher);
+    CHECK_MSG(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0, "resumed run differs");
+    kd_distiller_free(c.distiller);
+    /* a regressor file from another step is refused */
+    c.distiller = make_distiller(specs, 2, b, &teacher);
+    CHECK(kd_distiller_prepare(c.distiller, 32, 1, &c.optim, &err) == KD_STATUS_OK);
+    CHECK_MSG(kd_distiller_save(c.distiller, "kd_reg.ckpt", 3, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_MISMATCH && strstr(err.msg, "step"));
+    kd_distiller_free(c.distiller);
+    remove("kd_reg.ckpt");
+    remove("kd_reg.ckpt.kd2");
+    kd_model_free(a); kd_model_free(b); kd_model_free(t);
+    kd_dataset_free(&ds);
+}
+
+static void test_terms_and_init(void) {
+    kd_loss_term t, u;
+    kd_error err;
+    char buf[256];
+    const char *specs[] = {"hinton:T=3,alpha=0.5,standardize=1", "dkd:T=2,alpha=1,beta=6,weight=0.9", "ce:weight=0.1",
+                           "fitnet:student=a,teacher=b,weight=0.5", "rkd:distance=25,angle=50", "cosine:project=1"};
+    for (int i = 0; i < 6; i++) {
+        CHECK_MSG(kd_loss_term_parse(&t, specs[i], &err) == KD_STATUS_OK, "%s: %s", specs[i], err.msg);
+        kd_loss_term_format(&t, buf, sizeof buf);
+        CHECK_MSG(kd_loss_term_parse(&u, buf, &err) == KD_STATUS_OK && !memcmp(&t, &u, sizeof t), "%s -> %s", specs[i], buf);
+    }
+    CHECK(kd_loss_term_parse(&t, "hinto", &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "unknown loss"));
+    CHECK(kd_loss_term_parse(&t, "hinton:beta=2", &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "beta"));
+    CHECK(kd_loss_term_parse(&t, "hinton:alpha=1.5", &err) == KD_STATUS_BAD_ARG);
+    CHECK(kd_loss_term_parse(&t, "sp:weight", &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "key=value"));
+
+    kd_model *s = NULL, *te = NULL;
+    CHECK(kd_model_from_yaml(&s, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&te, "name: t\ninput: [1, 8, 8]\nlayers:\n  - {name: conv, type: conv2d, out: 4, kernel: 3, pad: 1}\n"
+                             "  - {name: act, type: relu}\n  - {name: flat, type: flatten}\n  - {name: big, type: linear, out: 6}\n"
+                             "  - {name: h, type: gelu}\n  - {name: out, type: linear, out: 4}\n", "t", 4, &err) == KD_STATUS_OK);
+    if (!s || !te) return;
+    char rep[256];
+    CHECK_MSG(kd_init_from_teacher(s, te, "auto", rep, sizeof rep, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(!strcmp(rep, "conv<-conv out<-out"), "auto map: %s", rep);
+    const kd_layer *sc = &s->layers[0], *tc = &te->layers[0];
+    CHECK(!memcmp(s->params + sc->w_off, te->params + tc->w_off, sizeof(float) * sc->w_size));
+    CHECK(kd_init_from_teacher(s, te, "fc1=big", rep, sizeof rep, &err) == KD_STATUS_OK && !strcmp(rep, "fc1<-big"));
+    CHECK(kd_init_from_teacher(s, te, "fc1=conv", rep, sizeof rep, &err) == KD_STATUS_MISMATCH && strstr(err.msg, "fc1"));
+    CHECK(kd_init_from_teacher(s, te, "fc1=zz", rep, sizeof rep, &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "zz"));
+    kd_model_free(s);
+    kd_model_free(te);
 }
 
 static void write_npy(const char *path, const char *header, const void *data, size_t len, int truncate_by) {
@@ -265,6 +499,9 @@ int main(void) {
     test_fd();
     test_dkd();
     test_alpha0_and_cache();
+    test_distiller_fd();
+    test_regressor_resume();
+    test_terms_and_init();
     test_npy();
     TEST_DONE();
 }
