@@ -90,6 +90,25 @@ int main(void) {
     EXPECT("kd --teacher cli_mlp.safetensors --student mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q "
            "-o cli_kd.safetensors",
            0, "top-1 agreement");
+    /* a run file gives the same options; the command line overrides it; loss lists combine terms */
+    write_file("cli_run.yaml", "teacher: cli_mlp.safetensors\nstudent: mlp-s\nepochs: 3\nlimit: 2000\nval: 500\n"
+                               "batch: 100\nquiet: true\noutput: cli_kd2.safetensors\nloss:\n"
+                               "  - hinton: {T: 2, alpha: 0.5}\n  - {type: rkd, weight: 2}\n  - sp\n");
+    EXPECT("kd --config cli_run.yaml --epochs 1", 0, "top-1 agreement");
+    CHECK_MSG(strstr(out, "1 epochs") && strstr(out, "hinton:weight=1,T=2,alpha=0.5 + rkd:weight=2"),
+              "run file not applied:\n%s", out);
+    EXPECT("kd --config cli_run.yaml --epochs 1 --loss fitnet:student=relu1,weight=0.1", 0, "fitnet:weight=0.1");
+    CHECK_MSG(!strstr(out, "rkd"), "the command line's --loss list must replace the file's:\n%s", out);
+    EXPECT("kd --config cli_run.yaml --epochs 1 --init-from-teacher auto", 0, "fc1<-fc1 fc2<-fc2");
+    EXPECT("kd --config cli_run.yaml --epochs 1 --search --search-budget 2 --search-epochs 1", 0, "search: best");
+    write_file("cli_badrun.yaml", "teacher: cli_mlp.safetensors\ntemprature: 3\n");
+    EXPECT("kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: line 2: 'temprature' is not an option");
+    write_file("cli_badrun.yaml", "teacher: [unclosed\n");
+    EXPECT("kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: YAML error");
+    EXPECT("kd --config cli_run.yaml --loss hint", 2, "unknown loss 'hint'");
+    EXPECT("kd --config cli_run.yaml --loss at", 1, "attention maps need spatial layers");
+    EXPECT("kd --config cli_run.yaml --loss fitnet:student=conv9", 1, "has no layer 'conv9'");
+    EXPECT("kd --config cli_run.yaml --init-from-teacher fc1=fc2", 1, "differ in type or shape");
     EXPECT("kd --student mlp-s", 2, "either --teacher");
     EXPECT("kd --teacher a.safetensors --teacher-logits b.npy", 2, "either --teacher");
     EXPECT("train --temperature 4", 2, "use 'distill kd'");
@@ -120,7 +139,8 @@ int main(void) {
            0, "wrote");
     const char *made[] = {"cli_log.jsonl", "cli_mlp.safetensors", "cli_mlp.safetensors.ckpt", "cli_kd.safetensors",
                           "cli_kd.safetensors.ckpt", "cli_bad.yaml", "cli_shape.yaml", "cli_not_idx",
-                          "cli_garbage.safetensors"};
+                          "cli_garbage.safetensors", "cli_run.yaml", "cli_badrun.yaml", "cli_kd2.safetensors",
+                          "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd2"};
     for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);
     TEST_DONE();
 }
