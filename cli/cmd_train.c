@@ -173,7 +173,7 @@ static int has_kind(const kd_loss_term *t, int n, int lo, int hi) {
 }
 
 /* Returns 0 and sets the best terms, or an exit code. */
-static int run_search(const char *C, const char *model_arg, uint64_t seed, const kd_loss_term *terms, int n_terms,
+static int run_search(const char *C, const kd_model *init, uint64_t seed, const kd_loss_term *terms, int n_terms,
                       kd_teacher *teacher, const kd_dataset *train, const kd_dataset *val, const kd_train_config *base,
                       int search_epochs, int budget, kd_loss_term *best_terms) {
     static const float Ts[] = {1, 2, 4, 8}, alphas[] = {0.5f, 0.9f}, fscales[] = {1.f, 0.1f, 10.f};
@@ -196,10 +196,14 @@ static int run_search(const char *C, const char *model_arg, uint64_t seed, const
         kd_error err;
         kd_teacher t = *teacher;
         t.T = T;
-        if (kd_model_create(&m, model_arg, seed, &err) || kd_distiller_create(&d, cand, n_terms, m, &t, seed, &err)) {
+        /* every candidate starts from the final run's initial weights */
+        if (kd_model_from_yaml(&m, init->yaml, init->name, seed, &err) ||
+            kd_distiller_create(&d, cand, n_terms, m, &t, seed, &err)) {
             kd_model_free(m);
             return kd_cli_fail(C, &err);
         }
+        memcpy(m->params, init->params, sizeof(float) * init->n_params);
+        memcpy(m->buffers, init->buffers, sizeof(float) * init->n_buffers);
         kd_train_config c = *base;
         c.epochs = search_epochs;
         c.distiller = d;
@@ -480,7 +484,7 @@ static int run(int argc, char **argv, int kd) {
         if (search) {
             kd_loss_term best[KD_MAX_LOSS];
             kd_train_config sc = cfg;
-            if ((rc = run_search(C, model_arg, (uint64_t)seed, terms, n_terms, &teacher, &train, &val, &sc,
+            if ((rc = run_search(C, m, (uint64_t)seed, terms, n_terms, &teacher, &train, &val, &sc,
                                  search_epochs, search_budget, best)))
                 goto out;
             memcpy(terms, best, sizeof(kd_loss_term) * (size_t)n_terms);

@@ -225,8 +225,10 @@ kd_status kd_distiller_prepare(kd_distiller *d, int batch, int threads, const kd
     }
     if (ok && scratch) ok = (d->scratch = malloc(sizeof(float) * scratch)) != NULL;
     if (!ok) return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory for the distillation buffers (batch %d)", batch);
-    if (t)
-        for (int k = 0; k < t->n_models && !(t->logits && !t->n_feats); k++) {
+    int online = t && !t->logits;
+    for (int f = 0; t && f < t->n_feats; f++) online |= !t->feat_table[f];
+    if (online)
+        for (int k = 0; k < t->n_models; k++) {
             kd_status st = kd_model_set_batch(t->models[k], batch, threads, err);
             if (st) return st;
         }
