@@ -11,8 +11,11 @@ BUILD=${1:?build dir}
 TEACHER=${2:?teacher checkpoint}
 EPOCHS=${3:-10}
 STUDENTS=${4:-"mlp-s cnn-s"}
-METHODS=${5:-"ce hinton dkd fitnet at cosine rkd sp best"}
+METHODS=${5:-"ce hinton dkd fitnet at cosine rkd sp hinton+fitnet hinton+at"}
 SEEDS=${SEEDS:-"1 2 3"}
+# Response-only methods may read the teacher's logits from a .npy (distill eval TEACHER --split train
+# --save-logits F) instead of computing them again in every run; same soft targets.
+TEACHER_LOGITS=${TEACHER_LOGITS:-}
 THREADS=${THREADS:-2}
 OUT=${OUT:-out/kd}
 D="$BUILD/distill"
@@ -20,23 +23,26 @@ mkdir -p "$OUT"
 TSV="$OUT/kd_table.tsv"
 touch "$TSV"
 
-# The loss list of each method. Feature and relation methods are added to cross-entropy, as in
-# their papers; 'best' is Hinton KD plus the feature term that did best in our 10-epoch runs.
+# The loss list of each method. Feature and relation methods X are added to cross-entropy, as in
+# their papers; "hinton+X" adds X to Hinton's loss instead (the combinations).
 # Layers: cnn-s pool2 (16x7x7) vs cnn-t pool2 (128x7x7); cnn-s relu2 (16x14x14) vs cnn-t relu3
 # (128x14x14); penultimate (default) cnn-s flatten (784) / mlp-s relu1 (128) vs cnn-t drop (256).
+feat_spec() { # student feature-method
+    case "$2" in
+    fitnet) [ "$1" = cnn-s ] && echo "fitnet:student=pool2,teacher=pool2" || echo "fitnet" ;;
+    at) [ "$1" = cnn-s ] && echo "at:student=relu2,teacher=relu3,weight=1000" || echo SKIP ;;
+    cosine) echo "cosine" ;;
+    rkd) echo "rkd:distance=25,angle=50" ;;
+    sp) echo "sp:weight=3000" ;;
+    *) echo SKIP ;;
+    esac
+}
 loss_args() { # student method
     case "$2" in
     hinton) echo "" ;;
     dkd) echo "--dkd-beta 8" ;;
-    fitnet) [ "$1" = cnn-s ] && echo "--loss ce --loss fitnet:student=pool2,teacher=pool2" ||
-        echo "--loss ce --loss fitnet" ;;
-    at) [ "$1" = cnn-s ] && echo "--loss ce --loss at:student=relu2,teacher=relu3,weight=1000" || echo SKIP ;;
-    cosine) echo "--loss ce --loss cosine" ;;
-    rkd) echo "--loss ce --loss rkd:distance=25,angle=50" ;;
-    sp) echo "--loss ce --loss sp:weight=3000" ;;
-    best) [ "$1" = cnn-s ] && echo "--loss hinton --loss at:student=relu2,teacher=relu3,weight=1000" ||
-        echo "--loss hinton --loss rkd:distance=25,angle=50" ;;
-    *) echo SKIP ;;
+    hinton+*) f=$(feat_spec "$1" "${2#hinton+}"); [ "$f" = SKIP ] && echo SKIP || echo "--loss hinton --loss $f" ;;
+    *) f=$(feat_spec "$1" "$2"); [ "$f" = SKIP ] && echo SKIP || echo "--loss ce --loss $f" ;;
     esac
 }
 
@@ -51,13 +57,15 @@ for s in $STUDENTS; do
                 log=$("$D" train --model "$s" --epochs "$EPOCHS" --seed "$seed" -j "$THREADS" -q -o "$o" 2>&1)
                 acc=$("$D" eval "$o" -j "$THREADS" | sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' | head -1)
             else
+                tflag="--teacher $TEACHER"
+                case "$m" in hinton | dkd) [ -n "$TEACHER_LOGITS" ] && tflag="--teacher-logits $TEACHER_LOGITS" ;; esac
                 # shellcheck disable=SC2086
-                log=$("$D" kd --teacher "$TEACHER" --student "$s" --epochs "$EPOCHS" --seed "$seed" -j "$THREADS" -q \
+                log=$("$D" kd $tflag --student "$s" --epochs "$EPOCHS" --seed "$seed" -j "$THREADS" -q \
                     $args -o "$o" 2>&1)
                 acc=$(echo "$log" | sed -n 's/.*student [a-z0-9-]* \([0-9.]*\)%.*/\1/p')
             fi
             sps=$(echo "$log" | sed -n 's/.*, \([0-9]*\) samples\/s.*/\1/p' | tail -1)
-            spe=$(awk -v s="$sps" 'BEGIN { printf "%.1f", s > 0 ? 55000 / s : 0 }')
+            spe=$(awk -v s="$sps" 'BEGIN { printf "%.1f", (s > 0 ? 55000 / s : 0) }')
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$m" "$EPOCHS" "$seed" "${acc:-NA}" "$spe" | tee -a "$TSV"
             rm -f "$o" "$o.ckpt" "$o".ckpt.kd*
         done
