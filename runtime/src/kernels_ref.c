@@ -1,0 +1,335 @@
+/* The portable int8 reference kernels of kdrt (`_ref`): plain loops written to be obviously right,
+ * the oracle every optimised kernel and the training side's integer evaluation are checked against.
+ * Arithmetic per docs/QUANTIZATION.md. C99, no allocation, no libc beyond <stdint.h>/<stddef.h>. */
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kdrt_kernels.h"
+
+/* The rounding shift below relies on >> of a negative int32_t being arithmetic (floor division);
+ * every compiler we target does this (it is implementation-defined in C99), and this line refuses
+ * to compile where it is not. int32_t itself is two's complement by definition. */
+typedef char kdrt_check_arithmetic_shift[((int32_t)-5 >> 1) == -3 ? 1 : -1];
+
+/* ---- Fixed-point arithmetic ------------------------------------------------------------------ */
+
+static int32_t doubling_high_mul(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    /* ab / 2^31 truncates toward zero; the nudge turns that into floor((ab + 2^30) / 2^31) for
+     * both signs (gemmlowp's formulation, kept for recognisability). |result| < 2^31. */
+    int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+static int32_t rounding_divide_by_pot(int32_t x, int exponent) {
+    int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static int32_t requantize(int32_t acc, int32_t mult, int shift) {
+    if (shift > 30) shift = 30;
+    if (shift < -31) shift = -31;
+    if (shift > 0) {
+        /* Saturating acc * 2^shift: multiplication, not <<, so negative values are not UB. */
+        if (acc > (INT32_MAX >> shift)) acc = INT32_MAX;
+        else if (acc < (INT32_MIN >> shift)) acc = INT32_MIN;
+        else acc = acc * ((int32_t)1 << shift);
+        return doubling_high_mul(acc, mult);
+    }
+    return rounding_divide_by_pot(doubling_high_mul(acc, mult), -shift);
+}
+
+int32_t kdrt_doubling_high_mul(int32_t a, int32_t b) { return doubling_high_mul(a, b); }
+
+int32_t kdrt_rounding_divide_by_pot(int32_t x, int exponent) {
+    if (exponent < 0) exponent = 0;
+    if (exponent > 31) exponent = 31;
+    return rounding_divide_by_pot(x, exponent);
+}
+
+int32_t kdrt_requantize(int32_t acc, int32_t mult, int shift) { return requantize(acc, mult, shift); }
+
+/* 32-bit accumulation wraps modulo 2^32 (specified; what SMLAD, SDOT and VPDPBUSD do). It is done
+ * in uint32_t so that a model that does overflow gives a defined result, not undefined behaviour. */
+static int32_t wrap_s32(uint32_t u) {
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 0x80000000u) - INT32_MAX - 1;
+}
+
+/* requantize, add the output zero point, clamp. Clamping before the add is the same as clamping
+ * after it, and cannot overflow. */
+static int8_t output_s8(int32_t acc, int32_t mult, int32_t shift, int32_t zero_point, kdrt_activation act) {
+    int32_t r = requantize(acc, mult, (int)shift);
+    int32_t lo = act.min - zero_point, hi = act.max - zero_point;
+    if (r < lo) r = lo;
+    if (r > hi) r = hi;
+    return (int8_t)(r + zero_point);
+}
+
+/* ---- Argument checks ------------------------------------------------------------------------- */
+
+static int dims_ok(const kdrt_dims *d) {
+    if (!d || d->n < 1 || d->h < 1 || d->w < 1 || d->c < 1) return 0;
+    int64_t count = (int64_t)d->n * d->h;
+    if (count > INT32_MAX) return 0;
+    count *= d->w;
+    if (count > INT32_MAX) return 0;
+    count *= d->c;
+    return count <= INT32_MAX;
+}
+
+static int32_t dims_count(const kdrt_dims *d) { return d->n * d->h * d->w * d->c; }
+
+static int s8_ok(int32_t v) { return v >= -128 && v <= 127; }
+
+static int activation_ok(kdrt_activation a) { return s8_ok(a.min) && s8_ok(a.max) && a.min <= a.max; }
+
+/* Windows of size k, stride s, leading pad p over an input of size in giving `out` outputs: every
+ * window must overlap the input (so a pooling window is never empty). */
+static int window_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t p) {
+    if (k < 1 || s < 1 || p < 0 || p > k - 1) return 0;
+    return (int64_t)(out - 1) * s - p <= (int64_t)in - 1;
+}
+
+static kdrt_status channel_quant_check(const kdrt_channel_quant *q, int32_t channels) {
+    if (!q || !q->multiplier || !q->shift) return KDRT_STATUS_BAD_ARG;
+    for (int32_t ch = 0; ch < channels; ch++)
+        if (q->multiplier[ch] < 0 || q->shift[ch] < -31 || q->shift[ch] > 30) return KDRT_STATUS_BAD_QUANT;
+    return KDRT_STATUS_OK;
+}
+
+/* Shared by conv2d and depthwise conv2d: everything but the filter's channel dimensions. */
+static kdrt_status conv_check(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                              const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims,
+                              const kdrt_conv_params *p) {
+    if (!out || !in || !filter || !p) return KDRT_STATUS_BAD_ARG;
+    if (!dims_ok(out_dims) || !dims_ok(in_dims) || !dims_ok(filter_dims)) return KDRT_STATUS_BAD_SHAPE;
+    if (out_dims->n != in_dims->n) return KDRT_STATUS_BAD_SHAPE;
+    if (!window_ok(in_dims->h, out_dims->h, filter_dims->h, p->stride.h, p->padding.h) ||
+        !window_ok(in_dims->w, out_dims->w, filter_dims->w, p->stride.w, p->padding.w))
+        return KDRT_STATUS_BAD_SHAPE;
+    if (!s8_ok(p->input_zero_point) || !s8_ok(p->output_zero_point) || !activation_ok(p->activation))
+        return KDRT_STATUS_BAD_QUANT;
+    return KDRT_STATUS_OK;
+}
+
+/* ---- Convolutions ------------------------------------------------------------------------------ */
+
+kdrt_status kdrt_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
+                               const int8_t *in, const kdrt_dims *in_dims, const int8_t *filter,
+                               const kdrt_dims *filter_dims, const int32_t *bias,
+                               const kdrt_conv_params *params, const kdrt_channel_quant *quant) {
+    (void)ctx; /* no scratch needed */
+    kdrt_status st = conv_check(out, out_dims, in, in_dims, filter, filter_dims, params);
+    if (st != KDRT_STATUS_OK) return st;
+    if (filter_dims->n != out_dims->c || filter_dims->c != in_dims->c) return KDRT_STATUS_BAD_SHAPE;
+    st = channel_quant_check(quant, out_dims->c);
+    if (st != KDRT_STATUS_OK) return st;
+
+    const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c;
+    const int32_t OH = out_dims->h, OW = out_dims->w, OC = out_dims->c;
+    const int32_t KH = filter_dims->h, KW = filter_dims->w;
+    const int32_t zp_in = params->input_zero_point;
+    for (int32_t b = 0; b < in_dims->n; b++)
+        for (int32_t oy = 0; oy < OH; oy++)
+            for (int32_t ox = 0; ox < OW; ox++)
+                for (int32_t oc = 0; oc < OC; oc++) {
+                    uint32_t acc = bias ? (uint32_t)bias[oc] : 0u;
+                    for (int32_t ky = 0; ky < KH; ky++) {
+                        int32_t iy = oy * params->stride.h - params->padding.h + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int32_t kx = 0; kx < KW; kx++) {
+                            int32_t ix = ox * params->stride.w - params->padding.w + kx;
+                            if (ix < 0 || ix >= W) continue;
+                            const int8_t *x = in + ((b * H + iy) * W + ix) * C;
+                            const int8_t *f = filter + ((oc * KH + ky) * KW + kx) * C;
+                            for (int32_t c = 0; c < C; c++)
+                                acc += (uint32_t)(((int32_t)x[c] - zp_in) * (int32_t)f[c]);
+                        }
+                    }
+                    out[((b * OH + oy) * OW + ox) * OC + oc] =
+                        output_s8(wrap_s32(acc), quant->multiplier[oc], quant->shift[oc],
+                                  params->output_zero_point, params->activation);
+                }
+    return KDRT_STATUS_OK;
+}
+
+kdrt_status kdrt_depthwise_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
+                                         const int8_t *in, const kdrt_dims *in_dims,
+                                         const int8_t *filter, const kdrt_dims *filter_dims,
+                                         const int32_t *bias, const kdrt_conv_params *params,
+                                         const kdrt_channel_quant *quant) {
+    (void)ctx;
+    kdrt_status st = conv_check(out, out_dims, in, in_dims, filter, filter_dims, params);
+    if (st != KDRT_STATUS_OK) return st;
+    if (filter_dims->n != 1 || filter_dims->c != in_dims->c || out_dims->c != in_dims->c)
+        return KDRT_STATUS_BAD_SHAPE;
+    st = channel_quant_check(quant, out_dims->c);
+    if (st != KDRT_STATUS_OK) return st;
+
+    const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c;
+    const int32_t OH = out_dims->h, OW = out_dims->w;
+    const int32_t KH = filter_dims->h, KW = filter_dims->w;
+    const int32_t zp_in = params->input_zero_point;
+    for (int32_t b = 0; b < in_dims->n; b++)
+        for (int32_t oy = 0; oy < OH; oy++)
+            for (int32_t ox = 0; ox < OW; ox++)
+                for (int32_t c = 0; c < C; c++) {
+                    uint32_t acc = bias ? (uint32_t)bias[c] : 0u;
+                    for (int32_t ky = 0; ky < KH; ky++) {
+                        int32_t iy = oy * params->stride.h - params->padding.h + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int32_t kx = 0; kx < KW; kx++) {
+                            int32_t ix = ox * params->stride.w - params->padding.w + kx;
+                            if (ix < 0 || ix >= W) continue;
+                            int32_t x = in[((b * H + iy) * W + ix) * C + c];
+                            int32_t f = filter[(ky * KW + kx) * C + c];
+                            acc += (uint32_t)((x - zp_in) * f);
+                        }
+                    }
+                    out[((b * OH + oy) * OW + ox) * C + c] =
+                        output_s8(wrap_s32(acc), quant->multiplier[c], quant->shift[c],
+                                  params->output_zero_point, params->activation);
+                }
+    return KDRT_STATUS_OK;
+}
+
+/* ---- Fully connected ------------------------------------------------------------------------- */
+
+kdrt_status kdrt_fully_connected_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
+                                        const int8_t *in, const kdrt_dims *in_dims, const int8_t *weight,
+                                        const int32_t *bias, const kdrt_fc_params *params,
+                                        const kdrt_channel_quant *quant) {
+    (void)ctx;
+    if (!out || !in || !weight || !params) return KDRT_STATUS_BAD_ARG;
+    if (!dims_ok(out_dims) || !dims_ok(in_dims)) return KDRT_STATUS_BAD_SHAPE;
+    if (out_dims->n != in_dims->n || out_dims->h != 1 || out_dims->w != 1) return KDRT_STATUS_BAD_SHAPE;
+    const int32_t F = in_dims->h * in_dims->w * in_dims->c, O = out_dims->c;
+    if ((int64_t)F * O > INT32_MAX) return KDRT_STATUS_BAD_SHAPE; /* weight element count */
+    if (!s8_ok(params->input_zero_point) || !s8_ok(params->output_zero_point) ||
+        !activation_ok(params->activation))
+        return KDRT_STATUS_BAD_QUANT;
+    kdrt_status st = channel_quant_check(quant, O);
+    if (st != KDRT_STATUS_OK) return st;
+
+    for (int32_t b = 0; b < in_dims->n; b++)
+        for (int32_t o = 0; o < O; o++) {
+            const int8_t *x = in + b * F, *w = weight + o * F;
+            uint32_t acc = bias ? (uint32_t)bias[o] : 0u;
+            for (int32_t i = 0; i < F; i++)
+                acc += (uint32_t)(((int32_t)x[i] - params->input_zero_point) * (int32_t)w[i]);
+            out[b * O + o] = output_s8(wrap_s32(acc), quant->multiplier[o], quant->shift[o],
+                                       params->output_zero_point, params->activation);
+        }
+    return KDRT_STATUS_OK;
+}
+
+/* ---- Pooling --------------------------------------------------------------------------------- */
+
+static kdrt_status pool_check(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                              const kdrt_dims *in_dims, const kdrt_pool_params *p) {
+    if (!out || !in || !p) return KDRT_STATUS_BAD_ARG;
+    if (!dims_ok(out_dims) || !dims_ok(in_dims)) return KDRT_STATUS_BAD_SHAPE;
+    if (out_dims->n != in_dims->n || out_dims->c != in_dims->c) return KDRT_STATUS_BAD_SHAPE;
+    if (p->filter.h < 1 || p->filter.w < 1 || (int64_t)p->filter.h * p->filter.w > 65536)
+        return KDRT_STATUS_BAD_SHAPE;
+    if (!window_ok(in_dims->h, out_dims->h, p->filter.h, p->stride.h, p->padding.h) ||
+        !window_ok(in_dims->w, out_dims->w, p->filter.w, p->stride.w, p->padding.w))
+        return KDRT_STATUS_BAD_SHAPE;
+    if (!activation_ok(p->activation)) return KDRT_STATUS_BAD_QUANT;
+    return KDRT_STATUS_OK;
+}
+
+static int32_t clamp_act(int32_t v, kdrt_activation a) { return v < a.min ? a.min : v > a.max ? a.max : v; }
+
+/* One routine for both pools: `average` selects the rounded mean instead of the maximum. */
+static kdrt_status pool2d(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
+                          const kdrt_pool_params *p, int average) {
+    kdrt_status st = pool_check(out, out_dims, in, in_dims, p);
+    if (st != KDRT_STATUS_OK) return st;
+    const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c, OH = out_dims->h, OW = out_dims->w;
+    for (int32_t b = 0; b < in_dims->n; b++)
+        for (int32_t oy = 0; oy < OH; oy++)
+            for (int32_t ox = 0; ox < OW; ox++)
+                for (int32_t c = 0; c < C; c++) {
+                    int32_t sum = 0, max = INT8_MIN, count = 0;
+                    for (int32_t ky = 0; ky < p->filter.h; ky++) {
+                        int32_t iy = oy * p->stride.h - p->padding.h + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int32_t kx = 0; kx < p->filter.w; kx++) {
+                            int32_t ix = ox * p->stride.w - p->padding.w + kx;
+                            if (ix < 0 || ix >= W) continue;
+                            int32_t v = in[((b * H + iy) * W + ix) * C + c];
+                            sum += v;
+                            if (v > max) max = v;
+                            count++;
+                        }
+                    }
+                    int32_t r = max;
+                    if (average) /* count >= 1: window_ok keeps every window on the input */
+                        r = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                    out[((b * OH + oy) * OW + ox) * C + c] = (int8_t)clamp_act(r, p->activation);
+                }
+    return KDRT_STATUS_OK;
+}
+
+kdrt_status kdrt_max_pool2d_s8_ref(int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                                   const kdrt_dims *in_dims, const kdrt_pool_params *params) {
+    return pool2d(out, out_dims, in, in_dims, params, 0);
+}
+
+kdrt_status kdrt_avg_pool2d_s8_ref(int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                                   const kdrt_dims *in_dims, const kdrt_pool_params *params) {
+    return pool2d(out, out_dims, in, in_dims, params, 1);
+}
+
+/* ---- Elementwise add ------------------------------------------------------------------------- */
+
+kdrt_status kdrt_add_s8_ref(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                            const kdrt_add_params *p) {
+    if (!out || !in1 || !in2 || !p) return KDRT_STATUS_BAD_ARG;
+    if (!dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
+    /* These ranges keep every intermediate inside int32: |in - zp| <= 255 < 2^8, so the shifted
+     * inputs are below 2^30, the scaled ones too (input multipliers <= 1), and their sum below 2^31. */
+    if (!s8_ok(p->input1_zero_point) || !s8_ok(p->input2_zero_point) || !s8_ok(p->output_zero_point) ||
+        p->left_shift < 0 || p->left_shift > 22 || p->input1_multiplier < 0 || p->input2_multiplier < 0 ||
+        p->output_multiplier < 0 || p->input1_shift < -31 || p->input1_shift > 0 || p->input2_shift < -31 ||
+        p->input2_shift > 0 || p->output_shift < -31 || p->output_shift > 30 || !activation_ok(p->activation))
+        return KDRT_STATUS_BAD_QUANT;
+    const int32_t n = dims_count(dims), scale = (int32_t)1 << p->left_shift;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t a = requantize(((int32_t)in1[i] - p->input1_zero_point) * scale, p->input1_multiplier,
+                               (int)p->input1_shift);
+        int32_t b = requantize(((int32_t)in2[i] - p->input2_zero_point) * scale, p->input2_multiplier,
+                               (int)p->input2_shift);
+        out[i] = output_s8(a + b, p->output_multiplier, p->output_shift, p->output_zero_point, p->activation);
+    }
+    return KDRT_STATUS_OK;
+}
+
+/* ---- Output ---------------------------------------------------------------------------------- */
+
+kdrt_status kdrt_argmax_s8_ref(int32_t *out_index, const int8_t *in, const kdrt_dims *dims) {
+    if (!out_index || !in) return KDRT_STATUS_BAD_ARG;
+    if (!dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
+    const int32_t rows = dims->n * dims->h * dims->w, C = dims->c;
+    for (int32_t r = 0; r < rows; r++) {
+        const int8_t *x = in + r * C;
+        int32_t best = 0;
+        for (int32_t c = 1; c < C; c++)
+            if (x[c] > x[best]) best = c;
+        out_index[r] = best;
+    }
+    return KDRT_STATUS_OK;
+}
+
+kdrt_status kdrt_dequantize_s8_ref(float *out, const int8_t *in, int32_t count, kdrt_quant q) {
+    if (count < 0 || (count > 0 && (!out || !in))) return KDRT_STATUS_BAD_ARG;
+    /* scale - scale is NaN for inf and NaN, so this rejects non-finite scales without <math.h>. */
+    if (!(q.scale > 0.0f) || q.scale - q.scale != 0.0f || !s8_ok(q.zero_point)) return KDRT_STATUS_BAD_QUANT;
+    for (int32_t i = 0; i < count; i++) out[i] = q.scale * (float)((int32_t)in[i] - q.zero_point);
+    return KDRT_STATUS_OK;
+}
