@@ -134,6 +134,7 @@ static void test_fold(void) {
         "name: res-fold\n"
         "input: [2, 8, 8]\n"
         "layers:\n"
+        "  - {name: in_bn, type: batchnorm}\n"
         "  - {name: stem, type: conv2d, out: 6, kernel: 3, pad: 1}\n"
         "  - {name: stem_bn, type: batchnorm}\n"
         "  - {name: stem_relu, type: relu}\n"
@@ -154,13 +155,14 @@ static void test_fold(void) {
         "  - {name: 'out:bn', type: batchnorm}\n";
     CHECK_MSG(kd_model_from_yaml(&m, yaml, "res.yaml", 4, &err) == KD_STATUS_OK, "%s", err.msg);
     if (!m) return;
-    check_fold(m, 5, 2);
+    check_fold(m, 5, 3); /* in_bn (on the input), sum_bn (after an add), side_bn (side feeds mix) */
     CHECK(kd_fold_batchnorm(m, &f, NULL, &err) == KD_STATUS_OK);
     if (f) {
         int sum = kd_model_find_layer(f, "sum");
         CHECK(sum >= 0 && f->layers[sum].inputs[0] == kd_model_find_layer(f, "pw"));
         CHECK(f->layers[sum].inputs[1] == kd_model_find_layer(f, "stem_relu"));
         CHECK(kd_model_find_layer(f, "sum_bn") >= 0 && kd_model_find_layer(f, "side_bn") >= 0);
+        CHECK(kd_model_find_layer(f, "in_bn") == 0 && f->layers[1].inputs[0] == 0);
         CHECK(!strcmp(f->layers[f->n_layers - 1].name, "fc2")); /* a final BN folds too */
     }
     kd_model_free(f);
@@ -242,6 +244,19 @@ static void test_magnitude(void) {
     }
     CHECK(max_pruned <= min_kept);
     free(prev);
+
+    /* report of an unstructured pruning: parameters and MACs unchanged, non-zeros down */
+    kd_model *dense = clone(m);
+    memcpy(dense->params, orig, m->n_params * sizeof *orig);
+    kd_prune_report rep;
+    CHECK(kd_prune_report_compare(dense, m, &rep, &err) == KD_STATUS_OK);
+    CHECK(rep.params_before == m->n_params && rep.params_after == m->n_params);
+    CHECK(rep.nonzero_before == m->n_params && rep.nonzero_after == m->n_params - zeros);
+    CHECK(rep.macs_before == kd_model_macs(m) && rep.macs_after == rep.macs_before);
+    CHECK(rep.n_layers == m->n_layers && rep.layers[0].nonzero_after == rep.layers[0].params_after - zeros_in(m, &m->layers[0]));
+    CHECK(rep.layers[0].kept == NULL && rep.layers[0].channels_after == 8);
+    kd_prune_report_free(&rep);
+    kd_model_free(dense);
 
     /* masks survive optimizer steps (SGD with momentum + weight decay, then AdamW) */
     for (int opt = 0; opt < 2; opt++) {
