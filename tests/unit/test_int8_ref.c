@@ -145,7 +145,11 @@ static void test_requantize(void) {
         switch (k % 4) {
         case 0: acc = rnd_s32(); break;
         case 1: acc = rnd_range(-70000, 70000); break;
-        case 2: acc = rnd_s32() >> (rnd64() % 31); break;
+        case 2: {
+            int32_t v = rnd_s32();
+            acc = v >> (rnd64() % 31);
+            break;
+        }
         default: acc = (rnd_range(-1000000, 1000000) * 2 + 1); break;
         }
         int32_t m = (k % 3 == 0) ? (int32_t)(rnd64() >> 33) : (int32_t)((1u << 30) + (uint32_t)(rnd64() >> 34));
@@ -183,8 +187,10 @@ static void test_quantize_multiplier(void) {
     CHECK(kdrt_quantize_multiplier(1e300, &m, &s) == KDRT_STATUS_OK && m == INT32_MAX && s == 30);
     int bad_n = 0;
     for (int k = 0; k < 200000; k++) {
-        double r = ldexp(0.5 + 0.5 * rnd_unit(), (int)(rnd64() % 90) - 45);
-        if (k % 7 == 0) r = ldexp(1.0, (int)(rnd64() % 90) - 45) * (1.0 - ldexp(1.0, -(int)(rnd64() % 54)));
+        double mant = 0.5 + 0.5 * rnd_unit();
+        int ex = (int)(rnd64() % 90) - 45;
+        double r = ldexp(mant, ex);
+        if (k % 7 == 0) r = ldexp(1.0, ex) * (1.0 - ldexp(1.0, -(int)(rnd64() % 54))); /* just below 2^ex */
         int32_t rm;
         int rs;
         ref_quantize_multiplier(r, &rm, &rs);
@@ -195,6 +201,24 @@ static void test_quantize_multiplier(void) {
 }
 
 /* ---- Random kernel problems ------------------------------------------------------------------ */
+
+/* Random dimensions in [lo, hi] drawn in the order n, h, w, c (an initializer list would leave the
+ * order of the draws to the compiler, and with it which problems get tested). */
+static kdrt_dims rnd_dims(const int32_t lo[4], const int32_t hi[4]) {
+    kdrt_dims d;
+    d.n = rnd_range(lo[0], hi[0]);
+    d.h = rnd_range(lo[1], hi[1]);
+    d.w = rnd_range(lo[2], hi[2]);
+    d.c = rnd_range(lo[3], hi[3]);
+    return d;
+}
+
+static kdrt_quant rnd_quant(double lo, double span) {
+    kdrt_quant q;
+    q.scale = (float)(lo + span * rnd_unit());
+    q.zero_point = rnd_range(-128, 127);
+    return q;
+}
 
 static void fill_s8(int8_t *p, size_t n, int lo, int hi) {
     for (size_t i = 0; i < n; i++) p[i] = (int8_t)rnd_range(lo, hi);
@@ -262,8 +286,8 @@ static void ref_conv(int depthwise, int8_t *out, kdrt_dims od, const int8_t *in,
 static void test_conv_random(int depthwise) {
     int mismatches = 0, trials = depthwise ? 300 : 250;
     for (int t = 0; t < trials; t++) {
-        kdrt_dims id = {rnd_range(1, 2), rnd_range(1, 10), rnd_range(1, 10), rnd_range(1, 9)};
-        kdrt_dims fd = {depthwise ? 1 : rnd_range(1, 9), rnd_range(1, 5), rnd_range(1, 5), id.c};
+        kdrt_dims id = rnd_dims((const int32_t[4]){1, 1, 1, 1}, (const int32_t[4]){2, 10, 10, 9});
+        kdrt_dims fd = rnd_dims((const int32_t[4]){1, 1, 1, id.c}, (const int32_t[4]){depthwise ? 1 : 9, 5, 5, id.c});
         kdrt_conv_params p;
         kdrt_dims od = {id.n, 0, 0, depthwise ? id.c : fd.n};
         rnd_window(id.h, fd.h, &p.stride.h, &p.padding.h, &od.h);
@@ -316,7 +340,7 @@ static void test_conv_wraps(void) {
 static void test_fully_connected_random(void) {
     int mismatches = 0;
     for (int t = 0; t < 300; t++) {
-        kdrt_dims id = {rnd_range(1, 3), rnd_range(1, 4), rnd_range(1, 4), rnd_range(1, 20)};
+        kdrt_dims id = rnd_dims((const int32_t[4]){1, 1, 1, 1}, (const int32_t[4]){3, 4, 4, 20});
         kdrt_dims od = {id.n, 1, 1, rnd_range(1, 12)};
         int32_t F = id.h * id.w * id.c;
         kdrt_fc_params p;
@@ -348,7 +372,7 @@ static void test_fully_connected_random(void) {
 static void test_pool_random(int average) {
     int mismatches = 0;
     for (int t = 0; t < 300; t++) {
-        kdrt_dims id = {rnd_range(1, 2), rnd_range(1, 10), rnd_range(1, 10), rnd_range(1, 6)};
+        kdrt_dims id = rnd_dims((const int32_t[4]){1, 1, 1, 1}, (const int32_t[4]){2, 10, 10, 6});
         kdrt_pool_params p;
         kdrt_dims od = {id.n, 0, 0, id.c};
         p.filter.h = rnd_range(1, 5);
@@ -403,10 +427,10 @@ static void test_add_random(void) {
     int mismatches = 0;
     double worst = 0;
     for (int t = 0; t < 400; t++) {
-        kdrt_dims d = {1, rnd_range(1, 8), rnd_range(1, 8), rnd_range(1, 8)};
-        kdrt_quant q1 = {(float)(0.01 + 0.1 * rnd_unit()), rnd_range(-128, 127)};
-        kdrt_quant q2 = {(float)(0.01 + 0.1 * rnd_unit()), rnd_range(-128, 127)};
-        kdrt_quant qo = {(float)(0.02 + 0.2 * rnd_unit()), rnd_range(-128, 127)};
+        kdrt_dims d = rnd_dims((const int32_t[4]){1, 1, 1, 1}, (const int32_t[4]){1, 8, 8, 8});
+        kdrt_quant q1 = rnd_quant(0.01, 0.1);
+        kdrt_quant q2 = rnd_quant(0.01, 0.1);
+        kdrt_quant qo = rnd_quant(0.02, 0.2);
         kdrt_activation act = rnd_activation(qo.zero_point);
         kdrt_add_params p;
         CHECK(kdrt_add_prepare(&p, q1, q2, qo, act) == KDRT_STATUS_OK);
@@ -443,7 +467,7 @@ static void test_argmax_dequantize(void) {
     int32_t idx[2] = {-1, -1};
     CHECK(kdrt_argmax_s8_ref(idx, x, &d) == KDRT_STATUS_OK && idx[0] == 1 && idx[1] == 0); /* ties: lowest */
     for (int t = 0; t < 200; t++) {
-        kdrt_dims r = {rnd_range(1, 3), rnd_range(1, 3), 1, rnd_range(1, 30)};
+        kdrt_dims r = rnd_dims((const int32_t[4]){1, 1, 1, 1}, (const int32_t[4]){3, 3, 1, 30});
         int8_t v[3 * 3 * 30];
         int32_t got[9];
         int rows = r.n * r.h;
@@ -496,10 +520,10 @@ static int8_t quant_s8(double v, double s, int32_t zp) {
 
 /* One problem: conv (fc = 0) over (1, H, W, C) -> (1, OH, OW, OC), or fc over F features -> O. */
 static void float_budget_case(int fc, err_stats *st) {
-    kdrt_dims id = {2, rnd_range(3, 9), rnd_range(3, 9), rnd_range(1, 8)};
+    kdrt_dims id = rnd_dims((const int32_t[4]){2, 3, 3, 1}, (const int32_t[4]){2, 9, 9, 8});
     /* fc: 32 rows, so the output range is calibrated on a few hundred values, as it would be */
-    if (fc) id = (kdrt_dims){32, 1, 1, rnd_range(8, 200)};
-    kdrt_dims fd = {rnd_range(1, 8), fc ? 1 : rnd_range(1, 3), fc ? 1 : rnd_range(1, 3), id.c};
+    if (fc) id = rnd_dims((const int32_t[4]){32, 1, 1, 8}, (const int32_t[4]){32, 1, 1, 200});
+    kdrt_dims fd = rnd_dims((const int32_t[4]){1, 1, 1, id.c}, (const int32_t[4]){8, fc ? 1 : 3, fc ? 1 : 3, id.c});
     kdrt_conv_params cp = {0};
     kdrt_dims od = {id.n, 1, 1, fd.n};
     if (!fc) {
