@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "distill/compress.h"
 #include "distill/distill.h"
 
 static void help(int kd) {
@@ -71,6 +72,12 @@ static void help(int kd) {
         "Augmentation:\n"
         "      --translate N       random shifts of up to N pixels (Hinton's jitter; default 0)\n"
         "      --hflip             random horizontal flips\n"
+        "Pruning while training (gradual magnitude pruning, Zhu & Gupta's AGP schedule):\n"
+        "      --prune-sparsity S  prune conv/linear weights to sparsity S (e.g. 0.8), ramping from 0\n"
+        "      --prune-scope X     layer (every layer reaches S; default) or global (one threshold)\n"
+        "      --prune-end F       the ramp ends after fraction F of the steps (default 0.75)\n"
+        "      --prune-every N     update the mask every N steps (default 20)\n"
+        "                          (start from a trained checkpoint: --model/--student FILE)\n"
         "Run:\n"
         "      --seed N            seed for init, shuffling, augmentation, dropout (default 1)\n"
         "  -j, --threads N         threads (default 2)\n"
@@ -90,7 +97,7 @@ static void help(int kd) {
 enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
-    O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG
+    O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY
 };
 
 #define KD_MAX_TEACHERS 16
@@ -108,7 +115,8 @@ static const struct option opts[] = {
     {"dkd-beta", 1, 0, O_DKD}, {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS},
     {"no-cache", 0, 0, O_NOCACHE}, {"loss", 1, 0, O_LOSS}, {"standardize", 0, 0, O_STD},
     {"init-from-teacher", 1, 0, O_INIT}, {"search", 0, 0, O_SEARCH}, {"search-epochs", 1, 0, O_SEARCH_E},
-    {"search-budget", 1, 0, O_SEARCH_B}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
+    {"search-budget", 1, 0, O_SEARCH_B}, {"prune-sparsity", 1, 0, O_PRUNE}, {"prune-scope", 1, 0, O_PRUNE_SCOPE},
+    {"prune-end", 1, 0, O_PRUNE_END}, {"prune-every", 1, 0, O_PRUNE_EVERY}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
     {0, 0, 0, 0}};
 
 static int run(int argc, char **argv, int kd);
@@ -256,6 +264,10 @@ static int run(int argc, char **argv, int kd) {
     /* T = 2: on cnn-s and mlp-s from cnn-t it beat T = 1, 4 and 8 in validation accuracy (tuning
      * runs of 10 epochs, docs/BENCHMARKS.md); alpha 0.9 and clipping at 5 likewise. */
     float dkd_beta = 0.f, T = 2.f, alpha = 0.9f;
+    float prune_s = 0.f, prune_end = 0.75f;
+    int prune_every = 20;
+    kd_prune_scope prune_scope = KD_PRUNE_PER_LAYER;
+    kd_prune_schedule prune = {0};
     char **args = NULL;
     kd_train_config cfg;
     kd_train_config_default(&cfg);
@@ -299,6 +311,14 @@ static int run(int argc, char **argv, int kd) {
         case O_SEARCH_E: if (!kd_cli_int(C, "--search-epochs", optarg, 1, 64, &search_epochs)) USAGE(KD_EXIT_USAGE); break;
         case O_SEARCH_B: if (!kd_cli_int(C, "--search-budget", optarg, 1, 1000, &search_budget)) USAGE(KD_EXIT_USAGE); break;
         case O_CONFIG: break; /* read above */
+        case O_PRUNE: if (!kd_cli_float(C, "--prune-sparsity", optarg, 0, 0.999, &prune_s)) USAGE(KD_EXIT_USAGE); break;
+        case O_PRUNE_SCOPE:
+            if (!strcmp(optarg, "layer")) prune_scope = KD_PRUNE_PER_LAYER;
+            else if (!strcmp(optarg, "global")) prune_scope = KD_PRUNE_GLOBAL;
+            else USAGE(kd_cli_usage_error(C, "--prune-scope must be layer or global, got '%s'", optarg));
+            break;
+        case O_PRUNE_END: if (!kd_cli_float(C, "--prune-end", optarg, 0, 1, &prune_end)) USAGE(KD_EXIT_USAGE); break;
+        case O_PRUNE_EVERY: if (!kd_cli_int(C, "--prune-every", optarg, 1, 1 << 30, &prune_every)) USAGE(KD_EXIT_USAGE); break;
         case O_TLOGITS: logits_path = optarg; break;
         case O_NOCACHE: no_cache = 1; break;
         case O_DKD: if (!kd_cli_float(C, "--dkd-beta", optarg, 0, 1000, &dkd_beta)) USAGE(KD_EXIT_USAGE); break;
@@ -501,6 +521,23 @@ static int run(int argc, char **argv, int kd) {
         }
         cfg.distiller = dist;
     }
+    if (prune_s > 0.f) {
+        int steps = (train.n + cfg.batch - 1) / cfg.batch;
+        if (train.n % cfg.batch == 1) steps--;
+        if (cfg.max_steps_per_epoch > 0 && steps > cfg.max_steps_per_epoch) steps = cfg.max_steps_per_epoch;
+        if ((st = kd_prune_mask_init(&prune.mask, m, &err))) {
+            rc = kd_cli_fail(C, &err);
+            goto out;
+        }
+        prune.s_final = prune_s;
+        prune.end = (long long)((double)prune_end * cfg.epochs * steps);
+        prune.every = prune_every;
+        prune.scope = prune_scope;
+        cfg.prune = &prune;
+        fprintf(stderr, "distill %s: pruning conv/linear weights to %.1f%% sparsity (%s), AGP over steps 0-%lld, "
+                        "mask updated every %d steps\n", C, 100.0 * prune_s,
+                prune_scope == KD_PRUNE_GLOBAL ? "global" : "per layer", prune.end, prune_every);
+    }
     size_t plen = strlen(out) + 8;
     ckpt = malloc(plen);
     snprintf(ckpt, plen, "%s.ckpt", out);
@@ -540,9 +577,11 @@ static int run(int argc, char **argv, int kd) {
         printf("trained %s: %d epochs in %s, %.0f samples/s", m->name, res.epochs_run, dur, res.samples_per_sec);
         if (val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
         printf("\nwrote %s (model) and %s (training state for --resume)\n", out, ckpt);
+        if (cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(m));
         if (kd) report_kd(data, m, teachers, n_teacher_paths, cfg.threads);
     }
 out:
+    kd_prune_mask_free(&prune.mask);
     free(ckpt);
     free(table);
     for (int f = 0; f < KD_MAX_FEATS; f++) free(feat_tabs[f]);

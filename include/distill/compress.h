@@ -76,6 +76,21 @@ double kd_model_weight_sparsity(const kd_model *m);
  *   every dt steps: kd_prune_magnitude(m, &mask, kd_agp_sparsity(0, s_f, t, t0, t1), scope, &err); */
 float kd_agp_sparsity(float s_init, float s_final, long long step, long long start, long long end);
 
+/* Gradual pruning while training (kd_train_config.prune): the mask follows the AGP schedule from
+ * s_init at step `start` to s_final at step `end`, recomputed every `every` steps (and at `end`),
+ * and is re-applied after every optimizer step. */
+typedef struct kd_prune_schedule {
+    kd_prune_mask mask;     /* initialised by the caller (kd_prune_mask_init) */
+    float s_init, s_final;
+    long long start, end;   /* optimizer steps */
+    int every;
+    kd_prune_scope scope;
+} kd_prune_schedule;
+/* The mask a resumed run continues with: conv2d/linear weights that are exactly zero. */
+kd_status kd_prune_mask_from_zeros(kd_prune_mask *mask, const kd_model *m, kd_error *err);
+/* After the optimizer step that made `step` steps: update the mask if due, then apply it. */
+kd_status kd_prune_schedule_step(kd_prune_schedule *p, kd_model *m, long long step, kd_error *err);
+
 /* ---- Reports ----------------------------------------------------------------------------- */
 
 typedef struct kd_prune_layer_report {

@@ -74,6 +74,9 @@ typedef struct kd_train_config {
     /* Distillation: the loss list, teacher and regressors (distill.h); NULL = plain cross-entropy.
      * Its regressors are checkpointed beside checkpoint_path and resumed with it. */
     struct kd_distiller *distiller;
+    /* Gradual magnitude pruning (compress.h, AGP); NULL = none. On resume the mask is taken as
+     * the weights that are exactly zero. */
+    struct kd_prune_schedule *prune;
     /* Called after each epoch with its validation result (zeros without a validation set);
      * returning non-zero ends training there (early stopping, budgeted search). */
     int (*on_epoch)(void *ctx, int epoch, const struct kd_eval_result *val);

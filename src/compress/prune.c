@@ -523,3 +523,25 @@ done:
     }
     return st;
 }
+
+kd_status kd_prune_mask_from_zeros(kd_prune_mask *mask, const kd_model *m, kd_error *err) {
+    kd_status st = check_mask(m, mask, err);
+    if (st) return st;
+    for (int i = 0; i < m->n_layers; i++) {
+        const kd_layer *L = &m->layers[i];
+        if (L->type != KD_LAYER_CONV2D && L->type != KD_LAYER_LINEAR) continue;
+        for (size_t k = 0; k < L->w_size; k++) mask->keep[L->w_off + k] = m->params[L->w_off + k] != 0.f;
+    }
+    return KD_STATUS_OK;
+}
+
+kd_status kd_prune_schedule_step(kd_prune_schedule *p, kd_model *m, long long step, kd_error *err) {
+    if (p->every < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "pruning schedule: update interval must be >= 1");
+    int due = step >= p->start && step <= p->end && ((step - p->start) % p->every == 0 || step == p->end);
+    if (due) {
+        kd_status st = kd_prune_magnitude(m, &p->mask, kd_agp_sparsity(p->s_init, p->s_final, step, p->start, p->end),
+                                          p->scope, err);
+        if (st) return st;
+    }
+    return kd_prune_apply(m, &p->mask, err);
+}

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "distill/checkpoint.h"
+#include "distill/compress.h"
 #include "distill/distill.h"
 #include "distill/train.h"
 #include "train/progress.h"
@@ -156,6 +157,10 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         }
     }
 
+    if (cfg->prune && ts.step > 0 && (st = kd_prune_mask_from_zeros(&cfg->prune->mask, m, err))) {
+        kd_optimizer_free(&opt);
+        return st;
+    }
     size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)cfg->batch * in_size * sizeof(float));
     float *probs = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
@@ -215,6 +220,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             kd_optimizer_step(&opt, m, lr);
             if (kd) kd_distiller_step(kd, lr);
             ts.step++;
+            if (cfg->prune && (st = kd_prune_schedule_step(cfg->prune, m, ts.step, err))) goto done;
             loss_sum += (double)loss * B;
             for (int b = 0; b < B; b++) correct += argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
             seen += B;

@@ -109,6 +109,14 @@ int main(void) {
     EXPECT("kd --config cli_run.yaml --loss at", 1, "attention maps need spatial layers");
     EXPECT("kd --config cli_run.yaml --loss fitnet:student=conv9", 1, "has no layer 'conv9'");
     EXPECT("kd --config cli_run.yaml --init-from-teacher fc1=fc2", 1, "differ in type or shape");
+    /* pruning: structured shrinks the model, unstructured zeroes weights, gradual during kd */
+    EXPECT("prune cli_mlp.safetensors --channels 0.5 -o cli_pruned.safetensors", 0, "128->64");
+    EXPECT("info cli_pruned.safetensors", 0, "50890");
+    EXPECT("prune cli_mlp.safetensors --sparsity 0.7 --scope global -o cli_sparse.safetensors", 0, "wrote");
+    EXPECT("prune cli_mlp.safetensors -o x.safetensors", 2, "either --sparsity");
+    EXPECT("prune cli_mlp.safetensors --sparsity 0.5 --channels 0.5 -o x.safetensors", 2, "either --sparsity");
+    EXPECT("prune cli_mlp.safetensors --sparsity 1.5 -o x.safetensors", 2, "--sparsity");
+    EXPECT("kd --config cli_run.yaml --epochs 1 --prune-sparsity 0.6", 0, "weight sparsity of conv/linear layers: 60.00%");
     EXPECT("kd --student mlp-s", 2, "either --teacher");
     EXPECT("kd --teacher a.safetensors --teacher-logits b.npy", 2, "either --teacher");
     EXPECT("train --temperature 4", 2, "use 'distill kd'");
@@ -140,7 +148,8 @@ int main(void) {
     const char *made[] = {"cli_log.jsonl", "cli_mlp.safetensors", "cli_mlp.safetensors.ckpt", "cli_kd.safetensors",
                           "cli_kd.safetensors.ckpt", "cli_bad.yaml", "cli_shape.yaml", "cli_not_idx",
                           "cli_garbage.safetensors", "cli_run.yaml", "cli_badrun.yaml", "cli_kd2.safetensors",
-                          "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd2"};
+                          "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd2", "cli_pruned.safetensors",
+                          "cli_sparse.safetensors"};
     for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);
     TEST_DONE();
 }
