@@ -1,0 +1,178 @@
+/* Post-training int8 quantization and integer evaluation.
+ *
+ * A kd_int8_model is the integer form of an fp32 kd_model, in the runtime's terms (kdrt.h): NHWC
+ * activations, int8 weights per output channel symmetric (conv OHWI, depthwise (1,KH,KW,C), fully
+ * connected (O, F) with F in NHWC order), int32 biases at scale in_scale * w_scale[c], per-tensor
+ * asymmetric activations, Q31 multipliers + shifts from kdrt_prepare_channel_quant. The integer
+ * evaluation runs the runtime's reference kernels (kdrt_*_s8_ref) layer by layer: the training side
+ * and the device share one implementation. The arithmetic is docs/QUANTIZATION.md.
+ *
+ * Pipeline: kd_fold_batchnorm -> kd_int8_calibrate (ranges of every layer's eval-mode output on N
+ * training images) -> kd_int8_build; kd_int8_quantize does all three.
+ *
+ * Mapping of the fp32 layers:
+ *   conv2d (groups 1)            -> conv2d; groups == channels (depthwise) -> depthwise conv2d
+ *   linear                       -> fully connected (after a flatten of (C,H,W), columns CHW -> HWC)
+ *   relu after conv/linear/add/pool whose output feeds only the relu -> fused (output clamp)
+ *   any other relu               -> a 1x1 max pool with the ReLU clamp (same quantization)
+ *   maxpool / avgpool / global_avgpool -> max / avg pool (output quantization = input's)
+ *   add                          -> add (kdrt_add_prepare)
+ *   flatten, dropout             -> nothing (flatten is a no-op in NHWC; dropout is eval identity)
+ *   gelu, unfolded batch norm, grouped non-depthwise conv -> KD_STATUS_BAD_MODEL naming the layer.
+ *
+ * Input quantization: the model input is the normalised image x = (p / 255 - mean) / std of
+ * kd_batch_fill, whose exact range is [-mean/std, (1 - mean)/std]; it is quantized with that range
+ * (docs/QUANTIZATION.md section 1): s_in = (hi - lo) / 255 = 1 / (255 std),
+ * zp_in = clamp(round(-128 - lo / s_in)) = clamp(round(255 mean - 128)), q = clamp(round(x / s_in) + zp_in),
+ * so pixel p maps to p - 128 up to the rounding of 255 * mean. A device does the same from the
+ * uint8 pixel. mean/std are those of the calibration set and are stored in the model. */
+#ifndef DISTILL_QUANTIZE_H
+#define DISTILL_QUANTIZE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "distill/data.h"
+#include "distill/model.h"
+#include "distill/status.h"
+#include "kdrt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Calibration ------------------------------------------------------------------------------ */
+
+typedef enum kd_calib_method {
+    KD_CALIB_MINMAX = 0,  /* observed [min, max] */
+    KD_CALIB_PERCENTILE,  /* [(100-p)th, pth] percentile of the observed values (from a histogram) */
+    KD_CALIB_MSE          /* the clipping range [a*min, b*max], a, b in (0, 1], minimising the mean
+                             squared error of quantize-dequantize over the observed values */
+} kd_calib_method;
+
+const char *kd_calib_method_name(kd_calib_method m);
+/* "minmax", "percentile", "mse" -> method; returns 0 on success, -1 for an unknown name. */
+int kd_calib_method_parse(const char *s, kd_calib_method *m);
+
+typedef struct kd_calib_config {
+    int n_images;        /* first N images of the calibration set (default 1000; must be >= 1;
+                            more than the set has is an error) */
+    kd_calib_method method;
+    double percentile;   /* for KD_CALIB_PERCENTILE, in (50, 100] (default 99.99) */
+    int bins;            /* histogram bins per tensor for percentile / mse (default 4096) */
+    int batch;           /* fp32 forward batch (default 100) */
+    int threads;         /* default 1 */
+} kd_calib_config;
+
+void kd_calib_config_default(kd_calib_config *c);
+
+/* The range chosen for every layer's output (indexed like m->layers) and for the model input.
+ * Before use, the quantization parameters widen each range to include 0. */
+typedef struct kd_calib_ranges {
+    int n_layers;
+    float *lo, *hi;          /* (n_layers) */
+    float in_lo, in_hi;      /* model input: the exact range of normalised pixels */
+    float in_mean, in_std;   /* the normalisation of the calibration set */
+} kd_calib_ranges;
+
+/* Run m (eval mode; BN folded or not) on the first cfg->n_images images of ds and choose the range
+ * of every layer output. Errors (KD_STATUS_BAD_ARG): 0 images or more than ds has, images whose
+ * shape differs from the model input, a NaN/inf activation (named by layer). Uses m's batch memory
+ * (kd_model_set_batch is called). Free with kd_calib_ranges_free. */
+kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_config *cfg, kd_calib_ranges *r,
+                            kd_error *err);
+void kd_calib_ranges_free(kd_calib_ranges *r);
+
+/* Per-tensor asymmetric parameters for a range (docs/QUANTIZATION.md section 1): lo = min(lo, 0),
+ * hi = max(hi, 0), s = (hi - lo) / 255 (a degenerate range gets s = 1/255), zp = clamp(round(-128 -
+ * lo / s)). */
+kdrt_quant kd_quant_from_range(float lo, float hi);
+/* clamp(round(x / s) + zp, -128, 127), ties away from zero. */
+int8_t kd_quantize_value(float x, kdrt_quant q);
+
+/* Per-output-channel symmetric weights: w is (channels, k) row-major, scale[c] = max|w[c,:]| / 127
+ * (1 for a channel of zeros), q = clamp(round(w / scale), -127, 127). Dequantized, every weight is
+ * within scale[c] / 2 of w. */
+void kd_quantize_weights(int8_t *q, float *scale, const float *w, int channels, size_t k);
+
+/* ---- The int8 model --------------------------------------------------------------------------- */
+
+typedef enum kd_int8_op {
+    KD_INT8_CONV = 0,
+    KD_INT8_DEPTHWISE,
+    KD_INT8_FC,
+    KD_INT8_MAXPOOL,
+    KD_INT8_AVGPOOL,
+    KD_INT8_ADD
+} kd_int8_op;
+
+const char *kd_int8_op_name(kd_int8_op op);
+
+typedef struct kd_int8_layer {
+    kd_int8_op op;
+    char name[KD_NAME_MAX];  /* the fp32 layer it computes (the conv, not its fused ReLU) */
+    int src;                 /* index of the fp32 layer whose output it produces (the fused ReLU's) */
+    int n_inputs;
+    int inputs[2];           /* int8 layer indices, or KD_MODEL_INPUT */
+    int relu;                /* a ReLU is fused into the output clamp */
+    kdrt_dims in_dims, out_dims;  /* per sample (n = 1); fc: out (1,1,1,O) */
+    kdrt_quant out_q;        /* output quantization */
+    /* conv / depthwise / fc */
+    kdrt_dims filter_dims;   /* conv (OC,KH,KW,C); depthwise (1,KH,KW,C); fc (O,1,1,F) */
+    int8_t *weight;
+    int32_t *bias;           /* (OC), never NULL for these ops */
+    float *w_scale;          /* (OC) */
+    int32_t *mult, *shift;   /* (OC) */
+    kdrt_conv_params conv;
+    kdrt_fc_params fc;
+    kdrt_pool_params pool;
+    kdrt_add_params add;
+} kd_int8_layer;
+
+typedef struct kd_int8_model {
+    char name[KD_NAME_MAX];
+    int in_c, in_h, in_w, n_classes;
+    kdrt_quant in_q;         /* input quantization, see the top of this file */
+    float in_mean, in_std;   /* the normalisation it assumes */
+    int n_layers;
+    kd_int8_layer *layers;   /* topological order; the last one gives the logits */
+} kd_int8_model;
+
+/* Build the int8 model from an fp32 model whose batch norms are folded (kd_fold_batchnorm) and the
+ * calibrated ranges of that same model. */
+kd_status kd_int8_build(const kd_model *folded, const kd_calib_ranges *r, kd_int8_model **out, kd_error *err);
+/* Fold batch norms, calibrate and build. `m` is not modified. */
+kd_status kd_int8_quantize(const kd_model *m, const kd_dataset *calib, const kd_calib_config *cfg,
+                           kd_int8_model **out, kd_error *err);
+void kd_int8_free(kd_int8_model *q);
+
+/* Bytes of the int8 parameters: int8 weights + int32 biases + int32 multipliers and shifts. */
+size_t kd_int8_param_bytes(const kd_int8_model *q);
+/* Bytes of the fp32 parameters of m (conv/linear weights and biases, BN parameters and buffers). */
+size_t kd_fp32_param_bytes(const kd_model *m);
+
+/* ---- Integer evaluation ----------------------------------------------------------------------- */
+
+/* Quantize B normalised images x (B, C, H, W) (as kd_batch_fill gives) to int8 NHWC with q->in_q. */
+void kd_int8_quantize_input(const kd_int8_model *q, int8_t *out, const float *x, int B);
+/* Int8 forward of B images already quantized (B, H, W, C) NHWC: every layer is one runtime
+ * reference kernel call. logits: (B, n_classes) int8 at the last layer's out_q. */
+kd_status kd_int8_forward_q(const kd_int8_model *q, const int8_t *in, int B, int8_t *logits, kd_error *err);
+/* kd_int8_quantize_input then kd_int8_forward_q. */
+kd_status kd_int8_forward(const kd_int8_model *q, const float *x, int B, int8_t *logits, kd_error *err);
+/* Accuracy (fraction in [0, 1]) of the argmax of the int8 logits (ties: lowest class) on ds.
+ * predictions (ds->n) may be NULL. threads >= 1 run batches in parallel. */
+kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int batch, int threads, double *accuracy,
+                           int32_t *predictions, kd_error *err);
+
+/* ---- File -------------------------------------------------------------------------------------- */
+
+/* Write a safetensors file: "<layer>.weight" I8 (runtime layout), "<layer>.bias" / ".multiplier" /
+ * ".shift" I32, "<layer>.w_scale" F32, and in __metadata__: "format": "distill-int8", "version",
+ * "int8_model" (JSON: input quantization and normalisation, and per layer op, inputs, dims,
+ * zero points, scales, clamps, strides, paddings and add parameters). Written atomically. */
+kd_status kd_int8_save(const char *path, const kd_int8_model *q, kd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
