@@ -19,6 +19,7 @@ int kd_cmd_eval(int argc, char **argv);
 int kd_cmd_info(int argc, char **argv);
 int kd_cmd_predict(int argc, char **argv);
 int kd_cmd_prune(int argc, char **argv);
+int kd_cmd_quantize(int argc, char **argv);
 
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);

@@ -114,6 +114,7 @@ static void usage(FILE *f) {
             "  info      parameters, MACs, bytes, memory and the layer table of a model\n"
             "  predict   classify images with a checkpoint\n"
             "  prune     prune a checkpoint (weights or whole channels) with a per-layer report\n"
+            "  quantize  int8 post-training quantization, evaluated with integer arithmetic\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
             "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file or a checkpoint.\n");
@@ -139,6 +140,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return kd_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict")) return kd_cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "prune")) return kd_cmd_prune(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return kd_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         for (int i = 0; kd_model_zoo_name(i); i++) {
             kd_model *m = NULL;
