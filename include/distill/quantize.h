@@ -171,6 +171,9 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
  * "int8_model" (JSON: input quantization and normalisation, and per layer op, inputs, dims,
  * zero points, scales, clamps, strides, paddings and add parameters). Written atomically. */
 kd_status kd_int8_save(const char *path, const kd_int8_model *q, kd_error *err);
+/* Read a file written by kd_int8_save back (every field validated; the kernels check the quantization
+ * ranges when they run). The layers' `src` is -1 (the fp32 model is not in the file). */
+kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err);
 
 #ifdef __cplusplus
 }

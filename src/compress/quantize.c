@@ -846,3 +846,218 @@ kd_status kd_int8_save(const char *path, const kd_int8_model *q, kd_error *err) 
     free(bl);
     return st;
 }
+
+/* ---------------------------------------------------------------- reading the file back */
+
+static int j_int(const cJSON *o, const char *k, long lo, long hi, int32_t *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < lo || x->valuedouble > hi)
+        return -1;
+    *v = (int32_t)x->valuedouble;
+    return 0;
+}
+
+static int j_pair(const cJSON *o, const char *k, long lo, long hi, int32_t *a, int32_t *b) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) != 2) return -1;
+    int32_t *d[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *e = cJSON_GetArrayItem(x, i);
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < lo || e->valuedouble > hi)
+            return -1;
+        *d[i] = (int32_t)e->valuedouble;
+    }
+    return 0;
+}
+
+static int j_dims(const cJSON *o, const char *k, kdrt_dims *d) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) != 4) return -1;
+    int32_t v[4];
+    for (int i = 0; i < 4; i++) {
+        const cJSON *e = cJSON_GetArrayItem(x, i);
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 1 || e->valuedouble > 1e7)
+            return -1;
+        v[i] = (int32_t)e->valuedouble;
+    }
+    d->n = v[0]; d->h = v[1]; d->w = v[2]; d->c = v[3];
+    return (double)d->n * d->h * d->w * d->c > 1e8 ? -1 : 0;
+}
+
+static int j_quant(const cJSON *o, const char *k, kdrt_quant *q) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k), *s;
+    if (!cJSON_IsObject(x)) return -1;
+    s = cJSON_GetObjectItemCaseSensitive(x, "scale");
+    if (!cJSON_IsNumber(s) || !(s->valuedouble > 0) || !isfinite((float)s->valuedouble)) return -1;
+    q->scale = (float)s->valuedouble;
+    return j_int(x, "zero_point", -128, 127, &q->zero_point);
+}
+
+static int j_float(const cJSON *o, const char *k, float *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || !isfinite((float)x->valuedouble)) return -1;
+    *v = (float)x->valuedouble;
+    return 0;
+}
+
+/* Copy tensor "<layer>.<what>" of dtype and exactly n elements into a new array. */
+static void *get_tensor(const cJSON *hdr, const unsigned char *data, size_t dlen, const char *layer, const char *what,
+                        const char *dtype, size_t n, size_t elem) {
+    char name[KD_NAME_MAX + 16];
+    snprintf(name, sizeof name, "%s.%s", layer, what);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, name);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype"), *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, dtype) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2)
+        return NULL;
+    double b = cJSON_GetArrayItem(of, 0)->valuedouble, e = cJSON_GetArrayItem(of, 1)->valuedouble;
+    if (!(b >= 0 && e >= b && e <= (double)dlen) || e - b != (double)(n * elem)) return NULL;
+    unsigned char *out = malloc(n * elem > 0 ? n * elem : 1);
+    if (!out) return NULL;
+    const unsigned char *s = data + (size_t)b;
+    if (elem == 1) memcpy(out, s, n);
+    else
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
+                         (uint32_t)s[4 * i + 3] << 24;
+            memcpy(out + 4 * i, &v, 4);
+        }
+    return out;
+}
+
+kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err) {
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    kd_status st = kd_read_file(path, &buf, &len, err);
+    if (st) return st;
+    cJSON *hdr = NULL, *mj = NULL;
+    kd_int8_model *q = NULL;
+    uint64_t hl = 0;
+    for (int i = 0; len >= 8 && i < 8; i++) hl |= (uint64_t)(unsigned char)buf[i] << (8 * i);
+    if (len < 8 || hl > len - 8 || hl > (100u << 20)) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a safetensors file (bad header length)", path);
+        goto done;
+    }
+    hdr = cJSON_ParseWithLength(buf + 8, (size_t)hl);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(hdr, "__metadata__");
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(meta, "format");
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(meta, "int8_model");
+    if (!hdr || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, "distill-int8") || !cJSON_IsString(ms)) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a distill int8 model (no distill-int8 metadata)", path);
+        goto done;
+    }
+    mj = cJSON_Parse(ms->valuestring);
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(mj, "layers"), *nm = cJSON_GetObjectItemCaseSensitive(mj, "name");
+    const cJSON *chw = cJSON_GetObjectItemCaseSensitive(mj, "input_chw");
+    int nl = cJSON_IsArray(layers) ? cJSON_GetArraySize(layers) : 0;
+    q = calloc(1, sizeof *q);
+    if (!q || (nl && !(q->layers = calloc((size_t)nl, sizeof(kd_int8_layer))))) {
+        st = kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+        goto done;
+    }
+    int32_t in3[3] = {0, 0, 0}, ncls = 0;
+    for (int i = 0; cJSON_IsArray(chw) && cJSON_GetArraySize(chw) == 3 && i < 3; i++) {
+        const cJSON *e = cJSON_GetArrayItem(chw, i);
+        if (cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= 65536 && e->valuedouble == floor(e->valuedouble))
+            in3[i] = (int32_t)e->valuedouble;
+    }
+    if (nl < 1 || !cJSON_IsString(nm) || !in3[0] || !in3[1] || !in3[2] || j_int(mj, "n_classes", 1, 1 << 20, &ncls) ||
+        j_quant(mj, "input_quant", &q->in_q) || j_float(mj, "input_mean", &q->in_mean) ||
+        j_float(mj, "input_std", &q->in_std)) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: int8 model description is incomplete or out of range", path);
+        goto done;
+    }
+    snprintf(q->name, sizeof q->name, "%s", nm->valuestring);
+    q->in_c = in3[0]; q->in_h = in3[1]; q->in_w = in3[2]; q->n_classes = ncls;
+    const unsigned char *data = (const unsigned char *)buf + 8 + hl;
+    size_t dlen = len - 8 - (size_t)hl;
+    for (int i = 0; i < nl && !st; i++) {
+        const cJSON *o = cJSON_GetArrayItem(layers, i);
+        kd_int8_layer *L = &q->layers[i];
+        q->n_layers = i + 1;
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name"), *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+        const cJSON *ins = cJSON_GetObjectItemCaseSensitive(o, "inputs"), *relu = cJSON_GetObjectItemCaseSensitive(o, "relu");
+        int bad = !cJSON_IsString(name) || strlen(name->valuestring) >= KD_NAME_MAX || !cJSON_IsString(op) ||
+                  !cJSON_IsArray(ins) || !cJSON_IsBool(relu) || j_dims(o, "in_dims", &L->in_dims) ||
+                  j_dims(o, "out_dims", &L->out_dims) || j_quant(o, "out_quant", &L->out_q);
+        if (!bad) {
+            snprintf(L->name, sizeof L->name, "%s", name->valuestring);
+            L->op = (kd_int8_op)-1;
+            for (int k = 0; k <= KD_INT8_ADD; k++)
+                if (!strcmp(op->valuestring, kd_int8_op_name((kd_int8_op)k))) L->op = (kd_int8_op)k;
+            L->relu = cJSON_IsTrue(relu);
+            L->n_inputs = cJSON_GetArraySize(ins);
+            L->src = -1;
+            bad = (int)L->op < 0 || L->n_inputs != (L->op == KD_INT8_ADD ? 2 : 1);
+            L->inputs[1] = KD_MODEL_INPUT;
+            for (int k = 0; !bad && k < L->n_inputs; k++) {
+                const cJSON *e = cJSON_GetArrayItem(ins, k);
+                bad = !cJSON_IsNumber(e) || e->valuedouble < -1 || e->valuedouble >= i ||
+                      e->valuedouble != floor(e->valuedouble);
+                if (!bad) L->inputs[k] = (int)e->valuedouble;
+            }
+        }
+        if (!bad) switch (L->op) {
+            case KD_INT8_CONV:
+            case KD_INT8_DEPTHWISE:
+            case KD_INT8_FC: {
+                bad = j_dims(o, "filter_dims", &L->filter_dims);
+                if (L->op == KD_INT8_FC)
+                    bad = bad || j_int(o, "input_zero_point", -128, 127, &L->fc.input_zero_point) ||
+                          j_int(o, "output_zero_point", -128, 127, &L->fc.output_zero_point) ||
+                          j_pair(o, "activation", -128, 127, &L->fc.activation.min, &L->fc.activation.max);
+                else
+                    bad = bad || j_int(o, "input_zero_point", -128, 127, &L->conv.input_zero_point) ||
+                          j_int(o, "output_zero_point", -128, 127, &L->conv.output_zero_point) ||
+                          j_pair(o, "stride", 1, 65536, &L->conv.stride.h, &L->conv.stride.w) ||
+                          j_pair(o, "padding", 0, 65536, &L->conv.padding.h, &L->conv.padding.w) ||
+                          j_pair(o, "activation", -128, 127, &L->conv.activation.min, &L->conv.activation.max);
+                if (bad) break;
+                const kdrt_dims *f = &L->filter_dims;
+                size_t nw = (size_t)f->n * f->h * f->w * f->c, oc = (size_t)L->out_dims.c;
+                L->weight = get_tensor(hdr, data, dlen, L->name, "weight", "I8", nw, 1);
+                L->bias = get_tensor(hdr, data, dlen, L->name, "bias", "I32", oc, 4);
+                L->w_scale = get_tensor(hdr, data, dlen, L->name, "w_scale", "F32", oc, 4);
+                L->mult = get_tensor(hdr, data, dlen, L->name, "multiplier", "I32", oc, 4);
+                L->shift = get_tensor(hdr, data, dlen, L->name, "shift", "I32", oc, 4);
+                bad = !L->weight || !L->bias || !L->w_scale || !L->mult || !L->shift;
+                break;
+            }
+            case KD_INT8_MAXPOOL:
+            case KD_INT8_AVGPOOL:
+                bad = j_pair(o, "filter", 1, 65536, &L->pool.filter.h, &L->pool.filter.w) ||
+                      j_pair(o, "stride", 1, 65536, &L->pool.stride.h, &L->pool.stride.w) ||
+                      j_pair(o, "padding", 0, 65536, &L->pool.padding.h, &L->pool.padding.w) ||
+                      j_pair(o, "activation", -128, 127, &L->pool.activation.min, &L->pool.activation.max);
+                break;
+            case KD_INT8_ADD: {
+                const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "add");
+                kdrt_add_params *p = &L->add;
+                bad = j_int(a, "input1_zero_point", -128, 127, &p->input1_zero_point) ||
+                      j_int(a, "input1_multiplier", 0, INT32_MAX, &p->input1_multiplier) ||
+                      j_int(a, "input1_shift", -31, 30, &p->input1_shift) ||
+                      j_int(a, "input2_zero_point", -128, 127, &p->input2_zero_point) ||
+                      j_int(a, "input2_multiplier", 0, INT32_MAX, &p->input2_multiplier) ||
+                      j_int(a, "input2_shift", -31, 30, &p->input2_shift) ||
+                      j_int(a, "output_zero_point", -128, 127, &p->output_zero_point) ||
+                      j_int(a, "output_multiplier", 0, INT32_MAX, &p->output_multiplier) ||
+                      j_int(a, "output_shift", -31, 30, &p->output_shift) ||
+                      j_int(a, "left_shift", 0, 22, &p->left_shift) ||
+                      j_pair(a, "activation", -128, 127, &p->activation.min, &p->activation.max);
+                break;
+            }
+            }
+        if (bad)
+            st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: int8 layer %d (%s) is malformed or its tensors are missing",
+                              path, i, cJSON_IsString(name) ? name->valuestring : "?");
+    }
+    if (!st && q->layers[q->n_layers - 1].out_dims.c != q->n_classes)
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: the last layer does not give %d logits", path, q->n_classes);
+done:
+    cJSON_Delete(hdr);
+    cJSON_Delete(mj);
+    free(buf);
+    if (st) kd_int8_free(q);
+    else *out = q;
+    return st;
+}

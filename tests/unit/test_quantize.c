@@ -272,6 +272,28 @@ static void test_bit_exact(void) {
         } else {
             CHECK_MSG(0, "%s", err.msg);
         }
+        /* read back: same integers out */
+        kd_int8_model *l = NULL;
+        CHECK_MSG(kd_int8_load(path, &l, &err) == KD_STATUS_OK, "%s", err.msg);
+        if (l) {
+            int8_t again[B * 7];
+            CHECK(l->n_layers == q->n_layers && l->in_q.zero_point == q->in_q.zero_point &&
+                  l->in_q.scale == q->in_q.scale);
+            CHECK_MSG(kd_int8_forward_q(l, in, B, again, &err) == KD_STATUS_OK, "%s", err.msg);
+            CHECK(memcmp(again, got, sizeof got) == 0);
+            kd_int8_free(l);
+        }
+        /* a truncated file is an error, not a crash */
+        if (kd_read_file(path, &data, &len, &err) == KD_STATUS_OK) {
+            char tpath[600];
+            snprintf(tpath, sizeof tpath, "%s.trunc", path);
+            CHECK(kd_write_file_atomic(tpath, data, len - 40, &err) == KD_STATUS_OK);
+            l = NULL;
+            CHECK(kd_int8_load(tpath, &l, &err) == KD_STATUS_BAD_FILE && l == NULL);
+            printf("truncated int8 file: %s\n", err.msg);
+            remove(tpath);
+            free(data);
+        }
         remove(path);
         /* evaluation = argmax of kd_int8_forward */
         int32_t *pred = malloc(sizeof(int32_t) * ds.n);
@@ -471,6 +493,18 @@ static void test_errors(void) {
         int agree = 0;
         kd_model *mm = m;
         CHECK(logit_error_steps("pool+relu+add", mm, q, &ds, 8, &agree) <= 3.0);
+        /* the add's parameters survive the file */
+        char path[512];
+        snprintf(path, sizeof path, "%s/test_quantize.add.int8.safetensors", KD_BINARY_DIR);
+        kd_int8_model *l = NULL;
+        CHECK_MSG(kd_int8_save(path, q, &err) == KD_STATUS_OK, "%s", err.msg);
+        CHECK_MSG(kd_int8_load(path, &l, &err) == KD_STATUS_OK, "%s", err.msg);
+        if (l) {
+            CHECK(memcmp(&l->layers[3].add, &q->layers[3].add, sizeof q->layers[3].add) == 0);
+            CHECK(memcmp(&l->layers[2].pool, &q->layers[2].pool, sizeof q->layers[2].pool) == 0);
+        }
+        kd_int8_free(l);
+        remove(path);
     }
     kd_int8_free(q);
     kd_model_free(m);
