@@ -19,6 +19,7 @@ int kd_cmd_eval(int argc, char **argv);
 int kd_cmd_info(int argc, char **argv);
 int kd_cmd_predict(int argc, char **argv);
 int kd_cmd_prune(int argc, char **argv);
+int kd_cmd_pipeline(int argc, char **argv);
 int kd_cmd_quantize(int argc, char **argv);
 
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
@@ -46,7 +47,16 @@ const char *kd_cli_class_name(const char *data_spec, int n_classes, int c);
 struct option;
 int kd_cli_config_args(const char *cmd, const char *path, const struct option *flags, int *argc, char ***argv,
                        int *n_from_file);
+/* The mapping under `section` of a YAML file as argv: head (NULL-terminated) first, then one
+ * "--key value" per entry (true = bare flag, false = nothing). Returns 1, -1 if the file has no
+ * such section (argv = head only), 0 on error (printed). */
+int kd_cli_config_section(const char *cmd, const char *path, const char *section, const char *const *head,
+                          int *argc, char ***argv);
+/* A top-level scalar of a YAML file (copied to buf), or def. */
+const char *kd_cli_config_scalar(const char *path, const char *key, const char *def, char *buf, size_t n);
 void kd_cli_free_args(int argc, char **argv);
+/* Batch-1 forward latency over the first n images, 1 thread: median and p99 in microseconds. */
+int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us);
 
 extern volatile int kd_cli_stop; /* set by SIGINT/SIGTERM */
 void kd_cli_install_signals(void);

@@ -34,40 +34,8 @@ static void eval_help(void) {
            "                      float32 [N, classes]): a teacher for 'distill kd --teacher-logits'\n");
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Batch-1 forward latency in eval mode, one thread, over the first n images (after a warm-up). */
-static int measure_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us) {
-    kd_error err;
-    if (n > ds->n) n = ds->n;
-    if (n < 1 || kd_model_set_batch(m, 1, 1, &err)) return -1;
-    size_t in_size = (size_t)ds->c * ds->h * ds->w;
-    float *x = malloc(in_size * sizeof(float));
-    double *t = malloc((size_t)n * sizeof(double));
-    if (!x || !t) {
-        free(x);
-        free(t);
-        return -1;
-    }
-    int32_t y;
-    for (int i = -20; i < n; i++) {
-        int32_t idx = i < 0 ? 0 : i;
-        kd_batch_fill(x, &y, ds, &idx, 1, NULL, NULL);
-        double t0 = kd_now();
-        kd_model_forward(m, x, 1, 0, NULL);
-        if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
-    }
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    *median_us = t[n / 2];
-    *p99_us = t[(int)(n * 0.99)];
-    free(x);
-    free(t);
-    return 0;
-}
-
 int kd_cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {"latency", 0, 0, 'L'},
@@ -129,7 +97,7 @@ int kd_cmd_eval(int argc, char **argv) {
             free(lg);
         }
         double med, p99;
-        if (latency && measure_latency(m, &ds, 500, &med, &p99) == 0)
+        if (latency && kd_cli_latency(m, &ds, 500, &med, &p99) == 0)
             printf("batch-1 latency: median %.1f us, p99 %.1f us (fp32 training engine, 1 thread)\n", med, p99);
     }
     free(pred);

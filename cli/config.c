@@ -89,88 +89,141 @@ static int fail(const char *cmd, const char *path, const char *fmt, ...) {
     return 0;
 }
 
-int kd_cli_config_args(const char *cmd, const char *path, const struct option *flags, int *argc, char ***argv,
-                       int *n_from_file) {
+static int load(const char *cmd, const char *path, yaml_document_t *doc) {
     FILE *f = fopen(path, "rb");
     if (!f) return fail(cmd, path, "cannot open the run file");
     yaml_parser_t parser;
-    yaml_document_t doc;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        int r = fail(cmd, path, "YAML error at line %zu: %s", parser.problem_mark.line + 1,
-                     parser.problem ? parser.problem : "?");
-        yaml_parser_delete(&parser);
-        fclose(f);
-        return r;
-    }
+    int ok = yaml_parser_load(&parser, doc);
+    if (!ok)
+        fail(cmd, path, "YAML error at line %zu: %s", parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
     yaml_parser_delete(&parser);
     fclose(f);
-    argv_list a = {0};
-    int ok = push(&a, (*argv)[0]);
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (ok && root && root->type != YAML_MAPPING_NODE) ok = fail(cmd, path, "a run file is a mapping of option: value");
-    for (yaml_node_pair_t *p = root ? root->data.mapping.pairs.start : NULL; ok && p && p < root->data.mapping.pairs.top;
-         p++) {
-        const char *key = scalar(yaml_document_get_node(&doc, p->key));
-        yaml_node_t *val = yaml_document_get_node(&doc, p->value);
+    if (ok && (!yaml_document_get_root_node(doc) || yaml_document_get_root_node(doc)->type != YAML_MAPPING_NODE)) {
+        yaml_document_delete(doc);
+        return fail(cmd, path, "a run file is a mapping of option: value");
+    }
+    return ok;
+}
+
+/* Append the options of a mapping node. With an option table, keys must be its long options
+ * (flags take true/false); without one (pipeline stages, whose command checks its own options)
+ * true means a bare flag, false nothing, anything else "--key value". */
+static int mapping_args(const char *cmd, const char *path, yaml_document_t *doc, yaml_node_t *map,
+                        const struct option *flags, argv_list *a) {
+    int ok = 1;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; ok && p < map->data.mapping.pairs.top; p++) {
+        const char *key = scalar(yaml_document_get_node(doc, p->key));
+        yaml_node_t *val = yaml_document_get_node(doc, p->value);
         char opt[96], text[1024];
-        if (!key || strlen(key) > 80) {
-            ok = fail(cmd, path, "keys must be option names");
-            break;
-        }
+        if (!key || strlen(key) > 80) return fail(cmd, path, "keys must be option names");
         snprintf(opt, sizeof opt, "--%s", key);
         for (char *c = opt; *c; c++)
             if (*c == '_') *c = '-';
-        const struct option *fl = NULL;
-        for (const struct option *q = flags; q->name; q++)
-            if (!strcmp(q->name, opt + 2)) fl = q;
-        if (!fl || !strcmp(opt + 2, "config") || !strcmp(opt + 2, "help")) {
-            ok = fail(cmd, path, "line %zu: '%s' is not an option of distill %s (see --help)", val->start_mark.line + 1,
-                      key, cmd);
-            break;
+        int has_arg = 1;
+        if (flags) {
+            const struct option *fl = NULL;
+            for (const struct option *q = flags; q->name; q++)
+                if (!strcmp(q->name, opt + 2)) fl = q;
+            if (!fl || !strcmp(opt + 2, "config") || !strcmp(opt + 2, "help"))
+                return fail(cmd, path, "line %zu: '%s' is not an option of distill %s (see --help)",
+                            val->start_mark.line + 1, key, cmd);
+            has_arg = fl->has_arg;
         }
-        if (!fl->has_arg) { /* a flag: true / false */
-            const char *s = scalar(val);
-            if (!s || (strcmp(s, "true") && strcmp(s, "false") && strcmp(s, "yes") && strcmp(s, "no"))) {
-                ok = fail(cmd, path, "line %zu: %s is a flag: true or false", val->start_mark.line + 1, key);
-                break;
-            }
-            if (!strcmp(s, "true") || !strcmp(s, "yes")) ok = push(&a, opt);
+        const char *sv = scalar(val);
+        int is_bool = sv && (!strcmp(sv, "true") || !strcmp(sv, "false") || !strcmp(sv, "yes") || !strcmp(sv, "no"));
+        if (!has_arg || (!flags && is_bool)) { /* a flag: true / false */
+            if (!is_bool) return fail(cmd, path, "line %zu: %s is a flag: true or false", val->start_mark.line + 1, key);
+            if (!strcmp(sv, "true") || !strcmp(sv, "yes")) ok = push(a, opt);
             continue;
         }
         if (val->type == YAML_SEQUENCE_NODE) {
             for (yaml_node_item_t *it = val->data.sequence.items.start; ok && it < val->data.sequence.items.top; it++) {
-                yaml_node_t *n = yaml_document_get_node(&doc, *it);
-                if (!item_text(&doc, n, text, sizeof text)) {
-                    ok = fail(cmd, path, "line %zu: cannot read this item of %s", n->start_mark.line + 1, key);
-                    break;
-                }
-                ok = push(&a, opt) && push(&a, text);
+                yaml_node_t *n = yaml_document_get_node(doc, *it);
+                if (!item_text(doc, n, text, sizeof text))
+                    return fail(cmd, path, "line %zu: cannot read this item of %s", n->start_mark.line + 1, key);
+                ok = push(a, opt) && push(a, text);
             }
         } else if (val->type == YAML_MAPPING_NODE) {
             text[0] = 0;
-            if (!mapping_text(&doc, val, text, sizeof text, NULL)) {
-                ok = fail(cmd, path, "line %zu: %s must map names to values", val->start_mark.line + 1, key);
-                break;
-            }
-            ok = push(&a, opt) && push(&a, text);
+            if (!mapping_text(doc, val, text, sizeof text, NULL))
+                return fail(cmd, path, "line %zu: %s must map names to values", val->start_mark.line + 1, key);
+            ok = push(a, opt) && push(a, text);
         } else {
-            ok = push(&a, opt) && push(&a, scalar(val) ? scalar(val) : "");
+            ok = push(a, opt) && push(a, sv ? sv : "");
         }
     }
+    return ok;
+}
+
+static int finish(argv_list *a, int ok, int *argc, char ***argv) {
+    if (!ok) {
+        for (int i = 0; i < a->n; i++) free(a->v[i]);
+        free(a->v);
+        return 0;
+    }
+    *argc = a->n;
+    *argv = a->v;
+    return 1;
+}
+
+int kd_cli_config_args(const char *cmd, const char *path, const struct option *flags, int *argc, char ***argv,
+                       int *n_from_file) {
+    yaml_document_t doc;
+    if (!load(cmd, path, &doc)) return 0;
+    argv_list a = {0};
+    int ok = push(&a, (*argv)[0]) && mapping_args(cmd, path, &doc, yaml_document_get_root_node(&doc), flags, &a);
     yaml_document_delete(&doc);
     *n_from_file = a.n;
     /* the command line comes after the file, so it overrides it */
     for (int i = 1; ok && i < *argc; i++) ok = push(&a, (*argv)[i]);
-    if (!ok) {
-        for (int i = 0; i < a.n; i++) free(a.v[i]);
-        free(a.v);
-        return 0;
+    return finish(&a, ok, argc, argv);
+}
+
+int kd_cli_config_section(const char *cmd, const char *path, const char *section, const char *const *head,
+                          int *argc, char ***argv) {
+    yaml_document_t doc;
+    if (!load(cmd, path, &doc)) return 0;
+    argv_list a = {0};
+    int ok = 1;
+    for (int i = 0; ok && head[i]; i++) ok = push(&a, head[i]);
+    yaml_node_t *root = yaml_document_get_root_node(&doc), *sec = NULL;
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        const char *key = scalar(yaml_document_get_node(&doc, p->key));
+        if (key && !strcmp(key, section)) sec = yaml_document_get_node(&doc, p->value);
     }
-    *argc = a.n;
-    *argv = a.v;
-    return 1;
+    if (ok && sec && sec->type != YAML_MAPPING_NODE)
+        ok = fail(cmd, path, "line %zu: %s must be a mapping of option: value", sec->start_mark.line + 1, section);
+    else if (ok && sec)
+        ok = mapping_args(cmd, path, &doc, sec, NULL, &a);
+    yaml_document_delete(&doc);
+    if (ok && !sec) ok = -1;
+    if (ok == -1) {
+        finish(&a, 1, argc, argv);
+        return -1;
+    }
+    return finish(&a, ok, argc, argv);
+}
+
+const char *kd_cli_config_scalar(const char *path, const char *key, const char *def, char *buf, size_t n) {
+    yaml_document_t doc;
+    FILE *f = fopen(path, "rb");
+    if (!f) return def;
+    fclose(f);
+    if (!load("pipeline", path, &doc)) return def;
+    const char *r = def;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(&doc, p->key));
+        const char *v = scalar(yaml_document_get_node(&doc, p->value));
+        if (k && v && !strcmp(k, key) && strlen(v) < n) {
+            strcpy(buf, v);
+            r = buf;
+        }
+    }
+    yaml_document_delete(&doc);
+    return r;
 }
 
 void kd_cli_free_args(int argc, char **argv) {

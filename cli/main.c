@@ -24,6 +24,39 @@ void kd_cli_install_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us) {
+    kd_error err;
+    if (n > ds->n) n = ds->n;
+    if (n < 1 || kd_model_set_batch(m, 1, 1, &err)) return -1;
+    size_t in_size = (size_t)ds->c * ds->h * ds->w;
+    float *x = malloc(in_size * sizeof(float));
+    double *t = malloc((size_t)n * sizeof(double));
+    if (!x || !t) {
+        free(x);
+        free(t);
+        return -1;
+    }
+    int32_t y;
+    for (int i = -20; i < n; i++) {
+        int32_t idx = i < 0 ? 0 : i;
+        kd_batch_fill(x, &y, ds, &idx, 1, NULL, NULL);
+        double t0 = kd_now();
+        kd_model_forward(m, x, 1, 0, NULL);
+        if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    *median_us = t[n / 2];
+    *p99_us = t[(int)(n * 0.99)];
+    free(x);
+    free(t);
+    return 0;
+}
+
 int kd_cli_fail(const char *cmd, const kd_error *err) {
     fprintf(stderr, "distill %s: error: %s\n", cmd, err->msg);
     return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
@@ -114,6 +147,7 @@ static void usage(FILE *f) {
             "  info      parameters, MACs, bytes, memory and the layer table of a model\n"
             "  predict   classify images with a checkpoint\n"
             "  prune     prune a checkpoint (weights or whole channels) with a per-layer report\n"
+            "  pipeline  teacher -> distilled student -> pruned + fine-tuned student -> report, from a YAML file\n"
             "  quantize  int8 post-training quantization, evaluated with integer arithmetic\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
@@ -140,6 +174,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return kd_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict")) return kd_cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "prune")) return kd_cmd_prune(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pipeline")) return kd_cmd_pipeline(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return kd_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         for (int i = 0; kd_model_zoo_name(i); i++) {

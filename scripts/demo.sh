@@ -1,47 +1,39 @@
 #!/bin/sh
-# `make demo`: train the default teacher (cnn-t) on Fashion-MNIST, a small student (cnn-s) with
-# plain cross-entropy, and the same student distilled from the teacher; then print accuracy, size
-# and speed side by side.
-# Short schedule by default (a few minutes on 2 cores); FULL=1 runs the full 15-epoch schedule.
-# Later stages (distillation, pruning, int8, the runtime) are added as they land.
+# `make demo`: the whole path on Fashion-MNIST with `distill pipeline`: train the teacher (cnn-t),
+# the student (cnn-s) on labels only as the baseline, the same student distilled from the teacher,
+# then half of its channels pruned away and the smaller model fine-tuned with the teacher; ends
+# with a table of accuracy, size and speed and a plot of accuracy against size.
+# Short schedule by default (a few minutes on 2 cores); FULL=1 runs the full schedule of
+# examples/fashion-mnist.yaml. Rerunning continues where an interrupted run stopped.
 set -eu
 DISTILL=${1:-build/distill}
 OUT=${OUT:-out/demo}
-if [ "${FULL:-0}" = 1 ]; then T_EPOCHS=15; S_EPOCHS=15; else T_EPOCHS=${T_EPOCHS:-3}; S_EPOCHS=${S_EPOCHS:-5}; fi
 THREADS=${THREADS:-2}
+if [ "${FULL:-0}" = 1 ]; then
+    T_EPOCHS=15; S_EPOCHS=10; P_EPOCHS=5
+else
+    T_EPOCHS=${T_EPOCHS:-3}; S_EPOCHS=${S_EPOCHS:-5}; P_EPOCHS=${P_EPOCHS:-3}
+fi
 mkdir -p "$OUT"
-
-echo "== 1/4 teacher: cnn-t, $T_EPOCHS epochs (FULL=1 for 15) =="
-"$DISTILL" train --model cnn-t --epochs "$T_EPOCHS" --translate 2 --threads "$THREADS" \
-    --log "$OUT/teacher.jsonl" -o "$OUT/teacher.safetensors"
-echo
-echo "== 2/4 student: cnn-s, $S_EPOCHS epochs, cross-entropy only (the baseline) =="
-"$DISTILL" train --model cnn-s --epochs "$S_EPOCHS" --threads "$THREADS" \
-    --log "$OUT/student-ce.jsonl" -o "$OUT/student-ce.safetensors"
-echo
-echo "== 3/4 student: cnn-s, $S_EPOCHS epochs, distilled from the teacher (T=4, alpha=0.9) =="
-"$DISTILL" kd --teacher "$OUT/teacher.safetensors" --student cnn-s --epochs "$S_EPOCHS" --threads "$THREADS" \
-    --log "$OUT/student-kd.jsonl" -o "$OUT/student-kd.safetensors"
-echo
-echo "== 4/4 evaluation on the 10,000 test images =="
-summary="$OUT/summary.txt"
-printf '%-11s %9s %10s %12s %12s %14s\n' model "accuracy" "params" "file bytes" "MACs/image" "batch-1 latency" > "$summary"
-for who in teacher student-ce student-kd; do
-    f="$OUT/$who.safetensors"
-    "$DISTILL" eval "$f" --threads "$THREADS" --latency > "$OUT/$who.eval.txt"
-    acc=$(sed -n 's/.*accuracy \([0-9.]*%\).*/\1/p' "$OUT/$who.eval.txt" | head -1)
-    lat=$(sed -n 's/.*batch-1 latency: median \([0-9.]* us\).*/\1/p' "$OUT/$who.eval.txt" | head -1)
-    "$DISTILL" info "$f" > "$OUT/$who.info.txt"
-    params=$(sed -n 's/^parameters *\([0-9]*\).*/\1/p' "$OUT/$who.info.txt")
-    macs=$(sed -n 's/^MACs\/image *\([0-9]*\).*/\1/p' "$OUT/$who.info.txt")
-    bytes=$(wc -c < "$f")
-    printf '%-11s %9s %10s %12s %12s %14s\n' "$who" "$acc" "$params" "$bytes" "$macs" "$lat" >> "$summary"
-done
-cat "$summary"
+cat > "$OUT/pipeline.yaml" <<EOF
+# written by scripts/demo.sh; see examples/fashion-mnist.yaml
+out: $OUT
+data: fashion-mnist
+threads: $THREADS
+teacher: {model: cnn-t, epochs: $T_EPOCHS, translate: 2, log: $OUT/teacher.jsonl}
+baseline: {model: cnn-s, epochs: $S_EPOCHS}
+student: {student: cnn-s, epochs: $S_EPOCHS, log: $OUT/student.jsonl}
+prune: {channels: 0.5, epochs: $P_EPOCHS}
+EOF
+echo "distill demo: teacher $T_EPOCHS epochs, students $S_EPOCHS, pruned fine-tune $P_EPOCHS (FULL=1 for the full schedule)"
+"$DISTILL" pipeline "$OUT/pipeline.yaml"
 echo
 echo "Made, in $OUT/:"
-echo "  teacher.safetensors     the cnn-t teacher   (distill info/eval/predict work on any of these)"
-echo "  student-ce.safetensors  the cnn-s student trained with cross-entropy only"
-echo "  student-kd.safetensors  the cnn-s student distilled from the teacher"
-echo "  *.jsonl                 per-epoch training logs; *.eval.txt, *.info.txt: reports; summary.txt"
-echo "Try: $DISTILL predict $OUT/teacher.safetensors --count 5"
+echo "  teacher.safetensors    the cnn-t teacher          (distill info/eval/predict work on any of these)"
+echo "  baseline.safetensors   cnn-s trained on the labels only"
+echo "  student.safetensors    cnn-s distilled from the teacher"
+echo "  pruned.safetensors     the distilled student with half its channels removed, before fine-tuning"
+echo "  pruned-kd.safetensors  ... fine-tuned with the teacher: the smallest model"
+echo "  report.md, report.tsv  the table above; accuracy_size.png: accuracy against bytes on disk"
+echo "  pipeline.yaml          the run; rerun 'distill pipeline $OUT/pipeline.yaml' to continue it"
+echo "Try: $DISTILL predict $OUT/pruned-kd.safetensors --count 5"

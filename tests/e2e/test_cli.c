@@ -117,6 +117,17 @@ int main(void) {
     EXPECT("prune cli_mlp.safetensors --sparsity 0.5 --channels 0.5 -o x.safetensors", 2, "either --sparsity");
     EXPECT("prune cli_mlp.safetensors --sparsity 1.5 -o x.safetensors", 2, "--sparsity");
     EXPECT("kd --config cli_run.yaml --epochs 1 --prune-sparsity 0.6", 0, "weight sparsity of conv/linear layers: 60.00%");
+    /* the pipeline from a file: stages run, then skip when rerun; report and plot */
+    write_file("cli_pipe.yaml", "out: cli_pipe\nthreads: 1\nteacher-file: cli_mlp.safetensors\n"
+                                "baseline: {model: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
+                                "student: {student: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
+                                "prune: {channels: 0.5, epochs: 1, limit: 2000, val: 500, quiet: true}\n");
+    EXPECT("pipeline cli_pipe.yaml", 0, "| pruned + KD |");
+    CHECK_MSG(strstr(out, "| student (CE only) |") && strstr(out, "| 50890 |"), "pipeline report:\n%s", out);
+    EXPECT("pipeline cli_pipe.yaml", 0, "student: cli_pipe/student.safetensors exists, skipped");
+    write_file("cli_pipe_bad.yaml", "out: cli_pipe_bad\nteacher-file: cli_mlp.safetensors\nstudent: {student: mlp-s, tempreature: 2}\n");
+    EXPECT("pipeline cli_pipe_bad.yaml", 2, "unrecognized option '--tempreature'");
+    EXPECT("pipeline missing.yaml", 1, "missing.yaml: no such file");
     EXPECT("kd --student mlp-s", 2, "either --teacher");
     EXPECT("kd --teacher a.safetensors --teacher-logits b.npy", 2, "either --teacher");
     EXPECT("train --temperature 4", 2, "use 'distill kd'");
@@ -149,7 +160,8 @@ int main(void) {
                           "cli_kd.safetensors.ckpt", "cli_bad.yaml", "cli_shape.yaml", "cli_not_idx",
                           "cli_garbage.safetensors", "cli_run.yaml", "cli_badrun.yaml", "cli_kd2.safetensors",
                           "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd2", "cli_pruned.safetensors",
-                          "cli_sparse.safetensors"};
+                          "cli_sparse.safetensors", "cli_pipe.yaml", "cli_pipe_bad.yaml"};
     for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);
+    CHECK(system("rm -rf cli_pipe cli_pipe_bad") == 0);
     TEST_DONE();
 }

@@ -1,0 +1,269 @@
+/* `distill pipeline FILE.yaml`: teacher -> distilled student -> pruned student fine-tuned with the
+ * teacher -> report (plus, optionally, the student trained on labels only). Each stage is one of the subcommands, run in this process with the options
+ * of its section of the file (so a stage takes exactly the options of `distill train`, `kd`,
+ * `prune`), writing its model to OUT/<stage>.safetensors. A finished stage (its model file
+ * exists) is skipped, and training stages run with --resume, so an interrupted pipeline continues
+ * where it stopped. The report is a table of every model (test accuracy, parameters, non-zeros,
+ * bytes on disk, MACs, batch-1 latency) in OUT/report.md, and a plot of accuracy against size
+ * (OUT/accuracy_size.png) when gnuplot is installed. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "distill/compress.h"
+
+static void help(void) {
+    printf("Usage: distill pipeline FILE.yaml [--out DIR]\n\n"
+           "Run the whole path from one file: teacher -> distilled student -> pruned and fine-tuned\n"
+           "student -> report. Sections (each optional but the student; keys are the options of the\n"
+           "command in brackets):\n"
+           "  out: DIR, data: SPEC, threads: N, seed: N   (passed to every stage)\n"
+           "  teacher:  {...}   [distill train]  trains OUT/teacher.safetensors (unless teacher-file:)\n"
+           "  baseline: {...}   [distill train]  the student on labels only, for comparison\n"
+           "  student:  {...}   [distill kd]     distills OUT/student.safetensors from the teacher\n"
+           "  prune:    {...}   [distill prune + distill kd] channels: R or sparsity: S, the rest\n"
+           "                                     is the fine-tuning with the teacher\n"
+           "A finished stage is skipped and training stages resume, so rerunning continues.\n"
+           "Example: examples/fashion-mnist.yaml\n");
+}
+
+static int exists(const char *p) { return access(p, F_OK) == 0; }
+
+typedef int (*cmd_fn)(int, char **);
+
+/* Run a stage: `head` options then the file's section; extra options (NULL-terminated) after. */
+static int stage(const char *file, const char *section, cmd_fn fn, const char *const *head, const char *const *tail) {
+    int argc;
+    char **argv;
+    int r = kd_cli_config_section("pipeline", file, section, head, &argc, &argv);
+    if (!r) return KD_EXIT_USAGE;
+    int n_tail = 0;
+    while (tail && tail[n_tail]) n_tail++;
+    char **all = malloc(sizeof(char *) * (size_t)(argc + n_tail + 1));
+    if (!all) {
+        kd_cli_free_args(argc, argv);
+        return KD_EXIT_ERROR;
+    }
+    memcpy(all, argv, sizeof(char *) * (size_t)argc);
+    for (int i = 0; i < n_tail; i++) all[argc + i] = (char *)tail[i];
+    all[argc + n_tail] = NULL;
+    printf("\n== pipeline: %s:", section);
+    for (int i = 1; i < argc + n_tail; i++) printf(" %s", all[i]);
+    printf("\n");
+    fflush(stdout);
+    int rc = fn(argc + n_tail, all);
+    fflush(stdout);
+    free(all);
+    kd_cli_free_args(argc, argv);
+    return rc;
+}
+
+/* Split the prune section: the pruning keys go to `distill prune`, the others to the fine-tuning. */
+static int is_prune_key(const char *k) {
+    return !strcmp(k, "--channels") || !strcmp(k, "--sparsity") || !strcmp(k, "--criterion") ||
+           !strcmp(k, "--scope") || !strcmp(k, "--fold-bn");
+}
+
+typedef struct {
+    const char *name, *path;
+} row;
+
+int kd_cmd_pipeline(int argc, char **argv) {
+    static const struct option opts[] = {{"out", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *C = "pipeline", *out_opt = NULL;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1;) {
+        if (c == 'h') {
+            help();
+            return 0;
+        }
+        if (c == 'o') out_opt = optarg;
+        else return kd_cli_usage_error(C, "unknown option");
+    }
+    if (optind + 1 != argc) return kd_cli_usage_error(C, "give one pipeline file (see examples/fashion-mnist.yaml)");
+    const char *file = argv[optind];
+    if (!exists(file)) {
+        fprintf(stderr, "distill pipeline: error: %s: no such file\n", file);
+        return KD_EXIT_ERROR;
+    }
+    char b_out[256], b_data[256], b_thr[32], b_seed[32], b_tf[512];
+    const char *out = out_opt ? out_opt : kd_cli_config_scalar(file, "out", "out/pipeline", b_out, sizeof b_out);
+    const char *data = kd_cli_config_scalar(file, "data", "fashion-mnist", b_data, sizeof b_data);
+    const char *thr = kd_cli_config_scalar(file, "threads", "2", b_thr, sizeof b_thr);
+    const char *seed = kd_cli_config_scalar(file, "seed", "1", b_seed, sizeof b_seed);
+    const char *teacher_file = kd_cli_config_scalar(file, "teacher-file", NULL, b_tf, sizeof b_tf);
+    if (mkdir(out, 0777) && !exists(out)) {
+        fprintf(stderr, "distill pipeline: error: cannot create %s\n", out);
+        return KD_EXIT_ERROR;
+    }
+    char teacher[600], baseline[600], student[600], pruned[600], pruned_kd[600];
+    snprintf(baseline, sizeof baseline, "%s/baseline.safetensors", out);
+    snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", out);
+    snprintf(student, sizeof student, "%s/student.safetensors", out);
+    snprintf(pruned, sizeof pruned, "%s/pruned.safetensors", out);
+    snprintf(pruned_kd, sizeof pruned_kd, "%s/pruned-kd.safetensors", out);
+    if (teacher_file) snprintf(teacher, sizeof teacher, "%s", teacher_file);
+    int rc = 0;
+    /* 1. teacher */
+    if (!exists(teacher)) {
+        const char *head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
+        const char *tail[] = {"-o", teacher, NULL};
+        if ((rc = stage(file, "teacher", kd_cmd_train, head, tail))) goto stop;
+    } else {
+        printf("== pipeline: teacher: %s exists, skipped\n", teacher);
+    }
+    /* 1b. optional baseline: the student trained on the labels only, to see what distillation adds */
+    int bargc;
+    char **bargv;
+    const char *bhead[] = {"train", NULL};
+    int has_base = kd_cli_config_section(C, file, "baseline", bhead, &bargc, &bargv);
+    if (!has_base) return KD_EXIT_USAGE;
+    kd_cli_free_args(bargc, bargv);
+    if (has_base == 1 && !exists(baseline)) {
+        const char *head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
+        const char *tail[] = {"-o", baseline, NULL};
+        if ((rc = stage(file, "baseline", kd_cmd_train, head, tail))) goto stop;
+    }
+    /* 2. distilled student */
+    if (!exists(student)) {
+        const char *head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", teacher, NULL};
+        const char *tail[] = {"-o", student, NULL};
+        if ((rc = stage(file, "student", kd_cmd_kd, head, tail))) goto stop;
+    } else {
+        printf("== pipeline: student: %s exists, skipped\n", student);
+    }
+    /* 3. pruning and fine-tuning with the teacher */
+    int pargc;
+    char **pargv;
+    const char *phead[] = {"prune", NULL};
+    int has_prune = kd_cli_config_section(C, file, "prune", phead, &pargc, &pargv);
+    if (!has_prune) return KD_EXIT_USAGE;
+    if (has_prune == 1 && !exists(pruned_kd)) {
+        /* split: prune keys (with their values) to `distill prune`, the rest to `distill kd` */
+        const char *pa[64], *ka[96];
+        int np = 0, nk = 0, structured = 0;
+        pa[np++] = "prune";
+        ka[nk++] = "kd";
+        const char *kh[] = {"--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", teacher};
+        for (size_t i = 0; i < sizeof kh / sizeof *kh; i++) ka[nk++] = kh[i];
+        for (int i = 1; i < pargc && np < 60 && nk < 90; i++) {
+            int takes_value = strcmp(pargv[i], "--fold-bn") && strncmp(pargv[i], "--", 2) == 0 && i + 1 < pargc &&
+                              strncmp(pargv[i + 1], "--", 2) != 0;
+            if (is_prune_key(pargv[i])) {
+                if (!strcmp(pargv[i], "--channels")) structured = 1;
+                if (!strcmp(pargv[i], "--sparsity") && takes_value) { /* gradual, during the fine-tuning */
+                    ka[nk++] = "--prune-sparsity";
+                    ka[nk++] = pargv[++i];
+                    continue;
+                }
+                if (!strcmp(pargv[i], "--scope") && takes_value) {
+                    ka[nk++] = "--prune-scope";
+                    ka[nk++] = pargv[++i];
+                    continue;
+                }
+                pa[np++] = pargv[i];
+                if (takes_value) pa[np++] = pargv[++i];
+            } else {
+                ka[nk++] = pargv[i];
+                if (takes_value) ka[nk++] = pargv[++i];
+            }
+        }
+        pa[np++] = student;
+        pa[np++] = "-o";
+        pa[np++] = pruned;
+        pa[np] = NULL;
+        ka[nk++] = "--student";
+        ka[nk++] = structured ? pruned : student;
+        ka[nk++] = "-o";
+        ka[nk++] = pruned_kd;
+        ka[nk] = NULL;
+        if (structured && !exists(pruned)) {
+            printf("\n== pipeline: prune:");
+            for (int i = 1; i < np; i++) printf(" %s", pa[i]);
+            printf("\n");
+            fflush(stdout);
+            if ((rc = kd_cmd_prune(np, (char **)pa))) {
+                kd_cli_free_args(pargc, pargv);
+                goto stop;
+            }
+        }
+        printf("\n== pipeline: fine-tune with the teacher:");
+        for (int i = 1; i < nk; i++) printf(" %s", ka[i]);
+        printf("\n");
+        fflush(stdout);
+        rc = kd_cmd_kd(nk, (char **)ka);
+        if (rc) {
+            kd_cli_free_args(pargc, pargv);
+            goto stop;
+        }
+    }
+    kd_cli_free_args(pargc, pargv);
+
+    /* 4. report */
+    row rows[] = {{"teacher", teacher}, {"student (CE only)", baseline}, {"student (KD)", student},
+                  {"pruned + KD", pruned_kd}};
+    char report[600], tsv[600];
+    snprintf(report, sizeof report, "%s/report.md", out);
+    snprintf(tsv, sizeof tsv, "%s/report.tsv", out);
+    FILE *md = fopen(report, "w"), *ts = fopen(tsv, "w");
+    kd_dataset test = {0};
+    if (!md || !ts || kd_cli_load_data(C, data, "test", &test)) {
+        if (md) fclose(md);
+        if (ts) fclose(ts);
+        fprintf(stderr, "distill pipeline: error: cannot write the report in %s\n", out);
+        return KD_EXIT_ERROR;
+    }
+    const char *hdr = "| model | test accuracy | parameters | non-zero | bytes on disk | MACs/image | batch-1 latency |\n"
+                      "|---|---:|---:|---:|---:|---:|---:|\n";
+    fputs(hdr, md);
+    printf("\n== pipeline: report (%s)\n%s", report, hdr);
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        if (!exists(rows[r].path)) continue;
+        kd_model *m = NULL;
+        if (kd_cli_load_model(C, rows[r].path, &m)) continue;
+        kd_error err;
+        kd_eval_result ev;
+        double med = 0, p99 = 0;
+        if (kd_evaluate(m, &test, 256, atoi(thr) > 0 ? atoi(thr) : 1, &ev, NULL, &err)) {
+            kd_cli_fail(C, &err);
+            kd_model_free(m);
+            continue;
+        }
+        kd_cli_latency(m, &test, 300, &med, &p99);
+        size_t nz = 0;
+        for (size_t i = 0; i < m->n_params; i++) nz += m->params[i] != 0.f;
+        struct stat st;
+        long long bytes = stat(rows[r].path, &st) ? -1 : (long long)st.st_size;
+        char line[512];
+        snprintf(line, sizeof line, "| %s | %.2f%% | %zu | %zu | %lld | %lld | %.1f us |\n", rows[r].name,
+                 100 * ev.accuracy, m->n_params, nz, bytes, kd_model_macs(m), med);
+        fputs(line, md);
+        fputs(line, stdout);
+        fprintf(ts, "%s\t%.4f\t%zu\t%zu\t%lld\t%lld\t%.2f\n", rows[r].name, 100 * ev.accuracy, m->n_params, nz, bytes,
+                kd_model_macs(m), med);
+        kd_model_free(m);
+    }
+    fclose(md);
+    fclose(ts);
+    kd_dataset_free(&test);
+    /* accuracy against size, if gnuplot is there (Debian's gnuplot-nox) */
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "gnuplot -e \"set terminal png size 800,500; set output '%s/accuracy_size.png'; set logscale x; "
+                 "set xlabel 'bytes on disk'; set ylabel 'test accuracy (%%)'; set datafile separator '\\t'; "
+                 "set grid; plot '%s' using 5:2:1 with labels point pt 7 offset char 1,1 notitle\" 2>/dev/null",
+                 out, tsv);
+        if (system(cmd) == 0) printf("plot: %s/accuracy_size.png\n", out);
+    }
+    printf("report: %s\n", report);
+    return 0;
+stop:
+    if (rc == KD_EXIT_INTERRUPTED) fprintf(stderr, "distill pipeline: interrupted; run the same command to continue\n");
+    else fprintf(stderr, "distill pipeline: stopped at a failed stage (exit %d)\n", rc);
+    return rc;
+}
