@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "distill/compress.h"
+#include "distill/quantize.h"
 
 static void help(void) {
     printf("Usage: distill pipeline FILE.yaml [--out DIR]\n\n"
@@ -27,6 +28,8 @@ static void help(void) {
            "  student:  {...}   [distill kd]     distills OUT/student.safetensors from the teacher\n"
            "  prune:    {...}   [distill prune + distill kd] channels: R or sparsity: S, the rest\n"
            "                                     is the fine-tuning with the teacher\n"
+           "  quantize: {...}   [distill quantize] int8 of the last model, OUT/int8.safetensors,\n"
+           "                                     evaluated with the integer kernels\n"
            "A finished stage is skipped and training stages resume, so rerunning continues.\n"
            "Example: examples/fashion-mnist.yaml\n");
 }
@@ -100,7 +103,8 @@ int kd_cmd_pipeline(int argc, char **argv) {
         fprintf(stderr, "distill pipeline: error: cannot create %s\n", out);
         return KD_EXIT_ERROR;
     }
-    char teacher[600], baseline[600], student[600], pruned[600], pruned_kd[600];
+    char teacher[600], baseline[600], student[600], pruned[600], pruned_kd[600], int8[600];
+    snprintf(int8, sizeof int8, "%s/int8.safetensors", out);
     snprintf(baseline, sizeof baseline, "%s/baseline.safetensors", out);
     snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", out);
     snprintf(student, sizeof student, "%s/student.safetensors", out);
@@ -203,7 +207,21 @@ int kd_cmd_pipeline(int argc, char **argv) {
     }
     kd_cli_free_args(pargc, pargv);
 
-    /* 4. report */
+    /* 4. int8 post-training quantization of the last model (pruned if there was a prune stage) */
+    const char *last = exists(pruned_kd) ? pruned_kd : student;
+    int qargc;
+    char **qargv;
+    const char *qhead[] = {"quantize", NULL};
+    int has_q = kd_cli_config_section(C, file, "quantize", qhead, &qargc, &qargv);
+    if (!has_q) return KD_EXIT_USAGE;
+    kd_cli_free_args(qargc, qargv);
+    if (has_q == 1 && !exists(int8)) {
+        const char *head[] = {"quantize", "--data", data, "--threads", thr, NULL};
+        const char *tail[] = {last, "-o", int8, NULL};
+        if ((rc = stage(file, "quantize", kd_cmd_quantize, head, tail))) goto stop;
+    }
+
+    /* 5. report */
     row rows[] = {{"teacher", teacher}, {"student (CE only)", baseline}, {"student (KD)", student},
                   {"pruned + KD", pruned_kd}};
     char report[600], tsv[600];
@@ -246,6 +264,24 @@ int kd_cmd_pipeline(int argc, char **argv) {
         fprintf(ts, "%s\t%.4f\t%zu\t%zu\t%lld\t%lld\t%.2f\n", rows[r].name, 100 * ev.accuracy, m->n_params, nz, bytes,
                 kd_model_macs(m), med);
         kd_model_free(m);
+    }
+    if (exists(int8)) { /* evaluated with the integer kernels, as the device runs it */
+        kd_int8_model *q = NULL;
+        kd_error err;
+        double acc = 0;
+        struct stat st;
+        if (kd_int8_load(int8, &q, &err) || kd_int8_evaluate(q, &test, 256, atoi(thr) > 0 ? atoi(thr) : 1, &acc, NULL, &err)) {
+            kd_cli_fail(C, &err);
+        } else {
+            char line[512];
+            snprintf(line, sizeof line, "| int8 (of %s) | %.2f%% | %zu bytes of weights | - | %lld | - | - |\n",
+                     last == pruned_kd ? "pruned + KD" : "student", 100 * acc, kd_int8_param_bytes(q),
+                     stat(int8, &st) ? -1LL : (long long)st.st_size);
+            fputs(line, md);
+            fputs(line, stdout);
+            fprintf(ts, "int8\t%.4f\t0\t0\t%lld\t0\t0\n", 100 * acc, stat(int8, &st) ? -1LL : (long long)st.st_size);
+        }
+        kd_int8_free(q);
     }
     fclose(md);
     fclose(ts);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make demo`: the whole path on Fashion-MNIST with `distill pipeline`: train the teacher (cnn-t),
 # the student (cnn-s) on labels only as the baseline, the same student distilled from the teacher,
-# then half of its channels pruned away and the smaller model fine-tuned with the teacher; ends
+# then half of its channels pruned away and the smaller model fine-tuned with the teacher, then
+# quantized to int8 and evaluated with integer arithmetic; ends
 # with a table of accuracy, size and speed and a plot of accuracy against size.
 # Short schedule by default (a few minutes on 2 cores); FULL=1 runs the full schedule of
 # examples/fashion-mnist.yaml. Rerunning continues where an interrupted run stopped.
@@ -24,6 +25,7 @@ teacher: {model: cnn-t, epochs: $T_EPOCHS, translate: 2, log: $OUT/teacher.jsonl
 baseline: {model: cnn-s, epochs: $S_EPOCHS}
 student: {student: cnn-s, epochs: $S_EPOCHS, log: $OUT/student.jsonl}
 prune: {channels: 0.5, epochs: $P_EPOCHS}
+quantize: {calib-images: 1000, method: minmax}
 EOF
 echo "distill demo: teacher $T_EPOCHS epochs, students $S_EPOCHS, pruned fine-tune $P_EPOCHS (FULL=1 for the full schedule)"
 "$DISTILL" pipeline "$OUT/pipeline.yaml"
@@ -33,7 +35,8 @@ echo "  teacher.safetensors    the cnn-t teacher          (distill info/eval/pre
 echo "  baseline.safetensors   cnn-s trained on the labels only"
 echo "  student.safetensors    cnn-s distilled from the teacher"
 echo "  pruned.safetensors     the distilled student with half its channels removed, before fine-tuning"
-echo "  pruned-kd.safetensors  ... fine-tuned with the teacher: the smallest model"
+echo "  pruned-kd.safetensors  ... fine-tuned with the teacher"
+echo "  int8.safetensors       that model in int8 (evaluated with the integer kernels): the smallest"
 echo "  report.md, report.tsv  the table above; accuracy_size.png: accuracy against bytes on disk"
 echo "  pipeline.yaml          the run; rerun 'distill pipeline $OUT/pipeline.yaml' to continue it"
 echo "Try: $DISTILL predict $OUT/pruned-kd.safetensors --count 5"

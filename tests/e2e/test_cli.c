@@ -121,9 +121,11 @@ int main(void) {
     write_file("cli_pipe.yaml", "out: cli_pipe\nthreads: 1\nteacher-file: cli_mlp.safetensors\n"
                                 "baseline: {model: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
                                 "student: {student: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
-                                "prune: {channels: 0.5, epochs: 1, limit: 2000, val: 500, quiet: true}\n");
+                                "prune: {channels: 0.5, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
+                                "quantize: {calib-images: 200}\n");
     EXPECT("pipeline cli_pipe.yaml", 0, "| pruned + KD |");
-    CHECK_MSG(strstr(out, "| student (CE only) |") && strstr(out, "| 50890 |"), "pipeline report:\n%s", out);
+    CHECK_MSG(strstr(out, "| student (CE only) |") && strstr(out, "| 50890 |") && strstr(out, "| int8 (of pruned + KD) |"),
+              "pipeline report:\n%s", out);
     EXPECT("pipeline cli_pipe.yaml", 0, "student: cli_pipe/student.safetensors exists, skipped");
     write_file("cli_pipe_bad.yaml", "out: cli_pipe_bad\nteacher-file: cli_mlp.safetensors\nstudent: {student: mlp-s, tempreature: 2}\n");
     EXPECT("pipeline cli_pipe_bad.yaml", 2, "unrecognized option '--tempreature'");
