@@ -38,12 +38,23 @@ static int exists(const char *p) { return access(p, F_OK) == 0; }
 
 typedef int (*cmd_fn)(int, char **);
 
-/* Run a stage: `head` options then the file's section; extra options (NULL-terminated) after. */
-static int stage(const char *file, const char *section, cmd_fn fn, const char *const *head, const char *const *tail) {
+/* Run a stage unless its output exists: its command with `head`, then the options of the file's
+ * section, then `tail` (both NULL-terminated). Without the section an optional stage is skipped
+ * and a required one runs with its command's defaults. */
+static int stage(const char *file, const char *section, int optional, const char *output, cmd_fn fn,
+                 const char *const *head, const char *const *tail) {
+    if (exists(output)) {
+        printf("== pipeline: %s: %s exists, skipped\n", section, output);
+        return 0;
+    }
     int argc;
     char **argv;
     int r = kd_cli_config_section("pipeline", file, section, head, &argc, &argv);
     if (!r) return KD_EXIT_USAGE;
+    if (r < 0 && optional) {
+        kd_cli_free_args(argc, argv);
+        return 0;
+    }
     int n_tail = 0;
     while (tail && tail[n_tail]) n_tail++;
     char **all = malloc(sizeof(char *) * (size_t)(argc + n_tail + 1));
@@ -112,48 +123,27 @@ int kd_cmd_pipeline(int argc, char **argv) {
     snprintf(pruned_kd, sizeof pruned_kd, "%s/pruned-kd.safetensors", out);
     if (teacher_file) snprintf(teacher, sizeof teacher, "%s", teacher_file);
     int rc = 0;
-    /* 1. teacher */
-    if (!exists(teacher)) {
-        const char *head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
-        const char *tail[] = {"-o", teacher, NULL};
-        if ((rc = stage(file, "teacher", kd_cmd_train, head, tail))) goto stop;
-    } else {
-        printf("== pipeline: teacher: %s exists, skipped\n", teacher);
-    }
-    /* 1b. optional baseline: the student trained on the labels only, to see what distillation adds */
-    int bargc;
-    char **bargv;
-    const char *bhead[] = {"train", NULL};
-    int has_base = kd_cli_config_section(C, file, "baseline", bhead, &bargc, &bargv);
-    if (!has_base) return KD_EXIT_USAGE;
-    kd_cli_free_args(bargc, bargv);
-    if (has_base == 1 && !exists(baseline)) {
-        const char *head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
-        const char *tail[] = {"-o", baseline, NULL};
-        if ((rc = stage(file, "baseline", kd_cmd_train, head, tail))) goto stop;
-    }
-    /* 2. distilled student */
-    if (!exists(student)) {
-        const char *head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", teacher, NULL};
-        const char *tail[] = {"-o", student, NULL};
-        if ((rc = stage(file, "student", kd_cmd_kd, head, tail))) goto stop;
-    } else {
-        printf("== pipeline: student: %s exists, skipped\n", student);
-    }
+    const char *train_head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
+    const char *kd_head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", teacher, NULL};
+    /* 1. teacher, 1b. optionally the student on labels only (what distillation adds), 2. student */
+    const char *t_tail[] = {"-o", teacher, NULL}, *b_tail[] = {"-o", baseline, NULL}, *s_tail[] = {"-o", student, NULL};
+    if ((rc = stage(file, "teacher", 0, teacher, kd_cmd_train, train_head, t_tail)) ||
+        (rc = stage(file, "baseline", 1, baseline, kd_cmd_train, train_head, b_tail)) ||
+        (rc = stage(file, "student", 0, student, kd_cmd_kd, kd_head, s_tail)))
+        goto stop;
     /* 3. pruning and fine-tuning with the teacher */
     int pargc;
     char **pargv;
     const char *phead[] = {"prune", NULL};
     int has_prune = kd_cli_config_section(C, file, "prune", phead, &pargc, &pargv);
     if (!has_prune) return KD_EXIT_USAGE;
+    if (has_prune == 1 && exists(pruned_kd)) printf("== pipeline: prune: %s exists, skipped\n", pruned_kd);
     if (has_prune == 1 && !exists(pruned_kd)) {
         /* split: prune keys (with their values) to `distill prune`, the rest to `distill kd` */
         const char *pa[64], *ka[96];
         int np = 0, nk = 0, structured = 0;
         pa[np++] = "prune";
-        ka[nk++] = "kd";
-        const char *kh[] = {"--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", teacher};
-        for (size_t i = 0; i < sizeof kh / sizeof *kh; i++) ka[nk++] = kh[i];
+        for (int i = 0; kd_head[i]; i++) ka[nk++] = kd_head[i];
         for (int i = 1; i < pargc && np < 60 && nk < 90; i++) {
             int takes_value = strcmp(pargv[i], "--fold-bn") && strncmp(pargv[i], "--", 2) == 0 && i + 1 < pargc &&
                               strncmp(pargv[i + 1], "--", 2) != 0;
@@ -209,17 +199,8 @@ int kd_cmd_pipeline(int argc, char **argv) {
 
     /* 4. int8 post-training quantization of the last model (pruned if there was a prune stage) */
     const char *last = exists(pruned_kd) ? pruned_kd : student;
-    int qargc;
-    char **qargv;
-    const char *qhead[] = {"quantize", NULL};
-    int has_q = kd_cli_config_section(C, file, "quantize", qhead, &qargc, &qargv);
-    if (!has_q) return KD_EXIT_USAGE;
-    kd_cli_free_args(qargc, qargv);
-    if (has_q == 1 && !exists(int8)) {
-        const char *head[] = {"quantize", "--data", data, "--threads", thr, NULL};
-        const char *tail[] = {last, "-o", int8, NULL};
-        if ((rc = stage(file, "quantize", kd_cmd_quantize, head, tail))) goto stop;
-    }
+    const char *q_head[] = {"quantize", "--data", data, "--threads", thr, NULL}, *q_tail[] = {last, "-o", int8, NULL};
+    if ((rc = stage(file, "quantize", 1, int8, kd_cmd_quantize, q_head, q_tail))) goto stop;
 
     /* 5. report */
     row rows[] = {{"teacher", teacher}, {"student (CE only)", baseline}, {"student (KD)", student},
