@@ -31,7 +31,7 @@ export OMP_NUM_THREADS="$T" OPENBLAS_NUM_THREADS="$T"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The same recipe, spelt out (these are also distill kd's defaults).
+# The same recipe as pytorch_kd.py, spelt out (distill kd's defaults but for T, now 2; T does not change the compute).
 RECIPE="-T 4 -a 0.9 --optimizer sgd --lr 0.05 --momentum 0.9 --weight-decay 5e-4 --schedule cosine
         --clip-grad 5 --batch $B --val 0 --threads $T -q"
 
