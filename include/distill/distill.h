@@ -1,9 +1,12 @@
-/* Knowledge distillation (Hinton et al. 2015): the student learns from the teacher's soft targets
- * softmax(t / T), by minimising T^2 * KL(p_teacher || p_student) mixed with cross-entropy on the
- * labels: loss = alpha * T^2 * KL + (1 - alpha) * CE.
+/* Knowledge distillation. The loss of a run is a list of weighted terms (kd_loss_term): response
+ * terms on the logits (Hinton et al. 2015: alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) +
+ * (1 - alpha) * CE; decoupled KD; CE), feature terms (FitNets, attention transfer, DistilBERT's
+ * cosine) and relation terms (RKD, SP) on named layers, evaluated by a kd_distiller that kd_train
+ * calls each step (the feature/relation losses themselves are in kd_losses.h).
  * Teachers: online (our checkpoints, run forward in eval mode on the student's augmented batch;
- * several = an ensemble whose soft targets are averaged), or a table of logits per training sample
- * (cached from an online teacher when augmentation is off, or produced by another framework). */
+ * several = an ensemble whose soft targets are averaged), or tables of logits (and features) per
+ * training sample, cached from an online teacher when augmentation is off, or (logits only)
+ * produced by another framework. docs/DISTILLATION.md is the user's guide. */
 #ifndef DISTILL_DISTILL_H
 #define DISTILL_DISTILL_H
 #include <stdint.h>
