@@ -83,11 +83,7 @@ int kd_cmd_eval(int argc, char **argv) {
         }
         if (save_logits) {
             float *lg = NULL;
-            kd_teacher self = {0};
-            self.n_models = 1;
-            self.models = &m;
-            self.T = 1.f;
-            self.n_classes = m->n_classes;
+            kd_teacher self = kd_teacher_online(&m, 1, 1.f);
             int rows = 0;
             if (kd_teacher_cache(&self, &ds, batch, threads, &lg, NULL, &rows, &err) ||
                 kd_npy_save(save_logits, lg, rows, m->n_classes, &err))

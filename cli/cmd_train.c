@@ -440,10 +440,7 @@ static int run(int argc, char **argv, int kd) {
                 rc = KD_EXIT_ERROR;
                 goto out;
             }
-        teacher.models = teachers;
-        teacher.n_models = n_teacher_paths;
-        teacher.n_classes = n_teacher_paths ? teachers[0]->n_classes : 0;
-        teacher.T = T;
+        teacher = kd_teacher_online(teachers, n_teacher_paths, T);
         if (logits_path) {
             int n_rows = 0, n_cls = 0;
             if ((st = kd_npy_load_logits(logits_path, &table, &n_rows, &n_cls, &err))) {

@@ -48,6 +48,16 @@ typedef struct kd_teacher {
     const float *feat_table[KD_MAX_FEATS];   /* (n_samples, feat_size) or NULL */
 } kd_teacher;
 
+/* An online teacher of n models (an ensemble averaged at temperature T when n > 1), no tables. */
+static inline kd_teacher kd_teacher_online(kd_model **models, int n, float T) {
+    kd_teacher t = {0};
+    t.n_models = n;
+    t.models = models;
+    t.T = T;
+    t.n_classes = n > 0 ? models[0]->n_classes : 0;
+    return t;
+}
+
 /* The teacher's logits (B, n_classes) for batch x whose samples have dataset indices idx: rows of
  * the tables if there are tables, else the online teacher run forward on x. An ensemble's logits
  * are T * log(mean_k softmax(t_k / T)), whose softmax at T is exactly the averaged soft targets.

@@ -26,6 +26,7 @@ struct kd_distiller {
     kd_model *student;
     kd_teacher *teacher;
     int C, batch;
+    int need_ce;                   /* some term uses the labels' cross-entropy */
     /* per term */
     int s_layer[KD_MAX_TERMS];     /* student layer, -1 for response terms */
     int t_feat[KD_MAX_TERMS];      /* teacher feature slot */
@@ -101,6 +102,7 @@ kd_status kd_distiller_create(kd_distiller **out, const kd_loss_term *terms, int
         kd_loss_term *t = &d->terms[k];
         const char *kn = kd_loss_kind_name(t->kind);
         d->s_layer[k] = -1;
+        d->need_ce |= t->kind == KD_LOSS_CE || (t->kind == KD_LOSS_HINTON && t->alpha < 1.f);
         if (t->kind == KD_LOSS_CE) continue;
         if (!teacher) {
             st = kd_error_set(err, KD_STATUS_BAD_ARG, "loss %d (%s) needs a teacher", k + 1, kn);
@@ -254,7 +256,8 @@ kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const float *x
         kd_status st = kd_teacher_forward(t, d->t_logits, d->tfeat, x, idx, B, err);
         if (st) return st;
     }
-    float ce = kd_cross_entropy_forward(d->probs, logits, y, B, C, label_smoothing);
+    /* only when a term uses it: no softmax of the logits per step for pure feature/KL losses */
+    float ce = d->need_ce ? kd_cross_entropy_forward(d->probs, logits, y, B, C, label_smoothing) : 0.f;
     double total = 0.0;
     d->n_extra = 0;
     for (int k = 0; k < d->n_terms; k++) {

@@ -164,11 +164,7 @@ static void test_alpha0_and_cache(void) {
     kd_train_result r;
     CHECK(kd_train(a, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
     kd_model *ens[2] = {t1, t2};
-    kd_teacher teacher = {0};
-    teacher.n_models = 2;
-    teacher.models = ens;
-    teacher.T = 4.f;
-    teacher.n_classes = 4;
+    kd_teacher teacher = kd_teacher_online(ens, 2, 4.f);
     const char *h0[] = {"hinton:alpha=0"}, *h5[] = {"hinton:alpha=0.5"};
     c.distiller = make_distiller(h0, 1, b, &teacher);
     CHECK_MSG(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK, "%s", err.msg);
@@ -288,11 +284,7 @@ static void test_distiller_fd(void) {
     CHECK(kd_model_from_yaml(&s, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
     CHECK(kd_model_from_yaml(&t, ft_yaml, "t", 4, &err) == KD_STATUS_OK);
     if (!s || !t) return;
-    kd_teacher teacher = {0};
-    teacher.n_models = 1;
-    teacher.models = &t;
-    teacher.T = 2.f;
-    teacher.n_classes = 4;
+    kd_teacher teacher = kd_teacher_online(&t, 1, 2.f);
     const char *specs[] = {"hinton:T=2,alpha=0.7,standardize=1", "dkd:T=3,alpha=1,beta=2,weight=0.3",
                            "fitnet:student=act,teacher=act,weight=0.5", "at:student=act,teacher=act,weight=20",
                            "cosine:student=h,teacher=h,weight=0.4", "rkd:weight=0.2", "sp:student=h,teacher=h,weight=3",
@@ -338,11 +330,7 @@ static void test_regressor_resume(void) {
     CHECK(kd_model_from_yaml(&b, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
     CHECK(kd_model_from_yaml(&t, ft_yaml, "t", 4, &err) == KD_STATUS_OK);
     if (!a || !b || !t) return;
-    kd_teacher teacher = {0};
-    teacher.n_models = 1;
-    teacher.models = &t;
-    teacher.T = 4.f;
-    teacher.n_classes = 4;
+    kd_teacher teacher = kd_teacher_online(&t, 1, 4.f);
     const char *specs[] = {"hinton", "fitnet:student=act,teacher=act"};
     kd_train_config c;
     kd_train_config_default(&c);
