@@ -20,6 +20,9 @@ static void help(void) {
            "  -n, --calib-images N  calibration images (default 1000)\n"
            "  -m, --method NAME     activation ranges: minmax (default), percentile, mse\n"
            "      --percentile P    for --method percentile (default 99.99)\n"
+           "  -w, --weight-bits N   8 (default): int8 weights per channel; 4: int4 weights with per-group\n"
+           "                        scales, run by the same int8 kernels (docs/QUANTIZATION.md section 9)\n"
+           "  -g, --group N         int4: weights per group (default 32)\n"
            "  -d, --data SPEC       fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
            "  -b, --batch N         evaluation batch (default 256)\n"
            "  -j, --threads N       threads (default 2)\n"
@@ -35,6 +38,7 @@ static double file_size(const char *path) {
 int kd_cmd_quantize(int argc, char **argv) {
     static const struct option opts[] = {{"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
                                          {"percentile", 1, 0, 'P'},   {"data", 1, 0, 'd'},
+                                         {"weight-bits", 1, 0, 'w'},  {"group", 1, 0, 'g'},
                                          {"batch", 1, 0, 'b'},        {"threads", 1, 0, 'j'},
                                          {"output", 1, 0, 'o'},       {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -44,7 +48,7 @@ int kd_cmd_quantize(int argc, char **argv) {
     int batch = 256, threads = 2;
     float pct = 99.99f;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "n:m:d:b:j:o:h", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "n:m:d:b:j:o:w:g:h", opts, NULL)) != -1;) {
         switch (c) {
         case 'n': if (!kd_cli_int(C, "--calib-images", optarg, 1, 10000000, &cfg.n_images)) return KD_EXIT_USAGE; break;
         case 'm':
@@ -53,6 +57,12 @@ int kd_cmd_quantize(int argc, char **argv) {
             break;
         case 'P': if (!kd_cli_float(C, "--percentile", optarg, 50.0001, 100, &pct)) return KD_EXIT_USAGE; break;
         case 'd': data = optarg; break;
+        case 'w':
+            if (!kd_cli_int(C, "--weight-bits", optarg, 4, 8, &cfg.weight_bits)) return KD_EXIT_USAGE;
+            if (cfg.weight_bits != 4 && cfg.weight_bits != 8)
+                return kd_cli_usage_error(C, "--weight-bits must be 8 or 4, got %s", optarg);
+            break;
+        case 'g': if (!kd_cli_int(C, "--group", optarg, 1, 1 << 20, &cfg.weight_group)) return KD_EXIT_USAGE; break;
         case 'b': if (!kd_cli_int(C, "--batch", optarg, 1, 65536, &batch)) return KD_EXIT_USAGE; break;
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
         case 'o': outp = optarg; break;
@@ -100,7 +110,9 @@ int kd_cmd_quantize(int argc, char **argv) {
     char method[48];
     if (cfg.method == KD_CALIB_PERCENTILE) snprintf(method, sizeof method, "percentile %.4g%%", cfg.percentile);
     else snprintf(method, sizeof method, "%s", kd_calib_method_name(cfg.method));
-    printf("%s: int8 post-training quantization, %d calibration images, ranges: %s (%.1fs)\n", m->name,
+    char wfmt[48] = "int8 weights";
+    if (cfg.weight_bits == 4) snprintf(wfmt, sizeof wfmt, "int4 weights in groups of %d", cfg.weight_group);
+    printf("%s: int8 post-training quantization (%s), %d calibration images, ranges: %s (%.1fs)\n", m->name, wfmt,
            cfg.n_images, method, t_cal);
     printf("  fp32 accuracy  %.2f%% on %s/test (%d images)\n", 100 * fr.accuracy, data, fr.n);
     printf("  int8 accuracy  %.2f%% (integer evaluation, kdrt reference kernels, %.1fs)\n", 100 * acc8, t_eval);

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "distill/compress.h"
 #include "distill/distill.h"
+#include "distill/quantize.h"
 
 static void help(int kd) {
     if (kd)
@@ -78,6 +79,7 @@ static void help(int kd) {
         "      --prune-end F       the ramp ends after fraction F of the steps (default 0.75)\n"
         "      --prune-every N     update the mask every N steps (default 20)\n"
         "                          (start from a trained checkpoint: --model/--student FILE)\n"
+        "%s"
         "Run:\n"
         "      --seed N            seed for init, shuffling, augmentation, dropout (default 1)\n"
         "  -j, --threads N         threads (default 2)\n"
@@ -90,6 +92,14 @@ static void help(int kd) {
         "                          See examples/kd-fitnet.yaml\n\n"
         "Same seed and thread count give bit-identical weights; so does a run resumed after a kill.\n"
         "Example: distill %s\n",
+        kd ? "Quantization-aware distillation (start from a trained checkpoint):\n"
+             "      --qat BITS          8 or 4: fold batch norm, calibrate int8 activations on the training\n"
+             "                          split, then train with fake-quantized weights (int8 per channel, or\n"
+             "                          int4 in groups) and activations and the teacher's soft targets;\n"
+             "                          writes OUT (fp32, folded) and OUT's .int8.safetensors, evaluated with\n"
+             "                          integer arithmetic. Defaults become --epochs 3, --lr 0.005\n"
+             "      --qat-group N       int4 weights per group (default 32)\n"
+           : "",
         kd ? "kd --teacher teacher.safetensors --student cnn-s -o student.safetensors"
            : "train --model cnn-t --epochs 15 -o teacher.safetensors");
 }
@@ -97,7 +107,8 @@ static void help(int kd) {
 enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
-    O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY
+    O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
+    O_QAT, O_QAT_GROUP
 };
 
 #define KD_MAX_TEACHERS 16
@@ -116,7 +127,8 @@ static const struct option opts[] = {
     {"no-cache", 0, 0, O_NOCACHE}, {"loss", 1, 0, O_LOSS}, {"standardize", 0, 0, O_STD},
     {"init-from-teacher", 1, 0, O_INIT}, {"search", 0, 0, O_SEARCH}, {"search-epochs", 1, 0, O_SEARCH_E},
     {"search-budget", 1, 0, O_SEARCH_B}, {"prune-sparsity", 1, 0, O_PRUNE}, {"prune-scope", 1, 0, O_PRUNE_SCOPE},
-    {"prune-end", 1, 0, O_PRUNE_END}, {"prune-every", 1, 0, O_PRUNE_EVERY}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
+    {"prune-end", 1, 0, O_PRUNE_END}, {"prune-every", 1, 0, O_PRUNE_EVERY},
+    {"qat", 1, 0, O_QAT}, {"qat-group", 1, 0, O_QAT_GROUP}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
     {0, 0, 0, 0}};
 
 static int run(int argc, char **argv, int kd);
@@ -143,6 +155,35 @@ static void report_kd(const char *data, kd_model *student, kd_model **teachers, 
     free(ps);
     free(pt);
     kd_dataset_free(&test);
+}
+
+/* After quantization-aware training: the integer model with the ranges training used, evaluated
+ * on the test set with integer arithmetic beside the post-training one it started from, written
+ * next to OUT as OUT.int8.safetensors. */
+static int qat_finish(const char *C, const char *data, const char *out, const kd_model *m, const kd_calib_ranges *r,
+                      const kd_calib_config *qc, const kd_int8_model *q_ptq) {
+    kd_dataset test = {0};
+    kd_int8_model *q = NULL;
+    kd_error err;
+    double acc_ptq = 0, acc_qat = 0;
+    int rc = 0;
+    size_t n = strlen(out);
+    char *path = malloc(n + 32);
+    if (!path) return KD_EXIT_ERROR;
+    if (n > 12 && !strcmp(out + n - 12, ".safetensors")) snprintf(path, n + 32, "%.*s.int8.safetensors", (int)(n - 12), out);
+    else snprintf(path, n + 32, "%s.int8", out);
+    if (kd_cli_load_data(C, data, "test", &test)) rc = KD_EXIT_ERROR;
+    else if (kd_int8_build(m, r, qc, &q, &err) || kd_int8_evaluate(q_ptq, &test, 256, qc->threads, &acc_ptq, NULL, &err) ||
+             kd_int8_evaluate(q, &test, 256, qc->threads, &acc_qat, NULL, &err) || kd_int8_save(path, q, &err))
+        rc = kd_cli_fail(C, &err);
+    else
+        printf("integer test accuracy (%s weights): %.2f%% after quantization-aware training, %.2f%% post-training "
+               "(%+.2f); wrote %s\n", qc->weight_bits == 4 ? "int4" : "int8", 100 * acc_qat, 100 * acc_ptq,
+               100 * (acc_qat - acc_ptq), path);
+    kd_int8_free(q);
+    kd_dataset_free(&test);
+    free(path);
+    return rc;
 }
 
 /* ---- budgeted search (--search) ----
@@ -271,7 +312,10 @@ static int run(int argc, char **argv, int kd) {
     char **args = NULL;
     kd_train_config cfg;
     kd_train_config_default(&cfg);
-    int n_val = 5000, limit = 0, lr_set = 0, wd_set = 0, seed = 1;
+    int n_val = 5000, limit = 0, lr_set = 0, wd_set = 0, seed = 1, epochs_set = 0;
+    kd_calib_config qat;
+    kd_calib_config_default(&qat);
+    qat.weight_bits = 0; /* 0 = no --qat */
     /* a run file first: its options come before the command line's, which so override them */
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--config") || !strncmp(argv[i], "--config=", 9)) {
@@ -286,7 +330,8 @@ static int run(int argc, char **argv, int kd) {
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "m:d:o:e:b:j:qhs:T:a:", opts, NULL)) != -1;) {
         int from_cli = optind > n_file;
-        if (!kd && (c == 's' || c == 'T' || c == 'a' || (c >= O_TEACHER && c <= O_SEARCH_B)))
+        if (!kd && (c == 's' || c == 'T' || c == 'a' || (c >= O_TEACHER && c <= O_SEARCH_B) || c == O_QAT ||
+                    c == O_QAT_GROUP))
             USAGE(kd_cli_usage_error(C, "this is a distillation option: use 'distill kd'"));
         switch (c) {
         case 'm': case 's': model_arg = optarg; break;
@@ -319,12 +364,18 @@ static int run(int argc, char **argv, int kd) {
             break;
         case O_PRUNE_END: if (!kd_cli_float(C, "--prune-end", optarg, 0, 1, &prune_end)) USAGE(KD_EXIT_USAGE); break;
         case O_PRUNE_EVERY: if (!kd_cli_int(C, "--prune-every", optarg, 1, 1 << 30, &prune_every)) USAGE(KD_EXIT_USAGE); break;
+        case O_QAT:
+            if (!strcmp(optarg, "8") || !strcmp(optarg, "int8")) qat.weight_bits = 8;
+            else if (!strcmp(optarg, "4") || !strcmp(optarg, "int4")) qat.weight_bits = 4;
+            else USAGE(kd_cli_usage_error(C, "--qat must be 8 or 4, got '%s'", optarg));
+            break;
+        case O_QAT_GROUP: if (!kd_cli_int(C, "--qat-group", optarg, 1, 1 << 20, &qat.weight_group)) USAGE(KD_EXIT_USAGE); break;
         case O_TLOGITS: logits_path = optarg; break;
         case O_NOCACHE: no_cache = 1; break;
         case O_DKD: if (!kd_cli_float(C, "--dkd-beta", optarg, 0, 1000, &dkd_beta)) USAGE(KD_EXIT_USAGE); break;
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
-        case 'e': if (!kd_cli_int(C, "--epochs", optarg, 1, 100000, &cfg.epochs)) USAGE(KD_EXIT_USAGE); break;
+        case 'e': if (!kd_cli_int(C, "--epochs", optarg, 1, 100000, &cfg.epochs)) USAGE(KD_EXIT_USAGE); epochs_set = 1; break;
         case 'b': if (!kd_cli_int(C, "--batch", optarg, 2, 65536, &cfg.batch)) USAGE(KD_EXIT_USAGE); break;
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &cfg.threads)) USAGE(KD_EXIT_USAGE); break;
         case 'q': cfg.progress = 0; break;
@@ -368,6 +419,10 @@ static int run(int argc, char **argv, int kd) {
         if (!wd_set) cfg.optim.weight_decay = 0.01f;
     }
     cfg.seed = (uint64_t)seed;
+    if (qat.weight_bits) { /* a short fine-tune of a trained model */
+        if (!epochs_set) cfg.epochs = 3;
+        if (!lr_set) cfg.optim.lr *= 0.1f;
+    }
     if (kd) {
         /* Without --loss: Hinton's loss (or DKD + CE with --dkd-beta) from -T, -a, --standardize. */
         if (!n_terms && dkd_beta > 0.f) {
@@ -408,6 +463,8 @@ static int run(int argc, char **argv, int kd) {
     kd_model *teachers[KD_MAX_TEACHERS] = {0};
     kd_teacher teacher = {0};
     kd_distiller *dist = NULL;
+    kd_calib_ranges qranges = {0};
+    kd_int8_model *q_ptq = NULL;
     float *table = NULL, *feat_tabs[KD_MAX_FEATS] = {0};
     char *ckpt = NULL;
     kd_status st;
@@ -432,6 +489,33 @@ static int run(int argc, char **argv, int kd) {
     if (n_val > 0 && kd_dataset_split(&train, &val, n_val, (uint64_t)seed, &err)) {
         rc = kd_cli_fail(C, &err);
         goto out;
+    }
+    if (qat.weight_bits) {
+        /* Quantization-aware distillation: fold BN, fix the int8 activation ranges from the trained
+         * model (deterministic, so --resume recomputes the same ones), then train with fake
+         * quantization. The teacher is untouched. */
+        kd_model *f = NULL;
+        int nf = 0;
+        if (!strstr(model_arg, ".safetensors")) {
+            rc = kd_cli_usage_error(C, "--qat fine-tunes a trained model: give its checkpoint with --student FILE");
+            goto out;
+        }
+        if ((st = kd_fold_batchnorm(m, &f, &nf, &err))) {
+            rc = kd_cli_fail(C, &err);
+            goto out;
+        }
+        kd_model_free(m);
+        m = f;
+        qat.threads = cfg.threads;
+        if ((st = kd_int8_calibrate(m, &train, &qat, &qranges, &err)) ||
+            (st = kd_int8_build(m, &qranges, &qat, &q_ptq, &err)) || (st = kd_fake_quant_attach(m, q_ptq, &err))) {
+            rc = kd_cli_fail(C, &err);
+            goto out;
+        }
+        char wf[48] = "int8 per channel";
+        if (qat.weight_bits == 4) snprintf(wf, sizeof wf, "int4 in groups of %d", qat.weight_group);
+        fprintf(stderr, "distill %s: quantization-aware training: %d batch norms folded, int8 activation ranges from "
+                        "%d training images, weights %s\n", C, nf, qat.n_images, wf);
     }
     /* Teachers: checkpoints run online (or cached), or a logits table from another framework. */
     if (kd) {
@@ -576,8 +660,11 @@ static int run(int argc, char **argv, int kd) {
         printf("\nwrote %s (model) and %s (training state for --resume)\n", out, ckpt);
         if (cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(m));
         if (kd) report_kd(data, m, teachers, n_teacher_paths, cfg.threads);
+        if (qat.weight_bits) rc = qat_finish(C, data, out, m, &qranges, &qat, q_ptq);
     }
 out:
+    kd_calib_ranges_free(&qranges);
+    kd_int8_free(q_ptq);
     kd_prune_mask_free(&prune.mask);
     free(ckpt);
     free(table);

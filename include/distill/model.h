@@ -88,6 +88,7 @@ typedef struct kd_model {
                                e.g. a FitNets regressor on a student feature */
     int dinput_ready;
     int cur_batch;          /* B of the last forward */
+    struct kd_fake_quant *fq; /* quantization-aware training (quantize.h); NULL = plain fp32. Owned. */
 } kd_model;
 
 /* Parse YAML text into a model (layers, shapes, parameter block; weights initialised with

@@ -61,6 +61,9 @@ typedef struct kd_calib_config {
     int bins;            /* histogram bins per tensor for percentile / mse (default 4096) */
     int batch;           /* fp32 forward batch (default 100) */
     int threads;         /* default 1 */
+    /* Weights: 8 (default) = int8 per output channel; 4 = int4 with per-group scales (below). */
+    int weight_bits;
+    int weight_group;    /* weight_bits 4: weights per group along a channel's row (default 32) */
 } kd_calib_config;
 
 void kd_calib_config_default(kd_calib_config *c);
@@ -93,6 +96,16 @@ int8_t kd_quantize_value(float x, kdrt_quant q);
  * (1 for a channel of zeros), q = clamp(round(w / scale), -127, 127). Dequantized, every weight is
  * within scale[c] / 2 of w. */
 void kd_quantize_weights(int8_t *q, float *scale, const float *w, int channels, size_t k);
+
+/* int4 weights with per-group scales, expressed so that the int8 kernels run them unchanged
+ * (docs/QUANTIZATION.md section 9). Row c (k weights) has a channel scale s = max|w[c,:]| / 112 and
+ * is cut into groups of `group` consecutive weights; group g has an integer scale
+ * m_g = clamp(ceil(max|w_g| / (7 s)), 1, 16) (4 bits) and int4 values v = clamp(round(w / (m_g s)),
+ * -7, 7). The stored int8 weight is q = m_g * v, in [-112, 112], so w ~ s * q with a step of m_g * s
+ * ~ max|w_g| / 7 in each group: per-group int4 precision, and a device can keep 4 bits + 4 bits per
+ * group and expand to int8 when it loads. bits 8 is kd_quantize_weights. Rows are in the order the
+ * caller gives (the training layout: conv OIHW rows, linear (O, F) with F in CHW order). */
+void kd_quantize_weights_bits(int8_t *q, float *scale, const float *w, int channels, size_t k, int bits, int group);
 
 /* ---- The int8 model --------------------------------------------------------------------------- */
 
@@ -130,6 +143,8 @@ typedef struct kd_int8_layer {
 
 typedef struct kd_int8_model {
     char name[KD_NAME_MAX];
+    int weight_bits;         /* 8, or 4 (int4 per group held as int8 values m_g * v, see above) */
+    int weight_group;
     int in_c, in_h, in_w, n_classes;
     kdrt_quant in_q;         /* input quantization, see the top of this file */
     float in_mean, in_std;   /* the normalisation it assumes */
@@ -138,8 +153,9 @@ typedef struct kd_int8_model {
 } kd_int8_model;
 
 /* Build the int8 model from an fp32 model whose batch norms are folded (kd_fold_batchnorm) and the
- * calibrated ranges of that same model. */
-kd_status kd_int8_build(const kd_model *folded, const kd_calib_ranges *r, kd_int8_model **out, kd_error *err);
+ * calibrated ranges of that same model. cfg gives the weight format (NULL = int8). */
+kd_status kd_int8_build(const kd_model *folded, const kd_calib_ranges *r, const kd_calib_config *cfg,
+                        kd_int8_model **out, kd_error *err);
 /* Fold batch norms, calibrate and build. `m` is not modified. */
 kd_status kd_int8_quantize(const kd_model *m, const kd_dataset *calib, const kd_calib_config *cfg,
                            kd_int8_model **out, kd_error *err);
@@ -163,6 +179,41 @@ kd_status kd_int8_forward(const kd_int8_model *q, const float *x, int B, int8_t 
  * predictions (ds->n) may be NULL. threads >= 1 run batches in parallel. */
 kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int batch, int threads, double *accuracy,
                            int32_t *predictions, kd_error *err);
+
+/* ---- Quantization-aware training ------------------------------------------------------------
+ *
+ * Fake quantization inside the fp32 model, so training sees exactly the values the integer model
+ * will compute with (Jacob et al. 2018): each forward replaces the weights of the conv/linear layers
+ * the int8 model quantizes by their dequantized int8 (or int4-group) values, and rounds every
+ * tensor the int8 model stores (the outputs of the fp32 layers its layers produce, fused ReLUs
+ * included) to its int8 grid: y = s * (clamp(round(x / s) + zp, lo, hi) - zp). Backward is the
+ * straight-through estimator: the weights' gradient is taken at the fake-quantized values and
+ * applied to the fp32 weights; an activation's gradient passes where the output is inside the
+ * clamp range and is zero where it sits on a clamp bound (saturated). The activation ranges are
+ * fixed (those the int8 model was built with), so after training kd_int8_build with the same
+ * ranges gives an integer model that computes what training saw, up to the input's rounding and
+ * the bias's int32 rounding, which are not simulated. */
+typedef struct kd_fake_quant {
+    int weight_bits, weight_group;
+    unsigned char *w_on;     /* (n_layers) this conv/linear layer's weights are fake-quantized */
+    float *wq;               /* (n_params) the fake-quantized weights (slices of w_on layers) */
+    unsigned char *a_on;     /* (n_layers) this layer's output is fake-quantized */
+    kdrt_quant *a_q;         /* (n_layers) its quantization */
+    int32_t *a_lo, *a_hi;    /* (n_layers) its clamp (a fused ReLU clamps at the zero point) */
+    int8_t *tmp_q;           /* scratch: one layer's quantized weights and channel scales */
+    float *tmp_s;
+} kd_fake_quant;
+
+/* Attach fake quantization to `folded` (BN folded, the model q was built from): q's layers say
+ * which weights and outputs are quantized, with q's scales, zero points and weight format. The
+ * model owns it (kd_model_free frees it). Errors: a layer of q not found in the model. */
+kd_status kd_fake_quant_attach(kd_model *folded, const kd_int8_model *q, kd_error *err);
+void kd_fake_quant_detach(kd_model *m);
+/* Used by kd_model_forward / backward when m->fq is set: refresh fq->wq from the weights; round a
+ * layer's output in place; zero the gradient where the output is saturated. */
+void kd_fake_quant_weights(kd_model *m);
+void kd_fake_quant_forward(float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
+void kd_fake_quant_backward(float *dy, const float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
 
 /* ---- File -------------------------------------------------------------------------------------- */
 

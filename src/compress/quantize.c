@@ -49,6 +49,8 @@ void kd_calib_config_default(kd_calib_config *c) {
     c->bins = 4096;
     c->batch = 100;
     c->threads = 1;
+    c->weight_bits = 8;
+    c->weight_group = 32;
 }
 
 /* ---------------------------------------------------------------- scalar quantization */
@@ -83,6 +85,36 @@ void kd_quantize_weights(int8_t *q, float *scale, const float *w, int channels, 
         for (size_t i = 0; i < k; i++) {
             double v = rnd((double)r[i] / (double)s);
             q[(size_t)c * k + i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+        }
+    }
+}
+
+void kd_quantize_weights_bits(int8_t *q, float *scale, const float *w, int channels, size_t k, int bits, int group) {
+    if (bits != 4) {
+        kd_quantize_weights(q, scale, w, channels, k);
+        return;
+    }
+    size_t G = group > 0 ? (size_t)group : k;
+    for (int c = 0; c < channels; c++) {
+        const float *r = w + (size_t)c * k;
+        int8_t *qr = q + (size_t)c * k;
+        float mx = 0.f;
+        for (size_t i = 0; i < k; i++) mx = fabsf(r[i]) > mx ? fabsf(r[i]) : mx;
+        float s = mx / 112.f;
+        if (!(s > 0.f) || !isfinite(s)) s = 1.f;
+        scale[c] = s;
+        for (size_t g0 = 0; g0 < k; g0 += G) {
+            size_t g1 = g0 + G < k ? g0 + G : k;
+            float gm = 0.f;
+            for (size_t i = g0; i < g1; i++) gm = fabsf(r[i]) > gm ? fabsf(r[i]) : gm;
+            double mg = ceil((double)gm / (7.0 * (double)s));
+            int m_g = !(mg >= 1.0) ? 1 : mg > 16.0 ? 16 : (int)mg;
+            double step = (double)m_g * (double)s;
+            for (size_t i = g0; i < g1; i++) {
+                double v = rnd((double)r[i] / step);
+                v = v < -7 ? -7 : v > 7 ? 7 : v;
+                qr[i] = (int8_t)(m_g * (int)v);
+            }
         }
     }
 }
@@ -284,27 +316,29 @@ static int32_t quant_bias(double b, double s_in, double s_w) {
     return v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
 }
 
-/* Weights, biases, scales and multipliers of a conv / depthwise / fc layer. wt is the fp32 weight
- * already in the runtime's layout, (oc, k) per output channel except depthwise, which the caller
- * passes as (C, KH*KW) and we store transposed to (KH*KW, C). */
-static kd_status fill_weights(kd_int8_layer *Q, const float *wt, const float *bias, int oc, size_t k, int depthwise,
-                              kdrt_quant in_q, kd_error *err) {
+/* Weights, biases, scales and multipliers of a conv / depthwise / fc layer. w: the fp32 weights in
+ * the training layout, (oc, k) rows; they are quantized in that layout (so int4 groups are the
+ * same runs of weights that quantization-aware training rounds) and then permuted to the runtime's
+ * layout: dst index perm[j] for the weight j of a row, or, for depthwise, (C, taps) -> (taps, C). */
+static kd_status fill_weights(kd_int8_layer *Q, const float *w, const float *bias, int oc, size_t k,
+                              const size_t *perm, int depthwise, kdrt_quant in_q, int bits, int group, kd_error *err) {
+    int8_t *t = malloc((size_t)oc * k);
     Q->weight = malloc((size_t)oc * k);
     Q->bias = malloc((size_t)oc * sizeof(int32_t));
     Q->w_scale = malloc((size_t)oc * sizeof(float));
     Q->mult = malloc((size_t)oc * sizeof(int32_t));
     Q->shift = malloc((size_t)oc * sizeof(int32_t));
-    if (!Q->weight || !Q->bias || !Q->w_scale || !Q->mult || !Q->shift)
+    if (!t || !Q->weight || !Q->bias || !Q->w_scale || !Q->mult || !Q->shift) {
+        free(t);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "layer %s: out of memory", Q->name);
-    kd_quantize_weights(Q->weight, Q->w_scale, wt, oc, k);
-    if (depthwise) { /* (C, taps) -> (taps, C) */
-        int8_t *t = malloc((size_t)oc * k);
-        if (!t) return kd_error_set(err, KD_STATUS_NO_MEMORY, "layer %s: out of memory", Q->name);
-        for (int c = 0; c < oc; c++)
-            for (size_t j = 0; j < k; j++) t[j * (size_t)oc + c] = Q->weight[(size_t)c * k + j];
-        free(Q->weight);
-        Q->weight = t;
     }
+    kd_quantize_weights_bits(t, Q->w_scale, w, oc, k, bits, group);
+    for (int c = 0; c < oc; c++)
+        for (size_t j = 0; j < k; j++) {
+            size_t d = depthwise ? j * (size_t)oc + c : (size_t)c * k + (perm ? perm[j] : j);
+            Q->weight[d] = t[(size_t)c * k + j];
+        }
+    free(t);
     for (int c = 0; c < oc; c++) Q->bias[c] = bias ? quant_bias(bias[c], in_q.scale, Q->w_scale[c]) : 0;
     if (kdrt_prepare_channel_quant(Q->mult, Q->shift, oc, in_q.scale, Q->w_scale, Q->out_q.scale) != KDRT_STATUS_OK)
         return kd_error_set(err, KD_STATUS_BAD_MODEL, "layer %s: cannot represent its requantization multipliers",
@@ -312,8 +346,14 @@ static kd_status fill_weights(kd_int8_layer *Q, const float *wt, const float *bi
     return KD_STATUS_OK;
 }
 
-kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, kd_int8_model **out, kd_error *err) {
+kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, const kd_calib_config *cfg,
+                        kd_int8_model **out, kd_error *err) {
     *out = NULL;
+    int bits = cfg ? cfg->weight_bits : 8, group = cfg ? cfg->weight_group : 32;
+    if (bits != 8 && bits != 4)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "weights of %d bits: only 8 and 4 are supported", bits);
+    if (bits == 4 && group < 1)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "int4 weight groups of %d weights: must be >= 1", group);
     if (!m || !r || r->n_layers != m->n_layers || !r->lo || !r->hi)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_int8_build: the ranges do not belong to model %s",
                             m ? m->name : "?");
@@ -330,6 +370,8 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, kd_int8_mod
         goto done;
     }
     snprintf(q->name, sizeof q->name, "%s", m->name);
+    q->weight_bits = bits;
+    q->weight_group = bits == 4 ? group : 0;
     q->in_c = m->in_c; q->in_h = m->in_h; q->in_w = m->in_w; q->n_classes = m->n_classes;
     q->in_q = kd_quant_from_range(r->in_lo, r->in_hi);
     q->in_mean = r->in_mean;
@@ -380,17 +422,14 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, kd_int8_mod
             int K = L->kernel, C = dw ? 1 : L->in_c;
             Q->filter_dims = dw ? dims4(1, K, K, L->out) : dims4(L->out, K, K, L->in_c);
             size_t taps = (size_t)K * K * C;
-            float *wt = malloc((size_t)L->out * taps * sizeof(float));
-            if (!wt) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); break; }
-            if (dw) memcpy(wt, w, (size_t)L->out * taps * sizeof(float));
-            else /* OIHW -> OHWI */
-                for (int o = 0; o < L->out; o++)
-                    for (int c = 0; c < C; c++)
-                        for (int ky = 0; ky < K; ky++)
-                            for (int kx = 0; kx < K; kx++)
-                                wt[(((size_t)o * K + ky) * K + kx) * C + c] = w[(((size_t)o * C + c) * K + ky) * K + kx];
-            st = fill_weights(Q, wt, b, L->out, taps, dw, q0, err);
-            free(wt);
+            size_t *perm = malloc(taps * sizeof(size_t));
+            if (!perm) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); break; }
+            /* a row in IHW order -> HWI */
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) perm[((size_t)c * K + ky) * K + kx] = ((size_t)ky * K + kx) * C + c;
+            st = fill_weights(Q, w, b, L->out, taps, perm, dw, q0, bits, group, err);
+            free(perm);
             Q->conv.input_zero_point = q0.zero_point;
             Q->conv.output_zero_point = Q->out_q.zero_point;
             Q->conv.stride.h = Q->conv.stride.w = L->stride;
@@ -409,16 +448,14 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, kd_int8_mod
             Q->out_q = kd_quant_from_range(r->lo[src], r->hi[src]);
             Q->out_dims = dims4(1, 1, 1, L->out);
             Q->filter_dims = dims4(L->out, 1, 1, F);
-            float *wt = malloc((size_t)L->out * F * sizeof(float));
-            if (!wt) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); break; }
+            size_t *perm = malloc((size_t)F * sizeof(size_t));
+            if (!perm) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); break; }
             /* training column (c*H + y)*W + x -> runtime column (y*W + x)*C + c */
-            for (int o = 0; o < L->out; o++)
-                for (int c = 0; c < C; c++)
-                    for (int y = 0; y < Hh; y++)
-                        for (int x = 0; x < Ww; x++)
-                            wt[(size_t)o * F + ((size_t)y * Ww + x) * C + c] = w[(size_t)o * F + ((size_t)c * Hh + y) * Ww + x];
-            st = fill_weights(Q, wt, b, L->out, (size_t)F, 0, q0, err);
-            free(wt);
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < Hh; y++)
+                    for (int x = 0; x < Ww; x++) perm[((size_t)c * Hh + y) * Ww + x] = ((size_t)y * Ww + x) * C + c;
+            st = fill_weights(Q, w, b, L->out, (size_t)F, perm, 0, q0, bits, group, err);
+            free(perm);
             Q->fc.input_zero_point = q0.zero_point;
             Q->fc.output_zero_point = Q->out_q.zero_point;
             Q->fc.activation = clamp_for(relu_next, Q->out_q);
@@ -508,7 +545,7 @@ kd_status kd_int8_quantize(const kd_model *m, const kd_dataset *calib, const kd_
     if (st) return st;
     st = kd_int8_calibrate(f, calib, cfg, &r, err);
     if (!st) {
-        st = kd_int8_build(f, &r, out, err);
+        st = kd_int8_build(f, &r, cfg, out, err);
         kd_calib_ranges_free(&r);
     }
     kd_model_free(f);
@@ -710,6 +747,8 @@ static char *model_json(const kd_int8_model *q) {
     cJSON_AddItemToArray(in, cJSON_CreateNumber(q->in_h));
     cJSON_AddItemToArray(in, cJSON_CreateNumber(q->in_w));
     cJSON_AddNumberToObject(root, "n_classes", q->n_classes);
+    cJSON_AddNumberToObject(root, "weight_bits", q->weight_bits);
+    cJSON_AddNumberToObject(root, "weight_group", q->weight_group);
     add_quant(root, "input_quant", q->in_q);
     char buf[32];
     snprintf(buf, sizeof buf, "%.9g", (double)q->in_mean);
@@ -965,6 +1004,14 @@ kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err) {
         j_quant(mj, "input_quant", &q->in_q) || j_float(mj, "input_mean", &q->in_mean) ||
         j_float(mj, "input_std", &q->in_std)) {
         st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: int8 model description is incomplete or out of range", path);
+        goto done;
+    }
+    /* files written before int4 existed have no weight format: int8 */
+    q->weight_bits = 8;
+    if (cJSON_GetObjectItemCaseSensitive(mj, "weight_bits") &&
+        (j_int(mj, "weight_bits", 4, 8, &q->weight_bits) || (q->weight_bits != 4 && q->weight_bits != 8) ||
+         j_int(mj, "weight_group", 0, 1 << 20, &q->weight_group))) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: weight format out of range (weight_bits 4 or 8)", path);
         goto done;
     }
     snprintf(q->name, sizeof q->name, "%s", nm->valuestring);

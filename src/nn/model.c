@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "distill/model.h"
+#include "distill/quantize.h" /* fake quantization (QAT) hooks; the only compress -> nn dependency */
 #include "nn/model_internal.h"
 
 kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
@@ -75,6 +76,7 @@ static void free_batch(kd_model *m) {
 void kd_model_free(kd_model *m) {
     if (!m) return;
     free_batch(m);
+    kd_fake_quant_detach(m);
     free(m->layers); free(m->yaml); free(m->params); free(m->grads); free(m->buffers);
     free(m);
 }
@@ -131,14 +133,21 @@ static const float *in_ptr(const kd_model *m, const kd_layer *L, int k) {
     return j == KD_MODEL_INPUT ? m->input : m->acts + m->layers[j].out_off;
 }
 
+/* The weights a layer computes with: the fake-quantized copy during quantization-aware training. */
+static const float *weight_ptr(const kd_model *m, int i) {
+    size_t off = m->layers[i].w_off;
+    return m->fq && m->fq->w_on[i] ? m->fq->wq + off : m->params + off;
+}
+
 const float *kd_model_forward(kd_model *m, const float *x, int B, int training, kd_rng *rng) {
     m->input = x;
     m->cur_batch = B;
+    if (m->fq) kd_fake_quant_weights(m);
     for (int i = 0; i < m->n_layers; i++) {
         kd_layer *L = &m->layers[i];
         const float *in = in_ptr(m, L, 0);
         float *out = m->acts + L->out_off;
-        const float *w = m->params + L->w_off;
+        const float *w = weight_ptr(m, i);
         const float *b = L->b_size ? m->params + L->b_off : NULL;
         size_t n = (size_t)B * kd_layer_out_size(L);
         switch (L->type) {
@@ -178,6 +187,7 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
         case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n); break;
         case KD_LAYER_COUNT: break;
         }
+        if (m->fq && m->fq->a_on[i]) kd_fake_quant_forward(out, n, m->fq->a_q[i], m->fq->a_lo[i], m->fq->a_hi[i]);
     }
     return m->acts + m->layers[m->n_layers - 1].out_off;
 }
@@ -234,11 +244,13 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
         const float *dout = m->dacts + L->out_off;
         const float *in = in_ptr(m, L, 0);
         const float *out = m->acts + L->out_off;
+        size_t n = (size_t)B * kd_layer_out_size(L);
+        if (m->fq && m->fq->a_on[i]) /* straight-through estimator: no gradient where saturated */
+            kd_fake_quant_backward(m->dacts + L->out_off, out, n, m->fq->a_q[i], m->fq->a_lo[i], m->fq->a_hi[i]);
         float *din = din_ptr(m, L, 0);
         float *dw = m->grads + L->w_off;
         float *db = L->b_size ? m->grads + L->b_off : NULL;
-        const float *w = m->params + L->w_off;
-        size_t n = (size_t)B * kd_layer_out_size(L);
+        const float *w = weight_ptr(m, i);
         switch (L->type) {
         case KD_LAYER_CONV2D: {
             kd_conv_shape s = conv_shape(m, L, B);

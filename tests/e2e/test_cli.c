@@ -90,6 +90,18 @@ int main(void) {
     EXPECT("kd --teacher cli_mlp.safetensors --student mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q "
            "-o cli_kd.safetensors",
            0, "top-1 agreement");
+    /* quantization-aware distillation from that student, int4 weights; resumed; its errors */
+    EXPECT("kd --teacher cli_mlp.safetensors --student cli_kd.safetensors --qat 4 --limit 2000 --val 500 --batch 100 "
+           "--epochs 1 -q -o cli_qat.safetensors", 0, "after quantization-aware training");
+    CHECK_MSG(strstr(out, "weights int4 in groups of 32") && strstr(out, "lr 0.005") &&
+              strstr(out, "wrote cli_qat.int8.safetensors"), "QAT run:\n%s", out);
+    EXPECT("kd --teacher cli_mlp.safetensors --student cli_kd.safetensors --qat 4 --limit 2000 --val 500 --batch 100 "
+           "--epochs 2 -q --resume -o cli_qat.safetensors", 0, "after quantization-aware training");
+    CHECK_MSG(strstr(out, "resum"), "QAT --resume did not resume:\n%s", out);
+    EXPECT("kd --teacher cli_mlp.safetensors --student mlp-s --qat 8 -o x.safetensors", 2, "--qat fine-tunes a trained model");
+    EXPECT("kd --teacher cli_mlp.safetensors --student cli_kd.safetensors --qat 3", 2, "--qat must be 8 or 4");
+    EXPECT("quantize cli_kd.safetensors -w 4 --calib-images 200", 0, "int4 weights in groups of 32");
+    EXPECT("quantize cli_kd.safetensors -w 5", 2, "--weight-bits must be 8 or 4");
     /* a run file gives the same options; the command line overrides it; loss lists combine terms */
     write_file("cli_run.yaml", "teacher: cli_mlp.safetensors\nstudent: mlp-s\nepochs: 3\nlimit: 2000\nval: 500\n"
                                "batch: 100\nquiet: true\noutput: cli_kd2.safetensors\nloss:\n"

@@ -6,7 +6,12 @@
  * - dequantized int8 logits stay within a stated budget of the fp32 logits (cnn-like and
  *   mobilenet-s with folded BN, depthwise, residual add, global pooling);
  * - calibration ranges: percentile and MSE never wider than min-max;
- * - bad calibration input and unsupported layers are errors naming the problem. */
+ * - bad calibration input and unsupported layers are errors naming the problem;
+ * - int4 per-group weights: int4 values times a 4-bit group multiplier, error within half a group step;
+ * - quantization-aware training: the fake-quantized weights are exactly the int8 model's (through
+ *   the layout permutations), outputs sit on their int8 grids, the straight-through gradient is zero
+ *   exactly where an output saturates, and the fake-quantized fp32 forward tracks the integer model
+ *   much more closely than the plain fp32 forward does. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -512,11 +517,156 @@ static void test_errors(void) {
     kd_dataset_free(&other);
 }
 
+static void test_int4_weights(void) {
+    enum { C = 5, K = 75, G = 16 };
+    float w[C * K], s[C];
+    int8_t q[C * K], q8[C * K];
+    float s8[C];
+    kd_rng r;
+    kd_rng_seed(&r, 11, 1);
+    for (int i = 0; i < C * K; i++) w[i] = (kd_rng_uniform(&r) - 0.5f) * (float)(1 + (i % K) / G);
+    for (int k = 0; k < G; k++) w[3 * K + k] = 0.f; /* a group of zeros */
+    kd_quantize_weights_bits(q, s, w, C, K, 4, G);
+    double worst = 0;
+    int coarse = 0;
+    for (int c = 0; c < C; c++)
+        for (int g0 = 0; g0 < K; g0 += G) {
+            int g1 = g0 + G < K ? g0 + G : K, m_g = 0;
+            float gm = 0.f;
+            for (int k = g0; k < g1; k++) gm = fmaxf(gm, fabsf(w[c * K + k]));
+            /* every value of a group is m_g * v with one m_g in [1, 16] and |v| <= 7 */
+            for (int m = 1; m <= 16 && !m_g; m++) {
+                int ok = 1;
+                for (int k = g0; k < g1; k++) ok &= q[c * K + k] % m == 0 && abs(q[c * K + k] / m) <= 7;
+                if (ok) m_g = m;
+            }
+            CHECK(m_g >= 1);
+            int mx = 0;
+            for (int k = g0; k < g1; k++) mx = abs(q[c * K + k]) > mx ? abs(q[c * K + k]) : mx;
+            CHECK(mx <= 112);
+            /* the group's step is ~ max|w_g| / 7: half a step is the budget */
+            double step = (double)s[c] * ceil(gm / (7.0 * s[c]));
+            if (step == 0) step = s[c];
+            for (int k = g0; k < g1; k++)
+                worst = fmax(worst, fabs((double)s[c] * q[c * K + k] - w[c * K + k]) / step);
+            coarse += gm > 0.f && step > (double)gm / 7.0 * 1.5; /* a group much coarser than its own int4 range */
+        }
+    CHECK_MSG(worst <= 0.5 + 1e-4, "int4 worst error %.4f group steps", worst);
+    CHECK(coarse == 0);
+    printf("int4 weights: worst error %.4f group steps (budget 0.5)\n", worst);
+    /* 8 bits is the per-channel int8 quantizer */
+    kd_quantize_weights_bits(q, s, w, C, K, 8, G);
+    kd_quantize_weights(q8, s8, w, C, K);
+    CHECK(!memcmp(q, q8, sizeof q) && !memcmp(s, s8, sizeof s));
+}
+
+static void test_fake_quant(void) {
+    kd_error err;
+    const char *names[2] = {"small", "mobilenet-s"};
+    for (int t = 0; t < 2; t++)
+        for (int bits = 8; bits >= 4; bits -= 4) {
+            kd_model *m0 = NULL, *m = NULL;
+            kd_status st = t == 0 ? kd_model_from_yaml(&m0, small_yaml, "m.yaml", 3, &err)
+                                  : kd_model_create(&m0, names[t], 3, &err);
+            CHECK_MSG(st == KD_STATUS_OK, "%s", err.msg);
+            if (!m0) continue;
+            perturb_bn(m0, 9);
+            CHECK(kd_fold_batchnorm(m0, &m, NULL, &err) == KD_STATUS_OK);
+            kd_model_free(m0);
+            if (!m) continue;
+            kd_dataset ds;
+            make_dataset(&ds, 48, m->in_c, m->in_h, m->in_w, m->n_classes, 17);
+            kd_calib_config cfg;
+            kd_calib_config_default(&cfg);
+            cfg.n_images = 48;
+            cfg.batch = 16;
+            cfg.weight_bits = bits;
+            cfg.weight_group = 8;
+            kd_calib_ranges r;
+            kd_int8_model *q = NULL;
+            CHECK(kd_int8_calibrate(m, &ds, &cfg, &r, &err) == KD_STATUS_OK);
+            CHECK_MSG(kd_int8_build(m, &r, &cfg, &q, &err) == KD_STATUS_OK, "%s", err.msg);
+            if (!q) { kd_model_free(m); kd_dataset_free(&ds); continue; }
+            CHECK(q->weight_bits == bits);
+            int agree_plain = 0, agree_fq = 0;
+            char what[64];
+            snprintf(what, sizeof what, "%s int%d, plain fp32", names[t], bits);
+            double plain = logit_error_steps(what, m, q, &ds, 48, &agree_plain);
+            CHECK_MSG(kd_fake_quant_attach(m, q, &err) == KD_STATUS_OK, "%s", err.msg);
+            snprintf(what, sizeof what, "%s int%d, fake-quantized", names[t], bits);
+            double fq = logit_error_steps(what, m, q, &ds, 48, &agree_fq);
+            /* What is left is the input's and the bias's rounding and the occasional rounding tie
+             * that falls the other way, propagated: one or two output steps (measured 1-2). */
+            CHECK_MSG(fq <= 2.5 && fq < plain, "fake-quantized %.2f steps, plain %.2f", fq, plain);
+            CHECK(agree_fq >= 46);
+            /* the weights training sees are the int8 model's, through the layout permutations */
+            int bad = 0;
+            for (int k = 0; k < q->n_layers; k++) {
+                const kd_int8_layer *Q = &q->layers[k];
+                if (!Q->weight) continue;
+                int i = kd_model_find_layer(m, Q->name);
+                const kd_layer *L = &m->layers[i];
+                const float *wq = m->fq->wq + L->w_off;
+                CHECK(m->fq->w_on[i]);
+                for (int o = 0; o < L->out; o++) {
+                    if (L->type == KD_LAYER_LINEAR) { /* NHWC columns after a flatten of (C, H, W) */
+                        int C = Q->in_dims.c, H = Q->in_dims.h, W = Q->in_dims.w;
+                        for (int c = 0; c < C; c++)
+                            for (int y = 0; y < H; y++)
+                                for (int x = 0; x < W; x++)
+                                    bad += wq[(size_t)o * L->in_c + ((size_t)c * H + y) * W + x] !=
+                                           Q->w_scale[o] * Q->weight[(size_t)o * L->in_c + ((size_t)y * W + x) * C + c];
+                        continue;
+                    }
+                    int K = L->kernel, C = L->groups > 1 ? 1 : L->in_c;
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                size_t tr = (((size_t)o * C + c) * K + ky) * K + kx;
+                                size_t rt = L->groups > 1 ? ((size_t)ky * K + kx) * L->out + o
+                                                          : (((size_t)o * K + ky) * K + kx) * C + c;
+                                bad += wq[tr] != Q->w_scale[o] * Q->weight[rt];
+                            }
+                }
+            }
+            CHECK_MSG(bad == 0, "%d fake-quantized weights differ from the int8 model's", bad);
+            /* every quantized output is on its grid, inside its clamp */
+            int off_grid = 0, n_on = 0;
+            for (int i = 0; i < m->n_layers; i++) {
+                if (!m->fq->a_on[i]) continue;
+                n_on++;
+                const float *y = kd_model_layer_output(m, i);
+                kdrt_quant aq = m->fq->a_q[i];
+                for (size_t e = 0; e < 48 * kd_layer_out_size(&m->layers[i]); e++) {
+                    double v = y[e] / (double)aq.scale + aq.zero_point;
+                    off_grid += fabs(v - round(v)) > 1e-3 || round(v) < m->fq->a_lo[i] || round(v) > m->fq->a_hi[i];
+                }
+            }
+            CHECK(n_on == q->n_layers && off_grid == 0);
+            kd_calib_ranges_free(&r);
+            kd_int8_free(q);
+            kd_dataset_free(&ds);
+            kd_model_free(m); /* frees the fake quantization too (ASan would see a leak) */
+        }
+    /* the straight-through gradient stops exactly at the clamp bounds */
+    kdrt_quant aq = {0.1f, -20};
+    float y[6] = {-5.f, -0.81f, 0.f, 3.33f, 14.7f, 99.f}, dy[6] = {1, 1, 1, 1, 1, 1};
+    kd_fake_quant_forward(y, 6, aq, -28, 127); /* real range [-0.8, 14.7] */
+    CHECK_NEAR(y[0], -0.8, 1e-6);
+    CHECK_NEAR(y[1], -0.8, 1e-6);
+    CHECK_NEAR(y[3], 3.3, 1e-6);
+    CHECK_NEAR(y[5], 14.7, 1e-5);
+    kd_fake_quant_backward(dy, y, 6, aq, -28, 127);
+    CHECK(dy[0] == 0.f && dy[1] == 0.f && dy[2] == 1.f && dy[3] == 1.f && dy[4] == 0.f && dy[5] == 0.f);
+}
+
 int main(void) {
     test_weights();
     test_bit_exact();
     test_vs_fp32();
     test_ranges();
     test_errors();
+    test_int4_weights();
+    test_fake_quant();
     TEST_DONE();
 }
