@@ -16,7 +16,15 @@ typedef enum kdrt_status {
     KDRT_STATUS_BAD_ARG,     /* NULL pointer or a parameter out of its documented range */
     KDRT_STATUS_BAD_SHAPE,   /* dimensions that do not agree with each other or are not positive */
     KDRT_STATUS_BAD_QUANT,   /* a scale, zero point, multiplier, shift or clamp range out of range */
-    KDRT_STATUS_NO_SCRATCH   /* the kernel needs more scratch memory than the caller passed */
+    KDRT_STATUS_NO_SCRATCH,  /* the kernel needs more scratch memory than the caller passed */
+    /* Model loading and running (kdrt_model.h): */
+    KDRT_STATUS_BAD_MODEL,     /* not a .kdm file, or a field, offset, size or geometry out of range */
+    KDRT_STATUS_BAD_VERSION,   /* a .kdm file of a format version this runtime does not read */
+    KDRT_STATUS_BAD_CHECKSUM,  /* the file's CRC-32 does not match its contents (corrupt or truncated) */
+    KDRT_STATUS_BAD_ALIGNMENT, /* model bytes or arena not aligned to 4 bytes */
+    KDRT_STATUS_NO_ARENA,      /* the arena is smaller than kdrt_arena_size() */
+    KDRT_STATUS_NOT_PREPARED,  /* kdrt_invoke before kdrt_prepare, or a model that was not loaded */
+    KDRT_STATUS_UNSUPPORTED    /* this build cannot run the model (e.g. a big-endian host) */
 } kdrt_status;
 
 /* Tensor dimensions, always NHWC: n (batch), h (rows), w (columns), c (channels, fastest varying).

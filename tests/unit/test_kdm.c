@@ -1,0 +1,538 @@
+/* The .kdm format and the runtime's model API (runtime/src/model.c, src/compress/export.c):
+ * - round trip: int8 models of cnn-s, mobilenet-s and a small mix (conv with stride, depthwise,
+ *   fully connected, max/avg/global pools, add, fused and standalone ReLU) written to .kdm, loaded,
+ *   prepared and invoked give int8 logits identical to kd_int8_forward_q; kd_kdm_read gives back the
+ *   same integers;
+ * - arena: kdrt_arena_size is exact (size - 1 fails, size works, in an exactly sized heap block so
+ *   ASan sees any overrun) and below the sum of all activations; arena-size regression values;
+ * - hostile files: every truncation and every single-byte corruption rejected; random corruptions
+ *   with the checksum recomputed never crash load/prepare/invoke; wrong magic, version, alignment;
+ * - helpers: CRC-32 equals zlib's, input quantization from pixels equals the training side's,
+ *   argmax and dequantize;
+ * - sizes: .kdm of cnn-s within 26% of its fp32 checkpoint (issue 4's budget). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "distill/checkpoint.h"
+#include "distill/export.h"
+#include "distill/model.h"
+#include "distill/quantize.h"
+#include "distill/rng.h"
+#include "kdrt_model.h"
+#include "test.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Synthetic images with smooth blobs (as test_quantize.c), so activations are not white noise. */
+static void make_dataset(kd_dataset *ds, int n, int c, int h, int w, int classes, uint64_t seed) {
+    memset(ds, 0, sizeof *ds);
+    ds->n = n; ds->c = c; ds->h = h; ds->w = w; ds->n_classes = classes;
+    ds->pixels = malloc((size_t)n * c * h * w);
+    ds->labels = malloc((size_t)n * sizeof(int32_t));
+    kd_rng r;
+    kd_rng_seed(&r, seed, 3);
+    for (int i = 0; i < n; i++) {
+        float cx = kd_rng_uniform(&r) * w, cy = kd_rng_uniform(&r) * h, rad = 2.f + kd_rng_uniform(&r) * h / 3.f;
+        for (int k = 0; k < c * h * w; k++) {
+            int x = k % w, y = (k / w) % h;
+            float d = sqrtf((x - cx) * (x - cx) + (y - cy) * (y - cy));
+            float v = (d < rad ? 200.f : 20.f) + 40.f * kd_rng_uniform(&r);
+            ds->pixels[(size_t)i * c * h * w + k] = (uint8_t)(v > 255.f ? 255.f : v);
+        }
+        ds->labels[i] = (int32_t)kd_rng_below(&r, (uint32_t)classes);
+    }
+    ds->mean = 0.3f;
+    ds->std = 0.35f;
+}
+
+static void perturb_bn(kd_model *m, uint64_t seed) {
+    kd_rng r;
+    kd_rng_seed(&r, seed, 5);
+    for (int i = 0; i < m->n_layers; i++) {
+        const kd_layer *L = &m->layers[i];
+        if (L->type != KD_LAYER_BATCHNORM) continue;
+        for (int c = 0; c < L->c; c++) {
+            m->params[L->w_off + c] = 0.5f + kd_rng_uniform(&r);
+            m->params[L->b_off + c] = 0.4f * (kd_rng_uniform(&r) - 0.3f);
+            m->buffers[L->buf_off + c] = 0.2f * (kd_rng_uniform(&r) - 0.5f);
+            m->buffers[L->buf_off + L->c + c] = 0.2f + kd_rng_uniform(&r);
+        }
+    }
+}
+
+/* A heap copy of exactly n bytes (malloc is 16-aligned), so ASan flags any read past the end. */
+static unsigned char *exact_copy(const unsigned char *b, size_t n) {
+    unsigned char *c = malloc(n ? n : 1);
+    if (n) memcpy(c, b, n);
+    return c;
+}
+
+static void fix_crc(unsigned char *b, size_t n) {
+    if (n < 16) return;
+    uint32_t crc = kdrt_crc32(0, b + 12, n - 12);
+    memcpy(b + 8, &crc, 4);
+}
+
+static const char *mix_yaml = "name: mix\ninput: [2, 12, 12]\nlayers:\n"
+                              "  - {name: c1, type: conv2d, out: 6, kernel: 3, stride: 2, pad: 1}\n"
+                              "  - {name: r1, type: relu}\n"
+                              "  - {name: dw, type: conv2d, out: 6, kernel: 3, pad: 1, groups: 6}\n"
+                              "  - {name: ap, type: avgpool, kernel: 2}\n"
+                              "  - {name: r2, type: relu}\n"
+                              "  - {name: a, type: add, inputs: [ap, r2]}\n"
+                              "  - {name: mp, type: maxpool, kernel: 3, stride: 1}\n"
+                              "  - {name: pw, type: conv2d, out: 5, kernel: 1}\n"
+                              "  - {name: gap, type: global_avgpool}\n"
+                              "  - {name: fl, type: flatten}\n"
+                              "  - {name: fc, type: linear, out: 4}\n";
+
+/* Build, calibrate and quantize a model (zoo name or YAML text). */
+static kd_int8_model *quantized(const char *name, const char *yaml, kd_dataset *ds, kd_model **fp32) {
+    kd_error err;
+    kd_model *m = NULL;
+    kd_status st = yaml ? kd_model_from_yaml(&m, yaml, "test.yaml", 7, &err) : kd_model_create(&m, name, 7, &err);
+    CHECK_MSG(st == KD_STATUS_OK, "%s", err.msg);
+    if (st) return NULL;
+    perturb_bn(m, 9);
+    make_dataset(ds, 48, m->in_c, m->in_h, m->in_w, m->n_classes, 3);
+    kd_calib_config cfg;
+    kd_calib_config_default(&cfg);
+    cfg.n_images = 48;
+    cfg.batch = 16;
+    kd_int8_model *q = NULL;
+    CHECK_MSG(kd_int8_quantize(m, ds, &cfg, &q, &err) == KD_STATUS_OK, "%s: %s", name, err.msg);
+    if (fp32) *fp32 = m;
+    else kd_model_free(m);
+    return q;
+}
+
+static size_t sum_activations(const kd_int8_model *q) {
+    size_t s = 0;
+    for (int i = 0; i < q->n_layers; i++) {
+        const kdrt_dims *d = &q->layers[i].out_dims;
+        s += (size_t)d->h * d->w * d->c;
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- round trip */
+
+/* Load + prepare + invoke on n inputs (the data set's images through kdrt_quantize_input_u8 and
+ * random int8 tensors) against kd_int8_forward_q; returns the number of differing logits. */
+static int compare_runtime(const kd_int8_model *q, const unsigned char *file, size_t len, const kd_dataset *ds,
+                           int n_random) {
+    kdrt_model m;
+    unsigned char *b = exact_copy(file, len);
+    kdrt_status ks = kdrt_model_load(&m, b, len);
+    CHECK_MSG(ks == KDRT_STATUS_OK, "%s: load: %s", q->name, kdrt_status_string(ks));
+    if (ks != KDRT_STATUS_OK) {
+        free(b);
+        return -1;
+    }
+    CHECK(m.n_layers == q->n_layers && m.n_classes == q->n_classes && m.input_dims.c == q->in_c);
+    CHECK(strncmp(m.name, q->name, KDRT_KDM_NAME_MAX) == 0);
+    size_t need = kdrt_arena_size(&m);
+    unsigned char *arena = malloc(need);
+    memset(arena, 0xA5, need); /* prepare must initialise everything invoke reads */
+    CHECK(kdrt_prepare(&m, arena, need) == KDRT_STATUS_OK);
+    size_t in_n = (size_t)q->in_c * q->in_h * q->in_w;
+    int8_t *in = malloc(in_n), *want = malloc((size_t)q->n_classes), *got = malloc((size_t)q->n_classes);
+    float *x = malloc(in_n * sizeof(float));
+    kd_error err;
+    kd_rng r;
+    kd_rng_seed(&r, 77, 1);
+    int diff = 0, total = ds->n + n_random;
+    for (int t = 0; t < total; t++) {
+        if (t < ds->n) { /* a real image: pixels -> int8 by the runtime's helper */
+            int32_t idx = t, y;
+            kd_batch_fill(x, &y, ds, &idx, 1, NULL, NULL);
+            kd_int8_quantize_input(q, in, x, 1);
+            int8_t *in2 = malloc(in_n);
+            /* the pixels in NHWC order */
+            uint8_t *px = malloc(in_n);
+            for (int c = 0; c < q->in_c; c++)
+                for (int k = 0; k < q->in_h * q->in_w; k++)
+                    px[(size_t)k * q->in_c + c] = ds->pixels[(size_t)t * in_n + (size_t)c * q->in_h * q->in_w + k];
+            CHECK(kdrt_quantize_input_u8(&m, in2, px) == KDRT_STATUS_OK);
+            CHECK(memcmp(in, in2, in_n) == 0);
+            free(in2);
+            free(px);
+        } else {
+            for (size_t i = 0; i < in_n; i++) in[i] = (int8_t)((int)kd_rng_below(&r, 256) - 128);
+        }
+        CHECK_MSG(kd_int8_forward_q(q, in, 1, want, &err) == KD_STATUS_OK, "%s", err.msg);
+        memset(got, 0x5A, (size_t)q->n_classes);
+        CHECK(kdrt_invoke(&m, in, got) == KDRT_STATUS_OK);
+        for (int c = 0; c < q->n_classes; c++) diff += got[c] != want[c];
+        int32_t best = 0;
+        for (int c = 1; c < q->n_classes; c++)
+            if (want[c] > want[best]) best = c;
+        CHECK(kdrt_output_argmax(&m, got) == best);
+    }
+    float *deq = malloc((size_t)q->n_classes * sizeof(float));
+    CHECK(kdrt_output_dequantize(&m, deq, got) == KDRT_STATUS_OK);
+    const kdrt_quant oq = q->layers[q->n_layers - 1].out_q;
+    for (int c = 0; c < q->n_classes; c++) CHECK(deq[c] == oq.scale * (float)(got[c] - oq.zero_point));
+    free(deq);
+    free(in); free(want); free(got); free(x); free(arena); free(b);
+    return diff;
+}
+
+/* kd_kdm_read gives the same integers as the model that was written. */
+static void compare_read_back(const kd_int8_model *q, const unsigned char *file, size_t len) {
+    kd_error err;
+    kd_int8_model *r = NULL;
+    CHECK_MSG(kd_kdm_read(file, len, &r, &err) == KD_STATUS_OK, "%s", err.msg);
+    if (!r) return;
+    CHECK(r->n_layers == q->n_layers && r->in_q.scale == q->in_q.scale && r->in_q.zero_point == q->in_q.zero_point &&
+          r->in_mean == q->in_mean && r->in_std == q->in_std && r->n_classes == q->n_classes);
+    int bad = 0;
+    for (int i = 0; i < q->n_layers && i < r->n_layers; i++) {
+        const kd_int8_layer *a = &q->layers[i], *b = &r->layers[i];
+        bad += a->op != b->op || a->n_inputs != b->n_inputs || a->inputs[0] != b->inputs[0] ||
+               (a->n_inputs == 2 && a->inputs[1] != b->inputs[1]) || a->relu != b->relu;
+        bad += memcmp(&a->out_dims, &b->out_dims, sizeof a->out_dims) != 0 ||
+               memcmp(&a->in_dims, &b->in_dims, sizeof a->in_dims) != 0;
+        if (a->weight) {
+            size_t oc = (size_t)a->out_dims.c, nw = (size_t)a->filter_dims.n * a->filter_dims.h * a->filter_dims.w *
+                                                    a->filter_dims.c;
+            bad += memcmp(a->weight, b->weight, nw) != 0 || memcmp(a->bias, b->bias, oc * 4) != 0 ||
+                   memcmp(a->w_scale, b->w_scale, oc * 4) != 0 || memcmp(a->mult, b->mult, oc * 4) != 0 ||
+                   memcmp(a->shift, b->shift, oc * 4) != 0;
+        }
+        if (a->op == KD_INT8_ADD) bad += memcmp(&a->add, &b->add, sizeof a->add) != 0;
+        if (a->op == KD_INT8_MAXPOOL || a->op == KD_INT8_AVGPOOL) bad += memcmp(&a->pool, &b->pool, sizeof a->pool) != 0;
+        if (a->op == KD_INT8_CONV || a->op == KD_INT8_DEPTHWISE) bad += memcmp(&a->conv, &b->conv, sizeof a->conv) != 0;
+        if (a->op == KD_INT8_FC) bad += memcmp(&a->fc, &b->fc, sizeof a->fc) != 0;
+    }
+    CHECK_MSG(bad == 0, "%s: %d differences after kd_kdm_read", q->name, bad);
+    /* and writing the read model again gives the same bytes */
+    unsigned char *b2 = NULL;
+    size_t n2 = 0;
+    CHECK(kd_kdm_write(r, &b2, &n2, &err) == KD_STATUS_OK);
+    CHECK(n2 == len && b2 && memcmp(b2, file, len) == 0);
+    free(b2);
+    kd_int8_free(r);
+}
+
+/* Arena: exact size, alignment, state errors. */
+static void check_arena(const kd_int8_model *q, const unsigned char *file, size_t len, size_t expect_arena) {
+    kdrt_model m;
+    unsigned char *b = exact_copy(file, len);
+    CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_OK);
+    size_t need = kdrt_arena_size(&m), acts = sum_activations(q);
+    printf("%-12s .kdm %6zu bytes, arena %6zu bytes (activations %zu + prepared params %zu); all activations %zu\n",
+           q->name, len, need, m.activation_bytes, m.param_bytes, acts);
+    CHECK(need < acts + m.param_bytes);
+    CHECK_MSG(need == expect_arena, "%s: arena %zu bytes, expected %zu (update the regression value only for a "
+              "deliberate change)", q->name, need, expect_arena);
+    int8_t in[4096] = {0}, out[64];
+    CHECK(kdrt_invoke(&m, in, out) == KDRT_STATUS_NOT_PREPARED);
+    unsigned char *small = malloc(need - 1);
+    CHECK(kdrt_prepare(&m, small, need - 1) == KDRT_STATUS_NO_ARENA);
+    CHECK(kdrt_invoke(&m, in, out) == KDRT_STATUS_NOT_PREPARED);
+    free(small);
+    unsigned char *arena = malloc(need + 4);
+    CHECK(kdrt_prepare(&m, arena + 1, need) == KDRT_STATUS_BAD_ALIGNMENT);
+    CHECK(kdrt_prepare(&m, NULL, need) == KDRT_STATUS_BAD_ARG);
+    CHECK(kdrt_prepare(&m, arena, need) == KDRT_STATUS_OK);
+    CHECK(kdrt_invoke(&m, NULL, out) == KDRT_STATUS_BAD_ARG);
+    CHECK(kdrt_invoke(&m, in, NULL) == KDRT_STATUS_BAD_ARG);
+    free(arena);
+    kdrt_model empty;
+    memset(&empty, 0, sizeof empty);
+    CHECK(kdrt_arena_size(&empty) == 0 && kdrt_arena_size(NULL) == 0);
+    CHECK(kdrt_prepare(&empty, in, sizeof in) == KDRT_STATUS_NOT_PREPARED);
+    CHECK(kdrt_invoke(NULL, in, out) == KDRT_STATUS_BAD_ARG);
+    free(b);
+}
+
+static void test_round_trip(void) {
+    struct {
+        const char *name, *yaml;
+        size_t arena; /* regression values: the arena kdrt_arena_size reports */
+    } cases[] = {{"cnn-s", NULL, 8112}, {"mobilenet-s", NULL, 18112}, {"mix", NULL, 0}};
+    cases[2].yaml = mix_yaml;
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        kd_dataset ds;
+        kd_int8_model *q = quantized(cases[t].name, cases[t].yaml, &ds, NULL);
+        if (!q) continue;
+        kd_error err;
+        unsigned char *file = NULL;
+        size_t len = 0;
+        CHECK_MSG(kd_kdm_write(q, &file, &len, &err) == KD_STATUS_OK, "%s", err.msg);
+        if (file) {
+            int diff = compare_runtime(q, file, len, &ds, 40);
+            CHECK_MSG(diff == 0, "%s: %d int8 logits differ between kdrt_invoke and kd_int8_forward_q", q->name, diff);
+            printf("%-12s %d inputs: runtime logits identical to kd_int8_forward_q: %s\n", q->name, ds.n + 40,
+                   diff == 0 ? "yes" : "NO");
+            compare_read_back(q, file, len);
+            if (cases[t].arena) check_arena(q, file, len, cases[t].arena);
+            /* the file on disk and the loader of files */
+            char path[512];
+            snprintf(path, sizeof path, "%s/test_kdm.%s.kdm", KD_BINARY_DIR, q->name);
+            CHECK_MSG(kd_kdm_save(path, q, &err) == KD_STATUS_OK, "%s", err.msg);
+            kd_int8_model *l = NULL;
+            CHECK_MSG(kd_kdm_load(path, &l, &err) == KD_STATUS_OK, "%s", err.msg);
+            kd_int8_free(l);
+            remove(path);
+        }
+        free(file);
+        kd_int8_free(q);
+        kd_dataset_free(&ds);
+    }
+}
+
+/* ---------------------------------------------------------------- hostile files */
+
+static int load_status(const unsigned char *b, size_t n) {
+    unsigned char *c = exact_copy(b, n);
+    kdrt_model m;
+    int st = (int)kdrt_model_load(&m, c, n);
+    free(c);
+    return st;
+}
+
+/* load; if accepted, prepare and invoke must return a status, never crash (ASan/UBSan watch). */
+static int load_and_run(unsigned char *b, size_t n) {
+    kdrt_model m;
+    kdrt_status st = kdrt_model_load(&m, b, n);
+    if (st != KDRT_STATUS_OK) return 0;
+    size_t need = kdrt_arena_size(&m);
+    if (need > (1u << 22)) return 1;
+    unsigned char *arena = malloc(need ? need : 1);
+    size_t in_n = (size_t)m.input_dims.h * m.input_dims.w * m.input_dims.c;
+    int8_t *in = calloc(in_n, 1), *out = malloc((size_t)m.n_classes);
+    if (kdrt_prepare(&m, arena, need) == KDRT_STATUS_OK) (void)kdrt_invoke(&m, in, out);
+    free(arena); free(in); free(out);
+    return 1;
+}
+
+static void test_hostile(void) {
+    kd_dataset ds, ds2;
+    kd_int8_model *q = quantized("mix", mix_yaml, &ds, NULL);
+    kd_int8_model *c = quantized("cnn-s", NULL, &ds2, NULL);
+    kd_dataset_free(&ds);
+    kd_dataset_free(&ds2);
+    if (!q || !c) return;
+    kd_error err;
+    unsigned char *file = NULL, *cf = NULL;
+    size_t len = 0, clen = 0;
+    CHECK(kd_kdm_write(q, &file, &len, &err) == KD_STATUS_OK);
+    CHECK(kd_kdm_write(c, &cf, &clen, &err) == KD_STATUS_OK);
+    if (!file || !cf) return;
+    CHECK(load_status(file, len) == KDRT_STATUS_OK);
+
+    /* every truncation of both files */
+    int accepted = 0;
+    for (size_t n = 0; n < clen; n++) accepted += load_status(cf, n) == KDRT_STATUS_OK;
+    for (size_t n = 0; n < len; n++) accepted += load_status(file, n) == KDRT_STATUS_OK;
+    CHECK_MSG(accepted == 0, "%d truncated files accepted", accepted);
+    /* trailing bytes (flash padding) are fine */
+    unsigned char *pad = calloc(clen + 64, 1);
+    memcpy(pad, cf, clen);
+    CHECK(load_status(pad, clen + 64) == KDRT_STATUS_OK);
+    free(pad);
+
+    /* every single-byte corruption: the checksum (or the equality of magic/version/CRC) catches it */
+    accepted = 0;
+    const uint8_t flips[3] = {0x01, 0x80, 0xFF};
+    for (size_t i = 0; i < clen; i++)
+        for (int f = 0; f < 3; f++) {
+            cf[i] ^= flips[f];
+            accepted += load_status(cf, clen) == KDRT_STATUS_OK;
+            cf[i] ^= flips[f];
+        }
+    CHECK_MSG(accepted == 0, "%d single-byte corruptions accepted", accepted);
+
+    /* magic, version, alignment, NULL */
+    unsigned char *b = exact_copy(file, len);
+    kdrt_model m;
+    b[0] = 'X';
+    CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_MODEL);
+    b[0] = 'K';
+    uint16_t v = 2;
+    memcpy(b + 4, &v, 2);
+    fix_crc(b, len);
+    CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_VERSION);
+    v = 1;
+    memcpy(b + 4, &v, 2);
+    b[20] ^= 1;
+    CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_CHECKSUM);
+    b[20] ^= 1;
+    CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_OK);
+    CHECK(kdrt_model_load(&m, NULL, len) == KDRT_STATUS_BAD_ARG && kdrt_model_load(NULL, b, len) == KDRT_STATUS_BAD_ARG);
+    unsigned char *mis = malloc(len + 1);
+    memcpy(mis + 1, b, len);
+    CHECK(kdrt_model_load(&m, mis + 1, len) == KDRT_STATUS_BAD_ALIGNMENT);
+    free(mis);
+
+    /* targeted structural corruptions, checksum recomputed: each must be caught by validation */
+    struct {
+        size_t off;
+        uint32_t value;
+        int bytes;
+        const char *what;
+    } cases[] = {
+        {16, 0, 2, "no layers"},
+        {16, 40000, 2, "too many layers"},
+        {18, 3, 2, "n_classes differs from the last layer"},
+        {20, 0, 2, "input height 0"},
+        {28, 1, 4, "activation area smaller than the plan"},
+        {32, 0xFF800000u, 4, "input scale -inf"},
+        {36, 200, 4, "input zero point 200"},
+        {64 + 0, 9, 1, "unknown op"},
+        {64 + 1, 2, 1, "flags"},
+        {64 + 4, 0, 2, "first layer reads itself"},
+        {64 + 40 + 4, 5, 2, "layer reads a later layer"},
+        {64 + 8, 8, 2, "output height inconsistent with the window"},
+        {64 + 14, 300, 2, "output zero point 300"},
+        {64 + 16, 0, 2, "kernel 0"},
+        {64 + 20, 0, 2, "stride 0"},
+        {64 + 24, 3, 2, "padding >= kernel"},
+        {64 + 28, 0x7FC00000u, 4, "NaN scale"},
+        {64 + 36, 8, 4, "misaligned data offset"},
+        {64 + 36, 0xFFFFFFF0u, 4, "data offset past the end"},
+        {64 + 32, 100000, 4, "output outside the activation area"},
+        {64 + 40 + 32, 0, 4, "plan: layer 1 overwrites its input (layer 0)"},
+        {64 + 2, 0x007F, 2, "clamp min > max"},
+    };
+    unsigned char *base = exact_copy(file, len);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memcpy(b, base, len);
+        memcpy(b + cases[k].off, &cases[k].value, (size_t)cases[k].bytes);
+        fix_crc(b, len);
+        kdrt_status st = kdrt_model_load(&m, b, len);
+        CHECK_MSG(st != KDRT_STATUS_OK, "accepted: %s", cases[k].what);
+        CHECK(m.state == 0 && kdrt_arena_size(&m) == 0);
+    }
+    /* random corruptions with the checksum recomputed: whatever the loader accepts runs safely */
+    kd_rng r;
+    kd_rng_seed(&r, 1234, 9);
+    int n_acc = 0, n_try = 3000;
+    size_t data0 = (64 + 40 * (size_t)q->n_layers + 15) & ~(size_t)15;
+    for (int t = 0; t < n_try; t++) {
+        memcpy(b, base, len);
+        int k = 1 + (int)kd_rng_below(&r, 4);
+        for (int j = 0; j < k; j++) {
+            /* mostly header and layer table, where the structure is */
+            size_t at = kd_rng_below(&r, 4) ? 12 + kd_rng_below(&r, (uint32_t)(data0 - 12)) : kd_rng_below(&r, (uint32_t)len);
+            uint32_t how = kd_rng_below(&r, 3);
+            b[at] = how == 0 ? (uint8_t)kd_rng_below(&r, 256) : how == 1 ? (uint8_t)(b[at] ^ (1u << kd_rng_below(&r, 8)))
+                                                                         : (uint8_t)(b[at] + 1);
+        }
+        fix_crc(b, len);
+        n_acc += load_and_run(b, len);
+    }
+    printf("hostile: %zu + %zu truncations and %zu single-byte corruptions rejected; %d of %d random corruptions "
+           "(checksum fixed) accepted and ran without a crash\n", clen, len, 3 * clen, n_acc, n_try);
+    free(base);
+    free(b);
+    free(file);
+    free(cf);
+    kd_int8_free(q);
+    kd_int8_free(c);
+}
+
+/* ---------------------------------------------------------------- helpers of the runtime */
+
+static void test_crc_and_input(void) {
+    unsigned char buf[1000];
+    kd_rng r;
+    kd_rng_seed(&r, 5, 5);
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)kd_rng_below(&r, 256);
+    for (size_t n = 0; n <= sizeof buf; n += 37)
+        CHECK(kdrt_crc32(0, buf, n) == (uint32_t)crc32(0L, buf, (uInt)n));
+    CHECK(kdrt_crc32(kdrt_crc32(0, buf, 100), buf + 100, 900) == (uint32_t)crc32(0L, buf, 1000));
+    CHECK(kdrt_crc32(0, "123456789", 9) == 0xCBF43926u); /* the standard check value */
+
+    /* kdrt_quantize_input_u8 == kd_batch_fill + kd_int8_quantize_input for every pixel value and
+     * several normalisations, including extreme ones (clamping) */
+    const float norms[][2] = {{0.2860f, 0.3530f}, {0.1307f, 0.3081f}, {0.5f, 0.5f}, {0.f, 1.f}, {0.9f, 0.05f}};
+    for (size_t k = 0; k < sizeof norms / sizeof norms[0]; k++) {
+        kd_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        ds.n = 1; ds.c = 1; ds.h = 16; ds.w = 16; ds.n_classes = 2;
+        ds.pixels = malloc(256);
+        ds.labels = calloc(1, sizeof(int32_t));
+        for (int p = 0; p < 256; p++) ds.pixels[p] = (uint8_t)p;
+        ds.mean = norms[k][0];
+        ds.std = norms[k][1];
+        kd_int8_model q;
+        memset(&q, 0, sizeof q);
+        q.in_c = 1; q.in_h = 16; q.in_w = 16;
+        q.in_mean = ds.mean;
+        q.in_std = ds.std;
+        /* the quantization of the exact normalised range, as calibration gives it; and a narrower one */
+        for (int narrow = 0; narrow < 2; narrow++) {
+            float lo = -ds.mean / ds.std, hi = (1.f - ds.mean) / ds.std;
+            q.in_q = kd_quant_from_range(narrow ? lo / 2 : lo, narrow ? hi / 3 : hi);
+            float x[256];
+            int32_t idx = 0, y;
+            kd_batch_fill(x, &y, &ds, &idx, 1, NULL, NULL);
+            int8_t want[256], got[256];
+            kd_int8_quantize_input(&q, want, x, 1);
+            /* a runtime model with this input quantization: hand-made header fields suffice */
+            kdrt_model m;
+            memset(&m, 0, sizeof m);
+            m.state = 1;
+            m.input_dims.n = 1; m.input_dims.h = 16; m.input_dims.w = 16; m.input_dims.c = 1;
+            m.input_quant = q.in_q;
+            m.input_mean = ds.mean;
+            m.input_std = ds.std;
+            CHECK(kdrt_quantize_input_u8(&m, got, ds.pixels) == KDRT_STATUS_OK);
+            CHECK_MSG(memcmp(want, got, 256) == 0, "mean %g std %g narrow %d", ds.mean, ds.std, narrow);
+        }
+        kd_dataset_free(&ds);
+    }
+    CHECK(kdrt_quantize_input_u8(NULL, NULL, NULL) == KDRT_STATUS_BAD_ARG);
+    CHECK(kdrt_output_argmax(NULL, NULL) == -1);
+    CHECK(strcmp(kdrt_status_string(KDRT_STATUS_NO_ARENA), "arena too small") == 0);
+}
+
+/* ---------------------------------------------------------------- size */
+
+static void test_size(void) {
+    kd_dataset ds;
+    kd_model *m = NULL;
+    kd_int8_model *q = quantized("cnn-s", NULL, &ds, &m);
+    if (!q || !m) return;
+    kd_error err;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_kdm.cnn-s.safetensors", KD_BINARY_DIR);
+    CHECK_MSG(kd_checkpoint_save(path, m, NULL, NULL, &err) == KD_STATUS_OK, "%s", err.msg);
+    char *ck = NULL;
+    size_t cklen = 0;
+    CHECK(kd_read_file(path, &ck, &cklen, &err) == KD_STATUS_OK);
+    remove(path);
+    unsigned char *file = NULL;
+    size_t len = 0;
+    CHECK(kd_kdm_write(q, &file, &len, &err) == KD_STATUS_OK);
+    double ratio = cklen ? (double)len / (double)cklen : 1.0;
+    printf("cnn-s: .kdm %zu bytes, fp32 checkpoint %zu bytes: %.1f%% (budget 26%%)\n", len, cklen, 100 * ratio);
+    CHECK(ratio <= 0.26);
+
+    /* the C header form */
+    char *text = NULL;
+    size_t tl = 0;
+    CHECK_MSG(kd_kdm_to_c(file, len, "cnn_s_model", "test", &text, &tl, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(text && strstr(text, "#define CNN_S_MODEL_ARENA_SIZE 8112") && strstr(text, "cnn_s_model[") &&
+          strlen(text) == tl);
+    free(text);
+    CHECK(kd_kdm_to_c(file, len, "9bad", NULL, &text, &tl, &err) == KD_STATUS_BAD_ARG && text == NULL);
+    free(file);
+    free(ck);
+    kd_int8_free(q);
+    kd_model_free(m);
+    kd_dataset_free(&ds);
+}
+
+int main(void) {
+    test_crc_and_input();
+    test_round_trip();
+    test_hostile();
+    test_size();
+    TEST_DONE();
+}
