@@ -30,6 +30,8 @@ static void help(void) {
            "                                     is the fine-tuning with the teacher\n"
            "  quantize: {...}   [distill quantize] int8 of the last model, OUT/int8.safetensors,\n"
            "                                     evaluated with the integer kernels\n"
+           "  qat:      {...}   [distill kd --qat 8] quantization-aware distillation of the last model\n"
+           "                                     (qat: 4 for int4 weights), OUT/qat.int8.safetensors\n"
            "A finished stage is skipped and training stages resume, so rerunning continues.\n"
            "Example: examples/fashion-mnist.yaml\n");
 }
@@ -114,8 +116,10 @@ int kd_cmd_pipeline(int argc, char **argv) {
         fprintf(stderr, "distill pipeline: error: cannot create %s\n", out);
         return KD_EXIT_ERROR;
     }
-    char teacher[600], baseline[600], student[600], pruned[600], pruned_kd[600], int8[600];
+    char teacher[600], baseline[600], student[600], pruned[600], pruned_kd[600], int8[600], qat[600], qat_int8[600];
     snprintf(int8, sizeof int8, "%s/int8.safetensors", out);
+    snprintf(qat, sizeof qat, "%s/qat.safetensors", out);
+    snprintf(qat_int8, sizeof qat_int8, "%s/qat.int8.safetensors", out);
     snprintf(baseline, sizeof baseline, "%s/baseline.safetensors", out);
     snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", out);
     snprintf(student, sizeof student, "%s/student.safetensors", out);
@@ -201,6 +205,11 @@ int kd_cmd_pipeline(int argc, char **argv) {
     const char *last = exists(pruned_kd) ? pruned_kd : student;
     const char *q_head[] = {"quantize", "--data", data, "--threads", thr, NULL}, *q_tail[] = {last, "-o", int8, NULL};
     if ((rc = stage(file, "quantize", 1, int8, kd_cmd_quantize, q_head, q_tail))) goto stop;
+    /* 4b. quantization-aware distillation of the same model (writes OUT/qat.int8.safetensors last) */
+    const char *qat_head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", teacher,
+                              "--qat", "8", NULL};
+    const char *qat_tail[] = {"--student", last, "-o", qat, NULL};
+    if ((rc = stage(file, "qat", 1, qat_int8, kd_cmd_kd, qat_head, qat_tail))) goto stop;
 
     /* 5. report */
     row rows[] = {{"teacher", teacher}, {"student (CE only)", baseline}, {"student (KD)", student},
@@ -246,21 +255,25 @@ int kd_cmd_pipeline(int argc, char **argv) {
                 kd_model_macs(m), med);
         kd_model_free(m);
     }
-    if (exists(int8)) { /* evaluated with the integer kernels, as the device runs it */
+    const char *int8_rows[2][2] = {{"int8 PTQ", int8}, {"int8 QAT+KD", qat_int8}};
+    for (int r = 0; r < 2; r++) { /* evaluated with the integer kernels, as the device runs it */
+        if (!exists(int8_rows[r][1])) continue;
         kd_int8_model *q = NULL;
         kd_error err;
         double acc = 0;
         struct stat st;
-        if (kd_int8_load(int8, &q, &err) || kd_int8_evaluate(q, &test, 256, atoi(thr) > 0 ? atoi(thr) : 1, &acc, NULL, &err)) {
+        long long bytes = stat(int8_rows[r][1], &st) ? -1LL : (long long)st.st_size;
+        if (kd_int8_load(int8_rows[r][1], &q, &err) ||
+            kd_int8_evaluate(q, &test, 256, atoi(thr) > 0 ? atoi(thr) : 1, &acc, NULL, &err)) {
             kd_cli_fail(C, &err);
         } else {
             char line[512];
-            snprintf(line, sizeof line, "| int8 (of %s) | %.2f%% | %zu bytes of weights | - | %lld | - | - |\n",
-                     last == pruned_kd ? "pruned + KD" : "student", 100 * acc, kd_int8_param_bytes(q),
-                     stat(int8, &st) ? -1LL : (long long)st.st_size);
+            snprintf(line, sizeof line, "| %s%s (of %s) | %.2f%% | %zu bytes of weights | - | %lld | - | - |\n",
+                     int8_rows[r][0], q->weight_bits == 4 ? ", int4 weights" : "",
+                     last == pruned_kd ? "pruned + KD" : "student", 100 * acc, kd_int8_param_bytes(q), bytes);
             fputs(line, md);
             fputs(line, stdout);
-            fprintf(ts, "int8\t%.4f\t0\t0\t%lld\t0\t0\n", 100 * acc, stat(int8, &st) ? -1LL : (long long)st.st_size);
+            fprintf(ts, "%s\t%.4f\t0\t0\t%lld\t0\t0\n", int8_rows[r][0], 100 * acc, bytes);
         }
         kd_int8_free(q);
     }

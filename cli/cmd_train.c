@@ -655,6 +655,7 @@ static int run(int argc, char **argv, int kd) {
     } else {
         char dur[32];
         kd_format_duration(dur, sizeof dur, res.train_seconds);
+        if (res.resumed_step >= 0) printf("resumed %s at step %lld\n", ckpt, res.resumed_step);
         printf("trained %s: %d epochs in %s, %.0f samples/s", m->name, res.epochs_run, dur, res.samples_per_sec);
         if (val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
         printf("\nwrote %s (model) and %s (training state for --resume)\n", out, ckpt);

@@ -95,7 +95,8 @@ typedef struct kd_eval_result {
 } kd_eval_result;
 
 typedef struct kd_train_result {
-    int epochs_run;
+    int epochs_run;         /* in this call */
+    long long resumed_step; /* the checkpoint's step when the run continued one, else -1 */
     double train_seconds;
     double samples_per_sec;
     kd_eval_result last_val;

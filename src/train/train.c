@@ -110,6 +110,7 @@ static kd_status save_state(const kd_train_config *cfg, const kd_model *m, const
 kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, const kd_train_config *cfg,
                    kd_train_result *res, kd_error *err) {
     memset(res, 0, sizeof *res);
+    res->resumed_step = -1;
     if (cfg->epochs < 1 || cfg->batch < 2 || cfg->threads < 1)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "epochs >= 1, batch >= 2 and threads >= 1 are required");
     if (train->n < 2) return kd_error_set(err, KD_STATUS_BAD_ARG, "the training set needs at least 2 samples");
@@ -154,6 +155,8 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         } else if (kd && (ls = kd_distiller_load(kd, cfg->checkpoint_path, ts.step, &e2))) {
             kd_optimizer_free(&opt);
             return kd_error_set(err, ls, "cannot resume: %s", e2.msg);
+        } else {
+            res->resumed_step = ts.step;
         }
     }
 

@@ -2,10 +2,14 @@
  * error (naming the file and the problem) for every kind of bad input. Then a tiny train -> info ->
  * eval -> predict round trip through files. */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -21,6 +25,35 @@ static int run(const char *args) {
     out[n] = 0;
     int rc = pclose(p);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Run `distill ARGS` (output in `out`) and send it SIGINT, what Ctrl-C sends, as soon as the file
+ * `when` exists (polled every 5 ms, for at most 120 s). Returns 0 if the signal was sent. */
+static int run_interrupted(const char *args, const char *when) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "exec %s %s > cli_interrupted.out 2>&1", KD_CLI_PATH, args);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int sent = -1, status = 0;
+    for (int i = 0; i < 24000 && waitpid(pid, &status, WNOHANG) == 0; i++) {
+        if (access(when, F_OK) == 0) {
+            sent = kill(pid, SIGINT);
+            break;
+        }
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    if (sent) kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FILE *f = fopen("cli_interrupted.out", "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    remove("cli_interrupted.out");
+    return sent;
 }
 
 #define EXPECT(args, code, needle)                                                                  \
@@ -97,7 +130,7 @@ int main(void) {
               strstr(out, "wrote cli_qat.int8.safetensors"), "QAT run:\n%s", out);
     EXPECT("kd --teacher cli_mlp.safetensors --student cli_kd.safetensors --qat 4 --limit 2000 --val 500 --batch 100 "
            "--epochs 2 -q --resume -o cli_qat.safetensors", 0, "after quantization-aware training");
-    CHECK_MSG(strstr(out, "resum"), "QAT --resume did not resume:\n%s", out);
+    CHECK_MSG(strstr(out, "resumed cli_qat.safetensors.ckpt at step"), "QAT --resume did not resume:\n%s", out);
     EXPECT("kd --teacher cli_mlp.safetensors --student mlp-s --qat 8 -o x.safetensors", 2, "--qat fine-tunes a trained model");
     EXPECT("kd --teacher cli_mlp.safetensors --student cli_kd.safetensors --qat 3", 2, "--qat must be 8 or 4");
     EXPECT("quantize cli_kd.safetensors -w 4 --calib-images 200", 0, "int4 weights in groups of 32");
@@ -134,11 +167,26 @@ int main(void) {
                                 "baseline: {model: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
                                 "student: {student: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
                                 "prune: {channels: 0.5, epochs: 1, limit: 2000, val: 500, quiet: true}\n"
-                                "quantize: {calib-images: 200}\n");
+                                "quantize: {calib-images: 200}\n"
+                                "qat: {epochs: 1, limit: 2000, val: 500, quiet: true}\n");
     EXPECT("pipeline cli_pipe.yaml", 0, "| pruned + KD |");
-    CHECK_MSG(strstr(out, "| student (CE only) |") && strstr(out, "| 50890 |") && strstr(out, "| int8 (of pruned + KD) |"),
+    CHECK_MSG(strstr(out, "| student (CE only) |") && strstr(out, "| 50890 |") && strstr(out, "| int8 PTQ (of pruned + KD) |") &&
+              strstr(out, "| int8 QAT+KD (of pruned + KD) |"),
               "pipeline report:\n%s", out);
     EXPECT("pipeline cli_pipe.yaml", 0, "student: cli_pipe/student.safetensors exists, skipped");
+    /* killed in the middle of a stage (SIGINT as soon as the student's first epoch checkpoint
+     * exists), the pipeline continues where it stopped: finished stages are skipped, the
+     * interrupted one resumes from its last checkpoint */
+    write_file("cli_pipe_kill.yaml", "out: cli_pipe_kill\nthreads: 1\nteacher-file: cli_mlp.safetensors\n"
+                                     "student: {student: cnn-s, epochs: 6, limit: 2000, val: 500, quiet: true}\n"
+                                     "quantize: {calib-images: 200}\n");
+    CHECK(system("rm -rf cli_pipe_kill") == 0);
+    CHECK(run_interrupted("pipeline cli_pipe_kill.yaml", "cli_pipe_kill/student.safetensors.ckpt") == 0);
+    CHECK_MSG(strstr(out, "interrupted"), "the pipeline was not interrupted:\n%s", out);
+    EXPECT("pipeline cli_pipe_kill.yaml", 0, "| int8 PTQ (of student) |");
+    CHECK_MSG(strstr(out, "teacher: cli_mlp.safetensors exists, skipped") &&
+              strstr(out, "resumed cli_pipe_kill/student.safetensors.ckpt at step"),
+              "the student stage did not resume:\n%s", out);
     write_file("cli_pipe_bad.yaml", "out: cli_pipe_bad\nteacher-file: cli_mlp.safetensors\nstudent: {student: mlp-s, tempreature: 2}\n");
     EXPECT("pipeline cli_pipe_bad.yaml", 2, "unrecognized option '--tempreature'");
     EXPECT("pipeline missing.yaml", 1, "missing.yaml: no such file");
@@ -174,8 +222,9 @@ int main(void) {
                           "cli_kd.safetensors.ckpt", "cli_bad.yaml", "cli_shape.yaml", "cli_not_idx",
                           "cli_garbage.safetensors", "cli_run.yaml", "cli_badrun.yaml", "cli_kd2.safetensors",
                           "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd2", "cli_pruned.safetensors",
-                          "cli_sparse.safetensors", "cli_pipe.yaml", "cli_pipe_bad.yaml"};
+                          "cli_sparse.safetensors", "cli_pipe.yaml", "cli_pipe_bad.yaml", "cli_pipe_kill.yaml",
+                          "cli_qat.safetensors", "cli_qat.safetensors.ckpt", "cli_qat.int8.safetensors"};
     for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);
-    CHECK(system("rm -rf cli_pipe cli_pipe_bad") == 0);
+    CHECK(system("rm -rf cli_pipe cli_pipe_bad cli_pipe_kill") == 0);
     TEST_DONE();
 }
