@@ -1,0 +1,191 @@
+/* `distill export`: write the deployable .kdm model for the kdrt runtime (or a C header holding it)
+ * from an int8 model of `distill quantize`, a .kdm file, or an fp32 checkpoint (quantized here with
+ * the default calibration on the training images). */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "distill/export.h"
+#include "distill/quantize.h"
+#include "kdrt_model.h"
+
+static void help(void) {
+    printf("Usage: distill export MODEL -o OUT.kdm [options]\n\n"
+           "Write the deployable model of the kdrt runtime: a .kdm file (docs/FORMAT.md: int8 weights, int32\n"
+           "biases, float scales, a checksum; loaded in place by kdrt_model_load), or with --format c a C\n"
+           "header holding it as an aligned const array plus a <NAME>_ARENA_SIZE macro (the exact arena\n"
+           "kdrt_prepare needs). MODEL is an int8 model from `distill quantize -o`, a .kdm file, or an fp32\n"
+           "checkpoint (or built-in model), which is then quantized with the calibration options below.\n"
+           "Prints the file size, its ratio to the fp32 checkpoint when known, and the arena size.\n\n"
+           "  -o, --output FILE     the output file (required)\n"
+           "  -f, --format F        kdm (default) or c (the default for an output ending in .h)\n"
+           "      --name NAME       C array name for --format c (default: from the output file name)\n"
+           "      --fp32 FILE       the fp32 checkpoint to compare sizes with (default: MODEL for an fp32\n"
+           "                        MODEL; for X.int8.safetensors, X.safetensors if it exists)\n"
+           "  fp32 MODEL only:\n"
+           "  -n, --calib-images N  calibration images (default 1000)\n"
+           "  -m, --method NAME     activation ranges: minmax (default), percentile, mse\n"
+           "  -d, --data SPEC       calibration data: fashion-mnist (default), a directory of IDX files, or\n"
+           "                        IMAGES,LABELS (its training split)\n"
+           "  -j, --threads N       threads (default 2)\n");
+}
+
+static double file_size(const char *path) {
+    struct stat sb;
+    return path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (double)sb.st_size : -1.0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Does the file carry the distill-int8 metadata of kd_int8_save? (Its safetensors header says so.) */
+static int is_int8_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0') buf[i] = ' ';
+    return strstr(buf, "\"distill-int8\"") != NULL;
+}
+
+/* The C array name from the output path: its base name up to the first '.', non-identifier
+ * characters as '_'. */
+static void default_symbol(const char *out, char *sym, size_t n) {
+    const char *base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+    size_t k = 0;
+    if (*base >= '0' && *base <= '9') sym[k++] = '_';
+    for (; *base && *base != '.' && k + 1 < n; base++) {
+        char c = *base;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        sym[k++] = ok ? c : '_';
+    }
+    sym[k] = '\0';
+    if (k == 0 || (k == 1 && sym[0] == '_')) snprintf(sym, n, "model");
+}
+
+int kd_cmd_export(int argc, char **argv) {
+    static const struct option opts[] = {{"output", 1, 0, 'o'},  {"format", 1, 0, 'f'},       {"name", 1, 0, 'N'},
+                                         {"fp32", 1, 0, 'F'},    {"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
+                                         {"data", 1, 0, 'd'},    {"threads", 1, 0, 'j'},      {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *C = "export", *outp = NULL, *format = NULL, *name = NULL, *fp32 = NULL, *data = "fashion-mnist";
+    kd_calib_config cfg;
+    kd_calib_config_default(&cfg);
+    int threads = 2;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "o:f:n:m:d:j:h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'o': outp = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "kdm") != 0 && strcmp(optarg, "c") != 0)
+                return kd_cli_usage_error(C, "--format expects kdm or c, got '%s'", optarg);
+            format = optarg;
+            break;
+        case 'N': name = optarg; break;
+        case 'F': fp32 = optarg; break;
+        case 'n': if (!kd_cli_int(C, "--calib-images", optarg, 1, 10000000, &cfg.n_images)) return KD_EXIT_USAGE; break;
+        case 'm':
+            if (kd_calib_method_parse(optarg, &cfg.method))
+                return kd_cli_usage_error(C, "--method expects minmax, percentile or mse, got '%s'", optarg);
+            break;
+        case 'd': data = optarg; break;
+        case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
+        case 'h': help(); return 0;
+        default: return kd_cli_usage_error(C, "unknown option");
+        }
+    }
+    if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    if (!outp) return kd_cli_usage_error(C, "needs an output file (-o OUT.kdm)");
+    if (!format) format = ends_with(outp, ".h") ? "c" : "kdm";
+    int as_c = strcmp(format, "c") == 0;
+    char sym[64];
+    if (name) snprintf(sym, sizeof sym, "%s", name);
+    else default_symbol(outp, sym, sizeof sym);
+    cfg.threads = threads;
+
+    const char *mpath = argv[optind];
+    kd_error err;
+    kd_int8_model *q = NULL;
+    int rc = 0;
+    char guess[4096];
+    if (ends_with(mpath, ".kdm")) {
+        if (kd_kdm_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
+        printf("%s: read the .kdm model (%d layers)\n", mpath, q->n_layers);
+    } else if (is_int8_file(mpath)) {
+        if (kd_int8_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
+        printf("%s: int8 model %s (%d layers)\n", mpath, q->name, q->n_layers);
+        if (!fp32 && ends_with(mpath, ".int8.safetensors")) { /* X.int8.safetensors -> X.safetensors */
+            snprintf(guess, sizeof guess, "%.*s.safetensors", (int)(strlen(mpath) - strlen(".int8.safetensors")), mpath);
+            if (file_size(guess) > 0) fp32 = guess;
+        }
+    } else {
+        kd_model *m = NULL;
+        kd_dataset train = {0};
+        if (kd_cli_load_model(C, mpath, &m)) return KD_EXIT_ERROR;
+        if (kd_cli_load_data(C, data, "train", &train)) {
+            kd_model_free(m);
+            return KD_EXIT_ERROR;
+        }
+        double t0 = kd_now();
+        kd_status st = kd_int8_quantize(m, &train, &cfg, &q, &err);
+        if (st) rc = kd_cli_fail(C, &err);
+        else
+            printf("%s: fp32 model %s quantized to int8 (%d calibration images from %s, ranges %s, %.1fs)\n", mpath,
+                   m->name, cfg.n_images, data, kd_calib_method_name(cfg.method), kd_now() - t0);
+        if (!fp32 && file_size(mpath) > 0) fp32 = mpath;
+        kd_dataset_free(&train);
+        kd_model_free(m);
+        if (rc) return rc;
+    }
+
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (kd_kdm_write(q, &bytes, &len, &err)) {
+        rc = kd_cli_fail(C, &err);
+        goto done;
+    }
+    kdrt_model rm; /* the runtime's view: its arena size */
+    size_t arena = kdrt_model_load(&rm, bytes, len) == KDRT_STATUS_OK ? kdrt_arena_size(&rm) : 0;
+    if (as_c) {
+        char *text = NULL;
+        size_t tl = 0;
+        if (kd_kdm_to_c(bytes, len, sym, mpath, &text, &tl, &err) || kd_write_file_atomic(outp, text, tl, &err)) {
+            free(text);
+            rc = kd_cli_fail(C, &err);
+            goto done;
+        }
+        free(text);
+    } else if (kd_write_file_atomic(outp, bytes, len, &err)) {
+        rc = kd_cli_fail(C, &err);
+        goto done;
+    }
+    char b1[32], b2[32], b3[32];
+    kd_cli_bytes(b1, sizeof b1, (double)len);
+    kd_cli_bytes(b3, sizeof b3, (double)arena);
+    printf("wrote %s: %s model (%zu bytes)", outp, b1, len);
+    if (as_c) {
+        char up[64];
+        for (size_t i = 0; i < sizeof up; i++) up[i] = (char)toupper((unsigned char)sym[i]);
+        printf(" as C array %s[] with %s_ARENA_SIZE", sym, up);
+    }
+    double s32 = file_size(fp32);
+    if (s32 > 0) {
+        kd_cli_bytes(b2, sizeof b2, s32);
+        printf(", %.1f%% of the fp32 checkpoint %s (%s)", 100.0 * (double)len / s32, fp32, b2);
+    }
+    printf("\n  arena: %zu bytes (%s) for kdrt_prepare\n", arena, b3);
+done:
+    free(bytes);
+    kd_int8_free(q);
+    return rc;
+}
