@@ -411,7 +411,9 @@ static void test_hostile(void) {
     /* random corruptions with the checksum recomputed: whatever the loader accepts runs safely */
     kd_rng r;
     kd_rng_seed(&r, 1234, 9);
-    int n_acc = 0, n_try = 3000;
+    int n_acc = 0, n_try = 20000;
+    const char *iters = getenv("KD_KDM_FUZZ_ITERS"); /* a longer run by hand: KD_KDM_FUZZ_ITERS=200000 */
+    if (iters && atoi(iters) > 0) n_try = atoi(iters);
     size_t data0 = (64 + 40 * (size_t)q->n_layers + 15) & ~(size_t)15;
     for (int t = 0; t < n_try; t++) {
         memcpy(b, base, len);
