@@ -479,6 +479,10 @@ kd_status kd_kdm_read(const void *bytes, size_t len, kd_int8_model **out, kd_err
     q->in_q = m.input_quant;
     q->in_mean = m.input_mean;
     q->in_std = m.input_std;
+    /* version 1 stores int8 values; an int4-per-group model was written as its int8 values m_g * v
+     * (quantize.h), which compute the same, but the file does not record that they were int4 */
+    q->weight_bits = 8;
+    q->weight_group = 0;
     for (int32_t i = 0; i < m.n_layers && !st; i++) {
         kdrt_layer R;
         kd_int8_layer *L = &q->layers[i];

@@ -1,6 +1,7 @@
 /* The .kdm format and the runtime's model API (runtime/src/model.c, src/compress/export.c):
  * - round trip: int8 models of cnn-s, mobilenet-s and a small mix (conv with stride, depthwise,
- *   fully connected, max/avg/global pools, add, fused and standalone ReLU) written to .kdm, loaded,
+ *   fully connected, max/avg/global pools, add, fused and standalone ReLU), and mobilenet-s with
+ *   int4-per-group weights (stored as their int8 values), written to .kdm, loaded,
  *   prepared and invoked give int8 logits identical to kd_int8_forward_q; kd_kdm_read gives back the
  *   same integers;
  * - arena: kdrt_arena_size is exact (size - 1 fails, size works, in an exactly sized heap block so
@@ -89,7 +90,7 @@ static const char *mix_yaml = "name: mix\ninput: [2, 12, 12]\nlayers:\n"
                               "  - {name: fc, type: linear, out: 4}\n";
 
 /* Build, calibrate and quantize a model (zoo name or YAML text). */
-static kd_int8_model *quantized(const char *name, const char *yaml, kd_dataset *ds, kd_model **fp32) {
+static kd_int8_model *quantized_bits(const char *name, const char *yaml, kd_dataset *ds, kd_model **fp32, int bits) {
     kd_error err;
     kd_model *m = NULL;
     kd_status st = yaml ? kd_model_from_yaml(&m, yaml, "test.yaml", 7, &err) : kd_model_create(&m, name, 7, &err);
@@ -101,11 +102,16 @@ static kd_int8_model *quantized(const char *name, const char *yaml, kd_dataset *
     kd_calib_config_default(&cfg);
     cfg.n_images = 48;
     cfg.batch = 16;
+    cfg.weight_bits = bits;
     kd_int8_model *q = NULL;
     CHECK_MSG(kd_int8_quantize(m, ds, &cfg, &q, &err) == KD_STATUS_OK, "%s: %s", name, err.msg);
     if (fp32) *fp32 = m;
     else kd_model_free(m);
     return q;
+}
+
+static kd_int8_model *quantized(const char *name, const char *yaml, kd_dataset *ds, kd_model **fp32) {
+    return quantized_bits(name, yaml, ds, fp32, 8);
 }
 
 static size_t sum_activations(const kd_int8_model *q) {
@@ -253,12 +259,14 @@ static void test_round_trip(void) {
     struct {
         const char *name, *yaml;
         size_t arena; /* regression values: the arena kdrt_arena_size reports */
-    } cases[] = {{"cnn-s", NULL, 8112}, {"mobilenet-s", NULL, 18112}, {"mix", NULL, 0}};
+        int bits;     /* int4-per-group weights are stored as their int8 values */
+    } cases[] = {{"cnn-s", NULL, 8112, 8}, {"mobilenet-s", NULL, 18112, 8}, {"mix", NULL, 0, 8}, {"mobilenet-s", NULL, 0, 4}};
     cases[2].yaml = mix_yaml;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         kd_dataset ds;
-        kd_int8_model *q = quantized(cases[t].name, cases[t].yaml, &ds, NULL);
+        kd_int8_model *q = quantized_bits(cases[t].name, cases[t].yaml, &ds, NULL, cases[t].bits);
         if (!q) continue;
+        if (cases[t].bits == 4) snprintf(q->name, sizeof q->name, "mbs-int4");
         kd_error err;
         unsigned char *file = NULL;
         size_t len = 0;
