@@ -1,0 +1,308 @@
+/* Language-model checkpoints in the safetensors format (u64 LE header length, JSON header, F32
+ * data), written atomically through kd_write_file_atomic. The configuration and the training state
+ * live in __metadata__; optimizer moments are extra tensors. Every field of a file is validated and
+ * a failed load leaves the model untouched. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "distill/checkpoint.h"
+#include "distill/lm.h"
+
+#define LM_MAX_HEADER (64u << 20)
+
+static void meta_add(cJSON *meta, const char *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void meta_add(cJSON *meta, const char *k, const char *fmt, ...) {
+    char buf[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    cJSON_AddStringToObject(meta, k, buf);
+}
+
+kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, const kd_lm_state *st, kd_error *err) {
+    if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_lm_save: no path or no model");
+    if (opt && (opt->n != m->n_params || !opt->m || !opt->v))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to this model", path);
+    int nblk = opt ? 3 : 1;
+    const float *blk[3] = {m->params, opt ? opt->m : NULL, opt ? opt->v : NULL};
+    const char *prefix[3] = {"", "optim.m.", "optim.v."};
+    for (int b = 0; b < nblk; b++)
+        for (size_t i = 0; i < m->n_params; i++)
+            if (!isfinite(blk[b][i])) {
+                const char *tn = "?";
+                for (int k = 0; k < m->n_tensors; k++)
+                    if (i >= m->tensors[k].off && i < m->tensors[k].off + m->tensors[k].n) tn = m->tensors[k].name;
+                return kd_error_set(err, KD_STATUS_DIVERGED, "%s: refusing to write a checkpoint: %s%s holds %g", path,
+                                    prefix[b], tn, (double)blk[b][i]);
+            }
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
+    if (!meta) {
+        cJSON_Delete(root);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    }
+    const kd_lm_config *c = &m->cfg;
+    cJSON_AddStringToObject(meta, "format", "distill-lm");
+    cJSON_AddStringToObject(meta, "version", "1");
+    meta_add(meta, "config", "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d", c->vocab, c->ctx, c->layers, c->dim, c->heads);
+    if (opt && st) {
+        meta_add(meta, "step", "%lld", st->step);
+        meta_add(meta, "rng_state", "%" PRIu64, st->rng.state);
+        meta_add(meta, "rng_inc", "%" PRIu64, st->rng.inc);
+        meta_add(meta, "adam_t", "%lld", opt->t);
+    }
+    size_t off = 0;
+    for (int b = 0; b < nblk; b++)
+        for (int i = 0; i < m->n_tensors; i++) {
+            const kd_lm_tensor *t = &m->tensors[i];
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", prefix[b], t->name);
+            cJSON *e = cJSON_AddObjectToObject(root, name);
+            cJSON_AddStringToObject(e, "dtype", "F32");
+            cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+            for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->shape[d]));
+            cJSON *of = cJSON_AddArrayToObject(e, "data_offsets");
+            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+            off += t->n * 4;
+            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+        }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!json) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory building the header", path);
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8, total = 8 + padded + off;
+    unsigned char *buf = malloc(total);
+    if (!buf) {
+        free(json);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, total);
+    }
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(buf + 8, json, hlen);
+    memset(buf + 8 + hlen, ' ', padded - hlen);
+    free(json);
+    unsigned char *d = buf + 8 + padded;
+    for (int b = 0; b < nblk; b++)
+        for (int i = 0; i < m->n_tensors; i++) {
+            const float *src = blk[b] + m->tensors[i].off;
+            for (size_t k = 0; k < m->tensors[i].n; k++) { /* little-endian on any host */
+                uint32_t u;
+                memcpy(&u, &src[k], 4);
+                for (int j = 0; j < 4; j++) *d++ = (unsigned char)(u >> (8 * j));
+            }
+        }
+    kd_status s = kd_write_file_atomic(path, buf, total, err);
+    free(buf);
+    return s;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+typedef struct lm_file {
+    char *data;
+    size_t len;
+    cJSON *root;
+    const unsigned char *body;
+    size_t body_len;
+} lm_file;
+
+static void lm_file_free(lm_file *f) {
+    cJSON_Delete(f->root);
+    free(f->data);
+    memset(f, 0, sizeof *f);
+}
+
+static const char *meta_get(const lm_file *f, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f->root, "__metadata__"), k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, kd_error *err) {
+    memset(f, 0, sizeof *f);
+    kd_status s = kd_read_file(path, &f->data, &f->len, err);
+    if (s) return s;
+    const unsigned char *b = (const unsigned char *)f->data;
+    uint64_t hlen = 0;
+    if (f->len >= 8)
+        for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
+    if (f->len < 8 || hlen > LM_MAX_HEADER || hlen > f->len - 8) {
+        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a safetensors file or truncated (%zu bytes)", path, f->len);
+        lm_file_free(f);
+        return s;
+    }
+    f->root = cJSON_ParseWithLength(f->data + 8, (size_t)hlen);
+    if (!cJSON_IsObject(f->root)) {
+        lm_file_free(f);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt safetensors header (invalid JSON)", path);
+    }
+    f->body = b + 8 + hlen;
+    f->body_len = f->len - 8 - (size_t)hlen;
+    const char *fmt = meta_get(f, "format"), *ver = meta_get(f, "version"), *cs = meta_get(f, "config");
+    if (!fmt || strcmp(fmt, "distill-lm") != 0) {
+        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a Distill language model (metadata format is %s%s%s)", path,
+                         fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "");
+        lm_file_free(f);
+        return s;
+    }
+    if (!ver || strcmp(ver, "1") != 0) {
+        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: language-model format version %s; this build reads version 1", path,
+                         ver ? ver : "(missing)");
+        lm_file_free(f);
+        return s;
+    }
+    char tail;
+    if (!cs || sscanf(cs, "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d%c", &cfg->vocab, &cfg->ctx, &cfg->layers, &cfg->dim,
+                      &cfg->heads, &tail) != 5) {
+        lm_file_free(f);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\" is %s", path, cs ? "malformed" : "missing");
+    }
+    kd_error e2;
+    if (kd_lm_config_check(cfg, &e2)) {
+        lm_file_free(f);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\": %s", path, e2.msg);
+    }
+    return KD_STATUS_OK;
+}
+
+static int parse_ll(const char *s, long long max, long long *v) {
+    if (!s || *s < '0' || *s > '9') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end || errno || x > (unsigned long long)max) return 0;
+    *v = (long long)x;
+    return 1;
+}
+
+static int parse_u64(const char *s, uint64_t *v) {
+    if (!s || *s < '0' || *s > '9') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end || errno) return 0;
+    *v = x;
+    return 1;
+}
+
+/* Copy tensor `name` (expected shape of t) from the file into dst, validating it. */
+static kd_status read_tensor(const lm_file *f, const char *path, const char *name, const kd_lm_tensor *t, float *dst,
+                             kd_error *err) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(f->root, name);
+    if (!e) return kd_error_set(err, KD_STATUS_MISMATCH, "%s: missing tensor %s", path, name);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape"),
+                *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32") != 0)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s is not F32", path, name);
+    int same = cJSON_IsArray(sh) && cJSON_GetArraySize(sh) == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) {
+        const cJSON *x = cJSON_GetArrayItem(sh, d);
+        same = cJSON_IsNumber(x) && x->valuedouble == t->shape[d];
+    }
+    if (!same)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s does not have the shape [%d%s%.0d] of the configuration",
+                            path, name, t->shape[0], t->ndim > 1 ? "," : "", t->ndim > 1 ? t->shape[1] : 0);
+    const cJSON *o0 = cJSON_GetArrayItem(of, 0), *o1 = cJSON_GetArrayItem(of, 1);
+    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !cJSON_IsNumber(o0) || !cJSON_IsNumber(o1) ||
+        !(o0->valuedouble >= 0) || o0->valuedouble != floor(o0->valuedouble) ||
+        o1->valuedouble - o0->valuedouble != 4.0 * (double)t->n || !(o1->valuedouble <= (double)f->body_len))
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: data offsets outside the %zu data bytes or not "
+                            "matching its shape (truncated file?)", path, name, f->body_len);
+    const unsigned char *s = f->body + (size_t)o0->valuedouble;
+    for (size_t k = 0; k < t->n; k++, s += 4) {
+        uint32_t u = (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+        memcpy(&dst[t->off + k], &u, 4);
+        if (!isfinite(dst[t->off + k]))
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s holds NaN or inf at element %zu", path, name, k);
+    }
+    return KD_STATUS_OK;
+}
+
+static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st,
+                           int *has_state, kd_error *err) {
+    if (has_state) *has_state = 0;
+    long long step = 0, at = 0;
+    uint64_t rs = 0, ri = 0;
+    int file_state = meta_get(f, "step") != NULL;
+    if (file_state && (!parse_ll(meta_get(f, "step"), LLONG_MAX, &step) || !parse_ll(meta_get(f, "adam_t"), LLONG_MAX, &at) ||
+                       !parse_u64(meta_get(f, "rng_state"), &rs) || !parse_u64(meta_get(f, "rng_inc"), &ri) || !(ri & 1)))
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: training state in the metadata (step, adam_t, rng_state, "
+                            "rng_inc) is malformed", path);
+    int want = file_state && opt && st;
+    int nblk = file_state ? 3 : 1;
+    int n_expected = m->n_tensors * nblk + 1;
+    int n_in_file = cJSON_GetArraySize(f->root) - (cJSON_GetObjectItemCaseSensitive(f->root, "__metadata__") != NULL);
+    if (n_in_file != n_expected - 1)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "%s: %d tensors, the configuration%s needs %d", path, n_in_file,
+                            file_state ? " with its optimizer state" : "", n_expected - 1);
+    float *stage = malloc((size_t)nblk * m->n_params * sizeof(float));
+    if (!stage) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    const char *prefix[3] = {"", "optim.m.", "optim.v."};
+    kd_status s = KD_STATUS_OK;
+    for (int b = 0; b < nblk && !s; b++)
+        for (int i = 0; i < m->n_tensors && !s; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", prefix[b], m->tensors[i].name);
+            s = read_tensor(f, path, name, &m->tensors[i], stage + (size_t)b * m->n_params, err);
+        }
+    if (!s) {
+        memcpy(m->params, stage, m->n_params * sizeof(float));
+        if (want) {
+            memcpy(opt->m, stage + m->n_params, m->n_params * sizeof(float));
+            memcpy(opt->v, stage + 2 * m->n_params, m->n_params * sizeof(float));
+            opt->t = at;
+            st->step = step;
+            st->rng.state = rs;
+            st->rng.inc = ri;
+            if (has_state) *has_state = 1;
+        }
+    }
+    free(stage);
+    return s;
+}
+
+kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
+    *out = NULL;
+    lm_file f;
+    kd_lm_config c;
+    kd_status s = lm_file_open(&f, path, &c, err);
+    if (s) return s;
+    kd_lm *m = NULL;
+    s = kd_lm_create(&m, &c, 0, err);
+    if (!s) s = load_file(&f, path, m, NULL, NULL, NULL, err);
+    lm_file_free(&f);
+    if (s) {
+        kd_lm_free(m);
+        return s;
+    }
+    *out = m;
+    return KD_STATUS_OK;
+}
+
+kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st, int *has_state,
+                          kd_error *err) {
+    lm_file f;
+    kd_lm_config c;
+    kd_status s = lm_file_open(&f, path, &c, err);
+    if (s) return s;
+    if (memcmp(&c, &m->cfg, sizeof c) != 0) {
+        lm_file_free(&f);
+        return kd_error_set(err, KD_STATUS_MISMATCH,
+                            "%s: holds a model with vocab %d, ctx %d, layers %d, dim %d, heads %d; this run has "
+                            "vocab %d, ctx %d, layers %d, dim %d, heads %d", path, c.vocab, c.ctx, c.layers, c.dim,
+                            c.heads, m->cfg.vocab, m->cfg.ctx, m->cfg.layers, m->cfg.dim, m->cfg.heads);
+    }
+    if (opt && (!opt->m || !opt->v || opt->n != m->n_params)) {
+        lm_file_free(&f);
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to this model", path);
+    }
+    s = load_file(&f, path, m, opt, st, has_state, err);
+    lm_file_free(&f);
+    return s;
+}

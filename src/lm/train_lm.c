@@ -1,0 +1,406 @@
+/* Training and distillation of the language models: text corpora split into training text and a
+ * held-out tail, random windows as batches, AdamW (decoupled weight decay, torch semantics) with
+ * global-norm clipping and the warmup + cosine schedule of src/train/optim.c (kd_schedule_lr, with
+ * steps in place of epochs), the loss list (CE, forward/reverse KL, hidden-state cosine),
+ * checkpoints with resume, divergence checks, a progress display, and held-out bits per byte. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "distill/checkpoint.h"
+#include "distill/lm.h"
+
+/* ---------------------------------------------------------------- loss terms */
+
+static const char *kind_names[] = {"ce", "fkl", "rkl", "cosine"};
+
+kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
+    memset(t, 0, sizeof *t);
+    t->weight = 1.f;
+    t->T = 1.f;
+    size_t klen = strcspn(spec, ":");
+    int kind = -1;
+    for (int k = 0; k < 4; k++)
+        if (strlen(kind_names[k]) == klen && !strncmp(spec, kind_names[k], klen)) kind = k;
+    if (kind < 0)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': unknown kind (ce, fkl, rkl or cosine)", spec);
+    t->kind = (kd_lm_loss_kind)kind;
+    const char *p = spec + klen;
+    while (*p) {
+        p++; /* ':' or ',' */
+        size_t n = strcspn(p, ",");
+        char kv[64];
+        if (n == 0 || n >= sizeof kv)
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': empty or overlong option", spec);
+        memcpy(kv, p, n);
+        kv[n] = 0;
+        char *eq = strchr(kv, '=');
+        char *end = NULL;
+        double v = eq ? strtod(eq + 1, &end) : 0;
+        if (!eq || end == eq + 1 || *end || !isfinite(v))
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': '%s' is not key=number", spec, kv);
+        *eq = 0;
+        if (!strcmp(kv, "weight") && v >= 0 && v <= 1e6) t->weight = (float)v;
+        else if (!strcmp(kv, "T") && (t->kind == KD_LM_LOSS_FKL || t->kind == KD_LM_LOSS_RKL) && v >= 0.05 && v <= 100)
+            t->T = (float)v;
+        else
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': option '%s=%g' unknown or out of range "
+                                "(weight in [0, 1e6]; T in [0.05, 100] for fkl/rkl)", spec, kv, v);
+        p += n;
+    }
+    return KD_STATUS_OK;
+}
+
+void kd_lm_loss_term_format(const kd_lm_loss_term *t, char *buf, size_t n) {
+    if (t->kind == KD_LM_LOSS_FKL || t->kind == KD_LM_LOSS_RKL)
+        snprintf(buf, n, "%s:T=%g,weight=%g", kind_names[t->kind], (double)t->T, (double)t->weight);
+    else
+        snprintf(buf, n, "%s:weight=%g", kind_names[t->kind], (double)t->weight);
+}
+
+/* ---------------------------------------------------------------- text */
+
+kd_status kd_lm_text_load(kd_lm_text *t, const char *path, double holdout, int ctx, kd_error *err) {
+    memset(t, 0, sizeof *t);
+    if (!(holdout >= 0 && holdout <= 0.5))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "held-out fraction must be in [0, 0.5] (got %g)", holdout);
+    char *d = NULL;
+    size_t n = 0;
+    kd_status s = kd_read_file(path, &d, &n, err);
+    if (s) return s;
+    size_t n_val = (size_t)((double)n * holdout);
+    if (n < 2 || n - n_val < (size_t)ctx + 2) {
+        free(d);
+        return kd_error_set(err, KD_STATUS_BAD_FILE,
+                            "%s: %zu bytes of text, %zu for training after the held-out %.0f%%: too short for "
+                            "a context of %d (needs at least %d)", path, n, n - n_val, 100 * holdout, ctx, ctx + 2);
+    }
+    if (holdout > 0 && n_val < 2) n_val = 2;
+    t->data = (uint8_t *)d;
+    t->n = n;
+    t->n_train = n - n_val;
+    return KD_STATUS_OK;
+}
+
+void kd_lm_text_free(kd_lm_text *t) {
+    free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *data, size_t n, int batch, int seq, kd_lm_eval *res, kd_error *err) {
+    memset(res, 0, sizeof *res);
+    if (seq <= 0 || seq > m->cfg.ctx) seq = m->cfg.ctx;
+    if (batch < 1) batch = 1;
+    if (n < 2) return kd_error_set(err, KD_STATUS_BAD_ARG, "no held-out text to evaluate (%zu bytes)", n);
+    kd_status s = kd_lm_prepare(m, batch, seq, m->grads != NULL, err);
+    if (s) return s;
+    double t0 = kd_now(), total = 0;
+    long long count = 0;
+    int32_t *x = malloc((size_t)batch * seq * sizeof(int32_t)), *y = malloc((size_t)batch * seq * sizeof(int32_t));
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    }
+    size_t pos = 0;
+    while (pos + 1 < n) {
+        size_t left = n - 1 - pos; /* predictable positions */
+        int T = left >= (size_t)seq ? seq : (int)left;
+        int B = 0;
+        /* full windows share a batch; a last, shorter window goes alone */
+        while (B < batch && pos + 1 < n && n - 1 - pos >= (size_t)T) {
+            for (int t = 0; t < T; t++) {
+                x[B * T + t] = data[pos + t];
+                y[B * T + t] = data[pos + t + 1];
+            }
+            pos += (size_t)T;
+            B++;
+            if (T < seq) break;
+        }
+        kd_lm_forward(m, x, B, T);
+        double l = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, B * T, m->cfg.vocab);
+        total += l * B * T;
+        count += (long long)B * T;
+    }
+    free(x);
+    free(y);
+    res->tokens = count;
+    res->loss = total / (double)count;
+    res->bpb = res->loss / log(2.0);
+    res->ppl = exp(res->loss);
+    res->seconds = kd_now() - t0;
+    if (!isfinite(res->loss))
+        return kd_error_set(err, KD_STATUS_DIVERGED, "evaluation: the held-out loss is %g (the model holds NaN or inf?)",
+                            res->loss);
+    return KD_STATUS_OK;
+}
+
+/* ---------------------------------------------------------------- init from teacher */
+
+kd_status kd_lm_init_from_teacher(kd_lm *s, const kd_lm *t, kd_error *err) {
+    const kd_lm_config *a = &s->cfg, *b = &t->cfg;
+    if (a->vocab != b->vocab || a->dim != b->dim || a->heads != b->heads || a->ctx > b->ctx || a->layers > b->layers)
+        return kd_error_set(err, KD_STATUS_MISMATCH,
+                            "--init-from-teacher needs the same vocab, dim and heads, ctx and layers at most the "
+                            "teacher's (student vocab %d dim %d heads %d ctx %d layers %d; teacher %d %d %d %d %d)",
+                            a->vocab, a->dim, a->heads, a->ctx, a->layers, b->vocab, b->dim, b->heads, b->ctx, b->layers);
+    int k = b->layers / a->layers;
+    memcpy(s->params + s->tensors[0].off, t->params + t->tensors[0].off, s->tensors[0].n * sizeof(float));
+    memcpy(s->params + s->tensors[1].off, t->params + t->tensors[1].off, s->tensors[1].n * sizeof(float)); /* first ctx rows */
+    for (int l = 0; l < a->layers; l++) {
+        kd_lm_layer ps, pt;
+        kd_lm_layer_ptrs(s, s->params, l, &ps);
+        kd_lm_layer_ptrs(t, t->params, l * k, &pt);
+        for (int j = 0; j < KD_LM_NLT; j++)
+            memcpy(ps.w[j], pt.w[j], s->tensors[2 + j].n * sizeof(float));
+    }
+    for (int j = 1; j <= 2; j++)
+        memcpy(s->params + s->tensors[s->n_tensors - j].off, t->params + t->tensors[t->n_tensors - j].off,
+               s->tensors[s->n_tensors - j].n * sizeof(float));
+    return KD_STATUS_OK;
+}
+
+/* ---------------------------------------------------------------- training */
+
+void kd_lm_train_config_default(kd_lm_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->steps = 1000;
+    c->batch = 16;
+    c->threads = 1;
+    c->seed = 1;
+    kd_optim_config_default(&c->optim);
+    c->optim.type = KD_OPT_ADAMW;
+    c->optim.lr = 1e-3f;
+    c->optim.beta1 = 0.9f;
+    c->optim.beta2 = 0.95f;
+    c->optim.weight_decay = 0.1f;
+    c->optim.sched = KD_SCHED_COSINE;
+    c->optim.warmup_epochs = 100; /* steps */
+    c->optim.min_lr = 1e-4f;
+    c->clip = 1.f;
+    c->ckpt_every = 500;
+    c->eval_every = 0;
+    c->eval_bytes = 65536;
+    c->progress = 1;
+}
+
+static void adamw_update(kd_lm *m, kd_lm_adamw *o, const kd_optim_config *c, float lr) {
+    o->t++;
+    float b1 = c->beta1, b2 = c->beta2;
+    float bc1 = 1.f - powf(b1, (float)o->t), bc2 = 1.f - powf(b2, (float)o->t);
+    float step = lr / bc1, sq = sqrtf(bc2);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const kd_lm_tensor *t = &m->tensors[i];
+        float decay = t->decay ? 1.f - lr * c->weight_decay : 1.f;
+        float *p = m->params + t->off, *mo = o->m + t->off, *v = o->v + t->off;
+        const float *g = m->grads + t->off;
+        for (size_t j = 0; j < t->n; j++) {
+            p[j] *= decay;
+            mo[j] = b1 * mo[j] + (1.f - b1) * g[j];
+            v[j] = b2 * v[j] + (1.f - b2) * g[j] * g[j];
+            p[j] -= step * mo[j] / (sqrtf(v[j]) / sq + c->eps);
+        }
+    }
+}
+
+typedef struct progress {
+    FILE *out;
+    int on, tty, open;
+    double t0, last;
+} progress;
+
+static void progress_step(progress *p, long long step, long long steps, long long first, double loss, double ce,
+                          float lr, double tokens) {
+    if (!p->on) return;
+    double now = kd_now();
+    if (step != steps && now - p->last < (p->tty ? 0.2 : 15.0)) return;
+    p->last = now;
+    double el = now - p->t0, done = (double)(step - first);
+    char eta[32], bar[21];
+    kd_format_duration(eta, sizeof eta, done > 0 ? el / done * (double)(steps - step) : 0);
+    int fill = steps ? (int)(20 * step / steps) : 0;
+    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+    bar[20] = 0;
+    fprintf(p->out, "%sstep %lld/%lld [%s] loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e  %.0f tok/s  ETA %s%s",
+            p->tty ? "\r" : "", step, steps, bar, loss, ce, ce / log(2.0), (double)lr, tokens / (el > 0 ? el : 1e-9),
+            eta, p->tty ? "\033[K" : "\n");
+    fflush(p->out);
+    p->open = p->tty;
+}
+
+static void progress_line(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress_line(progress *p, const char *fmt, ...) {
+    if (!p->on) return;
+    if (p->open) fputc('\n', p->out);
+    p->open = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->out, fmt, ap);
+    va_end(ap);
+    fflush(p->out);
+}
+
+kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config *cfg, kd_lm_train_result *res,
+                      kd_error *err) {
+    memset(res, 0, sizeof *res);
+    res->resumed_step = -1;
+    int B = cfg->batch, T = cfg->seq > 0 ? cfg->seq : m->cfg.ctx, V = m->cfg.vocab, C = m->cfg.dim;
+    if (T > m->cfg.ctx) return kd_error_set(err, KD_STATUS_BAD_ARG, "sequence %d is longer than the context %d", T, m->cfg.ctx);
+    if (cfg->steps < 1 || B < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "steps and batch must be >= 1");
+    if (text->n_train < (size_t)T + 2)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "%zu bytes of training text: too short for sequence %d", text->n_train, T);
+    if (V < 256) return kd_error_set(err, KD_STATUS_BAD_ARG, "byte tokens need vocab >= 256 (got %d)", V);
+    if (!(cfg->optim.lr > 0) || !isfinite(cfg->optim.lr))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "learning rate must be > 0 (got %g)", (double)cfg->optim.lr);
+    int need_teacher = 0, need_hidden = 0;
+    for (int i = 0; i < cfg->n_terms; i++) {
+        if (cfg->terms[i].kind != KD_LM_LOSS_CE) need_teacher = 1;
+        if (cfg->terms[i].kind == KD_LM_LOSS_COSINE) need_hidden = 1;
+    }
+    kd_lm *tm = cfg->teacher;
+    if (need_teacher && !tm) return kd_error_set(err, KD_STATUS_BAD_ARG, "the loss list needs a teacher");
+    if (tm && (tm->cfg.vocab != V || tm->cfg.ctx < T))
+        return kd_error_set(err, KD_STATUS_MISMATCH, "teacher (vocab %d, ctx %d) does not fit the student (vocab %d, "
+                            "sequence %d)", tm->cfg.vocab, tm->cfg.ctx, V, T);
+    if (need_hidden && tm->cfg.dim != C)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "the cosine loss compares hidden states of equal size: student dim "
+                            "%d, teacher dim %d", C, tm->cfg.dim);
+#ifdef _OPENMP
+    int old_threads = omp_get_max_threads();
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+#endif
+    kd_status s = kd_lm_prepare(m, B, T, 1, err);
+    if (!s && tm && need_teacher) s = kd_lm_prepare(tm, B, T, 0, err);
+    size_t N = (size_t)B * T;
+    int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
+    float *pt = need_teacher ? malloc(N * (size_t)V * sizeof(float)) : NULL;
+    float *dh = need_hidden ? malloc(N * (size_t)C * sizeof(float)) : NULL;
+    kd_lm_adamw opt = {calloc(m->n_params, sizeof(float)), calloc(m->n_params, sizeof(float)), m->n_params, 0};
+    if (!s && (!x || !y || (need_teacher && !pt) || (need_hidden && !dh) || !opt.m || !opt.v))
+        s = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    kd_lm_state st = {0};
+    kd_rng_seed(&st.rng, cfg->seed, 0x7478);
+    if (!s && cfg->resume && cfg->ckpt_path && access(cfg->ckpt_path, F_OK) == 0) {
+        int has = 0;
+        s = kd_lm_load_into(cfg->ckpt_path, m, &opt, &st, &has, err);
+        if (!s && !has)
+            s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: holds no training state to resume", cfg->ckpt_path);
+        if (!s) res->resumed_step = st.step;
+    }
+    progress pr = {cfg->out ? cfg->out : stderr, cfg->progress, 0, 0, kd_now(), 0};
+    pr.tty = pr.on && isatty(fileno(pr.out));
+    if (!s && res->resumed_step >= 0)
+        progress_line(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
+    long long first = st.step;
+    double tokens = 0, t_start = kd_now(), last_ce = 0;
+    const uint8_t *d = text->data;
+    size_t span = text->n_train - (size_t)T - 1; /* window starts in [0, span] */
+    size_t eval_n = text->n - text->n_train;
+    if (cfg->eval_bytes && eval_n > cfg->eval_bytes) eval_n = cfg->eval_bytes;
+    while (!s && st.step < cfg->steps) {
+        for (int b = 0; b < B; b++) {
+            size_t o = span ? (size_t)kd_rng_u32(&st.rng) % (span + 1) : 0;
+            if (span > UINT32_MAX) o = (((size_t)kd_rng_u32(&st.rng) << 32) | kd_rng_u32(&st.rng)) % (span + 1);
+            for (int t = 0; t < T; t++) {
+                x[b * T + t] = d[o + t];
+                y[b * T + t] = d[o + t + 1];
+            }
+        }
+        kd_lm_forward(m, x, B, T);
+        if (need_teacher) kd_lm_forward(tm, x, B, T);
+        memset(m->g.dlogits, 0, N * V * sizeof(float));
+        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)N, V), loss = 0;
+        float pt_T = -1.f;
+        for (int i = 0; i < cfg->n_terms; i++) {
+            const kd_lm_loss_term *lt = &cfg->terms[i];
+            switch (lt->kind) {
+            case KD_LM_LOSS_CE:
+                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, lt->weight);
+                loss += lt->weight * ce;
+                break;
+            case KD_LM_LOSS_FKL:
+            case KD_LM_LOSS_RKL:
+                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)N, V, lt->T);
+                pt_T = lt->T;
+                loss += lt->weight * (lt->kind == KD_LM_LOSS_FKL
+                                          ? kd_lm_forward_kl(m->g.dlogits, m->a.logits, pt, (int)N, V, lt->T, lt->weight)
+                                          : kd_lm_reverse_kl(m->g.dlogits, m->a.logits, pt, (int)N, V, lt->T, lt->weight));
+                break;
+            case KD_LM_LOSS_COSINE:
+                memset(dh, 0, N * C * sizeof(float));
+                loss += lt->weight * kd_lm_cosine_loss(dh, m->a.lnf, tm->a.lnf, (int)N, C, lt->weight);
+                break;
+            }
+        }
+        if (cfg->n_terms == 0) {
+            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, 1.f);
+            loss = ce;
+        }
+        kd_lm_zero_grad(m);
+        kd_lm_backward(m, need_hidden ? dh : NULL);
+        double norm2 = 0;
+        for (size_t i = 0; i < m->n_params; i++) norm2 += (double)m->grads[i] * m->grads[i];
+        double norm = sqrt(norm2);
+        float lr = kd_schedule_lr(&cfg->optim, (double)st.step + 1, cfg->steps);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            progress_line(&pr, "%s", "");
+            s = kd_error_set(err, KD_STATUS_DIVERGED,
+                             "training diverged at step %lld: loss %g, gradient norm %g (lr %.3g)%s%s; try a lower "
+                             "--lr or --clip", st.step + 1, loss, norm, (double)lr,
+                             cfg->ckpt_path ? "; the last good state is in " : "", cfg->ckpt_path ? cfg->ckpt_path : "");
+            break;
+        }
+        if (cfg->clip > 0 && norm > cfg->clip) {
+            float k = (float)(cfg->clip / norm);
+            for (size_t i = 0; i < m->n_params; i++) m->grads[i] *= k;
+        }
+        adamw_update(m, &opt, &cfg->optim, lr);
+        st.step++;
+        tokens += (double)N;
+        last_ce = ce;
+        res->last_loss = loss;
+        progress_step(&pr, st.step, cfg->steps, first, loss, ce, lr, tokens);
+        int stop = cfg->stop && *cfg->stop;
+        if (cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0)))
+            s = kd_lm_save(cfg->ckpt_path, m, &opt, &st, err);
+        if (!s && cfg->eval_every > 0 && st.step % cfg->eval_every == 0 && st.step != cfg->steps && eval_n >= 2) {
+            kd_lm_eval ev;
+            s = kd_lm_evaluate(m, d + text->n_train, eval_n, B, T, &ev, err);
+            if (!s)
+                progress_line(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n", st.step,
+                              ev.bpb, ev.ppl, ev.tokens);
+        }
+        if (!s && stop) {
+            progress_line(&pr, "%s", "");
+            s = kd_error_set(err, KD_STATUS_INTERRUPTED, "interrupted at step %lld%s%s", st.step,
+                             cfg->ckpt_path ? "; state saved to " : "", cfg->ckpt_path ? cfg->ckpt_path : "");
+        }
+    }
+    (void)last_ce;
+    res->seconds = kd_now() - t_start;
+    res->steps_run = st.step - first;
+    res->tokens_per_sec = res->seconds > 0 ? tokens / res->seconds : 0;
+    res->ms_per_step = res->steps_run ? 1e3 * res->seconds / (double)res->steps_run : 0;
+    progress_line(&pr, "%s", "");
+    if (!s && eval_n >= 2) {
+        s = kd_lm_evaluate(m, d + text->n_train, text->n - text->n_train, B, T, &res->val, err);
+    }
+    free(x);
+    free(y);
+    free(pt);
+    free(dh);
+    free(opt.m);
+    free(opt.v);
+#ifdef _OPENMP
+    omp_set_num_threads(old_threads);
+#endif
+    return s;
+}
