@@ -89,6 +89,74 @@ kdrt_status kdrt_argmax_s8_ref(int32_t *out_index, const int8_t *in, const kdrt_
  * count >= 0; scale > 0 and finite; zero_point in [-128, 127]. */
 kdrt_status kdrt_dequantize_s8_ref(float *out, const int8_t *in, int32_t count, kdrt_quant q);
 
+/* ---- Optimised kernels and their dispatchers ------------------------------------------------
+ * Same signatures, arguments, statuses and results (bit for bit) as the `_ref` kernels above; they
+ * differ only in speed and in needing caller scratch through `ctx` (ctx->buf: any alignment,
+ * ctx->size bytes). Each reports its need with a `_scratch_size` function of the shapes alone;
+ * a ctx (or buf) that is NULL or smaller gives KDRT_STATUS_NO_SCRATCH (a need of 0 accepts a NULL
+ * ctx). Argument checks come first, in the same order as `_ref`, so a bad call gives the same
+ * status from every variant.
+ *
+ * The dispatchers (runtime/src/kernels_dispatch.c) run the fastest variant this CPU supports:
+ *   x86-64:  AVX-512 VNNI (avx512f+bw+vl+vnni), else AVX2, else `_ref`   (CPU checked at run time)
+ *   aarch64: NEON (with SDOT when the compiler targets the dot-product extension)
+ *   others:  `_ref`
+ * Their scratch need is the largest of the variants built for the architecture, whatever the CPU,
+ * so arena sizes do not depend on the machine within an architecture (0 where only `_ref` exists). */
+
+size_t kdrt_conv2d_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims,
+                                   const kdrt_dims *filter_dims);
+kdrt_status kdrt_conv2d_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                           const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims,
+                           const int32_t *bias, const kdrt_conv_params *params, const kdrt_channel_quant *quant);
+
+size_t kdrt_depthwise_conv2d_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims,
+                                             const kdrt_dims *filter_dims);
+kdrt_status kdrt_depthwise_conv2d_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
+                                     const int8_t *in, const kdrt_dims *in_dims, const int8_t *filter,
+                                     const kdrt_dims *filter_dims, const int32_t *bias,
+                                     const kdrt_conv_params *params, const kdrt_channel_quant *quant);
+
+size_t kdrt_fully_connected_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims);
+kdrt_status kdrt_fully_connected_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
+                                    const int8_t *in, const kdrt_dims *in_dims, const int8_t *weight,
+                                    const int32_t *bias, const kdrt_fc_params *params,
+                                    const kdrt_channel_quant *quant);
+
+/* The variants themselves (declared only on their architecture). Called directly on a CPU without
+ * the instructions they need, they return KDRT_STATUS_UNSUPPORTED (after the argument checks)
+ * instead of faulting.
+ *   _avx512: int8 x int8 as u8 x s8 with vpdpbusd: activations + 128, and a per-channel
+ *            bias - (zp_in + 128) * sum(weights) correction computed per call; im2col with
+ *            padded taps holding the input zero point; 1x1 convs copy rows without gathering.
+ *   _avx2:   activations minus zero point and weights widened to int16, vpmaddwd pairs. */
+#define KDRT_DECLARE_VARIANTS(suffix)                                                                       \
+    size_t kdrt_conv2d_s8_##suffix##_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims,      \
+                                                  const kdrt_dims *filter_dims);                            \
+    kdrt_status kdrt_conv2d_s8_##suffix(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,        \
+                                        const int8_t *in, const kdrt_dims *in_dims, const int8_t *filter,   \
+                                        const kdrt_dims *filter_dims, const int32_t *bias,                  \
+                                        const kdrt_conv_params *params, const kdrt_channel_quant *quant);   \
+    kdrt_status kdrt_depthwise_conv2d_s8_##suffix(                                                          \
+        const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims, const int8_t *in,                      \
+        const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims, const int32_t *bias,  \
+        const kdrt_conv_params *params, const kdrt_channel_quant *quant);                                   \
+    kdrt_status kdrt_fully_connected_s8_##suffix(const kdrt_ctx *ctx, int8_t *out,                          \
+                                                 const kdrt_dims *out_dims, const int8_t *in,               \
+                                                 const kdrt_dims *in_dims, const int8_t *weight,            \
+                                                 const int32_t *bias, const kdrt_fc_params *params,         \
+                                                 const kdrt_channel_quant *quant);
+#if defined(__x86_64__)
+KDRT_DECLARE_VARIANTS(avx512)
+KDRT_DECLARE_VARIANTS(avx2)
+#endif
+#if defined(__aarch64__)
+/*   _neon:   SDOT on int8 with a bias - zp_in * sum(weights) correction when compiled for the
+ *            dot-product extension (__ARM_FEATURE_DOTPROD), else int16 multiply-accumulate. */
+KDRT_DECLARE_VARIANTS(neon)
+#endif
+/* Depthwise and fully-connected variants need no scratch (see the dispatchers' _scratch_size). */
+
 /* ---- Parameter preparation (converter side; runtime/src/quant_params.c) ------------------------ */
 /* These run on the host when a model is converted, but use no libm and no floating-point library
  * function (the double is decoded from its IEEE-754 bits), so they also build for a device. */

@@ -1,0 +1,38 @@
+/* Private to runtime/src: the argument checks the optimised kernels share with each other (the same
+ * rules, in the same order, as the `_ref` kernels in kernels_ref.c, so every variant returns the
+ * same status for the same bad call), and the scratch-layout helpers. Not installed. */
+#ifndef KDRT_KERNELS_INTERNAL_H
+#define KDRT_KERNELS_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kdrt_kernels.h"
+
+/* Full argument checks of conv2d / depthwise conv2d / fully connected (kernels_dispatch.c). */
+kdrt_status kdrt_check_conv2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                                 const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims,
+                                 const kdrt_conv_params *params, const kdrt_channel_quant *quant);
+kdrt_status kdrt_check_depthwise_conv2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                                           const kdrt_dims *in_dims, const int8_t *filter,
+                                           const kdrt_dims *filter_dims, const kdrt_conv_params *params,
+                                           const kdrt_channel_quant *quant);
+kdrt_status kdrt_check_fully_connected_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                                          const kdrt_dims *in_dims, const int8_t *weight,
+                                          const kdrt_fc_params *params, const kdrt_channel_quant *quant);
+
+/* Output pixels per im2col block of the optimised conv2d kernels: a multiple of every register
+ * tile height they use (6, 8, 12, 16), small enough that a block of patches stays in L1. */
+#define KDRT_CONV_PIXEL_BLOCK 48
+
+/* Scratch pointers are rounded up to this many bytes (one cache line, one zmm), so every scratch
+ * size includes this much slack and the caller's buffer needs no particular alignment. */
+#define KDRT_SCRATCH_ALIGN 64
+
+/* 0 when the dims pointers are NULL or not all >= 1 (the kernel then rejects the call anyway). */
+static inline int kdrt_scratch_dims_ok(const kdrt_dims *d) {
+    return d && d->n >= 1 && d->h >= 1 && d->w >= 1 && d->c >= 1;
+}
+
+static inline size_t kdrt_round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+#endif
