@@ -101,7 +101,9 @@ static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
  * CPU it runs on, so an arena size computed on one x86-64 machine holds on every other. Builds
  * without optimised kernels (Cortex-M, other architectures) need none. */
 
+#if defined(__x86_64__)
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+#endif
 
 size_t kdrt_conv2d_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims,
                                    const kdrt_dims *filter_dims) {
@@ -114,7 +116,6 @@ size_t kdrt_conv2d_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *i
     (void)out_dims;
     (void)in_dims;
     (void)filter_dims;
-    (void)max_size;
     return 0;
 #endif
 }
