@@ -10,7 +10,6 @@
 
 int kd_cmd_lm(int argc, char **argv); /* cli/cmd_lm.c */
 
-int kd_cmd_export(int argc, char **argv); /* cli/cmd_export.c */
 
 volatile int kd_cli_stop = 0;
 
@@ -154,6 +153,7 @@ static void usage(FILE *f) {
             "  pipeline  teacher -> distilled student -> pruned + fine-tuned student -> report, from a YAML file\n"
             "  quantize  int8 post-training quantization, evaluated with integer arithmetic\n"
             "  export    the deployable model of the kdrt runtime (.kdm file or C header)\n"
+            "  bench     batch-1 latency, throughput, arena and accuracy of a .kdm on the runtime\n"
             "  lm        language models: train, distill (kd), eval, generate (distill lm --help)\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
@@ -183,6 +183,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "pipeline")) return kd_cmd_pipeline(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return kd_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return kd_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return kd_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "lm")) return kd_cmd_lm(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         for (int i = 0; kd_model_zoo_name(i); i++) {

@@ -212,11 +212,17 @@ static size_t layer_param_bytes(const kdrt_layer *L) {
     }
 }
 
-/* Scratch the kernel chosen for layer L needs. The reference kernels need none; the dispatcher of
- * the optimised kernels will report theirs here (the arena keeps the maximum over layers). */
+/* Scratch the dispatched kernel of layer L needs (the arena keeps the maximum over layers). The
+ * dispatchers report the largest need of the variants built for this architecture, so the arena
+ * size of a model does not depend on which CPU of that architecture runs it. */
 static size_t layer_scratch_bytes(const kdrt_layer *L) {
-    (void)L;
-    return 0;
+    switch (L->op) {
+    case KDRT_OP_CONV2D: return kdrt_conv2d_s8_scratch_size(&L->out_dims, &L->in_dims, &L->filter_dims);
+    case KDRT_OP_DEPTHWISE_CONV2D:
+        return kdrt_depthwise_conv2d_s8_scratch_size(&L->out_dims, &L->in_dims, &L->filter_dims);
+    case KDRT_OP_FULLY_CONNECTED: return kdrt_fully_connected_s8_scratch_size(&L->out_dims, &L->in_dims);
+    default: return 0;
+    }
 }
 
 /* The activation plan: an output alive while a later layer writes its own must not share a byte
@@ -358,8 +364,8 @@ kdrt_status kdrt_prepare(kdrt_model *m, void *arena, size_t len) {
 
 /* One layer through its kernel. This is where a dispatcher will pick an optimised variant; the
  * `_ref` kernels are the only ones so far. `params` is the layer's prepared block in the arena. */
-static kdrt_status run_layer(const kdrt_layer *L, int8_t *out, const int8_t *in0, const int8_t *in1,
-                             const uint8_t *params) {
+static kdrt_status run_layer(const kdrt_ctx *ctx, const kdrt_layer *L, int8_t *out, const int8_t *in0,
+                             const int8_t *in1, const uint8_t *params) {
     switch (L->op) {
     case KDRT_OP_CONV2D:
     case KDRT_OP_DEPTHWISE_CONV2D: {
@@ -373,10 +379,10 @@ static kdrt_status run_layer(const kdrt_layer *L, int8_t *out, const int8_t *in0
         q.multiplier = (const int32_t *)(const void *)params;
         q.shift = q.multiplier + L->out_dims.c;
         if (L->op == KDRT_OP_CONV2D)
-            return kdrt_conv2d_s8_ref(NULL, out, &L->out_dims, in0, &L->in_dims, L->weight, &L->filter_dims,
-                                      L->bias, &p, &q);
-        return kdrt_depthwise_conv2d_s8_ref(NULL, out, &L->out_dims, in0, &L->in_dims, L->weight, &L->filter_dims,
-                                            L->bias, &p, &q);
+            return kdrt_conv2d_s8(ctx, out, &L->out_dims, in0, &L->in_dims, L->weight, &L->filter_dims, L->bias,
+                                  &p, &q);
+        return kdrt_depthwise_conv2d_s8(ctx, out, &L->out_dims, in0, &L->in_dims, L->weight, &L->filter_dims,
+                                        L->bias, &p, &q);
     }
     case KDRT_OP_FULLY_CONNECTED: {
         kdrt_fc_params p;
@@ -386,7 +392,7 @@ static kdrt_status run_layer(const kdrt_layer *L, int8_t *out, const int8_t *in0
         kdrt_channel_quant q;
         q.multiplier = (const int32_t *)(const void *)params;
         q.shift = q.multiplier + L->out_dims.c;
-        return kdrt_fully_connected_s8_ref(NULL, out, &L->out_dims, in0, &L->in_dims, L->weight, L->bias, &p, &q);
+        return kdrt_fully_connected_s8(ctx, out, &L->out_dims, in0, &L->in_dims, L->weight, L->bias, &p, &q);
     }
     case KDRT_OP_MAX_POOL2D:
     case KDRT_OP_AVG_POOL2D: {
@@ -416,6 +422,9 @@ kdrt_status kdrt_invoke(kdrt_model *m, const int8_t *input, int8_t *output) {
     if (m->state != STATE_PREPARED) return KDRT_STATUS_NOT_PREPARED;
     if (!input || !output) return KDRT_STATUS_BAD_ARG;
     const uint8_t *params = m->arena + align_up(m->activation_bytes, 4);
+    kdrt_ctx ctx; /* kernel scratch: the end of the arena, after the requantization parameters */
+    ctx.buf = m->scratch_bytes ? (void *)(m->arena + align_up(m->activation_bytes, 4) + m->param_bytes) : NULL;
+    ctx.size = m->scratch_bytes;
     kdrt_layer L;
     for (int32_t i = 0; i < m->n_layers; i++) {
         kdrt_status st = decode_layer(m, i, &L, 0);
@@ -423,7 +432,7 @@ kdrt_status kdrt_invoke(kdrt_model *m, const int8_t *input, int8_t *output) {
         int8_t *out = i == m->n_layers - 1 ? output : (int8_t *)(m->arena + L.act_offset);
         const int8_t *in0 = tensor_of(m, L.input[0], input);
         const int8_t *in1 = L.n_inputs == 2 ? tensor_of(m, L.input[1], input) : NULL;
-        st = run_layer(&L, out, in0, in1, params);
+        st = run_layer(&ctx, &L, out, in0, in1, params);
         if (st != KDRT_STATUS_OK) return st;
         params += layer_param_bytes(&L);
     }

@@ -174,6 +174,12 @@ int main(void) {
               strstr(out, "| int8 QAT+KD (of pruned + KD) |"),
               "pipeline report:\n%s", out);
     EXPECT("pipeline cli_pipe.yaml", 0, "student: cli_pipe/student.safetensors exists, skipped");
+    /* the pipeline's int8 model as the device runs it: identical logits to the integer evaluation */
+    EXPECT("export cli_pipe/int8.safetensors -o cli_pipe/model.kdm", 0, "wrote cli_pipe/model.kdm");
+    EXPECT("bench cli_pipe/model.kdm --verify --limit 300 -n 100", 0, "identical to the training side's integer "
+           "evaluation on 300/300 images");
+    CHECK_MSG(strstr(out, "arena bytes") && strstr(out, "batch-1 latency  median"), "bench output:\n%s", out);
+    EXPECT("bench cli_pipe/int8.safetensors", 1, "cli_pipe/int8.safetensors: malformed model");
     /* killed in the middle of a stage (SIGINT as soon as the student's first epoch checkpoint
      * exists), the pipeline continues where it stopped: finished stages are skipped, the
      * interrupted one resumes from its last checkpoint */

@@ -1,0 +1,154 @@
+/* `distill bench MODEL.kdm`: the deployable model as a device runs it, through the runtime's public
+ * API only (kdrt_model_load, kdrt_arena_size, kdrt_prepare, kdrt_invoke): batch-1 latency (median,
+ * p99), throughput and accuracy on the test set, model and arena bytes against the sum of all
+ * activations. --verify also runs the training side's integer evaluation (kd_int8_forward_q on the
+ * model read back from the same file) and checks the int8 logits are identical on every image. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "distill/export.h"
+#include "kdrt_model.h"
+
+static void help(void) {
+    printf("Usage: distill bench MODEL.kdm [options]\n\n"
+           "Run a .kdm model (from distill export) with the kdrt runtime, one image at a time, as a device\n"
+           "does: prints model bytes, arena bytes (activations, requantization parameters, kernel scratch)\n"
+           "against the sum of all activations, batch-1 latency (median and p99), images/s and test accuracy.\n\n"
+           "  -d, --data SPEC   test images: fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
+           "  -n, --runs N      timed single-image runs for the latency (default 5000)\n"
+           "      --limit N     use the first N test images only\n"
+           "      --verify      also check that the runtime's int8 logits equal the training side's integer\n"
+           "                    evaluation (kd_int8_forward_q) on every test image\n");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Image i of ds as int8 NHWC model input (pixels are stored CHW per image). */
+static void input_of(const kdrt_model *m, const kd_dataset *ds, int i, uint8_t *hwc, int8_t *q) {
+    int C = ds->c, HW = ds->h * ds->w;
+    const uint8_t *p = ds->pixels + (size_t)i * C * HW;
+    for (int c = 0; c < C; c++)
+        for (int k = 0; k < HW; k++) hwc[(size_t)k * C + c] = p[(size_t)c * HW + k];
+    kdrt_quantize_input_u8(m, q, hwc);
+}
+
+int kd_cmd_bench(int argc, char **argv) {
+    static const struct option opts[] = {{"data", 1, 0, 'd'}, {"runs", 1, 0, 'n'}, {"verify", 0, 0, 'v'},
+                                         {"limit", 1, 0, 'l'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *C = "bench", *data = "fashion-mnist";
+    int runs = 5000, verify = 0, limit = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "d:n:h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'n': if (!kd_cli_int(C, "--runs", optarg, 1, 100000000, &runs)) return KD_EXIT_USAGE; break;
+        case 'v': verify = 1; break;
+        case 'l': if (!kd_cli_int(C, "--limit", optarg, 1, 1 << 30, &limit)) return KD_EXIT_USAGE; break;
+        case 'h': help(); return 0;
+        default: return kd_cli_usage_error(C, "unknown option");
+        }
+    }
+    if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL.kdm argument");
+    const char *path = argv[optind];
+    kd_error err;
+    char *file = NULL;
+    size_t len = 0;
+    if (kd_read_file(path, &file, &len, &err)) return kd_cli_fail(C, &err);
+    int rc = KD_EXIT_ERROR;
+    kd_dataset test = {0};
+    kd_int8_model *q8 = NULL;
+    uint8_t *bytes = NULL, *arena = NULL, *hwc = NULL;
+    int8_t *in = NULL, *out = NULL, *ref = NULL;
+    double *t = NULL;
+    kdrt_model m;
+    /* the runtime wants 16-byte-aligned model bytes for in-place SIMD loads */
+    if (!(bytes = aligned_alloc(16, (len + 15) / 16 * 16))) goto oom;
+    memcpy(bytes, file, len);
+    kdrt_status s = kdrt_model_load(&m, bytes, len);
+    if (s != KDRT_STATUS_OK) {
+        fprintf(stderr, "distill bench: error: %s: %s (is it a .kdm from distill export?)\n", path,
+                kdrt_status_string(s));
+        goto done;
+    }
+    size_t an = kdrt_arena_size(&m);
+    if (!(arena = aligned_alloc(16, (an + 15) / 16 * 16))) goto oom;
+    if ((s = kdrt_prepare(&m, arena, an)) != KDRT_STATUS_OK) {
+        fprintf(stderr, "distill bench: error: %s: prepare: %s\n", path, kdrt_status_string(s));
+        goto done;
+    }
+    if (kd_cli_load_data(C, data, "test", &test)) goto done;
+    if (limit && limit < test.n) kd_dataset_truncate(&test, limit);
+    if (test.c != m.input_dims.c || test.h != m.input_dims.h || test.w != m.input_dims.w) {
+        fprintf(stderr, "distill bench: error: %s takes %dx%dx%d images, %s has %dx%dx%d\n", path, m.input_dims.c,
+                m.input_dims.h, m.input_dims.w, data, test.c, test.h, test.w);
+        goto done;
+    }
+    size_t isz = (size_t)test.c * test.h * test.w, K = (size_t)m.n_classes;
+    hwc = malloc(isz);
+    in = malloc(isz * (size_t)test.n);
+    out = malloc(K * (size_t)test.n);
+    t = malloc(sizeof(double) * (size_t)runs);
+    if (!hwc || !in || !out || !t) goto oom;
+    for (int i = 0; i < test.n; i++) input_of(&m, &test, i, hwc, in + (size_t)i * isz);
+
+    /* latency: single images, after a warm-up, cycling through the test set */
+    for (int i = -200; i < runs; i++) {
+        int k = (i < 0 ? -i : i) % test.n;
+        double t0 = kd_now();
+        s = kdrt_invoke(&m, in + (size_t)k * isz, out);
+        if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
+        if (s != KDRT_STATUS_OK) {
+            fprintf(stderr, "distill bench: error: %s: invoke: %s\n", path, kdrt_status_string(s));
+            goto done;
+        }
+    }
+    qsort(t, (size_t)runs, sizeof(double), cmp_double);
+    /* throughput and accuracy: the whole test set, one image at a time */
+    int correct = 0;
+    double t0 = kd_now();
+    for (int i = 0; i < test.n; i++) kdrt_invoke(&m, in + (size_t)i * isz, out + (size_t)i * K);
+    double secs = kd_now() - t0;
+    for (int i = 0; i < test.n; i++) correct += kdrt_output_argmax(&m, out + (size_t)i * K) == test.labels[i];
+
+    size_t acts = isz; /* every tensor of a run: the input and each layer's output */
+    for (int i = 0; i < m.n_layers; i++) {
+        kdrt_layer L;
+        if (kdrt_model_layer(&m, i, &L) == KDRT_STATUS_OK)
+            acts += (size_t)L.out_dims.h * L.out_dims.w * L.out_dims.c;
+    }
+    printf("%s (%s): %d layers, %d classes\n", path, m.name[0] ? m.name : "unnamed", m.n_layers, m.n_classes);
+    printf("  model bytes      %zu\n", m.size);
+    printf("  arena bytes      %zu (activations %zu, requantization parameters %zu, kernel scratch %zu); "
+           "all activations summed: %zu\n", an, m.activation_bytes, m.param_bytes, m.scratch_bytes, acts);
+    printf("  batch-1 latency  median %.2f us, p99 %.2f us (%d runs, 1 thread)\n", t[runs / 2],
+           t[(size_t)(runs * 0.99)], runs);
+    printf("  throughput       %.0f images/s (%d test images one at a time)\n", test.n / secs, test.n);
+    printf("  accuracy         %.2f%% on %s/test\n", 100.0 * correct / test.n, data);
+    rc = KD_EXIT_OK;
+    if (verify) { /* the training side's integer evaluation of the same file */
+        if (kd_kdm_read(bytes, len, &q8, &err) || !(ref = malloc(K * (size_t)test.n)) ||
+            kd_int8_forward_q(q8, in, test.n, ref, &err)) {
+            rc = kd_cli_fail(C, &err);
+            goto done;
+        }
+        int same = 0;
+        for (int i = 0; i < test.n; i++) same += !memcmp(ref + (size_t)i * K, out + (size_t)i * K, K);
+        printf("  verify           int8 logits identical to the training side's integer evaluation on %d/%d "
+               "images\n", same, test.n);
+        if (same != test.n) rc = KD_EXIT_ERROR;
+    }
+    goto done;
+oom:
+    fprintf(stderr, "distill bench: error: out of memory\n");
+done:
+    free(file); free(bytes); free(arena); free(hwc); free(in); free(out); free(ref); free(t);
+    kd_int8_free(q8);
+    kd_dataset_free(&test);
+    return rc;
+}
