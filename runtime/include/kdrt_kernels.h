@@ -117,6 +117,13 @@ kdrt_status kdrt_depthwise_conv2d_s8(const kdrt_ctx *ctx, int8_t *out, const kdr
                                      const kdrt_dims *filter_dims, const int32_t *bias,
                                      const kdrt_conv_params *params, const kdrt_channel_quant *quant);
 
+/* Pooling (runtime/src/kernels_pool.c): portable, bounds clipped per window and the channel loop
+ * innermost; bit-exact with the `_ref` pools, no scratch. */
+kdrt_status kdrt_max_pool2d_s8(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
+                               const kdrt_pool_params *params);
+kdrt_status kdrt_avg_pool2d_s8(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
+                               const kdrt_pool_params *params);
+
 size_t kdrt_fully_connected_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims);
 kdrt_status kdrt_fully_connected_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
                                     const int8_t *in, const kdrt_dims *in_dims, const int8_t *weight,

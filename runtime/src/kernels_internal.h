@@ -1,6 +1,6 @@
-/* Private to runtime/src: the argument checks the optimised kernels share with each other (the same
- * rules, in the same order, as the `_ref` kernels in kernels_ref.c, so every variant returns the
- * same status for the same bad call), and the scratch-layout helpers. Not installed. */
+/* Private to runtime/src: the argument checks every kernel variant shares (kernels_check.c: one set
+ * of rules, so every variant returns the same status for the same bad call), and the
+ * scratch-layout helpers. Not installed. */
 #ifndef KDRT_KERNELS_INTERNAL_H
 #define KDRT_KERNELS_INTERNAL_H
 #include <stddef.h>
@@ -8,7 +8,15 @@
 
 #include "kdrt_kernels.h"
 
-/* Full argument checks of conv2d / depthwise conv2d / fully connected (kernels_dispatch.c). */
+/* Argument checks (kernels_check.c), used by every variant: NULL pointers -> BAD_ARG, dimensions
+ * not >= 1 or with more than INT32_MAX elements or out of the geometry rules -> BAD_SHAPE,
+ * zero points / clamps / multipliers / shifts out of range -> BAD_QUANT. */
+int kdrt_dims_ok(const kdrt_dims *d);
+int32_t kdrt_dims_count(const kdrt_dims *d);
+int kdrt_s8_ok(int32_t v);
+int kdrt_activation_ok(kdrt_activation a);
+kdrt_status kdrt_check_pool2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
+                                 const kdrt_dims *in_dims, const kdrt_pool_params *p);
 kdrt_status kdrt_check_conv2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
                                  const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims,
                                  const kdrt_conv_params *params, const kdrt_channel_quant *quant);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kdrt_kernels.h"
+#include "kernels_internal.h"
 
 /* The rounding shift below relies on >> of a negative int32_t being arithmetic (floor division);
  * every compiler we target does this (it is implementation-defined in C99), and this line refuses
@@ -69,53 +70,6 @@ static int8_t output_s8(int32_t acc, int32_t mult, int32_t shift, int32_t zero_p
     return (int8_t)(r + zero_point);
 }
 
-/* ---- Argument checks ------------------------------------------------------------------------- */
-
-static int dims_ok(const kdrt_dims *d) {
-    if (!d || d->n < 1 || d->h < 1 || d->w < 1 || d->c < 1) return 0;
-    int64_t count = (int64_t)d->n * d->h;
-    if (count > INT32_MAX) return 0;
-    count *= d->w;
-    if (count > INT32_MAX) return 0;
-    count *= d->c;
-    return count <= INT32_MAX;
-}
-
-static int32_t dims_count(const kdrt_dims *d) { return d->n * d->h * d->w * d->c; }
-
-static int s8_ok(int32_t v) { return v >= -128 && v <= 127; }
-
-static int activation_ok(kdrt_activation a) { return s8_ok(a.min) && s8_ok(a.max) && a.min <= a.max; }
-
-/* Windows of size k, stride s, leading pad p over an input of size in giving `out` outputs: every
- * window must overlap the input (so a pooling window is never empty). */
-static int window_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t p) {
-    if (k < 1 || s < 1 || p < 0 || p > k - 1) return 0;
-    return (int64_t)(out - 1) * s - p <= (int64_t)in - 1;
-}
-
-static kdrt_status channel_quant_check(const kdrt_channel_quant *q, int32_t channels) {
-    if (!q || !q->multiplier || !q->shift) return KDRT_STATUS_BAD_ARG;
-    for (int32_t ch = 0; ch < channels; ch++)
-        if (q->multiplier[ch] < 0 || q->shift[ch] < -31 || q->shift[ch] > 30) return KDRT_STATUS_BAD_QUANT;
-    return KDRT_STATUS_OK;
-}
-
-/* Shared by conv2d and depthwise conv2d: everything but the filter's channel dimensions. */
-static kdrt_status conv_check(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
-                              const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims,
-                              const kdrt_conv_params *p) {
-    if (!out || !in || !filter || !p) return KDRT_STATUS_BAD_ARG;
-    if (!dims_ok(out_dims) || !dims_ok(in_dims) || !dims_ok(filter_dims)) return KDRT_STATUS_BAD_SHAPE;
-    if (out_dims->n != in_dims->n) return KDRT_STATUS_BAD_SHAPE;
-    if (!window_ok(in_dims->h, out_dims->h, filter_dims->h, p->stride.h, p->padding.h) ||
-        !window_ok(in_dims->w, out_dims->w, filter_dims->w, p->stride.w, p->padding.w))
-        return KDRT_STATUS_BAD_SHAPE;
-    if (!s8_ok(p->input_zero_point) || !s8_ok(p->output_zero_point) || !activation_ok(p->activation))
-        return KDRT_STATUS_BAD_QUANT;
-    return KDRT_STATUS_OK;
-}
-
 /* ---- Convolutions ------------------------------------------------------------------------------ */
 
 kdrt_status kdrt_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
@@ -123,10 +77,7 @@ kdrt_status kdrt_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims
                                const kdrt_dims *filter_dims, const int32_t *bias,
                                const kdrt_conv_params *params, const kdrt_channel_quant *quant) {
     (void)ctx; /* no scratch needed */
-    kdrt_status st = conv_check(out, out_dims, in, in_dims, filter, filter_dims, params);
-    if (st != KDRT_STATUS_OK) return st;
-    if (filter_dims->n != out_dims->c || filter_dims->c != in_dims->c) return KDRT_STATUS_BAD_SHAPE;
-    st = channel_quant_check(quant, out_dims->c);
+    kdrt_status st = kdrt_check_conv2d_s8(out, out_dims, in, in_dims, filter, filter_dims, params, quant);
     if (st != KDRT_STATUS_OK) return st;
 
     const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c;
@@ -163,11 +114,7 @@ kdrt_status kdrt_depthwise_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const
                                          const int32_t *bias, const kdrt_conv_params *params,
                                          const kdrt_channel_quant *quant) {
     (void)ctx;
-    kdrt_status st = conv_check(out, out_dims, in, in_dims, filter, filter_dims, params);
-    if (st != KDRT_STATUS_OK) return st;
-    if (filter_dims->n != 1 || filter_dims->c != in_dims->c || out_dims->c != in_dims->c)
-        return KDRT_STATUS_BAD_SHAPE;
-    st = channel_quant_check(quant, out_dims->c);
+    kdrt_status st = kdrt_check_depthwise_conv2d_s8(out, out_dims, in, in_dims, filter, filter_dims, params, quant);
     if (st != KDRT_STATUS_OK) return st;
 
     const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c;
@@ -204,16 +151,9 @@ kdrt_status kdrt_fully_connected_s8_ref(const kdrt_ctx *ctx, int8_t *out, const 
                                         const int32_t *bias, const kdrt_fc_params *params,
                                         const kdrt_channel_quant *quant) {
     (void)ctx;
-    if (!out || !in || !weight || !params) return KDRT_STATUS_BAD_ARG;
-    if (!dims_ok(out_dims) || !dims_ok(in_dims)) return KDRT_STATUS_BAD_SHAPE;
-    if (out_dims->n != in_dims->n || out_dims->h != 1 || out_dims->w != 1) return KDRT_STATUS_BAD_SHAPE;
-    const int32_t F = in_dims->h * in_dims->w * in_dims->c, O = out_dims->c;
-    if ((int64_t)F * O > INT32_MAX) return KDRT_STATUS_BAD_SHAPE; /* weight element count */
-    if (!s8_ok(params->input_zero_point) || !s8_ok(params->output_zero_point) ||
-        !activation_ok(params->activation))
-        return KDRT_STATUS_BAD_QUANT;
-    kdrt_status st = channel_quant_check(quant, O);
+    kdrt_status st = kdrt_check_fully_connected_s8(out, out_dims, in, in_dims, weight, params, quant);
     if (st != KDRT_STATUS_OK) return st;
+    const int32_t F = in_dims->h * in_dims->w * in_dims->c, O = out_dims->c;
 
     for (int32_t b = 0; b < in_dims->n; b++)
         for (int32_t o = 0; o < O; o++) {
@@ -229,26 +169,12 @@ kdrt_status kdrt_fully_connected_s8_ref(const kdrt_ctx *ctx, int8_t *out, const 
 
 /* ---- Pooling --------------------------------------------------------------------------------- */
 
-static kdrt_status pool_check(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
-                              const kdrt_dims *in_dims, const kdrt_pool_params *p) {
-    if (!out || !in || !p) return KDRT_STATUS_BAD_ARG;
-    if (!dims_ok(out_dims) || !dims_ok(in_dims)) return KDRT_STATUS_BAD_SHAPE;
-    if (out_dims->n != in_dims->n || out_dims->c != in_dims->c) return KDRT_STATUS_BAD_SHAPE;
-    if (p->filter.h < 1 || p->filter.w < 1 || (int64_t)p->filter.h * p->filter.w > 65536)
-        return KDRT_STATUS_BAD_SHAPE;
-    if (!window_ok(in_dims->h, out_dims->h, p->filter.h, p->stride.h, p->padding.h) ||
-        !window_ok(in_dims->w, out_dims->w, p->filter.w, p->stride.w, p->padding.w))
-        return KDRT_STATUS_BAD_SHAPE;
-    if (!activation_ok(p->activation)) return KDRT_STATUS_BAD_QUANT;
-    return KDRT_STATUS_OK;
-}
-
 static int32_t clamp_act(int32_t v, kdrt_activation a) { return v < a.min ? a.min : v > a.max ? a.max : v; }
 
 /* One routine for both pools: `average` selects the rounded mean instead of the maximum. */
 static kdrt_status pool2d(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
                           const kdrt_pool_params *p, int average) {
-    kdrt_status st = pool_check(out, out_dims, in, in_dims, p);
+    kdrt_status st = kdrt_check_pool2d_s8(out, out_dims, in, in_dims, p);
     if (st != KDRT_STATUS_OK) return st;
     const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c, OH = out_dims->h, OW = out_dims->w;
     for (int32_t b = 0; b < in_dims->n; b++)
@@ -291,15 +217,15 @@ kdrt_status kdrt_avg_pool2d_s8_ref(int8_t *out, const kdrt_dims *out_dims, const
 kdrt_status kdrt_add_s8_ref(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
                             const kdrt_add_params *p) {
     if (!out || !in1 || !in2 || !p) return KDRT_STATUS_BAD_ARG;
-    if (!dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
+    if (!kdrt_dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
     /* These ranges keep every intermediate inside int32: |in - zp| <= 255 < 2^8, so the shifted
      * inputs are below 2^30, the scaled ones too (input multipliers <= 1), and their sum below 2^31. */
-    if (!s8_ok(p->input1_zero_point) || !s8_ok(p->input2_zero_point) || !s8_ok(p->output_zero_point) ||
+    if (!kdrt_s8_ok(p->input1_zero_point) || !kdrt_s8_ok(p->input2_zero_point) || !kdrt_s8_ok(p->output_zero_point) ||
         p->left_shift < 0 || p->left_shift > 22 || p->input1_multiplier < 0 || p->input2_multiplier < 0 ||
         p->output_multiplier < 0 || p->input1_shift < -31 || p->input1_shift > 0 || p->input2_shift < -31 ||
-        p->input2_shift > 0 || p->output_shift < -31 || p->output_shift > 30 || !activation_ok(p->activation))
+        p->input2_shift > 0 || p->output_shift < -31 || p->output_shift > 30 || !kdrt_activation_ok(p->activation))
         return KDRT_STATUS_BAD_QUANT;
-    const int32_t n = dims_count(dims), scale = (int32_t)1 << p->left_shift;
+    const int32_t n = kdrt_dims_count(dims), scale = (int32_t)1 << p->left_shift;
     for (int32_t i = 0; i < n; i++) {
         int32_t a = requantize(((int32_t)in1[i] - p->input1_zero_point) * scale, p->input1_multiplier,
                                (int)p->input1_shift);
@@ -314,7 +240,7 @@ kdrt_status kdrt_add_s8_ref(int8_t *out, const int8_t *in1, const int8_t *in2, c
 
 kdrt_status kdrt_argmax_s8_ref(int32_t *out_index, const int8_t *in, const kdrt_dims *dims) {
     if (!out_index || !in) return KDRT_STATUS_BAD_ARG;
-    if (!dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
+    if (!kdrt_dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
     const int32_t rows = dims->n * dims->h * dims->w, C = dims->c;
     for (int32_t r = 0; r < rows; r++) {
         const int8_t *x = in + r * C;
@@ -329,7 +255,7 @@ kdrt_status kdrt_argmax_s8_ref(int32_t *out_index, const int8_t *in, const kdrt_
 kdrt_status kdrt_dequantize_s8_ref(float *out, const int8_t *in, int32_t count, kdrt_quant q) {
     if (count < 0 || (count > 0 && (!out || !in))) return KDRT_STATUS_BAD_ARG;
     /* scale - scale is NaN for inf and NaN, so this rejects non-finite scales without <math.h>. */
-    if (!(q.scale > 0.0f) || q.scale - q.scale != 0.0f || !s8_ok(q.zero_point)) return KDRT_STATUS_BAD_QUANT;
+    if (!(q.scale > 0.0f) || q.scale - q.scale != 0.0f || !kdrt_s8_ok(q.zero_point)) return KDRT_STATUS_BAD_QUANT;
     for (int32_t i = 0; i < count; i++) out[i] = q.scale * (float)((int32_t)in[i] - q.zero_point);
     return KDRT_STATUS_OK;
 }

@@ -401,8 +401,8 @@ static kdrt_status run_layer(const kdrt_ctx *ctx, const kdrt_layer *L, int8_t *o
         p.stride = L->stride;
         p.padding = L->padding;
         p.activation = L->activation;
-        return L->op == KDRT_OP_MAX_POOL2D ? kdrt_max_pool2d_s8_ref(out, &L->out_dims, in0, &L->in_dims, &p)
-                                           : kdrt_avg_pool2d_s8_ref(out, &L->out_dims, in0, &L->in_dims, &p);
+        return L->op == KDRT_OP_MAX_POOL2D ? kdrt_max_pool2d_s8(out, &L->out_dims, in0, &L->in_dims, &p)
+                                           : kdrt_avg_pool2d_s8(out, &L->out_dims, in0, &L->in_dims, &p);
     }
     case KDRT_OP_ADD:
         return kdrt_add_s8_ref(out, in0, in1, &L->out_dims, (const kdrt_add_params *)(const void *)params);

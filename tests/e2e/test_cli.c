@@ -227,7 +227,7 @@ int main(void) {
     const char *made[] = {"cli_log.jsonl", "cli_mlp.safetensors", "cli_mlp.safetensors.ckpt", "cli_kd.safetensors",
                           "cli_kd.safetensors.ckpt", "cli_bad.yaml", "cli_shape.yaml", "cli_not_idx",
                           "cli_garbage.safetensors", "cli_run.yaml", "cli_badrun.yaml", "cli_kd2.safetensors",
-                          "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd2", "cli_pruned.safetensors",
+                          "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd1", "cli_kd2.safetensors.ckpt.kd2", "cli_pruned.safetensors",
                           "cli_sparse.safetensors", "cli_pipe.yaml", "cli_pipe_bad.yaml", "cli_pipe_kill.yaml",
                           "cli_qat.safetensors", "cli_qat.safetensors.ckpt", "cli_qat.int8.safetensors"};
     for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);

@@ -350,6 +350,52 @@ static void kc_bad_args(const kc_variant *vs, int nv) {
     kc_conv_free(&pr);
 }
 
+/* kdrt_max_pool2d_s8 / kdrt_avg_pool2d_s8 (the dispatched pools) against the `_ref` pools. */
+static void kc_pool_run(int32_t N, int32_t H, int32_t W, int32_t C, int global) {
+    kdrt_dims in_d = {N, H, W, C}, out_d = {N, 1, 1, C};
+    kdrt_pool_params p;
+    if (global) {
+        p.filter.h = p.stride.h = H;
+        p.filter.w = p.stride.w = W;
+        p.padding.h = p.padding.w = 0;
+    } else {
+        kc_axis(H, &p.filter.h, &p.stride.h, &p.padding.h, &out_d.h, 0);
+        kc_axis(W, &p.filter.w, &p.stride.w, &p.padding.w, &out_d.w, 0);
+    }
+    int32_t zp = kc_zero_point();
+    p.activation = kc_activation(zp);
+    size_t ni = (size_t)N * H * W * C, no = (size_t)N * out_d.h * out_d.w * C;
+    int8_t *in = malloc(ni), *want = malloc(no + KC_GUARD), *got = malloc(no + KC_GUARD);
+    kc_fill_s8(in, ni, 0);
+    char shape[160];
+    snprintf(shape, sizeof shape, "N%d %dx%dx%d -> %dx%d, window %dx%d stride %d,%d pad %d,%d", (int)N, (int)H,
+             (int)W, (int)C, (int)out_d.h, (int)out_d.w, (int)p.filter.h, (int)p.filter.w, (int)p.stride.h,
+             (int)p.stride.w, (int)p.padding.h, (int)p.padding.w);
+    for (int avg = 0; avg < 2; avg++) {
+        memset(want, 0x5a, no + KC_GUARD);
+        memset(got, 0x5a, no + KC_GUARD);
+        kdrt_status sr = avg ? kdrt_avg_pool2d_s8_ref(want, &out_d, in, &in_d, &p)
+                             : kdrt_max_pool2d_s8_ref(want, &out_d, in, &in_d, &p);
+        kdrt_status sg = avg ? kdrt_avg_pool2d_s8(got, &out_d, in, &in_d, &p)
+                             : kdrt_max_pool2d_s8(got, &out_d, in, &in_d, &p);
+        if (sr != sg) KC_FAIL("%s pool: status %d, _ref %d (%s)", avg ? "avg" : "max", (int)sg, (int)sr, shape);
+        else if (sr == KDRT_STATUS_OK) kc_same(avg ? "avg pool" : "max pool", "dispatched", got, want, no, shape);
+        kc_checked++;
+    }
+    /* a bad call gets _ref's status and leaves the output alone */
+    kdrt_pool_params bad = p;
+    bad.activation.min = 100;
+    bad.activation.max = -100;
+    memset(got, 0x5a, 1);
+    if (kdrt_max_pool2d_s8(got, &out_d, in, &in_d, &bad) != KDRT_STATUS_BAD_QUANT || got[0] != 0x5a ||
+        kdrt_avg_pool2d_s8(NULL, &out_d, in, &in_d, &p) != KDRT_STATUS_BAD_ARG)
+        KC_FAIL("bad pool calls (%s)", shape);
+    kc_checked++;
+    free(in);
+    free(want);
+    free(got);
+}
+
 /* The zoo's layer shapes (examples/models), then `problems` random ones of each kind. */
 static void kc_run_all(const kc_variant *vs, int nv, int problems) {
     static const int32_t zoo_conv[][5] = {
@@ -373,7 +419,13 @@ static void kc_run_all(const kc_variant *vs, int nv, int problems) {
     static const int32_t zoo_fc[][3] = {{1, 784, 10}, {1, 784, 128}, {1, 128, 10}, {1, 64, 10}, {4, 784, 128}};
     for (size_t i = 0; i < sizeof zoo_fc / sizeof zoo_fc[0]; i++) kc_fc_run(zoo_fc[i][0], zoo_fc[i][1], zoo_fc[i][2], vs, nv);
 
+    static const int32_t zoo_pool[][4] = {{28, 28, 8, 0}, {14, 14, 16, 0}, {7, 7, 64, 1}, {28, 28, 32, 0}};
+    for (size_t i = 0; i < sizeof zoo_pool / sizeof zoo_pool[0]; i++)
+        kc_pool_run(1, zoo_pool[i][0], zoo_pool[i][1], zoo_pool[i][2], zoo_pool[i][3]);
+
     for (int i = 0; i < problems; i++) {
+        kc_pool_run(kc_chance(80) ? 1 : kc_range(2, 3), kc_range(1, 20), kc_range(1, 20),
+                    kc_chance(50) ? kc_range(1, 20) : kc_range(21, 150), kc_chance(20));
         kc_conv_problem pr;
         int32_t N = kc_chance(80) ? 1 : kc_range(2, 3);
         int32_t H = kc_chance(15) ? kc_range(14, 30) : kc_range(1, 12), W = kc_chance(15) ? kc_range(14, 30) : kc_range(1, 12);
