@@ -268,7 +268,8 @@ typedef struct kd_lm_qtraits {
     size_t bytes;       /* bytes per block */
     void (*from_float)(void *dst, const float *src, size_t n);  /* n % block == 0 */
     void (*to_float)(float *dst, const void *src, size_t n);
-    float (*dot)(const void *w, const float *x, int n);         /* one row of n weights . x */
+    float (*dot)(const void *w, const float *x, int n);         /* one row of n weights . x (AVX2 if built for it) */
+    float (*dot_ref)(const void *w, const float *x, int n);     /* the portable loop: the oracle */
 } kd_lm_qtraits;
 const kd_lm_qtraits *kd_lm_qtype_traits(kd_lm_qtype t);
 kd_status kd_lm_qtype_parse(kd_lm_qtype *t, const char *s, kd_error *err);

@@ -278,6 +278,7 @@ static void test_infer_quant(void) {
         for (int i = 0; i < 64; i++) z[i] = kd_rng_normal(&r);
         for (int i = 0; i < 64; i++) dq += y[i] * z[i];
         CHECK_NEAR(q->dot(buf, z, 64), dq, 1e-4);
+        CHECK_NEAR(q->dot(buf, z, 64), q->dot_ref(buf, z, 64), 1e-5); /* the vector kernel vs the loop */
     }
     kd_lm_qtype t;
     CHECK(kd_lm_qtype_parse(&t, "q5", &err) == KD_STATUS_BAD_ARG);
