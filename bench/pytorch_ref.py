@@ -4,6 +4,7 @@ zoo (examples/models/*.yaml), on Debian's python3-torch. Run by hand (never by t
 
   /usr/bin/python3 bench/pytorch_ref.py --mode speed --threads 2       # training samples/s, b1 latency
   /usr/bin/python3 bench/pytorch_ref.py --mode accuracy --model cnn-t --epochs 15 --seed 0
+  /usr/bin/python3 bench/pytorch_ref.py --mode latency --threads 1 --models cnn-s,mobilenet-s,mlp-s
 
 Speed: forward + cross-entropy + backward + SGD step at batch 128 on real Fashion-MNIST batches,
 10 warm-up steps, then at least --steps steps and at least --min-seconds s. GFLOP/s counts
@@ -14,7 +15,7 @@ Output columns (bench/compare_pytorch.sh reads column 2): model samples/s GFLOP/
 import argparse, gzip, os, sys, time
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--mode", choices=["speed", "accuracy"], default="speed")
+ap.add_argument("--mode", choices=["speed", "accuracy", "latency"], default="speed")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--batch", type=int, default=128)
 ap.add_argument("--steps", type=int, default=50, help="speed: minimum timed steps")
@@ -196,6 +197,27 @@ def speed():
               f"{mac / 1e6:9.3f}", flush=True)
 
 
+def latency():
+    """Batch-1 inference only: fp32, eval mode, torch.no_grad(), one image at a time from the test
+    set; median and p99 over --latency-runs after 200 warm-up runs."""
+    xu, _ = load_raw("test")
+    x = normalise(xu)
+    header()
+    print(f"{'model':12s} {'median us':>10s} {'p99 us':>10s}", flush=True)
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        m = MODELS[name]().eval()
+        lat = []
+        with torch.no_grad():
+            for i in range(200 + args.latency_runs):
+                xi = x[i % len(x):i % len(x) + 1]
+                t0 = time.perf_counter()
+                m(xi)
+                lat.append(time.perf_counter() - t0)
+        lat = np.array(lat[200:]) * 1e6
+        print(f"{name:12s} {np.median(lat):10.1f} {np.percentile(lat, 99):10.1f}", flush=True)
+
+
 def accuracy():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
@@ -240,4 +262,4 @@ def accuracy():
 
 if __name__ == "__main__":
     torch.set_num_threads(args.threads)
-    speed() if args.mode == "speed" else accuracy()
+    {"speed": speed, "accuracy": accuracy, "latency": latency}[args.mode]()

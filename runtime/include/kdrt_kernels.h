@@ -124,6 +124,12 @@ kdrt_status kdrt_max_pool2d_s8(int8_t *out, const kdrt_dims *out_dims, const int
 kdrt_status kdrt_avg_pool2d_s8(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
                                const kdrt_pool_params *params);
 
+/* Elementwise add: AVX-512 on x86-64 CPUs that have the VNNI set above, else `_ref`. No scratch. */
+kdrt_status kdrt_add_s8(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                        const kdrt_add_params *params);
+kdrt_status kdrt_add_s8_avx512(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                               const kdrt_add_params *params);
+
 size_t kdrt_fully_connected_s8_scratch_size(const kdrt_dims *out_dims, const kdrt_dims *in_dims);
 kdrt_status kdrt_fully_connected_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
                                     const int8_t *in, const kdrt_dims *in_dims, const int8_t *weight,

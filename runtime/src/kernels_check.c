@@ -100,3 +100,17 @@ kdrt_status kdrt_check_pool2d_s8(const int8_t *out, const kdrt_dims *out_dims, c
     if (!kdrt_activation_ok(p->activation)) return KDRT_STATUS_BAD_QUANT;
     return KDRT_STATUS_OK;
 }
+
+kdrt_status kdrt_check_add_s8(const int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                              const kdrt_add_params *p) {
+    if (!out || !in1 || !in2 || !p) return KDRT_STATUS_BAD_ARG;
+    if (!kdrt_dims_ok(dims)) return KDRT_STATUS_BAD_SHAPE;
+    /* These ranges keep every intermediate inside int32: |in - zp| <= 255 < 2^8, so the shifted
+     * inputs are below 2^30, the scaled ones too (input multipliers <= 1), and their sum below 2^31. */
+    if (!kdrt_s8_ok(p->input1_zero_point) || !kdrt_s8_ok(p->input2_zero_point) || !kdrt_s8_ok(p->output_zero_point) ||
+        p->left_shift < 0 || p->left_shift > 22 || p->input1_multiplier < 0 || p->input2_multiplier < 0 ||
+        p->output_multiplier < 0 || p->input1_shift < -31 || p->input1_shift > 0 || p->input2_shift < -31 ||
+        p->input2_shift > 0 || p->output_shift < -31 || p->output_shift > 30 || !kdrt_activation_ok(p->activation))
+        return KDRT_STATUS_BAD_QUANT;
+    return KDRT_STATUS_OK;
+}

@@ -112,3 +112,11 @@ kdrt_status kdrt_fully_connected_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt
 #endif
     return kdrt_fully_connected_s8_ref(ctx, out, out_dims, in, in_dims, weight, bias, params, quant);
 }
+
+kdrt_status kdrt_add_s8(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                        const kdrt_add_params *params) {
+#if defined(__x86_64__)
+    if (have_avx512vnni()) return kdrt_add_s8_avx512(out, in1, in2, dims, params);
+#endif
+    return kdrt_add_s8_ref(out, in1, in2, dims, params);
+}

@@ -17,6 +17,8 @@ int kdrt_s8_ok(int32_t v);
 int kdrt_activation_ok(kdrt_activation a);
 kdrt_status kdrt_check_pool2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
                                  const kdrt_dims *in_dims, const kdrt_pool_params *p);
+kdrt_status kdrt_check_add_s8(const int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                              const kdrt_add_params *p);
 kdrt_status kdrt_check_conv2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
                                  const kdrt_dims *in_dims, const int8_t *filter, const kdrt_dims *filter_dims,
                                  const kdrt_conv_params *params, const kdrt_channel_quant *quant);

@@ -66,9 +66,9 @@ static kdrt_status pool(int8_t *out, const kdrt_dims *out_dims, const int8_t *in
 }
 
 #if defined(__x86_64__)
-/* AVX-512BW: one output pixel's channels 64 (max) or 16 (average) at a time with masked loads, so
+/* AVX-512BW+VL: one output pixel's channels 64 (max) or 16 (average) at a time with masked loads, so
  * small channel counts (8, 16) cost one vector per window tap. */
-__attribute__((target("avx512f,avx512bw"))) static void pool_avx512(int8_t *out, const kdrt_dims *out_dims,
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void pool_avx512(int8_t *out, const kdrt_dims *out_dims,
                                                                     const int8_t *in, const kdrt_dims *in_dims,
                                                                     const kdrt_pool_params *p, int average) {
     const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c, OH = out_dims->h, OW = out_dims->w;
@@ -119,7 +119,7 @@ __attribute__((target("avx512f,avx512bw"))) static void pool_avx512(int8_t *out,
 static kdrt_status pool_dispatch(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
                                  const kdrt_pool_params *p, int average) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512bw")) {
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
         kdrt_status st = kdrt_check_pool2d_s8(out, out_dims, in, in_dims, p);
         if (st == KDRT_STATUS_OK) pool_avx512(out, out_dims, in, in_dims, p, average);
         return st;

@@ -484,6 +484,38 @@ T_AVX512 kdrt_status kdrt_fully_connected_s8_avx512(const kdrt_ctx *ctx, int8_t 
     return KDRT_STATUS_OK;
 }
 
+/* Elementwise add (kernels_ref.c's arithmetic, 16 lanes): each input rescaled to the common fixed
+ * point, (x - zp) * 2^left_shift requantized by its multiplier and (non-positive) shift, the sum
+ * requantized to the output with its clamp. rq512 does each requantization. */
+T_AVX512 kdrt_status kdrt_add_s8_avx512(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
+                                        const kdrt_add_params *p) {
+    kdrt_status st = kdrt_check_add_s8(out, in1, in2, dims, p);
+    if (st != KDRT_STATUS_OK) return st;
+    if (!cpu_avx512()) return KDRT_STATUS_UNSUPPORTED;
+    const int32_t n = kdrt_dims_count(dims);
+    const __m512i zero = _mm512_setzero_si512(), nolo = _mm512_set1_epi32(INT32_MIN), nohi = _mm512_set1_epi32(INT32_MAX);
+    const __m512i zp1 = _mm512_set1_epi32(p->input1_zero_point), zp2 = _mm512_set1_epi32(p->input2_zero_point);
+    const __m512i ls = _mm512_set1_epi32(p->left_shift);
+    const __m512i m1 = _mm512_set1_epi32(p->input1_multiplier), r1 = _mm512_set1_epi32(-p->input1_shift);
+    const __m512i m2 = _mm512_set1_epi32(p->input2_multiplier), r2 = _mm512_set1_epi32(-p->input2_shift);
+    const int32_t so = p->output_shift;
+    const __m512i mo = _mm512_set1_epi32(p->output_multiplier);
+    const __m512i lo_sh = _mm512_set1_epi32(so > 0 ? so : 0), ro_sh = _mm512_set1_epi32(so < 0 ? -so : 0);
+    const __m512i zpo = _mm512_set1_epi32(p->output_zero_point);
+    const __m512i lo = _mm512_set1_epi32(p->activation.min - p->output_zero_point);
+    const __m512i hi = _mm512_set1_epi32(p->activation.max - p->output_zero_point);
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        __m512i x1 = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, in1 + i));
+        __m512i x2 = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, in2 + i));
+        x1 = _mm512_sllv_epi32(_mm512_sub_epi32(x1, zp1), ls);
+        x2 = _mm512_sllv_epi32(_mm512_sub_epi32(x2, zp2), ls);
+        __m512i a = rq512(x1, m1, zero, r1, nolo, nohi, zero), b = rq512(x2, m2, zero, r2, nolo, nohi, zero);
+        store16(out + i, rq512(_mm512_add_epi32(a, b), mo, lo_sh, ro_sh, lo, hi, zpo), m);
+    }
+    return KDRT_STATUS_OK;
+}
+
 /* ================================================================================================
  * AVX2
  * ================================================================================================ */

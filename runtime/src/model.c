@@ -405,7 +405,7 @@ static kdrt_status run_layer(const kdrt_ctx *ctx, const kdrt_layer *L, int8_t *o
                                            : kdrt_avg_pool2d_s8(out, &L->out_dims, in0, &L->in_dims, &p);
     }
     case KDRT_OP_ADD:
-        return kdrt_add_s8_ref(out, in0, in1, &L->out_dims, (const kdrt_add_params *)(const void *)params);
+        return kdrt_add_s8(out, in0, in1, &L->out_dims, (const kdrt_add_params *)(const void *)params);
     }
     return KDRT_STATUS_BAD_MODEL;
 }

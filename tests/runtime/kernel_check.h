@@ -396,6 +396,44 @@ static void kc_pool_run(int32_t N, int32_t H, int32_t W, int32_t C, int global) 
     free(got);
 }
 
+/* kdrt_add_s8 (dispatched) and, on x86-64, kdrt_add_s8_avx512 called directly, against _ref, on
+ * n elements with the parameters kdrt_add_prepare gives for random scales. */
+static void kc_add_run(int32_t n) {
+    kdrt_quant q1 = {(float)(0.001 + kc_range(1, 5000) * 1e-4), kc_zero_point()};
+    kdrt_quant q2 = {(float)(0.001 + kc_range(1, 5000) * 1e-4), kc_zero_point()};
+    kdrt_quant qo = {(float)(0.001 + kc_range(1, 9000) * 1e-4), kc_zero_point()};
+    kdrt_add_params p;
+    if (kdrt_add_prepare(&p, q1, q2, qo, kc_activation(qo.zero_point)) != KDRT_STATUS_OK) return;
+    kdrt_dims d = {1, 1, 1, n};
+    int8_t *a = malloc((size_t)n), *b = malloc((size_t)n), *want = malloc((size_t)n + KC_GUARD),
+           *got = malloc((size_t)n + KC_GUARD);
+    kc_fill_s8(a, (size_t)n, 0);
+    kc_fill_s8(b, (size_t)n, 0);
+    char shape[96];
+    snprintf(shape, sizeof shape, "add of %d elements, scales %g %g -> %g", (int)n, (double)q1.scale,
+             (double)q2.scale, (double)qo.scale);
+    memset(want, 0x5a, (size_t)n + KC_GUARD);
+    if (kdrt_add_s8_ref(want, a, b, &d, &p) != KDRT_STATUS_OK) KC_FAIL("add _ref refused (%s)", shape);
+    for (int v = 0; v < 2; v++) {
+        memset(got, 0x5a, (size_t)n + KC_GUARD);
+        kdrt_status st = v == 0 ? kdrt_add_s8(got, a, b, &d, &p)
+#if defined(__x86_64__)
+                                : kdrt_add_s8_avx512(got, a, b, &d, &p);
+#else
+                                : kdrt_add_s8(got, a, b, &d, &p);
+#endif
+        if (st == KDRT_STATUS_UNSUPPORTED) continue;
+        if (st != KDRT_STATUS_OK) KC_FAIL("add %s: status %d (%s)", v ? "avx512" : "dispatched", (int)st, shape);
+        else kc_same("add", v ? "avx512" : "dispatched", got, want, (size_t)n, shape);
+        kc_checked++;
+    }
+    kdrt_add_params bad = p;
+    bad.left_shift = 23;
+    if (kdrt_add_s8(got, a, b, &d, &bad) != KDRT_STATUS_BAD_QUANT || kdrt_add_s8(got, NULL, b, &d, &p) != KDRT_STATUS_BAD_ARG)
+        KC_FAIL("bad add calls (%s)", shape);
+    free(a); free(b); free(want); free(got);
+}
+
 /* The zoo's layer shapes (examples/models), then `problems` random ones of each kind. */
 static void kc_run_all(const kc_variant *vs, int nv, int problems) {
     static const int32_t zoo_conv[][5] = {
@@ -423,7 +461,9 @@ static void kc_run_all(const kc_variant *vs, int nv, int problems) {
     for (size_t i = 0; i < sizeof zoo_pool / sizeof zoo_pool[0]; i++)
         kc_pool_run(1, zoo_pool[i][0], zoo_pool[i][1], zoo_pool[i][2], zoo_pool[i][3]);
 
+    kc_add_run(7 * 7 * 64); /* mobilenet-s's residual add */
     for (int i = 0; i < problems; i++) {
+        kc_add_run(kc_chance(50) ? kc_range(1, 40) : kc_range(41, 5000));
         kc_pool_run(kc_chance(80) ? 1 : kc_range(2, 3), kc_range(1, 20), kc_range(1, 20),
                     kc_chance(50) ? kc_range(1, 20) : kc_range(21, 150), kc_chance(20));
         kc_conv_problem pr;
