@@ -17,6 +17,12 @@
 
 static int32_t clip(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* The input rows (or columns) [*a, *b) of output position o's window, clipped to [0, n). */
+static void window(int32_t o, int32_t stride, int32_t pad, int32_t k, int32_t n, int32_t *a, int32_t *b) {
+    *a = clip(o * stride - pad, 0, n);
+    *b = clip(o * stride - pad + k, 0, n);
+}
+
 static kdrt_status pool(int8_t *out, const kdrt_dims *out_dims, const int8_t *in, const kdrt_dims *in_dims,
                         const kdrt_pool_params *p, int average) {
     kdrt_status st = kdrt_check_pool2d_s8(out, out_dims, in, in_dims, p);
@@ -25,11 +31,10 @@ static kdrt_status pool(int8_t *out, const kdrt_dims *out_dims, const int8_t *in
     const int32_t lo = p->activation.min, hi = p->activation.max;
     for (int32_t b = 0; b < in_dims->n; b++)
         for (int32_t oy = 0; oy < OH; oy++) {
-            const int32_t y0 = clip(oy * p->stride.h - p->padding.h, 0, H);
-            const int32_t y1 = clip(oy * p->stride.h - p->padding.h + p->filter.h, 0, H);
+            int32_t y0, y1, x0, x1;
+            window(oy, p->stride.h, p->padding.h, p->filter.h, H, &y0, &y1);
             for (int32_t ox = 0; ox < OW; ox++) {
-                const int32_t x0 = clip(ox * p->stride.w - p->padding.w, 0, W);
-                const int32_t x1 = clip(ox * p->stride.w - p->padding.w + p->filter.w, 0, W);
+                window(ox, p->stride.w, p->padding.w, p->filter.w, W, &x0, &x1);
                 int8_t *o = out + (((size_t)b * OH + oy) * OW + ox) * C;
                 if (!average) {
                     int8_t m[POOL_CHUNK];
@@ -75,11 +80,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pool_avx512(int
     const __m512i lo = _mm512_set1_epi8((char)p->activation.min), hi = _mm512_set1_epi8((char)p->activation.max);
     for (int32_t b = 0; b < in_dims->n; b++)
         for (int32_t oy = 0; oy < OH; oy++) {
-            const int32_t y0 = clip(oy * p->stride.h - p->padding.h, 0, H);
-            const int32_t y1 = clip(oy * p->stride.h - p->padding.h + p->filter.h, 0, H);
+            int32_t y0, y1, x0, x1;
+            window(oy, p->stride.h, p->padding.h, p->filter.h, H, &y0, &y1);
             for (int32_t ox = 0; ox < OW; ox++) {
-                const int32_t x0 = clip(ox * p->stride.w - p->padding.w, 0, W);
-                const int32_t x1 = clip(ox * p->stride.w - p->padding.w + p->filter.w, 0, W);
+                window(ox, p->stride.w, p->padding.w, p->filter.w, W, &x0, &x1);
                 int8_t *o = out + (((size_t)b * OH + oy) * OW + ox) * C;
                 const int8_t *row = in + ((size_t)b * H * W) * C;
                 if (!average) {
