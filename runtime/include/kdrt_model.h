@@ -199,6 +199,10 @@ int32_t kdrt_output_argmax(const kdrt_model *m, const int8_t *logits);
 /* out[c] = output_scale * (logits[c] - output_zero_point), c in [0, n_classes). */
 kdrt_status kdrt_output_dequantize(const kdrt_model *m, float *out, const int8_t *logits);
 
+/* Class probabilities: probs[c] = softmax(output_scale * (logits - output_zero_point))[c], in float
+ * without libm (2^x from a polynomial: within 1e-6 of the exact value for every probability). */
+kdrt_status kdrt_output_softmax(const kdrt_model *m, float *probs, const int8_t *logits);
+
 /* A constant English name of a status ("ok", "bad model", ...). */
 const char *kdrt_status_string(kdrt_status s);
 

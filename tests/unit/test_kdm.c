@@ -146,6 +146,27 @@ static int compare_runtime(const kd_int8_model *q, const unsigned char *file, si
     CHECK(kdrt_output_dequantize(&m, deq, got) == KDRT_STATUS_OK);
     const kdrt_quant oq = q->layers[q->n_layers - 1].out_q;
     for (int c = 0; c < q->n_classes; c++) CHECK(deq[c] == oq.scale * (float)(got[c] - oq.zero_point));
+    /* probabilities: against softmax in double, on these logits and on extreme ones */
+    float *pr = malloc((size_t)q->n_classes * sizeof(float));
+    int8_t *ext = malloc((size_t)q->n_classes);
+    for (int t = 0; t < 3; t++) {
+        const int8_t *lg = got;
+        if (t > 0) {
+            for (int c = 0; c < q->n_classes; c++) ext[c] = (int8_t)(t == 1 ? (c % 2 ? 127 : -128) : -128 + 3 * c);
+            lg = ext;
+        }
+        CHECK(kdrt_output_softmax(&m, pr, lg) == KDRT_STATUS_OK);
+        double den = 0, worst = 0, sum = 0;
+        for (int c = 0; c < q->n_classes; c++) den += exp((double)oq.scale * (lg[c] - lg[0]));
+        for (int c = 0; c < q->n_classes; c++) {
+            worst = fmax(worst, fabs(pr[c] - exp((double)oq.scale * (lg[c] - lg[0])) / den));
+            sum += pr[c];
+        }
+        CHECK_MSG(worst <= 1e-6 && fabs(sum - 1) <= 1e-6, "softmax: worst error %g, sum %.9f", worst, sum);
+    }
+    CHECK(kdrt_output_softmax(&m, NULL, got) == KDRT_STATUS_BAD_ARG);
+    free(pr);
+    free(ext);
     free(deq);
     free(in); free(want); free(got); free(x); free(arena); free(b);
     return diff;
