@@ -157,6 +157,7 @@ typedef struct kdrt_model {
     size_t scratch_bytes;        /* kernel scratch (0 with the reference kernels) */
     uint8_t *arena;              /* set by kdrt_prepare */
     int32_t state;               /* 0: nothing, 1: loaded, 2: prepared */
+    int8_t input_lut[256];       /* kdrt_quantize_input_u8's table: pixel value -> model input */
 } kdrt_model;
 
 /* Load a model from `len` bytes at `bytes` (4-byte aligned; 16 recommended, see above) without
@@ -192,6 +193,11 @@ kdrt_status kdrt_model_layer(const kdrt_model *m, int32_t i, kdrt_layer *out);
  * pixels and out: in_h * in_w * in_c values; pixels in the same NHWC order (for one channel, the
  * image row by row). */
 kdrt_status kdrt_quantize_input_u8(const kdrt_model *m, int8_t *out, const uint8_t *pixels);
+/* The same for one pixel value, from m's input quantization and normalisation fields (m need not be
+ * loaded). kdrt_model_load tabulates it into m->input_lut, which kdrt_quantize_input_u8 reads, so a
+ * device without a double-precision FPU pays for its double division 256 times per load, not once
+ * per pixel of every image. */
+int8_t kdrt_quantize_pixel(const kdrt_model *m, uint8_t p);
 
 /* The class of the largest logit (ties: the lowest index), or -1 for bad arguments. */
 int32_t kdrt_output_argmax(const kdrt_model *m, const int8_t *logits);

@@ -316,6 +316,7 @@ kdrt_status kdrt_model_load(kdrt_model *m, const void *bytes, size_t len) {
     if (total > (uint64_t)SIZE_MAX) goto fail;
     m->param_bytes = (size_t)params;
     m->scratch_bytes = (size_t)scratch;
+    for (int32_t p = 0; p < 256; p++) m->input_lut[p] = kdrt_quantize_pixel(m, (uint8_t)p);
     m->state = STATE_LOADED;
     return KDRT_STATUS_OK;
 fail:
@@ -454,18 +455,21 @@ static int8_t quantize_double(double v, int32_t zp) {
     return (int8_t)(t < -128 ? -128 : t > 127 ? 127 : t);
 }
 
+/* Pixel p as the model input: the same float operations, in the same order, as kd_batch_fill's
+ * normalisation (the build must not contract them into an FMA: ISO C modes of GCC and Clang do
+ * not), then the training side's rounding in double. kdrt_model_load tabulates it for the 256
+ * pixel values, so a device does these soft-float divisions once, not once per pixel. */
+int8_t kdrt_quantize_pixel(const kdrt_model *m, uint8_t p) {
+    const float scale = 1.f / (255.f * m->input_std), shift = -m->input_mean / m->input_std;
+    const float x = (float)p * scale + shift;
+    return quantize_double((double)x / (double)m->input_quant.scale, m->input_quant.zero_point);
+}
+
 kdrt_status kdrt_quantize_input_u8(const kdrt_model *m, int8_t *out, const uint8_t *pixels) {
     if (!m || !out || !pixels) return KDRT_STATUS_BAD_ARG;
     if (m->state < STATE_LOADED) return KDRT_STATUS_NOT_PREPARED;
-    /* The same float operations, in the same order, as kd_batch_fill's normalisation (the build
-     * must not contract them into an FMA: ISO C modes of GCC and Clang do not). */
-    const float scale = 1.f / (255.f * m->input_std), shift = -m->input_mean / m->input_std;
-    const double s_in = (double)m->input_quant.scale;
     const int32_t n = m->input_dims.h * m->input_dims.w * m->input_dims.c;
-    for (int32_t i = 0; i < n; i++) {
-        const float x = (float)pixels[i] * scale + shift;
-        out[i] = quantize_double((double)x / s_in, m->input_quant.zero_point);
-    }
+    for (int32_t i = 0; i < n; i++) out[i] = m->input_lut[pixels[i]];
     return KDRT_STATUS_OK;
 }
 
