@@ -4,7 +4,7 @@
 # (distill lm kd, forward KL + CE), sequence-level KD (trained on text the teacher generated);
 # held-out bits/byte of each, fp32/q8/q4 bits/byte and generation tokens/s, and training step time
 # against PyTorch (bench/lm_pytorch.py) on the same model and batch. One thread throughout.
-# Usage: bench/lm.sh   (env: DISTILL, TEXT, OUT, TSTEPS, SSTEPS, SYNTH; ~35 min with the defaults)
+# Usage: bench/lm.sh   (env: DISTILL, TEXT, OUT, TSTEPS, SSTEPS, SYNTH; ~45 min with the defaults)
 set -e
 B=${DISTILL:-build-lm/distill}
 TEXT=${TEXT:-out/kjv.txt}
@@ -26,6 +26,10 @@ run teacher $B lm train $common --layers 4 --steps "$TSTEPS" -q -o "$OUT/teacher
 run student-ce $B lm train $common --layers 2 --steps "$SSTEPS" -q -o "$OUT/student-ce.safetensors"
 run student-kd $B lm kd $common --teacher "$OUT/teacher.safetensors" --layers 2 --steps "$SSTEPS" -q \
     -o "$OUT/student-kd.safetensors"
+# the same, the student starting from teacher layers 0 and 2 (not the same budget: it inherits the
+# teacher's training)
+run student-kd-init $B lm kd $common --teacher "$OUT/teacher.safetensors" --layers 2 --steps "$SSTEPS" -q \
+    --init-from-teacher -o "$OUT/student-kd-init.safetensors"
 # sequence-level KD: the teacher writes a corpus (temperature 1: its own distribution), the student
 # trains on it with plain CE, and is evaluated on the real held-out text
 $B lm generate --teacher "$OUT/teacher.safetensors" --temperature 1 --seed 1 --tokens "$SYNTH" \
@@ -36,7 +40,7 @@ run student-seqkd $B lm train --text "$OUT/synth.txt" --holdout 0 --ctx 128 --di
 echo
 echo "| model | layers | held-out bits/byte f32 | q8 | q4 | train tokens/s | generate tokens/s f32 | q8 | q4 |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for m in teacher student-ce student-kd student-seqkd; do
+for m in teacher student-ce student-kd student-kd-init student-seqkd; do
     layers=$([ $m = teacher ] && echo 4 || echo 2)
     row="| $m | $layers"
     for q in f32 q8 q4; do
@@ -46,9 +50,13 @@ for m in teacher student-ce student-kd student-seqkd; do
     tps=$(sed -n 's/.*ms\/step, \([0-9]*\) tokens\/s.*/\1/p' "$OUT/$m.log")
     row="$row | $tps"
     for q in f32 q8 q4; do
-        g=$($B lm generate -m "$OUT/$m.safetensors" --prompt "And God said" --tokens 2000 --seed 1 --quant $q 2>&1 >/dev/null |
-            sed -n 's/.*s: \([0-9]*\) tokens\/s.*/\1/p')
-        row="$row | $g"
+        best=0
+        for r in 1 2 3; do # best of three: the machine is shared
+            g=$($B lm generate -m "$OUT/$m.safetensors" --prompt "And God said" --tokens 2000 --seed 1 --quant $q 2>&1 \
+                >/dev/null | sed -n 's/.*s: \([0-9]*\) tokens\/s.*/\1/p')
+            [ "$g" -gt "$best" ] && best=$g
+        done
+        row="$row | $best"
     done
     echo "$row |"
 done

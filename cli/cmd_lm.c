@@ -206,9 +206,11 @@ static int cmd_train(int argc, char **argv, int kd) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
-    printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s); held-out %.4f bits/byte, perplexity %.3f; "
-           "wrote %s\n", cmd, res.steps_run, res.seconds, res.ms_per_step, res.tokens_per_sec, res.val.bpb, res.val.ppl,
-           out);
+    char held[96] = "no held-out text (--holdout 0)";
+    if (res.val.tokens)
+        snprintf(held, sizeof held, "held-out %.4f bits/byte, perplexity %.3f", res.val.bpb, res.val.ppl);
+    printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s); %s; wrote %s\n", cmd, res.steps_run, res.seconds,
+           res.ms_per_step, res.tokens_per_sec, held, out);
 done:
     kd_lm_text_free(&text);
     kd_lm_free(m);
