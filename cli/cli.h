@@ -23,6 +23,7 @@ int kd_cmd_pipeline(int argc, char **argv);
 int kd_cmd_quantize(int argc, char **argv);
 int kd_cmd_export(int argc, char **argv);
 int kd_cmd_bench(int argc, char **argv);
+int kd_cmd_lm(int argc, char **argv);
 
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);

@@ -9,7 +9,6 @@
 
 #include "cli.h"
 
-int kd_cmd_lm(int argc, char **argv); /* cli/cmd_lm.c */
 
 
 volatile int kd_cli_stop = 0;
