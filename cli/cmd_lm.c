@@ -73,7 +73,9 @@ static void help_train(int kd) {
            "      --eval-every N      held-out bits/byte on its first 64 KB every N steps\n"
            "      --seed N            initialisation and batch sampling (default 1)\n"
            "  -j, --threads N         OpenMP threads (default 1)\n"
-           "  -q, --quiet             no progress display\n\n"
+           "  -q, --quiet             no progress display\n"
+           "      --config FILE.yaml  options from a run file (keys = long options, lists repeat one, e.g.\n"
+           "                          loss: [fkl, ce]); the command line overrides it (examples/lm-kd.yaml)\n\n"
            "Prints the held-out bits per byte at the end. Ctrl-C saves the state (resume with --resume).\n"
            "Example: distill lm %s\n",
            LM_DEFAULT_TEXT, kd ? "student-lm.safetensors" : "lm.safetensors",
@@ -84,7 +86,7 @@ static void help_train(int kd) {
 enum {
     O_LAYERS = 256, O_DIM, O_HEADS, O_CTX, O_TEXT, O_HOLD, O_STEPS, O_SEQ, O_LR, O_MINLR, O_WARM, O_SCHED, O_WD,
     O_CLIP, O_CKPT, O_RESUME, O_EVAL, O_SEED, O_TEACHER, O_LOSS, O_INIT, O_QUANT, O_PROMPT, O_TEMP, O_TOPK, O_TOPP,
-    O_TOKENS, O_OUT
+    O_TOKENS, O_OUT, O_CONFIG
 };
 
 static const struct option train_opts[] = {
@@ -94,12 +96,14 @@ static const struct option train_opts[] = {
     {"schedule", 1, 0, O_SCHED}, {"weight-decay", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP}, {"output", 1, 0, 'o'},
     {"ckpt-every", 1, 0, O_CKPT}, {"resume", 0, 0, O_RESUME}, {"eval-every", 1, 0, O_EVAL}, {"seed", 1, 0, O_SEED},
     {"threads", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"teacher", 1, 0, O_TEACHER},
-    {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {0, 0, 0, 0}};
+    {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {"config", 1, 0, O_CONFIG}, {0, 0, 0, 0}};
 
-static int cmd_train(int argc, char **argv, int kd) {
+/* n_file: argv[0, n_file) came from a --config run file (kd_cli_config_args), the rest from the
+ * command line; a repeated option given on the command line replaces the file's list. */
+static int cmd_train(int argc, char **argv, int kd, int n_file) {
     const char *cmd = kd ? "lm kd" : "lm train";
     kd_lm_config c = {256, 256, kd ? 2 : 6, 256, 8};
-    int set_dim = 0, set_heads = 0, set_ctx = 0, threads = 1, init = 0, n_terms = 0;
+    int set_dim = 0, set_heads = 0, set_ctx = 0, threads = 1, init = 0, n_terms = 0, cli_loss = 0;
     float holdout = 0.05f;
     const char *text_path = LM_DEFAULT_TEXT, *out = kd ? "student-lm.safetensors" : "lm.safetensors", *tpath = NULL;
     kd_lm_loss_term terms[LM_MAX_LOSS];
@@ -141,12 +145,17 @@ static int cmd_train(int argc, char **argv, int kd) {
         case O_INIT: if (!kd) goto bad; init = 1; break;
         case O_LOSS:
             if (!kd) goto bad;
+            if (optind > n_file && !cli_loss++) n_terms = 0; /* the command line's list replaces the file's */
             if (n_terms == LM_MAX_LOSS) return kd_cli_usage_error(cmd, "at most %d --loss terms", LM_MAX_LOSS);
             if (kd_lm_loss_term_parse(&terms[n_terms], optarg, &err)) return kd_cli_usage_error(cmd, "%s", err.msg);
             n_terms++;
             break;
+        case O_CONFIG: break; /* read by with_config */
         default:
         bad:
+            if (o == O_TEACHER || o == O_INIT || o == O_LOSS)
+                return kd_cli_usage_error(cmd, "--%s is an option of distill lm kd",
+                                          o == O_TEACHER ? "teacher" : o == O_INIT ? "init-from-teacher" : "loss");
             return kd_cli_usage_error(cmd, "unknown or misplaced option");
         }
     }
@@ -220,9 +229,12 @@ done:
 
 static const struct option eval_opts[] = {
     {"model", 1, 0, 'm'}, {"text", 1, 0, O_TEXT}, {"holdout", 1, 0, O_HOLD}, {"quant", 1, 0, O_QUANT},
-    {"batch", 1, 0, 'b'}, {"seq", 1, 0, O_SEQ}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    {"batch", 1, 0, 'b'}, {"seq", 1, 0, O_SEQ}, {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'},
+    {"config", 1, 0, O_CONFIG}, {0, 0, 0, 0}};
 
-static int cmd_eval(int argc, char **argv) {
+static int cmd_eval(int argc, char **argv, int unused, int n_file) {
+    (void)unused;
+    (void)n_file;
     const char *cmd = "lm eval", *mpath = NULL, *text_path = LM_DEFAULT_TEXT;
     float holdout = 0.05f;
     int batch = 8, seq = 0, threads = 1, o;
@@ -249,8 +261,10 @@ static int cmd_eval(int argc, char **argv) {
                    "                      32): the weights the integer kernels of lm generate use\n"
                    "      --seq N         window length (default: ctx)\n"
                    "  -b, --batch N       windows per forward pass (default 8)\n"
-                   "  -j, --threads N     threads (default 1)\n", LM_DEFAULT_TEXT);
+                   "  -j, --threads N     threads (default 1)\n"
+                   "      --config FILE   options from a YAML run file (the command line overrides it)\n", LM_DEFAULT_TEXT);
             return 0;
+        case O_CONFIG: break; /* read by with_config */
         default: return kd_cli_usage_error(cmd, "unknown option");
         }
     }
@@ -283,7 +297,7 @@ static const struct option gen_opts[] = {
     {"model", 1, 0, 'm'}, {"teacher", 1, 0, 'm'}, {"prompt", 1, 0, O_PROMPT}, {"temperature", 1, 0, O_TEMP},
     {"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"seed", 1, 0, O_SEED}, {"tokens", 1, 0, O_TOKENS},
     {"out", 1, 0, O_OUT}, {"quant", 1, 0, O_QUANT}, {"threads", 1, 0, 'j'}, {"quiet", 0, 0, 'q'},
-    {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    {"help", 0, 0, 'h'}, {"config", 1, 0, O_CONFIG}, {0, 0, 0, 0}};
 
 typedef struct gen_sink {
     FILE *f;           /* stdout, or NULL when collecting */
@@ -322,7 +336,9 @@ static int emit(void *ctx, int tok) {
     return kd_cli_stop;
 }
 
-static int cmd_generate(int argc, char **argv) {
+static int cmd_generate(int argc, char **argv, int unused, int n_file) {
+    (void)unused;
+    (void)n_file;
     const char *cmd = "lm generate", *mpath = NULL, *prompt = "", *out = NULL;
     kd_lm_sample_config sc = {0.8f, 0, 1.f, 1};
     int threads = 1, o, v, quiet = 0;
@@ -359,9 +375,11 @@ static int cmd_generate(int argc, char **argv) {
                    "                      --text FILE ...)\n"
                    "  -j, --threads N     threads (default 1)\n"
                    "  -q, --quiet         no statistics on stderr\n"
+                   "      --config FILE   options from a YAML run file (the command line overrides it)\n"
                    "The speed (tokens/s) goes to stderr at the end. When the context fills, generation\n"
                    "continues from the last ctx/2 bytes.\n");
             return 0;
+        case O_CONFIG: break; /* read by with_config */
         default: return kd_cli_usage_error(cmd, "unknown option");
         }
     }
@@ -409,6 +427,24 @@ done:
     return rc;
 }
 
+/* --config FILE.yaml (as distill kd --config): the run file's keys are the command's long options
+ * (lists repeat an option), turned into argv before the command line's options, which so win. */
+static int with_config(const char *cmd, const struct option *opts, int (*run)(int, char **, int, int), int argc,
+                       char **argv, int kd) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (strcmp(argv[i], "--config") && strncmp(argv[i], "--config=", 9)) continue;
+        const char *path = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < argc ? argv[i + 1] : NULL;
+        if (!path || !*path) return kd_cli_usage_error(cmd, "--config needs a file");
+        int n_file = 0;
+        if (!kd_cli_config_args(cmd, path, opts, &argc, &argv, &n_file)) return KD_EXIT_USAGE;
+        int rc = run(argc, argv, kd, n_file);
+        kd_cli_free_args(argc, argv);
+        return rc;
+    }
+    return run(argc, argv, kd, 1);
+}
+
 int kd_cmd_lm(int argc, char **argv) {
     if (argc < 2) {
         help_main(stderr);
@@ -419,10 +455,10 @@ int kd_cmd_lm(int argc, char **argv) {
         help_main(stdout);
         return 0;
     }
-    if (!strcmp(sub, "train")) return cmd_train(argc - 1, argv + 1, 0);
-    if (!strcmp(sub, "kd")) return cmd_train(argc - 1, argv + 1, 1);
-    if (!strcmp(sub, "eval")) return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(sub, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(sub, "train")) return with_config("lm train", train_opts, cmd_train, argc - 1, argv + 1, 0);
+    if (!strcmp(sub, "kd")) return with_config("lm kd", train_opts, cmd_train, argc - 1, argv + 1, 1);
+    if (!strcmp(sub, "eval")) return with_config("lm eval", eval_opts, cmd_eval, argc - 1, argv + 1, 0);
+    if (!strcmp(sub, "generate")) return with_config("lm generate", gen_opts, cmd_generate, argc - 1, argv + 1, 0);
     fprintf(stderr, "distill lm: unknown command '%s'\n\n", sub);
     help_main(stderr);
     return KD_EXIT_USAGE;

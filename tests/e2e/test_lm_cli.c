@@ -1,0 +1,96 @@
+/* `distill lm` as a user meets it through run files: --config FILE.yaml applies its options to
+ * train, kd, eval and generate, the command line overrides them (a --loss list replaces the file's),
+ * and a bad run file (unknown key, missing file) is a one-line error naming the file and the line. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+static char out[65536];
+static const char *dir = "test_lm_cli_tmp";
+
+/* Run `cd dir && distill ARGS` (stderr merged into stdout); returns the exit code. */
+static int run(const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, KD_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+#define EXPECT(args, code, needle)                                                                  \
+    do {                                                                                            \
+        int rc_ = run(args);                                                                        \
+        CHECK_MSG(rc_ == (code), "`distill %s` exited %d, expected %d; output:\n%s", args, rc_, code, out); \
+        CHECK_MSG(strstr(out, needle) != NULL, "`distill %s`: '%s' not in output:\n%s", args, needle, out); \
+    } while (0)
+
+static void write_file(const char *name, const char *text) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+int main(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    if (system(cmd) != 0) return 1;
+    {   /* 12 KB of text with some structure */
+        char p[512];
+        snprintf(p, sizeof p, "%s/text.txt", dir);
+        FILE *f = fopen(p, "w");
+        for (int i = 0; f && i < 400; i++) fprintf(f, "and the lord said unto moses %d.\n", i % 17);
+        if (f) fclose(f);
+    }
+    write_file("train.yaml", "# a tiny model\ntext: text.txt\nlayers: 1\ndim: 32\nheads: 2\nctx: 16\nsteps: 3\n"
+                             "batch: 2\nquiet: true\nckpt_every: 0\noutput: teacher.safetensors\n");
+    EXPECT("lm train --config train.yaml", 0, "3 steps");
+    CHECK(strstr(out, "wrote teacher.safetensors") != NULL);
+    /* the command line overrides the file, in either order and with --config=FILE */
+    EXPECT("lm train --config train.yaml --steps 2 -o t2.safetensors", 0, "2 steps");
+    CHECK(strstr(out, "wrote t2.safetensors") != NULL);
+    EXPECT("lm train --steps 2 --config=train.yaml -o t2.safetensors", 0, "2 steps");
+
+    /* kd: the loss list of the file, each item one --loss; a --loss on the command line replaces it */
+    write_file("kd.yaml", "teacher: teacher.safetensors\ntext: text.txt\nlayers: 1\nsteps: 2\nbatch: 2\n"
+                          "loss:\n  - fkl: {T: 2, weight: 1}\n  - rkl: {T: 1, weight: 0.5}\n  - ce: {weight: 0.5}\n"
+                          "  - {type: cosine, weight: 0.1}\ninit-from-teacher: true\noutput: student.safetensors\n");
+    EXPECT("lm kd --config kd.yaml", 0, "loss fkl:T=2,weight=1 rkl:T=1,weight=0.5 ce:weight=0.5 cosine:weight=0.1");
+    CHECK(strstr(out, "student initialised from its layers") && strstr(out, "wrote student.safetensors"));
+    EXPECT("lm kd --config kd.yaml --loss ce --loss fkl:T=3", 0, "loss ce:weight=1 fkl:T=3,weight=1\n");
+
+    /* eval and generate */
+    write_file("eval.yaml", "model: student.safetensors\ntext: text.txt\nquant: q8\n");
+    EXPECT("lm eval --config eval.yaml", 0, "student.safetensors q8:");
+    EXPECT("lm eval --config eval.yaml --quant q4", 0, "student.safetensors q4:");
+    write_file("gen.yaml", "model: student.safetensors\nprompt: \"and the\"\ntokens: 12\nseed: 3\nquiet: true\n");
+    EXPECT("lm generate --config gen.yaml", 0, "and the");
+
+    /* bad run files: the file and the line are named */
+    write_file("bad.yaml", "text: text.txt\nlayers: 1\nbogus: 3\n");
+    EXPECT("lm train --config bad.yaml", 2, "bad.yaml: line 3: 'bogus' is not an option of distill lm train");
+    write_file("flag.yaml", "text: text.txt\nquiet: 3\n");
+    EXPECT("lm train --config flag.yaml", 2, "flag.yaml: line 2: quiet is a flag: true or false");
+    write_file("list.yaml", "- a\n- b\n");
+    EXPECT("lm eval --config list.yaml", 2, "list.yaml: a run file is a mapping of option: value");
+    write_file("yaml.yaml", "text: [unclosed\n");
+    EXPECT("lm generate --config yaml.yaml", 2, "yaml.yaml: YAML error at line");
+    EXPECT("lm train --config missing.yaml", 2, "missing.yaml: cannot open the run file");
+    EXPECT("lm train --config", 2, "--config needs a file");
+    /* an option of another subcommand */
+    write_file("tt.yaml", "teacher: teacher.safetensors\n");
+    EXPECT("lm train --config tt.yaml", 2, "--teacher is an option of distill lm kd");
+    write_file("gbad.yaml", "model: student.safetensors\nsteps: 3\n");
+    EXPECT("lm generate --config gbad.yaml", 2, "gbad.yaml: line 2: 'steps' is not an option of distill lm generate");
+    TEST_DONE();
+}
