@@ -55,6 +55,10 @@ static void help_train(int kd) {
            "Data:\n"
            "      --text FILE         UTF-8 text (default %s); the last --holdout of it is held out\n"
            "      --holdout F         held-out fraction for evaluation (default 0.05)\n"
+           "      --tokenizer NAME    bytes (default: 256 tokens) or bpe: byte-level BPE learnt on the\n"
+           "                          training split, stored in the checkpoint (lm train only; lm kd\n"
+           "                          uses the teacher's)\n"
+           "      --vocab N           BPE vocabulary: 256 bytes + N - 256 merges (default 512, at most 4096)\n"
            "Schedule:\n"
            "      --steps N           optimizer steps (default 1000)\n"
            "  -b, --batch N           sequences per step (default 16)\n"
@@ -86,7 +90,7 @@ static void help_train(int kd) {
 enum {
     O_LAYERS = 256, O_DIM, O_HEADS, O_CTX, O_TEXT, O_HOLD, O_STEPS, O_SEQ, O_LR, O_MINLR, O_WARM, O_SCHED, O_WD,
     O_CLIP, O_CKPT, O_RESUME, O_EVAL, O_SEED, O_TEACHER, O_LOSS, O_INIT, O_QUANT, O_PROMPT, O_TEMP, O_TOPK, O_TOPP,
-    O_TOKENS, O_OUT, O_CONFIG
+    O_TOKENS, O_OUT, O_CONFIG, O_TOKENIZER, O_VOCAB
 };
 
 static const struct option train_opts[] = {
@@ -96,7 +100,8 @@ static const struct option train_opts[] = {
     {"schedule", 1, 0, O_SCHED}, {"weight-decay", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP}, {"output", 1, 0, 'o'},
     {"ckpt-every", 1, 0, O_CKPT}, {"resume", 0, 0, O_RESUME}, {"eval-every", 1, 0, O_EVAL}, {"seed", 1, 0, O_SEED},
     {"threads", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"teacher", 1, 0, O_TEACHER},
-    {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {"config", 1, 0, O_CONFIG}, {0, 0, 0, 0}};
+    {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {"config", 1, 0, O_CONFIG},
+    {"tokenizer", 1, 0, O_TOKENIZER}, {"vocab", 1, 0, O_VOCAB}, {0, 0, 0, 0}};
 
 /* n_file: argv[0, n_file) came from a --config run file (kd_cli_config_args), the rest from the
  * command line; a repeated option given on the command line replaces the file's list. */
@@ -104,6 +109,7 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     const char *cmd = kd ? "lm kd" : "lm train";
     kd_lm_config c = {256, 256, kd ? 2 : 6, 256, 8};
     int set_dim = 0, set_heads = 0, set_ctx = 0, threads = 1, init = 0, n_terms = 0, cli_loss = 0;
+    int bpe = 0, vocab = 512, set_vocab = 0;
     float holdout = 0.05f;
     const char *text_path = LM_DEFAULT_TEXT, *out = kd ? "student-lm.safetensors" : "lm.safetensors", *tpath = NULL;
     kd_lm_loss_term terms[LM_MAX_LOSS];
@@ -150,6 +156,17 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
             if (kd_lm_loss_term_parse(&terms[n_terms], optarg, &err)) return kd_cli_usage_error(cmd, "%s", err.msg);
             n_terms++;
             break;
+        case O_TOKENIZER:
+            if (kd) return kd_cli_usage_error(cmd, "the student uses the teacher's tokenizer: no --tokenizer");
+            if (!strcmp(optarg, "bpe")) bpe = 1;
+            else if (!strcmp(optarg, "bytes")) bpe = 0;
+            else return kd_cli_usage_error(cmd, "--tokenizer expects bytes or bpe, got '%s'", optarg);
+            break;
+        case O_VOCAB:
+            if (kd) return kd_cli_usage_error(cmd, "the student uses the teacher's tokenizer: no --vocab");
+            if (!kd_cli_int(cmd, "--vocab", optarg, 257, KD_LM_BPE_MAX_VOCAB, &vocab)) return KD_EXIT_USAGE;
+            set_vocab = 1;
+            break;
         case O_CONFIG: break; /* read by with_config */
         default:
         bad:
@@ -160,7 +177,9 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         }
     }
     if (optind < argc) return kd_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (set_vocab && !bpe) return kd_cli_usage_error(cmd, "--vocab sets the size of a BPE vocabulary: add --tokenizer bpe");
     kd_lm *teacher = NULL, *m = NULL;
+    kd_lm_tokenizer *tok = NULL;
     if (kd) {
         if (!tpath) return kd_cli_usage_error(cmd, "--teacher FILE is required");
         if (kd_lm_load(tpath, &teacher, &err)) return kd_cli_fail(cmd, &err);
@@ -181,11 +200,29 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     kd_lm_text text = {0};
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
-    if (kd_lm_create(&m, &c, tc.seed, &err) || kd_lm_text_load(&text, text_path, holdout, tc.seq ? tc.seq : c.ctx, &err) ||
+    double tok_sec = 0;
+    if (kd_lm_text_load(&text, text_path, holdout, tc.seq ? tc.seq : c.ctx, &err)) {
+        rc = kd_cli_fail(cmd, &err);
+        goto done;
+    }
+    if (bpe) { /* learnt on the training split only; the same text gives the same merges (resume) */
+        double t0 = kd_now();
+        if (kd_lm_tokenizer_train(&tok, text.data, text.n_train, vocab, &err)) {
+            rc = kd_cli_fail(cmd, &err);
+            goto done;
+        }
+        tok_sec = kd_now() - t0;
+        c.vocab = kd_lm_tokenizer_vocab(tok);
+    } else if (kd && kd_lm_tokenizer_clone(&tok, teacher->tok, &err)) {
+        rc = kd_cli_fail(cmd, &err);
+        goto done;
+    }
+    if (kd_lm_create(&m, &c, tc.seed, &err) || kd_lm_set_tokenizer(m, tok, &err) ||
         (init && kd_lm_init_from_teacher(m, teacher, &err))) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
+    if (m && m->tok == tok) tok = NULL; /* the model owns it */
     tc.threads = threads;
     tc.ckpt_path = ckpt;
     tc.stop = &kd_cli_stop;
@@ -195,6 +232,9 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         kd_cli_bytes(pb, sizeof pb, (double)m->n_params * 4);
         fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu parameters (%s); text %s: %zu bytes, %zu held out\n",
                 cmd, c.layers, c.dim, c.heads, c.ctx, m->n_params, pb, text_path, text.n, text.n - text.n_train);
+        if (bpe)
+            fprintf(stderr, "%s: BPE tokenizer: %d tokens learnt on the %zu training bytes in %.1f s\n", cmd, c.vocab,
+                    text.n_train, tok_sec);
         if (kd) {
             fprintf(stderr, "%s: teacher %s (%d layers, dim %d)%s; loss", cmd, tpath, teacher->cfg.layers,
                     teacher->cfg.dim, init ? ", student initialised from its layers" : "");
@@ -218,10 +258,12 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     char held[96] = "no held-out text (--holdout 0)";
     if (res.val.tokens)
         snprintf(held, sizeof held, "held-out %.4f bits/byte, perplexity %.3f", res.val.bpb, res.val.ppl);
-    printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s); %s; wrote %s\n", cmd, res.steps_run, res.seconds,
-           res.ms_per_step, res.tokens_per_sec, held, out);
+    /* bytes/s: tokens/s times the training text's bytes per token (1 for byte tokens) */
+    printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s, %.0f bytes/s); %s; wrote %s\n", cmd, res.steps_run,
+           res.seconds, res.ms_per_step, res.tokens_per_sec, res.tokens_per_sec * res.bytes_per_token, held, out);
 done:
     kd_lm_text_free(&text);
+    kd_lm_tokenizer_free(tok);
     kd_lm_free(m);
     kd_lm_free(teacher);
     return rc;
@@ -285,8 +327,10 @@ static int cmd_eval(int argc, char **argv, int unused, int n_file) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
-    printf("%s %s: %.4f bits/byte, perplexity %.3f, loss %.4f nats/byte over %lld held-out bytes (%.0f bytes/s)\n",
-           mpath, kd_lm_qtype_traits(qt)->name, ev.bpb, ev.ppl, ev.loss, ev.tokens, ev.tokens / (ev.seconds > 0 ? ev.seconds : 1e-9));
+    double es = ev.seconds > 0 ? ev.seconds : 1e-9;
+    printf("%s %s: %.4f bits/byte, perplexity %.3f, loss %.4f nats/token over %lld held-out bytes, %lld tokens "
+           "(%.0f bytes/s, %.0f tokens/s)\n", mpath, kd_lm_qtype_traits(qt)->name, ev.bpb, ev.ppl, ev.loss, ev.bytes,
+           ev.tokens, ev.bytes / es, ev.tokens / es);
 done:
     kd_lm_text_free(&text);
     kd_lm_free(m);
@@ -303,34 +347,40 @@ typedef struct gen_sink {
     FILE *f;           /* stdout, or NULL when collecting */
     unsigned char *buf;
     size_t n, cap;
-    long long done, total;
+    long long done, total, bytes;
     int progress, tty;
     double t0, last;
+    const kd_lm_tokenizer *tok;
 } gen_sink;
 
 static int emit(void *ctx, int tok) {
     gen_sink *s = ctx;
+    size_t len;
+    const uint8_t *b = kd_lm_tokenizer_token(s->tok, tok, &len);
     s->done++;
+    s->bytes += (long long)len;
     if (s->f) {
-        fputc(tok, s->f);
-        if (tok == '\n') fflush(s->f);
+        fwrite(b, 1, len, s->f);
+        if (memchr(b, '\n', len)) fflush(s->f);
     } else {
-        if (s->n == s->cap) {
+        if (s->n + len > s->cap) {
             size_t cap = s->cap ? 2 * s->cap : 1 << 16;
-            unsigned char *b = realloc(s->buf, cap);
-            if (!b) return 1;
-            s->buf = b;
+            while (cap < s->n + len) cap *= 2;
+            unsigned char *nb = realloc(s->buf, cap);
+            if (!nb) return 1;
+            s->buf = nb;
             s->cap = cap;
         }
-        s->buf[s->n++] = (unsigned char)tok;
+        memcpy(s->buf + s->n, b, len);
+        s->n += len;
         double now = kd_now();
         if (s->progress && (now - s->last > (s->tty ? 0.2 : 15.0) || s->done == s->total)) {
             s->last = now;
             char eta[32];
             double r = s->done / (now - s->t0 + 1e-9);
             kd_format_duration(eta, sizeof eta, (double)(s->total - s->done) / (r > 0 ? r : 1));
-            fprintf(stderr, "%sgenerated %lld/%lld bytes  %.0f tok/s  ETA %s%s", s->tty ? "\r" : "", s->done, s->total,
-                    r, eta, s->tty ? "\033[K" : "\n");
+            fprintf(stderr, "%sgenerated %lld/%lld tokens (%lld bytes)  %.0f tok/s  ETA %s%s", s->tty ? "\r" : "", s->done,
+                    s->total, s->bytes, r, eta, s->tty ? "\033[K" : "\n");
         }
     }
     return kd_cli_stop;
@@ -364,7 +414,8 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
                    "Sample text from a language model, one byte at a time with a key/value cache.\n"
                    "  -m, --model FILE    the checkpoint (--teacher is a synonym)\n"
                    "      --prompt TEXT   text to continue (default: start of a line)\n"
-                   "      --tokens N      bytes to generate (default 256)\n"
+                   "      --tokens N      tokens to generate (default 256; bytes, unless the model has a BPE\n"
+                   "                      tokenizer)\n"
                    "      --temperature X softmax temperature (default 0.8; 0 = greedy)\n"
                    "      --top-k K       sample among the K most likely bytes (default 0 = all)\n"
                    "      --top-p P       nucleus sampling: the smallest set with probability >= P (default 1)\n"
@@ -394,7 +445,7 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
-    gen_sink sink = {out ? NULL : stdout, NULL, 0, 0, 0, n, out && !quiet, 0, kd_now(), 0};
+    gen_sink sink = {out ? NULL : stdout, NULL, 0, 0, 0, n, 0, out && !quiet, 0, kd_now(), 0, m->tok};
     sink.tty = sink.progress && isatty(2);
     kd_cli_install_signals();
     if (!out) fputs(prompt, stdout);
@@ -416,8 +467,9 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
     if (!quiet && !rc) {
         char wb[32];
         kd_cli_bytes(wb, sizeof wb, (double)kd_lm_infer_weight_bytes(inf));
-        fprintf(stderr, "%s: %lld tokens in %.2f s: %.0f tokens/s (%s weights, %s, %d thread%s)%s%s\n", cmd, sink.done, sec,
-                sink.done / (sec > 0 ? sec : 1e-9), kd_lm_qtype_traits(qt)->name, wb, threads, threads > 1 ? "s" : "",
+        fprintf(stderr, "%s: %lld tokens (%lld bytes) in %.2f s: %.0f tokens/s, %.0f bytes/s (%s weights, %s, %d thread%s)%s%s\n",
+                cmd, sink.done, sink.bytes, sec, sink.done / (sec > 0 ? sec : 1e-9), sink.bytes / (sec > 0 ? sec : 1e-9),
+                kd_lm_qtype_traits(qt)->name, wb, threads, threads > 1 ? "s" : "",
                 out ? "; wrote " : "", out ? out : "");
     }
     if (!rc && kd_cli_stop) rc = KD_EXIT_INTERRUPTED;

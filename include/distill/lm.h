@@ -64,10 +64,39 @@ float kd_lm_reverse_kl(float *dlogits, const float *s_logits, const float *pt, i
 /* mean_n (1 - cos(hs[n], ht[n])) over hidden states (N,C); dhs += scale * gradient (if non-NULL). */
 float kd_lm_cosine_loss(float *dhs, const float *hs, const float *ht, int N, int C, float scale);
 
+/* ---------------------------------------------------------------- tokenizer (src/lm/tok_lm.c)
+ * Byte-level BPE: tokens 0..255 are the bytes, token 256+i the concatenation of merge i's pair
+ * (a, b), both earlier tokens. A model without a tokenizer (NULL) uses the 256 bytes; every function
+ * here takes NULL as that byte tokenizer. Bits per byte are always total bits / BYTES, whatever the
+ * tokenization, so models with different tokenizers compare. */
+#define KD_LM_BPE_MAX_VOCAB 4096 /* training counts pairs in a dense vocab^2 table (64 MB at 4096) */
+typedef struct kd_lm_tokenizer kd_lm_tokenizer;
+
+/* Learn vocab - 256 merges on data (the training split only): each the most frequent adjacent pair
+ * of the text merged so far, ties to the smallest (a, b), so the same bytes give the same merges.
+ * Stops early when no pair occurs twice. vocab in [256, KD_LM_BPE_MAX_VOCAB]. O(merges * n). */
+kd_status kd_lm_tokenizer_train(kd_lm_tokenizer **out, const uint8_t *data, size_t n, int vocab, kd_error *err);
+/* From a merge list (n_merges pairs, as kd_lm_tokenizer_merges gives): validated (each pair of
+ * earlier tokens, token expansions at most 64 KB): a hostile list is KD_STATUS_BAD_FILE. */
+kd_status kd_lm_tokenizer_from_merges(kd_lm_tokenizer **out, const int32_t *merges, int n_merges, kd_error *err);
+kd_status kd_lm_tokenizer_clone(kd_lm_tokenizer **out, const kd_lm_tokenizer *t, kd_error *err); /* NULL -> NULL */
+void kd_lm_tokenizer_free(kd_lm_tokenizer *t);
+int kd_lm_tokenizer_vocab(const kd_lm_tokenizer *t); /* 256 + merges */
+const int32_t *kd_lm_tokenizer_merges(const kd_lm_tokenizer *t, int *n_merges);
+int kd_lm_tokenizer_equal(const kd_lm_tokenizer *a, const kd_lm_tokenizer *b);
+/* Tokens of data (n bytes) into a new array *out (free()) of *n_out tokens: the merges applied in
+ * order, each replacing its pair left to right. */
+kd_status kd_lm_tokenizer_encode(const kd_lm_tokenizer *t, const uint8_t *data, size_t n, int32_t **out,
+                                 size_t *n_out, kd_error *err);
+/* The bytes of one token (*len of them; 0 for a token outside the vocabulary). */
+const uint8_t *kd_lm_tokenizer_token(const kd_lm_tokenizer *t, int tok, size_t *len);
+/* Bytes of n tokens into dst (at most cap written); returns the bytes the tokens decode to. */
+size_t kd_lm_tokenizer_decode(const kd_lm_tokenizer *t, const int32_t *tok, size_t n, uint8_t *dst, size_t cap);
+
 /* ---------------------------------------------------------------- model (src/lm/model_lm.c) */
 
 typedef struct kd_lm_config {
-    int vocab;   /* 256: byte tokens */
+    int vocab;   /* 256: byte tokens; 256 + merges with a BPE tokenizer */
     int ctx;     /* maximum sequence length (position embeddings) */
     int layers;
     int dim;     /* C, a multiple of heads */
@@ -134,6 +163,7 @@ typedef struct kd_lm {
     kd_lm_gacts g;
     int32_t *tokens;   /* (B,T) inputs of the last forward */
     int cur_B, cur_T;  /* shape of the last forward */
+    kd_lm_tokenizer *tok; /* owned; NULL = byte tokens */
 } kd_lm;
 
 /* Validate a configuration (ranges, dim % heads, the parameter count fits). */
@@ -142,6 +172,8 @@ kd_status kd_lm_config_check(const kd_lm_config *c, kd_error *err);
  * by 1/sqrt(2L), LayerNorm 1/0, biases 0) from seed. */
 kd_status kd_lm_create(kd_lm **out, const kd_lm_config *c, uint64_t seed, kd_error *err);
 void kd_lm_free(kd_lm *m);
+/* Give m the tokenizer t (NULL = bytes): m owns it on success; its vocabulary must be m's. */
+kd_status kd_lm_set_tokenizer(kd_lm *m, kd_lm_tokenizer *t, kd_error *err);
 /* Pointers of layer l's tensors in a block with the parameter layout. */
 void kd_lm_layer_ptrs(const kd_lm *m, float *block, int l, kd_lm_layer *out);
 const kd_lm_tensor *kd_lm_find_tensor(const kd_lm *m, const char *name);
@@ -159,7 +191,9 @@ size_t kd_lm_activation_bytes(const kd_lm *m);
 
 /* ---------------------------------------------------------------- checkpoints (src/lm/ckpt_lm.c)
  * safetensors: F32 tensors under the names of the size table; __metadata__ holds "format":
- * "distill-lm", "version": "1", "config" ("vocab=256,ctx=..,layers=..,dim=..,heads=.."), and for a
+ * "distill-lm", "version": "1", "config" ("vocab=256,ctx=..,layers=..,dim=..,heads=.."); a model
+ * with a BPE tokenizer is "version": "2" (older readers refuse it rather than read its tokens as
+ * bytes) with "tokenizer": "bpe" and "merges": "a b a b ..." (vocab - 256 pairs); and for a
  * training checkpoint "step", "rng_state", "rng_inc", "adam_t" plus tensors "optim.m.<name>",
  * "optim.v.<name>". Written atomically. */
 typedef struct kd_lm_adamw {
@@ -174,10 +208,10 @@ typedef struct kd_lm_state {
 } kd_lm_state;
 
 kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, const kd_lm_state *st, kd_error *err);
-/* Read a checkpoint's configuration and build the model with its weights. */
+/* Read a checkpoint's configuration and build the model with its weights and tokenizer. */
 kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err);
 /* Load weights and, if the file has them and opt/st are non-NULL, the training state, into m (whose
- * config must match). *has_state tells whether it was found. Nothing changes on failure. */
+ * config and tokenizer must match). *has_state tells whether it was found. Nothing changes on failure. */
 kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st, int *has_state,
                           kd_error *err);
 
@@ -232,9 +266,10 @@ void kd_lm_train_config_default(kd_lm_train_config *c);
 
 typedef struct kd_lm_eval {
     double loss;       /* mean nats per token */
-    double bpb;        /* bits per byte (= loss / ln 2 for byte tokens) */
-    double ppl;        /* exp(loss) */
-    long long tokens;
+    double bpb;        /* bits per byte: total bits / bytes predicted (= loss / ln 2 for byte tokens) */
+    double ppl;        /* exp(loss): per token, so comparable only between equal tokenizers */
+    long long tokens;  /* tokens predicted */
+    long long bytes;   /* bytes those tokens decode to */
     double seconds;
 } kd_lm_eval;
 
@@ -242,14 +277,18 @@ typedef struct kd_lm_train_result {
     long long resumed_step;  /* -1 if fresh */
     long long steps_run;
     double seconds, tokens_per_sec, ms_per_step;
+    double bytes_per_token;  /* of the training split (1 for byte tokens) */
     double last_loss;
     kd_lm_eval val;
 } kd_lm_train_result;
 
+/* Encodes the training split and the held-out tail separately with m's tokenizer (a token never
+ * spans the boundary); a teacher must have the same tokenizer. */
 kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config *cfg, kd_lm_train_result *res,
                       kd_error *err);
-/* Held-out evaluation: non-overlapping windows of T tokens (T = seq or ctx), each predicting every
- * position from its window, over data[0, n). */
+/* Held-out evaluation of the bytes data[0, n), encoded with m's tokenizer: non-overlapping windows of
+ * T tokens (T = seq or ctx), each predicting every position from its window; every token but the
+ * first is predicted once, and bits per byte divide their total bits by the bytes they decode to. */
 kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *data, size_t n, int batch, int seq, kd_lm_eval *res,
                          kd_error *err);
 /* Student layers from the teacher: embeddings, final LayerNorm and student layer i <- teacher
@@ -297,8 +336,9 @@ typedef struct kd_lm_sample_config {
 
 /* Draw a token from logits (V) (kept intact); scratch holds 2V floats. */
 int kd_lm_sample(const float *logits, int V, const kd_lm_sample_config *c, kd_rng *rng, float *scratch);
-/* Generate n tokens after the prompt, calling emit for each (return non-zero to stop). When the
- * context fills, the last ctx/2 tokens are fed again (a sliding window). */
+/* Generate n tokens after the prompt (bytes, encoded with the model's tokenizer), calling emit for
+ * each token (kd_lm_tokenizer_token gives its bytes; return non-zero to stop). When the context
+ * fills, the last ctx/2 tokens are fed again (a sliding window). */
 kd_status kd_lm_generate(kd_lm_infer *inf, const uint8_t *prompt, size_t n_prompt, long long n,
                          const kd_lm_sample_config *c, int (*emit)(void *ctx, int token), void *emit_ctx,
                          kd_error *err);

@@ -51,9 +51,23 @@ kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, c
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
     }
     const kd_lm_config *c = &m->cfg;
+    int n_merges = 0;
+    const int32_t *merges = kd_lm_tokenizer_merges(m->tok, &n_merges);
     cJSON_AddStringToObject(meta, "format", "distill-lm");
-    cJSON_AddStringToObject(meta, "version", "1");
+    cJSON_AddStringToObject(meta, "version", n_merges ? "2" : "1");
     meta_add(meta, "config", "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d", c->vocab, c->ctx, c->layers, c->dim, c->heads);
+    if (n_merges) { /* "a b a b ...": at most 11 characters per number */
+        char *ms = malloc(24 * (size_t)n_merges + 1), *w = ms;
+        if (!ms) {
+            cJSON_Delete(root);
+            return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+        }
+        *w = 0;
+        for (int i = 0; i < 2 * n_merges; i++) w += sprintf(w, "%s%d", i ? " " : "", (int)merges[i]);
+        cJSON_AddStringToObject(meta, "tokenizer", "bpe");
+        cJSON_AddStringToObject(meta, "merges", ms);
+        free(ms);
+    }
     if (opt && st) {
         meta_add(meta, "step", "%lld", st->step);
         meta_add(meta, "rng_state", "%" PRIu64, st->rng.state);
@@ -124,8 +138,34 @@ static const char *meta_get(const lm_file *f, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, kd_error *err) {
+/* "a b a b ...": 2 * n_merges integers, validated by kd_lm_tokenizer_from_merges. */
+static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_lm_tokenizer **tok, kd_error *err) {
+    int32_t *mg = malloc((2 * (size_t)n_merges + 1) * sizeof(int32_t));
+    if (!mg) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    int k = 0;
+    while (*s && k < 2 * n_merges) {
+        char *end;
+        if (*s < '0' || *s > '9') break;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < 0 || v >= KD_LM_BPE_MAX_VOCAB || (*end && *end != ' ')) break;
+        mg[k++] = (int32_t)v;
+        s = *end ? end + 1 : end;
+    }
+    kd_status st;
+    kd_error e2;
+    if (k != 2 * n_merges || *s)
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"merges\" is not %d token pairs (the vocabulary "
+                          "of the config minus 256)", path, n_merges);
+    else if ((st = kd_lm_tokenizer_from_merges(tok, mg, n_merges, &e2)))
+        kd_error_set(err, st, "%s: metadata \"merges\": %s", path, e2.msg);
+    free(mg);
+    return st;
+}
+
+static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, kd_lm_tokenizer **tok, kd_error *err) {
     memset(f, 0, sizeof *f);
+    *tok = NULL;
     kd_status s = kd_read_file(path, &f->data, &f->len, err);
     if (s) return s;
     const unsigned char *b = (const unsigned char *)f->data;
@@ -151,9 +191,9 @@ static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, k
         lm_file_free(f);
         return s;
     }
-    if (!ver || strcmp(ver, "1") != 0) {
-        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: language-model format version %s; this build reads version 1", path,
-                         ver ? ver : "(missing)");
+    if (!ver || (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)) {
+        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: language-model format version %s; this build reads versions 1 "
+                         "and 2", path, ver ? ver : "(missing)");
         lm_file_free(f);
         return s;
     }
@@ -167,6 +207,23 @@ static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, k
     if (kd_lm_config_check(cfg, &e2)) {
         lm_file_free(f);
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\": %s", path, e2.msg);
+    }
+    if (!strcmp(ver, "2")) { /* version 2: a BPE tokenizer */
+        const char *tk = meta_get(f, "tokenizer"), *mg = meta_get(f, "merges");
+        if (!tk || strcmp(tk, "bpe") != 0 || !mg) {
+            lm_file_free(f);
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: version 2 needs metadata \"tokenizer\": \"bpe\" and "
+                                "\"merges\"", path);
+        }
+        if (cfg->vocab <= 256 || cfg->vocab > KD_LM_BPE_MAX_VOCAB) {
+            lm_file_free(f);
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: a BPE vocabulary of %d (must be in [257, %d])", path,
+                                cfg->vocab, KD_LM_BPE_MAX_VOCAB);
+        }
+        if ((s = parse_merges(path, mg, cfg->vocab - 256, tok, err))) {
+            lm_file_free(f);
+            return s;
+        }
     }
     return KD_STATUS_OK;
 }
@@ -271,13 +328,16 @@ kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
     *out = NULL;
     lm_file f;
     kd_lm_config c;
-    kd_status s = lm_file_open(&f, path, &c, err);
+    kd_lm_tokenizer *tok = NULL;
+    kd_status s = lm_file_open(&f, path, &c, &tok, err);
     if (s) return s;
     kd_lm *m = NULL;
     s = kd_lm_create(&m, &c, 0, err);
     if (!s) s = load_file(&f, path, m, NULL, NULL, NULL, err);
+    if (!s) s = kd_lm_set_tokenizer(m, tok, err);
     lm_file_free(&f);
     if (s) {
+        kd_lm_tokenizer_free(tok);
         kd_lm_free(m);
         return s;
     }
@@ -289,8 +349,16 @@ kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_st
                           kd_error *err) {
     lm_file f;
     kd_lm_config c;
-    kd_status s = lm_file_open(&f, path, &c, err);
+    kd_lm_tokenizer *tok = NULL;
+    kd_status s = lm_file_open(&f, path, &c, &tok, err);
     if (s) return s;
+    int same_tok = kd_lm_tokenizer_equal(tok, m->tok);
+    kd_lm_tokenizer_free(tok);
+    if (memcmp(&c, &m->cfg, sizeof c) == 0 && !same_tok) {
+        lm_file_free(&f);
+        return kd_error_set(err, KD_STATUS_MISMATCH, "%s: holds a model with another tokenizer (other BPE merges) than "
+                            "this run's", path);
+    }
     if (memcmp(&c, &m->cfg, sizeof c) != 0) {
         lm_file_free(&f);
         return kd_error_set(err, KD_STATUS_MISMATCH,

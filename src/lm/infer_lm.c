@@ -236,9 +236,13 @@ kd_status kd_lm_generate(kd_lm_infer *inf, const uint8_t *prompt, size_t n_promp
     const kd_lm *m = inf->m;
     int T = m->cfg.ctx, V = m->cfg.vocab;
     if (n < 0) return kd_error_set(err, KD_STATUS_BAD_ARG, "number of tokens must be >= 0");
+    int32_t *ptok = NULL;
+    kd_status s = kd_lm_tokenizer_encode(m->tok, prompt, n_prompt, &ptok, &n_prompt, err);
+    if (s) return s;
     int *hist = malloc((size_t)T * sizeof(int));
     float *scratch = malloc(2 * (size_t)V * sizeof(float));
     if (!hist || !scratch) {
+        free(ptok);
         free(hist);
         free(scratch);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
@@ -254,7 +258,7 @@ kd_status kd_lm_generate(kd_lm_infer *inf, const uint8_t *prompt, size_t n_promp
         logits = kd_lm_infer_step(inf, '\n', pos++);
     }
     for (size_t i = start; i < n_prompt; i++) {
-        hist[pos] = prompt[i] < V ? prompt[i] : 0;
+        hist[pos] = ptok[i] < V ? ptok[i] : 0;
         logits = kd_lm_infer_step(inf, hist[pos], pos);
         pos++;
     }
@@ -271,6 +275,7 @@ kd_status kd_lm_generate(kd_lm_infer *inf, const uint8_t *prompt, size_t n_promp
         logits = kd_lm_infer_step(inf, tok, pos);
         pos++;
     }
+    free(ptok);
     free(hist);
     free(scratch);
     return KD_STATUS_OK;

@@ -104,7 +104,17 @@ void kd_lm_free(kd_lm *m) {
     free(m->act_block);
     free(m->gact_block);
     free(m->tokens);
+    kd_lm_tokenizer_free(m->tok);
     free(m);
+}
+
+kd_status kd_lm_set_tokenizer(kd_lm *m, kd_lm_tokenizer *t, kd_error *err) {
+    if (t && kd_lm_tokenizer_vocab(t) != m->cfg.vocab)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "a tokenizer of %d tokens for a model of vocabulary %d",
+                            kd_lm_tokenizer_vocab(t), m->cfg.vocab);
+    if (t != m->tok) kd_lm_tokenizer_free(m->tok);
+    m->tok = t;
+    return KD_STATUS_OK;
 }
 
 void kd_lm_layer_ptrs(const kd_lm *m, float *block, int l, kd_lm_layer *o) {

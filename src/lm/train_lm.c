@@ -95,7 +95,7 @@ void kd_lm_text_free(kd_lm_text *t) {
 
 /* ---------------------------------------------------------------- evaluation */
 
-kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *data, size_t n, int batch, int seq, kd_lm_eval *res, kd_error *err) {
+kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *bytes, size_t n, int batch, int seq, kd_lm_eval *res, kd_error *err) {
     memset(res, 0, sizeof *res);
     if (seq <= 0 || seq > m->cfg.ctx) seq = m->cfg.ctx;
     if (batch < 1) batch = 1;
@@ -104,10 +104,19 @@ kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *data, size_t n, int batch, int
     if (s) return s;
     double t0 = kd_now(), total = 0;
     long long count = 0;
+    int32_t *data = NULL; /* the tokens of the bytes */
+    size_t n_bytes = n;
+    s = kd_lm_tokenizer_encode(m->tok, bytes, n_bytes, &data, &n, err);
+    if (s) return s;
+    if (n < 2) {
+        free(data);
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "no held-out text to evaluate (%zu bytes, %zu token)", n_bytes, n);
+    }
     int32_t *x = malloc((size_t)batch * seq * sizeof(int32_t)), *y = malloc((size_t)batch * seq * sizeof(int32_t));
     if (!x || !y) {
         free(x);
         free(y);
+        free(data);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     }
     size_t pos = 0;
@@ -130,11 +139,15 @@ kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *data, size_t n, int batch, int
         total += l * B * T;
         count += (long long)B * T;
     }
+    size_t first;
+    kd_lm_tokenizer_token(m->tok, data[0], &first); /* the one token nothing predicts */
     free(x);
     free(y);
+    free(data);
     res->tokens = count;
+    res->bytes = (long long)(n_bytes - first);
     res->loss = total / (double)count;
-    res->bpb = res->loss / log(2.0);
+    res->bpb = total / log(2.0) / (double)res->bytes;
     res->ppl = exp(res->loss);
     res->seconds = kd_now() - t0;
     if (!isfinite(res->loss))
@@ -218,7 +231,7 @@ typedef struct progress {
 } progress;
 
 static void progress_step(progress *p, long long step, long long steps, long long first, double loss, double ce,
-                          float lr, double tokens) {
+                          double bpb, float lr, double tokens) {
     if (!p->on) return;
     double now = kd_now();
     if (step != steps && now - p->last < (p->tty ? 0.2 : 15.0)) return;
@@ -230,7 +243,7 @@ static void progress_step(progress *p, long long step, long long steps, long lon
     for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
     bar[20] = 0;
     fprintf(p->out, "%sstep %lld/%lld [%s] loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e  %.0f tok/s  ETA %s%s",
-            p->tty ? "\r" : "", step, steps, bar, loss, ce, ce / log(2.0), (double)lr, tokens / (el > 0 ? el : 1e-9),
+            p->tty ? "\r" : "", step, steps, bar, loss, ce, bpb, (double)lr, tokens / (el > 0 ? el : 1e-9),
             eta, p->tty ? "\033[K" : "\n");
     fflush(p->out);
     p->open = p->tty;
@@ -255,9 +268,9 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     int B = cfg->batch, T = cfg->seq > 0 ? cfg->seq : m->cfg.ctx, V = m->cfg.vocab, C = m->cfg.dim;
     if (T > m->cfg.ctx) return kd_error_set(err, KD_STATUS_BAD_ARG, "sequence %d is longer than the context %d", T, m->cfg.ctx);
     if (cfg->steps < 1 || B < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "steps and batch must be >= 1");
-    if (text->n_train < (size_t)T + 2)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "%zu bytes of training text: too short for sequence %d", text->n_train, T);
-    if (V < 256) return kd_error_set(err, KD_STATUS_BAD_ARG, "byte tokens need vocab >= 256 (got %d)", V);
+    if (V < kd_lm_tokenizer_vocab(m->tok))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "the tokenizer has %d tokens, the model's vocabulary %d",
+                            kd_lm_tokenizer_vocab(m->tok), V);
     if (!(cfg->optim.lr > 0) || !isfinite(cfg->optim.lr))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "learning rate must be > 0 (got %g)", (double)cfg->optim.lr);
     int need_teacher = 0, need_hidden = 0;
@@ -270,14 +283,34 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     if (tm && (tm->cfg.vocab != V || tm->cfg.ctx < T))
         return kd_error_set(err, KD_STATUS_MISMATCH, "teacher (vocab %d, ctx %d) does not fit the student (vocab %d, "
                             "sequence %d)", tm->cfg.vocab, tm->cfg.ctx, V, T);
-    if (need_hidden && tm->cfg.dim != C)
+    if (tm && !kd_lm_tokenizer_equal(tm->tok, m->tok))
+        return kd_error_set(err, KD_STATUS_MISMATCH, "teacher and student must share the tokenizer: the teacher's is %s "
+                            "(%d tokens), the student's %s (%d tokens)", tm->tok ? "BPE" : "bytes",
+                            kd_lm_tokenizer_vocab(tm->tok), m->tok ? "BPE" : "bytes", kd_lm_tokenizer_vocab(m->tok));
+    /* the training split as tokens (the held-out tail is encoded by kd_lm_evaluate, on its own) */
+    int32_t *d = NULL;
+    size_t n_tok = 0;
+    kd_status s = kd_lm_tokenizer_encode(m->tok, text->data, text->n_train, &d, &n_tok, err);
+    if (s) return s;
+    if (n_tok < (size_t)T + 2) {
+        free(d);
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "%zu bytes of training text (%zu tokens): too short for sequence %d",
+                            text->n_train, n_tok, T);
+    }
+    /* the progress line shows the training CE in bits per byte: bits per token * tokens per byte */
+    double tok_per_byte = (double)n_tok / (double)text->n_train;
+    res->bytes_per_token = 1.0 / tok_per_byte;
+
+    if (need_hidden && tm->cfg.dim != C) {
+        free(d);
         return kd_error_set(err, KD_STATUS_MISMATCH, "the cosine loss compares hidden states of equal size: student dim "
                             "%d, teacher dim %d", C, tm->cfg.dim);
+    }
 #ifdef _OPENMP
     int old_threads = omp_get_max_threads();
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
 #endif
-    kd_status s = kd_lm_prepare(m, B, T, 1, err);
+    s = kd_lm_prepare(m, B, T, 1, err);
     if (!s && tm && need_teacher) s = kd_lm_prepare(tm, B, T, 0, err);
     size_t N = (size_t)B * T;
     int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
@@ -301,8 +334,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         progress_line(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
     long long first = st.step;
     double tokens = 0, t_start = kd_now(), last_ce = 0;
-    const uint8_t *d = text->data;
-    size_t span = text->n_train - (size_t)T - 1; /* window starts in [0, span] */
+    size_t span = n_tok - (size_t)T - 1; /* window starts in [0, span] */
     size_t eval_n = text->n - text->n_train;
     if (cfg->eval_bytes && eval_n > cfg->eval_bytes) eval_n = cfg->eval_bytes;
     while (!s && st.step < cfg->steps) {
@@ -367,13 +399,13 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         tokens += (double)N;
         last_ce = ce;
         res->last_loss = loss;
-        progress_step(&pr, st.step, cfg->steps, first, loss, ce, lr, tokens);
+        progress_step(&pr, st.step, cfg->steps, first, loss, ce, ce * tok_per_byte / log(2.0), lr, tokens);
         int stop = cfg->stop && *cfg->stop;
         if (cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0)))
             s = kd_lm_save(cfg->ckpt_path, m, &opt, &st, err);
         if (!s && cfg->eval_every > 0 && st.step % cfg->eval_every == 0 && st.step != cfg->steps && eval_n >= 2) {
             kd_lm_eval ev;
-            s = kd_lm_evaluate(m, d + text->n_train, eval_n, B, T, &ev, err);
+            s = kd_lm_evaluate(m, text->data + text->n_train, eval_n, B, T, &ev, err);
             if (!s)
                 progress_line(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n", st.step,
                               ev.bpb, ev.ppl, ev.tokens);
@@ -391,8 +423,9 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     res->ms_per_step = res->steps_run ? 1e3 * res->seconds / (double)res->steps_run : 0;
     progress_line(&pr, "%s", "");
     if (!s && eval_n >= 2) {
-        s = kd_lm_evaluate(m, d + text->n_train, text->n - text->n_train, B, T, &res->val, err);
+        s = kd_lm_evaluate(m, text->data + text->n_train, text->n - text->n_train, B, T, &res->val, err);
     }
+    free(d);
     free(x);
     free(y);
     free(pt);

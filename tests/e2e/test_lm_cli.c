@@ -1,6 +1,7 @@
 /* `distill lm` as a user meets it through run files: --config FILE.yaml applies its options to
  * train, kd, eval and generate, the command line overrides them (a --loss list replaces the file's),
- * and a bad run file (unknown key, missing file) is a one-line error naming the file and the line. */
+ * and a bad run file (unknown key, missing file) is a one-line error naming the file and the line.
+ * Then the BPE tokenizer through the CLI: train, eval, generate, kd from a BPE teacher. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,5 +93,19 @@ int main(void) {
     EXPECT("lm train --config tt.yaml", 2, "--teacher is an option of distill lm kd");
     write_file("gbad.yaml", "model: student.safetensors\nsteps: 3\n");
     EXPECT("lm generate --config gbad.yaml", 2, "gbad.yaml: line 2: 'steps' is not an option of distill lm generate");
+
+    /* a BPE tokenizer from the run file: trained, stored, used by eval, generate and kd */
+    write_file("bpe.yaml", "text: text.txt\nlayers: 1\ndim: 32\nheads: 2\nctx: 16\nsteps: 3\nbatch: 2\n"
+                           "tokenizer: bpe\nvocab: 300\noutput: bpe.safetensors\n");
+    EXPECT("lm train --config bpe.yaml", 0, "BPE tokenizer: 300 tokens learnt on the");
+    CHECK(strstr(out, "wrote bpe.safetensors") != NULL);
+    EXPECT("lm eval -m bpe.safetensors --text text.txt", 0, "bits/byte");
+    EXPECT("lm generate -m bpe.safetensors --prompt 'and the lord' --tokens 5 --seed 2", 0, "5 tokens (");
+    EXPECT("lm kd --teacher bpe.safetensors --text text.txt --layers 1 --steps 2 -b 2 -q -o bpe-s.safetensors", 0,
+           "wrote bpe-s.safetensors");
+    EXPECT("lm eval -m bpe-s.safetensors --text text.txt --quant q8", 0, "bits/byte");
+    EXPECT("lm kd --config kd.yaml --tokenizer bpe", 2, "the student uses the teacher's tokenizer");
+    EXPECT("lm train --config train.yaml --vocab 300", 2, "add --tokenizer bpe");
+    EXPECT("lm train --config train.yaml --tokenizer words", 2, "--tokenizer expects bytes or bpe");
     TEST_DONE();
 }
