@@ -217,12 +217,15 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
-    if (kd_lm_create(&m, &c, tc.seed, &err) || kd_lm_set_tokenizer(m, tok, &err) ||
-        (init && kd_lm_init_from_teacher(m, teacher, &err))) {
+    if (kd_lm_create(&m, &c, tc.seed, &err) || kd_lm_set_tokenizer(m, tok, &err)) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
-    if (m && m->tok == tok) tok = NULL; /* the model owns it */
+    tok = NULL; /* the model owns it */
+    if (init && kd_lm_init_from_teacher(m, teacher, &err)) {
+        rc = kd_cli_fail(cmd, &err);
+        goto done;
+    }
     tc.threads = threads;
     tc.ckpt_path = ckpt;
     tc.stop = &kd_cli_stop;

@@ -165,6 +165,9 @@ kd_status kd_lm_init_from_teacher(kd_lm *s, const kd_lm *t, kd_error *err) {
                             "--init-from-teacher needs the same vocab, dim and heads, ctx and layers at most the "
                             "teacher's (student vocab %d dim %d heads %d ctx %d layers %d; teacher %d %d %d %d %d)",
                             a->vocab, a->dim, a->heads, a->ctx, a->layers, b->vocab, b->dim, b->heads, b->ctx, b->layers);
+    if (!kd_lm_tokenizer_equal(s->tok, t->tok))
+        return kd_error_set(err, KD_STATUS_MISMATCH, "--init-from-teacher needs the teacher's tokenizer (its embeddings "
+                            "are of its tokens)");
     int k = b->layers / a->layers;
     memcpy(s->params + s->tensors[0].off, t->params + t->tensors[0].off, s->tensors[0].n * sizeof(float));
     memcpy(s->params + s->tensors[1].off, t->params + t->tensors[1].off, s->tensors[1].n * sizeof(float)); /* first ctx rows */

@@ -104,6 +104,8 @@ int main(void) {
     EXPECT("lm kd --teacher bpe.safetensors --text text.txt --layers 1 --steps 2 -b 2 -q -o bpe-s.safetensors", 0,
            "wrote bpe-s.safetensors");
     EXPECT("lm eval -m bpe-s.safetensors --text text.txt --quant q8", 0, "bits/byte");
+    EXPECT("lm kd --teacher bpe.safetensors --text text.txt --layers 1 --dim 64 --init-from-teacher -q", 1,
+           "--init-from-teacher needs the same vocab, dim and heads");
     EXPECT("lm kd --config kd.yaml --tokenizer bpe", 2, "the student uses the teacher's tokenizer");
     EXPECT("lm train --config train.yaml --vocab 300", 2, "add --tokenizer bpe");
     EXPECT("lm train --config train.yaml --tokenizer words", 2, "--tokenizer expects bytes or bpe");

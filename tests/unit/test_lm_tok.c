@@ -186,6 +186,7 @@ static void test_checkpoint(const uint8_t *text, size_t n) {
     tc.n_terms = 1;
     kd_lm_train_result res;
     CHECK(kd_lm_train(m2, &tx, &tc, &res, &err) == KD_STATUS_MISMATCH && strstr(err.msg, "share the tokenizer"));
+    CHECK(kd_lm_init_from_teacher(m2, m, &err) == KD_STATUS_MISMATCH && strstr(err.msg, "tokenizer"));
     /* the same tokenizer: distillation runs, and a resume checks the tokenizer of the checkpoint */
     kd_lm *s = model_with(t, 16, 2);
     char ck[512];
