@@ -9,6 +9,7 @@
 #include "distill/data.h"
 #include "distill/model.h"
 #include "distill/train.h"
+#include "kdrt_model.h"
 
 /* Exit codes: 0 ok, 1 runtime error (bad file, diverged...), 2 usage error, 130 interrupted. */
 enum { KD_EXIT_OK = 0, KD_EXIT_ERROR = 1, KD_EXIT_USAGE = 2, KD_EXIT_INTERRUPTED = 130 };
@@ -58,6 +59,20 @@ int kd_cli_config_section(const char *cmd, const char *path, const char *section
 /* A top-level scalar of a YAML file (copied to buf), or def. */
 const char *kd_cli_config_scalar(const char *path, const char *key, const char *def, char *buf, size_t n);
 void kd_cli_free_args(int argc, char **argv);
+/* A .kdm run through the runtime's public API (cmd_bench.c): loaded, prepared, every image of the
+ * test set invoked one at a time (int8 inputs and logits kept for checks), `runs` timed batch-1
+ * invocations. Returns 0, or an exit code after printing "distill <cmd>: error: ...". */
+typedef struct kd_cli_kdm {
+    kdrt_model m;
+    uint8_t *bytes, *arena;     /* the model (16-byte aligned copy) and its arena; owned */
+    size_t len, arena_bytes, all_acts;
+    int n;                      /* test images */
+    int8_t *in, *out;           /* (n, input) model inputs, (n, classes) int8 logits */
+    double median_us, p99_us, images_per_s, accuracy;
+} kd_cli_kdm;
+int kd_cli_kdm_run(const char *cmd, const char *path, const kd_dataset *test, int runs, kd_cli_kdm *r);
+void kd_cli_kdm_free(kd_cli_kdm *r);
+
 /* Batch-1 forward latency over the first n images, 1 thread: median and p99 in microseconds. */
 int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us);
 

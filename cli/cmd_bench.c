@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "distill/export.h"
@@ -38,6 +39,91 @@ static void input_of(const kdrt_model *m, const kd_dataset *ds, int i, uint8_t *
     kdrt_quantize_input_u8(m, q, hwc);
 }
 
+void kd_cli_kdm_free(kd_cli_kdm *r) {
+    free(r->bytes);
+    free(r->arena);
+    free(r->in);
+    free(r->out);
+    memset(r, 0, sizeof *r);
+}
+
+int kd_cli_kdm_run(const char *cmd, const char *path, const kd_dataset *test, int runs, kd_cli_kdm *r) {
+    memset(r, 0, sizeof *r);
+    kd_error err;
+    char *file = NULL;
+    uint8_t *hwc = NULL;
+    double *t = NULL;
+    if (kd_read_file(path, &file, &r->len, &err)) return kd_cli_fail(cmd, &err);
+    kdrt_model *m = &r->m;
+    kdrt_status s;
+    /* the runtime wants 16-byte-aligned model bytes for in-place SIMD loads */
+    if (!(r->bytes = aligned_alloc(16, (r->len + 15) / 16 * 16))) goto oom;
+    memcpy(r->bytes, file, r->len);
+    if ((s = kdrt_model_load(m, r->bytes, r->len)) != KDRT_STATUS_OK) {
+        fprintf(stderr, "distill %s: error: %s: %s (is it a .kdm from distill export?)\n", cmd, path,
+                kdrt_status_string(s));
+        goto fail;
+    }
+    r->arena_bytes = kdrt_arena_size(m);
+    if (!(r->arena = aligned_alloc(16, (r->arena_bytes + 15) / 16 * 16))) goto oom;
+    if ((s = kdrt_prepare(m, r->arena, r->arena_bytes)) != KDRT_STATUS_OK) {
+        fprintf(stderr, "distill %s: error: %s: prepare: %s\n", cmd, path, kdrt_status_string(s));
+        goto fail;
+    }
+    if (test->c != m->input_dims.c || test->h != m->input_dims.h || test->w != m->input_dims.w) {
+        fprintf(stderr, "distill %s: error: %s takes %dx%dx%d images, the data set has %dx%dx%d\n", cmd, path,
+                m->input_dims.c, m->input_dims.h, m->input_dims.w, test->c, test->h, test->w);
+        goto fail;
+    }
+    size_t isz = (size_t)test->c * test->h * test->w, K = (size_t)m->n_classes;
+    r->n = test->n;
+    hwc = malloc(isz);
+    r->in = malloc(isz * (size_t)test->n);
+    r->out = malloc(K * (size_t)test->n);
+    t = malloc(sizeof(double) * (size_t)runs);
+    if (!hwc || !r->in || !r->out || !t) goto oom;
+    for (int i = 0; i < test->n; i++) input_of(m, test, i, hwc, r->in + (size_t)i * isz);
+    /* latency: single images, after a warm-up, cycling through the test set */
+    for (int i = -200; i < runs; i++) {
+        int k = (i < 0 ? -i : i) % test->n;
+        double t0 = kd_now();
+        s = kdrt_invoke(m, r->in + (size_t)k * isz, r->out);
+        if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
+        if (s != KDRT_STATUS_OK) {
+            fprintf(stderr, "distill %s: error: %s: invoke: %s\n", cmd, path, kdrt_status_string(s));
+            goto fail;
+        }
+    }
+    qsort(t, (size_t)runs, sizeof(double), cmp_double);
+    r->median_us = t[runs / 2];
+    r->p99_us = t[(size_t)(runs * 0.99)];
+    /* throughput and accuracy: the whole test set, one image at a time */
+    int correct = 0;
+    double t0 = kd_now();
+    for (int i = 0; i < test->n; i++) kdrt_invoke(m, r->in + (size_t)i * isz, r->out + (size_t)i * K);
+    double secs = kd_now() - t0;
+    for (int i = 0; i < test->n; i++) correct += kdrt_output_argmax(m, r->out + (size_t)i * K) == test->labels[i];
+    r->images_per_s = test->n / (secs > 0 ? secs : 1e-9);
+    r->accuracy = (double)correct / test->n;
+    r->all_acts = isz; /* every tensor of a run: the input and each layer's output */
+    for (int i = 0; i < m->n_layers; i++) {
+        kdrt_layer L;
+        if (kdrt_model_layer(m, i, &L) == KDRT_STATUS_OK) r->all_acts += (size_t)L.out_dims.h * L.out_dims.w * L.out_dims.c;
+    }
+    free(file);
+    free(hwc);
+    free(t);
+    return KD_EXIT_OK;
+oom:
+    fprintf(stderr, "distill %s: error: out of memory\n", cmd);
+fail:
+    free(file);
+    free(hwc);
+    free(t);
+    kd_cli_kdm_free(r);
+    return KD_EXIT_ERROR;
+}
+
 int kd_cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"runs", 1, 0, 'n'}, {"verify", 0, 0, 'v'},
                                          {"limit", 1, 0, 'l'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -56,99 +142,46 @@ int kd_cmd_bench(int argc, char **argv) {
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL.kdm argument");
     const char *path = argv[optind];
-    kd_error err;
-    char *file = NULL;
-    size_t len = 0;
-    if (kd_read_file(path, &file, &len, &err)) return kd_cli_fail(C, &err);
-    int rc = KD_EXIT_ERROR;
     kd_dataset test = {0};
-    kd_int8_model *q8 = NULL;
-    uint8_t *bytes = NULL, *arena = NULL, *hwc = NULL;
-    int8_t *in = NULL, *out = NULL, *ref = NULL;
-    double *t = NULL;
-    kdrt_model m;
-    /* the runtime wants 16-byte-aligned model bytes for in-place SIMD loads */
-    if (!(bytes = aligned_alloc(16, (len + 15) / 16 * 16))) goto oom;
-    memcpy(bytes, file, len);
-    kdrt_status s = kdrt_model_load(&m, bytes, len);
-    if (s != KDRT_STATUS_OK) {
-        fprintf(stderr, "distill bench: error: %s: %s (is it a .kdm from distill export?)\n", path,
-                kdrt_status_string(s));
-        goto done;
+    kd_cli_kdm r;
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "distill bench: error: %s: no such file\n", path);
+        return KD_EXIT_ERROR;
     }
-    size_t an = kdrt_arena_size(&m);
-    if (!(arena = aligned_alloc(16, (an + 15) / 16 * 16))) goto oom;
-    if ((s = kdrt_prepare(&m, arena, an)) != KDRT_STATUS_OK) {
-        fprintf(stderr, "distill bench: error: %s: prepare: %s\n", path, kdrt_status_string(s));
-        goto done;
-    }
-    if (kd_cli_load_data(C, data, "test", &test)) goto done;
+    if (kd_cli_load_data(C, data, "test", &test)) return KD_EXIT_ERROR;
     if (limit && limit < test.n) kd_dataset_truncate(&test, limit);
-    if (test.c != m.input_dims.c || test.h != m.input_dims.h || test.w != m.input_dims.w) {
-        fprintf(stderr, "distill bench: error: %s takes %dx%dx%d images, %s has %dx%dx%d\n", path, m.input_dims.c,
-                m.input_dims.h, m.input_dims.w, data, test.c, test.h, test.w);
-        goto done;
+    int rc = kd_cli_kdm_run(C, path, &test, runs, &r);
+    if (rc) {
+        kd_dataset_free(&test);
+        return rc;
     }
-    size_t isz = (size_t)test.c * test.h * test.w, K = (size_t)m.n_classes;
-    hwc = malloc(isz);
-    in = malloc(isz * (size_t)test.n);
-    out = malloc(K * (size_t)test.n);
-    t = malloc(sizeof(double) * (size_t)runs);
-    if (!hwc || !in || !out || !t) goto oom;
-    for (int i = 0; i < test.n; i++) input_of(&m, &test, i, hwc, in + (size_t)i * isz);
-
-    /* latency: single images, after a warm-up, cycling through the test set */
-    for (int i = -200; i < runs; i++) {
-        int k = (i < 0 ? -i : i) % test.n;
-        double t0 = kd_now();
-        s = kdrt_invoke(&m, in + (size_t)k * isz, out);
-        if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
-        if (s != KDRT_STATUS_OK) {
-            fprintf(stderr, "distill bench: error: %s: invoke: %s\n", path, kdrt_status_string(s));
-            goto done;
-        }
-    }
-    qsort(t, (size_t)runs, sizeof(double), cmp_double);
-    /* throughput and accuracy: the whole test set, one image at a time */
-    int correct = 0;
-    double t0 = kd_now();
-    for (int i = 0; i < test.n; i++) kdrt_invoke(&m, in + (size_t)i * isz, out + (size_t)i * K);
-    double secs = kd_now() - t0;
-    for (int i = 0; i < test.n; i++) correct += kdrt_output_argmax(&m, out + (size_t)i * K) == test.labels[i];
-
-    size_t acts = isz; /* every tensor of a run: the input and each layer's output */
-    for (int i = 0; i < m.n_layers; i++) {
-        kdrt_layer L;
-        if (kdrt_model_layer(&m, i, &L) == KDRT_STATUS_OK)
-            acts += (size_t)L.out_dims.h * L.out_dims.w * L.out_dims.c;
-    }
-    printf("%s (%s): %d layers, %d classes\n", path, m.name[0] ? m.name : "unnamed", m.n_layers, m.n_classes);
-    printf("  model bytes      %zu\n", m.size);
+    const kdrt_model *m = &r.m;
+    printf("%s (%s): %d layers, %d classes\n", path, m->name[0] ? m->name : "unnamed", m->n_layers, m->n_classes);
+    printf("  model bytes      %zu\n", m->size);
     printf("  arena bytes      %zu (activations %zu, requantization parameters %zu, kernel scratch %zu); "
-           "all activations summed: %zu\n", an, m.activation_bytes, m.param_bytes, m.scratch_bytes, acts);
-    printf("  batch-1 latency  median %.2f us, p99 %.2f us (%d runs, 1 thread)\n", t[runs / 2],
-           t[(size_t)(runs * 0.99)], runs);
-    printf("  throughput       %.0f images/s (%d test images one at a time)\n", test.n / secs, test.n);
-    printf("  accuracy         %.2f%% on %s/test\n", 100.0 * correct / test.n, data);
-    rc = KD_EXIT_OK;
+           "all activations summed: %zu\n", r.arena_bytes, m->activation_bytes, m->param_bytes, m->scratch_bytes,
+           r.all_acts);
+    printf("  batch-1 latency  median %.2f us, p99 %.2f us (%d runs, 1 thread)\n", r.median_us, r.p99_us, runs);
+    printf("  throughput       %.0f images/s (%d test images one at a time)\n", r.images_per_s, r.n);
+    printf("  accuracy         %.2f%% on %s/test\n", 100.0 * r.accuracy, data);
     if (verify) { /* the training side's integer evaluation of the same file */
-        if (kd_kdm_read(bytes, len, &q8, &err) || !(ref = malloc(K * (size_t)test.n)) ||
-            kd_int8_forward_q(q8, in, test.n, ref, &err)) {
-            rc = kd_cli_fail(C, &err);
-            goto done;
+        kd_error err;
+        kd_int8_model *q8 = NULL;
+        size_t K = (size_t)m->n_classes;
+        int8_t *ref = malloc(K * (size_t)r.n);
+        if (!ref || kd_kdm_read(r.bytes, r.len, &q8, &err) || kd_int8_forward_q(q8, r.in, r.n, ref, &err)) {
+            rc = ref ? kd_cli_fail(C, &err) : KD_EXIT_ERROR;
+        } else {
+            int same = 0;
+            for (int i = 0; i < r.n; i++) same += !memcmp(ref + (size_t)i * K, r.out + (size_t)i * K, K);
+            printf("  verify           int8 logits identical to the training side's integer evaluation on %d/%d "
+                   "images\n", same, r.n);
+            if (same != r.n) rc = KD_EXIT_ERROR;
         }
-        int same = 0;
-        for (int i = 0; i < test.n; i++) same += !memcmp(ref + (size_t)i * K, out + (size_t)i * K, K);
-        printf("  verify           int8 logits identical to the training side's integer evaluation on %d/%d "
-               "images\n", same, test.n);
-        if (same != test.n) rc = KD_EXIT_ERROR;
+        free(ref);
+        kd_int8_free(q8);
     }
-    goto done;
-oom:
-    fprintf(stderr, "distill bench: error: out of memory\n");
-done:
-    free(file); free(bytes); free(arena); free(hwc); free(in); free(out); free(ref); free(t);
-    kd_int8_free(q8);
+    kd_cli_kdm_free(&r);
     kd_dataset_free(&test);
     return rc;
 }

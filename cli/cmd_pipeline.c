@@ -32,6 +32,8 @@ static void help(void) {
            "                                     evaluated with the integer kernels\n"
            "  qat:      {...}   [distill kd --qat 8] quantization-aware distillation of the last model\n"
            "                                     (qat: 4 for int4 weights), OUT/qat.int8.safetensors\n"
+           "The last int8 model is exported to OUT/student.kdm for the kdrt runtime, and the report\n"
+           "includes it as the device runs it (accuracy, bytes, batch-1 latency).\n"
            "A finished stage is skipped and training stages resume, so rerunning continues.\n"
            "Example: examples/fashion-mnist.yaml\n");
 }
@@ -120,6 +122,8 @@ int kd_cmd_pipeline(int argc, char **argv) {
     snprintf(int8, sizeof int8, "%s/int8.safetensors", out);
     snprintf(qat, sizeof qat, "%s/qat.safetensors", out);
     snprintf(qat_int8, sizeof qat_int8, "%s/qat.int8.safetensors", out);
+    char kdm[600];
+    snprintf(kdm, sizeof kdm, "%s/student.kdm", out);
     snprintf(baseline, sizeof baseline, "%s/baseline.safetensors", out);
     snprintf(teacher, sizeof teacher, "%s/teacher.safetensors", out);
     snprintf(student, sizeof student, "%s/student.safetensors", out);
@@ -210,6 +214,14 @@ int kd_cmd_pipeline(int argc, char **argv) {
                               "--qat", "8", NULL};
     const char *qat_tail[] = {"--student", last, "-o", qat, NULL};
     if ((rc = stage(file, "qat", 1, qat_int8, kd_cmd_kd, qat_head, qat_tail))) goto stop;
+    /* 4c. the deployable model: the last int8 model as a .kdm for the kdrt runtime */
+    const char *ship = exists(qat_int8) ? qat_int8 : exists(int8) ? int8 : NULL;
+    if (ship && !exists(kdm)) {
+        const char *e_argv[] = {"export", ship, "-o", kdm, NULL};
+        printf("\n== pipeline: export: %s -o %s\n", ship, kdm);
+        fflush(stdout);
+        if ((rc = kd_cmd_export(4, (char **)e_argv))) goto stop;
+    }
 
     /* 5. report */
     row rows[] = {{"teacher", teacher}, {"student (CE only)", baseline}, {"student (KD)", student},
@@ -276,6 +288,16 @@ int kd_cmd_pipeline(int argc, char **argv) {
             fprintf(ts, "%s\t%.4f\t0\t0\t%lld\t0\t0\n", int8_rows[r][0], 100 * acc, bytes);
         }
         kd_int8_free(q);
+    }
+    kd_cli_kdm k;
+    if (exists(kdm) && !kd_cli_kdm_run(C, kdm, &test, 2000, &k)) { /* as the device runs it */
+        char line[512];
+        snprintf(line, sizeof line, "| kdrt .kdm (of %s) | %.2f%% | - | - | %zu | - | %.1f us (int8) |\n",
+                 ship == qat_int8 ? "int8 QAT+KD" : "int8 PTQ", 100 * k.accuracy, k.len, k.median_us);
+        fputs(line, md);
+        fputs(line, stdout);
+        fprintf(ts, "kdrt .kdm\t%.4f\t0\t0\t%zu\t0\t%.2f\n", 100 * k.accuracy, k.len, k.median_us);
+        kd_cli_kdm_free(&k);
     }
     fclose(md);
     fclose(ts);

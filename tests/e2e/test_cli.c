@@ -171,7 +171,8 @@ int main(void) {
                                 "qat: {epochs: 1, limit: 2000, val: 500, quiet: true}\n");
     EXPECT("pipeline cli_pipe.yaml", 0, "| pruned + KD |");
     CHECK_MSG(strstr(out, "| student (CE only) |") && strstr(out, "| 50890 |") && strstr(out, "| int8 PTQ (of pruned + KD) |") &&
-              strstr(out, "| int8 QAT+KD (of pruned + KD) |"),
+              strstr(out, "| int8 QAT+KD (of pruned + KD) |") &&
+              strstr(out, "| kdrt .kdm (of int8 QAT+KD) |"),
               "pipeline report:\n%s", out);
     EXPECT("pipeline cli_pipe.yaml", 0, "student: cli_pipe/student.safetensors exists, skipped");
     /* the pipeline's int8 model as the device runs it: identical logits to the integer evaluation */
