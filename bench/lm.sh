@@ -3,8 +3,10 @@
 # a 4-layer teacher, then three 2-layer students on the same step budget: CE only, token-level KD
 # (distill lm kd, forward KL + CE), sequence-level KD (trained on text the teacher generated);
 # held-out bits/byte of each, fp32/q8/q4 bits/byte and generation tokens/s, and training step time
-# against PyTorch (bench/lm_pytorch.py) on the same model and batch. One thread throughout.
-# Usage: bench/lm.sh   (env: DISTILL, TEXT, OUT, TSTEPS, SSTEPS, SYNTH; ~45 min with the defaults)
+# against PyTorch (bench/lm_pytorch.py) on the same model and batch; then a BPE-512 student, and
+# sequence-level KD mixed with the real text (T = 1 and 0.7, synthetic text once or four times).
+# One thread throughout.
+# Usage: bench/lm.sh   (env: DISTILL, TEXT, OUT, TSTEPS, SSTEPS, SYNTH; ~75 min with the defaults)
 set -e
 B=${DISTILL:-build-lm/distill}
 TEXT=${TEXT:-out/kjv.txt}
@@ -36,6 +38,32 @@ $B lm generate --teacher "$OUT/teacher.safetensors" --temperature 1 --seed 1 --t
     --out "$OUT/synth.txt" -q 2> "$OUT/synth.err"
 run student-seqkd $B lm train --text "$OUT/synth.txt" --holdout 0 --ctx 128 --dim 256 --heads 8 --batch 16 -j 1 \
     --lr 1e-3 --warmup 100 --layers 2 --steps "$SSTEPS" -q -o "$OUT/student-seqkd.safetensors"
+# BPE-512 against bytes: the CE-only student again, the same steps, batch and context (in tokens)
+run student-bpe $B lm train $common --layers 2 --steps "$SSTEPS" --tokenizer bpe --vocab 512 -q \
+    -o "$OUT/student-bpe.safetensors"
+# sequence-level KD mixed with the real training split (the DeepSeek-R1-distill recipe trains on
+# teacher text plus real data): the real training bytes (the file minus its held-out 5%) followed by
+# the synthetic text; --holdout 0 (the mix holds no held-out text) and evaluation on the real one
+NTRAIN=$(awk -v n="$(wc -c < "$TEXT")" 'BEGIN { printf "%d", n - int(n * 0.05) }')
+head -c "$NTRAIN" "$TEXT" > "$OUT/real-train.txt"
+$B lm generate --teacher "$OUT/teacher.safetensors" --temperature 0.7 --seed 1 --tokens "$SYNTH" \
+    --out "$OUT/synth-t07.txt" -q 2> "$OUT/synth-t07.err"
+cat "$OUT/real-train.txt" "$OUT/synth.txt" > "$OUT/mix-t1.txt"
+cat "$OUT/real-train.txt" "$OUT/synth-t07.txt" > "$OUT/mix-t07.txt"
+cat "$OUT/real-train.txt" "$OUT/synth.txt" "$OUT/synth.txt" "$OUT/synth.txt" "$OUT/synth.txt" > "$OUT/mix-t1x4.txt"
+for v in seq-t07:synth-t07 mix-t1:mix-t1 mix-t07:mix-t07 mix-t1x4:mix-t1x4; do
+    run "student-${v%%:*}" $B lm train --text "$OUT/${v#*:}.txt" --holdout 0 --ctx 128 --dim 256 --heads 8 --batch 16 \
+        -j 1 --lr 1e-3 --warmup 100 --layers 2 --steps "$SSTEPS" -q -o "$OUT/student-${v%%:*}.safetensors"
+done
+echo
+echo "| student (2 layers, $SSTEPS steps) | held-out bits/byte | train tokens/s | train bytes/s |"
+echo "|---|---|---|---|"
+for m in student-ce student-bpe student-seqkd student-seq-t07 student-mix-t1 student-mix-t07 student-mix-t1x4; do
+    bpb=$($B lm eval -m "$OUT/$m.safetensors" --text "$TEXT" | sed 's/.*: \([0-9.]*\) bits\/byte.*/\1/')
+    tps=$(sed -n 's/.*ms\/step, \([0-9]*\) tokens\/s.*/\1/p' "$OUT/$m.log")
+    bps=$(sed -n 's/.*tokens\/s, \([0-9]*\) bytes\/s.*/\1/p' "$OUT/$m.log")
+    echo "| $m | $bpb | $tps | ${bps:-$tps} |"
+done
 
 echo
 echo "| model | layers | held-out bits/byte f32 | q8 | q4 | train tokens/s | generate tokens/s f32 | q8 | q4 |"
