@@ -16,6 +16,7 @@
 
 #define LM_DEFAULT_TEXT "out/kjv.txt"
 #define LM_MAX_LOSS 8
+#define LM_MAX_MIX 8
 
 static void help_main(FILE *f) {
     fprintf(f, "Usage: distill lm <command> [options]   (distill lm <command> --help for details)\n\n"
@@ -55,6 +56,8 @@ static void help_train(int kd) {
            "Data:\n"
            "      --text FILE         UTF-8 text (default %s); the last --holdout of it is held out\n"
            "      --holdout F         held-out fraction for evaluation (default 0.05)\n"
+           "      --mix FILE          more training text, never held out (repeatable): e.g. text the\n"
+           "                          teacher wrote (lm generate --out), mixed with the real text\n"
            "      --tokenizer NAME    bytes (default: 256 tokens) or bpe: byte-level BPE learnt on the\n"
            "                          training split, stored in the checkpoint (lm train only; lm kd\n"
            "                          uses the teacher's)\n"
@@ -90,7 +93,7 @@ static void help_train(int kd) {
 enum {
     O_LAYERS = 256, O_DIM, O_HEADS, O_CTX, O_TEXT, O_HOLD, O_STEPS, O_SEQ, O_LR, O_MINLR, O_WARM, O_SCHED, O_WD,
     O_CLIP, O_CKPT, O_RESUME, O_EVAL, O_SEED, O_TEACHER, O_LOSS, O_INIT, O_QUANT, O_PROMPT, O_TEMP, O_TOPK, O_TOPP,
-    O_TOKENS, O_OUT, O_CONFIG, O_TOKENIZER, O_VOCAB
+    O_TOKENS, O_OUT, O_CONFIG, O_TOKENIZER, O_VOCAB, O_MIX
 };
 
 static const struct option train_opts[] = {
@@ -101,7 +104,7 @@ static const struct option train_opts[] = {
     {"ckpt-every", 1, 0, O_CKPT}, {"resume", 0, 0, O_RESUME}, {"eval-every", 1, 0, O_EVAL}, {"seed", 1, 0, O_SEED},
     {"threads", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"teacher", 1, 0, O_TEACHER},
     {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {"config", 1, 0, O_CONFIG},
-    {"tokenizer", 1, 0, O_TOKENIZER}, {"vocab", 1, 0, O_VOCAB}, {0, 0, 0, 0}};
+    {"tokenizer", 1, 0, O_TOKENIZER}, {"vocab", 1, 0, O_VOCAB}, {"mix", 1, 0, O_MIX}, {0, 0, 0, 0}};
 
 /* n_file: argv[0, n_file) came from a --config run file (kd_cli_config_args), the rest from the
  * command line; a repeated option given on the command line replaces the file's list. */
@@ -109,7 +112,8 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     const char *cmd = kd ? "lm kd" : "lm train";
     kd_lm_config c = {256, 256, kd ? 2 : 6, 256, 8};
     int set_dim = 0, set_heads = 0, set_ctx = 0, threads = 1, init = 0, n_terms = 0, cli_loss = 0;
-    int bpe = 0, vocab = 512, set_vocab = 0;
+    int bpe = 0, vocab = 512, set_vocab = 0, n_mix = 0, cli_mix = 0;
+    const char *mix[LM_MAX_MIX];
     float holdout = 0.05f;
     const char *text_path = LM_DEFAULT_TEXT, *out = kd ? "student-lm.safetensors" : "lm.safetensors", *tpath = NULL;
     kd_lm_loss_term terms[LM_MAX_LOSS];
@@ -155,6 +159,11 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
             if (n_terms == LM_MAX_LOSS) return kd_cli_usage_error(cmd, "at most %d --loss terms", LM_MAX_LOSS);
             if (kd_lm_loss_term_parse(&terms[n_terms], optarg, &err)) return kd_cli_usage_error(cmd, "%s", err.msg);
             n_terms++;
+            break;
+        case O_MIX:
+            if (optind > n_file && !cli_mix++) n_mix = 0; /* the command line's list replaces the file's */
+            if (n_mix == LM_MAX_MIX) return kd_cli_usage_error(cmd, "at most %d --mix files", LM_MAX_MIX);
+            mix[n_mix++] = optarg;
             break;
         case O_TOKENIZER:
             if (kd) return kd_cli_usage_error(cmd, "the student uses the teacher's tokenizer: no --tokenizer");
@@ -205,6 +214,11 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
+    for (int i = 0; i < n_mix; i++)
+        if (kd_lm_text_add_train(&text, mix[i], &err)) {
+            rc = kd_cli_fail(cmd, &err);
+            goto done;
+        }
     if (bpe) { /* learnt on the training split only; the same text gives the same merges (resume) */
         double t0 = kd_now();
         if (kd_lm_tokenizer_train(&tok, text.data, text.n_train, vocab, &err)) {
@@ -233,8 +247,9 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     if (tc.progress) {
         char pb[32];
         kd_cli_bytes(pb, sizeof pb, (double)m->n_params * 4);
-        fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu parameters (%s); text %s: %zu bytes, %zu held out\n",
-                cmd, c.layers, c.dim, c.heads, c.ctx, m->n_params, pb, text_path, text.n, text.n - text.n_train);
+        fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu parameters (%s); text %s%s: %zu bytes, %zu held out\n",
+                cmd, c.layers, c.dim, c.heads, c.ctx, m->n_params, pb, text_path, n_mix ? " + --mix" : "", text.n,
+                text.n - text.n_train);
         if (bpe)
             fprintf(stderr, "%s: BPE tokenizer: %d tokens learnt on the %zu training bytes in %.1f s\n", cmd, c.vocab,
                     text.n_train, tok_sec);

@@ -238,6 +238,9 @@ typedef struct kd_lm_text {
 /* Read a file; holdout in [0, 0.5] is the held-out fraction (the last part of the file). Errors
  * name the file: missing, empty, too short for the context. */
 kd_status kd_lm_text_load(kd_lm_text *t, const char *path, double holdout, int ctx, kd_error *err);
+/* Append the bytes of another file to the training split (never held out): sequence-level KD's
+ * teacher text mixed with the real text, evaluated on the real held-out tail. Errors name the file. */
+kd_status kd_lm_text_add_train(kd_lm_text *t, const char *path, kd_error *err);
 void kd_lm_text_free(kd_lm_text *t);
 
 typedef struct kd_lm_train_config {

@@ -88,6 +88,30 @@ kd_status kd_lm_text_load(kd_lm_text *t, const char *path, double holdout, int c
     return KD_STATUS_OK;
 }
 
+kd_status kd_lm_text_add_train(kd_lm_text *t, const char *path, kd_error *err) {
+    char *d = NULL;
+    size_t n = 0;
+    kd_status s = kd_read_file(path, &d, &n, err);
+    if (s) return s;
+    if (n == 0) {
+        free(d);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: empty text", path);
+    }
+    uint8_t *nd = realloc(t->data, t->n + n);
+    if (!nd) {
+        free(d);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory for %zu more bytes of text", path, n);
+    }
+    /* training | new | held out */
+    memmove(nd + t->n_train + n, nd + t->n_train, t->n - t->n_train);
+    memcpy(nd + t->n_train, d, n);
+    free(d);
+    t->data = nd;
+    t->n += n;
+    t->n_train += n;
+    return KD_STATUS_OK;
+}
+
 void kd_lm_text_free(kd_lm_text *t) {
     free(t->data);
     memset(t, 0, sizeof *t);

@@ -94,6 +94,14 @@ int main(void) {
     write_file("gbad.yaml", "model: student.safetensors\nsteps: 3\n");
     EXPECT("lm generate --config gbad.yaml", 2, "gbad.yaml: line 2: 'steps' is not an option of distill lm generate");
 
+    /* --mix: more training text (a list in the run file), the held-out tail unchanged */
+    write_file("synth.txt", "and the lord said unto moses and the lord said unto moses.\n");
+    write_file("mix.yaml", "text: text.txt\nmix: [synth.txt, synth.txt]\nlayers: 1\ndim: 32\nheads: 2\nctx: 16\n"
+                           "steps: 2\nbatch: 2\noutput: mix.safetensors\n");
+    EXPECT("lm train --config mix.yaml", 0, "text text.txt + --mix: 13079 bytes, 648 held out");
+    EXPECT("lm train --config mix.yaml --mix synth.txt", 0, "text text.txt + --mix: 13020 bytes, 648 held out");
+    EXPECT("lm train --config mix.yaml --mix nothere.txt", 1, "nothere.txt");
+
     /* a BPE tokenizer from the run file: trained, stored, used by eval, generate and kd */
     write_file("bpe.yaml", "text: text.txt\nlayers: 1\ndim: 32\nheads: 2\nctx: 16\nsteps: 3\nbatch: 2\n"
                            "tokenizer: bpe\nvocab: 300\noutput: bpe.safetensors\n");

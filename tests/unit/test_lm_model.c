@@ -333,6 +333,22 @@ static void test_text_errors(const char *text_path) {
     CHECK(kd_write_file_atomic(p, "In the beginning", 16, &err) == KD_STATUS_OK);
     CHECK(kd_lm_text_load(&t, p, 0.05, 32, &err) == KD_STATUS_BAD_FILE && strstr(err.msg, "too short"));
     CHECK(kd_lm_text_load(&t, text_path, 0.9, 32, &err) == KD_STATUS_BAD_ARG);
+    /* --mix: more training text goes between the training split and the held-out tail */
+    CHECK(kd_lm_text_load(&t, text_path, 0.05, 32, &err) == KD_STATUS_OK);
+    size_t n0 = t.n, tr0 = t.n_train;
+    uint8_t *held = malloc(n0 - tr0);
+    memcpy(held, t.data + tr0, n0 - tr0);
+    CHECK(kd_lm_text_add_train(&t, p, &err) == KD_STATUS_OK);
+    CHECK(t.n == n0 + 16 && t.n_train == tr0 + 16 && !memcmp(t.data + tr0, "In the beginning", 16) &&
+          !memcmp(t.data + t.n_train, held, n0 - tr0));
+    CHECK(kd_lm_text_add_train(&t, "/nonexistent/synth.txt", &err) != KD_STATUS_OK && strstr(err.msg, "/nonexistent/synth.txt"));
+    char e[512];
+    path_in(e, sizeof e, "empty.txt");
+    CHECK(kd_write_file_atomic(e, "", 0, &err) == KD_STATUS_OK);
+    CHECK(kd_lm_text_add_train(&t, e, &err) == KD_STATUS_BAD_FILE && strstr(err.msg, "empty.txt"));
+    CHECK(t.n == n0 + 16);
+    free(held);
+    kd_lm_text_free(&t);
 }
 
 static int sh(const char *cmd) {
