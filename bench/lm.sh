@@ -42,18 +42,16 @@ run student-seqkd $B lm train --text "$OUT/synth.txt" --holdout 0 --ctx 128 --di
 run student-bpe $B lm train $common --layers 2 --steps "$SSTEPS" --tokenizer bpe --vocab 512 -q \
     -o "$OUT/student-bpe.safetensors"
 # sequence-level KD mixed with the real training split (the DeepSeek-R1-distill recipe trains on
-# teacher text plus real data): the real training bytes (the file minus its held-out 5%) followed by
-# the synthetic text; --holdout 0 (the mix holds no held-out text) and evaluation on the real one
-NTRAIN=$(awk -v n="$(wc -c < "$TEXT")" 'BEGIN { printf "%d", n - int(n * 0.05) }')
-head -c "$NTRAIN" "$TEXT" > "$OUT/real-train.txt"
+# teacher text plus real data): --mix appends the teacher's text to the training split; the
+# held-out tail stays the real text's
 $B lm generate --teacher "$OUT/teacher.safetensors" --temperature 0.7 --seed 1 --tokens "$SYNTH" \
     --out "$OUT/synth-t07.txt" -q 2> "$OUT/synth-t07.err"
-cat "$OUT/real-train.txt" "$OUT/synth.txt" > "$OUT/mix-t1.txt"
-cat "$OUT/real-train.txt" "$OUT/synth-t07.txt" > "$OUT/mix-t07.txt"
-cat "$OUT/real-train.txt" "$OUT/synth.txt" "$OUT/synth.txt" "$OUT/synth.txt" "$OUT/synth.txt" > "$OUT/mix-t1x4.txt"
-for v in seq-t07:synth-t07 mix-t1:mix-t1 mix-t07:mix-t07 mix-t1x4:mix-t1x4; do
-    run "student-${v%%:*}" $B lm train --text "$OUT/${v#*:}.txt" --holdout 0 --ctx 128 --dim 256 --heads 8 --batch 16 \
-        -j 1 --lr 1e-3 --warmup 100 --layers 2 --steps "$SSTEPS" -q -o "$OUT/student-${v%%:*}.safetensors"
+run student-seq-t07 $B lm train --text "$OUT/synth-t07.txt" --holdout 0 --ctx 128 --dim 256 --heads 8 --batch 16 \
+    -j 1 --lr 1e-3 --warmup 100 --layers 2 --steps "$SSTEPS" -q -o "$OUT/student-seq-t07.safetensors"
+S="$OUT/synth.txt"
+for v in "mix-t1:--mix $S" "mix-t07:--mix $OUT/synth-t07.txt" "mix-t1x4:--mix $S --mix $S --mix $S --mix $S"; do
+    run "student-${v%%:*}" $B lm train $common ${v#*:} --layers 2 --steps "$SSTEPS" -q \
+        -o "$OUT/student-${v%%:*}.safetensors"
 done
 echo
 echo "| student (2 layers, $SSTEPS steps) | held-out bits/byte | train tokens/s | train bytes/s |"
