@@ -11,21 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test.h"
-
-static char out[65536];
-
-/* Run `distill ARGS` (stderr merged into stdout); returns the exit code. */
-static int run(const char *args) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", KD_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+#include "cli_run.h"
 
 /* Run `distill ARGS` (output in `out`) and send it SIGINT, what Ctrl-C sends, as soon as the file
  * `when` exists (polled every 5 ms, for at most 120 s). Returns 0 if the signal was sent. */
@@ -54,21 +40,6 @@ static int run_interrupted(const char *args, const char *when) {
     if (f) fclose(f);
     remove("cli_interrupted.out");
     return sent;
-}
-
-#define EXPECT(args, code, needle)                                                                  \
-    do {                                                                                            \
-        int rc_ = run(args);                                                                        \
-        CHECK_MSG(rc_ == (code), "`distill %s` exited %d, expected %d; output:\n%s", args, rc_, code, out); \
-        CHECK_MSG(strstr(out, needle) != NULL, "`distill %s`: '%s' not in output:\n%s", args, needle, out); \
-    } while (0)
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
 }
 
 int main(void) {

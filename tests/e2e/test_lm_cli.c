@@ -8,44 +8,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "test.h"
+#include "cli_run.h"
 
-static char out[65536];
 static const char *dir = "test_lm_cli_tmp";
-
-/* Run `cd dir && distill ARGS` (stderr merged into stdout); returns the exit code. */
-static int run(const char *args) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, KD_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-#define EXPECT(args, code, needle)                                                                  \
-    do {                                                                                            \
-        int rc_ = run(args);                                                                        \
-        CHECK_MSG(rc_ == (code), "`distill %s` exited %d, expected %d; output:\n%s", args, rc_, code, out); \
-        CHECK_MSG(strstr(out, needle) != NULL, "`distill %s`: '%s' not in output:\n%s", args, needle, out); \
-    } while (0)
-
-static void write_file(const char *name, const char *text) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
 
 int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     if (system(cmd) != 0) return 1;
+    cli_dir = dir;
     {   /* 12 KB of text with some structure */
         char p[512];
         snprintf(p, sizeof p, "%s/text.txt", dir);

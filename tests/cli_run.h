@@ -1,0 +1,45 @@
+/* Running the `distill` command from an end-to-end test (tests/e2e/test_cli.c, test_lm_cli.c):
+ * run() captures its output (stderr merged) in `out` and returns its exit code; EXPECT checks
+ * both; write_file writes a fixture. Set cli_dir to run and write inside a directory. */
+#ifndef KD_CLI_RUN_H
+#define KD_CLI_RUN_H
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+static char out[65536];
+static const char *cli_dir = NULL;
+
+static int run(const char *args) {
+    char cmd[2048];
+    if (cli_dir) snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", cli_dir, KD_CLI_PATH, args);
+    else snprintf(cmd, sizeof cmd, "%s %s 2>&1", KD_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+#define EXPECT(args, code, needle)                                                                  \
+    do {                                                                                            \
+        int rc_ = run(args);                                                                        \
+        CHECK_MSG(rc_ == (code), "`distill %s` exited %d, expected %d; output:\n%s", args, rc_, code, out); \
+        CHECK_MSG(strstr(out, needle) != NULL, "`distill %s`: '%s' not in output:\n%s", args, needle, out); \
+    } while (0)
+
+static void write_file(const char *name, const char *text) {
+    char p[1024];
+    if (cli_dir) snprintf(p, sizeof p, "%s/%s", cli_dir, name);
+    else snprintf(p, sizeof p, "%s", name);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+#endif
