@@ -172,7 +172,7 @@ static void usage(FILE *f) {
             "  info      parameters, MACs, bytes, memory and the layer table of a model\n"
             "  predict   classify images with a checkpoint\n"
             "  prune     prune a checkpoint (weights or whole channels) with a per-layer report\n"
-            "  pipeline  teacher -> distilled student -> pruned + fine-tuned student -> report, from a YAML file\n"
+            "  pipeline  teacher -> distilled student -> pruned -> int8 (PTQ, QAT) -> .kdm -> report, from a YAML file\n"
             "  quantize  int8 post-training quantization, evaluated with integer arithmetic\n"
             "  export    the deployable model of the kdrt runtime (.kdm file or C header)\n"
             "  bench     batch-1 latency, throughput, arena and accuracy of a .kdm on the runtime\n"
