@@ -268,6 +268,34 @@ T_AVX512 static void vnni_im2col(uint8_t *col, int32_t Kp, const int8_t *in, con
     }
 }
 
+/* With at most 8 output channels a 16-lane requantization runs half empty: pixels m and m+1 share
+ * one vector instead (lanes [0, OC) from m, [OC, 2 OC) from m+1, which is also their NHWC output
+ * order), with the per-channel parameters permuted the same way once per call (pair_quant_init). */
+typedef struct pair_quant {
+    __m512i idx, corr, mult, lsh, rsh, lo, hi, zp;
+} pair_quant;
+
+T_AVX512 static void pair_quant_init(pair_quant *pq, const int32_t *q, size_t qstride, const conv_geom *g) {
+    int32_t idx[16];
+    for (int32_t l = 0; l < 16; l++) idx[l] = l < g->OC ? l : l < 2 * g->OC ? 16 + (l - g->OC) : 0;
+    pq->idx = _mm512_loadu_si512(idx);
+    const __m512i c = _mm512_loadu_si512(q), m = _mm512_loadu_si512(q + qstride);
+    const __m512i l = _mm512_loadu_si512(q + 2 * qstride), r = _mm512_loadu_si512(q + 3 * qstride);
+    pq->corr = _mm512_permutex2var_epi32(c, pq->idx, c);
+    pq->mult = _mm512_permutex2var_epi32(m, pq->idx, m);
+    pq->lsh = _mm512_permutex2var_epi32(l, pq->idx, l);
+    pq->rsh = _mm512_permutex2var_epi32(r, pq->idx, r);
+    pq->lo = _mm512_set1_epi32(g->lo);
+    pq->hi = _mm512_set1_epi32(g->hi);
+    pq->zp = _mm512_set1_epi32(g->zp_out);
+}
+
+/* Pixels a and b (b only if `two`) requantized in one vector and stored at out. */
+T_AVX512 INLINE void store_pair(int8_t *out, __m512i a, __m512i b, int two, const pair_quant *pq, int32_t OC) {
+    const __m512i v = _mm512_add_epi32(_mm512_permutex2var_epi32(a, pq->idx, b), pq->corr);
+    store16(out, rq512(v, pq->mult, pq->lsh, pq->rsh, pq->lo, pq->hi, pq->zp), mask16((two ? 2 : 1) * OC));
+}
+
 /* The register tile: MR pixels x NR blocks of 16 output channels, accumulated over Kp/4 groups of
  * 4 bytes (one vpdpbusd each), then requantized and stored; NAME runs it over npix pixels. MR and
  * NR are literals in each instance, so the loops unroll and the MR * NR accumulators (arrays of
@@ -276,7 +304,7 @@ T_AVX512 static void vnni_im2col(uint8_t *col, int32_t Kp, const int8_t *in, con
     T_AVX512 __attribute__((noinline)) static void NAME(const uint8_t *col, int32_t K4, const uint8_t *wp,  \
                                                         size_t wstride, const int32_t *q, size_t qstride,   \
                                                         const conv_geom *g, int8_t *out, int32_t oc0,       \
-                                                        int32_t npix) {                                     \
+                                                        int32_t npix, const pair_quant *pq) {               \
         const size_t Kp = (size_t)K4 * 4;                                                                   \
         for (int32_t m0 = 0; m0 < npix; m0 += MR, col += MR * Kp, out += (size_t)MR * g->OC) {              \
             __m512i acc[MR][NR];                                                                            \
@@ -293,6 +321,12 @@ T_AVX512 static void vnni_im2col(uint8_t *col, int32_t Kp, const int8_t *in, con
                     _Pragma("GCC unroll 4") for (int n = 0; n < NR; n++)                                    \
                         acc[m][n] = _mm512_dpbusd_epi32(acc[m][n], a, wv[n]);                               \
                 }                                                                                           \
+            }                                                                                               \
+            if (NR == 1 && pq) { /* at most 8 channels: two pixels per requantization */                \
+                _Pragma("GCC unroll 8") for (int m = 0; m < MR; m += 2) if (m0 + m < npix)                  \
+                    store_pair(out + (size_t)m * g->OC, acc[m][0], acc[m + 1 < MR ? m + 1 : m][0],          \
+                               m + 1 < MR && m0 + m + 1 < npix, pq, g->OC);                                 \
+                continue;                                                                                   \
             }                                                                                               \
             _Pragma("GCC unroll 4") for (int n = 0; n < NR; n++) {                                          \
                 const int32_t c0 = oc0 + 16 * n;                                                            \
@@ -337,6 +371,12 @@ T_AVX512 kdrt_status kdrt_conv2d_s8_avx512(const kdrt_ctx *ctx, int8_t *out, con
     vnni_pack(wp, q, filter, bias, &g, KWCp);
     quant_pad(q + qstride, q + 2 * qstride, q + 3 * qstride, quant, g.OC, NB * 16);
 
+    pair_quant pq;
+    const pair_quant *pairs = NULL;
+    if (g.OC <= 8) {
+        pair_quant_init(&pq, q, qstride, &g);
+        pairs = &pq;
+    }
     const int32_t P = g.N * g.OH * g.OW;
     for (int32_t p0 = 0; p0 < P; p0 += PB) {
         const int32_t npix = P - p0 < PB ? P - p0 : PB;
@@ -344,11 +384,11 @@ T_AVX512 kdrt_status kdrt_conv2d_s8_avx512(const kdrt_ctx *ctx, int8_t *out, con
         if (npix < PB) memset(col + (size_t)npix * Kp, 0, (size_t)(PB - npix) * Kp); /* rows of partial tiles */
         int8_t *o = out + (size_t)p0 * g.OC;
         int32_t ob = 0;
-        for (; ob + 4 <= NB; ob += 4) vnni_tiles4(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix);
+        for (; ob + 4 <= NB; ob += 4) vnni_tiles4(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix, pairs);
         switch (NB - ob) {
-        case 3: vnni_tiles3(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix); break;
-        case 2: vnni_tiles2(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix); break;
-        case 1: vnni_tiles1(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix); break;
+        case 3: vnni_tiles3(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix, pairs); break;
+        case 2: vnni_tiles2(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix, pairs); break;
+        case 1: vnni_tiles1(col, K4, wp + ob * wstride, wstride, q, qstride, &g, o, ob * 16, npix, pairs); break;
         default: break;
         }
     }
