@@ -83,8 +83,10 @@ void kd_fake_quant_weights(kd_model *m) {
 void kd_fake_quant_forward(float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi) {
     double s = q.scale;
     for (size_t i = 0; i < n; i++) {
-        double v = round((double)y[i] / s) + q.zero_point;
-        v = !(v >= lo) ? lo : v > hi ? hi : v; /* NaN -> lo: the divergence check sees the loss, not this */
+        /* the integer model's rounding (kd_quantize_value: NaN -> -128, so lo here; the divergence
+         * check sees the loss, not this), then the kernel's clamp, lo >= -128 and hi <= 127 */
+        int32_t v = kd_quantize_value(y[i], q);
+        v = v < lo ? lo : v > hi ? hi : v;
         y[i] = (float)(s * (v - q.zero_point));
     }
 }

@@ -203,9 +203,7 @@ void kd_lm_softmax(float *p, const float *logits, int N, int V, float T) {
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * V;
         float *q = p + (size_t)n * V;
-        float mx = z[0];
-        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        float s = 0.f;
+        float mx = kd_row_max(z, V), s = 0.f;
         for (int v = 0; v < V; v++) {
             q[v] = expf((z[v] - mx) / T);
             s += q[v];
@@ -237,6 +235,13 @@ void kd_lm_crossentropy_backward(float *dlogits, const float *probs, const int32
     }
 }
 
+/* log sum_v exp((z_v - mx) / T) of one row (the student's log-softmax at T is (z - mx) / T - lse). */
+static float row_lse(const float *z, int V, float mx, float T) {
+    float s = 0.f;
+    for (int v = 0; v < V; v++) s += expf((z[v] - mx) / T);
+    return logf(s);
+}
+
 /* KL(pt || ps) = sum pt (log pt - log ps); d/dz (T^2 KL) = T (ps - pt). Serial over rows: the
  * sum stays in a fixed order, and the cost (N*V exps) is small beside the model's GEMMs. */
 float kd_lm_forward_kl(float *dlogits, const float *s_logits, const float *pt, int N, int V, float T, float scale) {
@@ -244,11 +249,7 @@ float kd_lm_forward_kl(float *dlogits, const float *s_logits, const float *pt, i
     float k = scale * T / (float)N;
     for (int n = 0; n < N; n++) {
         const float *z = s_logits + (size_t)n * V, *p = pt + (size_t)n * V;
-        float mx = z[0];
-        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        float s = 0.f;
-        for (int v = 0; v < V; v++) s += expf((z[v] - mx) / T);
-        float lse = logf(s), kl = 0.f;
+        float mx = kd_row_max(z, V), lse = row_lse(z, V, mx, T), kl = 0.f;
         float *d = dlogits ? dlogits + (size_t)n * V : NULL;
         for (int v = 0; v < V; v++) {
             float lq = (z[v] - mx) / T - lse;
@@ -268,11 +269,7 @@ float kd_lm_reverse_kl(float *dlogits, const float *s_logits, const float *pt, i
     float k = scale * T / (float)N;
     for (int n = 0; n < N; n++) {
         const float *z = s_logits + (size_t)n * V, *p = pt + (size_t)n * V;
-        float mx = z[0];
-        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        float s = 0.f;
-        for (int v = 0; v < V; v++) s += expf((z[v] - mx) / T);
-        float lse = logf(s), kl = 0.f;
+        float mx = kd_row_max(z, V), lse = row_lse(z, V, mx, T), kl = 0.f;
         for (int v = 0; v < V; v++) {
             float lq = (z[v] - mx) / T - lse;
             kl += expf(lq) * (lq - logf(p[v] > 1e-30f ? p[v] : 1e-30f));

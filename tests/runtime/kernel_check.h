@@ -434,6 +434,28 @@ static void kc_add_run(int32_t n) {
     free(a); free(b); free(want); free(got);
 }
 
+/* Every variant built for this architecture, the dispatchers first; returns how many (<= 4). */
+static int kc_variants(kc_variant *vs) {
+    int nv = 0;
+    kc_variant d = {"dispatch", kdrt_conv2d_s8, kdrt_conv2d_s8_scratch_size, kdrt_depthwise_conv2d_s8,
+                    kdrt_fully_connected_s8};
+    vs[nv++] = d;
+#if defined(__x86_64__)
+    kc_variant a512 = {"avx512", kdrt_conv2d_s8_avx512, kdrt_conv2d_s8_avx512_scratch_size,
+                       kdrt_depthwise_conv2d_s8_avx512, kdrt_fully_connected_s8_avx512};
+    kc_variant a2 = {"avx2", kdrt_conv2d_s8_avx2, kdrt_conv2d_s8_avx2_scratch_size, kdrt_depthwise_conv2d_s8_avx2,
+                     kdrt_fully_connected_s8_avx2};
+    vs[nv++] = a512;
+    vs[nv++] = a2;
+#endif
+#if defined(__aarch64__)
+    kc_variant neon = {"neon", kdrt_conv2d_s8_neon, kdrt_conv2d_s8_neon_scratch_size, kdrt_depthwise_conv2d_s8_neon,
+                       kdrt_fully_connected_s8_neon};
+    vs[nv++] = neon;
+#endif
+    return nv;
+}
+
 /* The zoo's layer shapes (examples/models), then `problems` random ones of each kind. */
 static void kc_run_all(const kc_variant *vs, int nv, int problems) {
     static const int32_t zoo_conv[][5] = {

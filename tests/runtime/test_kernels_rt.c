@@ -11,22 +11,8 @@
 int main(int argc, char **argv) {
     int problems = argc > 1 ? atoi(argv[1]) : 300;
     kc_variant vs[4];
-    int nv = 0;
-    kc_variant d = {"dispatch", kdrt_conv2d_s8, kdrt_conv2d_s8_scratch_size, kdrt_depthwise_conv2d_s8,
-                    kdrt_fully_connected_s8};
-    vs[nv++] = d;
-#if defined(__x86_64__)
-    kc_variant a512 = {"avx512", kdrt_conv2d_s8_avx512, kdrt_conv2d_s8_avx512_scratch_size,
-                       kdrt_depthwise_conv2d_s8_avx512, kdrt_fully_connected_s8_avx512};
-    kc_variant a2 = {"avx2", kdrt_conv2d_s8_avx2, kdrt_conv2d_s8_avx2_scratch_size, kdrt_depthwise_conv2d_s8_avx2,
-                     kdrt_fully_connected_s8_avx2};
-    vs[nv++] = a512;
-    vs[nv++] = a2;
-#endif
+    int nv = kc_variants(vs);
 #if defined(__aarch64__)
-    kc_variant neon = {"neon", kdrt_conv2d_s8_neon, kdrt_conv2d_s8_neon_scratch_size, kdrt_depthwise_conv2d_s8_neon,
-                       kdrt_fully_connected_s8_neon};
-    vs[nv++] = neon;
 #if defined(__ARM_FEATURE_DOTPROD)
     printf("aarch64 with the dot-product extension (SDOT)\n");
 #else

@@ -8,24 +8,10 @@
 
 static void test_variants(void) {
     kc_variant vs[4];
-    int nv = 0;
-    kc_variant d = {"dispatch", kdrt_conv2d_s8, kdrt_conv2d_s8_scratch_size, kdrt_depthwise_conv2d_s8,
-                    kdrt_fully_connected_s8};
-    vs[nv++] = d;
+    int nv = kc_variants(vs);
 #if defined(__x86_64__)
-    kc_variant a512 = {"avx512", kdrt_conv2d_s8_avx512, kdrt_conv2d_s8_avx512_scratch_size,
-                       kdrt_depthwise_conv2d_s8_avx512, kdrt_fully_connected_s8_avx512};
-    kc_variant a2 = {"avx2", kdrt_conv2d_s8_avx2, kdrt_conv2d_s8_avx2_scratch_size, kdrt_depthwise_conv2d_s8_avx2,
-                     kdrt_fully_connected_s8_avx2};
-    vs[nv++] = a512;
-    vs[nv++] = a2;
     printf("CPU: avx512 vnni %s, avx2 %s\n", __builtin_cpu_supports("avx512vnni") ? "yes" : "no",
            __builtin_cpu_supports("avx2") ? "yes" : "no");
-#endif
-#if defined(__aarch64__)
-    kc_variant neon = {"neon", kdrt_conv2d_s8_neon, kdrt_conv2d_s8_neon_scratch_size, kdrt_depthwise_conv2d_s8_neon,
-                       kdrt_fully_connected_s8_neon};
-    vs[nv++] = neon;
 #endif
     kc_run_all(vs, nv, 400);
     printf("%ld kernel runs checked against _ref\n", kc_checked);
