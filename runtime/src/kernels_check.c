@@ -26,7 +26,7 @@ int kdrt_activation_ok(kdrt_activation a) { return kdrt_s8_ok(a.min) && kdrt_s8_
 
 /* Windows of size k, stride s, leading pad p over an input of size in giving `out` outputs: every
  * window must overlap the input (so a pooling window is never empty). */
-static int window_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t p) {
+int kdrt_window_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t p) {
     if (k < 1 || s < 1 || p < 0 || p > k - 1) return 0;
     return (int64_t)(out - 1) * s - p <= (int64_t)in - 1;
 }
@@ -45,8 +45,8 @@ static kdrt_status conv_check(const int8_t *out, const kdrt_dims *out_dims, cons
     if (!out || !in || !filter || !p) return KDRT_STATUS_BAD_ARG;
     if (!kdrt_dims_ok(out_dims) || !kdrt_dims_ok(in_dims) || !kdrt_dims_ok(filter_dims)) return KDRT_STATUS_BAD_SHAPE;
     if (out_dims->n != in_dims->n) return KDRT_STATUS_BAD_SHAPE;
-    if (!window_ok(in_dims->h, out_dims->h, filter_dims->h, p->stride.h, p->padding.h) ||
-        !window_ok(in_dims->w, out_dims->w, filter_dims->w, p->stride.w, p->padding.w))
+    if (!kdrt_window_ok(in_dims->h, out_dims->h, filter_dims->h, p->stride.h, p->padding.h) ||
+        !kdrt_window_ok(in_dims->w, out_dims->w, filter_dims->w, p->stride.w, p->padding.w))
         return KDRT_STATUS_BAD_SHAPE;
     if (!kdrt_s8_ok(p->input_zero_point) || !kdrt_s8_ok(p->output_zero_point) || !kdrt_activation_ok(p->activation))
         return KDRT_STATUS_BAD_QUANT;
@@ -94,8 +94,8 @@ kdrt_status kdrt_check_pool2d_s8(const int8_t *out, const kdrt_dims *out_dims, c
     if (out_dims->n != in_dims->n || out_dims->c != in_dims->c) return KDRT_STATUS_BAD_SHAPE;
     if (p->filter.h < 1 || p->filter.w < 1 || (int64_t)p->filter.h * p->filter.w > 65536)
         return KDRT_STATUS_BAD_SHAPE;
-    if (!window_ok(in_dims->h, out_dims->h, p->filter.h, p->stride.h, p->padding.h) ||
-        !window_ok(in_dims->w, out_dims->w, p->filter.w, p->stride.w, p->padding.w))
+    if (!kdrt_window_ok(in_dims->h, out_dims->h, p->filter.h, p->stride.h, p->padding.h) ||
+        !kdrt_window_ok(in_dims->w, out_dims->w, p->filter.w, p->stride.w, p->padding.w))
         return KDRT_STATUS_BAD_SHAPE;
     if (!kdrt_activation_ok(p->activation)) return KDRT_STATUS_BAD_QUANT;
     return KDRT_STATUS_OK;

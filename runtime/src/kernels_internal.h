@@ -15,6 +15,9 @@ int kdrt_dims_ok(const kdrt_dims *d);
 int32_t kdrt_dims_count(const kdrt_dims *d);
 int kdrt_s8_ok(int32_t v);
 int kdrt_activation_ok(kdrt_activation a);
+/* Windows of size k, stride s, leading pad p over an input of size in giving `out` outputs: every
+ * window overlaps the input (so a pooling window is never empty). */
+int kdrt_window_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t p);
 kdrt_status kdrt_check_pool2d_s8(const int8_t *out, const kdrt_dims *out_dims, const int8_t *in,
                                  const kdrt_dims *in_dims, const kdrt_pool_params *p);
 kdrt_status kdrt_check_add_s8(const int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,

@@ -9,6 +9,7 @@
 
 #include "kdrt_kernels.h"
 #include "kdrt_model.h"
+#include "kernels_internal.h" /* the kernels' argument rules: one definition */
 
 typedef char kdrt_check_float_is_32_bits[sizeof(float) == 4 ? 1 : -1];
 
@@ -48,13 +49,6 @@ static int host_is_little_endian(void) {
 /* scale - scale is 0 for finite values and NaN for inf and NaN: no <math.h> needed. */
 static int finite_f(float v) { return v - v == 0.0f; }
 static int scale_ok(float s) { return s > 0.0f && finite_f(s); }
-static int s8_ok(int32_t v) { return v >= -128 && v <= 127; }
-
-/* The kernels' window rule (kdrt.h): every window overlaps the input. */
-static int window_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t p) {
-    if (k < 1 || s < 1 || p < 0 || p > k - 1) return 0;
-    return (int64_t)(out - 1) * s - p <= (int64_t)in - 1;
-}
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -117,7 +111,7 @@ static kdrt_status decode_layer(const kdrt_model *m, int32_t i, kdrt_layer *L, i
     }
     if (r.out_h < 1 || r.out_w < 1 || r.out_c < 1 || record_count(&r) > INT32_MAX) return KDRT_STATUS_BAD_SHAPE;
     L->out_dims = dims3(r.out_h, r.out_w, r.out_c);
-    if (!scale_ok(r.out_scale) || !s8_ok(r.out_zero_point) || r.act_min > r.act_max) return KDRT_STATUS_BAD_QUANT;
+    if (!scale_ok(r.out_scale) || !kdrt_s8_ok(r.out_zero_point) || r.act_min > r.act_max) return KDRT_STATUS_BAD_QUANT;
     L->out_q.scale = r.out_scale;
     L->out_q.zero_point = r.out_zero_point;
     L->activation.min = r.act_min;
@@ -139,8 +133,8 @@ static kdrt_status decode_layer(const kdrt_model *m, int32_t i, kdrt_layer *L, i
     const int windowed = L->op == KDRT_OP_CONV2D || L->op == KDRT_OP_DEPTHWISE_CONV2D ||
                          L->op == KDRT_OP_MAX_POOL2D || L->op == KDRT_OP_AVG_POOL2D;
     if (windowed) {
-        if (!window_ok(in->h, out->h, L->kernel.h, L->stride.h, L->padding.h) ||
-            !window_ok(in->w, out->w, L->kernel.w, L->stride.w, L->padding.w))
+        if (!kdrt_window_ok(in->h, out->h, L->kernel.h, L->stride.h, L->padding.h) ||
+            !kdrt_window_ok(in->w, out->w, L->kernel.w, L->stride.w, L->padding.w))
             return KDRT_STATUS_BAD_SHAPE;
     } else if (r.kernel_h || r.kernel_w || r.stride_h || r.stride_w || r.pad_h || r.pad_w) {
         return KDRT_STATUS_BAD_MODEL;
@@ -275,7 +269,7 @@ kdrt_status kdrt_model_load(kdrt_model *m, const void *bytes, size_t len) {
         return KDRT_STATUS_BAD_MODEL;
     if (h.in_h < 1 || h.in_w < 1 || h.in_c < 1 || (int64_t)h.in_h * h.in_w * h.in_c > INT32_MAX)
         return KDRT_STATUS_BAD_SHAPE;
-    if (!scale_ok(h.in_scale) || !s8_ok(h.in_zero_point) || !scale_ok(h.in_std) || !finite_f(h.in_mean))
+    if (!scale_ok(h.in_scale) || !kdrt_s8_ok(h.in_zero_point) || !scale_ok(h.in_std) || !finite_f(h.in_mean))
         return KDRT_STATUS_BAD_QUANT;
     m->bytes = b;
     m->size = h.file_size;
