@@ -34,7 +34,8 @@
 #include "distill/data.h"
 #include "distill/model.h"
 #include "distill/status.h"
-#include "kdrt.h"
+#include "distill/int8.h"
+#include "distill/quant.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,73 +86,6 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
                             kd_error *err);
 void kd_calib_ranges_free(kd_calib_ranges *r);
 
-/* Per-tensor asymmetric parameters for a range (docs/QUANTIZATION.md section 1): lo = min(lo, 0),
- * hi = max(hi, 0), s = (hi - lo) / 255 (a degenerate range gets s = 1/255), zp = clamp(round(-128 -
- * lo / s)). */
-kdrt_quant kd_quant_from_range(float lo, float hi);
-/* clamp(round(x / s) + zp, -128, 127), ties away from zero. */
-int8_t kd_quantize_value(float x, kdrt_quant q);
-
-/* Per-output-channel symmetric weights: w is (channels, k) row-major, scale[c] = max|w[c,:]| / 127
- * (1 for a channel of zeros), q = clamp(round(w / scale), -127, 127). Dequantized, every weight is
- * within scale[c] / 2 of w. */
-void kd_quantize_weights(int8_t *q, float *scale, const float *w, int channels, size_t k);
-
-/* int4 weights with per-group scales, expressed so that the int8 kernels run them unchanged
- * (docs/QUANTIZATION.md section 9). Row c (k weights) has a channel scale s = max|w[c,:]| / 112 and
- * is cut into groups of `group` consecutive weights; group g has an integer scale
- * m_g = clamp(ceil(max|w_g| / (7 s)), 1, 16) (4 bits) and int4 values v = clamp(round(w / (m_g s)),
- * -7, 7). The stored int8 weight is q = m_g * v, in [-112, 112], so w ~ s * q with a step of m_g * s
- * ~ max|w_g| / 7 in each group: per-group int4 precision, and a device can keep 4 bits + 4 bits per
- * group and expand to int8 when it loads. bits 8 is kd_quantize_weights. Rows are in the order the
- * caller gives (the training layout: conv OIHW rows, linear (O, F) with F in CHW order). */
-void kd_quantize_weights_bits(int8_t *q, float *scale, const float *w, int channels, size_t k, int bits, int group);
-
-/* ---- The int8 model --------------------------------------------------------------------------- */
-
-typedef enum kd_int8_op {
-    KD_INT8_CONV = 0,
-    KD_INT8_DEPTHWISE,
-    KD_INT8_FC,
-    KD_INT8_MAXPOOL,
-    KD_INT8_AVGPOOL,
-    KD_INT8_ADD
-} kd_int8_op;
-
-const char *kd_int8_op_name(kd_int8_op op);
-
-typedef struct kd_int8_layer {
-    kd_int8_op op;
-    char name[KD_NAME_MAX];  /* the fp32 layer it computes (the conv, not its fused ReLU) */
-    int src;                 /* index of the fp32 layer whose output it produces (the fused ReLU's) */
-    int n_inputs;
-    int inputs[2];           /* int8 layer indices, or KD_MODEL_INPUT */
-    int relu;                /* a ReLU is fused into the output clamp */
-    kdrt_dims in_dims, out_dims;  /* per sample (n = 1); fc: out (1,1,1,O) */
-    kdrt_quant out_q;        /* output quantization */
-    /* conv / depthwise / fc */
-    kdrt_dims filter_dims;   /* conv (OC,KH,KW,C); depthwise (1,KH,KW,C); fc (O,1,1,F) */
-    int8_t *weight;
-    int32_t *bias;           /* (OC), never NULL for these ops */
-    float *w_scale;          /* (OC) */
-    int32_t *mult, *shift;   /* (OC) */
-    kdrt_conv_params conv;
-    kdrt_fc_params fc;
-    kdrt_pool_params pool;
-    kdrt_add_params add;
-} kd_int8_layer;
-
-typedef struct kd_int8_model {
-    char name[KD_NAME_MAX];
-    int weight_bits;         /* 8, or 4 (int4 per group held as int8 values m_g * v, see above) */
-    int weight_group;
-    int in_c, in_h, in_w, n_classes;
-    kdrt_quant in_q;         /* input quantization, see the top of this file */
-    float in_mean, in_std;   /* the normalisation it assumes */
-    int n_layers;
-    kd_int8_layer *layers;   /* topological order; the last one gives the logits */
-} kd_int8_model;
-
 /* Build the int8 model from an fp32 model whose batch norms are folded (kd_fold_batchnorm) and the
  * calibrated ranges of that same model. cfg gives the weight format (NULL = int8). */
 kd_status kd_int8_build(const kd_model *folded, const kd_calib_ranges *r, const kd_calib_config *cfg,
@@ -159,10 +93,7 @@ kd_status kd_int8_build(const kd_model *folded, const kd_calib_ranges *r, const 
 /* Fold batch norms, calibrate and build. `m` is not modified. */
 kd_status kd_int8_quantize(const kd_model *m, const kd_dataset *calib, const kd_calib_config *cfg,
                            kd_int8_model **out, kd_error *err);
-void kd_int8_free(kd_int8_model *q);
 
-/* Bytes of the int8 parameters: int8 weights + int32 biases + int32 multipliers and shifts. */
-size_t kd_int8_param_bytes(const kd_int8_model *q);
 /* Bytes of the fp32 parameters of m (conv/linear weights and biases, BN parameters and buffers). */
 size_t kd_fp32_param_bytes(const kd_model *m);
 
@@ -214,17 +145,6 @@ void kd_fake_quant_detach(kd_model *m);
 void kd_fake_quant_weights(kd_model *m);
 void kd_fake_quant_forward(float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
 void kd_fake_quant_backward(float *dy, const float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
-
-/* ---- File -------------------------------------------------------------------------------------- */
-
-/* Write a safetensors file: "<layer>.weight" I8 (runtime layout), "<layer>.bias" / ".multiplier" /
- * ".shift" I32, "<layer>.w_scale" F32, and in __metadata__: "format": "distill-int8", "version",
- * "int8_model" (JSON: input quantization and normalisation, and per layer op, inputs, dims,
- * zero points, scales, clamps, strides, paddings and add parameters). Written atomically. */
-kd_status kd_int8_save(const char *path, const kd_int8_model *q, kd_error *err);
-/* Read a file written by kd_int8_save back (every field validated; the kernels check the quantization
- * ranges when they run). The layers' `src` is -1 (the fp32 model is not in the file). */
-kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err);
 
 #ifdef __cplusplus
 }
