@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "distill/version.h"
 
 
 
@@ -194,7 +195,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("distill 0.1.0 (GEMM: %s)\n", kd_gemm_backend());
+        printf("distill %s (GEMM: %s)\n", kd_version(), kd_gemm_backend());
         return 0;
     }
     if (!strcmp(cmd, "train")) return kd_cmd_train(argc - 1, argv + 1);
