@@ -9,8 +9,9 @@ set -eu
 OLD=$(readlink -f "$1"); NEW=$(readlink -f "$2"); W=${3:-/tmp/same-results}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$ROOT/out/kjv.txt" ] || sh "$ROOT/scripts/corpus.sh" >/dev/null
-head -c 400000 "$ROOT/out/kjv.txt" > "$W.kjv.txt" 2>/dev/null || { mkdir -p "$(dirname "$W")"; head -c 400000 "$ROOT/out/kjv.txt" > "$W.kjv.txt"; }
-TXT="$W.kjv.txt"
+mkdir -p "$W"
+head -c 400000 "$ROOT/out/kjv.txt" > "$W/kjv.txt"
+TXT=../kjv.txt   # relative, so printed paths are the same in every WORKDIR
 jobs() {
     D=$1
     C="-q -j 2 --limit 3000 --val 500 --max-steps 12"
