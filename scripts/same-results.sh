@@ -8,7 +8,7 @@
 set -eu
 OLD=$(readlink -f "$1"); NEW=$(readlink -f "$2"); W=${3:-/tmp/same-results}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-[ -f "$ROOT/out/kjv.txt" ] || sh "$ROOT/scripts/corpus.sh" >/dev/null
+[ -f "$ROOT/out/kjv.txt" ] || sh "$ROOT/scripts/corpus.sh" "$ROOT/out/kjv.txt" >/dev/null
 mkdir -p "$W"
 head -c 400000 "$ROOT/out/kjv.txt" > "$W/kjv.txt"
 TXT=../kjv.txt   # relative, so printed paths are the same in every WORKDIR
