@@ -190,12 +190,14 @@ static int parse_kd_opt(train_opts *o, int c, const char *arg, int from_cli, int
     case 'a': return kd_cli_float(C, "--alpha", arg, 0, 1, &r->alpha) ? 1 : -1;
     case O_TEACHER:
         if (from_cli && !(*cli_teacher)++) o->n_teacher_paths = 0; /* the command line's list replaces the file's */
-        if (o->n_teacher_paths == KD_MAX_TEACHERS) return kd_cli_usage_error(C, "at most %d teachers", KD_MAX_TEACHERS), -1;
+        if (o->n_teacher_paths == KD_MAX_TEACHERS)
+            return kd_cli_usage_error(C, "at most %d teachers", KD_MAX_TEACHERS), -1;
         o->teacher_paths[o->n_teacher_paths++] = arg;
         return 1;
     case O_LOSS: {
         if (from_cli && !(*cli_loss)++) o->n_terms = 0;
-        if (o->n_terms == KD_MAX_LOSS_TERMS) return kd_cli_usage_error(C, "at most %d loss terms", KD_MAX_LOSS_TERMS), -1;
+        if (o->n_terms == KD_MAX_LOSS_TERMS)
+            return kd_cli_usage_error(C, "at most %d loss terms", KD_MAX_LOSS_TERMS), -1;
         kd_error e;
         if (kd_loss_term_parse(&o->terms[o->n_terms], arg, &e)) return kd_cli_usage_error(C, "--loss: %s", e.msg), -1;
         o->n_terms++;
@@ -406,8 +408,9 @@ static int load_teachers(const train_opts *o, train_state *s) {
 static int cache_teacher(const train_opts *o, train_state *s) {
     kd_teacher *t = &s->teacher;
     kd_error err;
-    size_t cache_bytes = (size_t)(s->train.n + s->val.n) * (size_t)t->n_classes * sizeof(float);
-    for (int f = 0; f < t->n_feats; f++) cache_bytes += (size_t)(s->train.n + s->val.n) * t->feat_size[f] * sizeof(float);
+    size_t rows = (size_t)(s->train.n + s->val.n);
+    size_t cache_bytes = rows * (size_t)t->n_classes * sizeof(float);
+    for (int f = 0; f < t->n_feats; f++) cache_bytes += rows * t->feat_size[f] * sizeof(float);
     if (o->logits_path || o->cfg.aug.translate || o->cfg.aug.hflip || o->no_cache) return 0;
     if (cache_bytes > ((size_t)6 << 30)) {
         fprintf(stderr, "distill kd: the teacher cache would take %.1f GB: running the teacher every step\n",

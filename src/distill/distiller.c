@@ -23,15 +23,15 @@ struct kd_distiller {
     kd_loss_term terms[KD_MAX_LOSS_TERMS];
     kd_model *student;
     kd_teacher *teacher;
-    float teacher_T;               /* the response terms' temperature: an ensemble is averaged at it */
+    float teacher_T;                     /* the response terms' temperature: an ensemble is averaged at it */
     int C, batch;
-    int need_ce;                   /* some term uses the labels' cross-entropy */
+    int need_ce;                         /* some term uses the labels' cross-entropy */
     /* per term */
-    int s_layer[KD_MAX_LOSS_TERMS];     /* student layer, -1 for response terms */
-    int t_feat[KD_MAX_LOSS_TERMS];      /* teacher feature slot */
-    kd_model *reg[KD_MAX_LOSS_TERMS];   /* regressor or NULL */
+    int s_layer[KD_MAX_LOSS_TERMS];      /* student layer, -1 for response terms */
+    int t_feat[KD_MAX_LOSS_TERMS];       /* teacher feature slot */
+    kd_model *reg[KD_MAX_LOSS_TERMS];    /* regressor or NULL */
     kd_optimizer reg_opt[KD_MAX_LOSS_TERMS];
-    float *dfeat[KD_MAX_LOSS_TERMS];    /* d(loss)/d(student layer output), batch x size */
+    float *dfeat[KD_MAX_LOSS_TERMS];     /* d(loss)/d(student layer output), batch x size */
     float term_loss[KD_MAX_LOSS_TERMS];
     /* batch buffers */
     float *t_logits, *probs, *pt, *ps, *zs, *zt, *inv_s, *inv_t, *dz;
@@ -355,7 +355,6 @@ void kd_distiller_step(kd_distiller *d, float lr) {
 
 float kd_distiller_term_loss(const kd_distiller *d, int k) { return d->term_loss[k]; }
 float kd_distiller_teacher_T(const kd_distiller *d) { return d->teacher_T; }
-
 int kd_distiller_n_terms(const kd_distiller *d) { return d->n_terms; }
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k) { return &d->terms[k]; }
 
