@@ -83,9 +83,9 @@ int kd_cmd_eval(int argc, char **argv) {
         }
         if (save_logits) {
             float *lg = NULL;
-            kd_teacher self = kd_teacher_online(&m, 1, 1.f);
+            kd_teacher self = kd_teacher_online(&m, 1);
             int rows = 0;
-            if (kd_teacher_cache(&self, &ds, batch, threads, &lg, NULL, &rows, &err) ||
+            if (kd_teacher_cache(&self, 1.f, &ds, batch, threads, &lg, NULL, &rows, &err) ||
                 kd_npy_save(save_logits, lg, rows, m->n_classes, &err))
                 rc = kd_cli_fail(C, &err);
             else

@@ -112,7 +112,6 @@ enum {
 };
 
 #define KD_MAX_TEACHERS 16
-#define KD_MAX_LOSS 16
 
 static const struct option opts[] = {
     {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
@@ -131,39 +130,439 @@ static const struct option opts[] = {
     {"qat", 1, 0, O_QAT}, {"qat-group", 1, 0, O_QAT_GROUP}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
     {0, 0, 0, 0}};
 
-static int run(int argc, char **argv, int kd);
-int kd_cmd_train(int argc, char **argv) { return run(argc, argv, 0); }
-int kd_cmd_kd(int argc, char **argv) { return run(argc, argv, 1); }
+
+/* What the command line (and a --config run file) asked for. */
+typedef struct {
+    int kd;
+    const char *C, *model_arg, *data, *out, *logits_path, *init_map;
+    const char *teacher_paths[KD_MAX_TEACHERS];
+    int n_teacher_paths, n_terms, no_cache, search, n_val, limit, seed;
+    kd_loss_term terms[KD_MAX_LOSS_TERMS];
+    kd_recipe recipe;          /* T, alpha, --dkd-beta, --standardize and what the user set */
+    kd_search_config search_cfg;
+    float prune_s, prune_end;
+    int prune_every;
+    kd_prune_scope prune_scope;
+    kd_train_config cfg;
+    kd_calib_config qat;       /* weight_bits 0 = no --qat */
+} train_opts;
+
+/* What a run holds; freed by free_state. */
+typedef struct {
+    kd_model *m;
+    kd_dataset train, val;
+    kd_model *teachers[KD_MAX_TEACHERS];
+    kd_teacher teacher;
+    kd_distiller *dist;
+    kd_calib_ranges qranges;
+    kd_int8_model *q_ptq;
+    float *table, *feat_tabs[KD_MAX_FEATS];
+    kd_prune_schedule prune;
+    char *ckpt;
+} train_state;
+
+static void init_opts(train_opts *o, int kd) {
+    memset(o, 0, sizeof *o);
+    o->kd = kd;
+    o->C = kd ? "kd" : "train";
+    o->model_arg = kd ? "cnn-s" : "cnn-t";
+    o->data = "fashion-mnist";
+    o->out = kd ? "student.safetensors" : "model.safetensors";
+    o->n_val = 5000;
+    o->seed = 1;
+    kd_recipe_default(&o->recipe);
+    kd_search_config_default(&o->search_cfg);
+    o->prune_end = 0.75f;
+    o->prune_every = 20;
+    o->prune_scope = KD_PRUNE_PER_LAYER;
+    kd_train_config_default(&o->cfg);
+    kd_calib_config_default(&o->qat);
+    o->qat.weight_bits = 0; /* 0 = no --qat */
+}
+
+/* The options only `distill kd` has. Returns 1 if handled, 0 if c is not one of them, -1 after a
+ * usage error (printed). */
+static int parse_kd_opt(train_opts *o, int c, const char *arg, int from_cli, int *cli_teacher, int *cli_loss) {
+    const char *C = o->C;
+    kd_recipe *r = &o->recipe;
+    switch (c) {
+    case 'T': return kd_cli_float(C, "--temperature", arg, 0.01, 1000, &r->T) ? 1 : -1;
+    case 'a': return kd_cli_float(C, "--alpha", arg, 0, 1, &r->alpha) ? 1 : -1;
+    case O_TEACHER:
+        if (from_cli && !(*cli_teacher)++) o->n_teacher_paths = 0; /* the command line's list replaces the file's */
+        if (o->n_teacher_paths == KD_MAX_TEACHERS)
+            return kd_cli_usage_error(C, "at most %d teachers", KD_MAX_TEACHERS), -1;
+        o->teacher_paths[o->n_teacher_paths++] = arg;
+        return 1;
+    case O_LOSS: {
+        if (from_cli && !(*cli_loss)++) o->n_terms = 0;
+        if (o->n_terms == KD_MAX_LOSS_TERMS)
+            return kd_cli_usage_error(C, "at most %d loss terms", KD_MAX_LOSS_TERMS), -1;
+        kd_error e;
+        if (kd_loss_term_parse(&o->terms[o->n_terms], arg, &e)) return kd_cli_usage_error(C, "--loss: %s", e.msg), -1;
+        o->n_terms++;
+        return 1;
+    }
+    case O_STD: r->standardize = 1; return 1;
+    case O_INIT: o->init_map = arg; return 1;
+    case O_SEARCH: o->search = 1; return 1;
+    case O_SEARCH_E: return kd_cli_int(C, "--search-epochs", arg, 1, 64, &o->search_cfg.epochs) ? 1 : -1;
+    case O_SEARCH_B: return kd_cli_int(C, "--search-budget", arg, 1, 1000, &o->search_cfg.budget) ? 1 : -1;
+    case O_QAT:
+        if (!strcmp(arg, "8") || !strcmp(arg, "int8")) o->qat.weight_bits = 8;
+        else if (!strcmp(arg, "4") || !strcmp(arg, "int4")) o->qat.weight_bits = 4;
+        else return kd_cli_usage_error(C, "--qat must be 8 or 4, got '%s'", arg), -1;
+        return 1;
+    case O_QAT_GROUP: return kd_cli_int(C, "--qat-group", arg, 1, 1 << 20, &o->qat.weight_group) ? 1 : -1;
+    case O_TLOGITS: o->logits_path = arg; return 1;
+    case O_NOCACHE: o->no_cache = 1; return 1;
+    case O_DKD: return kd_cli_float(C, "--dkd-beta", arg, 0, 1000, &r->dkd_beta) ? 1 : -1;
+    default: return 0;
+    }
+}
+
+/* The schedule, optimizer and pruning options. Same returns as parse_kd_opt. */
+static int parse_schedule_opt(train_opts *o, int c, const char *arg) {
+    const char *C = o->C;
+    kd_train_config *cfg = &o->cfg;
+    unsigned *set = &o->recipe.user_set;
+    switch (c) {
+    case 'e': *set |= KD_RECIPE_SET_EPOCHS; return kd_cli_int(C, "--epochs", arg, 1, 100000, &cfg->epochs) ? 1 : -1;
+    case 'b': return kd_cli_int(C, "--batch", arg, 2, 65536, &cfg->batch) ? 1 : -1;
+    case O_LR: *set |= KD_RECIPE_SET_LR; return kd_cli_float(C, "--lr", arg, 1e-9, 100, &cfg->optim.lr) ? 1 : -1;
+    case O_OPT:
+        if (!strcmp(arg, "sgd")) cfg->optim.type = KD_OPT_SGD;
+        else if (!strcmp(arg, "adamw")) cfg->optim.type = KD_OPT_ADAMW;
+        else return kd_cli_usage_error(C, "--optimizer must be sgd or adamw, got '%s'", arg), -1;
+        return 1;
+    case O_MOM: return kd_cli_float(C, "--momentum", arg, 0, 0.999, &cfg->optim.momentum) ? 1 : -1;
+    case O_NONEST: cfg->optim.nesterov = 0; return 1;
+    case O_WD:
+        *set |= KD_RECIPE_SET_WD;
+        return kd_cli_float(C, "--weight-decay", arg, 0, 1, &cfg->optim.weight_decay) ? 1 : -1;
+    case O_SCHED:
+        if (!strcmp(arg, "cosine")) cfg->optim.sched = KD_SCHED_COSINE;
+        else if (!strcmp(arg, "step")) cfg->optim.sched = KD_SCHED_STEP;
+        else if (!strcmp(arg, "const")) cfg->optim.sched = KD_SCHED_CONST;
+        else return kd_cli_usage_error(C, "--schedule must be cosine, step or const, got '%s'", arg), -1;
+        return 1;
+    case O_WARM: return kd_cli_float(C, "--warmup", arg, 0, 1000, &cfg->optim.warmup_epochs) ? 1 : -1;
+    case O_STEPE: return kd_cli_int(C, "--step-epochs", arg, 1, 100000, &cfg->optim.step_epochs) ? 1 : -1;
+    case O_STEPG: return kd_cli_float(C, "--step-gamma", arg, 0, 1, &cfg->optim.step_gamma) ? 1 : -1;
+    case O_LS: return kd_cli_float(C, "--label-smoothing", arg, 0, 0.999, &cfg->label_smoothing) ? 1 : -1;
+    case O_CLIP:
+        *set |= KD_RECIPE_SET_CLIP;
+        return kd_cli_float(C, "--clip-grad", arg, 0, 1e9, &cfg->clip_grad_norm) ? 1 : -1;
+    case O_PRUNE: return kd_cli_float(C, "--prune-sparsity", arg, 0, 0.999, &o->prune_s) ? 1 : -1;
+    case O_PRUNE_SCOPE:
+        if (!strcmp(arg, "layer")) o->prune_scope = KD_PRUNE_PER_LAYER;
+        else if (!strcmp(arg, "global")) o->prune_scope = KD_PRUNE_GLOBAL;
+        else return kd_cli_usage_error(C, "--prune-scope must be layer or global, got '%s'", arg), -1;
+        return 1;
+    case O_PRUNE_END: return kd_cli_float(C, "--prune-end", arg, 0, 1, &o->prune_end) ? 1 : -1;
+    case O_PRUNE_EVERY: return kd_cli_int(C, "--prune-every", arg, 1, 1 << 30, &o->prune_every) ? 1 : -1;
+    default: return 0;
+    }
+}
+
+/* The model, data and run options. Same returns as parse_kd_opt. */
+static int parse_run_opt(train_opts *o, int c, const char *arg) {
+    const char *C = o->C;
+    kd_train_config *cfg = &o->cfg;
+    switch (c) {
+    case 'm': case 's': o->model_arg = arg; return 1;
+    case 'd': o->data = arg; return 1;
+    case 'o': o->out = arg; return 1;
+    case 'j': return kd_cli_int(C, "--threads", arg, 1, 256, &cfg->threads) ? 1 : -1;
+    case 'q': cfg->progress = 0; return 1;
+    case O_VAL: return kd_cli_int(C, "--val", arg, 0, 1 << 30, &o->n_val) ? 1 : -1;
+    case O_LIMIT: return kd_cli_int(C, "--limit", arg, 2, 1 << 30, &o->limit) ? 1 : -1;
+    case O_CONFIG: return 1; /* read before the loop */
+    case O_TRANS: return kd_cli_int(C, "--translate", arg, 0, 16, &cfg->aug.translate) ? 1 : -1;
+    case O_HFLIP: cfg->aug.hflip = 1; return 1;
+    case O_SEED: return kd_cli_int(C, "--seed", arg, 0, 2147483647, &o->seed) ? 1 : -1;
+    case O_RESUME: cfg->resume = 1; return 1;
+    case O_LOG: cfg->log_path = arg; return 1;
+    case O_MAXSTEPS: return kd_cli_int(C, "--max-steps", arg, 1, 1 << 30, &cfg->max_steps_per_epoch) ? 1 : -1;
+    default: return 0;
+    }
+}
+
+#define PARSED -1 /* parse: go on and run (any other value is the exit code to return now) */
+
+/* Parse the arguments (a --config file's options first: *argc, *argv are then a new array, which
+ * *args also points to, to free with kd_cli_free_args), complete the config with the library's
+ * recipe and check that the log file can be written. */
+static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
+    const char *C = o->C;
+    int argc = *argc_io;
+    char **argv = *argv_io;
+    int n_file = 0, cli_loss = 0, cli_teacher = 0;
+    /* a run file first: its options come before the command line's, which so override them */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--config") || !strncmp(argv[i], "--config=", 9)) {
+            const char *path = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < argc ? argv[i + 1] : NULL;
+            if (!path) return kd_cli_usage_error(C, "--config needs a file");
+            if (!kd_cli_config_args(C, path, opts, argc_io, argv_io, &n_file)) return KD_EXIT_USAGE;
+            argc = *argc_io;
+            argv = *args = *argv_io;
+            break;
+        }
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "m:d:o:e:b:j:qhs:T:a:", opts, NULL)) != -1;) {
+        int from_cli = optind > n_file;
+        if (!o->kd && (c == 's' || c == 'T' || c == 'a' || (c >= O_TEACHER && c <= O_SEARCH_B) || c == O_QAT ||
+                       c == O_QAT_GROUP))
+            return kd_cli_usage_error(C, "this is a distillation option: use 'distill kd'");
+        if (c == 'h') {
+            help(o->kd);
+            return 0;
+        }
+        int r = parse_kd_opt(o, c, optarg, from_cli, &cli_teacher, &cli_loss);
+        if (!r) r = parse_schedule_opt(o, c, optarg);
+        if (!r) r = parse_run_opt(o, c, optarg);
+        if (r < 0) return KD_EXIT_USAGE;
+        if (!r) return kd_cli_usage_error(C, "unknown option");
+    }
+    if (optind < argc) return kd_cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
+    if (o->kd && !o->n_teacher_paths == !o->logits_path)
+        return kd_cli_usage_error(C, "give either --teacher (one or more) or --teacher-logits");
+    o->cfg.seed = (uint64_t)o->seed;
+    o->recipe.distill = o->kd;
+    o->recipe.qat_bits = o->qat.weight_bits;
+    kd_recipe_apply(&o->recipe, &o->cfg, o->terms, &o->n_terms);
+    if (o->cfg.log_path) {
+        FILE *f = fopen(o->cfg.log_path, "a");
+        if (!f) {
+            fprintf(stderr, "distill %s: error: cannot write the log %s\n", C, o->cfg.log_path);
+            return KD_EXIT_ERROR;
+        }
+        fclose(f);
+    }
+    return PARSED;
+}
+
+/* The model (fresh, or a checkpoint to continue from) and the training/validation split. */
+static int load_inputs(const train_opts *o, train_state *s) {
+    const char *C = o->C;
+    kd_error err;
+    if (!strstr(o->model_arg, ".safetensors")) {
+        if (kd_model_create(&s->m, o->model_arg, (uint64_t)o->seed, &err)) return kd_cli_fail(C, &err);
+    } else if (kd_cli_load_model(C, o->model_arg, &s->m)) {
+        return KD_EXIT_ERROR;
+    }
+    if (kd_cli_load_data(C, o->data, "train", &s->train)) return KD_EXIT_ERROR;
+    if (o->limit && o->limit < s->train.n) kd_dataset_truncate(&s->train, o->limit);
+    if (o->n_val >= s->train.n)
+        return kd_cli_usage_error(C, "--val %d leaves no training data (%d images)", o->n_val, s->train.n);
+    if (o->n_val > 0 && kd_dataset_split(&s->train, &s->val, o->n_val, (uint64_t)o->seed, &err))
+        return kd_cli_fail(C, &err);
+    return 0;
+}
+
+/* Quantization-aware distillation: BN folded, int8 activation ranges fixed from the trained
+ * model, fake quantization attached (the library's kd_qat_prepare). The teacher is untouched. */
+static int setup_qat(train_opts *o, train_state *s) {
+    const char *C = o->C;
+    kd_error err;
+    int nf = 0;
+    if (!strstr(o->model_arg, ".safetensors"))
+        return kd_cli_usage_error(C, "--qat fine-tunes a trained model: give its checkpoint with --student FILE");
+    o->qat.threads = o->cfg.threads;
+    if (kd_qat_prepare(&s->m, &s->train, &o->qat, &s->qranges, &s->q_ptq, &nf, &err)) return kd_cli_fail(C, &err);
+    char wf[48] = "int8 per channel";
+    if (o->qat.weight_bits == 4) snprintf(wf, sizeof wf, "int4 in groups of %d", o->qat.weight_group);
+    fprintf(stderr, "distill %s: quantization-aware training: %d batch norms folded, int8 activation ranges from "
+                    "%d training images, weights %s\n", C, nf, o->qat.n_images, wf);
+    return 0;
+}
+
+/* Teachers: checkpoints run online (or cached later), or a logits table from another framework. */
+static int load_teachers(const train_opts *o, train_state *s) {
+    const char *C = o->C;
+    kd_error err;
+    for (int k = 0; k < o->n_teacher_paths; k++)
+        if (kd_cli_load_model(C, o->teacher_paths[k], &s->teachers[k])) return KD_EXIT_ERROR;
+    s->teacher = kd_teacher_online(s->teachers, o->n_teacher_paths);
+    if (!o->logits_path) return 0;
+    int n_rows = 0, n_cls = 0;
+    if (kd_npy_load_logits(o->logits_path, &s->table, &n_rows, &n_cls, &err)) return kd_cli_fail(C, &err);
+    int want = s->train.n + s->val.n; /* one row per image of the training file */
+    if (o->limit) {
+        kd_dataset full = {0};
+        if (!kd_dataset_load(&full, o->data, "train", &err)) want = full.n;
+        kd_dataset_free(&full);
+    }
+    if (n_rows != want) {
+        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d images\n", o->logits_path,
+                n_rows, o->data, want);
+        return KD_EXIT_ERROR;
+    }
+    s->teacher.logits = s->table;
+    s->teacher.n_samples = n_rows;
+    s->teacher.n_classes = n_cls;
+    return 0;
+}
+
+/* Without augmentation the teacher's outputs are computed once and kept (unless too large). */
+static int cache_teacher(const train_opts *o, train_state *s) {
+    kd_teacher *t = &s->teacher;
+    kd_error err;
+    size_t rows = (size_t)(s->train.n + s->val.n);
+    size_t cache_bytes = rows * (size_t)t->n_classes * sizeof(float);
+    for (int f = 0; f < t->n_feats; f++) cache_bytes += rows * t->feat_size[f] * sizeof(float);
+    if (o->logits_path || o->cfg.aug.translate || o->cfg.aug.hflip || o->no_cache) return 0;
+    if (cache_bytes > ((size_t)6 << 30)) {
+        fprintf(stderr, "distill kd: the teacher cache would take %.1f GB: running the teacher every step\n",
+                cache_bytes / 1e9);
+        return 0;
+    }
+    double t0 = kd_now();
+    int n_rows = 0;
+    if (kd_teacher_cache(t, kd_distiller_teacher_T(s->dist), &s->train, o->cfg.batch, o->cfg.threads, &s->table,
+                         s->feat_tabs, &n_rows, &err))
+        return kd_cli_fail(o->C, &err);
+    t->logits = s->table;
+    t->n_samples = n_rows;
+    for (int f = 0; f < t->n_feats; f++) t->feat_table[f] = s->feat_tabs[f];
+    fprintf(stderr, "distill kd: teacher outputs for %d images computed once and cached (%.1fs, %.0f MB)\n",
+            s->train.n, kd_now() - t0, cache_bytes / 1e6);
+    return 0;
+}
+
+typedef struct {
+    const train_opts *o;
+    const train_state *s;
+} search_print;
+
+static void print_search_plan(void *ctx, int runs, int total) {
+    const search_print *p = ctx;
+    int e = p->o->search_cfg.epochs;
+    fprintf(stderr, "distill kd: search: %d of %d candidates (T x alpha x feature-weight scale), %d epoch%s each, "
+                    "scored on %d held-out training images\n", runs, total, e, e > 1 ? "s" : "", p->s->val.n);
+    printf("search: %-4s %-6s %-7s %-9s %s\n", "T", "alpha", "fscale", "val acc", "epochs");
+}
+
+static void print_search_candidate(void *ctx, const kd_search_candidate *c) {
+    const train_opts *o = ((const search_print *)ctx)->o;
+    char accs[32];
+    snprintf(accs, sizeof accs, c->diverged ? "diverged" : "%.2f%%", 100.0 * c->val_acc);
+    printf("search: %-4g %-6g %-7g %-9s %d%s\n", (double)c->T, (double)c->alpha, (double)c->fscale, accs, c->epochs,
+           c->epochs < o->search_cfg.epochs ? " (stopped early)" : "");
+    fflush(stdout);
+}
+
+/* --search: the library's kd_search prints through the callbacks above; the run then distills
+ * with the best terms. */
+static int search(train_opts *o, train_state *s) {
+    const char *C = o->C;
+    kd_error err;
+    if (s->val.n == 0) return kd_cli_usage_error(C, "--search needs a validation split (--val N > 0)");
+    kd_loss_term best[KD_MAX_LOSS_TERMS];
+    float best_acc = 0.f;
+    o->search_cfg.on_plan = print_search_plan;
+    o->search_cfg.on_candidate = print_search_candidate;
+    search_print p = {o, s};
+    o->search_cfg.ctx = &p;
+    if (kd_search(s->m, (uint64_t)o->seed, o->terms, o->n_terms, &s->teacher, &s->train, &s->val, &o->cfg,
+                  &o->search_cfg, best, &best_acc, &err))
+        return kd_cli_fail(C, &err);
+    char spec[256];
+    printf("search: best (validation %.2f%%):", 100.0 * best_acc);
+    for (int k = 0; k < o->n_terms; k++) {
+        kd_loss_term_format(&best[k], spec, sizeof spec);
+        printf(" --loss %s", spec);
+    }
+    printf("\n");
+    memcpy(o->terms, best, sizeof(kd_loss_term) * (size_t)o->n_terms);
+    kd_distiller_free(s->dist);
+    s->dist = NULL;
+    if (kd_distiller_create(&s->dist, o->terms, o->n_terms, s->m, &s->teacher, (uint64_t)o->seed, &err))
+        return kd_cli_fail(C, &err);
+    return 0;
+}
+
+/* The distiller over the run's terms and teacher, the student initialised from the teacher if
+ * asked, the teacher cached, the terms searched if asked. */
+static int setup_distill(train_opts *o, train_state *s) {
+    const char *C = o->C;
+    kd_error err;
+    int rc;
+    if ((rc = load_teachers(o, s))) return rc;
+    /* resolves the terms' layers and registers the teacher features they need */
+    if (kd_distiller_create(&s->dist, o->terms, o->n_terms, s->m, &s->teacher, (uint64_t)o->seed, &err))
+        return kd_cli_fail(C, &err);
+    if (o->init_map) {
+        char rep[1024];
+        if (!o->n_teacher_paths) return kd_cli_usage_error(C, "--init-from-teacher needs a teacher checkpoint");
+        if (kd_init_from_teacher(s->m, s->teachers[0], o->init_map, rep, sizeof rep, &err)) return kd_cli_fail(C, &err);
+        fprintf(stderr, "distill kd: student initialised from the teacher: %s\n", rep);
+    }
+    if ((rc = cache_teacher(o, s)) || (o->search && (rc = search(o, s)))) return rc;
+    o->cfg.distiller = s->dist;
+    return 0;
+}
+
+/* Gradual magnitude pruning during training (AGP over the first prune_end of the steps). */
+static int setup_prune(train_opts *o, train_state *s) {
+    kd_error err;
+    int steps = kd_train_steps_per_epoch(s->train.n, &o->cfg);
+    if (kd_prune_mask_init(&s->prune.mask, s->m, &err)) return kd_cli_fail(o->C, &err);
+    s->prune.s_final = o->prune_s;
+    s->prune.end = (long long)((double)o->prune_end * o->cfg.epochs * steps);
+    s->prune.every = o->prune_every;
+    s->prune.scope = o->prune_scope;
+    o->cfg.prune = &s->prune;
+    fprintf(stderr, "distill %s: pruning conv/linear weights to %.1f%% sparsity (%s), AGP over steps 0-%lld, "
+                    "mask updated every %d steps\n", o->C, 100.0 * o->prune_s,
+            o->prune_scope == KD_PRUNE_GLOBAL ? "global" : "per layer", s->prune.end, o->prune_every);
+    return 0;
+}
+
+/* The run's one-line summary (and the loss) on stderr before training. */
+static void print_banner(const train_opts *o, const train_state *s) {
+    const kd_train_config *cfg = &o->cfg;
+    kd_model *m = s->m;
+    char pb[32];
+    kd_cli_bytes(pb, sizeof pb, (double)kd_model_param_bytes(m));
+    fprintf(stderr, "distill %s: %s (%zu parameters, %s, %.1f M MACs/image) on %s: %d train / %d val images, "
+                    "%d epochs, batch %d, %s lr %g, %d threads, GEMM %s\n",
+            o->C, m->name, m->n_params, pb, kd_model_macs(m) / 1e6, o->data, s->train.n, s->val.n, cfg->epochs,
+            cfg->batch, cfg->optim.type == KD_OPT_SGD ? "SGD" : "AdamW", (double)cfg->optim.lr, cfg->threads,
+            kd_gemm_backend());
+    if (!o->kd) return;
+    fprintf(stderr, "distill kd: teacher %s%s; loss", o->logits_path ? o->logits_path : o->teacher_paths[0],
+            o->n_teacher_paths > 1 ? " (+ ensemble)" : "");
+    for (int k = 0; k < o->n_terms; k++) {
+        char spec[256];
+        kd_loss_term_format(kd_distiller_term(s->dist, k), spec, sizeof spec);
+        fprintf(stderr, "%s %s", k ? " +" : "", spec);
+    }
+    fprintf(stderr, "\n");
+}
 
 /* Test-set accuracy of teacher and student and the share of images where their top-1 agree. */
-static void report_kd(const char *data, kd_model *student, kd_model **teachers, int n_teachers, int threads) {
+static void report_kd(const train_opts *o, train_state *s) {
     kd_dataset test = {0};
-    if (kd_cli_load_data("kd", data, "test", &test)) return;
+    if (kd_cli_load_data("kd", o->data, "test", &test)) return;
     kd_error err;
-    int32_t *ps = malloc(sizeof(int32_t) * (size_t)test.n), *pt = malloc(sizeof(int32_t) * (size_t)test.n);
     kd_eval_result rs, rt;
-    if (ps && pt && !kd_evaluate(student, &test, 256, threads, &rs, ps, &err)) {
-        if (n_teachers == 1 && !kd_evaluate(teachers[0], &test, 256, threads, &rt, pt, &err)) {
-            int agree = 0;
-            for (int i = 0; i < test.n; i++) agree += ps[i] == pt[i];
-            printf("test accuracy: teacher %s %.2f%%, student %s %.2f%%; top-1 agreement %.2f%%\n", teachers[0]->name,
-                   100 * rt.accuracy, student->name, 100 * rs.accuracy, 100.0 * agree / test.n);
-        } else {
-            printf("test accuracy: student %s %.2f%%\n", student->name, 100 * rs.accuracy);
-        }
-    }
-    free(ps);
-    free(pt);
+    int agree = 0;
+    if (o->n_teacher_paths == 1 &&
+        !kd_evaluate_agreement(s->m, s->teachers[0], &test, 256, o->cfg.threads, &rs, &rt, &agree, &err))
+        printf("test accuracy: teacher %s %.2f%%, student %s %.2f%%; top-1 agreement %.2f%%\n", s->teachers[0]->name,
+               100 * rt.accuracy, s->m->name, 100 * rs.accuracy, 100.0 * agree / test.n);
+    else if (!kd_evaluate(s->m, &test, 256, o->cfg.threads, &rs, NULL, &err))
+        printf("test accuracy: student %s %.2f%%\n", s->m->name, 100 * rs.accuracy);
     kd_dataset_free(&test);
 }
 
 /* After quantization-aware training: the integer model with the ranges training used, evaluated
  * on the test set with integer arithmetic beside the post-training one it started from, written
  * next to OUT as OUT.int8.safetensors. */
-static int qat_finish(const char *C, const char *data, const char *out, const kd_model *m, const kd_calib_ranges *r,
-                      const kd_calib_config *qc, const kd_int8_model *q_ptq) {
+static int qat_finish(const train_opts *o, const train_state *s) {
+    const char *C = o->C, *out = o->out;
     kd_dataset test = {0};
-    kd_int8_model *q = NULL;
     kd_error err;
     double acc_ptq = 0, acc_qat = 0;
     int rc = 0;
@@ -172,512 +571,85 @@ static int qat_finish(const char *C, const char *data, const char *out, const kd
     if (!path) return KD_EXIT_ERROR;
     if (n > 12 && !strcmp(out + n - 12, ".safetensors")) snprintf(path, n + 32, "%.*s.int8.safetensors", (int)(n - 12), out);
     else snprintf(path, n + 32, "%s.int8", out);
-    if (kd_cli_load_data(C, data, "test", &test)) rc = KD_EXIT_ERROR;
-    else if (kd_int8_build(m, r, qc, &q, &err) || kd_int8_evaluate(q_ptq, &test, 256, qc->threads, &acc_ptq, NULL, &err) ||
-             kd_int8_evaluate(q, &test, 256, qc->threads, &acc_qat, NULL, &err) || kd_int8_save(path, q, &err))
+    if (kd_cli_load_data(C, o->data, "test", &test)) rc = KD_EXIT_ERROR;
+    else if (kd_qat_finish(s->m, &s->qranges, &o->qat, s->q_ptq, &test, path, &acc_qat, &acc_ptq, &err))
         rc = kd_cli_fail(C, &err);
     else
         printf("integer test accuracy (%s weights): %.2f%% after quantization-aware training, %.2f%% post-training "
-               "(%+.2f); wrote %s\n", qc->weight_bits == 4 ? "int4" : "int8", 100 * acc_qat, 100 * acc_ptq,
+               "(%+.2f); wrote %s\n", o->qat.weight_bits == 4 ? "int4" : "int8", 100 * acc_qat, 100 * acc_ptq,
                100 * (acc_qat - acc_ptq), path);
-    kd_int8_free(q);
     kd_dataset_free(&test);
     free(path);
     return rc;
 }
 
-/* ---- budgeted search (--search) ----
- * A grid over T, alpha and a common scale of the non-response terms' weights, cut to the budget by
- * taking evenly spaced points; each candidate trains --search-epochs epochs from the same
- * initialisation on the training split and is scored on the validation split held out of the
- * training set. A candidate stops early when, after an epoch, it trails the best validation
- * accuracy any earlier candidate had at that epoch by more than 2 points. */
-typedef struct {
-    float best_at[64];
-    int n_epochs;
-    float acc_at[64];
-} search_ctx;
-
-static int search_on_epoch(void *ctx, int epoch, const kd_eval_result *val) {
-    search_ctx *c = ctx;
-    if (epoch > 64) return 0;
-    c->acc_at[epoch - 1] = (float)val->accuracy;
-    c->n_epochs = epoch;
-    return c->best_at[epoch - 1] > 0.f && val->accuracy < c->best_at[epoch - 1] - 0.02f;
+/* Train, write OUT, print the result and the reports. */
+static int train_and_report(train_opts *o, train_state *s) {
+    const char *C = o->C;
+    kd_error err;
+    kd_train_result res;
+    kd_status st = kd_train(s->m, &s->train, o->n_val > 0 ? &s->val : NULL, &o->cfg, &res, &err);
+    if (st) {
+        int rc = kd_cli_fail(C, &err);
+        if (st == KD_STATUS_INTERRUPTED) fprintf(stderr, "Continue with the same command and --resume.\n");
+        return rc;
+    }
+    if (kd_checkpoint_save(o->out, s->m, NULL, NULL, &err)) return kd_cli_fail(C, &err);
+    char dur[32];
+    kd_format_duration(dur, sizeof dur, res.train_seconds);
+    if (res.resumed_step >= 0) printf("resumed %s at step %lld\n", s->ckpt, res.resumed_step);
+    printf("trained %s: %d epochs in %s, %.0f samples/s", s->m->name, res.epochs_run, dur, res.samples_per_sec);
+    if (s->val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
+    printf("\nwrote %s (model) and %s (training state for --resume)\n", o->out, s->ckpt);
+    if (o->cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(s->m));
+    if (o->kd) report_kd(o, s);
+    return o->qat.weight_bits ? qat_finish(o, s) : 0;
 }
 
-static void apply_candidate(kd_loss_term *dst, const kd_loss_term *src, int n, float T, float alpha, float fscale) {
-    for (int k = 0; k < n; k++) {
-        dst[k] = src[k];
-        if (dst[k].kind == KD_LOSS_HINTON || dst[k].kind == KD_LOSS_DKD) dst[k].T = T;
-        if (dst[k].kind == KD_LOSS_HINTON) dst[k].alpha = alpha;
-        if (dst[k].kind >= KD_LOSS_FITNET) dst[k].weight *= fscale;
-    }
-}
-
-static int has_kind(const kd_loss_term *t, int n, int lo, int hi) {
-    for (int k = 0; k < n; k++)
-        if ((int)t[k].kind >= lo && (int)t[k].kind <= hi) return 1;
-    return 0;
-}
-
-/* Returns 0 and sets the best terms, or an exit code. */
-static int run_search(const char *C, const kd_model *init, uint64_t seed, const kd_loss_term *terms, int n_terms,
-                      kd_teacher *teacher, const kd_dataset *train, const kd_dataset *val, const kd_train_config *base,
-                      int search_epochs, int budget, kd_loss_term *best_terms) {
-    static const float Ts[] = {1, 2, 4, 8}, alphas[] = {0.5f, 0.9f}, fscales[] = {1.f, 0.1f, 10.f};
-    int nT = 4, nA = has_kind(terms, n_terms, KD_LOSS_HINTON, KD_LOSS_HINTON) ? 2 : 1;
-    int nF = has_kind(terms, n_terms, KD_LOSS_FITNET, KD_LOSS_SP) ? 3 : 1;
-    int total = nT * nA * nF, runs = budget < total ? budget : total;
-    if (!val || val->n == 0) return kd_cli_usage_error(C, "--search needs a validation split (--val N > 0)");
-    fprintf(stderr, "distill kd: search: %d of %d candidates (T x alpha x feature-weight scale), %d epoch%s each, "
-                    "scored on %d held-out training images\n", runs, total, search_epochs, search_epochs > 1 ? "s" : "", val->n);
-    search_ctx ctx = {0};
-    float best = -1.f;
-    printf("search: %-4s %-6s %-7s %-9s %s\n", "T", "alpha", "fscale", "val acc", "epochs");
-    for (int r = 0; r < runs; r++) {
-        int g = (int)((long long)r * total / runs);
-        float T = Ts[g % nT], alpha = alphas[(g / nT) % nA], fs = fscales[g / (nT * nA)];
-        kd_loss_term cand[KD_MAX_LOSS];
-        apply_candidate(cand, terms, n_terms, T, alpha, fs);
-        kd_model *m = NULL;
-        kd_distiller *d = NULL;
-        kd_error err;
-        kd_teacher t = *teacher;
-        t.T = T;
-        /* every candidate starts from the final run's initial weights */
-        if (kd_model_from_yaml(&m, init->yaml, init->name, seed, &err) ||
-            kd_distiller_create(&d, cand, n_terms, m, &t, seed, &err)) {
-            kd_model_free(m);
-            return kd_cli_fail(C, &err);
-        }
-        memcpy(m->params, init->params, sizeof(float) * init->n_params);
-        memcpy(m->buffers, init->buffers, sizeof(float) * init->n_buffers);
-        kd_train_config c = *base;
-        c.epochs = search_epochs;
-        c.distiller = d;
-        c.checkpoint_path = NULL;
-        c.log_path = NULL;
-        c.resume = 0;
-        c.progress = 0;
-        c.on_epoch = search_on_epoch;
-        c.on_epoch_ctx = &ctx;
-        ctx.n_epochs = 0;
-        kd_train_result res;
-        kd_status st = kd_train(m, train, val, &c, &res, &err);
-        kd_distiller_free(d);
-        kd_model_free(m);
-        if (st == KD_STATUS_INTERRUPTED) return kd_cli_fail(C, &err);
-        float acc = st ? 0.f : ctx.acc_at[ctx.n_epochs - 1];
-        char accs[32];
-        snprintf(accs, sizeof accs, st ? "diverged" : "%.2f%%", 100.0 * acc);
-        printf("search: %-4g %-6g %-7g %-9s %d%s\n", (double)T, nA > 1 ? (double)alpha : (double)terms[0].alpha,
-               (double)fs, accs, ctx.n_epochs, ctx.n_epochs < search_epochs ? " (stopped early)" : "");
-        fflush(stdout);
-        if (!st && ctx.n_epochs == search_epochs && acc > best) {
-            best = acc;
-            memcpy(best_terms, cand, sizeof(kd_loss_term) * (size_t)n_terms);
-        }
-        for (int e = 0; !st && e < ctx.n_epochs; e++)
-            if (ctx.acc_at[e] > ctx.best_at[e]) ctx.best_at[e] = ctx.acc_at[e];
-    }
-    if (best < 0.f) {
-        fprintf(stderr, "distill kd: error: every search candidate diverged\n");
-        return KD_EXIT_ERROR;
-    }
-    char spec[256];
-    printf("search: best (validation %.2f%%):", 100.0 * best);
-    for (int k = 0; k < n_terms; k++) {
-        kd_loss_term_format(&best_terms[k], spec, sizeof spec);
-        printf(" --loss %s", spec);
-    }
-    printf("\n");
-    return 0;
+static void free_state(const train_opts *o, train_state *s) {
+    kd_calib_ranges_free(&s->qranges);
+    kd_int8_free(s->q_ptq);
+    kd_prune_mask_free(&s->prune.mask);
+    free(s->ckpt);
+    free(s->table);
+    for (int f = 0; f < KD_MAX_FEATS; f++) free(s->feat_tabs[f]);
+    kd_distiller_free(s->dist);
+    for (int k = 0; k < o->n_teacher_paths; k++) kd_model_free(s->teachers[k]);
+    kd_dataset_free(&s->train);
+    kd_dataset_free(&s->val);
+    kd_model_free(s->m);
 }
 
 static int run(int argc, char **argv, int kd) {
-    const char *C = kd ? "kd" : "train", *model_arg = kd ? "cnn-s" : "cnn-t", *data = "fashion-mnist";
-    const char *out = kd ? "student.safetensors" : "model.safetensors";
-    const char *teacher_paths[KD_MAX_TEACHERS], *logits_path = NULL, *init_map = NULL;
-    kd_loss_term terms[KD_MAX_LOSS];
-    int n_teacher_paths = 0, n_terms = 0, no_cache = 0, clip_set = 0, standardize = 0, search = 0;
-    int search_epochs = 2, search_budget = 8, n_file = 0, cli_loss = 0, cli_teacher = 0;
-    /* T = 2, alpha 0.95, gradient norm clipped at 2: the highest mean validation accuracy of the
-     * recipes tried on mlp-s from cnn-t (10 seeds, 10 epochs; also higher than T = 2, alpha 0.9,
-     * clip 5 on cnn-s), docs/BENCHMARKS.md "Choosing the default". */
-    float dkd_beta = 0.f, T = 2.f, alpha = 0.95f;
-    float prune_s = 0.f, prune_end = 0.75f;
-    int prune_every = 20;
-    kd_prune_scope prune_scope = KD_PRUNE_PER_LAYER;
-    kd_prune_schedule prune = {0};
+    train_opts o;
+    init_opts(&o, kd);
     char **args = NULL;
-    kd_train_config cfg;
-    kd_train_config_default(&cfg);
-    int n_val = 5000, limit = 0, lr_set = 0, wd_set = 0, seed = 1, epochs_set = 0;
-    kd_calib_config qat;
-    kd_calib_config_default(&qat);
-    qat.weight_bits = 0; /* 0 = no --qat */
-    /* a run file first: its options come before the command line's, which so override them */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--config") || !strncmp(argv[i], "--config=", 9)) {
-            const char *path = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < argc ? argv[i + 1] : NULL;
-            if (!path) return kd_cli_usage_error(C, "--config needs a file");
-            if (!kd_cli_config_args(C, path, opts, &argc, &argv, &n_file)) return KD_EXIT_USAGE;
-            args = argv;
-            break;
-        }
-    int rc = 0;
-#define USAGE(...) do { rc = __VA_ARGS__; goto out_args; } while (0)
-    optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:d:o:e:b:j:qhs:T:a:", opts, NULL)) != -1;) {
-        int from_cli = optind > n_file;
-        if (!kd && (c == 's' || c == 'T' || c == 'a' || (c >= O_TEACHER && c <= O_SEARCH_B) || c == O_QAT ||
-                    c == O_QAT_GROUP))
-            USAGE(kd_cli_usage_error(C, "this is a distillation option: use 'distill kd'"));
-        switch (c) {
-        case 'm': case 's': model_arg = optarg; break;
-        case 'T': if (!kd_cli_float(C, "--temperature", optarg, 0.01, 1000, &T)) USAGE(KD_EXIT_USAGE); break;
-        case 'a': if (!kd_cli_float(C, "--alpha", optarg, 0, 1, &alpha)) USAGE(KD_EXIT_USAGE); break;
-        case O_TEACHER:
-            if (from_cli && !cli_teacher++) n_teacher_paths = 0; /* the command line's list replaces the file's */
-            if (n_teacher_paths == KD_MAX_TEACHERS) USAGE(kd_cli_usage_error(C, "at most %d teachers", KD_MAX_TEACHERS));
-            teacher_paths[n_teacher_paths++] = optarg;
-            break;
-        case O_LOSS: {
-            if (from_cli && !cli_loss++) n_terms = 0;
-            if (n_terms == KD_MAX_LOSS) USAGE(kd_cli_usage_error(C, "at most %d loss terms", KD_MAX_LOSS));
-            kd_error e;
-            if (kd_loss_term_parse(&terms[n_terms], optarg, &e)) USAGE(kd_cli_usage_error(C, "--loss: %s", e.msg));
-            n_terms++;
-            break;
-        }
-        case O_STD: standardize = 1; break;
-        case O_INIT: init_map = optarg; break;
-        case O_SEARCH: search = 1; break;
-        case O_SEARCH_E: if (!kd_cli_int(C, "--search-epochs", optarg, 1, 64, &search_epochs)) USAGE(KD_EXIT_USAGE); break;
-        case O_SEARCH_B: if (!kd_cli_int(C, "--search-budget", optarg, 1, 1000, &search_budget)) USAGE(KD_EXIT_USAGE); break;
-        case O_CONFIG: break; /* read above */
-        case O_PRUNE: if (!kd_cli_float(C, "--prune-sparsity", optarg, 0, 0.999, &prune_s)) USAGE(KD_EXIT_USAGE); break;
-        case O_PRUNE_SCOPE:
-            if (!strcmp(optarg, "layer")) prune_scope = KD_PRUNE_PER_LAYER;
-            else if (!strcmp(optarg, "global")) prune_scope = KD_PRUNE_GLOBAL;
-            else USAGE(kd_cli_usage_error(C, "--prune-scope must be layer or global, got '%s'", optarg));
-            break;
-        case O_PRUNE_END: if (!kd_cli_float(C, "--prune-end", optarg, 0, 1, &prune_end)) USAGE(KD_EXIT_USAGE); break;
-        case O_PRUNE_EVERY: if (!kd_cli_int(C, "--prune-every", optarg, 1, 1 << 30, &prune_every)) USAGE(KD_EXIT_USAGE); break;
-        case O_QAT:
-            if (!strcmp(optarg, "8") || !strcmp(optarg, "int8")) qat.weight_bits = 8;
-            else if (!strcmp(optarg, "4") || !strcmp(optarg, "int4")) qat.weight_bits = 4;
-            else USAGE(kd_cli_usage_error(C, "--qat must be 8 or 4, got '%s'", optarg));
-            break;
-        case O_QAT_GROUP: if (!kd_cli_int(C, "--qat-group", optarg, 1, 1 << 20, &qat.weight_group)) USAGE(KD_EXIT_USAGE); break;
-        case O_TLOGITS: logits_path = optarg; break;
-        case O_NOCACHE: no_cache = 1; break;
-        case O_DKD: if (!kd_cli_float(C, "--dkd-beta", optarg, 0, 1000, &dkd_beta)) USAGE(KD_EXIT_USAGE); break;
-        case 'd': data = optarg; break;
-        case 'o': out = optarg; break;
-        case 'e': if (!kd_cli_int(C, "--epochs", optarg, 1, 100000, &cfg.epochs)) USAGE(KD_EXIT_USAGE); epochs_set = 1; break;
-        case 'b': if (!kd_cli_int(C, "--batch", optarg, 2, 65536, &cfg.batch)) USAGE(KD_EXIT_USAGE); break;
-        case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &cfg.threads)) USAGE(KD_EXIT_USAGE); break;
-        case 'q': cfg.progress = 0; break;
-        case 'h': help(kd); USAGE(0);
-        case O_VAL: if (!kd_cli_int(C, "--val", optarg, 0, 1 << 30, &n_val)) USAGE(KD_EXIT_USAGE); break;
-        case O_LIMIT: if (!kd_cli_int(C, "--limit", optarg, 2, 1 << 30, &limit)) USAGE(KD_EXIT_USAGE); break;
-        case O_LR: if (!kd_cli_float(C, "--lr", optarg, 1e-9, 100, &cfg.optim.lr)) USAGE(KD_EXIT_USAGE); lr_set = 1; break;
-        case O_OPT:
-            if (!strcmp(optarg, "sgd")) cfg.optim.type = KD_OPT_SGD;
-            else if (!strcmp(optarg, "adamw")) cfg.optim.type = KD_OPT_ADAMW;
-            else USAGE(kd_cli_usage_error(C, "--optimizer must be sgd or adamw, got '%s'", optarg));
-            break;
-        case O_MOM: if (!kd_cli_float(C, "--momentum", optarg, 0, 0.999, &cfg.optim.momentum)) USAGE(KD_EXIT_USAGE); break;
-        case O_NONEST: cfg.optim.nesterov = 0; break;
-        case O_WD: if (!kd_cli_float(C, "--weight-decay", optarg, 0, 1, &cfg.optim.weight_decay)) USAGE(KD_EXIT_USAGE); wd_set = 1; break;
-        case O_SCHED:
-            if (!strcmp(optarg, "cosine")) cfg.optim.sched = KD_SCHED_COSINE;
-            else if (!strcmp(optarg, "step")) cfg.optim.sched = KD_SCHED_STEP;
-            else if (!strcmp(optarg, "const")) cfg.optim.sched = KD_SCHED_CONST;
-            else USAGE(kd_cli_usage_error(C, "--schedule must be cosine, step or const, got '%s'", optarg));
-            break;
-        case O_WARM: if (!kd_cli_float(C, "--warmup", optarg, 0, 1000, &cfg.optim.warmup_epochs)) USAGE(KD_EXIT_USAGE); break;
-        case O_STEPE: if (!kd_cli_int(C, "--step-epochs", optarg, 1, 100000, &cfg.optim.step_epochs)) USAGE(KD_EXIT_USAGE); break;
-        case O_STEPG: if (!kd_cli_float(C, "--step-gamma", optarg, 0, 1, &cfg.optim.step_gamma)) USAGE(KD_EXIT_USAGE); break;
-        case O_LS: if (!kd_cli_float(C, "--label-smoothing", optarg, 0, 0.999, &cfg.label_smoothing)) USAGE(KD_EXIT_USAGE); break;
-        case O_CLIP: if (!kd_cli_float(C, "--clip-grad", optarg, 0, 1e9, &cfg.clip_grad_norm)) USAGE(KD_EXIT_USAGE); clip_set = 1; break;
-        case O_TRANS: if (!kd_cli_int(C, "--translate", optarg, 0, 16, &cfg.aug.translate)) USAGE(KD_EXIT_USAGE); break;
-        case O_HFLIP: cfg.aug.hflip = 1; break;
-        case O_SEED: if (!kd_cli_int(C, "--seed", optarg, 0, 2147483647, &seed)) USAGE(KD_EXIT_USAGE); break;
-        case O_RESUME: cfg.resume = 1; break;
-        case O_LOG: cfg.log_path = optarg; break;
-        case O_MAXSTEPS: if (!kd_cli_int(C, "--max-steps", optarg, 1, 1 << 30, &cfg.max_steps_per_epoch)) USAGE(KD_EXIT_USAGE); break;
-        default: USAGE(kd_cli_usage_error(C, "unknown option"));
-        }
+    int rc = parse(&o, &argc, &argv, &args);
+    if (rc != PARSED) {
+        if (args) kd_cli_free_args(argc, args);
+        return rc;
     }
-    if (optind < argc) USAGE(kd_cli_usage_error(C, "unexpected argument '%s'", argv[optind]));
-    if (kd && !n_teacher_paths == !logits_path)
-        USAGE(kd_cli_usage_error(C, "give either --teacher (one or more) or --teacher-logits"));
-    if (cfg.optim.type == KD_OPT_ADAMW) {
-        if (!lr_set) cfg.optim.lr = 1e-3f;
-        if (!wd_set) cfg.optim.weight_decay = 0.01f;
-    }
-    cfg.seed = (uint64_t)seed;
-    if (qat.weight_bits) { /* a short fine-tune of a trained model */
-        if (!epochs_set) cfg.epochs = 3;
-        if (!lr_set) cfg.optim.lr *= 0.1f;
-    }
-    if (kd) {
-        /* Without --loss: Hinton's loss (or DKD + CE with --dkd-beta) from -T, -a, --standardize. */
-        if (!n_terms && dkd_beta > 0.f) {
-            kd_loss_term_default(&terms[0], KD_LOSS_DKD);
-            terms[0].weight = alpha;
-            terms[0].dkd_beta = dkd_beta;
-            terms[0].standardize = standardize;
-            kd_loss_term_default(&terms[1], KD_LOSS_CE);
-            terms[1].weight = 1.f - alpha;
-            n_terms = 2;
-        } else if (!n_terms) {
-            kd_loss_term_default(&terms[0], KD_LOSS_HINTON);
-            terms[0].standardize = standardize;
-            n_terms = 1;
-        }
-        for (int k = 0; k < n_terms; k++) {
-            if (terms[k].T <= 0.f) terms[k].T = T;
-            if (terms[k].alpha < 0.f) terms[k].alpha = alpha;
-        }
-        /* Distillation is clipped by default: a confident teacher (logits ~30+) makes the T^2-scaled
-         * term act like a several times larger learning rate, and a student without batch norm then
-         * collapses to chance (seen here: cnn-s from cnn-t at T=4, alpha=0.9 -> 10%; clipped at 5 ->
-         * 83.6% after one epoch). 2 is the default chosen on validation (above). */
-        if (!clip_set) cfg.clip_grad_norm = 2.f;
-    }
-    if (cfg.log_path) {
-        FILE *f = fopen(cfg.log_path, "a");
-        if (!f) {
-            fprintf(stderr, "distill %s: error: cannot write the log %s\n", C, cfg.log_path);
-            USAGE(KD_EXIT_ERROR);
-        }
-        fclose(f);
-    }
-
-    kd_error err;
-    kd_model *m = NULL;
-    kd_dataset train = {0}, val = {0};
-    kd_model *teachers[KD_MAX_TEACHERS] = {0};
-    kd_teacher teacher = {0};
-    kd_distiller *dist = NULL;
-    kd_calib_ranges qranges = {0};
-    kd_int8_model *q_ptq = NULL;
-    float *table = NULL, *feat_tabs[KD_MAX_FEATS] = {0};
-    char *ckpt = NULL;
-    kd_status st;
-    if (!strstr(model_arg, ".safetensors")) {
-        if (kd_model_create(&m, model_arg, (uint64_t)seed, &err)) {
-            rc = kd_cli_fail(C, &err);
-            goto out;
-        }
-    } else if (kd_cli_load_model(C, model_arg, &m)) {
-        rc = KD_EXIT_ERROR;
+    train_state s;
+    memset(&s, 0, sizeof s);
+    if ((rc = load_inputs(&o, &s)) || (o.qat.weight_bits && (rc = setup_qat(&o, &s))) ||
+        (kd && (rc = setup_distill(&o, &s))) || (o.prune_s > 0.f && (rc = setup_prune(&o, &s))))
         goto out;
-    }
-    if (kd_cli_load_data(C, data, "train", &train)) {
-        rc = KD_EXIT_ERROR;
-        goto out;
-    }
-    if (limit && limit < train.n) kd_dataset_truncate(&train, limit);
-    if (n_val >= train.n) {
-        rc = kd_cli_usage_error(C, "--val %d leaves no training data (%d images)", n_val, train.n);
-        goto out;
-    }
-    if (n_val > 0 && kd_dataset_split(&train, &val, n_val, (uint64_t)seed, &err)) {
-        rc = kd_cli_fail(C, &err);
-        goto out;
-    }
-    if (qat.weight_bits) {
-        /* Quantization-aware distillation: fold BN, fix the int8 activation ranges from the trained
-         * model (deterministic, so --resume recomputes the same ones), then train with fake
-         * quantization. The teacher is untouched. */
-        kd_model *f = NULL;
-        int nf = 0;
-        if (!strstr(model_arg, ".safetensors")) {
-            rc = kd_cli_usage_error(C, "--qat fine-tunes a trained model: give its checkpoint with --student FILE");
-            goto out;
-        }
-        if ((st = kd_fold_batchnorm(m, &f, &nf, &err))) {
-            rc = kd_cli_fail(C, &err);
-            goto out;
-        }
-        kd_model_free(m);
-        m = f;
-        qat.threads = cfg.threads;
-        if ((st = kd_int8_calibrate(m, &train, &qat, &qranges, &err)) ||
-            (st = kd_int8_build(m, &qranges, &qat, &q_ptq, &err)) || (st = kd_fake_quant_attach(m, q_ptq, &err))) {
-            rc = kd_cli_fail(C, &err);
-            goto out;
-        }
-        char wf[48] = "int8 per channel";
-        if (qat.weight_bits == 4) snprintf(wf, sizeof wf, "int4 in groups of %d", qat.weight_group);
-        fprintf(stderr, "distill %s: quantization-aware training: %d batch norms folded, int8 activation ranges from "
-                        "%d training images, weights %s\n", C, nf, qat.n_images, wf);
-    }
-    /* Teachers: checkpoints run online (or cached), or a logits table from another framework. */
-    if (kd) {
-        for (int k = 0; k < n_teacher_paths; k++)
-            if (kd_cli_load_model(C, teacher_paths[k], &teachers[k])) {
-                rc = KD_EXIT_ERROR;
-                goto out;
-            }
-        teacher = kd_teacher_online(teachers, n_teacher_paths, T);
-        if (logits_path) {
-            int n_rows = 0, n_cls = 0;
-            if ((st = kd_npy_load_logits(logits_path, &table, &n_rows, &n_cls, &err))) {
-                rc = kd_cli_fail(C, &err);
-                goto out;
-            }
-            int want = train.n + val.n; /* one row per image of the training file */
-            if (limit) {
-                kd_dataset full = {0};
-                if (!kd_dataset_load(&full, data, "train", &err)) want = full.n;
-                kd_dataset_free(&full);
-            }
-            if (n_rows != want) {
-                fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d images\n",
-                        logits_path, n_rows, data, want);
-                rc = KD_EXIT_ERROR;
-                goto out;
-            }
-            teacher.logits = table;
-            teacher.n_samples = n_rows;
-            teacher.n_classes = n_cls;
-        }
-        /* resolves the terms' layers and registers the teacher features they need */
-        if ((st = kd_distiller_create(&dist, terms, n_terms, m, &teacher, (uint64_t)seed, &err))) {
-            rc = kd_cli_fail(C, &err);
-            goto out;
-        }
-        if (init_map) {
-            char rep[1024];
-            if (!n_teacher_paths) {
-                rc = kd_cli_usage_error(C, "--init-from-teacher needs a teacher checkpoint");
-                goto out;
-            }
-            if ((st = kd_init_from_teacher(m, teachers[0], init_map, rep, sizeof rep, &err))) {
-                rc = kd_cli_fail(C, &err);
-                goto out;
-            }
-            fprintf(stderr, "distill kd: student initialised from the teacher: %s\n", rep);
-        }
-        size_t cache_bytes = (size_t)(train.n + val.n) * (size_t)teacher.n_classes * sizeof(float);
-        for (int f = 0; f < teacher.n_feats; f++) cache_bytes += (size_t)(train.n + val.n) * teacher.feat_size[f] * sizeof(float);
-        if (!logits_path && !cfg.aug.translate && !cfg.aug.hflip && !no_cache) {
-            if (cache_bytes > ((size_t)6 << 30)) {
-                fprintf(stderr, "distill kd: the teacher cache would take %.1f GB: running the teacher every step\n",
-                        cache_bytes / 1e9);
-            } else {
-                double t0 = kd_now();
-                int n_rows = 0;
-                if ((st = kd_teacher_cache(&teacher, &train, cfg.batch, cfg.threads, &table, feat_tabs, &n_rows, &err))) {
-                    rc = kd_cli_fail(C, &err);
-                    goto out;
-                }
-                teacher.logits = table;
-                teacher.n_samples = n_rows;
-                for (int f = 0; f < teacher.n_feats; f++) teacher.feat_table[f] = feat_tabs[f];
-                fprintf(stderr, "distill kd: teacher outputs for %d images computed once and cached (%.1fs, %.0f MB)\n",
-                        train.n, kd_now() - t0, cache_bytes / 1e6);
-            }
-        }
-        if (search) {
-            kd_loss_term best[KD_MAX_LOSS];
-            kd_train_config sc = cfg;
-            if ((rc = run_search(C, m, (uint64_t)seed, terms, n_terms, &teacher, &train, &val, &sc,
-                                 search_epochs, search_budget, best)))
-                goto out;
-            memcpy(terms, best, sizeof(kd_loss_term) * (size_t)n_terms);
-            T = terms[0].T;
-            teacher.T = T;
-            kd_distiller_free(dist);
-            dist = NULL;
-            if ((st = kd_distiller_create(&dist, terms, n_terms, m, &teacher, (uint64_t)seed, &err))) {
-                rc = kd_cli_fail(C, &err);
-                goto out;
-            }
-        }
-        cfg.distiller = dist;
-    }
-    if (prune_s > 0.f) {
-        int steps = (train.n + cfg.batch - 1) / cfg.batch;
-        if (train.n % cfg.batch == 1) steps--;
-        if (cfg.max_steps_per_epoch > 0 && steps > cfg.max_steps_per_epoch) steps = cfg.max_steps_per_epoch;
-        if ((st = kd_prune_mask_init(&prune.mask, m, &err))) {
-            rc = kd_cli_fail(C, &err);
-            goto out;
-        }
-        prune.s_final = prune_s;
-        prune.end = (long long)((double)prune_end * cfg.epochs * steps);
-        prune.every = prune_every;
-        prune.scope = prune_scope;
-        cfg.prune = &prune;
-        fprintf(stderr, "distill %s: pruning conv/linear weights to %.1f%% sparsity (%s), AGP over steps 0-%lld, "
-                        "mask updated every %d steps\n", C, 100.0 * prune_s,
-                prune_scope == KD_PRUNE_GLOBAL ? "global" : "per layer", prune.end, prune_every);
-    }
-    size_t plen = strlen(out) + 8;
-    ckpt = malloc(plen);
-    snprintf(ckpt, plen, "%s.ckpt", out);
-    cfg.checkpoint_path = ckpt;
-    if (!cfg.resume && access(ckpt, F_OK) == 0)
-        fprintf(stderr, "distill %s: note: %s exists and will be overwritten (use --resume to continue it)\n", C,
-                ckpt);
-    cfg.stop = &kd_cli_stop;
+    size_t plen = strlen(o.out) + 8;
+    s.ckpt = malloc(plen);
+    snprintf(s.ckpt, plen, "%s.ckpt", o.out);
+    o.cfg.checkpoint_path = s.ckpt;
+    if (!o.cfg.resume && access(s.ckpt, F_OK) == 0)
+        fprintf(stderr, "distill %s: note: %s exists and will be overwritten (use --resume to continue it)\n", o.C,
+                s.ckpt);
+    o.cfg.stop = &kd_cli_stop;
     kd_cli_install_signals();
-
-    char pb[32];
-    kd_cli_bytes(pb, sizeof pb, (double)kd_model_param_bytes(m));
-    fprintf(stderr, "distill %s: %s (%zu parameters, %s, %.1f M MACs/image) on %s: %d train / %d val images, "
-                    "%d epochs, batch %d, %s lr %g, %d threads, GEMM %s\n",
-            C, m->name, m->n_params, pb, kd_model_macs(m) / 1e6, data, train.n, val.n, cfg.epochs, cfg.batch,
-            cfg.optim.type == KD_OPT_SGD ? "SGD" : "AdamW", (double)cfg.optim.lr, cfg.threads, kd_gemm_backend());
-    if (kd) {
-        fprintf(stderr, "distill kd: teacher %s%s; loss", logits_path ? logits_path : teacher_paths[0],
-                n_teacher_paths > 1 ? " (+ ensemble)" : "");
-        for (int k = 0; k < n_terms; k++) {
-            char spec[256];
-            kd_loss_term_format(kd_distiller_term(dist, k), spec, sizeof spec);
-            fprintf(stderr, "%s %s", k ? " +" : "", spec);
-        }
-        fprintf(stderr, "\n");
-    }
-    kd_train_result res;
-    st = kd_train(m, &train, n_val > 0 ? &val : NULL, &cfg, &res, &err);
-    if (st) {
-        rc = kd_cli_fail(C, &err);
-        if (st == KD_STATUS_INTERRUPTED) fprintf(stderr, "Continue with the same command and --resume.\n");
-    } else if ((st = kd_checkpoint_save(out, m, NULL, NULL, &err))) {
-        rc = kd_cli_fail(C, &err);
-    } else {
-        char dur[32];
-        kd_format_duration(dur, sizeof dur, res.train_seconds);
-        if (res.resumed_step >= 0) printf("resumed %s at step %lld\n", ckpt, res.resumed_step);
-        printf("trained %s: %d epochs in %s, %.0f samples/s", m->name, res.epochs_run, dur, res.samples_per_sec);
-        if (val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
-        printf("\nwrote %s (model) and %s (training state for --resume)\n", out, ckpt);
-        if (cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(m));
-        if (kd) report_kd(data, m, teachers, n_teacher_paths, cfg.threads);
-        if (qat.weight_bits) rc = qat_finish(C, data, out, m, &qranges, &qat, q_ptq);
-    }
+    print_banner(&o, &s);
+    rc = train_and_report(&o, &s);
 out:
-    kd_calib_ranges_free(&qranges);
-    kd_int8_free(q_ptq);
-    kd_prune_mask_free(&prune.mask);
-    free(ckpt);
-    free(table);
-    for (int f = 0; f < KD_MAX_FEATS; f++) free(feat_tabs[f]);
-    kd_distiller_free(dist);
-    for (int k = 0; k < n_teacher_paths; k++) kd_model_free(teachers[k]);
-    kd_dataset_free(&train);
-    kd_dataset_free(&val);
-    kd_model_free(m);
-out_args:
+    free_state(&o, &s);
     if (args) kd_cli_free_args(argc, args);
     return rc;
-#undef USAGE
 }
+
+int kd_cmd_train(int argc, char **argv) { return run(argc, argv, 0); }
+int kd_cmd_kd(int argc, char **argv) { return run(argc, argv, 1); }

@@ -37,7 +37,9 @@ float kd_dkd_forward_backward(float *dlogits, const float *s_logits, const float
 typedef struct kd_teacher {
     int n_models;
     kd_model **models;      /* online teachers (not owned), run in eval mode; NULL if none */
-    float T;                /* ensembles: members' probabilities are averaged at this temperature */
+    /* No temperature here: an ensemble averages its members' probabilities at the temperature of
+     * the loss term that consumes them (kd_teacher_forward's T, which the distiller takes from its
+     * response terms), so the temperature has one owner, the loss term. */
     const float *logits;    /* or: logits per training sample (n_samples, n_classes); not owned */
     int n_samples, n_classes;
     /* Intermediate outputs of models[0] that feature and relation losses need (set up by
@@ -48,30 +50,32 @@ typedef struct kd_teacher {
     const float *feat_table[KD_MAX_FEATS];   /* (n_samples, feat_size) or NULL */
 } kd_teacher;
 
-/* An online teacher of n models (an ensemble averaged at temperature T when n > 1), no tables. */
-static inline kd_teacher kd_teacher_online(kd_model **models, int n, float T) {
+/* An online teacher of n models (an ensemble when n > 1), no tables. */
+static inline kd_teacher kd_teacher_online(kd_model **models, int n) {
     kd_teacher t = {0};
     t.n_models = n;
     t.models = models;
-    t.T = T;
     t.n_classes = n > 0 ? models[0]->n_classes : 0;
     return t;
 }
 
 /* The teacher's logits (B, n_classes) for batch x whose samples have dataset indices idx: rows of
  * the tables if there are tables, else the online teacher run forward on x. An ensemble's logits
- * are T * log(mean_k softmax(t_k / T)), whose softmax at T is exactly the averaged soft targets.
- * feats (may be NULL) receives the n_feats feature maps, (B, feat_size[k]) each. */
-kd_status kd_teacher_forward(const kd_teacher *t, float *logits, float *const *feats, const float *x,
+ * are T * log(mean_k softmax(t_k / T)), whose softmax at T is exactly the averaged soft targets;
+ * T (> 0) is the temperature of the term that consumes them (kd_distiller_teacher_T) and is
+ * ignored for a single model or tables. feats (may be NULL) receives the n_feats feature maps,
+ * (B, feat_size[k]) each. */
+kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
                              const int32_t *idx, int B, kd_error *err);
 /* Run the online teacher(s) over the whole data set once and keep its logits and features per
  * sample (row = original sample index), so later epochs cost nothing (valid when augmentation is
- * off). *logits_tab and, for k < n_feats, feat_tabs[k] are malloc'd; the caller points t's tables
- * at them. */
-kd_status kd_teacher_cache(const kd_teacher *t, const kd_dataset *ds, int batch, int threads, float **logits_tab,
-                           float **feat_tabs, int *n_rows, kd_error *err);
+ * off). An ensemble's rows are averaged at temperature T, as kd_teacher_forward. *logits_tab and,
+ * for k < n_feats, feat_tabs[k] are malloc'd; the caller points t's tables at them. */
+kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, int batch, int threads,
+                           float **logits_tab, float **feat_tabs, int *n_rows, kd_error *err);
 
 /* ---- the loss of a run: a list of weighted terms (src/distill/loss_terms.c) ---- */
+#define KD_MAX_LOSS_TERMS 16 /* terms in one run's list */
 typedef enum kd_loss_kind {
     KD_LOSS_CE = 0,   /* cross-entropy on the labels */
     KD_LOSS_HINTON,   /* alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * CE */
@@ -106,13 +110,71 @@ kd_status kd_loss_term_parse(kd_loss_term *t, const char *spec, kd_error *err);
 /* The inverse, for reports and checkpoints metadata. */
 void kd_loss_term_format(const kd_loss_term *t, char *buf, size_t n);
 
+/* ---- the defaults of a run (src/distill/recipe.c) ---- */
+/* kd_recipe.user_set bits: fields of the kd_train_config the user gave, which keep their values. */
+enum { KD_RECIPE_SET_EPOCHS = 1, KD_RECIPE_SET_LR = 2, KD_RECIPE_SET_WD = 4, KD_RECIPE_SET_CLIP = 8 };
+typedef struct kd_recipe {
+    int distill;        /* a distillation run: default loss terms and clipped gradients */
+    int qat_bits;       /* 8 or 4: quantization-aware fine-tune of a trained model; 0 = none */
+    float T;            /* the run's temperature (default 2): terms with T <= 0 take it */
+    float alpha;        /* the run's Hinton share in [0, 1] (default 0.95): terms with alpha < 0 take it */
+    float dkd_beta;     /* > 0 and no terms given: DKD (weight alpha, this beta) + CE (weight 1 - alpha)
+                           instead of Hinton (default 0) */
+    int standardize;    /* the default term z-scores the logits (default 0) */
+    unsigned user_set;  /* KD_RECIPE_SET_* bits (default 0) */
+} kd_recipe;
+void kd_recipe_default(kd_recipe *r);
+/* Complete a run's config (kd_train_config_default plus the user's values) and loss list with the
+ * recipe: AdamW lr 1e-3 and weight decay 0.01; QAT 3 epochs at a tenth of the lr; distillation:
+ * without terms Hinton (or DKD + CE) from T, alpha, standardize, every term's T and alpha from the
+ * run's, the gradient norm clipped at 2; each unless the user set it. terms has room for
+ * KD_MAX_LOSS_TERMS (at least 2); *n_terms is the number given (0 = the default terms). */
+void kd_recipe_apply(const kd_recipe *r, kd_train_config *cfg, kd_loss_term *terms, int *n_terms);
+
+/* ---- budgeted search over T, alpha and the feature terms' weights (src/distill/search.c) ---- */
+typedef struct kd_search_candidate {
+    float T, alpha, fscale; /* alpha: the searched Hinton share, or terms[0]'s when it is not searched;
+                               fscale multiplies the weights of the feature and relation terms */
+    int diverged;           /* its training failed (NaN/inf): scored 0 */
+    float val_acc;          /* validation accuracy in [0, 1] after its last epoch */
+    int epochs;             /* epochs it ran; fewer than kd_search_config.epochs = stopped early */
+} kd_search_candidate;
+typedef struct kd_search_config {
+    int epochs;             /* per candidate, in [1, 64] (default 2) */
+    int budget;             /* at most this many candidates, >= 1 (default 8) */
+    /* Progress, each may be NULL: on_plan once before the first candidate (runs of the total grid
+     * points), on_candidate after each. */
+    void (*on_plan)(void *ctx, int runs, int total);
+    void (*on_candidate)(void *ctx, const kd_search_candidate *c);
+    void *ctx;
+} kd_search_config;
+void kd_search_config_default(kd_search_config *c);
+/* Try a grid of T (1, 2, 4, 8) x alpha (0.5, 0.9; only with a hinton term) x feature-weight scale
+ * (1, 0.1, 10; only with feature/relation terms), cut to sc->budget evenly spaced points. Each
+ * candidate is terms (T, alpha filled in) changed accordingly and trains sc->epochs epochs of base
+ * (no checkpoint, log or progress) from init's weights (same YAML, seed) on train, scored on val
+ * (needed, n > 0); a candidate that trails the best earlier one at an epoch by more than 2 points
+ * stops there. Writes the best candidate that ran every epoch to best_terms (n_terms) and its
+ * validation accuracy to *best_acc. KD_STATUS_DIVERGED if every candidate diverged;
+ * KD_STATUS_INTERRUPTED if base's stop flag was set. */
+kd_status kd_search(const kd_model *init, uint64_t seed, const kd_loss_term *terms, int n_terms,
+                    const kd_teacher *teacher, const kd_dataset *train, const kd_dataset *val,
+                    const kd_train_config *base, const kd_search_config *sc, kd_loss_term *best_terms,
+                    float *best_acc, kd_error *err);
+
 /* ---- the distiller: evaluates a loss list for a student (src/distill/distiller.c) ---- */
 typedef struct kd_distiller kd_distiller;
 /* Resolve the terms' layers on student and teacher, check shapes (errors name the term and the
  * layer), build the regressors (seeded), and register the teacher features the terms need in
- * *teacher (so kd_teacher_cache caches them). teacher may be NULL only if every term is ce. */
+ * *teacher (so kd_teacher_cache caches them). teacher may be NULL only if every term is ce.
+ * n_terms in [1, KD_MAX_LOSS_TERMS]. An ensemble teacher's soft targets are averaged at the
+ * response terms' temperature, so with an ensemble those terms must share one T (else
+ * KD_STATUS_BAD_ARG naming both). */
 kd_status kd_distiller_create(kd_distiller **out, const kd_loss_term *terms, int n_terms, kd_model *student,
                               kd_teacher *teacher, uint64_t seed, kd_error *err);
+/* The temperature the distiller runs its teacher at: that of its hinton/dkd terms (1 if none).
+ * Pass it to kd_teacher_cache so cached ensemble rows are averaged as the terms consume them. */
+float kd_distiller_teacher_T(const kd_distiller *d);
 void kd_distiller_free(kd_distiller *d);
 /* Buffers for batch B and the regressors' optimizer. */
 kd_status kd_distiller_prepare(kd_distiller *d, int batch, int threads, const struct kd_optim_config *optim,

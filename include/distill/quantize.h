@@ -146,6 +146,19 @@ void kd_fake_quant_weights(kd_model *m);
 void kd_fake_quant_forward(float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
 void kd_fake_quant_backward(float *dy, const float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
 
+/* A quantization-aware training run around kd_train (src/compress/qat_run.c).
+ * Before: fold *m's batch norms (*m is replaced by the folded model, the old one freed;
+ * *n_folded may be NULL), calibrate the activation ranges on calib with cfg, build the
+ * post-training int8 model *ptq and attach fake quantization with its ranges to *m. On error
+ * *ranges and *ptq may hold what was made; free them with kd_calib_ranges_free / kd_int8_free. */
+kd_status kd_qat_prepare(kd_model **m, const kd_dataset *calib, const kd_calib_config *cfg, kd_calib_ranges *ranges,
+                         kd_int8_model **ptq, int *n_folded, kd_error *err);
+/* After training m: build the integer model with the same ranges, evaluate ptq and it on test with
+ * integer arithmetic (accuracies in [0, 1], cfg->threads) and save it to path. */
+kd_status kd_qat_finish(const kd_model *m, const kd_calib_ranges *ranges, const kd_calib_config *cfg,
+                        const kd_int8_model *ptq, const kd_dataset *test, const char *path, double *acc_qat,
+                        double *acc_ptq, kd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

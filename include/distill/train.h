@@ -104,9 +104,16 @@ typedef struct kd_train_result {
 
 kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, const kd_train_config *cfg,
                    kd_train_result *res, kd_error *err);
+/* Optimizer steps kd_train takes per epoch on n_train samples with cfg's batch and
+ * max_steps_per_epoch (a last batch of one sample is dropped); schedules over a run use it. */
+int kd_train_steps_per_epoch(int n_train, const kd_train_config *cfg);
 /* Evaluate in eval mode (running BN stats, no dropout). predictions (ds->n) may be NULL. */
 kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
                       int32_t *predictions, kd_error *err);
+/* Evaluate a and b (e.g. student and teacher) on ds, and count the samples where their top-1
+ * predictions agree (*n_agree of ds->n). */
+kd_status kd_evaluate_agreement(kd_model *a, kd_model *b, const kd_dataset *ds, int batch, int threads,
+                                kd_eval_result *ra, kd_eval_result *rb, int *n_agree, kd_error *err);
 
 double kd_now(void);                                          /* monotonic seconds */
 void kd_format_duration(char *buf, size_t n, double seconds); /* "1h02m", "3m05s", "12s" */

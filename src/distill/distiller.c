@@ -18,28 +18,27 @@
 #include "distill/ops.h"
 #include "distill/train.h"
 
-#define KD_MAX_TERMS 16
-
 struct kd_distiller {
     int n_terms;
-    kd_loss_term terms[KD_MAX_TERMS];
+    kd_loss_term terms[KD_MAX_LOSS_TERMS];
     kd_model *student;
     kd_teacher *teacher;
+    float teacher_T;                     /* the response terms' temperature: an ensemble is averaged at it */
     int C, batch;
-    int need_ce;                   /* some term uses the labels' cross-entropy */
+    int need_ce;                         /* some term uses the labels' cross-entropy */
     /* per term */
-    int s_layer[KD_MAX_TERMS];     /* student layer, -1 for response terms */
-    int t_feat[KD_MAX_TERMS];      /* teacher feature slot */
-    kd_model *reg[KD_MAX_TERMS];   /* regressor or NULL */
-    kd_optimizer reg_opt[KD_MAX_TERMS];
-    float *dfeat[KD_MAX_TERMS];    /* d(loss)/d(student layer output), batch x size */
-    float term_loss[KD_MAX_TERMS];
+    int s_layer[KD_MAX_LOSS_TERMS];      /* student layer, -1 for response terms */
+    int t_feat[KD_MAX_LOSS_TERMS];       /* teacher feature slot */
+    kd_model *reg[KD_MAX_LOSS_TERMS];    /* regressor or NULL */
+    kd_optimizer reg_opt[KD_MAX_LOSS_TERMS];
+    float *dfeat[KD_MAX_LOSS_TERMS];     /* d(loss)/d(student layer output), batch x size */
+    float term_loss[KD_MAX_LOSS_TERMS];
     /* batch buffers */
     float *t_logits, *probs, *pt, *ps, *zs, *zt, *inv_s, *inv_t, *dz;
     float *tfeat[KD_MAX_FEATS];
     float *scratch;
-    int n_extra, extra_layer[KD_MAX_TERMS];
-    const float *extra_grad[KD_MAX_TERMS];
+    int n_extra, extra_layer[KD_MAX_LOSS_TERMS];
+    const float *extra_grad[KD_MAX_LOSS_TERMS];
 };
 
 static int is_response(kd_loss_kind k) { return k == KD_LOSS_CE || k == KD_LOSS_HINTON || k == KD_LOSS_DKD; }
@@ -83,15 +82,17 @@ static kd_status make_regressor(kd_model **out, const kd_layer *sl, const kd_lay
 kd_status kd_distiller_create(kd_distiller **out, const kd_loss_term *terms, int n_terms, kd_model *student,
                               kd_teacher *teacher, uint64_t seed, kd_error *err) {
     *out = NULL;
-    if (n_terms < 1 || n_terms > KD_MAX_TERMS)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "a loss needs 1 to %d terms, got %d", KD_MAX_TERMS, n_terms);
+    if (n_terms < 1 || n_terms > KD_MAX_LOSS_TERMS)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "a loss needs 1 to %d terms, got %d", KD_MAX_LOSS_TERMS, n_terms);
     kd_distiller *d = calloc(1, sizeof *d);
     if (!d) return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     d->n_terms = n_terms;
     memcpy(d->terms, terms, sizeof(kd_loss_term) * (size_t)n_terms);
     d->student = student;
     d->teacher = teacher;
+    d->teacher_T = 1.f;
     d->C = student->n_classes;
+    int first_resp = -1; /* the first hinton/dkd term: its T is the teacher's */
     kd_status st = KD_STATUS_OK;
     if (teacher && teacher->n_classes != d->C) {
         st = kd_error_set(err, KD_STATUS_MISMATCH, "the teacher has %d classes, student %s has %d", teacher->n_classes,
@@ -115,6 +116,16 @@ kd_status kd_distiller_create(kd_distiller **out, const kd_loss_term *terms, int
         if (is_response(t->kind)) {
             if (!(t->T > 0.f)) {
                 st = kd_error_set(err, KD_STATUS_BAD_ARG, "loss %d (%s): T must be > 0", k + 1, kn);
+                goto fail;
+            }
+            if (first_resp < 0) {
+                first_resp = k;
+                d->teacher_T = t->T;
+            } else if (t->T != d->teacher_T && teacher->n_models > 1) {
+                st = kd_error_set(err, KD_STATUS_BAD_ARG,
+                                  "loss %d (%s): T=%g, but loss %d averages the ensemble's soft targets at T=%g; an "
+                                  "ensemble's terms share one temperature", k + 1, kn, (double)t->T, first_resp + 1,
+                                  (double)d->teacher_T);
                 goto fail;
             }
             continue;
@@ -253,7 +264,7 @@ kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const float *x
     if (B > d->batch) return kd_error_set(err, KD_STATUS_BAD_ARG, "distiller prepared for batch %d, got %d", d->batch, B);
     kd_teacher *t = d->teacher;
     if (t) {
-        kd_status st = kd_teacher_forward(t, d->t_logits, d->tfeat, x, idx, B, err);
+        kd_status st = kd_teacher_forward(t, d->teacher_T, d->t_logits, d->tfeat, x, idx, B, err);
         if (st) return st;
     }
     /* only when a term uses it: no softmax of the logits per step for pure feature/KL losses */
@@ -343,6 +354,7 @@ void kd_distiller_step(kd_distiller *d, float lr) {
 }
 
 float kd_distiller_term_loss(const kd_distiller *d, int k) { return d->term_loss[k]; }
+float kd_distiller_teacher_T(const kd_distiller *d) { return d->teacher_T; }
 int kd_distiller_n_terms(const kd_distiller *d) { return d->n_terms; }
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k) { return &d->terms[k]; }
 

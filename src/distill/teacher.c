@@ -1,8 +1,9 @@
 /* Teachers for distillation: logits (and the intermediate features feature losses need) from
  * online models, or from tables per training sample, which are either cached from the online
  * teacher once (augmentation off) or, for logits, read from a .npy file written by another
- * framework. An ensemble averages its members' probabilities at temperature T (Hinton et al.)
- * and is represented by the logits T * log(mean p), so everything downstream sees logits. */
+ * framework. An ensemble averages its members' probabilities at temperature T (Hinton et al.;
+ * the consuming loss term's, passed in) and is represented by the logits T * log(mean p), so
+ * everything downstream sees logits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static kd_status check_row(const kd_teacher *t, int32_t row, kd_error *err) {
     return KD_STATUS_OK;
 }
 
-kd_status kd_teacher_forward(const kd_teacher *t, float *logits, float *const *feats, const float *x,
+kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
                              const int32_t *idx, int B, kd_error *err) {
     int C = t->n_classes;
     kd_status st;
@@ -55,11 +56,11 @@ kd_status kd_teacher_forward(const kd_teacher *t, float *logits, float *const *f
         }
         /* members 1.. first, so models[0]'s activations (its features) are the ones left */
         for (int k = t->n_models - 1; k >= 0; k--) {
-            kd_softmax_forward(p, kd_model_forward(t->models[k], x, B, 0, NULL), B, C, t->T);
+            kd_softmax_forward(p, kd_model_forward(t->models[k], x, B, 0, NULL), B, C, T);
             for (size_t i = 0; i < (size_t)B * C; i++) acc[i] += p[i] / (float)t->n_models;
         }
         if (!t->logits)
-            for (size_t i = 0; i < (size_t)B * C; i++) logits[i] = t->T * logf(fmaxf(acc[i], 1e-30f));
+            for (size_t i = 0; i < (size_t)B * C; i++) logits[i] = T * logf(fmaxf(acc[i], 1e-30f));
         free(p);
         free(acc);
     }
@@ -70,8 +71,8 @@ kd_status kd_teacher_forward(const kd_teacher *t, float *logits, float *const *f
     return KD_STATUS_OK;
 }
 
-kd_status kd_teacher_cache(const kd_teacher *t, const kd_dataset *ds, int batch, int threads, float **logits_tab,
-                           float **feat_tabs, int *n_rows, kd_error *err) {
+kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, int batch, int threads,
+                           float **logits_tab, float **feat_tabs, int *n_rows, kd_error *err) {
     *logits_tab = NULL;
     for (int k = 0; k < t->n_feats; k++) feat_tabs[k] = NULL;
     if (t->n_models < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "caching needs an online teacher");
@@ -102,7 +103,7 @@ kd_status kd_teacher_cache(const kd_teacher *t, const kd_dataset *ds, int batch,
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
-        if ((st = kd_teacher_forward(&online, lg, fb, x, NULL, B, err))) goto out;
+        if ((st = kd_teacher_forward(&online, T, lg, fb, x, NULL, B, err))) goto out;
         for (int b = 0; b < B; b++) {
             size_t row = (size_t)kd_dataset_orig_index(ds, s + b);
             memcpy(tab + row * C, lg + (size_t)b * C, sizeof(float) * C);

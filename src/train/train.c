@@ -78,6 +78,22 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
     return KD_STATUS_OK;
 }
 
+kd_status kd_evaluate_agreement(kd_model *a, kd_model *b, const kd_dataset *ds, int batch, int threads,
+                                kd_eval_result *ra, kd_eval_result *rb, int *n_agree, kd_error *err) {
+    int32_t *pa = malloc(sizeof(int32_t) * (size_t)(ds->n ? ds->n : 1));
+    int32_t *pb = malloc(sizeof(int32_t) * (size_t)(ds->n ? ds->n : 1));
+    kd_status st = KD_STATUS_OK;
+    if (!pa || !pb) st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    else if (!(st = kd_evaluate(a, ds, batch, threads, ra, pa, err)) &&
+             !(st = kd_evaluate(b, ds, batch, threads, rb, pb, err))) {
+        *n_agree = 0;
+        for (int i = 0; i < ds->n; i++) *n_agree += pa[i] == pb[i];
+    }
+    free(pa);
+    free(pb);
+    return st;
+}
+
 /* Global L2 norm of the gradients; scales them down to max_norm if larger (0 = never). */
 static double clip_grads(kd_model *m, float max_norm) {
     double ss = 0.0;
@@ -107,6 +123,14 @@ static kd_status save_state(const kd_train_config *cfg, const kd_model *m, const
     return kd_checkpoint_save(cfg->checkpoint_path, m, opt, ts, err);
 }
 
+int kd_train_steps_per_epoch(int n_train, const kd_train_config *cfg) {
+    /* The last partial batch is kept unless it holds a single sample (no batch statistics). */
+    int steps = (n_train + cfg->batch - 1) / cfg->batch;
+    if (n_train % cfg->batch == 1) steps--;
+    if (cfg->max_steps_per_epoch > 0 && steps > cfg->max_steps_per_epoch) steps = cfg->max_steps_per_epoch;
+    return steps;
+}
+
 kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, const kd_train_config *cfg,
                    kd_train_result *res, kd_error *err) {
     memset(res, 0, sizeof *res);
@@ -127,10 +151,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
 
-    /* The last partial batch is kept unless it holds a single sample (no batch statistics). */
-    int steps = (train->n + cfg->batch - 1) / cfg->batch;
-    if (train->n % cfg->batch == 1) steps--;
-    if (cfg->max_steps_per_epoch > 0 && steps > cfg->max_steps_per_epoch) steps = cfg->max_steps_per_epoch;
+    int steps = kd_train_steps_per_epoch(train->n, cfg);
     kd_train_state ts = {0};
     ts.best_val_acc = -1.f;
     if (cfg->resume && cfg->checkpoint_path) {

@@ -164,7 +164,7 @@ static void test_alpha0_and_cache(void) {
     kd_train_result r;
     CHECK(kd_train(a, &ds, NULL, &c, &r, &err) == KD_STATUS_OK);
     kd_model *ens[2] = {t1, t2};
-    kd_teacher teacher = kd_teacher_online(ens, 2, 4.f);
+    kd_teacher teacher = kd_teacher_online(ens, 2);
     const char *h0[] = {"hinton:alpha=0"}, *h5[] = {"hinton:alpha=0.5"};
     c.distiller = make_distiller(h0, 1, b, &teacher);
     CHECK_MSG(kd_train(b, &ds, NULL, &c, &r, &err) == KD_STATUS_OK, "%s", err.msg);
@@ -179,17 +179,17 @@ static void test_alpha0_and_cache(void) {
     /* cached logits reproduce the ensemble's soft targets */
     float *tab = NULL;
     int rows = 0;
-    CHECK(kd_teacher_cache(&teacher, &ds, 64, 2, &tab, NULL, &rows, &err) == KD_STATUS_OK);
+    CHECK(kd_teacher_cache(&teacher, 4.f, &ds, 64, 2, &tab, NULL, &rows, &err) == KD_STATUS_OK);
     CHECK(rows == ds.n);
     float x[8 * 64], lg_online[8 * 4], lg_cached[8 * 4], pt_online[8 * 4], pt_cached[8 * 4];
     int32_t idx[8], y[8];
     for (int i = 0; i < 8; i++) idx[i] = 37 * i % ds.n;
     kd_batch_fill(x, y, &ds, idx, 8, NULL, NULL);
-    CHECK(kd_teacher_forward(&teacher, lg_online, NULL, x, NULL, 8, &err) == KD_STATUS_OK);
+    CHECK(kd_teacher_forward(&teacher, 4.f, lg_online, NULL, x, NULL, 8, &err) == KD_STATUS_OK);
     kd_teacher cached = teacher;
     cached.logits = tab;
     cached.n_samples = rows;
-    CHECK(kd_teacher_forward(&cached, lg_cached, NULL, NULL, idx, 8, &err) == KD_STATUS_OK);
+    CHECK(kd_teacher_forward(&cached, 4.f, lg_cached, NULL, NULL, idx, 8, &err) == KD_STATUS_OK);
     /* the ensemble's averaged probabilities, by hand */
     float p1[8 * 4], p2[8 * 4];
     kd_softmax_forward(p1, kd_model_forward(t1, x, 8, 0, NULL), 8, 4, 4.f);
@@ -204,7 +204,7 @@ static void test_alpha0_and_cache(void) {
     CHECK_MSG(worst < 1e-6f, "cache differs by %g", worst);
     CHECK_MSG(worst_avg < 1e-6f, "ensemble targets differ from the mean of the members' by %g", worst_avg);
     idx[0] = rows; /* out of range row: an error, not a read past the table */
-    CHECK(kd_teacher_forward(&cached, lg_cached, NULL, NULL, idx, 1, &err) == KD_STATUS_MISMATCH);
+    CHECK(kd_teacher_forward(&cached, 4.f, lg_cached, NULL, NULL, idx, 1, &err) == KD_STATUS_MISMATCH);
     free(tab);
     kd_model_free(a); kd_model_free(b); kd_model_free(t1); kd_model_free(t2);
     kd_dataset_free(&ds);
@@ -284,7 +284,7 @@ static void test_distiller_fd(void) {
     CHECK(kd_model_from_yaml(&s, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
     CHECK(kd_model_from_yaml(&t, ft_yaml, "t", 4, &err) == KD_STATUS_OK);
     if (!s || !t) return;
-    kd_teacher teacher = kd_teacher_online(&t, 1, 2.f);
+    kd_teacher teacher = kd_teacher_online(&t, 1);
     const char *specs[] = {"hinton:T=2,alpha=0.7,standardize=1", "dkd:T=3,alpha=1,beta=2,weight=0.3",
                            "fitnet:student=act,teacher=act,weight=0.5", "at:student=act,teacher=act,weight=20",
                            "cosine:student=h,teacher=h,weight=0.4", "rkd:weight=0.2", "sp:student=h,teacher=h,weight=3",
@@ -330,7 +330,7 @@ static void test_regressor_resume(void) {
     CHECK(kd_model_from_yaml(&b, fs_yaml, "s", 3, &err) == KD_STATUS_OK);
     CHECK(kd_model_from_yaml(&t, ft_yaml, "t", 4, &err) == KD_STATUS_OK);
     if (!a || !b || !t) return;
-    kd_teacher teacher = kd_teacher_online(&t, 1, 4.f);
+    kd_teacher teacher = kd_teacher_online(&t, 1);
     const char *specs[] = {"hinton", "fitnet:student=act,teacher=act"};
     kd_train_config c;
     kd_train_config_default(&c);
@@ -533,6 +533,107 @@ static void test_npy(void) {
     for (int i = 0; i < 8; i++) remove(files[i]);
 }
 
+/* The temperature has one owner, the loss term: an ensemble averages its members' probabilities at
+ * the T of the term that consumes them (here hinton:T=3, the run's -T never reaches the teacher),
+ * so the loss is 9 * KL(mean_k softmax(t_k / 3) || softmax(s / 3)). An ensemble's response terms
+ * must agree on T; a single teacher's need not. */
+static void test_ensemble_term_T(void) {
+    kd_dataset ds;
+    make_data(&ds, 16);
+    kd_error err;
+    kd_model *s = NULL, *t1 = NULL, *t2 = NULL;
+    CHECK(kd_model_from_yaml(&s, student_yaml, "s", 5, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t1, teacher_yaml, "t", 6, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t2, teacher_yaml, "t", 7, &err) == KD_STATUS_OK);
+    if (!s || !t1 || !t2) return;
+    kd_model *ens[2] = {t1, t2};
+    kd_teacher teacher = kd_teacher_online(ens, 2);
+    const char *spec[] = {"hinton:T=3,alpha=1"};
+    kd_distiller *d = make_distiller(spec, 1, s, &teacher);
+    CHECK(kd_distiller_teacher_T(d) == 3.f);
+    enum { B = 8, C = 4 };
+    kd_optim_config oc;
+    kd_optim_config_default(&oc);
+    CHECK(kd_model_set_batch(s, B, 1, &err) == KD_STATUS_OK);
+    CHECK(kd_model_set_batch(t1, B, 1, &err) == KD_STATUS_OK);
+    CHECK(kd_model_set_batch(t2, B, 1, &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_prepare(d, B, 1, &oc, &err) == KD_STATUS_OK);
+    float x[B * 64], logits[B * C], dl[B * C], p1[B * C], p2[B * C], ps[B * C], loss = 0.f;
+    int32_t idx[B], y[B];
+    for (int i = 0; i < B; i++) idx[i] = i;
+    kd_batch_fill(x, y, &ds, idx, B, NULL, NULL);
+    memcpy(logits, kd_model_forward(s, x, B, 0, NULL), sizeof logits);
+    CHECK_MSG(kd_distiller_loss(d, logits, x, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK, "%s", err.msg);
+    kd_softmax_forward(p1, kd_model_forward(t1, x, B, 0, NULL), B, C, 3.f);
+    kd_softmax_forward(p2, kd_model_forward(t2, x, B, 0, NULL), B, C, 3.f);
+    kd_softmax_forward(ps, logits, B, C, 3.f);
+    double kl = 0.0;
+    for (int i = 0; i < B * C; i++) {
+        double pt = 0.5 * ((double)p1[i] + p2[i]);
+        kl += pt * (log(pt) - log((double)ps[i]));
+    }
+    double want = 9.0 * kl / B;
+    CHECK_MSG(fabs(loss - want) <= 1e-5 * (1 + fabs(want)), "ensemble at the term's T: loss %g, want %g", loss, want);
+    kd_distiller_free(d);
+
+    kd_loss_term two[2];
+    kd_distiller *d2 = NULL;
+    CHECK(kd_loss_term_parse(&two[0], "hinton:T=2,alpha=0.9", &err) == KD_STATUS_OK);
+    CHECK(kd_loss_term_parse(&two[1], "dkd:T=4", &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_create(&d2, two, 2, s, &teacher, 1, &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "T=4"));
+    kd_teacher single = kd_teacher_online(ens, 1);
+    CHECK(kd_distiller_create(&d2, two, 2, s, &single, 1, &err) == KD_STATUS_OK);
+    kd_distiller_free(d2);
+    kd_model_free(s); kd_model_free(t1); kd_model_free(t2);
+    kd_dataset_free(&ds);
+}
+
+/* The library's recipe gives a program what `distill kd` does: Hinton at T=2, alpha 0.95, clipped
+ * at 2 (DKD + CE with dkd_beta), the user's values kept; QAT 3 epochs at lr / 10; AdamW 1e-3. */
+static void test_recipe(void) {
+    kd_recipe r;
+    kd_train_config c;
+    kd_loss_term terms[KD_MAX_LOSS_TERMS];
+    int n = 0;
+    kd_recipe_default(&r);
+    r.distill = 1;
+    kd_train_config_default(&c);
+    kd_recipe_apply(&r, &c, terms, &n);
+    CHECK(n == 1 && terms[0].kind == KD_LOSS_HINTON && terms[0].T == 2.f && terms[0].alpha == 0.95f);
+    CHECK(c.clip_grad_norm == 2.f);
+    kd_error err;
+    n = 0;
+    r.dkd_beta = 8.f;
+    r.user_set = KD_RECIPE_SET_CLIP;
+    kd_train_config_default(&c);
+    c.clip_grad_norm = 0.f;
+    kd_recipe_apply(&r, &c, terms, &n);
+    CHECK(n == 2 && terms[0].kind == KD_LOSS_DKD && terms[0].dkd_beta == 8.f && terms[1].kind == KD_LOSS_CE);
+    CHECK(c.clip_grad_norm == 0.f);
+    CHECK(kd_loss_term_parse(&terms[0], "hinton:T=5", &err) == KD_STATUS_OK);
+    n = 1;
+    kd_recipe_apply(&r, &c, terms, &n);
+    CHECK(n == 1 && terms[0].T == 5.f && terms[0].alpha == 0.95f);
+    kd_recipe_default(&r);
+    r.qat_bits = 8;
+    kd_train_config_default(&c);
+    float lr = c.optim.lr;
+    kd_recipe_apply(&r, &c, terms, &n);
+    CHECK(c.epochs == 3 && c.optim.lr == lr * 0.1f && c.clip_grad_norm == 0.f);
+    kd_recipe_default(&r);
+    kd_train_config_default(&c);
+    c.optim.type = KD_OPT_ADAMW;
+    kd_recipe_apply(&r, &c, terms, &n);
+    CHECK(c.optim.lr == 1e-3f && c.optim.weight_decay == 0.01f);
+    /* kd_train's steps per epoch: a last batch of one sample is dropped */
+    kd_train_config_default(&c);
+    c.batch = 10;
+    CHECK(kd_train_steps_per_epoch(100, &c) == 10 && kd_train_steps_per_epoch(101, &c) == 10 &&
+          kd_train_steps_per_epoch(102, &c) == 11);
+    c.max_steps_per_epoch = 4;
+    CHECK(kd_train_steps_per_epoch(102, &c) == 4);
+}
+
 int main(void) {
     test_golden("hinton_T1");
     test_golden("hinton_T4");
@@ -545,5 +646,7 @@ int main(void) {
     test_terms_and_init();
     test_prune_in_training();
     test_npy();
+    test_ensemble_term_T();
+    test_recipe();
     TEST_DONE();
 }
