@@ -10,6 +10,7 @@
 #include "distill/model.h"
 #include "distill/train.h"
 #include "test.h"
+#include "test_models.h"
 
 #define B 3
 
@@ -20,20 +21,9 @@ static void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed) 
 }
 
 /* Non-trivial batch-norm state: gamma of both signs, beta, running mean and variance. */
-static void perturb_bn(kd_model *m, uint64_t seed) {
-    kd_rng r;
-    kd_rng_seed(&r, seed, 5);
-    for (int i = 0; i < m->n_layers; i++) {
-        const kd_layer *L = &m->layers[i];
-        if (L->type != KD_LAYER_BATCHNORM) continue;
-        for (int c = 0; c < L->c; c++) {
-            float u = kd_rng_uniform(&r);
-            m->params[L->w_off + c] = (c % 5 == 3 ? -1.f : 1.f) * (0.3f + 1.4f * u);
-            m->params[L->b_off + c] = kd_rng_uniform(&r) - 0.5f;
-            m->buffers[L->buf_off + c] = 0.4f * (kd_rng_uniform(&r) - 0.5f);
-            m->buffers[L->buf_off + L->c + c] = 0.05f + 2.f * kd_rng_uniform(&r);
-        }
-    }
+static void perturb_bn_signed(kd_model *m, uint64_t seed) {
+    const bn_spread s = {0.3f, 1.4f, 1.f, 0.5f, 0.4f, 0.05f, 2.f, 1};
+    perturb_bn_with(m, seed, &s);
 }
 
 /* Eval-mode logits of B fixed random inputs; malloc'd copy. */
@@ -81,7 +71,7 @@ static void check_fold(kd_model *m, int want_folded, int want_bn_left) {
     kd_error err;
     kd_model *f = NULL;
     int nf = -1;
-    perturb_bn(m, 3);
+    perturb_bn_signed(m, 3);
     int bn_before = count_type(m, KD_LAYER_BATCHNORM);
     kd_status st = kd_fold_batchnorm(m, &f, &nf, &err);
     CHECK_MSG(st == KD_STATUS_OK, "%s: %s", m->name, err.msg);
@@ -373,7 +363,7 @@ static void check_channels(kd_model *m, const kd_channel_prune_config *cfg, int 
     kd_error err;
     kd_model *p = NULL;
     kd_prune_report rep;
-    perturb_bn(m, 8);
+    perturb_bn_signed(m, 8);
     kd_status st = kd_prune_channels(m, cfg, &p, &rep, &err);
     CHECK_MSG(st == KD_STATUS_OK, "%s: %s", m->name, err.msg);
     if (st) return;

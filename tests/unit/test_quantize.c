@@ -21,39 +21,12 @@
 #include "distill/compress.h"
 #include "distill/model.h"
 #include "distill/quantize.h"
+#include "runtime/int8_oracle.h"
 #include "test.h"
 #include "test_models.h"
 
-/* ---------------------------------------------------------------- integer-only reference */
-
-static int32_t ref_srdhm(int32_t a, int32_t b) {
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    int64_t p = (int64_t)a * b + ((int64_t)1 << 30);
-    /* floor division by 2^31 */
-    int64_t q = p >= 0 ? p / ((int64_t)1 << 31) : -((-p + ((int64_t)1 << 31) - 1) / ((int64_t)1 << 31));
-    return (int32_t)q;
-}
-
-static int32_t ref_rdbp(int32_t x, int k) {
-    if (k == 0) return x;
-    int64_t a = x < 0 ? -(int64_t)x : x;
-    int64_t r = (a + ((int64_t)1 << (k - 1))) >> k;
-    return (int32_t)(x < 0 ? -r : r);
-}
-
-static int32_t ref_requant(int32_t acc, int32_t M, int n) {
-    if (n > 0) {
-        int64_t v = (int64_t)acc * ((int64_t)1 << n);
-        v = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
-        return ref_srdhm((int32_t)v, M);
-    }
-    return ref_rdbp(ref_srdhm(acc, M), -n);
-}
-
-static int8_t ref_out(int64_t acc, int32_t M, int n, int zp, int lo, int hi) {
-    int32_t v = ref_requant((int32_t)acc, M, n) + zp;
-    return (int8_t)(v < lo ? lo : v > hi ? hi : v);
-}
+/* ---------------------------------------------------------------- integer-only reference
+ * (requantization: ref_out of tests/runtime/int8_oracle.h) */
 
 /* The model of test_bit_exact in NCHW, integer only: conv1 (3x3, pad 1) + ReLU, maxpool 2,
  * conv2 (3x3, stride 2, pad 1), flatten, fc. Weights are the fp32 model's in OIHW / (O, CHW),
