@@ -160,6 +160,19 @@ def header():
           f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, loadavg {os.getloadavg()[0]:.2f}", flush=True)
 
 
+def batch1_latencies(m, x, warmup):
+    """Seconds per batch-1 eval forward (no_grad), one image at a time from x (cycling), over
+    --latency-runs runs after `warmup` unmeasured ones."""
+    lat = []
+    with torch.no_grad():
+        for i in range(warmup + args.latency_runs):
+            xi = x[i % len(x):i % len(x) + 1]
+            t0 = time.perf_counter()
+            m(xi)
+            lat.append(time.perf_counter() - t0)
+    return lat[warmup:]
+
+
 def speed():
     xu, y = load_raw("train")
     x = normalise(xu)
@@ -186,14 +199,8 @@ def speed():
             step(args.warmup + i)
         sps = steps * args.batch / (time.perf_counter() - t)
         m.eval()
-        lat = []
-        with torch.no_grad():
-            for i in range(50 + args.latency_runs):
-                xi = x[i:i + 1]
-                t0 = time.perf_counter()
-                m(xi)
-                lat.append(time.perf_counter() - t0)
-        print(f"{name:12s} {sps:10.0f} {sps * 6 * mac / 1e9:8.1f} {np.median(lat[50:]) * 1e6:14.1f} "
+        lat = batch1_latencies(m, x, 50)
+        print(f"{name:12s} {sps:10.0f} {sps * 6 * mac / 1e9:8.1f} {np.median(lat) * 1e6:14.1f} "
               f"{mac / 1e6:9.3f}", flush=True)
 
 
@@ -207,14 +214,7 @@ def latency():
     for name in args.models.split(","):
         torch.manual_seed(0)
         m = MODELS[name]().eval()
-        lat = []
-        with torch.no_grad():
-            for i in range(200 + args.latency_runs):
-                xi = x[i % len(x):i % len(x) + 1]
-                t0 = time.perf_counter()
-                m(xi)
-                lat.append(time.perf_counter() - t0)
-        lat = np.array(lat[200:]) * 1e6
+        lat = np.array(batch1_latencies(m, x, 200)) * 1e6
         print(f"{name:12s} {np.median(lat):10.1f} {np.percentile(lat, 99):10.1f}", flush=True)
 
 

@@ -80,6 +80,14 @@ static void compare(const char *cs, const char *what, const float *got, const fl
               bad, n, worst, (double)got[worst], (double)factor * want[worst]);
 }
 
+/* compare() of a result computed with `threads` threads: "what [threads N]" names it. */
+static void compare_at(const char *cs, const char *what, int threads, const float *got, const float *want, size_t n,
+                       float factor) {
+    char label[96];
+    snprintf(label, sizeof label, "%s [threads %d]", what, threads);
+    compare(cs, label, got, want, n, factor);
+}
+
 static float *poisoned(size_t n) {
     float *p = malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) p[i] = NAN;
@@ -157,43 +165,32 @@ static void case_conv(const fx_file *f) {
     const int thread_counts[2] = {1, 3};
     for (int t = 0; t < 2; t++) {
         s.threads = thread_counts[t];
-        char what[96];
         float *scratch = zeros(kd_conv2d_scratch_floats(&s));
         float *out = poisoned(nout), *din = zeros(nin), *dw = zeros(nw), *db = zeros(s.Cout);
         kd_conv2d_forward(out, in, w, bias, &s, scratch);
-        snprintf(what, sizeof what, "out [threads %d]", s.threads);
-        compare(cs, what, out, out_ref, nout, 1);
+        compare_at(cs, "out", s.threads, out, out_ref, nout, 1);
         kd_conv2d_backward(din, dw, has_bias ? db : NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "din [threads %d]", s.threads);
-        compare(cs, what, din, din_ref, nin, 1);
-        snprintf(what, sizeof what, "dweight [threads %d]", s.threads);
-        compare(cs, what, dw, dw_ref, nw, 1);
+        compare_at(cs, "din", s.threads, din, din_ref, nin, 1);
+        compare_at(cs, "dweight", s.threads, dw, dw_ref, nw, 1);
         if (has_bias) {
-            snprintf(what, sizeof what, "dbias [threads %d]", s.threads);
-            compare(cs, what, db, db_ref, s.Cout, 1);
+            compare_at(cs, "dbias", s.threads, db, db_ref, s.Cout, 1);
         }
         kd_conv2d_backward(din, dw, has_bias ? db : NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "din accumulated twice [threads %d]", s.threads);
-        compare(cs, what, din, din_ref, nin, 2);
-        snprintf(what, sizeof what, "dweight accumulated twice [threads %d]", s.threads);
-        compare(cs, what, dw, dw_ref, nw, 2);
+        compare_at(cs, "din accumulated twice", s.threads, din, din_ref, nin, 2);
+        compare_at(cs, "dweight accumulated twice", s.threads, dw, dw_ref, nw, 2);
         if (has_bias) {
-            snprintf(what, sizeof what, "dbias accumulated twice [threads %d]", s.threads);
-            compare(cs, what, db, db_ref, s.Cout, 2);
+            compare_at(cs, "dbias accumulated twice", s.threads, db, db_ref, s.Cout, 2);
         }
         memset(din, 0, nin * sizeof *din);
         memset(dw, 0, nw * sizeof *dw);
         memset(db, 0, s.Cout * sizeof *db);
         kd_conv2d_backward(NULL, dw, has_bias ? db : NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "dweight, din NULL [threads %d]", s.threads);
-        compare(cs, what, dw, dw_ref, nw, 1);
+        compare_at(cs, "dweight, din NULL", s.threads, dw, dw_ref, nw, 1);
         if (has_bias) {
-            snprintf(what, sizeof what, "dbias, din NULL [threads %d]", s.threads);
-            compare(cs, what, db, db_ref, s.Cout, 1);
+            compare_at(cs, "dbias, din NULL", s.threads, db, db_ref, s.Cout, 1);
         }
         kd_conv2d_backward(din, NULL, NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "din, dweight/dbias NULL [threads %d]", s.threads);
-        compare(cs, what, din, din_ref, nin, 1);
+        compare_at(cs, "din, dweight/dbias NULL", s.threads, din, din_ref, nin, 1);
         free(scratch), free(out), free(din), free(dw), free(db);
     }
 
