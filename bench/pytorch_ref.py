@@ -173,14 +173,21 @@ def batch1_latencies(m, x, warmup):
     return lat[warmup:]
 
 
-def speed():
-    xu, y = load_raw("train")
+def each_model(split, columns):
+    """The header and the table's column line, then (name, freshly seeded model, images, labels) for
+    each of --models, the images of `split` normalised."""
+    xu, y = load_raw(split)
     x = normalise(xu)
     header()
-    print(f"{'model':12s} {'samples/s':>10s} {'GFLOP/s':>8s} {'b1 latency us':>14s} {'MMAC/img':>9s}", flush=True)
+    print(columns, flush=True)
     for name in args.models.split(","):
         torch.manual_seed(0)
-        m = MODELS[name]()
+        yield name, MODELS[name](), x, y
+
+
+def speed():
+    for name, m, x, y in each_model("train", f"{'model':12s} {'samples/s':>10s} {'GFLOP/s':>8s} "
+                                             f"{'b1 latency us':>14s} {'MMAC/img':>9s}"):
         mac = macs(m)
         m.train()
         opt = make_opt(m, 0.05, args.wd)
@@ -207,13 +214,8 @@ def speed():
 def latency():
     """Batch-1 inference only: fp32, eval mode, torch.no_grad(), one image at a time from the test
     set; median and p99 over --latency-runs after 200 warm-up runs."""
-    xu, _ = load_raw("test")
-    x = normalise(xu)
-    header()
-    print(f"{'model':12s} {'median us':>10s} {'p99 us':>10s}", flush=True)
-    for name in args.models.split(","):
-        torch.manual_seed(0)
-        m = MODELS[name]().eval()
+    for name, m, x, _ in each_model("test", f"{'model':12s} {'median us':>10s} {'p99 us':>10s}"):
+        m.eval()
         lat = np.array(batch1_latencies(m, x, 200)) * 1e6
         print(f"{name:12s} {np.median(lat):10.1f} {np.percentile(lat, 99):10.1f}", flush=True)
 
