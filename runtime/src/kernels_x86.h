@@ -31,12 +31,12 @@ static inline int32_t load_s32(const void *p) {
     return v;
 }
 
-typedef kdrt_conv_geom conv_geom;
+typedef kdrt_conv_geom conv_geom; /* kernels_internal.h's, shared with NEON; the short name reads better here */
 
 /* Per-channel requantization parameters, padded to whole vectors: the multiplier, the left shift
  * max(shift, 0) and the right shift max(-shift, 0) (one of the two is 0). */
 static inline void quant_pad(int32_t *mult, int32_t *lsh, int32_t *rsh, const kdrt_channel_quant *q, int32_t ch,
-                      int32_t padded) {
+                             int32_t padded) {
     for (int32_t c = 0; c < padded; c++) {
         int32_t s = c < ch ? q->shift[c] : 0;
         mult[c] = c < ch ? q->multiplier[c] : 0;
@@ -78,7 +78,7 @@ typedef struct conv_layout {
 } conv_layout;
 
 static inline conv_layout conv_layout_of(const kdrt_dims *od, const kdrt_dims *id, const kdrt_dims *fd, size_t lanes,
-                                  size_t kgroup, size_t es) {
+                                         size_t kgroup, size_t es) {
     conv_layout L;
     size_t ocp = kdrt_round_up((size_t)od->c, lanes), kp = (size_t)fd->h * kdrt_round_up((size_t)fd->w * fd->c, kgroup);
     size_t w = kdrt_round_up(ocp * kp * es, 64), q = kdrt_round_up(5 * ocp * sizeof(int32_t), 64);
