@@ -29,6 +29,19 @@ static double sgemm_peak(int n, int threads) {
     return best;
 }
 
+/* One epoch of c->max_steps_per_epoch steps over the first `images` images of ds (at most all);
+ * 0 after printing the error. */
+static int train_steps(kd_model *m, const kd_dataset *ds, int images, const kd_train_config *c, kd_train_result *r) {
+    kd_error err;
+    kd_dataset sub = *ds;
+    sub.n = images > ds->n ? ds->n : images;
+    if (kd_train(m, &sub, NULL, c, r, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     int threads = 2, batch = 128, steps = 30;
     const char *models[16];
@@ -64,11 +77,7 @@ int main(int argc, char **argv) {
         c.progress = 0;
         c.max_steps_per_epoch = 5; /* warm-up run */
         kd_train_result r;
-        kd_dataset sub = ds;
-        sub.n = batch * (steps + 5);
-        if (sub.n > ds.n) sub.n = ds.n;
-        if (kd_train(m, &sub, NULL, &c, &r, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
+        if (!train_steps(m, &ds, batch * (steps + 5), &c, &r)) {
             kd_model_free(m);
             continue;
         }
@@ -77,10 +86,7 @@ int main(int argc, char **argv) {
         int n_steps = want > steps ? want : steps;
         if (n_steps > ds.n / batch - 1) n_steps = ds.n / batch - 1;
         c.max_steps_per_epoch = n_steps;
-        sub.n = batch * (n_steps + 1);
-        if (sub.n > ds.n) sub.n = ds.n;
-        if (kd_train(m, &sub, NULL, &c, &r, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
+        if (!train_steps(m, &ds, batch * (n_steps + 1), &c, &r)) {
             kd_model_free(m);
             continue;
         }

@@ -160,14 +160,34 @@ def header():
           f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, loadavg {os.getloadavg()[0]:.2f}", flush=True)
 
 
-def speed():
-    xu, y = load_raw("train")
+def batch1_latencies(m, x, warmup):
+    """Seconds per batch-1 eval forward (no_grad), one image at a time from x (cycling), over
+    --latency-runs runs after `warmup` unmeasured ones."""
+    lat = []
+    with torch.no_grad():
+        for i in range(warmup + args.latency_runs):
+            xi = x[i % len(x):i % len(x) + 1]
+            t0 = time.perf_counter()
+            m(xi)
+            lat.append(time.perf_counter() - t0)
+    return lat[warmup:]
+
+
+def each_model(split, columns):
+    """The header and the table's column line, then (name, freshly seeded model, images, labels) for
+    each of --models, the images of `split` normalised."""
+    xu, y = load_raw(split)
     x = normalise(xu)
     header()
-    print(f"{'model':12s} {'samples/s':>10s} {'GFLOP/s':>8s} {'b1 latency us':>14s} {'MMAC/img':>9s}", flush=True)
+    print(columns, flush=True)
     for name in args.models.split(","):
         torch.manual_seed(0)
-        m = MODELS[name]()
+        yield name, MODELS[name](), x, y
+
+
+def speed():
+    for name, m, x, y in each_model("train", f"{'model':12s} {'samples/s':>10s} {'GFLOP/s':>8s} "
+                                             f"{'b1 latency us':>14s} {'MMAC/img':>9s}"):
         mac = macs(m)
         m.train()
         opt = make_opt(m, 0.05, args.wd)
@@ -186,35 +206,17 @@ def speed():
             step(args.warmup + i)
         sps = steps * args.batch / (time.perf_counter() - t)
         m.eval()
-        lat = []
-        with torch.no_grad():
-            for i in range(50 + args.latency_runs):
-                xi = x[i:i + 1]
-                t0 = time.perf_counter()
-                m(xi)
-                lat.append(time.perf_counter() - t0)
-        print(f"{name:12s} {sps:10.0f} {sps * 6 * mac / 1e9:8.1f} {np.median(lat[50:]) * 1e6:14.1f} "
+        lat = batch1_latencies(m, x, 50)
+        print(f"{name:12s} {sps:10.0f} {sps * 6 * mac / 1e9:8.1f} {np.median(lat) * 1e6:14.1f} "
               f"{mac / 1e6:9.3f}", flush=True)
 
 
 def latency():
     """Batch-1 inference only: fp32, eval mode, torch.no_grad(), one image at a time from the test
     set; median and p99 over --latency-runs after 200 warm-up runs."""
-    xu, _ = load_raw("test")
-    x = normalise(xu)
-    header()
-    print(f"{'model':12s} {'median us':>10s} {'p99 us':>10s}", flush=True)
-    for name in args.models.split(","):
-        torch.manual_seed(0)
-        m = MODELS[name]().eval()
-        lat = []
-        with torch.no_grad():
-            for i in range(200 + args.latency_runs):
-                xi = x[i % len(x):i % len(x) + 1]
-                t0 = time.perf_counter()
-                m(xi)
-                lat.append(time.perf_counter() - t0)
-        lat = np.array(lat[200:]) * 1e6
+    for name, m, x, _ in each_model("test", f"{'model':12s} {'median us':>10s} {'p99 us':>10s}"):
+        m.eval()
+        lat = np.array(batch1_latencies(m, x, 200)) * 1e6
         print(f"{name:12s} {np.median(lat):10.1f} {np.percentile(lat, 99):10.1f}", flush=True)
 
 

@@ -1,6 +1,7 @@
 /* Running the `distill` command from an end-to-end test (tests/e2e/test_cli.c, test_lm_cli.c):
  * run() captures its output (stderr merged) in `out` and returns its exit code; EXPECT checks
- * both; write_file writes a fixture. Set cli_dir to run and write inside a directory. */
+ * both; write_file writes a fixture; EXPECT_CASES runs a table of them. Set cli_dir to run and
+ * write inside a directory. */
 #ifndef KD_CLI_RUN_H
 #define KD_CLI_RUN_H
 #include <stdio.h>
@@ -41,5 +42,20 @@ static void write_file(const char *name, const char *text) {
         fclose(f);
     }
 }
+
+/* One EXPECT of a table: `file` (if not NULL) is written with `text` first. */
+typedef struct cli_case {
+    const char *file, *text, *args;
+    int code;
+    const char *needle;
+} cli_case;
+
+static void expect_cases(const cli_case *c, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].file) write_file(c[i].file, c[i].text);
+        EXPECT(c[i].args, c[i].code, c[i].needle);
+    }
+}
+#define EXPECT_CASES(table) expect_cases(table, sizeof table / sizeof table[0])
 
 #endif

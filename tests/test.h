@@ -9,23 +9,23 @@
 
 static int kd_test_pass = 0, kd_test_fail = 0;
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            kd_test_pass++;                                                                  \
-        } else {                                                                             \
-            kd_test_fail++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);         \
-        }                                                                                    \
-    } while (0)
+/* Counts one check; on failure prints "file:line: CHECK failed: expr" and either a newline or,
+ * when a message follows (CHECK_MSG), ": ". Returns ok. */
+static inline int kd_test_check(int ok, const char *file, int line, const char *expr, int has_msg) {
+    if (ok) {
+        kd_test_pass++;
+        return 1;
+    }
+    kd_test_fail++;
+    fprintf(stderr, "%s:%d: CHECK failed: %s%s", file, line, expr, has_msg ? ": " : "\n");
+    return 0;
+}
+
+#define CHECK(cond) ((void)kd_test_check((cond) ? 1 : 0, __FILE__, __LINE__, #cond, 0))
 
 #define CHECK_MSG(cond, ...)                                                                 \
     do {                                                                                     \
-        if (cond) {                                                                          \
-            kd_test_pass++;                                                                  \
-        } else {                                                                             \
-            kd_test_fail++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);         \
+        if (!kd_test_check((cond) ? 1 : 0, __FILE__, __LINE__, #cond, 1)) {                  \
             fprintf(stderr, __VA_ARGS__);                                                    \
             fputc('\n', stderr);                                                             \
         }                                                                                    \

@@ -7,18 +7,7 @@
 
 #include "kdrt_kernels.h"
 #include "kernels_internal.h"
-
-/* ---- CPU features ------------------------------------------------------------------------------ */
-
-#if defined(__x86_64__)
-/* __builtin_cpu_supports reads libgcc's CPU model (filled by its constructor, OS support of the
- * AVX-512 register state included): no libc, no mutable state of ours. */
-static int have_avx512vnni(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-}
-static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
-#endif
+#include "kernels_x86.h" /* the CPU feature tests; empty off x86-64 */
 
 /* ---- Scratch sizes ------------------------------------------------------------------------------
  * The dispatcher's need is the largest of the variants built for this architecture, whatever the
@@ -71,9 +60,9 @@ kdrt_status kdrt_conv2d_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *ou
     if (st != KDRT_STATUS_OK) return st;
     if (!scratch_ok(ctx, kdrt_conv2d_s8_scratch_size(out_dims, in_dims, filter_dims))) return KDRT_STATUS_NO_SCRATCH;
 #if defined(__x86_64__)
-    if (have_avx512vnni())
+    if (kdrt_cpu_avx512vnni())
         return kdrt_conv2d_s8_avx512(ctx, out, out_dims, in, in_dims, filter, filter_dims, bias, params, quant);
-    if (have_avx2())
+    if (kdrt_cpu_avx2())
         return kdrt_conv2d_s8_avx2(ctx, out, out_dims, in, in_dims, filter, filter_dims, bias, params, quant);
 #elif defined(__aarch64__)
     return kdrt_conv2d_s8_neon(ctx, out, out_dims, in, in_dims, filter, filter_dims, bias, params, quant);
@@ -86,10 +75,10 @@ kdrt_status kdrt_depthwise_conv2d_s8(const kdrt_ctx *ctx, int8_t *out, const kdr
                                      const kdrt_dims *filter_dims, const int32_t *bias,
                                      const kdrt_conv_params *params, const kdrt_channel_quant *quant) {
 #if defined(__x86_64__)
-    if (have_avx512vnni())
+    if (kdrt_cpu_avx512vnni())
         return kdrt_depthwise_conv2d_s8_avx512(ctx, out, out_dims, in, in_dims, filter, filter_dims, bias, params,
                                                quant);
-    if (have_avx2())
+    if (kdrt_cpu_avx2())
         return kdrt_depthwise_conv2d_s8_avx2(ctx, out, out_dims, in, in_dims, filter, filter_dims, bias, params,
                                              quant);
 #elif defined(__aarch64__)
@@ -103,9 +92,9 @@ kdrt_status kdrt_fully_connected_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt
                                     const int32_t *bias, const kdrt_fc_params *params,
                                     const kdrt_channel_quant *quant) {
 #if defined(__x86_64__)
-    if (have_avx512vnni())
+    if (kdrt_cpu_avx512vnni())
         return kdrt_fully_connected_s8_avx512(ctx, out, out_dims, in, in_dims, weight, bias, params, quant);
-    if (have_avx2())
+    if (kdrt_cpu_avx2())
         return kdrt_fully_connected_s8_avx2(ctx, out, out_dims, in, in_dims, weight, bias, params, quant);
 #elif defined(__aarch64__)
     return kdrt_fully_connected_s8_neon(ctx, out, out_dims, in, in_dims, weight, bias, params, quant);
@@ -116,7 +105,7 @@ kdrt_status kdrt_fully_connected_s8(const kdrt_ctx *ctx, int8_t *out, const kdrt
 kdrt_status kdrt_add_s8(int8_t *out, const int8_t *in1, const int8_t *in2, const kdrt_dims *dims,
                         const kdrt_add_params *params) {
 #if defined(__x86_64__)
-    if (have_avx512vnni()) return kdrt_add_s8_avx512(out, in1, in2, dims, params);
+    if (kdrt_cpu_avx512vnni()) return kdrt_add_s8_avx512(out, in1, in2, dims, params);
 #endif
     return kdrt_add_s8_ref(out, in1, in2, dims, params);
 }

@@ -1,6 +1,6 @@
 /* Private to runtime/src: the argument checks every kernel variant shares (kernels_check.c: one set
- * of rules, so every variant returns the same status for the same bad call), and the
- * scratch-layout helpers. Not installed. */
+ * of rules, so every variant returns the same status for the same bad call), and what the optimised
+ * kernels (x86 and NEON) share: scratch layout, conv geometry, the pools' rounded mean. Not installed. */
 #ifndef KDRT_KERNELS_INTERNAL_H
 #define KDRT_KERNELS_INTERNAL_H
 #include <stddef.h>
@@ -47,5 +47,35 @@ static inline int kdrt_scratch_dims_ok(const kdrt_dims *d) {
 }
 
 static inline size_t kdrt_round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+/* The caller's scratch buffer rounded up to the next KDRT_SCRATCH_ALIGN boundary. */
+static inline uint8_t *kdrt_align_scratch(void *p) {
+    uintptr_t u = (uintptr_t)p;
+    return (uint8_t *)((u + (KDRT_SCRATCH_ALIGN - 1)) & ~(uintptr_t)(KDRT_SCRATCH_ALIGN - 1));
+}
+
+/* The geometry of one (depthwise) conv call, read once by the optimised kernels (x86 and NEON).
+ * K: taps per output channel (KH * KW * C of the filter); lo/hi: the clamp range minus the output
+ * zero point. */
+typedef struct kdrt_conv_geom {
+    int32_t N, H, W, C, OH, OW, OC, KH, KW, sh, sw, ph, pw, K;
+    int32_t zp_in, zp_out, lo, hi;
+} kdrt_conv_geom;
+
+static inline void kdrt_geom_init(kdrt_conv_geom *g, const kdrt_dims *od, const kdrt_dims *id,
+                                  const kdrt_dims *fd, const kdrt_conv_params *p) {
+    g->N = id->n, g->H = id->h, g->W = id->w, g->C = id->c;
+    g->OH = od->h, g->OW = od->w, g->OC = od->c;
+    g->KH = fd->h, g->KW = fd->w;
+    g->sh = p->stride.h, g->sw = p->stride.w, g->ph = p->padding.h, g->pw = p->padding.w;
+    g->K = fd->h * fd->w * fd->c;
+    g->zp_in = p->input_zero_point, g->zp_out = p->output_zero_point;
+    g->lo = p->activation.min - p->output_zero_point, g->hi = p->activation.max - p->output_zero_point;
+}
+
+/* sum / count rounded to nearest, ties away from zero (the average pools' rule); count >= 1. */
+static inline int32_t kdrt_rounded_mean(int32_t sum, int32_t count) {
+    return sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+}
 
 #endif

@@ -15,11 +15,6 @@
 
 #define PB KDRT_CONV_PIXEL_BLOCK
 
-static uint8_t *align_scratch(void *p) {
-    uintptr_t u = (uintptr_t)p;
-    return (uint8_t *)((u + (KDRT_SCRATCH_ALIGN - 1)) & ~(uintptr_t)(KDRT_SCRATCH_ALIGN - 1));
-}
-
 /* clamp(requant(acc, mult, shift)) + zp on 4 lanes. SQRDMULH is SRDHM exactly (its one saturating
  * case is INT32_MIN^2); the AND/shift/SQADD fixup turns RSHL's ties-up rounding into ties away
  * from zero, as RDBP. */
@@ -47,21 +42,7 @@ static int32x4_t load4_s32(const int32_t *p, int32_t n) {
     return vld1q_s32(t);
 }
 
-typedef struct conv_geom {
-    int32_t N, H, W, C, OH, OW, OC, KH, KW, sh, sw, ph, pw, K;
-    int32_t zp_in, zp_out, lo, hi;
-} conv_geom;
-
-static void geom_init(conv_geom *g, const kdrt_dims *od, const kdrt_dims *id, const kdrt_dims *fd,
-                      const kdrt_conv_params *p) {
-    g->N = id->n, g->H = id->h, g->W = id->w, g->C = id->c;
-    g->OH = od->h, g->OW = od->w, g->OC = od->c;
-    g->KH = fd->h, g->KW = fd->w;
-    g->sh = p->stride.h, g->sw = p->stride.w, g->ph = p->padding.h, g->pw = p->padding.w;
-    g->K = fd->h * fd->w * fd->c;
-    g->zp_in = p->input_zero_point, g->zp_out = p->output_zero_point;
-    g->lo = p->activation.min - p->output_zero_point, g->hi = p->activation.max - p->output_zero_point;
-}
+typedef kdrt_conv_geom conv_geom;
 
 #if defined(__ARM_FEATURE_DOTPROD)
 typedef int8_t col_t; /* patches: raw int8, padded taps hold zp_in (the correction takes zp * w back) */
@@ -193,10 +174,10 @@ kdrt_status kdrt_conv2d_s8_neon(const kdrt_ctx *ctx, int8_t *out, const kdrt_dim
     kdrt_status st = kdrt_check_conv2d_s8(out, out_dims, in, in_dims, filter, filter_dims, params, quant);
     if (st != KDRT_STATUS_OK) return st;
     conv_geom g;
-    geom_init(&g, out_dims, in_dims, filter_dims, params);
+    kdrt_geom_init(&g, out_dims, in_dims, filter_dims, params);
     size_t off_q, off_col, need = neon_conv_size(g.OC, g.K, &off_q, &off_col);
     if (!ctx || !ctx->buf || ctx->size < need) return KDRT_STATUS_NO_SCRATCH;
-    uint8_t *base = align_scratch(ctx->buf);
+    uint8_t *base = kdrt_align_scratch(ctx->buf);
     col_t *wp = (col_t *)(void *)base, *col = (col_t *)(void *)(base + off_col);
     int32_t *corr = (int32_t *)(void *)(base + off_q);
     const int32_t Kp = (g.K + KGROUP - 1) / KGROUP * KGROUP, NB = (g.OC + 3) / 4;
@@ -243,7 +224,7 @@ kdrt_status kdrt_depthwise_conv2d_s8_neon(const kdrt_ctx *ctx, int8_t *out, cons
     kdrt_status st = kdrt_check_depthwise_conv2d_s8(out, out_dims, in, in_dims, filter, filter_dims, params, quant);
     if (st != KDRT_STATUS_OK) return st;
     conv_geom g;
-    geom_init(&g, out_dims, in_dims, filter_dims, params);
+    kdrt_geom_init(&g, out_dims, in_dims, filter_dims, params);
     const int32_t C = g.C;
     const int16x8_t z = vdupq_n_s16((int16_t)g.zp_in);
     const int32x4_t lo = vdupq_n_s32(g.lo), hi = vdupq_n_s32(g.hi), zp = vdupq_n_s32(g.zp_out);

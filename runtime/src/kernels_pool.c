@@ -60,8 +60,7 @@ static kdrt_status pool(int8_t *out, const kdrt_dims *out_dims, const int8_t *in
                                 for (int32_t c = 0; c < nc; c++) s[c] += q[c];
                             }
                         for (int32_t c = 0; c < nc; c++) {
-                            const int32_t r = s[c] > 0 ? (s[c] + count / 2) / count : (s[c] - count / 2) / count;
-                            o[c0 + c] = (int8_t)clip(r, lo, hi);
+                            o[c0 + c] = (int8_t)clip(kdrt_rounded_mean(s[c], count), lo, hi);
                         }
                     }
                 }
@@ -110,8 +109,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pool_avx512(int
                         int32_t s[16];
                         _mm512_storeu_si512(s, acc);
                         for (int32_t c = 0; c < nc; c++) {
-                            const int32_t r = s[c] > 0 ? (s[c] + count / 2) / count : (s[c] - count / 2) / count;
-                            o[c0 + c] = (int8_t)clip(r, p->activation.min, p->activation.max);
+                            o[c0 + c] = (int8_t)clip(kdrt_rounded_mean(s[c], count), p->activation.min, p->activation.max);
                         }
                     }
                 }

@@ -72,6 +72,27 @@ static int8_t output_s8(int32_t acc, int32_t mult, int32_t shift, int32_t zero_p
 
 /* ---- Convolutions ------------------------------------------------------------------------------ */
 
+/* acc plus the sum over the window of output pixel (oy, ox) of (x - zp_in) * f, skipping taps on the
+ * padding: n channels per tap from x = img + (iy * W + ix) * C and f = filt + (ky * KW + kx) * C
+ * (conv2d: a whole filter, n = C; depthwise: one channel, n = 1, img and filt offset by it). */
+static uint32_t window_dot(uint32_t acc, const int8_t *img, const kdrt_dims *in_dims, const int8_t *filt,
+                           const kdrt_dims *filter_dims, int32_t n, const kdrt_conv_params *params, int32_t oy,
+                           int32_t ox) {
+    const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c, KH = filter_dims->h, KW = filter_dims->w;
+    for (int32_t ky = 0; ky < KH; ky++) {
+        int32_t iy = oy * params->stride.h - params->padding.h + ky;
+        if (iy < 0 || iy >= H) continue;
+        for (int32_t kx = 0; kx < KW; kx++) {
+            int32_t ix = ox * params->stride.w - params->padding.w + kx;
+            if (ix < 0 || ix >= W) continue;
+            const int8_t *x = img + (iy * W + ix) * C, *f = filt + (ky * KW + kx) * C;
+            for (int32_t c = 0; c < n; c++)
+                acc += (uint32_t)(((int32_t)x[c] - params->input_zero_point) * (int32_t)f[c]);
+        }
+    }
+    return acc;
+}
+
 kdrt_status kdrt_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims *out_dims,
                                const int8_t *in, const kdrt_dims *in_dims, const int8_t *filter,
                                const kdrt_dims *filter_dims, const int32_t *bias,
@@ -82,25 +103,13 @@ kdrt_status kdrt_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const kdrt_dims
 
     const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c;
     const int32_t OH = out_dims->h, OW = out_dims->w, OC = out_dims->c;
-    const int32_t KH = filter_dims->h, KW = filter_dims->w;
-    const int32_t zp_in = params->input_zero_point;
+    const int32_t K = filter_dims->h * filter_dims->w * C;
     for (int32_t b = 0; b < in_dims->n; b++)
         for (int32_t oy = 0; oy < OH; oy++)
             for (int32_t ox = 0; ox < OW; ox++)
                 for (int32_t oc = 0; oc < OC; oc++) {
-                    uint32_t acc = bias ? (uint32_t)bias[oc] : 0u;
-                    for (int32_t ky = 0; ky < KH; ky++) {
-                        int32_t iy = oy * params->stride.h - params->padding.h + ky;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int32_t kx = 0; kx < KW; kx++) {
-                            int32_t ix = ox * params->stride.w - params->padding.w + kx;
-                            if (ix < 0 || ix >= W) continue;
-                            const int8_t *x = in + ((b * H + iy) * W + ix) * C;
-                            const int8_t *f = filter + ((oc * KH + ky) * KW + kx) * C;
-                            for (int32_t c = 0; c < C; c++)
-                                acc += (uint32_t)(((int32_t)x[c] - zp_in) * (int32_t)f[c]);
-                        }
-                    }
+                    uint32_t acc = window_dot(bias ? (uint32_t)bias[oc] : 0u, in + b * H * W * C, in_dims,
+                                              filter + oc * K, filter_dims, C, params, oy, ox);
                     out[((b * OH + oy) * OW + ox) * OC + oc] =
                         output_s8(wrap_s32(acc), quant->multiplier[oc], quant->shift[oc],
                                   params->output_zero_point, params->activation);
@@ -119,24 +128,12 @@ kdrt_status kdrt_depthwise_conv2d_s8_ref(const kdrt_ctx *ctx, int8_t *out, const
 
     const int32_t H = in_dims->h, W = in_dims->w, C = in_dims->c;
     const int32_t OH = out_dims->h, OW = out_dims->w;
-    const int32_t KH = filter_dims->h, KW = filter_dims->w;
-    const int32_t zp_in = params->input_zero_point;
     for (int32_t b = 0; b < in_dims->n; b++)
         for (int32_t oy = 0; oy < OH; oy++)
             for (int32_t ox = 0; ox < OW; ox++)
                 for (int32_t c = 0; c < C; c++) {
-                    uint32_t acc = bias ? (uint32_t)bias[c] : 0u;
-                    for (int32_t ky = 0; ky < KH; ky++) {
-                        int32_t iy = oy * params->stride.h - params->padding.h + ky;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int32_t kx = 0; kx < KW; kx++) {
-                            int32_t ix = ox * params->stride.w - params->padding.w + kx;
-                            if (ix < 0 || ix >= W) continue;
-                            int32_t x = in[((b * H + iy) * W + ix) * C + c];
-                            int32_t f = filter[(ky * KW + kx) * C + c];
-                            acc += (uint32_t)((x - zp_in) * f);
-                        }
-                    }
+                    uint32_t acc = window_dot(bias ? (uint32_t)bias[c] : 0u, in + b * H * W * C + c, in_dims,
+                                              filter + c, filter_dims, 1, params, oy, ox);
                     out[((b * OH + oy) * OW + ox) * C + c] =
                         output_s8(wrap_s32(acc), quant->multiplier[c], quant->shift[c],
                                   params->output_zero_point, params->activation);
@@ -195,8 +192,7 @@ static kdrt_status pool2d(int8_t *out, const kdrt_dims *out_dims, const int8_t *
                         }
                     }
                     int32_t r = max;
-                    if (average) /* count >= 1: window_ok keeps every window on the input */
-                        r = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                    if (average) r = kdrt_rounded_mean(sum, count); /* count >= 1: window_ok */
                     out[((b * OH + oy) * OW + ox) * C + c] = (int8_t)clamp_act(r, p->activation);
                 }
     return KDRT_STATUS_OK;

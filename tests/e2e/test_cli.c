@@ -43,37 +43,42 @@ static int run_interrupted(const char *args, const char *when) {
 }
 
 int main(void) {
-    EXPECT("--help", 0, "Commands:");
-    EXPECT("", 2, "Usage:");
-    EXPECT("frobnicate", 2, "unknown command 'frobnicate'");
-    EXPECT("train --help", 0, "--resume");
-    EXPECT("eval --help", 0, "--split");
-    EXPECT("info --help", 0, "--batch");
-    EXPECT("predict --help", 0, "--count");
-    EXPECT("models", 0, "mobilenet-s");
-    EXPECT("train --epochs zero", 2, "--epochs expects an integer");
-    EXPECT("train --optimizer adam", 2, "sgd or adamw");
-    EXPECT("info cnn-t", 0, "conv3");
-    EXPECT("info no-such-model", 1, "neither a built-in model");
+    /* usage, help, argument errors */
+    static const cli_case usage_cases[] = {
+        {NULL, NULL, "--help", 0, "Commands:"},
+        {NULL, NULL, "", 2, "Usage:"},
+        {NULL, NULL, "frobnicate", 2, "unknown command 'frobnicate'"},
+        {NULL, NULL, "train --help", 0, "--resume"},
+        {NULL, NULL, "eval --help", 0, "--split"},
+        {NULL, NULL, "info --help", 0, "--batch"},
+        {NULL, NULL, "predict --help", 0, "--count"},
+        {NULL, NULL, "models", 0, "mobilenet-s"},
+        {NULL, NULL, "train --epochs zero", 2, "--epochs expects an integer"},
+        {NULL, NULL, "train --optimizer adam", 2, "sgd or adamw"},
+        {NULL, NULL, "info cnn-t", 0, "conv3"},
+        {NULL, NULL, "info no-such-model", 1, "neither a built-in model"},
+    };
+    EXPECT_CASES(usage_cases);
 
-    /* bad model descriptions name the file, the line and the layer */
-    write_file("cli_bad.yaml", "name: bad\ninput: [1, 28, 28]\nlayers:\n  - {type: conv2d, out: 8}\n"
-                               "  - {name: oops, type: transformer}\n");
-    EXPECT("info cli_bad.yaml", 1, "cli_bad.yaml:5: layer #2: unknown layer type 'transformer'");
-    write_file("cli_shape.yaml", "name: bad\ninput: [1, 28, 28]\nlayers:\n  - {name: a, type: conv2d, out: 8}\n"
-                                 "  - {name: b, type: conv2d, out: 4}\n  - {name: s, type: add, inputs: [a, b]}\n"
-                                 "  - {type: flatten}\n  - {type: linear, out: 10}\n");
-    EXPECT("info cli_shape.yaml", 1, "layer s: inputs have different shapes");
-
-    /* missing data: say which Debian package provides it, or which file is missing */
-    EXPECT("eval cnn-s --data /nonexistent/dir", 1, "/nonexistent/dir");
-    write_file("cli_not_idx", "hello, this is not an IDX file at all........");
-    EXPECT("eval cnn-s --data cli_not_idx,cli_not_idx", 1, "cli_not_idx");
-
-    /* checkpoints: garbage, and a checkpoint of another model */
-    write_file("cli_garbage.safetensors", "garbage garbage garbage");
-    EXPECT("eval cli_garbage.safetensors", 1, "cli_garbage.safetensors");
-    EXPECT("eval missing.safetensors", 1, "missing.safetensors");
+    static const cli_case bad_inputs[] = {
+        /* bad model descriptions name the file, the line and the layer */
+        {"cli_bad.yaml", "name: bad\ninput: [1, 28, 28]\nlayers:\n  - {type: conv2d, out: 8}\n"
+                         "  - {name: oops, type: transformer}\n",
+         "info cli_bad.yaml", 1, "cli_bad.yaml:5: layer #2: unknown layer type 'transformer'"},
+        {"cli_shape.yaml", "name: bad\ninput: [1, 28, 28]\nlayers:\n  - {name: a, type: conv2d, out: 8}\n"
+                           "  - {name: b, type: conv2d, out: 4}\n  - {name: s, type: add, inputs: [a, b]}\n"
+                           "  - {type: flatten}\n  - {type: linear, out: 10}\n",
+         "info cli_shape.yaml", 1, "layer s: inputs have different shapes"},
+        /* missing data: say which Debian package provides it, or which file is missing */
+        {NULL, NULL, "eval cnn-s --data /nonexistent/dir", 1, "/nonexistent/dir"},
+        {"cli_not_idx", "hello, this is not an IDX file at all........", "eval cnn-s --data cli_not_idx,cli_not_idx", 1,
+         "cli_not_idx"},
+        /* checkpoints: garbage, and a checkpoint of another model */
+        {"cli_garbage.safetensors", "garbage garbage garbage", "eval cli_garbage.safetensors", 1,
+         "cli_garbage.safetensors"},
+        {NULL, NULL, "eval missing.safetensors", 1, "missing.safetensors"},
+    };
+    EXPECT_CASES(bad_inputs);
 
     /* a tiny round trip on real data */
     EXPECT("train --model mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q -o cli_mlp.safetensors "
@@ -115,24 +120,28 @@ int main(void) {
               "run file not applied:\n%s", out);
     EXPECT("kd --config cli_run.yaml --epochs 1 --loss fitnet:student=relu1,weight=0.1", 0, "fitnet:weight=0.1");
     CHECK_MSG(!strstr(out, "rkd"), "the command line's --loss list must replace the file's:\n%s", out);
-    EXPECT("kd --config cli_run.yaml --epochs 1 --init-from-teacher auto", 0, "fc1<-fc1 fc2<-fc2");
-    EXPECT("kd --config cli_run.yaml --epochs 1 --search --search-budget 2 --search-epochs 1", 0, "search: best");
-    write_file("cli_badrun.yaml", "teacher: cli_mlp.safetensors\ntemprature: 3\n");
-    EXPECT("kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: line 2: 'temprature' is not an option");
-    write_file("cli_badrun.yaml", "teacher: [unclosed\n");
-    EXPECT("kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: YAML error");
-    EXPECT("kd --config cli_run.yaml --loss hint", 2, "unknown loss 'hint'");
-    EXPECT("kd --config cli_run.yaml --loss at", 1, "attention maps need spatial layers");
-    EXPECT("kd --config cli_run.yaml --loss fitnet:student=conv9", 1, "has no layer 'conv9'");
-    EXPECT("kd --config cli_run.yaml --init-from-teacher fc1=fc2", 1, "differ in type or shape");
+    static const cli_case run_file_cases[] = {
+        {NULL, NULL, "kd --config cli_run.yaml --epochs 1 --init-from-teacher auto", 0, "fc1<-fc1 fc2<-fc2"},
+        {NULL, NULL, "kd --config cli_run.yaml --epochs 1 --search --search-budget 2 --search-epochs 1", 0, "search: best"},
+        {"cli_badrun.yaml", "teacher: cli_mlp.safetensors\ntemprature: 3\n", "kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: line 2: 'temprature' is not an option"},
+        {"cli_badrun.yaml", "teacher: [unclosed\n", "kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: YAML error"},
+        {NULL, NULL, "kd --config cli_run.yaml --loss hint", 2, "unknown loss 'hint'"},
+        {NULL, NULL, "kd --config cli_run.yaml --loss at", 1, "attention maps need spatial layers"},
+        {NULL, NULL, "kd --config cli_run.yaml --loss fitnet:student=conv9", 1, "has no layer 'conv9'"},
+        {NULL, NULL, "kd --config cli_run.yaml --init-from-teacher fc1=fc2", 1, "differ in type or shape"},
+    };
+    EXPECT_CASES(run_file_cases);
     /* pruning: structured shrinks the model, unstructured zeroes weights, gradual during kd */
-    EXPECT("prune cli_mlp.safetensors --channels 0.5 -o cli_pruned.safetensors", 0, "128->64");
-    EXPECT("info cli_pruned.safetensors", 0, "50890");
-    EXPECT("prune cli_mlp.safetensors --sparsity 0.7 --scope global -o cli_sparse.safetensors", 0, "wrote");
-    EXPECT("prune cli_mlp.safetensors -o x.safetensors", 2, "either --sparsity");
-    EXPECT("prune cli_mlp.safetensors --sparsity 0.5 --channels 0.5 -o x.safetensors", 2, "either --sparsity");
-    EXPECT("prune cli_mlp.safetensors --sparsity 1.5 -o x.safetensors", 2, "--sparsity");
-    EXPECT("kd --config cli_run.yaml --epochs 1 --prune-sparsity 0.6", 0, "weight sparsity of conv/linear layers: 60.00%");
+    static const cli_case prune_cases[] = {
+        {NULL, NULL, "prune cli_mlp.safetensors --channels 0.5 -o cli_pruned.safetensors", 0, "128->64"},
+        {NULL, NULL, "info cli_pruned.safetensors", 0, "50890"},
+        {NULL, NULL, "prune cli_mlp.safetensors --sparsity 0.7 --scope global -o cli_sparse.safetensors", 0, "wrote"},
+        {NULL, NULL, "prune cli_mlp.safetensors -o x.safetensors", 2, "either --sparsity"},
+        {NULL, NULL, "prune cli_mlp.safetensors --sparsity 0.5 --channels 0.5 -o x.safetensors", 2, "either --sparsity"},
+        {NULL, NULL, "prune cli_mlp.safetensors --sparsity 1.5 -o x.safetensors", 2, "--sparsity"},
+        {NULL, NULL, "kd --config cli_run.yaml --epochs 1 --prune-sparsity 0.6", 0, "weight sparsity of conv/linear layers: 60.00%"},
+    };
+    EXPECT_CASES(prune_cases);
     /* the pipeline from a file: stages run, then skip when rerun; report and plot */
     write_file("cli_pipe.yaml", "out: cli_pipe\nthreads: 1\nteacher-file: cli_mlp.safetensors\n"
                                 "baseline: {model: mlp-s, epochs: 1, limit: 2000, val: 500, quiet: true}\n"

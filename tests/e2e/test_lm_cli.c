@@ -42,28 +42,29 @@ int main(void) {
     EXPECT("lm kd --config kd.yaml --loss ce --loss fkl:T=3", 0, "loss ce:weight=1 fkl:T=3,weight=1\n");
 
     /* eval and generate */
-    write_file("eval.yaml", "model: student.safetensors\ntext: text.txt\nquant: q8\n");
-    EXPECT("lm eval --config eval.yaml", 0, "student.safetensors q8:");
-    EXPECT("lm eval --config eval.yaml --quant q4", 0, "student.safetensors q4:");
-    write_file("gen.yaml", "model: student.safetensors\nprompt: \"and the\"\ntokens: 12\nseed: 3\nquiet: true\n");
-    EXPECT("lm generate --config gen.yaml", 0, "and the");
+    static const cli_case eval_generate_cases[] = {
+        {"eval.yaml", "model: student.safetensors\ntext: text.txt\nquant: q8\n", "lm eval --config eval.yaml", 0, "student.safetensors q8:"},
+        {NULL, NULL, "lm eval --config eval.yaml --quant q4", 0, "student.safetensors q4:"},
+        {"gen.yaml", "model: student.safetensors\nprompt: \"and the\"\ntokens: 12\nseed: 3\nquiet: true\n", "lm generate --config gen.yaml", 0, "and the"},
+    };
+    EXPECT_CASES(eval_generate_cases);
 
-    /* bad run files: the file and the line are named */
-    write_file("bad.yaml", "text: text.txt\nlayers: 1\nbogus: 3\n");
-    EXPECT("lm train --config bad.yaml", 2, "bad.yaml: line 3: 'bogus' is not an option of distill lm train");
-    write_file("flag.yaml", "text: text.txt\nquiet: 3\n");
-    EXPECT("lm train --config flag.yaml", 2, "flag.yaml: line 2: quiet is a flag: true or false");
-    write_file("list.yaml", "- a\n- b\n");
-    EXPECT("lm eval --config list.yaml", 2, "list.yaml: a run file is a mapping of option: value");
-    write_file("yaml.yaml", "text: [unclosed\n");
-    EXPECT("lm generate --config yaml.yaml", 2, "yaml.yaml: YAML error at line");
-    EXPECT("lm train --config missing.yaml", 2, "missing.yaml: cannot open the run file");
-    EXPECT("lm train --config", 2, "--config needs a file");
-    /* an option of another subcommand */
-    write_file("tt.yaml", "teacher: teacher.safetensors\n");
-    EXPECT("lm train --config tt.yaml", 2, "--teacher is an option of distill lm kd");
-    write_file("gbad.yaml", "model: student.safetensors\nsteps: 3\n");
-    EXPECT("lm generate --config gbad.yaml", 2, "gbad.yaml: line 2: 'steps' is not an option of distill lm generate");
+    /* bad run files: the file and the line are named; an option of another subcommand */
+    static const cli_case bad_run_files[] = {
+        {"bad.yaml", "text: text.txt\nlayers: 1\nbogus: 3\n", "lm train --config bad.yaml", 2,
+         "bad.yaml: line 3: 'bogus' is not an option of distill lm train"},
+        {"flag.yaml", "text: text.txt\nquiet: 3\n", "lm train --config flag.yaml", 2,
+         "flag.yaml: line 2: quiet is a flag: true or false"},
+        {"list.yaml", "- a\n- b\n", "lm eval --config list.yaml", 2, "list.yaml: a run file is a mapping of option: value"},
+        {"yaml.yaml", "text: [unclosed\n", "lm generate --config yaml.yaml", 2, "yaml.yaml: YAML error at line"},
+        {NULL, NULL, "lm train --config missing.yaml", 2, "missing.yaml: cannot open the run file"},
+        {NULL, NULL, "lm train --config", 2, "--config needs a file"},
+        {"tt.yaml", "teacher: teacher.safetensors\n", "lm train --config tt.yaml", 2,
+         "--teacher is an option of distill lm kd"},
+        {"gbad.yaml", "model: student.safetensors\nsteps: 3\n", "lm generate --config gbad.yaml", 2,
+         "gbad.yaml: line 2: 'steps' is not an option of distill lm generate"},
+    };
+    EXPECT_CASES(bad_run_files);
 
     /* --mix: more training text (a list in the run file), the held-out tail unchanged */
     write_file("synth.txt", "and the lord said unto moses and the lord said unto moses.\n");
@@ -78,15 +79,16 @@ int main(void) {
                            "tokenizer: bpe\nvocab: 300\noutput: bpe.safetensors\n");
     EXPECT("lm train --config bpe.yaml", 0, "BPE tokenizer: 300 tokens learnt on the");
     CHECK(strstr(out, "wrote bpe.safetensors") != NULL);
-    EXPECT("lm eval -m bpe.safetensors --text text.txt", 0, "bits/byte");
-    EXPECT("lm generate -m bpe.safetensors --prompt 'and the lord' --tokens 5 --seed 2", 0, "5 tokens (");
-    EXPECT("lm kd --teacher bpe.safetensors --text text.txt --layers 1 --steps 2 -b 2 -q -o bpe-s.safetensors", 0,
-           "wrote bpe-s.safetensors");
-    EXPECT("lm eval -m bpe-s.safetensors --text text.txt --quant q8", 0, "bits/byte");
-    EXPECT("lm kd --teacher bpe.safetensors --text text.txt --layers 1 --dim 64 --init-from-teacher -q", 1,
-           "--init-from-teacher needs the same vocab, dim and heads");
-    EXPECT("lm kd --config kd.yaml --tokenizer bpe", 2, "the student uses the teacher's tokenizer");
-    EXPECT("lm train --config train.yaml --vocab 300", 2, "add --tokenizer bpe");
-    EXPECT("lm train --config train.yaml --tokenizer words", 2, "--tokenizer expects bytes or bpe");
+    static const cli_case bpe_cases[] = {
+        {NULL, NULL, "lm eval -m bpe.safetensors --text text.txt", 0, "bits/byte"},
+        {NULL, NULL, "lm generate -m bpe.safetensors --prompt 'and the lord' --tokens 5 --seed 2", 0, "5 tokens ("},
+        {NULL, NULL, "lm kd --teacher bpe.safetensors --text text.txt --layers 1 --steps 2 -b 2 -q -o bpe-s.safetensors", 0, "wrote bpe-s.safetensors"},
+        {NULL, NULL, "lm eval -m bpe-s.safetensors --text text.txt --quant q8", 0, "bits/byte"},
+        {NULL, NULL, "lm kd --teacher bpe.safetensors --text text.txt --layers 1 --dim 64 --init-from-teacher -q", 1, "--init-from-teacher needs the same vocab, dim and heads"},
+        {NULL, NULL, "lm kd --config kd.yaml --tokenizer bpe", 2, "the student uses the teacher's tokenizer"},
+        {NULL, NULL, "lm train --config train.yaml --vocab 300", 2, "add --tokenizer bpe"},
+        {NULL, NULL, "lm train --config train.yaml --tokenizer words", 2, "--tokenizer expects bytes or bpe"},
+    };
+    EXPECT_CASES(bpe_cases);
     TEST_DONE();
 }

@@ -67,20 +67,25 @@ def write_case(name, arrays):
 
 
 # ---------------------------------------------------------------- cases
+def with_grads(a, x, w, b, y):
+    """a (sizes, input, weight) + bias, a random upstream gradient, the output and every gradient,
+    in the order the fixtures store them."""
+    dout = torch.randn(y.shape).to(DT)
+    y.backward(dout)
+    if b is not None:
+        a["bias"] = b
+    a.update(dout=dout, out=y, din=x.grad, dweight=w.grad)
+    if b is not None:
+        a["dbias"] = b.grad
+    return a
+
+
 def linear(name, B, in_f, out_f, bias=True):
     seed(name)
     x, w = rnd(B, in_f), rnd(out_f, in_f, scale=0.5)
     b = rnd(out_f) if bias else None
     y = F.linear(x, w, b)
-    dout = torch.randn(y.shape).to(DT)
-    y.backward(dout)
-    a = dict(B=B, in_f=in_f, out_f=out_f, has_bias=int(bias), **{"in": x}, weight=w)
-    if bias:
-        a["bias"] = b
-    a.update(dout=dout, out=y, din=x.grad, dweight=w.grad)
-    if bias:
-        a["dbias"] = b.grad
-    return a
+    return with_grads(dict(B=B, in_f=in_f, out_f=out_f, has_bias=int(bias), **{"in": x}, weight=w), x, w, b, y)
 
 
 def conv(name, B, Cin, H, W, Cout, K, stride, pad, groups, bias=True):
@@ -88,16 +93,9 @@ def conv(name, B, Cin, H, W, Cout, K, stride, pad, groups, bias=True):
     x, w = rnd(B, Cin, H, W), rnd(Cout, Cin // groups, K, K, scale=0.5)
     b = rnd(Cout) if bias else None
     y = F.conv2d(x, w, b, stride=stride, padding=pad, groups=groups)
-    dout = torch.randn(y.shape).to(DT)
-    y.backward(dout)
     a = dict(B=B, Cin=Cin, H=H, W=W, Cout=Cout, K=K, stride=stride, pad=pad, groups=groups,
              has_bias=int(bias), **{"in": x}, weight=w)
-    if bias:
-        a["bias"] = b
-    a.update(dout=dout, out=y, din=x.grad, dweight=w.grad)
-    if bias:
-        a["dbias"] = b.grad
-    return a
+    return with_grads(a, x, w, b, y)
 
 
 def maxpool(name, B, C, H, W, k, stride):

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "int8_oracle.h"
 #include "kdrt_kernels.h"
 
 typedef kdrt_status (*kc_conv_fn)(const kdrt_ctx *, int8_t *, const kdrt_dims *, const int8_t *, const kdrt_dims *,
@@ -46,12 +47,7 @@ static long kc_checked, kc_failed;
 
 /* ---- random numbers (splitmix64) ----------------------------------------------------------------- */
 static uint64_t kc_rng = 0x243f6a8885a308d3ull;
-static uint64_t kc_rnd64(void) {
-    uint64_t z = (kc_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t kc_rnd64(void) { return splitmix64(&kc_rng); }
 static int32_t kc_range(int32_t lo, int32_t hi) { return lo + (int32_t)(kc_rnd64() % (uint64_t)((int64_t)hi - lo + 1)); }
 static int kc_chance(int percent) { return (int)(kc_rnd64() % 100) < percent; }
 

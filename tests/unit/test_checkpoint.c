@@ -209,19 +209,27 @@ static void test_roundtrip_state(void) {
     remove("ckpt_test.safetensors");
 }
 
+/* A one-layer model (linear 2 -> 2) and n (1 or 2) optimizers with the default configuration for
+ * it; NULL after a recorded failure when the model cannot be built. */
+static kd_model *tiny_model(kd_optimizer *o, int n, kd_error *err) {
+    kd_model *m = NULL;
+    CHECK(kd_model_from_yaml(&m, "name: t\ninput: [1, 1, 2]\nlayers:\n  - {name: fc, type: linear, out: 2}\n", "t", 1, err) ==
+          KD_STATUS_OK);
+    if (!m) return NULL;
+    kd_optim_config oc;
+    kd_optim_config_default(&oc);
+    for (int i = 0; i < n; i++) CHECK(kd_optimizer_init(&o[i], &oc, m, err) == KD_STATUS_OK);
+    return m;
+}
+
 /* The optimizer configuration is stored as decimal text: random floats of every magnitude
  * (including denormals) come back bit-identical. */
 static void test_config_floats(void) {
     kd_error err;
-    kd_model *m = NULL;
-    CHECK(kd_model_from_yaml(&m, "name: t\ninput: [1, 1, 2]\nlayers:\n  - {name: fc, type: linear, out: 2}\n", "t", 1, &err) ==
-          KD_STATUS_OK);
+    kd_optimizer opt[2];
+    kd_model *m = tiny_model(opt, 2, &err);
     if (!m) return;
-    kd_optim_config oc;
-    kd_optim_config_default(&oc);
-    kd_optimizer o, o2;
-    CHECK(kd_optimizer_init(&o, &oc, m, &err) == KD_STATUS_OK);
-    CHECK(kd_optimizer_init(&o2, &oc, m, &err) == KD_STATUS_OK);
+    kd_optimizer o = opt[0], o2 = opt[1];
     kd_rng r;
     kd_rng_seed(&r, 5, 9);
     int bad = 0;
@@ -335,54 +343,37 @@ static void test_bad_files(void) {
     expect_bad("ckpt_test_hlen", KD_STATUS_BAD_FILE, "header length 255 bytes, file 10 bytes");
     write_raw("ckpt_test_hhuge", "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
     expect_bad("ckpt_test_hhuge", KD_STATUS_BAD_FILE, "header length");
-    write_st("ckpt_test_json", "{\"a\": [1, 2", 0, NULL);
-    expect_bad("ckpt_test_json", KD_STATUS_BAD_FILE, "invalid JSON");
-    write_st("ckpt_test_array", "[1, 2]", 0, NULL);
-    expect_bad("ckpt_test_array", KD_STATUS_BAD_FILE, "invalid JSON");
-    write_st("ckpt_test_junk", "{" META "," GOOD_W "," GOOD_B "}  x", 24, w);
-    expect_bad("ckpt_test_junk", KD_STATUS_BAD_FILE, "bytes after the JSON");
-    write_st("ckpt_test_foreign", "{\"__metadata__\":{\"format\":\"pt\"},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, w);
-    expect_bad("ckpt_test_foreign", KD_STATUS_BAD_FILE, "not a Distill checkpoint");
-    write_st("ckpt_test_nometa", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, w);
-    expect_bad("ckpt_test_nometa", KD_STATUS_BAD_FILE, "not a Distill checkpoint (no model_yaml in its metadata");
-    write_st("ckpt_test_noyaml", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"1\"}," GOOD_W "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_noyaml", KD_STATUS_BAD_FILE, "not a Distill checkpoint (no model_yaml in its metadata");
-    write_st("ckpt_test_version", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"2\"," META_YAML "}," GOOD_W "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_version", KD_STATUS_BAD_FILE, "format version 2");
-    write_st("ckpt_test_metanum", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"1\",\"epoch\":3," META_YAML "}," GOOD_W "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_metanum", KD_STATUS_BAD_FILE, "\"epoch\" is not a string");
-    write_st("ckpt_test_yaml", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"1\",\"model_yaml\":\"name: t\\nlayers: 3\\n\"}," GOOD_W "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_yaml", KD_STATUS_BAD_MODEL, "");
-    write_st("ckpt_test_entry", "{" META ",\"fc.weight\":{\"shape\":[2,2],\"data_offsets\":[0,16]}," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_entry", KD_STATUS_BAD_FILE, "tensor fc.weight: malformed entry");
-    write_st("ckpt_test_f16", "{" META ",\"fc.weight\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,8]}," B("[2]", "[8,16]") "}", 16, w);
-    expect_bad("ckpt_test_f16", KD_STATUS_BAD_FILE, "tensor fc.weight has dtype F16");
-    write_st("ckpt_test_trunc", "{" META "," GOOD_W "," GOOD_B "}", 20, w);
-    expect_bad("ckpt_test_trunc", KD_STATUS_BAD_FILE, "fc.bias: data offsets [16, 24] outside the 20 data bytes");
-    write_st("ckpt_test_frac", "{" META "," W("[2,2]", "[0.5,16.5]") "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_frac", KD_STATUS_BAD_FILE, "malformed entry");
-    write_st("ckpt_test_negshape", "{" META "," W("[-2,2]", "[0,16]") "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_negshape", KD_STATUS_BAD_FILE, "non-negative integer");
-    write_st("ckpt_test_size", "{" META "," W("[2,3]", "[0,16]") "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_size", KD_STATUS_BAD_FILE, "16 data bytes do not match its shape [2,3]");
-    write_st("ckpt_test_ovf", "{" META "," W("[4294967296,4294967296,4294967296]", "[0,16]") "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_ovf", KD_STATUS_BAD_FILE, "do not match its shape");
-    write_st("ckpt_test_hole", "{" META "," GOOD_W "," B("[2]", "[20,28]") "}", 28, w);
-    expect_bad("ckpt_test_hole", KD_STATUS_BAD_FILE, "4 unused bytes in the data buffer before tensor fc.bias");
-    write_st("ckpt_test_overlap", "{" META "," GOOD_W "," B("[2]", "[12,20]") "}", 20, w);
-    expect_bad("ckpt_test_overlap", KD_STATUS_BAD_FILE, "tensor fc.bias overlaps tensor fc.weight");
-    write_st("ckpt_test_tail", "{" META "," GOOD_W "," GOOD_B "}", 28, w);
-    expect_bad("ckpt_test_tail", KD_STATUS_BAD_FILE, "4 bytes after the last tensor");
-    write_st("ckpt_test_dup", "{" META "," GOOD_W "," GOOD_B "," W("[2,2]", "[24,40]") "}", 40, w);
-    expect_bad("ckpt_test_dup", KD_STATUS_BAD_FILE, "tensor fc.weight appears twice");
-    write_st("ckpt_test_shape", "{" META "," W("[1,4]", "[0,16]") "," GOOD_B "}", 24, w);
-    expect_bad("ckpt_test_shape", KD_STATUS_MISMATCH, "tensor fc.weight has shape [1,4], the model expects [2,2]");
-    write_st("ckpt_test_nobias", "{" META "," GOOD_W "}", 16, w);
-    expect_bad("ckpt_test_nobias", KD_STATUS_MISMATCH, "missing tensor fc.bias [2]");
-    write_st("ckpt_test_extra", "{" META "," GOOD_W "," GOOD_B ",\"extra\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[24,24]}}", 24, w);
-    expect_bad("ckpt_test_extra", KD_STATUS_MISMATCH, "tensor extra does not belong to model t");
-    write_st("ckpt_test_extraopt", "{" META "," GOOD_W "," GOOD_B ",\"optim.m.fc.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}", 32, w);
-    expect_bad("ckpt_test_extraopt", KD_STATUS_MISMATCH, "optim.m.fc.bias does not belong to model t (no optimizer in the metadata)");
+    /* each file: its name, JSON header and data bytes (from w), the status and message it must give */
+    static const struct { const char *name, *json; size_t bytes; kd_status want; const char *needle; } bad[] = {
+        {"ckpt_test_json", "{\"a\": [1, 2", 0, KD_STATUS_BAD_FILE, "invalid JSON"},
+        {"ckpt_test_array", "[1, 2]", 0, KD_STATUS_BAD_FILE, "invalid JSON"},
+        {"ckpt_test_junk", "{" META "," GOOD_W "," GOOD_B "}  x", 24, KD_STATUS_BAD_FILE, "bytes after the JSON"},
+        {"ckpt_test_foreign", "{\"__metadata__\":{\"format\":\"pt\"},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, KD_STATUS_BAD_FILE, "not a Distill checkpoint"},
+        {"ckpt_test_nometa", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, KD_STATUS_BAD_FILE, "not a Distill checkpoint (no model_yaml in its metadata"},
+        {"ckpt_test_noyaml", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"1\"}," GOOD_W "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "not a Distill checkpoint (no model_yaml in its metadata"},
+        {"ckpt_test_version", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"2\"," META_YAML "}," GOOD_W "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "format version 2"},
+        {"ckpt_test_metanum", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"1\",\"epoch\":3," META_YAML "}," GOOD_W "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "\"epoch\" is not a string"},
+        {"ckpt_test_yaml", "{\"__metadata__\":{\"format\":\"distill\",\"version\":\"1\",\"model_yaml\":\"name: t\\nlayers: 3\\n\"}," GOOD_W "," GOOD_B "}", 24, KD_STATUS_BAD_MODEL, ""},
+        {"ckpt_test_entry", "{" META ",\"fc.weight\":{\"shape\":[2,2],\"data_offsets\":[0,16]}," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "tensor fc.weight: malformed entry"},
+        {"ckpt_test_f16", "{" META ",\"fc.weight\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,8]}," B("[2]", "[8,16]") "}", 16, KD_STATUS_BAD_FILE, "tensor fc.weight has dtype F16"},
+        {"ckpt_test_trunc", "{" META "," GOOD_W "," GOOD_B "}", 20, KD_STATUS_BAD_FILE, "fc.bias: data offsets [16, 24] outside the 20 data bytes"},
+        {"ckpt_test_frac", "{" META "," W("[2,2]", "[0.5,16.5]") "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "malformed entry"},
+        {"ckpt_test_negshape", "{" META "," W("[-2,2]", "[0,16]") "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "non-negative integer"},
+        {"ckpt_test_size", "{" META "," W("[2,3]", "[0,16]") "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "16 data bytes do not match its shape [2,3]"},
+        {"ckpt_test_ovf", "{" META "," W("[4294967296,4294967296,4294967296]", "[0,16]") "," GOOD_B "}", 24, KD_STATUS_BAD_FILE, "do not match its shape"},
+        {"ckpt_test_hole", "{" META "," GOOD_W "," B("[2]", "[20,28]") "}", 28, KD_STATUS_BAD_FILE, "4 unused bytes in the data buffer before tensor fc.bias"},
+        {"ckpt_test_overlap", "{" META "," GOOD_W "," B("[2]", "[12,20]") "}", 20, KD_STATUS_BAD_FILE, "tensor fc.bias overlaps tensor fc.weight"},
+        {"ckpt_test_tail", "{" META "," GOOD_W "," GOOD_B "}", 28, KD_STATUS_BAD_FILE, "4 bytes after the last tensor"},
+        {"ckpt_test_dup", "{" META "," GOOD_W "," GOOD_B "," W("[2,2]", "[24,40]") "}", 40, KD_STATUS_BAD_FILE, "tensor fc.weight appears twice"},
+        {"ckpt_test_shape", "{" META "," W("[1,4]", "[0,16]") "," GOOD_B "}", 24, KD_STATUS_MISMATCH, "tensor fc.weight has shape [1,4], the model expects [2,2]"},
+        {"ckpt_test_nobias", "{" META "," GOOD_W "}", 16, KD_STATUS_MISMATCH, "missing tensor fc.bias [2]"},
+        {"ckpt_test_extra", "{" META "," GOOD_W "," GOOD_B ",\"extra\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[24,24]}}", 24, KD_STATUS_MISMATCH, "tensor extra does not belong to model t"},
+        {"ckpt_test_extraopt", "{" META "," GOOD_W "," GOOD_B ",\"optim.m.fc.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}", 32, KD_STATUS_MISMATCH, "optim.m.fc.bias does not belong to model t (no optimizer in the metadata)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_st(bad[i].name, bad[i].json, bad[i].bytes, bad[i].bytes ? w : NULL);
+        expect_bad(bad[i].name, bad[i].want, bad[i].needle);
+    }
     float nanw[6] = {1, NAN, 3, 4, 5, 6}, infb[6] = {1, 2, 3, 4, 5, -INFINITY};
     write_st("ckpt_test_nanw", "{" META "," GOOD_W "," GOOD_B "}", 24, nanw);
     expect_bad("ckpt_test_nanw", KD_STATUS_BAD_FILE, "tensor fc.weight holds NaN or inf (nan at element 1)");
@@ -470,32 +461,29 @@ static void expect_bad_state(const char *path, kd_model *m, kd_optimizer *o, kd_
 
 static void test_bad_state(void) {
     kd_error err;
-    kd_model *m = NULL;
-    CHECK(kd_model_from_yaml(&m, "name: t\ninput: [1, 1, 2]\nlayers:\n  - {name: fc, type: linear, out: 2}\n", "t", 1, &err) ==
-          KD_STATUS_OK);
-    if (!m) return;
-    kd_optim_config oc;
-    kd_optim_config_default(&oc);
     kd_optimizer o;
-    CHECK(kd_optimizer_init(&o, &oc, m, &err) == KD_STATUS_OK);
+    kd_model *m = tiny_model(&o, 1, &err);
+    if (!m) return;
     fill_random(o.m, o.n, 2);
     o.t = 17;
     kd_train_state st = {2, 17, {12345, 6789}, 0.5f};
     CHECK(kd_checkpoint_save("ckpt_test_state", m, &o, &st, &err) == KD_STATUS_OK);
     CHECK(load_state("ckpt_test_state", m, &o, &err) == KD_STATUS_OK);
 
-    CHECK(edit_header("ckpt_test_state", "ckpt_test_s1", "\"type\\\":\\\"sgd", "\"type\\\":\\\"rmsprop"));
-    expect_bad_state("ckpt_test_s1", m, &o, KD_STATUS_BAD_FILE, "metadata \"optimizer\" is malformed (type)");
-    CHECK(edit_header("ckpt_test_state", "ckpt_test_s2", "\"epoch\":", "\"epoch_\":"));
-    expect_bad_state("ckpt_test_s2", m, &o, KD_STATUS_BAD_FILE, "training state in the metadata: \"epoch\" is missing");
-    CHECK(edit_header("ckpt_test_state", "ckpt_test_s3", "\"rng_inc\":\"6789\"", "\"rng_inc\":\"6788\""));
-    expect_bad_state("ckpt_test_s3", m, &o, KD_STATUS_BAD_FILE, "\"rng_inc\" is malformed");
-    CHECK(edit_header("ckpt_test_state", "ckpt_test_s4", "\"epoch\":\"2\"", "\"epoch\":\"-2\""));
-    expect_bad_state("ckpt_test_s4", m, &o, KD_STATUS_BAD_FILE, "\"epoch\" is malformed");
-    CHECK(edit_header("ckpt_test_state", "ckpt_test_s5", "\"best_val_acc\":\"0.5\"", "\"best_val_acc\":\"nan\""));
-    expect_bad_state("ckpt_test_s5", m, &o, KD_STATUS_BAD_FILE, "\"best_val_acc\" is malformed");
-    CHECK(edit_header("ckpt_test_state", "ckpt_test_s6", "\"optim.m.fc.bias\"", "\"optim.x.fc.bias\""));
-    expect_bad_state("ckpt_test_s6", m, &o, KD_STATUS_MISMATCH, "missing tensor optim.m.fc.bias");
+    /* each edit of the good file's header: the file it makes, the text replaced and its replacement,
+     * the status and message loading it must give */
+    static const struct { const char *path, *find, *repl; kd_status want; const char *needle; } edits[] = {
+        {"ckpt_test_s1", "\"type\\\":\\\"sgd", "\"type\\\":\\\"rmsprop", KD_STATUS_BAD_FILE, "metadata \"optimizer\" is malformed (type)"},
+        {"ckpt_test_s2", "\"epoch\":", "\"epoch_\":", KD_STATUS_BAD_FILE, "training state in the metadata: \"epoch\" is missing"},
+        {"ckpt_test_s3", "\"rng_inc\":\"6789\"", "\"rng_inc\":\"6788\"", KD_STATUS_BAD_FILE, "\"rng_inc\" is malformed"},
+        {"ckpt_test_s4", "\"epoch\":\"2\"", "\"epoch\":\"-2\"", KD_STATUS_BAD_FILE, "\"epoch\" is malformed"},
+        {"ckpt_test_s5", "\"best_val_acc\":\"0.5\"", "\"best_val_acc\":\"nan\"", KD_STATUS_BAD_FILE, "\"best_val_acc\" is malformed"},
+        {"ckpt_test_s6", "\"optim.m.fc.bias\"", "\"optim.x.fc.bias\"", KD_STATUS_MISMATCH, "missing tensor optim.m.fc.bias"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        CHECK(edit_header("ckpt_test_state", edits[i].path, edits[i].find, edits[i].repl));
+        expect_bad_state(edits[i].path, m, &o, edits[i].want, edits[i].needle);
+    }
 
     /* files from before the optimizer configuration was stored: type + "optimizer_t"; the run
      * keeps its own configuration */

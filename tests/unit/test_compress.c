@@ -10,6 +10,7 @@
 #include "distill/model.h"
 #include "distill/train.h"
 #include "test.h"
+#include "test_models.h"
 
 #define B 3
 
@@ -20,20 +21,9 @@ static void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed) 
 }
 
 /* Non-trivial batch-norm state: gamma of both signs, beta, running mean and variance. */
-static void perturb_bn(kd_model *m, uint64_t seed) {
-    kd_rng r;
-    kd_rng_seed(&r, seed, 5);
-    for (int i = 0; i < m->n_layers; i++) {
-        const kd_layer *L = &m->layers[i];
-        if (L->type != KD_LAYER_BATCHNORM) continue;
-        for (int c = 0; c < L->c; c++) {
-            float u = kd_rng_uniform(&r);
-            m->params[L->w_off + c] = (c % 5 == 3 ? -1.f : 1.f) * (0.3f + 1.4f * u);
-            m->params[L->b_off + c] = kd_rng_uniform(&r) - 0.5f;
-            m->buffers[L->buf_off + c] = 0.4f * (kd_rng_uniform(&r) - 0.5f);
-            m->buffers[L->buf_off + L->c + c] = 0.05f + 2.f * kd_rng_uniform(&r);
-        }
-    }
+static void perturb_bn_signed(kd_model *m, uint64_t seed) {
+    const bn_spread s = {0.3f, 1.4f, 1.f, 0.5f, 0.4f, 0.05f, 2.f, 1};
+    perturb_bn_with(m, seed, &s);
 }
 
 /* Eval-mode logits of B fixed random inputs; malloc'd copy. */
@@ -81,7 +71,7 @@ static void check_fold(kd_model *m, int want_folded, int want_bn_left) {
     kd_error err;
     kd_model *f = NULL;
     int nf = -1;
-    perturb_bn(m, 3);
+    perturb_bn_signed(m, 3);
     int bn_before = count_type(m, KD_LAYER_BATCHNORM);
     kd_status st = kd_fold_batchnorm(m, &f, &nf, &err);
     CHECK_MSG(st == KD_STATUS_OK, "%s: %s", m->name, err.msg);
@@ -373,7 +363,7 @@ static void check_channels(kd_model *m, const kd_channel_prune_config *cfg, int 
     kd_error err;
     kd_model *p = NULL;
     kd_prune_report rep;
-    perturb_bn(m, 8);
+    perturb_bn_signed(m, 8);
     kd_status st = kd_prune_channels(m, cfg, &p, &rep, &err);
     CHECK_MSG(st == KD_STATUS_OK, "%s: %s", m->name, err.msg);
     if (st) return;
@@ -428,6 +418,15 @@ static void check_channels(kd_model *m, const kd_channel_prune_config *cfg, int 
     kd_model_free(p);
 }
 
+/* check_channels, then kd_prune_channels (which must succeed); the pruned model or NULL. */
+static kd_model *prune_checked(kd_model *m, const kd_channel_prune_config *cfg, int expect_tied, kd_prune_report *rep) {
+    check_channels(m, cfg, expect_tied);
+    kd_model *p = NULL;
+    kd_error err;
+    CHECK(kd_prune_channels(m, cfg, &p, rep, &err) == KD_STATUS_OK);
+    return p;
+}
+
 static void test_channels(void) {
     kd_error err;
     kd_model *m = NULL;
@@ -478,8 +477,7 @@ static void test_channels(void) {
     ratios[kd_model_find_layer(m, "fc1")] = 0.5f;
     ratios[kd_model_find_layer(m, "fc2")] = 0.5f; /* the output layer is never pruned */
     kd_channel_prune_config cbn = {1.f, ratios, KD_CHANNEL_BN_GAMMA};
-    check_channels(m, &cbn, 0);
-    CHECK(kd_prune_channels(m, &cbn, &p, &rep, &err) == KD_STATUS_OK);
+    p = prune_checked(m, &cbn, 0, &rep);
     if (p) {
         int bn3 = kd_model_find_layer(m, "bn3"), fc1 = kd_model_find_layer(m, "fc1");
         CHECK(p->layers[bn3].c == 32 && p->layers[fc1].in_c == 32 * 49 && p->layers[fc1].out == 128);
@@ -504,8 +502,7 @@ static void test_channels(void) {
 
     /* mobilenet-s: depthwise convs follow their producer; pw2 and pw3 meet in a residual add */
     CHECK(kd_model_create(&m, "mobilenet-s", 3, &err) == KD_STATUS_OK);
-    check_channels(m, &cfg, 1);
-    CHECK(kd_prune_channels(m, &cfg, &p, &rep, &err) == KD_STATUS_OK);
+    p = prune_checked(m, &cfg, 1, &rep);
     if (p) {
         int pw2 = kd_model_find_layer(m, "pw2"), pw3 = kd_model_find_layer(m, "pw3");
         int dw3 = kd_model_find_layer(m, "dw3"), dw1 = kd_model_find_layer(m, "dw1");
@@ -541,8 +538,7 @@ static void test_channels(void) {
         "  - {name: fc2, type: linear, out: 4}\n";
     CHECK_MSG(kd_model_from_yaml(&m, yaml, "res.yaml", 6, &err) == KD_STATUS_OK, "%s", err.msg);
     if (!m) return;
-    check_channels(m, &cfg, 1);
-    CHECK(kd_prune_channels(m, &cfg, &p, &rep, &err) == KD_STATUS_OK);
+    p = prune_checked(m, &cfg, 1, &rep);
     if (p) {
         CHECK(p->layers[0].out == 4 && p->layers[2].out == 4 && p->layers[2].in_c == 4);
         CHECK(p->layers[6].out == 8 && p->layers[6].in_c == 4); /* c3 feeds a grouped conv: kept */
@@ -573,8 +569,7 @@ static void test_channels(void) {
         "  - {name: fc, type: linear, out: 3}\n";
     CHECK_MSG(kd_model_from_yaml(&m, flat, "flat.yaml", 6, &err) == KD_STATUS_OK, "%s", err.msg);
     if (!m) return;
-    check_channels(m, &cfg, 1);
-    CHECK(kd_prune_channels(m, &cfg, &p, &rep, &err) == KD_STATUS_OK);
+    p = prune_checked(m, &cfg, 1, &rep);
     if (p) {
         CHECK(p->layers[0].out == 3 && p->layers[3].c == 48 && p->layers[4].in_c == 48 && p->layers[4].out == 6);
         CHECK(p->layers[5].out == 3 && p->layers[7].in_c == 48 && p->layers[7].out == 6 && p->layers[9].in_c == 6);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "distill/ops.h"
+#include "golden/kdgf.h"
 #include "test.h"
 
 #ifndef KD_SOURCE_DIR
@@ -22,101 +23,18 @@
 
 #define TOL_ABS 1e-5
 #define TOL_REL 1e-5
-#define FX_MAX_DIMS 8
 
-/* ------------------------------------------------------------------ fixture reader */
-typedef struct fx_array {
-    char name[64];
-    int ndim;
-    int dims[FX_MAX_DIMS];
-    size_t n;
-    float *data;
-} fx_array;
-
-typedef struct fx_file {
-    const char *case_name;
-    int count;
-    fx_array *arrays;
-} fx_file;
-
-static void fx_free(fx_file *f) {
-    for (int i = 0; i < f->count; i++) free(f->arrays[i].data);
-    free(f->arrays);
-    f->arrays = NULL;
-    f->count = 0;
-}
-
-static int rd_u32(const unsigned char *buf, size_t len, size_t *pos, uint32_t *v) {
-    if (len - *pos < 4) return 0;
-    /* fixtures are little-endian */
-    *v = (uint32_t)buf[*pos] | (uint32_t)buf[*pos + 1] << 8 | (uint32_t)buf[*pos + 2] << 16 |
-         (uint32_t)buf[*pos + 3] << 24;
-    *pos += 4;
-    return 1;
-}
-
-/* Returns 1 on success; on failure records a CHECK failure naming the problem. */
+/* ------------------------------------------------------------------ fixtures */
+/* Loads tests/golden/ops/<case_name>.kdgf; returns 1 on success; on failure records a CHECK failure
+ * naming the problem (missing or malformed). */
 static int fx_load(fx_file *f, const char *case_name) {
-    memset(f, 0, sizeof *f);
-    f->case_name = case_name;
     char path[512];
     snprintf(path, sizeof path, "%s/tests/golden/ops/%s.kdgf", KD_SOURCE_DIR, case_name);
-    FILE *fp = fopen(path, "rb");
-    CHECK_MSG(fp != NULL, "missing fixture %s (run tests/golden/gen_ops.py)", path);
-    if (!fp) return 0;
-    fseek(fp, 0, SEEK_END);
-    long sz = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = sz > 0 ? malloc((size_t)sz) : NULL;
-    int ok = buf && fread(buf, 1, (size_t)sz, fp) == (size_t)sz;
-    fclose(fp);
-    size_t len = ok ? (size_t)sz : 0, pos = 4;
-    uint32_t version = 0, count = 0;
-    ok = ok && len >= 12 && memcmp(buf, "KDGF", 4) == 0 && rd_u32(buf, len, &pos, &version) &&
-         version == 1 && rd_u32(buf, len, &pos, &count) && count < 1000;
-    if (ok) {
-        f->arrays = calloc(count, sizeof *f->arrays);
-        ok = f->arrays != NULL;
-    }
-    for (uint32_t i = 0; ok && i < count; i++) {
-        fx_array *a = &f->arrays[i];
-        uint32_t nlen = 0, ndim = 0;
-        ok = rd_u32(buf, len, &pos, &nlen) && nlen > 0 && nlen < sizeof a->name && len - pos >= nlen;
-        if (!ok) break;
-        memcpy(a->name, buf + pos, nlen);
-        pos += nlen;
-        ok = rd_u32(buf, len, &pos, &ndim) && ndim <= FX_MAX_DIMS;
-        a->ndim = (int)ndim;
-        a->n = 1;
-        for (uint32_t d = 0; ok && d < ndim; d++) {
-            uint32_t v = 0;
-            ok = rd_u32(buf, len, &pos, &v) && v > 0 && v < (1u << 24);
-            a->dims[d] = (int)v;
-            a->n *= v;
-            ok = ok && a->n < (1u << 24);
-        }
-        ok = ok && (len - pos) / 4 >= a->n;
-        if (!ok) break;
-        a->data = malloc(a->n * sizeof(float));
-        ok = a->data != NULL;
-        for (size_t k = 0; ok && k < a->n; k++) {
-            uint32_t bits = 0;
-            rd_u32(buf, len, &pos, &bits);
-            memcpy(&a->data[k], &bits, 4);
-        }
-        f->count = (int)i + 1;
-    }
-    ok = ok && pos == len;
-    free(buf);
-    CHECK_MSG(ok, "malformed fixture %s", path);
-    if (!ok) fx_free(f);
-    return ok;
-}
-
-static const fx_array *fx_find(const fx_file *f, const char *name) {
-    for (int i = 0; i < f->count; i++)
-        if (strcmp(f->arrays[i].name, name) == 0) return &f->arrays[i];
-    return NULL;
+    const int rc = kdgf_load(f, path, case_name);
+    CHECK_MSG(rc != KDGF_MISSING, "missing fixture %s (run tests/golden/gen_ops.py)", path);
+    if (rc == KDGF_MISSING) return 0;
+    CHECK_MSG(rc == KDGF_OK, "malformed fixture %s", path);
+    return rc == KDGF_OK;
 }
 
 /* Array `name` with exactly `n` elements, or NULL (and a recorded failure). */
@@ -160,6 +78,14 @@ static void compare(const char *cs, const char *what, const float *got, const fl
     }
     CHECK_MSG(bad == 0, "%s: %s: %zu of %zu elements off, worst [%zu] got %.7g want %.7g", cs, what,
               bad, n, worst, (double)got[worst], (double)factor * want[worst]);
+}
+
+/* compare() of a result computed with `threads` threads: "what [threads N]" names it. */
+static void compare_at(const char *cs, const char *what, int threads, const float *got, const float *want, size_t n,
+                       float factor) {
+    char label[96];
+    snprintf(label, sizeof label, "%s [threads %d]", what, threads);
+    compare(cs, label, got, want, n, factor);
 }
 
 static float *poisoned(size_t n) {
@@ -239,43 +165,32 @@ static void case_conv(const fx_file *f) {
     const int thread_counts[2] = {1, 3};
     for (int t = 0; t < 2; t++) {
         s.threads = thread_counts[t];
-        char what[96];
         float *scratch = zeros(kd_conv2d_scratch_floats(&s));
         float *out = poisoned(nout), *din = zeros(nin), *dw = zeros(nw), *db = zeros(s.Cout);
         kd_conv2d_forward(out, in, w, bias, &s, scratch);
-        snprintf(what, sizeof what, "out [threads %d]", s.threads);
-        compare(cs, what, out, out_ref, nout, 1);
+        compare_at(cs, "out", s.threads, out, out_ref, nout, 1);
         kd_conv2d_backward(din, dw, has_bias ? db : NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "din [threads %d]", s.threads);
-        compare(cs, what, din, din_ref, nin, 1);
-        snprintf(what, sizeof what, "dweight [threads %d]", s.threads);
-        compare(cs, what, dw, dw_ref, nw, 1);
+        compare_at(cs, "din", s.threads, din, din_ref, nin, 1);
+        compare_at(cs, "dweight", s.threads, dw, dw_ref, nw, 1);
         if (has_bias) {
-            snprintf(what, sizeof what, "dbias [threads %d]", s.threads);
-            compare(cs, what, db, db_ref, s.Cout, 1);
+            compare_at(cs, "dbias", s.threads, db, db_ref, s.Cout, 1);
         }
         kd_conv2d_backward(din, dw, has_bias ? db : NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "din accumulated twice [threads %d]", s.threads);
-        compare(cs, what, din, din_ref, nin, 2);
-        snprintf(what, sizeof what, "dweight accumulated twice [threads %d]", s.threads);
-        compare(cs, what, dw, dw_ref, nw, 2);
+        compare_at(cs, "din accumulated twice", s.threads, din, din_ref, nin, 2);
+        compare_at(cs, "dweight accumulated twice", s.threads, dw, dw_ref, nw, 2);
         if (has_bias) {
-            snprintf(what, sizeof what, "dbias accumulated twice [threads %d]", s.threads);
-            compare(cs, what, db, db_ref, s.Cout, 2);
+            compare_at(cs, "dbias accumulated twice", s.threads, db, db_ref, s.Cout, 2);
         }
         memset(din, 0, nin * sizeof *din);
         memset(dw, 0, nw * sizeof *dw);
         memset(db, 0, s.Cout * sizeof *db);
         kd_conv2d_backward(NULL, dw, has_bias ? db : NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "dweight, din NULL [threads %d]", s.threads);
-        compare(cs, what, dw, dw_ref, nw, 1);
+        compare_at(cs, "dweight, din NULL", s.threads, dw, dw_ref, nw, 1);
         if (has_bias) {
-            snprintf(what, sizeof what, "dbias, din NULL [threads %d]", s.threads);
-            compare(cs, what, db, db_ref, s.Cout, 1);
+            compare_at(cs, "dbias, din NULL", s.threads, db, db_ref, s.Cout, 1);
         }
         kd_conv2d_backward(din, NULL, NULL, dout, in, w, &s, scratch);
-        snprintf(what, sizeof what, "din, dweight/dbias NULL [threads %d]", s.threads);
-        compare(cs, what, din, din_ref, nin, 1);
+        compare_at(cs, "din, dweight/dbias NULL", s.threads, din, din_ref, nin, 1);
         free(scratch), free(out), free(din), free(dw), free(db);
     }
 
@@ -293,15 +208,11 @@ static void case_conv(const fx_file *f) {
     free(scratch), free(g1), free(g2), free(o1), free(o2);
 }
 
-static void pool_dims(const fx_file *f, int *B, int *C, int *H, int *W, int *k, int *stride) {
-    *B = fx_int(f, "B"), *C = fx_int(f, "C"), *H = fx_int(f, "H"), *W = fx_int(f, "W");
-    *k = fx_int(f, "k"), *stride = fx_int(f, "stride");
-}
-
-static void case_maxpool(const fx_file *f) {
+/* Max (average = 0) or average pooling: forward, backward, backward accumulating twice. */
+static void case_pool(const fx_file *f, int average) {
     const char *cs = f->case_name;
-    int B, C, H, W, k, st;
-    pool_dims(f, &B, &C, &H, &W, &k, &st);
+    const int B = fx_int(f, "B"), C = fx_int(f, "C"), H = fx_int(f, "H"), W = fx_int(f, "W");
+    const int k = fx_int(f, "k"), st = fx_int(f, "stride");
     if (B <= 0 || C <= 0 || H < k || W < k || k <= 0 || st <= 0) return;
     int Ho = (H - k) / st + 1, Wo = (W - k) / st + 1;
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
@@ -309,35 +220,20 @@ static void case_maxpool(const fx_file *f) {
     const float *out_ref = fx_get(f, "out", nout), *din_ref = fx_get(f, "din", nin);
     if (!ALL3(in, dout, out_ref) || !din_ref) return;
     float *out = poisoned(nout), *din = zeros(nin);
-    int32_t *argmax = malloc(nout * sizeof *argmax);
-    kd_maxpool_forward(out, argmax, in, B, C, H, W, k, st);
+    int32_t *argmax = average ? NULL : malloc(nout * sizeof *argmax);
+    if (average) kd_avgpool_forward(out, in, B, C, H, W, k, st);
+    else kd_maxpool_forward(out, argmax, in, B, C, H, W, k, st);
     compare(cs, "out", out, out_ref, nout, 1);
-    kd_maxpool_backward(din, dout, argmax, B, C, H, W, Ho, Wo);
-    compare(cs, "din", din, din_ref, nin, 1);
-    kd_maxpool_backward(din, dout, argmax, B, C, H, W, Ho, Wo);
-    compare(cs, "din (accumulated twice)", din, din_ref, nin, 2);
+    for (int times = 1; times <= 2; times++) {
+        if (average) kd_avgpool_backward(din, dout, B, C, H, W, k, st);
+        else kd_maxpool_backward(din, dout, argmax, B, C, H, W, Ho, Wo);
+        compare(cs, times == 1 ? "din" : "din (accumulated twice)", din, din_ref, nin, times);
+    }
     free(out), free(din), free(argmax);
 }
 
-static void case_avgpool(const fx_file *f) {
-    const char *cs = f->case_name;
-    int B, C, H, W, k, st;
-    pool_dims(f, &B, &C, &H, &W, &k, &st);
-    if (B <= 0 || C <= 0 || H < k || W < k || k <= 0 || st <= 0) return;
-    int Ho = (H - k) / st + 1, Wo = (W - k) / st + 1;
-    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
-    const float *in = fx_get(f, "in", nin), *dout = fx_get(f, "dout", nout);
-    const float *out_ref = fx_get(f, "out", nout), *din_ref = fx_get(f, "din", nin);
-    if (!ALL3(in, dout, out_ref) || !din_ref) return;
-    float *out = poisoned(nout), *din = zeros(nin);
-    kd_avgpool_forward(out, in, B, C, H, W, k, st);
-    compare(cs, "out", out, out_ref, nout, 1);
-    kd_avgpool_backward(din, dout, B, C, H, W, k, st);
-    compare(cs, "din", din, din_ref, nin, 1);
-    kd_avgpool_backward(din, dout, B, C, H, W, k, st);
-    compare(cs, "din (accumulated twice)", din, din_ref, nin, 2);
-    free(out), free(din);
-}
+static void case_maxpool(const fx_file *f) { case_pool(f, 0); }
+static void case_avgpool(const fx_file *f) { case_pool(f, 1); }
 
 static void case_gap(const fx_file *f) {
     const char *cs = f->case_name;

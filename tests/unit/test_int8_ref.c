@@ -13,66 +13,19 @@
 #include <string.h>
 
 #include "kdrt_kernels.h"
+#include "runtime/int8_oracle.h"
 #include "test.h"
 
 /* ---- Random numbers (splitmix64: self-contained and reproducible) ---------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd64(void) { return splitmix64(&rng_state); }
 static int32_t rnd_s32(void) { return (int32_t)(uint32_t)rnd64(); }
 /* uniform in [lo, hi] */
 static int32_t rnd_range(int32_t lo, int32_t hi) { return lo + (int32_t)(rnd64() % (uint64_t)((int64_t)hi - lo + 1)); }
 static double rnd_unit(void) { return (double)(rnd64() >> 11) / 9007199254740992.0; } /* [0, 1) */
 
-/* ---- Oracles for the fixed-point primitives ---------------------------------------------------- */
-/* Written from the specification (docs/QUANTIZATION.md), deliberately differently from the
- * kernels: floor division and magnitude rounding in int64, no nudges, no masks. */
-
-static int64_t floor_div_pow2(int64_t x, int e) {
-    int64_t d = (int64_t)1 << e, q = x / d;
-    if (x % d != 0 && x < 0) q--;
-    return q;
-}
-
-/* floor((a b + 2^30) / 2^31), INT32_MIN^2 saturating */
-static int32_t ref_high_mul(int32_t a, int32_t b) {
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    return (int32_t)floor_div_pow2((int64_t)a * b + ((int64_t)1 << 30), 31);
-}
-
-/* x / 2^e to nearest, ties away from zero */
-static int32_t ref_div_pot(int32_t x, int e) {
-    if (e == 0) return x;
-    int64_t ax = x < 0 ? -(int64_t)x : x;
-    int64_t r = (ax + ((int64_t)1 << (e - 1))) >> e;
-    return (int32_t)(x < 0 ? -r : r);
-}
-
-static int32_t ref_requant(int32_t acc, int32_t m, int s) {
-    if (s > 0) {
-        int64_t v = (int64_t)acc * ((int64_t)1 << s);
-        if (v > INT32_MAX) v = INT32_MAX;
-        if (v < INT32_MIN) v = INT32_MIN;
-        return ref_high_mul((int32_t)v, m);
-    }
-    return ref_div_pot(ref_high_mul(acc, m), -s);
-}
-
-/* clamp(zp + requant(acc)) computed in int64, clamping after the add (the kernels clamp before) */
-static int8_t ref_out(int64_t acc_wide, int32_t m, int32_t s, int32_t zp, kdrt_activation act) {
-    /* the specification's 32-bit accumulator wraps modulo 2^32 */
-    uint32_t u = (uint32_t)(uint64_t)acc_wide;
-    int32_t acc = u <= INT32_MAX ? (int32_t)u : (int32_t)((int64_t)u - 4294967296ll);
-    int64_t r = (int64_t)ref_requant(acc, m, (int)s) + zp;
-    if (r < act.min) r = act.min;
-    if (r > act.max) r = act.max;
-    return (int8_t)r;
-}
+/* ---- Oracles for the fixed-point primitives: tests/runtime/int8_oracle.h -------------------- */
 
 static long n_requant_checked;
 
@@ -279,7 +232,7 @@ static void ref_conv(int depthwise, int8_t *out, kdrt_dims od, const int8_t *in,
                                     acc += (int64_t)(in[AT4(id, b, iy, ix, c)] - p->input_zero_point) *
                                            f[AT4(fd, o, ky, kx, c)];
                         }
-                    out[AT4(od, b, oy, ox, o)] = ref_out(acc, mult[o], shift[o], p->output_zero_point, p->activation);
+                    out[AT4(od, b, oy, ox, o)] = ref_out(acc, mult[o], shift[o], p->output_zero_point, p->activation.min, p->activation.max);
                 }
 }
 
@@ -333,7 +286,7 @@ static void test_conv_wraps(void) {
     kdrt_channel_quant q = {&mult, &shift};
     CHECK(kdrt_conv2d_s8_ref(NULL, &out, &od, in, &id, f, &fd, &bias, &p, &q) == KDRT_STATUS_OK);
     int64_t acc = (int64_t)bias + 4 * 255 * 127;
-    want = ref_out(acc, mult, shift, 0, p.activation);
+    want = ref_out(acc, mult, shift, 0, p.activation.min, p.activation.max);
     CHECK(out == want && out == -128); /* wrapped to a large negative value */
 }
 
@@ -360,7 +313,7 @@ static void test_fully_connected_random(void) {
             for (int o = 0; o < od.c; o++) {
                 int64_t acc = bp ? bp[o] : 0;
                 for (int i = 0; i < F; i++) acc += (int64_t)(in[b * F + i] - p.input_zero_point) * w[o * F + i];
-                want[b * od.c + o] = ref_out(acc, mult[o], shift[o], p.output_zero_point, p.activation);
+                want[b * od.c + o] = ref_out(acc, mult[o], shift[o], p.output_zero_point, p.activation.min, p.activation.max);
             }
         CHECK(kdrt_fully_connected_s8_ref(NULL, out, &od, in, &id, w, bp, &p, &q) == KDRT_STATUS_OK);
         if (memcmp(out, want, (size_t)id.n * od.c) != 0) mismatches++;
@@ -445,7 +398,7 @@ static void test_add_random(void) {
                                     p.input1_shift);
             int32_t y = ref_requant((b[i] - p.input2_zero_point) * (1 << p.left_shift), p.input2_multiplier,
                                     p.input2_shift);
-            int8_t want = ref_out((int64_t)x + y, p.output_multiplier, p.output_shift, p.output_zero_point, act);
+            int8_t want = ref_out((int64_t)x + y, p.output_multiplier, p.output_shift, p.output_zero_point, act.min, act.max);
             if (out[i] != want) mismatches++;
             /* float: within half an output step (+ 0.02 for the fixed-point intermediates) unless clamped */
             double real = q1.scale * (double)(a[i] - q1.zero_point) + q2.scale * (double)(b[i] - q2.zero_point);

@@ -43,6 +43,46 @@ static void test_golden(const char *name) {
     free(s); free(t); free(g); free(pt); free(ps); free(d);
 }
 
+/* Central differences (step 1e-2) of scale * loss(s) against the analytic gradient d, element by
+ * element; returns how many differ by more than 2e-3 + 1e-2 |numeric| (each printed with label). */
+typedef double (*logit_loss)(const void *ctx, const float *s);
+static int fd_mismatches(float *s, const float *d, int n, double scale, logit_loss loss, const void *ctx,
+                         const char *label) {
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        float save = s[i], h = 1e-2f;
+        s[i] = save + h;
+        double lp = loss(ctx, s);
+        s[i] = save - h;
+        double lm = loss(ctx, s);
+        s[i] = save;
+        double num = scale * (lp - lm) / (2 * h);
+        if (fabs(num - d[i]) > 2e-3 + 1e-2 * fabs(num)) {
+            bad++;
+            fprintf(stderr, "  %sd[%d]: analytic %g numeric %g\n", label, i, d[i], num);
+        }
+    }
+    return bad;
+}
+
+typedef struct kl_args {
+    float *ps;
+    const float *pt;
+    const int32_t *y;
+    int B, C;
+    float T;
+} kl_args;
+
+static double kl_loss(const void *ctx, const float *s) {
+    const kl_args *a = ctx;
+    return kd_kl_div_forward(a->ps, s, a->pt, a->B, a->C, a->T);
+}
+
+static double dkd_loss(const void *ctx, const float *s) {
+    const kl_args *a = ctx;
+    return kd_dkd_forward_backward(NULL, s, a->pt, a->y, a->B, a->C, a->T, 1.f, 8.f, 1.f);
+}
+
 static void test_fd(void) {
     enum { B = 3, C = 6 };
     kd_rng r;
@@ -53,20 +93,8 @@ static void test_fd(void) {
     kd_soft_targets(pt, t, B, C, T);
     kd_kl_div_forward(ps, s, pt, B, C, T);
     kd_kl_div_backward(d, ps, pt, B, C, T, 0.7f);
-    int bad = 0;
-    for (int i = 0; i < B * C; i++) {
-        float save = s[i], h = 1e-2f;
-        s[i] = save + h;
-        double lp = kd_kl_div_forward(ps, s, pt, B, C, T);
-        s[i] = save - h;
-        double lm = kd_kl_div_forward(ps, s, pt, B, C, T);
-        s[i] = save;
-        double num = 0.7 * (lp - lm) / (2 * h);
-        if (fabs(num - d[i]) > 2e-3 + 1e-2 * fabs(num)) {
-            bad++;
-            fprintf(stderr, "  d[%d]: analytic %g numeric %g\n", i, d[i], num);
-        }
-    }
+    const kl_args args = {ps, pt, NULL, B, C, T};
+    int bad = fd_mismatches(s, d, B * C, 0.7, kl_loss, &args, "");
     CHECK(bad == 0);
     /* KL of identical distributions is 0 and so is its gradient */
     kd_soft_targets(pt, s, B, C, T);
@@ -95,20 +123,8 @@ static void test_dkd(void) {
     CHECK_MSG(fabs(sum / B - kl) < 1e-4 * (1 + kl), "TCKD + (1-t)NCKD = %g, KL = %g", sum / B, kl);
     float d[B * C] = {0};
     kd_dkd_forward_backward(d, s, pt, y, B, C, T, 1.f, 8.f, 0.5f);
-    int bad = 0;
-    for (int i = 0; i < B * C; i++) {
-        float save = s[i], h = 1e-2f;
-        s[i] = save + h;
-        double lp = kd_dkd_forward_backward(NULL, s, pt, y, B, C, T, 1.f, 8.f, 1.f);
-        s[i] = save - h;
-        double lm = kd_dkd_forward_backward(NULL, s, pt, y, B, C, T, 1.f, 8.f, 1.f);
-        s[i] = save;
-        double num = 0.5 * (lp - lm) / (2 * h);
-        if (fabs(num - d[i]) > 2e-3 + 1e-2 * fabs(num)) {
-            bad++;
-            fprintf(stderr, "  dkd d[%d]: analytic %g numeric %g\n", i, d[i], num);
-        }
-    }
+    const kl_args args = {NULL, pt, y, B, C, T};
+    int bad = fd_mismatches(s, d, B * C, 0.5, dkd_loss, &args, "dkd ");
     CHECK(bad == 0);
 }
 

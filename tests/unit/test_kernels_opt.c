@@ -1,4 +1,4 @@
-/* kdrt's optimised kernels (runtime/src/kernels_x86.c, kernels_neon.c, kernels_dispatch.c) bit-exact
+/* kdrt's optimised kernels (runtime/src/kernels_avx512.c, kernels_avx2.c, kernels_neon.c, kernels_dispatch.c) bit-exact
  * against the `_ref` oracle: the AVX-512 VNNI and AVX2 variants called directly (when this CPU has
  * them) and through the dispatchers, on the zoo's layer shapes and many random problems, with exact
  * scratch and one byte less (tests/runtime/kernel_check.h holds the generators and comparisons,

@@ -5,48 +5,16 @@
 
 #include "distill/lm.h"
 #include "distill/rng.h"
+#include "golden/kdgf.h"
 #include "test.h"
 
-/* ---------------------------------------------------------------- golden file reader (KDGF) */
+/* ---------------------------------------------------------------- golden (tests/golden/kdgf.h) */
 
-typedef struct arr {
-    char name[32];
-    int n;
-    float *d;
-} arr;
-
-static int read_kdgf(const char *path, arr *a, int max) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char magic[4];
-    uint32_t ver, count;
-    int n = -1;
-    if (fread(magic, 1, 4, f) != 4 || memcmp(magic, "KDGF", 4) || fread(&ver, 4, 1, f) != 1 ||
-        fread(&count, 4, 1, f) != 1 || (int)count > max)
-        goto done;
-    for (n = 0; n < (int)count; n++) {
-        uint32_t len, nd;
-        if (fread(&len, 4, 1, f) != 1 || len >= sizeof a[n].name || fread(a[n].name, 1, len, f) != len) break;
-        a[n].name[len] = 0;
-        if (fread(&nd, 4, 1, f) != 1 || nd > 4) break;
-        int32_t dims[4];
-        if (nd && fread(dims, 4, nd, f) != nd) break;
-        a[n].n = 1;
-        for (uint32_t i = 0; i < nd; i++) a[n].n *= dims[i];
-        a[n].d = malloc((size_t)a[n].n * sizeof(float));
-        if (fread(a[n].d, 4, (size_t)a[n].n, f) != (size_t)a[n].n) break;
-    }
-    if (n != (int)count) n = -1;
-done:
-    fclose(f);
-    return n;
-}
-
-static const arr *get(const arr *a, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(a[i].name, name)) return &a[i];
-    fprintf(stderr, "golden array %s missing\n", name);
-    exit(1);
+/* Array `name` of the fixture, or NULL after a recorded failure. */
+static const fx_array *get(const fx_file *f, const char *name) {
+    const fx_array *a = fx_find(f, name);
+    if (!a) CHECK_MSG(a != NULL, "%s: golden array %s missing", f->case_name, name);
+    return a;
 }
 
 static double max_rel(const float *x, const float *ref, int n, double floor_) {
@@ -59,42 +27,48 @@ static double max_rel(const float *x, const float *ref, int n, double floor_) {
 static void test_golden(const char *name) {
     char path[512];
     snprintf(path, sizeof path, "%s/tests/golden/lm/%s.kdgf", KD_SOURCE_DIR, name);
-    arr a[16];
-    int n = read_kdgf(path, a, 16);
-    CHECK_MSG(n > 0, "cannot read %s", path);
-    if (n <= 0) return;
-    const float *cf = get(a, n, "config")->d;
+    fx_file a;
+    int rc = kdgf_load(&a, path, name);
+    CHECK_MSG(rc == KDGF_OK && a.count > 0, "cannot read %s", path);
+    if (rc != KDGF_OK) return;
+    const fx_array *cfg = get(&a, "config"), *Ba = get(&a, "B"), *Ta = get(&a, "T"), *p = get(&a, "params");
+    const fx_array *tokens = get(&a, "tokens"), *targets = get(&a, "targets"), *logits = get(&a, "logits");
+    const fx_array *loss_ref = get(&a, "loss"), *dparams = get(&a, "dparams");
+    if (!cfg || !Ba || !Ta || !p || !tokens || !targets || !logits || !loss_ref || !dparams) {
+        fx_free(&a);
+        return;
+    }
+    const float *cf = cfg->data;
     kd_lm_config c = {(int)cf[0], (int)cf[1], (int)cf[2], (int)cf[3], (int)cf[4]};
-    int B = (int)get(a, n, "B")->d[0], T = (int)get(a, n, "T")->d[0];
+    int B = (int)Ba->data[0], T = (int)Ta->data[0];
     kd_lm *m = NULL;
     kd_error err;
     CHECK(kd_lm_create(&m, &c, 1, &err) == KD_STATUS_OK);
     CHECK(kd_lm_prepare(m, B, T, 1, &err) == KD_STATUS_OK);
-    const arr *p = get(a, n, "params");
     CHECK((size_t)p->n == m->n_params);
-    memcpy(m->params, p->d, m->n_params * sizeof(float));
+    memcpy(m->params, p->data, m->n_params * sizeof(float));
     int32_t tok[64], tgt[64];
     for (int i = 0; i < B * T; i++) {
-        tok[i] = (int32_t)get(a, n, "tokens")->d[i];
-        tgt[i] = (int32_t)get(a, n, "targets")->d[i];
+        tok[i] = (int32_t)tokens->data[i];
+        tgt[i] = (int32_t)targets->data[i];
     }
     kd_lm_forward(m, tok, B, T);
-    double el = max_rel(m->a.logits, get(a, n, "logits")->d, B * T * c.vocab, 1.0);
+    double el = max_rel(m->a.logits, logits->data, B * T * c.vocab, 1.0);
     CHECK_MSG(el < 1e-5, "%s logits: max relative error %g", name, el);
     float loss = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, tgt, B * T, c.vocab);
-    CHECK_NEAR(loss, get(a, n, "loss")->d[0], 1e-5);
+    CHECK_NEAR(loss, loss_ref->data[0], 1e-5);
     memset(m->g.dlogits, 0, (size_t)B * T * c.vocab * sizeof(float));
     kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, tgt, B * T, c.vocab, 1.f);
     kd_lm_zero_grad(m);
     kd_lm_backward(m, NULL);
-    const float *dp = get(a, n, "dparams")->d;
+    const float *dp = dparams->data;
     for (int i = 0; i < m->n_tensors; i++) { /* per tensor, so a failure names it */
         const kd_lm_tensor *t = &m->tensors[i];
         double e = max_rel(m->grads + t->off, dp + t->off, (int)t->n, 1e-3);
         CHECK_MSG(e < 1e-4, "%s d%s: max relative error %g", name, t->name, e);
     }
     kd_lm_free(m);
-    for (int i = 0; i < n; i++) free(a[i].d);
+    fx_free(&a);
 }
 
 /* ---------------------------------------------------------------- finite differences */

@@ -21,38 +21,44 @@
 #include "distill/compress.h"
 #include "distill/model.h"
 #include "distill/quantize.h"
+#include "runtime/int8_oracle.h"
 #include "test.h"
 #include "test_models.h"
 
-/* ---------------------------------------------------------------- integer-only reference */
+/* ---------------------------------------------------------------- integer-only reference
+ * (requantization: ref_out of tests/runtime/int8_oracle.h) */
 
-static int32_t ref_srdhm(int32_t a, int32_t b) {
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    int64_t p = (int64_t)a * b + ((int64_t)1 << 30);
-    /* floor division by 2^31 */
-    int64_t q = p >= 0 ? p / ((int64_t)1 << 31) : -((-p + ((int64_t)1 << 31) - 1) / ((int64_t)1 << 31));
-    return (int32_t)q;
+/* A 3x3 conv with padding 1, integer only: output (Co, Ho, Wo) NCHW; input element (c, y, x) at
+ * in[c * sc + y * sy + x * sx] (so NHWC and NCHW inputs both work); weights OIHW; the output
+ * clamped to [lo, 127]. */
+static void ref_conv3x3(int8_t *out, int Co, int Ho, int Wo, int stride, const int8_t *in, int Ci, int Hi, int Wi,
+                        int sc, int sy, int sx, int zp_in, const int8_t *w, const kd_int8_layer *Q, int lo) {
+    for (int o = 0; o < Co; o++)
+        for (int y = 0; y < Ho; y++)
+            for (int xx = 0; xx < Wo; xx++) {
+                int64_t acc = Q->bias[o];
+                for (int c = 0; c < Ci; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = stride * y + ky - 1, ix = stride * xx + kx - 1;
+                            if (iy < 0 || iy >= Hi || ix < 0 || ix >= Wi) continue;
+                            acc += (int64_t)(in[c * sc + iy * sy + ix * sx] - zp_in) * w[((o * Ci + c) * 3 + ky) * 3 + kx];
+                        }
+                out[(o * Ho + y) * Wo + xx] = ref_out(acc, Q->mult[o], Q->shift[o], Q->out_q.zero_point, lo, 127);
+            }
 }
 
-static int32_t ref_rdbp(int32_t x, int k) {
-    if (k == 0) return x;
-    int64_t a = x < 0 ? -(int64_t)x : x;
-    int64_t r = (a + ((int64_t)1 << (k - 1))) >> k;
-    return (int32_t)(x < 0 ? -r : r);
-}
-
-static int32_t ref_requant(int32_t acc, int32_t M, int n) {
-    if (n > 0) {
-        int64_t v = (int64_t)acc * ((int64_t)1 << n);
-        v = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
-        return ref_srdhm((int32_t)v, M);
-    }
-    return ref_rdbp(ref_srdhm(acc, M), -n);
-}
-
-static int8_t ref_out(int64_t acc, int32_t M, int n, int zp, int lo, int hi) {
-    int32_t v = ref_requant((int32_t)acc, M, n) + zp;
-    return (int8_t)(v < lo ? lo : v > hi ? hi : v);
+/* kd_int8_quantize with the default calibration on the first n_images of ds, batches of 16 (must
+ * succeed); the model or NULL. */
+static kd_int8_model *quantize_default(kd_model *m, const kd_dataset *ds, int n_images) {
+    kd_calib_config cfg;
+    kd_calib_config_default(&cfg);
+    cfg.n_images = n_images;
+    cfg.batch = 16;
+    kd_int8_model *q = NULL;
+    kd_error err;
+    CHECK_MSG(kd_int8_quantize(m, ds, &cfg, &q, &err) == KD_STATUS_OK, "%s", err.msg);
+    return q;
 }
 
 /* The model of test_bit_exact in NCHW, integer only: conv1 (3x3, pad 1) + ReLU, maxpool 2,
@@ -74,22 +80,8 @@ static void ref_forward(const kd_model *m, const kd_int8_model *q, const int8_t 
     int8_t *a1 = malloc((size_t)C1 * H1 * W1), *a2 = malloc((size_t)C1 * H2 * W2), *a3 = malloc((size_t)F);
     for (int b = 0; b < B; b++) {
         const int8_t *x = in_nhwc + (size_t)b * C0 * H0 * W0;
-#define X(c, y, xx) x[((y) * W0 + (xx)) * C0 + (c)]
-        for (int o = 0; o < C1; o++)
-            for (int y = 0; y < H1; y++)
-                for (int xx = 0; xx < W1; xx++) {
-                    int64_t acc = Q1->bias[o];
-                    for (int c = 0; c < C0; c++)
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) {
-                                int iy = y + ky - 1, ix = xx + kx - 1;
-                                if (iy < 0 || iy >= H0 || ix < 0 || ix >= W0) continue;
-                                acc += (int64_t)(X(c, iy, ix) - q->in_q.zero_point) * w1[((o * C0 + c) * 3 + ky) * 3 + kx];
-                            }
-                    int zp = Q1->out_q.zero_point;
-                    a1[(o * H1 + y) * W1 + xx] = ref_out(acc, Q1->mult[o], Q1->shift[o], zp, zp > -128 ? zp : -128, 127);
-                }
-#undef X
+        const int zp = Q1->out_q.zero_point; /* conv1 + ReLU: the clamp starts at the zero point */
+        ref_conv3x3(a1, C1, H1, W1, 1, x, C0, H0, W0, 1, W0 * C0, C0, q->in_q.zero_point, w1, Q1, zp > -128 ? zp : -128);
         for (int c = 0; c < C1; c++)
             for (int y = 0; y < H2; y++)
                 for (int xx = 0; xx < W2; xx++) {
@@ -102,19 +94,7 @@ static void ref_forward(const kd_model *m, const kd_int8_model *q, const int8_t 
                     a2[(c * H2 + y) * W2 + xx] = (int8_t)mx;
                 }
         int zp1 = Q1->out_q.zero_point; /* pool keeps conv1's quantization */
-        for (int o = 0; o < C3; o++)
-            for (int y = 0; y < H3; y++)
-                for (int xx = 0; xx < W3; xx++) {
-                    int64_t acc = Q2->bias[o];
-                    for (int c = 0; c < C1; c++)
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) {
-                                int iy = 2 * y + ky - 1, ix = 2 * xx + kx - 1;
-                                if (iy < 0 || iy >= H2 || ix < 0 || ix >= W2) continue;
-                                acc += (int64_t)(a2[(c * H2 + iy) * W2 + ix] - zp1) * w2[((o * C1 + c) * 3 + ky) * 3 + kx];
-                            }
-                    a3[(o * H3 + y) * W3 + xx] = ref_out(acc, Q2->mult[o], Q2->shift[o], Q2->out_q.zero_point, -128, 127);
-                }
+        ref_conv3x3(a3, C3, H3, W3, 2, a2, C1, H2, W2, H2 * W2, W2, 1, zp1, w2, Q2, -128);
         for (int o = 0; o < O; o++) {
             int64_t acc = Qf->bias[o];
             for (int i = 0; i < F; i++) acc += (int64_t)(a3[i] - Q2->out_q.zero_point) * wf[(size_t)o * F + i];
@@ -184,12 +164,7 @@ static void test_bit_exact(void) {
     if (!m) return;
     kd_dataset ds;
     make_dataset(&ds, 64, 2, 10, 10, 7, 5);
-    kd_calib_config cfg;
-    kd_calib_config_default(&cfg);
-    cfg.n_images = 64;
-    cfg.batch = 16;
-    kd_int8_model *q = NULL;
-    CHECK_MSG(kd_int8_quantize(m, &ds, &cfg, &q, &err) == KD_STATUS_OK, "%s", err.msg);
+    kd_int8_model *q = quantize_default(m, &ds, 64);
     if (q) {
         CHECK(q->n_layers == 4);
         CHECK(q->layers[0].op == KD_INT8_CONV && q->layers[0].relu);
@@ -328,12 +303,7 @@ static void test_vs_fp32(void) {
         perturb_bn(m, 9);
         kd_dataset ds;
         make_dataset(&ds, 48, m->in_c, m->in_h, m->in_w, m->n_classes, 17);
-        kd_calib_config cfg;
-        kd_calib_config_default(&cfg);
-        cfg.n_images = 48;
-        cfg.batch = 16;
-        kd_int8_model *q = NULL;
-        CHECK_MSG(kd_int8_quantize(m, &ds, &cfg, &q, &err) == KD_STATUS_OK, "%s", err.msg);
+        kd_int8_model *q = quantize_default(m, &ds, 48);
         if (q) {
             if (t == 1) { /* folded BN, depthwise, the residual add, global pooling are all there */
                 int ops[6] = {0};
