@@ -135,7 +135,7 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         case O_SEQ: if (!kd_cli_int(cmd, "--seq", optarg, 1, 65536, &tc.seq)) return KD_EXIT_USAGE; break;
         case O_LR: if (!kd_cli_float(cmd, "--lr", optarg, 1e-9, 10, &tc.optim.lr)) return KD_EXIT_USAGE; break;
         case O_MINLR: if (!kd_cli_float(cmd, "--min-lr", optarg, 0, 10, &tc.optim.min_lr)) return KD_EXIT_USAGE; break;
-        case O_WARM: if (!kd_cli_int(cmd, "--warmup", optarg, 0, 100000000, &v)) return KD_EXIT_USAGE; tc.optim.warmup_epochs = (float)v; break;
+        case O_WARM: if (!kd_cli_int(cmd, "--warmup", optarg, 0, 100000000, &v)) return KD_EXIT_USAGE; tc.warmup_steps = (float)v; break;
         case O_SCHED:
             if (!strcmp(optarg, "cosine")) tc.optim.sched = KD_SCHED_COSINE;
             else if (!strcmp(optarg, "const")) tc.optim.sched = KD_SCHED_CONST;

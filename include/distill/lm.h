@@ -194,25 +194,21 @@ size_t kd_lm_activation_bytes(const kd_lm *m);
  * "distill-lm", "version": "1", "config" ("vocab=256,ctx=..,layers=..,dim=..,heads=.."); a model
  * with a BPE tokenizer is "version": "2" (older readers refuse it rather than read its tokens as
  * bytes) with "tokenizer": "bpe" and "merges": "a b a b ..." (vocab - 256 pairs); and for a
- * training checkpoint "step", "rng_state", "rng_inc", "adam_t" plus tensors "optim.m.<name>",
- * "optim.v.<name>". Written atomically. */
-typedef struct kd_lm_adamw {
-    float *m, *v;      /* (n_params) moments */
-    size_t n;
-    long long t;       /* updates taken */
-} kd_lm_adamw;
+ * training checkpoint "step", "rng_state", "rng_inc", "adam_t" (kd_optimizer.t) plus tensors
+ * "optim.m.<name>", "optim.v.<name>" (the AdamW moments of the shared kd_optimizer, train.h).
+ * Written atomically. */
 
 typedef struct kd_lm_state {
     long long step;    /* optimizer steps taken */
     kd_rng rng;        /* batch sampling */
 } kd_lm_state;
 
-kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, const kd_lm_state *st, kd_error *err);
+kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, const kd_lm_state *st, kd_error *err);
 /* Read a checkpoint's configuration and build the model with its weights and tokenizer. */
 kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err);
 /* Load weights and, if the file has them and opt/st are non-NULL, the training state, into m (whose
  * config and tokenizer must match). *has_state tells whether it was found. Nothing changes on failure. */
-kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st, int *has_state,
+kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st, int *has_state,
                           kd_error *err);
 
 /* ---------------------------------------------------------------- training (src/lm/train_lm.c) */
@@ -247,8 +243,10 @@ typedef struct kd_lm_train_config {
     int steps, batch, threads;
     int seq;                     /* sequence length (<= ctx); 0 = ctx */
     uint64_t seed;
-    kd_optim_config optim;       /* AdamW: lr, beta1/2, eps, weight_decay, warmup_epochs = warmup
-                                    STEPS, sched (cosine or const), min_lr */
+    kd_optim_config optim;       /* the shared optimizer (train.h), AdamW by default: lr, beta1/2,
+                                    eps, weight_decay, sched (cosine or const), min_lr; its
+                                    warmup_epochs is not used (warmup_steps is) */
+    float warmup_steps;          /* linear warmup from 0 over this many optimizer steps */
     float clip;                  /* global gradient-norm clip (0 = off) */
     const char *ckpt_path;       /* training state written atomically every ckpt_every steps and at
                                     the end; NULL = none */

@@ -1,10 +1,11 @@
 /* Training and distillation of the language models: text corpora split into training text and a
- * held-out tail, random windows as batches, AdamW (decoupled weight decay, torch semantics) with
- * global-norm clipping and the warmup + cosine schedule of src/train/optim.c (kd_schedule_lr, with
- * steps in place of epochs), the loss list (CE, forward/reverse KL, hidden-state cosine),
- * checkpoints with resume, divergence checks, a progress display, and held-out bits per byte. */
+ * held-out tail, random windows as batches, the shared optimizer (src/train/optim.c: AdamW,
+ * decoupled weight decay, torch semantics) with global-norm clipping and its warmup + cosine
+ * schedule (kd_schedule_lr, in steps), the loss list (CE, forward/reverse KL, hidden-state cosine),
+ * checkpoints with resume, divergence checks, the shared progress display, held-out bits per byte. */
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,48 +14,33 @@
 #include <omp.h>
 #endif
 
+#include "core/spec.h"
 #include "distill/checkpoint.h"
 #include "distill/lm.h"
 
 /* ---------------------------------------------------------------- loss terms */
 
-static const char *kind_names[] = {"ce", "fkl", "rkl", "cosine"};
+static const char *const kind_names[] = {"ce", "fkl", "rkl", "cosine"};
 
-kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
+/* The keys of each kind, for the shared "KIND:key=value" parser (src/core/spec.c). */
+static const kd_spec_key term_keys[] = {
+    {"weight", 0xfu, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, weight), 0, 1e6, 0},
+    {"T", 1u << KD_LM_LOSS_FKL | 1u << KD_LM_LOSS_RKL, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, T), 0.05, 100, 0},
+};
+
+static void term_defaults(void *out, int kind) {
+    kd_lm_loss_term *t = out;
     memset(t, 0, sizeof *t);
+    t->kind = (kd_lm_loss_kind)kind;
     t->weight = 1.f;
     t->T = 1.f;
-    size_t klen = strcspn(spec, ":");
-    int kind = -1;
-    for (int k = 0; k < 4; k++)
-        if (strlen(kind_names[k]) == klen && !strncmp(spec, kind_names[k], klen)) kind = k;
-    if (kind < 0)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': unknown kind (ce, fkl, rkl or cosine)", spec);
-    t->kind = (kd_lm_loss_kind)kind;
-    const char *p = spec + klen;
-    while (*p) {
-        p++; /* ':' or ',' */
-        size_t n = strcspn(p, ",");
-        char kv[64];
-        if (n == 0 || n >= sizeof kv)
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': empty or overlong option", spec);
-        memcpy(kv, p, n);
-        kv[n] = 0;
-        char *eq = strchr(kv, '=');
-        char *end = NULL;
-        double v = eq ? strtod(eq + 1, &end) : 0;
-        if (!eq || end == eq + 1 || *end || !isfinite(v))
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': '%s' is not key=number", spec, kv);
-        *eq = 0;
-        if (!strcmp(kv, "weight") && v >= 0 && v <= 1e6) t->weight = (float)v;
-        else if (!strcmp(kv, "T") && (t->kind == KD_LM_LOSS_FKL || t->kind == KD_LM_LOSS_RKL) && v >= 0.05 && v <= 100)
-            t->T = (float)v;
-        else
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': option '%s=%g' unknown or out of range "
-                                "(weight in [0, 1e6]; T in [0.05, 100] for fkl/rkl)", spec, kv, v);
-        p += n;
-    }
-    return KD_STATUS_OK;
+}
+
+static const kd_spec_table term_spec = {"loss", kind_names, 4, term_keys, 2, "see distill lm kd --help", term_defaults};
+
+kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
+    int kind;
+    return kd_spec_parse(&term_spec, spec, t, &kind, err);
 }
 
 void kd_lm_loss_term_format(const kd_lm_loss_term *t, char *buf, size_t n) {
@@ -223,32 +209,13 @@ void kd_lm_train_config_default(kd_lm_train_config *c) {
     c->optim.beta2 = 0.95f;
     c->optim.weight_decay = 0.1f;
     c->optim.sched = KD_SCHED_COSINE;
-    c->optim.warmup_epochs = 100; /* steps */
     c->optim.min_lr = 1e-4f;
+    c->warmup_steps = 100;
     c->clip = 1.f;
     c->ckpt_every = 500;
     c->eval_every = 0;
     c->eval_bytes = 65536;
     c->progress = 1;
-}
-
-static void adamw_update(kd_lm *m, kd_lm_adamw *o, const kd_optim_config *c, float lr) {
-    o->t++;
-    float b1 = c->beta1, b2 = c->beta2;
-    float bc1 = 1.f - powf(b1, (float)o->t), bc2 = 1.f - powf(b2, (float)o->t);
-    float step = lr / bc1, sq = sqrtf(bc2);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const kd_lm_tensor *t = &m->tensors[i];
-        float decay = t->decay ? 1.f - lr * c->weight_decay : 1.f;
-        float *p = m->params + t->off, *mo = o->m + t->off, *v = o->v + t->off;
-        const float *g = m->grads + t->off;
-        for (size_t j = 0; j < t->n; j++) {
-            p[j] *= decay;
-            mo[j] = b1 * mo[j] + (1.f - b1) * g[j];
-            v[j] = b2 * v[j] + (1.f - b2) * g[j] * g[j];
-            p[j] -= step * mo[j] / (sqrtf(v[j]) / sq + c->eps);
-        }
-    }
 }
 
 typedef struct progress {
@@ -343,9 +310,14 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
     float *pt = need_teacher ? malloc(N * (size_t)V * sizeof(float)) : NULL;
     float *dh = need_hidden ? malloc(N * (size_t)C * sizeof(float)) : NULL;
-    kd_lm_adamw opt = {calloc(m->n_params, sizeof(float)), calloc(m->n_params, sizeof(float)), m->n_params, 0};
-    if (!s && (!x || !y || (need_teacher && !pt) || (need_hidden && !dh) || !opt.m || !opt.v))
+    kd_optimizer opt = {0};
+    if (!s) s = kd_optimizer_init_n(&opt, &cfg->optim, m->n_params, err);
+    if (!s && (!x || !y || (need_teacher && !pt) || (need_hidden && !dh)))
         s = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    /* kd_schedule_lr counts in its caller's unit (epochs for kd_train): here optimizer steps, so the
+     * warmup is warmup_steps long */
+    kd_optim_config sched = cfg->optim;
+    sched.warmup_epochs = cfg->warmup_steps;
     kd_lm_state st = {0};
     kd_rng_seed(&st.rng, cfg->seed, 0x7478);
     if (!s && cfg->resume && cfg->ckpt_path && access(cfg->ckpt_path, F_OK) == 0) {
@@ -408,7 +380,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         double norm2 = 0;
         for (size_t i = 0; i < m->n_params; i++) norm2 += (double)m->grads[i] * m->grads[i];
         double norm = sqrt(norm2);
-        float lr = kd_schedule_lr(&cfg->optim, (double)st.step + 1, cfg->steps);
+        float lr = kd_schedule_lr(&sched, (double)st.step + 1, cfg->steps);
         if (!isfinite(loss) || !isfinite(norm)) {
             progress_line(&pr, "%s", "");
             s = kd_error_set(err, KD_STATUS_DIVERGED,
@@ -421,7 +393,9 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             float k = (float)(cfg->clip / norm);
             for (size_t i = 0; i < m->n_params; i++) m->grads[i] *= k;
         }
-        adamw_update(m, &opt, &cfg->optim, lr);
+        kd_optimizer_begin_step(&opt); /* AdamW, decoupled decay on the tensors marked decay */
+        for (int i = 0; i < m->n_tensors; i++)
+            kd_optimizer_update(&opt, m->params, m->grads, m->tensors[i].off, m->tensors[i].n, m->tensors[i].decay, lr);
         st.step++;
         tokens += (double)N;
         last_ce = ce;
@@ -457,8 +431,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     free(y);
     free(pt);
     free(dh);
-    free(opt.m);
-    free(opt.v);
+    kd_optimizer_free(&opt);
 #ifdef _OPENMP
     omp_set_num_threads(old_threads);
 #endif
