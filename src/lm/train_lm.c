@@ -4,7 +4,6 @@
  * schedule (kd_schedule_lr, in steps), the loss list (CE, forward/reverse KL, hidden-state cosine),
  * checkpoints with resume, divergence checks, the shared progress display, held-out bits per byte. */
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "core/spec.h"
 #include "distill/checkpoint.h"
 #include "distill/lm.h"
+#include "train/progress.h"
 
 /* ---------------------------------------------------------------- loss terms */
 
@@ -218,43 +218,6 @@ void kd_lm_train_config_default(kd_lm_train_config *c) {
     c->progress = 1;
 }
 
-typedef struct progress {
-    FILE *out;
-    int on, tty, open;
-    double t0, last;
-} progress;
-
-static void progress_step(progress *p, long long step, long long steps, long long first, double loss, double ce,
-                          double bpb, float lr, double tokens) {
-    if (!p->on) return;
-    double now = kd_now();
-    if (step != steps && now - p->last < (p->tty ? 0.2 : 15.0)) return;
-    p->last = now;
-    double el = now - p->t0, done = (double)(step - first);
-    char eta[32], bar[21];
-    kd_format_duration(eta, sizeof eta, done > 0 ? el / done * (double)(steps - step) : 0);
-    int fill = steps ? (int)(20 * step / steps) : 0;
-    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
-    bar[20] = 0;
-    fprintf(p->out, "%sstep %lld/%lld [%s] loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e  %.0f tok/s  ETA %s%s",
-            p->tty ? "\r" : "", step, steps, bar, loss, ce, bpb, (double)lr, tokens / (el > 0 ? el : 1e-9),
-            eta, p->tty ? "\033[K" : "\n");
-    fflush(p->out);
-    p->open = p->tty;
-}
-
-static void progress_line(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress_line(progress *p, const char *fmt, ...) {
-    if (!p->on) return;
-    if (p->open) fputc('\n', p->out);
-    p->open = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(p->out, fmt, ap);
-    va_end(ap);
-    fflush(p->out);
-}
-
 kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config *cfg, kd_lm_train_result *res,
                       kd_error *err) {
     memset(res, 0, sizeof *res);
@@ -327,11 +290,12 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: holds no training state to resume", cfg->ckpt_path);
         if (!s) res->resumed_step = st.step;
     }
-    progress pr = {cfg->out ? cfg->out : stderr, cfg->progress, 0, 0, kd_now(), 0};
-    pr.tty = pr.on && isatty(fileno(pr.out));
+    kd_progress pr;
+    kd_progress_init(&pr, cfg->out ? cfg->out : stderr, cfg->progress);
     if (!s && res->resumed_step >= 0)
-        progress_line(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
+        kd_progress_message(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
     long long first = st.step;
+    kd_progress_run_start(&pr, first, cfg->steps);
     double tokens = 0, t_start = kd_now(), last_ce = 0;
     size_t span = n_tok - (size_t)T - 1; /* window starts in [0, span] */
     size_t eval_n = text->n - text->n_train;
@@ -382,7 +346,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         double norm = sqrt(norm2);
         float lr = kd_schedule_lr(&sched, (double)st.step + 1, cfg->steps);
         if (!isfinite(loss) || !isfinite(norm)) {
-            progress_line(&pr, "%s", "");
+            kd_progress_end_line(&pr);
             s = kd_error_set(err, KD_STATUS_DIVERGED,
                              "training diverged at step %lld: loss %g, gradient norm %g (lr %.3g)%s%s; try a lower "
                              "--lr or --clip", st.step + 1, loss, norm, (double)lr,
@@ -400,7 +364,8 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         tokens += (double)N;
         last_ce = ce;
         res->last_loss = loss;
-        progress_step(&pr, st.step, cfg->steps, first, loss, ce, ce * tok_per_byte / log(2.0), lr, tokens);
+        kd_progress_run_step(&pr, st.step, tokens, "tok", "loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e", loss, ce,
+                             ce * tok_per_byte / log(2.0), (double)lr);
         int stop = cfg->stop && *cfg->stop;
         if (cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0)))
             s = kd_lm_save(cfg->ckpt_path, m, &opt, &st, err);
@@ -408,11 +373,11 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             kd_lm_eval ev;
             s = kd_lm_evaluate(m, text->data + text->n_train, eval_n, B, T, &ev, err);
             if (!s)
-                progress_line(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n", st.step,
+                kd_progress_message(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n", st.step,
                               ev.bpb, ev.ppl, ev.tokens);
         }
         if (!s && stop) {
-            progress_line(&pr, "%s", "");
+            kd_progress_end_line(&pr);
             s = kd_error_set(err, KD_STATUS_INTERRUPTED, "interrupted at step %lld%s%s", st.step,
                              cfg->ckpt_path ? "; state saved to " : "", cfg->ckpt_path ? cfg->ckpt_path : "");
         }
@@ -422,7 +387,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     res->steps_run = st.step - first;
     res->tokens_per_sec = res->seconds > 0 ? tokens / res->seconds : 0;
     res->ms_per_step = res->steps_run ? 1e3 * res->seconds / (double)res->steps_run : 0;
-    progress_line(&pr, "%s", "");
+    kd_progress_end_line(&pr);
     if (!s && eval_n >= 2) {
         s = kd_lm_evaluate(m, text->data + text->n_train, text->n - text->n_train, B, T, &res->val, err);
     }
