@@ -9,9 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/spec.h"
 #include "distill/checkpoint.h"
@@ -145,7 +142,7 @@ kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *bytes, size_t n, int batch, in
             if (T < seq) break;
         }
         kd_lm_forward(m, x, B, T);
-        double l = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, B * T, m->cfg.vocab);
+        double l = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, B * T, m->cfg.vocab, m->threads);
         total += l * B * T;
         count += (long long)B * T;
     }
@@ -263,10 +260,12 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         return kd_error_set(err, KD_STATUS_MISMATCH, "the cosine loss compares hidden states of equal size: student dim "
                             "%d, teacher dim %d", C, tm->cfg.dim);
     }
-#ifdef _OPENMP
-    int old_threads = omp_get_max_threads();
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-#endif
+    /* the run's thread count on both models' ops, theirs again afterwards */
+    int old_threads = m->threads, old_teacher_threads = tm ? tm->threads : 0;
+    if (cfg->threads > 0) {
+        kd_lm_set_threads(m, cfg->threads);
+        if (tm) kd_lm_set_threads(tm, cfg->threads);
+    }
     s = kd_lm_prepare(m, B, T, 1, err);
     if (!s && tm && need_teacher) s = kd_lm_prepare(tm, B, T, 0, err);
     size_t N = (size_t)B * T;
@@ -312,18 +311,18 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         kd_lm_forward(m, x, B, T);
         if (need_teacher) kd_lm_forward(tm, x, B, T);
         memset(m->g.dlogits, 0, N * V * sizeof(float));
-        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)N, V), loss = 0;
+        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)N, V, m->threads), loss = 0;
         float pt_T = -1.f;
         for (int i = 0; i < cfg->n_terms; i++) {
             const kd_lm_loss_term *lt = &cfg->terms[i];
             switch (lt->kind) {
             case KD_LM_LOSS_CE:
-                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, lt->weight);
+                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, lt->weight, m->threads);
                 loss += lt->weight * ce;
                 break;
             case KD_LM_LOSS_FKL:
             case KD_LM_LOSS_RKL:
-                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)N, V, lt->T);
+                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)N, V, lt->T, m->threads);
                 pt_T = lt->T;
                 loss += lt->weight * (lt->kind == KD_LM_LOSS_FKL
                                           ? kd_lm_forward_kl(m->g.dlogits, m->a.logits, pt, (int)N, V, lt->T, lt->weight)
@@ -336,7 +335,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             }
         }
         if (cfg->n_terms == 0) {
-            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, 1.f);
+            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, 1.f, m->threads);
             loss = ce;
         }
         kd_lm_zero_grad(m);
@@ -397,8 +396,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     free(pt);
     free(dh);
     kd_optimizer_free(&opt);
-#ifdef _OPENMP
-    omp_set_num_threads(old_threads);
-#endif
+    m->threads = old_threads;
+    if (tm) tm->threads = old_teacher_threads;
     return s;
 }
