@@ -24,7 +24,8 @@ extern "C" {
 /* ---------------------------------------------------------------- ops (src/lm/ops_lm.c) */
 
 /* out (B,T,C) = wte[tok[b,t]] + wpe[t]; tok (B,T) in [0, V) (the caller checks), wte (V,C), wpe (>=T, C) */
-void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C, int nt);
+void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
+                         int nt);
 void kd_lm_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C);
 
 /* LayerNorm over the last dim (eps 1e-5, biased variance, as torch). in/out (N,C), mean/rstd (N) saved. */

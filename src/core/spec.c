@@ -65,7 +65,8 @@ kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, int
         if (!v) return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s: '%s' is not key=value", t->what, buf, kv);
         *v++ = 0;
         const kd_spec_key *key = find_key(t, k, kv);
-        if (!key) return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s has no setting '%s' (%s)", t->what, buf, kv, t->help);
+        if (!key)
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s has no setting '%s' (%s)", t->what, buf, kv, t->help);
         if (!set_value(key, v, out))
             return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s: bad value %s=%s", t->what, buf, kv, v);
     }

@@ -169,7 +169,8 @@ const float *kd_lm_infer_step(kd_lm_infer *inf, int token, int pos) {
         for (int c = 0; c < C; c++) inf->x[c] += inf->h[c];
     }
     const kd_lm_tensor *lw = &m->tensors[m->n_tensors - 2], *lb = &m->tensors[m->n_tensors - 1];
-    kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, m->params + lw->off, m->params + lb->off, 1, C, nt);
+    kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, m->params + lw->off, m->params + lb->off, 1, C,
+                            nt);
     qmat_mv(inf, E, inf->logits, inf->ln, NULL);
     return inf->logits;
 }

@@ -13,7 +13,8 @@
 
 /* ---------------------------------------------------------------- embedding */
 
-void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C, int nt) {
+void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
+                         int nt) {
     #pragma omp parallel for schedule(static) num_threads(nt) if (B * T > PAR_ROWS)
     for (int i = 0; i < B * T; i++) {
         const float *e = wte + (size_t)tok[i] * C, *p = wpe + (size_t)(i % T) * C;

@@ -372,8 +372,8 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             kd_lm_eval ev;
             s = kd_lm_evaluate(m, text->data + text->n_train, eval_n, B, T, &ev, err);
             if (!s)
-                kd_progress_message(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n", st.step,
-                              ev.bpb, ev.ppl, ev.tokens);
+                kd_progress_message(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n",
+                                    st.step, ev.bpb, ev.ppl, ev.tokens);
         }
         if (!s && stop) {
             kd_progress_end_line(&pr);
