@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #include "core/spec.h"
 #include "distill/checkpoint.h"
 #include "distill/lm.h"
@@ -20,8 +19,9 @@
 static const char *const kind_names[] = {"ce", "fkl", "rkl", "cosine"};
 
 /* The keys of each kind, for the shared "KIND:key=value" parser (src/core/spec.c). */
+#define N_KINDS (int)(sizeof kind_names / sizeof kind_names[0])
 static const kd_spec_key term_keys[] = {
-    {"weight", 0xfu, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, weight), 0, 1e6, 0},
+    {"weight", (1u << N_KINDS) - 1, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, weight), 0, 1e6, 0},
     {"T", 1u << KD_LM_LOSS_FKL | 1u << KD_LM_LOSS_RKL, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, T), 0.05, 100, 0},
 };
 
@@ -33,7 +33,9 @@ static void term_defaults(void *out, int kind) {
     t->T = 1.f;
 }
 
-static const kd_spec_table term_spec = {"loss", kind_names, 4, term_keys, 2, "see distill lm kd --help", term_defaults};
+static const kd_spec_table term_spec = {"loss", kind_names, N_KINDS, term_keys,
+                                        (int)(sizeof term_keys / sizeof term_keys[0]), "see distill lm kd --help",
+                                        term_defaults};
 
 kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
     int kind;
