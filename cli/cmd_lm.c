@@ -106,75 +106,99 @@ static const struct option train_opts[] = {
     {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {"config", 1, 0, O_CONFIG},
     {"tokenizer", 1, 0, O_TOKENIZER}, {"vocab", 1, 0, O_VOCAB}, {"mix", 1, 0, O_MIX}, {0, 0, 0, 0}};
 
-/* n_file: argv[0, n_file) came from a --config run file (kd_cli_config_args), the rest from the
- * command line; a repeated option given on the command line replaces the file's list. */
-static int cmd_train(int argc, char **argv, int kd, int n_file) {
-    const char *cmd = kd ? "lm kd" : "lm train";
-    kd_lm_config c = {256, 256, kd ? 2 : 6, 256, 8};
-    int set_dim = 0, set_heads = 0, set_ctx = 0, threads = 1, init = 0, n_terms = 0, cli_loss = 0;
-    int bpe = 0, vocab = 512, set_vocab = 0, n_mix = 0, cli_mix = 0;
-    const char *mix[LM_MAX_MIX];
-    float holdout = 0.05f;
-    const char *text_path = LM_DEFAULT_TEXT, *out = kd ? "student-lm.safetensors" : "lm.safetensors", *tpath = NULL;
+/* oneDNN's sgemm (third-party code under kd_sgemm) takes its thread count from OpenMP's process-wide
+ * setting, which only the command line sets; the LM's own ops take theirs from the model
+ * (kd_lm_set_threads, kd_lm_train_config.threads). */
+static void gemm_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+/* What `lm train` and `lm kd` were asked to do. */
+typedef struct train_args {
+    int kd, threads, init, n_terms, bpe, vocab, set_vocab, set_dim, set_heads, set_ctx, n_mix;
+    kd_lm_config c;
+    float holdout;
+    const char *text_path, *out, *tpath, *mix[LM_MAX_MIX];
     kd_lm_loss_term terms[LM_MAX_LOSS];
     kd_lm_train_config tc;
-    kd_lm_train_config_default(&tc);
+} train_args;
+
+#define LM_GO (-1) /* parse_train: run the command (any other value: exit with it) */
+
+/* n_file: argv[0, n_file) came from a --config run file (kd_cli_config_args), the rest from the
+ * command line; a repeated option given on the command line replaces the file's list. */
+static int parse_train(train_args *a, int argc, char **argv, int kd, int n_file) {
+    const char *cmd = kd ? "lm kd" : "lm train";
+    memset(a, 0, sizeof *a);
+    a->kd = kd;
+    a->c = (kd_lm_config){256, 256, kd ? 2 : 6, 256, 8};
+    a->threads = 1;
+    a->vocab = 512;
+    a->holdout = 0.05f;
+    a->text_path = LM_DEFAULT_TEXT;
+    a->out = kd ? "student-lm.safetensors" : "lm.safetensors";
+    kd_lm_train_config *tc = &a->tc;
+    kd_lm_train_config_default(tc);
     kd_error err;
-    int o, v;
+    int o, v, cli_loss = 0, cli_mix = 0;
     optind = 1;
     while ((o = getopt_long(argc, argv, "b:o:j:qh", train_opts, NULL)) != -1) {
         switch (o) {
-        case O_LAYERS: if (!kd_cli_int(cmd, "--layers", optarg, 1, 1024, &c.layers)) return KD_EXIT_USAGE; break;
-        case O_DIM: if (!kd_cli_int(cmd, "--dim", optarg, 1, 65536, &c.dim)) return KD_EXIT_USAGE; set_dim = 1; break;
-        case O_HEADS: if (!kd_cli_int(cmd, "--heads", optarg, 1, 1024, &c.heads)) return KD_EXIT_USAGE; set_heads = 1; break;
-        case O_CTX: if (!kd_cli_int(cmd, "--ctx", optarg, 1, 65536, &c.ctx)) return KD_EXIT_USAGE; set_ctx = 1; break;
-        case O_TEXT: text_path = optarg; break;
-        case O_HOLD: if (!kd_cli_float(cmd, "--holdout", optarg, 0, 0.5, &holdout)) return KD_EXIT_USAGE; break;
-        case O_STEPS: if (!kd_cli_int(cmd, "--steps", optarg, 1, 100000000, &tc.steps)) return KD_EXIT_USAGE; break;
-        case 'b': if (!kd_cli_int(cmd, "--batch", optarg, 1, 65536, &tc.batch)) return KD_EXIT_USAGE; break;
-        case O_SEQ: if (!kd_cli_int(cmd, "--seq", optarg, 1, 65536, &tc.seq)) return KD_EXIT_USAGE; break;
-        case O_LR: if (!kd_cli_float(cmd, "--lr", optarg, 1e-9, 10, &tc.optim.lr)) return KD_EXIT_USAGE; break;
-        case O_MINLR: if (!kd_cli_float(cmd, "--min-lr", optarg, 0, 10, &tc.optim.min_lr)) return KD_EXIT_USAGE; break;
-        case O_WARM: if (!kd_cli_int(cmd, "--warmup", optarg, 0, 100000000, &v)) return KD_EXIT_USAGE; tc.optim.warmup_epochs = (float)v; break;
+        case O_LAYERS: if (!kd_cli_int(cmd, "--layers", optarg, 1, 1024, &a->c.layers)) return KD_EXIT_USAGE; break;
+        case O_DIM: if (!kd_cli_int(cmd, "--dim", optarg, 1, 65536, &a->c.dim)) return KD_EXIT_USAGE; a->set_dim = 1; break;
+        case O_HEADS: if (!kd_cli_int(cmd, "--heads", optarg, 1, 1024, &a->c.heads)) return KD_EXIT_USAGE; a->set_heads = 1; break;
+        case O_CTX: if (!kd_cli_int(cmd, "--ctx", optarg, 1, 65536, &a->c.ctx)) return KD_EXIT_USAGE; a->set_ctx = 1; break;
+        case O_TEXT: a->text_path = optarg; break;
+        case O_HOLD: if (!kd_cli_float(cmd, "--holdout", optarg, 0, 0.5, &a->holdout)) return KD_EXIT_USAGE; break;
+        case O_STEPS: if (!kd_cli_int(cmd, "--steps", optarg, 1, 100000000, &tc->steps)) return KD_EXIT_USAGE; break;
+        case 'b': if (!kd_cli_int(cmd, "--batch", optarg, 1, 65536, &tc->batch)) return KD_EXIT_USAGE; break;
+        case O_SEQ: if (!kd_cli_int(cmd, "--seq", optarg, 1, 65536, &tc->seq)) return KD_EXIT_USAGE; break;
+        case O_LR: if (!kd_cli_float(cmd, "--lr", optarg, 1e-9, 10, &tc->optim.lr)) return KD_EXIT_USAGE; break;
+        case O_MINLR: if (!kd_cli_float(cmd, "--min-lr", optarg, 0, 10, &tc->optim.min_lr)) return KD_EXIT_USAGE; break;
+        case O_WARM: if (!kd_cli_int(cmd, "--warmup", optarg, 0, 100000000, &v)) return KD_EXIT_USAGE; tc->warmup_steps = (float)v; break;
         case O_SCHED:
-            if (!strcmp(optarg, "cosine")) tc.optim.sched = KD_SCHED_COSINE;
-            else if (!strcmp(optarg, "const")) tc.optim.sched = KD_SCHED_CONST;
+            if (!strcmp(optarg, "cosine")) tc->optim.sched = KD_SCHED_COSINE;
+            else if (!strcmp(optarg, "const")) tc->optim.sched = KD_SCHED_CONST;
             else return kd_cli_usage_error(cmd, "--schedule expects cosine or const, got '%s'", optarg);
             break;
-        case O_WD: if (!kd_cli_float(cmd, "--weight-decay", optarg, 0, 10, &tc.optim.weight_decay)) return KD_EXIT_USAGE; break;
-        case O_CLIP: if (!kd_cli_float(cmd, "--clip", optarg, 0, 1e6, &tc.clip)) return KD_EXIT_USAGE; break;
-        case 'o': out = optarg; break;
-        case O_CKPT: if (!kd_cli_int(cmd, "--ckpt-every", optarg, 0, 100000000, &tc.ckpt_every)) return KD_EXIT_USAGE; break;
-        case O_RESUME: tc.resume = 1; break;
-        case O_EVAL: if (!kd_cli_int(cmd, "--eval-every", optarg, 0, 100000000, &tc.eval_every)) return KD_EXIT_USAGE; break;
-        case O_SEED: if (!kd_cli_int(cmd, "--seed", optarg, 0, 2147483647, &v)) return KD_EXIT_USAGE; tc.seed = (uint64_t)v; break;
-        case 'j': if (!kd_cli_int(cmd, "--threads", optarg, 1, 1024, &threads)) return KD_EXIT_USAGE; break;
-        case 'q': tc.progress = 0; break;
+        case O_WD: if (!kd_cli_float(cmd, "--weight-decay", optarg, 0, 10, &tc->optim.weight_decay)) return KD_EXIT_USAGE; break;
+        case O_CLIP: if (!kd_cli_float(cmd, "--clip", optarg, 0, 1e6, &tc->clip)) return KD_EXIT_USAGE; break;
+        case 'o': a->out = optarg; break;
+        case O_CKPT: if (!kd_cli_int(cmd, "--ckpt-every", optarg, 0, 100000000, &tc->ckpt_every)) return KD_EXIT_USAGE; break;
+        case O_RESUME: tc->resume = 1; break;
+        case O_EVAL: if (!kd_cli_int(cmd, "--eval-every", optarg, 0, 100000000, &tc->eval_every)) return KD_EXIT_USAGE; break;
+        case O_SEED: if (!kd_cli_int(cmd, "--seed", optarg, 0, 2147483647, &v)) return KD_EXIT_USAGE; tc->seed = (uint64_t)v; break;
+        case 'j': if (!kd_cli_int(cmd, "--threads", optarg, 1, 1024, &a->threads)) return KD_EXIT_USAGE; break;
+        case 'q': tc->progress = 0; break;
         case 'h': help_train(kd); return 0;
-        case O_TEACHER: if (!kd) goto bad; tpath = optarg; break;
-        case O_INIT: if (!kd) goto bad; init = 1; break;
+        case O_TEACHER: if (!kd) goto bad; a->tpath = optarg; break;
+        case O_INIT: if (!kd) goto bad; a->init = 1; break;
         case O_LOSS:
             if (!kd) goto bad;
-            if (optind > n_file && !cli_loss++) n_terms = 0; /* the command line's list replaces the file's */
-            if (n_terms == LM_MAX_LOSS) return kd_cli_usage_error(cmd, "at most %d --loss terms", LM_MAX_LOSS);
-            if (kd_lm_loss_term_parse(&terms[n_terms], optarg, &err)) return kd_cli_usage_error(cmd, "%s", err.msg);
-            n_terms++;
+            if (optind > n_file && !cli_loss++) a->n_terms = 0; /* the command line's list replaces the file's */
+            if (a->n_terms == LM_MAX_LOSS) return kd_cli_usage_error(cmd, "at most %d --loss terms", LM_MAX_LOSS);
+            if (kd_lm_loss_term_parse(&a->terms[a->n_terms], optarg, &err)) return kd_cli_usage_error(cmd, "%s", err.msg);
+            a->n_terms++;
             break;
         case O_MIX:
-            if (optind > n_file && !cli_mix++) n_mix = 0; /* the command line's list replaces the file's */
-            if (n_mix == LM_MAX_MIX) return kd_cli_usage_error(cmd, "at most %d --mix files", LM_MAX_MIX);
-            mix[n_mix++] = optarg;
+            if (optind > n_file && !cli_mix++) a->n_mix = 0; /* the command line's list replaces the file's */
+            if (a->n_mix == LM_MAX_MIX) return kd_cli_usage_error(cmd, "at most %d --mix files", LM_MAX_MIX);
+            a->mix[a->n_mix++] = optarg;
             break;
         case O_TOKENIZER:
             if (kd) return kd_cli_usage_error(cmd, "the student uses the teacher's tokenizer: no --tokenizer");
-            if (!strcmp(optarg, "bpe")) bpe = 1;
-            else if (!strcmp(optarg, "bytes")) bpe = 0;
+            if (!strcmp(optarg, "bpe")) a->bpe = 1;
+            else if (!strcmp(optarg, "bytes")) a->bpe = 0;
             else return kd_cli_usage_error(cmd, "--tokenizer expects bytes or bpe, got '%s'", optarg);
             break;
         case O_VOCAB:
             if (kd) return kd_cli_usage_error(cmd, "the student uses the teacher's tokenizer: no --vocab");
-            if (!kd_cli_int(cmd, "--vocab", optarg, 257, KD_LM_BPE_MAX_VOCAB, &vocab)) return KD_EXIT_USAGE;
-            set_vocab = 1;
+            if (!kd_cli_int(cmd, "--vocab", optarg, 257, KD_LM_BPE_MAX_VOCAB, &a->vocab)) return KD_EXIT_USAGE;
+            a->set_vocab = 1;
             break;
         case O_CONFIG: break; /* read by with_config */
         default:
@@ -186,90 +210,106 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         }
     }
     if (optind < argc) return kd_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (set_vocab && !bpe) return kd_cli_usage_error(cmd, "--vocab sets the size of a BPE vocabulary: add --tokenizer bpe");
-    kd_lm *teacher = NULL, *m = NULL;
-    kd_lm_tokenizer *tok = NULL;
-    if (kd) {
-        if (!tpath) return kd_cli_usage_error(cmd, "--teacher FILE is required");
-        if (kd_lm_load(tpath, &teacher, &err)) return kd_cli_fail(cmd, &err);
-        if (!set_dim) c.dim = teacher->cfg.dim;
-        if (!set_heads) c.heads = teacher->cfg.heads;
-        if (!set_ctx) c.ctx = teacher->cfg.ctx;
-        c.vocab = teacher->cfg.vocab;
-        if (n_terms == 0) {
-            kd_lm_loss_term_parse(&terms[0], "fkl:T=1", &err);
-            kd_lm_loss_term_parse(&terms[1], "ce:weight=0.5", &err);
-            n_terms = 2;
-        }
-        tc.teacher = teacher;
-        tc.terms = terms;
-        tc.n_terms = n_terms;
+    if (a->set_vocab && !a->bpe)
+        return kd_cli_usage_error(cmd, "--vocab sets the size of a BPE vocabulary: add --tokenizer bpe");
+    if (kd && !a->tpath) return kd_cli_usage_error(cmd, "--teacher FILE is required");
+    gemm_threads(a->threads);
+    return LM_GO;
+}
+
+/* The student's shape from the teacher's where not given, and the default loss list. */
+static void kd_from_teacher(train_args *a, kd_lm *teacher) {
+    kd_error err;
+    if (!a->set_dim) a->c.dim = teacher->cfg.dim;
+    if (!a->set_heads) a->c.heads = teacher->cfg.heads;
+    if (!a->set_ctx) a->c.ctx = teacher->cfg.ctx;
+    a->c.vocab = teacher->cfg.vocab;
+    if (a->n_terms == 0) {
+        kd_lm_loss_term_parse(&a->terms[0], "fkl:T=1", &err);
+        kd_lm_loss_term_parse(&a->terms[1], "ce:weight=0.5", &err);
+        a->n_terms = 2;
     }
-    int rc = KD_EXIT_OK;
+    a->tc.teacher = teacher;
+    a->tc.terms = a->terms;
+    a->tc.n_terms = a->n_terms;
+}
+
+/* The text (with --mix files), the tokenizer and the model (its weights from the teacher's layers
+ * with --init-from-teacher); *tok_sec: seconds spent learning BPE merges. */
+static kd_status build_student(train_args *a, kd_lm_text *text, kd_lm **m, double *tok_sec, kd_error *err) {
+    kd_lm_tokenizer *tok = NULL;
+    kd_lm *teacher = a->tc.teacher;
+    kd_status s = kd_lm_text_load(text, a->text_path, a->holdout, a->tc.seq ? a->tc.seq : a->c.ctx, err);
+    for (int i = 0; i < a->n_mix && !s; i++) s = kd_lm_text_add_train(text, a->mix[i], err);
+    if (s) return s;
+    if (a->bpe) { /* learnt on the training split only; the same text gives the same merges (resume) */
+        double t0 = kd_now();
+        s = kd_lm_tokenizer_train(&tok, text->data, text->n_train, a->vocab, err);
+        if (s) return s;
+        *tok_sec = kd_now() - t0;
+        a->c.vocab = kd_lm_tokenizer_vocab(tok);
+    } else if (a->kd && (s = kd_lm_tokenizer_clone(&tok, teacher->tok, err))) {
+        return s;
+    }
+    s = kd_lm_create(m, &a->c, a->tc.seed, err);
+    if (!s) s = kd_lm_set_tokenizer(*m, tok, err);
+    if (s) {
+        kd_lm_tokenizer_free(tok);
+        return s;
+    } /* the model owns tok */
+    if (a->init) s = kd_lm_init_from_teacher(*m, teacher, err);
+    return s;
+}
+
+static void print_header(const char *cmd, const train_args *a, const kd_lm *m, const kd_lm_text *text, double tok_sec) {
+    char pb[32];
+    kd_cli_bytes(pb, sizeof pb, (double)m->n_params * 4);
+    fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu parameters (%s); text %s%s: %zu bytes, %zu held out\n",
+            cmd, a->c.layers, a->c.dim, a->c.heads, a->c.ctx, m->n_params, pb, a->text_path, a->n_mix ? " + --mix" : "",
+            text->n, text->n - text->n_train);
+    if (a->bpe)
+        fprintf(stderr, "%s: BPE tokenizer: %d tokens learnt on the %zu training bytes in %.1f s\n", cmd, a->c.vocab,
+                text->n_train, tok_sec);
+    if (a->kd) {
+        const kd_lm *teacher = a->tc.teacher;
+        fprintf(stderr, "%s: teacher %s (%d layers, dim %d)%s; loss", cmd, a->tpath, teacher->cfg.layers,
+                teacher->cfg.dim, a->init ? ", student initialised from its layers" : "");
+        for (int i = 0; i < a->n_terms; i++) {
+            char b[64];
+            kd_lm_loss_term_format(&a->terms[i], b, sizeof b);
+            fprintf(stderr, " %s", b);
+        }
+        fputc('\n', stderr);
+    }
+}
+
+static int cmd_train(int argc, char **argv, int kd, int n_file) {
+    const char *cmd = kd ? "lm kd" : "lm train";
+    train_args a;
+    int rc = parse_train(&a, argc, argv, kd, n_file);
+    if (rc != LM_GO) return rc;
+    rc = KD_EXIT_OK;
+    kd_error err;
+    kd_lm *teacher = NULL, *m = NULL;
     kd_lm_text text = {0};
     char ckpt[4096];
-    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", a.out);
     double tok_sec = 0;
-    if (kd_lm_text_load(&text, text_path, holdout, tc.seq ? tc.seq : c.ctx, &err)) {
-        rc = kd_cli_fail(cmd, &err);
-        goto done;
-    }
-    for (int i = 0; i < n_mix; i++)
-        if (kd_lm_text_add_train(&text, mix[i], &err)) {
-            rc = kd_cli_fail(cmd, &err);
-            goto done;
-        }
-    if (bpe) { /* learnt on the training split only; the same text gives the same merges (resume) */
-        double t0 = kd_now();
-        if (kd_lm_tokenizer_train(&tok, text.data, text.n_train, vocab, &err)) {
-            rc = kd_cli_fail(cmd, &err);
-            goto done;
-        }
-        tok_sec = kd_now() - t0;
-        c.vocab = kd_lm_tokenizer_vocab(tok);
-    } else if (kd && kd_lm_tokenizer_clone(&tok, teacher->tok, &err)) {
-        rc = kd_cli_fail(cmd, &err);
-        goto done;
-    }
-    if (kd_lm_create(&m, &c, tc.seed, &err) || kd_lm_set_tokenizer(m, tok, &err)) {
-        rc = kd_cli_fail(cmd, &err);
-        goto done;
-    }
-    tok = NULL; /* the model owns it */
-    if (init && kd_lm_init_from_teacher(m, teacher, &err)) {
-        rc = kd_cli_fail(cmd, &err);
-        goto done;
-    }
-    tc.threads = threads;
-    tc.ckpt_path = ckpt;
-    tc.stop = &kd_cli_stop;
-    kd_cli_install_signals();
-    if (tc.progress) {
-        char pb[32];
-        kd_cli_bytes(pb, sizeof pb, (double)m->n_params * 4);
-        fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu parameters (%s); text %s%s: %zu bytes, %zu held out\n",
-                cmd, c.layers, c.dim, c.heads, c.ctx, m->n_params, pb, text_path, n_mix ? " + --mix" : "", text.n,
-                text.n - text.n_train);
-        if (bpe)
-            fprintf(stderr, "%s: BPE tokenizer: %d tokens learnt on the %zu training bytes in %.1f s\n", cmd, c.vocab,
-                    text.n_train, tok_sec);
-        if (kd) {
-            fprintf(stderr, "%s: teacher %s (%d layers, dim %d)%s; loss", cmd, tpath, teacher->cfg.layers,
-                    teacher->cfg.dim, init ? ", student initialised from its layers" : "");
-            for (int i = 0; i < n_terms; i++) {
-                char b[64];
-                kd_lm_loss_term_format(&terms[i], b, sizeof b);
-                fprintf(stderr, " %s", b);
-            }
-            fputc('\n', stderr);
-        }
+    if (kd) {
+        if (kd_lm_load(a.tpath, &teacher, &err)) return kd_cli_fail(cmd, &err);
+        kd_from_teacher(&a, teacher);
     }
     kd_lm_train_result res;
-    if (kd_lm_train(m, &text, &tc, &res, &err)) {
+    if (build_student(&a, &text, &m, &tok_sec, &err)) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
-    if (kd_lm_save(out, m, NULL, NULL, &err)) {
+    a.tc.threads = a.threads;
+    a.tc.ckpt_path = ckpt;
+    a.tc.stop = &kd_cli_stop;
+    kd_cli_install_signals();
+    if (a.tc.progress) print_header(cmd, &a, m, &text, tok_sec);
+    if (kd_lm_train(m, &text, &a.tc, &res, &err) || kd_lm_save(a.out, m, NULL, NULL, &err)) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
@@ -278,10 +318,9 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
         snprintf(held, sizeof held, "held-out %.4f bits/byte, perplexity %.3f", res.val.bpb, res.val.ppl);
     /* bytes/s: tokens/s times the training text's bytes per token (1 for byte tokens) */
     printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s, %.0f bytes/s); %s; wrote %s\n", cmd, res.steps_run,
-           res.seconds, res.ms_per_step, res.tokens_per_sec, res.tokens_per_sec * res.bytes_per_token, held, out);
+           res.seconds, res.ms_per_step, res.tokens_per_sec, res.tokens_per_sec * res.bytes_per_token, held, a.out);
 done:
     kd_lm_text_free(&text);
-    kd_lm_tokenizer_free(tok);
     kd_lm_free(m);
     kd_lm_free(teacher);
     return rc;
@@ -329,6 +368,7 @@ static int cmd_eval(int argc, char **argv, int unused, int n_file) {
         }
     }
     if (!mpath) return kd_cli_usage_error(cmd, "-m MODEL is required");
+    gemm_threads(threads);
     kd_lm *m = NULL;
     kd_lm_text text = {0};
     int rc = KD_EXIT_OK;
@@ -337,10 +377,8 @@ static int cmd_eval(int argc, char **argv, int unused, int n_file) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
+    kd_lm_set_threads(m, threads);
     kd_lm_eval ev;
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
     if (kd_lm_evaluate(m, text.data + text.n_train, text.n - text.n_train, batch, seq, &ev, &err)) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
@@ -453,9 +491,7 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
         }
     }
     if (!mpath) return kd_cli_usage_error(cmd, "-m MODEL is required");
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+    gemm_threads(threads);
     kd_lm *m = NULL;
     kd_lm_infer *inf = NULL;
     int rc = KD_EXIT_OK;
@@ -463,6 +499,7 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
+    kd_lm_set_threads(m, threads);
     gen_sink sink = {out ? NULL : stdout, NULL, 0, 0, 0, n, 0, out && !quiet, 0, kd_now(), 0, m->tok};
     sink.tty = sink.progress && isatty(2);
     kd_cli_install_signals();

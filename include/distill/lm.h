@@ -4,7 +4,9 @@
  * inference with int8 or 4-bit weights. docs/LM.md is the user's guide.
  *
  * Conventions as in ops.h: ops are free functions, outputs first, backward ACCUMULATES (+=).
- * Shapes: B batch, T time (<= ctx), C channels (dim), NH heads, hs = C/NH, V vocab, N = B*T. */
+ * Shapes: B batch, T time (<= ctx), C channels (dim), NH heads, hs = C/NH, V vocab, N = B*T.
+ * nt: the OpenMP threads an op may use (>= 1); the model carries its count (kd_lm_set_threads).
+ * kd_sgemm (oneDNN) outside a parallel region takes OpenMP's process-wide count instead. */
 #ifndef DISTILL_LM_H
 #define DISTILL_LM_H
 #include <stddef.h>
@@ -22,43 +24,44 @@ extern "C" {
 /* ---------------------------------------------------------------- ops (src/lm/ops_lm.c) */
 
 /* out (B,T,C) = wte[tok[b,t]] + wpe[t]; tok (B,T) in [0, V) (the caller checks), wte (V,C), wpe (>=T, C) */
-void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C);
+void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
+                         int nt);
 void kd_lm_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C);
 
 /* LayerNorm over the last dim (eps 1e-5, biased variance, as torch). in/out (N,C), mean/rstd (N) saved. */
 void kd_lm_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
-                             const float *b, int N, int C);
+                             const float *b, int N, int C, int nt);
 void kd_lm_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                              const float *w, const float *mean, const float *rstd, int N, int C);
+                              const float *w, const float *mean, const float *rstd, int N, int C, int nt);
 
 /* out (N,OC) = in (N,IC) @ w^T + b; w (OC,IC) as torch's nn.Linear, b (OC) or NULL. kd_sgemm. */
-void kd_lm_matmul_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC);
+void kd_lm_matmul_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC, int nt);
 void kd_lm_matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                            int N, int IC, int OC);
 
 /* Causal multi-head self-attention. qkv (B,T,3C) holds q | k | v (each C = NH heads of hs);
  * out (B,T,C) heads concatenated; att (B,NH,T,T) the softmax weights (zero above the diagonal),
  * saved for backward. Scale 1/sqrt(hs). Backward uses datt (B,NH,T,T) as scratch. */
-void kd_lm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+void kd_lm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int nt);
 void kd_lm_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
-                              int T, int C, int NH);
+                              int T, int C, int NH, int nt);
 
 /* GELU, tanh approximation (GPT-2's): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). n elements. */
-void kd_lm_gelu_forward(float *out, const float *in, size_t n);
-void kd_lm_gelu_backward(float *din, const float *dout, const float *in, size_t n);
+void kd_lm_gelu_forward(float *out, const float *in, size_t n, int nt);
+void kd_lm_gelu_backward(float *din, const float *dout, const float *in, size_t n, int nt);
 
 /* Cross-entropy over the vocabulary: probs (N,V) = softmax(logits); returns the mean over the N
  * positions of -log p[target] (nats). Backward: dlogits += scale * (probs - onehot) / N. */
-float kd_lm_crossentropy_forward(float *probs, const float *logits, const int32_t *targets, int N, int V);
+float kd_lm_crossentropy_forward(float *probs, const float *logits, const int32_t *targets, int N, int V, int nt);
 void kd_lm_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, int N, int V,
-                                 float scale);
+                                 float scale, int nt);
 
 /* Token-level distillation losses on logits (N,V) at temperature T, T^2-scaled (Hinton et al.):
  * forward KL  T^2 * mean_n KL(pt || ps)   (pt = softmax(teacher/T), ps = softmax(student/T));
  * reverse KL  T^2 * mean_n KL(ps || pt)   (MiniLLM, Gu et al. 2023: mode-seeking).
  * Each returns the loss and, if dlogits is non-NULL, adds scale * d(loss)/d(student logits).
  * pt holds the teacher's probabilities at T (kd_lm_softmax). */
-void kd_lm_softmax(float *p, const float *logits, int N, int V, float T);
+void kd_lm_softmax(float *p, const float *logits, int N, int V, float T, int nt);
 float kd_lm_forward_kl(float *dlogits, const float *s_logits, const float *pt, int N, int V, float T, float scale);
 float kd_lm_reverse_kl(float *dlogits, const float *s_logits, const float *pt, int N, int V, float T, float scale);
 /* mean_n (1 - cos(hs[n], ht[n])) over hidden states (N,C); dhs += scale * gradient (if non-NULL). */
@@ -164,6 +167,7 @@ typedef struct kd_lm {
     int32_t *tokens;   /* (B,T) inputs of the last forward */
     int cur_B, cur_T;  /* shape of the last forward */
     kd_lm_tokenizer *tok; /* owned; NULL = byte tokens */
+    int threads;       /* OpenMP threads of its ops (1 after kd_lm_create; kd_lm_set_threads) */
 } kd_lm;
 
 /* Validate a configuration (ranges, dim % heads, the parameter count fits). */
@@ -172,6 +176,9 @@ kd_status kd_lm_config_check(const kd_lm_config *c, kd_error *err);
  * by 1/sqrt(2L), LayerNorm 1/0, biases 0) from seed. */
 kd_status kd_lm_create(kd_lm **out, const kd_lm_config *c, uint64_t seed, kd_error *err);
 void kd_lm_free(kd_lm *m);
+/* The OpenMP threads m's forward, backward, evaluation and inference ops use (n >= 1; results do
+ * not depend on it). kd_lm_train uses its config's count for the run. */
+void kd_lm_set_threads(kd_lm *m, int n);
 /* Give m the tokenizer t (NULL = bytes): m owns it on success; its vocabulary must be m's. */
 kd_status kd_lm_set_tokenizer(kd_lm *m, kd_lm_tokenizer *t, kd_error *err);
 /* Pointers of layer l's tensors in a block with the parameter layout. */
@@ -194,25 +201,21 @@ size_t kd_lm_activation_bytes(const kd_lm *m);
  * "distill-lm", "version": "1", "config" ("vocab=256,ctx=..,layers=..,dim=..,heads=.."); a model
  * with a BPE tokenizer is "version": "2" (older readers refuse it rather than read its tokens as
  * bytes) with "tokenizer": "bpe" and "merges": "a b a b ..." (vocab - 256 pairs); and for a
- * training checkpoint "step", "rng_state", "rng_inc", "adam_t" plus tensors "optim.m.<name>",
- * "optim.v.<name>". Written atomically. */
-typedef struct kd_lm_adamw {
-    float *m, *v;      /* (n_params) moments */
-    size_t n;
-    long long t;       /* updates taken */
-} kd_lm_adamw;
+ * training checkpoint "step", "rng_state", "rng_inc", "adam_t" (kd_optimizer.t) plus tensors
+ * "optim.m.<name>", "optim.v.<name>" (the AdamW moments of the shared kd_optimizer, train.h).
+ * Written atomically. */
 
 typedef struct kd_lm_state {
     long long step;    /* optimizer steps taken */
     kd_rng rng;        /* batch sampling */
 } kd_lm_state;
 
-kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, const kd_lm_state *st, kd_error *err);
+kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, const kd_lm_state *st, kd_error *err);
 /* Read a checkpoint's configuration and build the model with its weights and tokenizer. */
 kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err);
 /* Load weights and, if the file has them and opt/st are non-NULL, the training state, into m (whose
  * config and tokenizer must match). *has_state tells whether it was found. Nothing changes on failure. */
-kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st, int *has_state,
+kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st, int *has_state,
                           kd_error *err);
 
 /* ---------------------------------------------------------------- training (src/lm/train_lm.c) */
@@ -244,11 +247,15 @@ kd_status kd_lm_text_add_train(kd_lm_text *t, const char *path, kd_error *err);
 void kd_lm_text_free(kd_lm_text *t);
 
 typedef struct kd_lm_train_config {
-    int steps, batch, threads;
+    int steps, batch;
+    int threads;                 /* OpenMP threads of the model's and teacher's ops for the run
+                                    (0 = the models' own, kd_lm_set_threads) */
     int seq;                     /* sequence length (<= ctx); 0 = ctx */
     uint64_t seed;
-    kd_optim_config optim;       /* AdamW: lr, beta1/2, eps, weight_decay, warmup_epochs = warmup
-                                    STEPS, sched (cosine or const), min_lr */
+    kd_optim_config optim;       /* the shared optimizer (train.h), AdamW by default: lr, beta1/2,
+                                    eps, weight_decay, sched (cosine or const), min_lr; its
+                                    warmup_epochs is not used (warmup_steps is) */
+    float warmup_steps;          /* linear warmup from 0 over this many optimizer steps */
     float clip;                  /* global gradient-norm clip (0 = off) */
     const char *ckpt_path;       /* training state written atomically every ckpt_every steps and at
                                     the end; NULL = none */

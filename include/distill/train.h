@@ -40,9 +40,16 @@ typedef struct kd_optimizer {
 } kd_optimizer;
 
 kd_status kd_optimizer_init(kd_optimizer *o, const kd_optim_config *c, const kd_model *m, kd_error *err);
+/* The same for any parameter block of n_params floats (the language models' kd_lm). */
+kd_status kd_optimizer_init_n(kd_optimizer *o, const kd_optim_config *c, size_t n_params, kd_error *err);
 void kd_optimizer_free(kd_optimizer *o);
 /* One update of m->params from m->grads at learning rate lr. */
 void kd_optimizer_step(kd_optimizer *o, kd_model *m, float lr);
+/* The same step on any parameter block laid out as the optimizer's moments: kd_optimizer_begin_step
+ * once (counts the step for AdamW's bias correction), then kd_optimizer_update for each span
+ * [off, off + n) of params/grads (block base pointers), with weight decay if decay is non-zero. */
+void kd_optimizer_begin_step(kd_optimizer *o);
+void kd_optimizer_update(kd_optimizer *o, float *params, const float *grads, size_t off, size_t n, int decay, float lr);
 /* Learning rate at a (fractional) epoch, given the total number of epochs. */
 float kd_schedule_lr(const kd_optim_config *c, double epoch, int total_epochs);
 

@@ -1,9 +1,11 @@
 /* Loss terms of a run: names, defaults, and the one text form "KIND[:key=value,...]" that both
  * the CLI (--loss) and the run YAML (loss: list) are turned into, so the two cannot drift. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/spec.h"
 #include "distill/distill.h"
 
 static const char *const kind_names[KD_LOSS_KIND_COUNT] = {"ce", "hinton", "dkd", "fitnet", "at", "cosine", "rkd", "sp"};
@@ -23,58 +25,43 @@ void kd_loss_term_default(kd_loss_term *t, kd_loss_kind kind) {
     t->project = kind == KD_LOSS_FITNET ? 1 : -1;
 }
 
-static int parse_float(const char *v, float lo, float hi, float *out) {
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || !(d >= lo && d <= hi)) return 0;
-    *out = (float)d;
-    return 1;
-}
+/* The keys of each kind, for the shared "KIND:key=value" parser (src/core/spec.c). */
+#define K(kind) (1u << (kind))
+#define TERM_FLOAT(name, kinds, field, lo, hi) {name, kinds, KD_SPEC_FLOAT, offsetof(kd_loss_term, field), lo, hi, 0}
+#define TERM_BOOL(name, kinds, field) {name, kinds, KD_SPEC_BOOL, offsetof(kd_loss_term, field), 0, 0, 0}
+#define TERM_NAME(name, kinds, field) {name, kinds, KD_SPEC_NAME, offsetof(kd_loss_term, field), 0, 0, KD_NAME_MAX}
+enum {
+    ALL_KINDS = (1u << KD_LOSS_KIND_COUNT) - 1,
+    RESPONSE = K(KD_LOSS_HINTON) | K(KD_LOSS_DKD),
+    FEATURE = ALL_KINDS & ~(K(KD_LOSS_FITNET) - 1) /* fitnet and every kind after it */
+};
+static const kd_spec_key term_keys[] = {
+    TERM_FLOAT("weight", ALL_KINDS, weight, 0.f, 1e6f),
+    TERM_FLOAT("T", RESPONSE, T, 0.01f, 1000.f),
+    TERM_BOOL("standardize", RESPONSE, standardize),
+    TERM_FLOAT("alpha", K(KD_LOSS_HINTON), alpha, 0.f, 1.f),
+    TERM_FLOAT("alpha", K(KD_LOSS_DKD), dkd_alpha, 0.f, 1e4f),
+    TERM_FLOAT("beta", K(KD_LOSS_DKD), dkd_beta, 0.f, 1e4f),
+    TERM_FLOAT("distance", K(KD_LOSS_RKD), rkd_dist, 0.f, 1e6f),
+    TERM_FLOAT("angle", K(KD_LOSS_RKD), rkd_angle, 0.f, 1e6f),
+    TERM_BOOL("project", K(KD_LOSS_COSINE), project),
+    TERM_NAME("student", FEATURE, student),
+    TERM_NAME("teacher", FEATURE, teacher),
+};
+#undef K
+#undef TERM_FLOAT
+#undef TERM_BOOL
+#undef TERM_NAME
 
-static int parse_bool(const char *v, int *out) {
-    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) *out = 1;
-    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) *out = 0;
-    else return 0;
-    return 1;
-}
+static void term_defaults(void *t, int kind) { kd_loss_term_default(t, (kd_loss_kind)kind); }
+
+static const kd_spec_table term_spec = {"loss", kind_names, KD_LOSS_KIND_COUNT, term_keys,
+                                        (int)(sizeof term_keys / sizeof term_keys[0]), "see distill kd --help",
+                                        term_defaults};
 
 kd_status kd_loss_term_parse(kd_loss_term *t, const char *spec, kd_error *err) {
-    char buf[512];
-    if (strlen(spec) >= sizeof buf) return kd_error_set(err, KD_STATUS_BAD_ARG, "loss term too long: '%.40s...'", spec);
-    strcpy(buf, spec);
-    char *args = strchr(buf, ':');
-    if (args) *args++ = 0;
-    int kind = -1;
-    for (int k = 0; k < KD_LOSS_KIND_COUNT; k++)
-        if (!strcmp(buf, kind_names[k])) kind = k;
-    if (kind < 0)
-        return kd_error_set(err, KD_STATUS_BAD_ARG,
-                            "unknown loss '%s' (known: ce, hinton, dkd, fitnet, at, cosine, rkd, sp)", buf);
-    kd_loss_term_default(t, (kd_loss_kind)kind);
-    for (char *save = NULL, *kv = args ? strtok_r(args, ",", &save) : NULL; kv; kv = strtok_r(NULL, ",", &save)) {
-        char *v = strchr(kv, '=');
-        if (!v) return kd_error_set(err, KD_STATUS_BAD_ARG, "loss %s: '%s' is not key=value", buf, kv);
-        *v++ = 0;
-        int ok = 1, known = 1, is_dkd = kind == KD_LOSS_DKD, is_resp = kind == KD_LOSS_HINTON || is_dkd;
-        int is_feat = kind >= KD_LOSS_FITNET;
-        if (!strcmp(kv, "weight")) ok = parse_float(v, 0.f, 1e6f, &t->weight);
-        else if (is_resp && !strcmp(kv, "T")) ok = parse_float(v, 0.01f, 1000.f, &t->T);
-        else if (is_resp && !strcmp(kv, "standardize")) ok = parse_bool(v, &t->standardize);
-        else if (kind == KD_LOSS_HINTON && !strcmp(kv, "alpha")) ok = parse_float(v, 0.f, 1.f, &t->alpha);
-        else if (is_dkd && !strcmp(kv, "alpha")) ok = parse_float(v, 0.f, 1e4f, &t->dkd_alpha);
-        else if (is_dkd && !strcmp(kv, "beta")) ok = parse_float(v, 0.f, 1e4f, &t->dkd_beta);
-        else if (kind == KD_LOSS_RKD && !strcmp(kv, "distance")) ok = parse_float(v, 0.f, 1e6f, &t->rkd_dist);
-        else if (kind == KD_LOSS_RKD && !strcmp(kv, "angle")) ok = parse_float(v, 0.f, 1e6f, &t->rkd_angle);
-        else if (kind == KD_LOSS_COSINE && !strcmp(kv, "project")) ok = parse_bool(v, &t->project);
-        else if (is_feat && (!strcmp(kv, "student") || !strcmp(kv, "teacher"))) {
-            if (strlen(v) >= KD_NAME_MAX || !*v) ok = 0;
-            else strcpy(kv[0] == 's' ? t->student : t->teacher, v);
-        } else known = 0;
-        if (!known)
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss %s has no setting '%s' (see distill kd --help)", buf, kv);
-        if (!ok) return kd_error_set(err, KD_STATUS_BAD_ARG, "loss %s: bad value %s=%s", buf, kv, v);
-    }
-    return KD_STATUS_OK;
+    int kind;
+    return kd_spec_parse(&term_spec, spec, t, &kind, err);
 }
 
 void kd_loss_term_format(const kd_loss_term *t, char *buf, size_t n) {

@@ -28,7 +28,7 @@ static void meta_add(cJSON *meta, const char *k, const char *fmt, ...) {
     cJSON_AddStringToObject(meta, k, buf);
 }
 
-kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, const kd_lm_state *st, kd_error *err) {
+kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, const kd_lm_state *st, kd_error *err) {
     if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_lm_save: no path or no model");
     if (opt && (opt->n != m->n_params || !opt->m || !opt->v))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to this model", path);
@@ -281,7 +281,7 @@ static kd_status read_tensor(const lm_file *f, const char *path, const char *nam
     return KD_STATUS_OK;
 }
 
-static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st,
+static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st,
                            int *has_state, kd_error *err) {
     if (has_state) *has_state = 0;
     long long step = 0, at = 0;
@@ -345,7 +345,7 @@ kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
     return KD_STATUS_OK;
 }
 
-kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st, int *has_state,
+kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st, int *has_state,
                           kd_error *err) {
     lm_file f;
     kd_lm_config c;

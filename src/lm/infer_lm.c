@@ -48,7 +48,7 @@ static void qmat_mv(const kd_lm_infer *inf, const qmat *q, float *out, const flo
     if (q->f) {
         kd_sgemm(0, 1, 1, q->OC, q->IC, 1.f, x, q->IC, q->f, q->IC, 0.f, out, q->OC);
     } else {
-        #pragma omp parallel for schedule(static) if (q->OC >= 256)
+        #pragma omp parallel for schedule(static) num_threads(inf->m->threads) if (q->OC >= 256)
         for (int o = 0; o < q->OC; o++) out[o] = inf->tr->dot((const char *)q->q + o * q->row_bytes, x, q->IC);
     }
     if (b)
@@ -122,7 +122,7 @@ size_t kd_lm_infer_weight_bytes(const kd_lm_infer *inf) { return inf->weight_byt
 
 const float *kd_lm_infer_step(kd_lm_infer *inf, int token, int pos) {
     const kd_lm *m = inf->m;
-    int C = m->cfg.dim, NH = m->cfg.heads, hs = C / NH, L = m->cfg.layers, T = m->cfg.ctx;
+    int C = m->cfg.dim, NH = m->cfg.heads, hs = C / NH, L = m->cfg.layers, T = m->cfg.ctx, nt = m->threads;
     const float *wpe = m->params + m->tensors[1].off + (size_t)pos * C;
     const qmat *E = &inf->mats[4 * L];
     if (E->f) memcpy(inf->x, E->f + (size_t)token * C, (size_t)C * sizeof(float));
@@ -134,7 +134,7 @@ const float *kd_lm_infer_step(kd_lm_infer *inf, int token, int pos) {
         kd_lm_layer_ptrs(m, m->params, l, &w);
         const qmat *M = &inf->mats[4 * l];
         float *kc = inf->kc + ((size_t)l * T) * C, *vc = inf->vc + ((size_t)l * T) * C;
-        kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, w.w[KD_LM_LN1_W], w.w[KD_LM_LN1_B], 1, C);
+        kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, w.w[KD_LM_LN1_W], w.w[KD_LM_LN1_B], 1, C, nt);
         qmat_mv(inf, &M[0], inf->qkv, inf->ln, w.w[KD_LM_QKV_B]);
         memcpy(kc + (size_t)pos * C, inf->qkv + C, (size_t)C * sizeof(float));
         memcpy(vc + (size_t)pos * C, inf->qkv + 2 * C, (size_t)C * sizeof(float));
@@ -162,14 +162,15 @@ const float *kd_lm_infer_step(kd_lm_infer *inf, int token, int pos) {
         }
         qmat_mv(inf, &M[1], inf->h, inf->atty, w.w[KD_LM_PROJ_B]);
         for (int c = 0; c < C; c++) inf->x[c] += inf->h[c];
-        kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, w.w[KD_LM_LN2_W], w.w[KD_LM_LN2_B], 1, C);
+        kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, w.w[KD_LM_LN2_W], w.w[KD_LM_LN2_B], 1, C, nt);
         qmat_mv(inf, &M[2], inf->h, inf->ln, w.w[KD_LM_FC_B]);
-        kd_lm_gelu_forward(inf->hg, inf->h, (size_t)4 * C);
+        kd_lm_gelu_forward(inf->hg, inf->h, (size_t)4 * C, nt);
         qmat_mv(inf, &M[3], inf->h, inf->hg, w.w[KD_LM_FCPROJ_B]);
         for (int c = 0; c < C; c++) inf->x[c] += inf->h[c];
     }
     const kd_lm_tensor *lw = &m->tensors[m->n_tensors - 2], *lb = &m->tensors[m->n_tensors - 1];
-    kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, m->params + lw->off, m->params + lb->off, 1, C);
+    kd_lm_layernorm_forward(inf->ln, &inf->mean, &inf->rstd, inf->x, m->params + lw->off, m->params + lb->off, 1, C,
+                            nt);
     qmat_mv(inf, E, inf->logits, inf->ln, NULL);
     return inf->logits;
 }
@@ -197,7 +198,7 @@ int kd_lm_sample(const float *logits, int V, const kd_lm_sample_config *c, kd_rn
         if (logits[v] > logits[best]) best = v;
     if (!(c->temperature > 0.f)) return best;
     float *p = scratch, *idx = scratch + V;
-    kd_lm_softmax(p, logits, 1, V, c->temperature);
+    kd_lm_softmax(p, logits, 1, V, c->temperature, 1); /* one row: serial */
     int n = V;
     if (c->top_k > 0 || c->top_p < 1.f) {
         for (int v = 0; v < V; v++) idx[v] = (float)v;

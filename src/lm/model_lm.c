@@ -49,6 +49,7 @@ kd_status kd_lm_create(kd_lm **out, const kd_lm_config *c, uint64_t seed, kd_err
     kd_lm *m = calloc(1, sizeof *m);
     if (!m) return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     m->cfg = *c;
+    m->threads = 1;
     m->tensors = calloc((size_t)(4 + KD_LM_NLT * c->layers), sizeof *m->tensors);
     if (!m->tensors) {
         kd_lm_free(m);
@@ -107,6 +108,8 @@ void kd_lm_free(kd_lm *m) {
     kd_lm_tokenizer_free(m->tok);
     free(m);
 }
+
+void kd_lm_set_threads(kd_lm *m, int n) { m->threads = n > 0 ? n : 1; }
 
 kd_status kd_lm_set_tokenizer(kd_lm *m, kd_lm_tokenizer *t, kd_error *err) {
     if (t && kd_lm_tokenizer_vocab(t) != m->cfg.vocab)
@@ -235,37 +238,38 @@ static void layer_acts_at(const kd_lm *m, int l, layer_acts *o) {
 }
 
 void kd_lm_forward(kd_lm *m, const int32_t *tokens, int B, int T) {
-    int C = m->cfg.dim, NH = m->cfg.heads, V = m->cfg.vocab, L = m->cfg.layers, N = B * T;
+    int C = m->cfg.dim, NH = m->cfg.heads, V = m->cfg.vocab, L = m->cfg.layers, N = B * T, nt = m->threads;
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
     m->cur_B = B;
     m->cur_T = T;
     const float *wte = m->params + m->tensors[0].off, *wpe = m->params + m->tensors[1].off;
-    kd_lm_embed_forward(m->a.encoded, tokens, wte, wpe, B, T, C); // (B,T,C)
+    kd_lm_embed_forward(m->a.encoded, tokens, wte, wpe, B, T, C, nt); // (B,T,C)
     const float *res = m->a.encoded;
     for (int l = 0; l < L; l++) {
         kd_lm_layer p;
         layer_acts a;
         kd_lm_layer_ptrs(m, m->params, l, &p);
         layer_acts_at(m, l, &a);
-        kd_lm_layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, res, p.w[KD_LM_LN1_W], p.w[KD_LM_LN1_B], N, C);
-        kd_lm_matmul_forward(a.qkv, a.ln1, p.w[KD_LM_QKV_W], p.w[KD_LM_QKV_B], N, C, 3 * C); // (N,3C)
-        kd_lm_attention_forward(a.atty, a.att, a.qkv, B, T, C, NH);                           // (N,C)
-        kd_lm_matmul_forward(a.res2, a.atty, p.w[KD_LM_PROJ_W], p.w[KD_LM_PROJ_B], N, C, C);
+        kd_lm_layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, res, p.w[KD_LM_LN1_W], p.w[KD_LM_LN1_B], N, C, nt);
+        kd_lm_matmul_forward(a.qkv, a.ln1, p.w[KD_LM_QKV_W], p.w[KD_LM_QKV_B], N, C, 3 * C, nt); // (N,3C)
+        kd_lm_attention_forward(a.atty, a.att, a.qkv, B, T, C, NH, nt);                           // (N,C)
+        kd_lm_matmul_forward(a.res2, a.atty, p.w[KD_LM_PROJ_W], p.w[KD_LM_PROJ_B], N, C, C, nt);
         for (size_t i = 0; i < (size_t)N * C; i++) a.res2[i] += res[i];                        // residual
-        kd_lm_layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, p.w[KD_LM_LN2_W], p.w[KD_LM_LN2_B], N, C);
-        kd_lm_matmul_forward(a.fch, a.ln2, p.w[KD_LM_FC_W], p.w[KD_LM_FC_B], N, C, 4 * C);    // (N,4C)
-        kd_lm_gelu_forward(a.fch_gelu, a.fch, (size_t)N * 4 * C);
-        kd_lm_matmul_forward(a.res3, a.fch_gelu, p.w[KD_LM_FCPROJ_W], p.w[KD_LM_FCPROJ_B], N, 4 * C, C);
+        kd_lm_layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, p.w[KD_LM_LN2_W], p.w[KD_LM_LN2_B], N, C, nt);
+        kd_lm_matmul_forward(a.fch, a.ln2, p.w[KD_LM_FC_W], p.w[KD_LM_FC_B], N, C, 4 * C, nt);    // (N,4C)
+        kd_lm_gelu_forward(a.fch_gelu, a.fch, (size_t)N * 4 * C, nt);
+        kd_lm_matmul_forward(a.res3, a.fch_gelu, p.w[KD_LM_FCPROJ_W], p.w[KD_LM_FCPROJ_B], N, 4 * C, C, nt);
         for (size_t i = 0; i < (size_t)N * C; i++) a.res3[i] += a.res2[i];
         res = a.res3;
     }
     const kd_lm_tensor *lw = &m->tensors[m->n_tensors - 2], *lb = &m->tensors[m->n_tensors - 1];
-    kd_lm_layernorm_forward(m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, res, m->params + lw->off, m->params + lb->off, N, C);
-    kd_lm_matmul_forward(m->a.logits, m->a.lnf, wte, NULL, N, C, V); // tied head: (N,V) = lnf wte^T
+    kd_lm_layernorm_forward(m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, res, m->params + lw->off, m->params + lb->off, N, C, nt);
+    kd_lm_matmul_forward(m->a.logits, m->a.lnf, wte, NULL, N, C, V, nt); // tied head: (N,V) = lnf wte^T
 }
 
 void kd_lm_backward(kd_lm *m, const float *dhidden_extra) {
     int B = m->cur_B, T = m->cur_T, C = m->cfg.dim, NH = m->cfg.heads, V = m->cfg.vocab, L = m->cfg.layers;
+    int nt = m->threads;
     size_t N = (size_t)B * T, NC = N * C;
     const float *wte = m->params + m->tensors[0].off;
     float *dwte = m->grads + m->tensors[0].off, *dwpe = m->grads + m->tensors[1].off;
@@ -279,7 +283,7 @@ void kd_lm_backward(kd_lm *m, const float *dhidden_extra) {
     layer_acts_at(m, L - 1, &last);
     memset(g->dres, 0, NC * sizeof(float));
     kd_lm_layernorm_backward(g->dres, m->grads + lw->off, m->grads + lb->off, g->dlnf, last.res3, m->params + lw->off,
-                             m->a.lnf_mean, m->a.lnf_rstd, (int)N, C);
+                             m->a.lnf_mean, m->a.lnf_rstd, (int)N, C, nt);
     for (int l = L - 1; l >= 0; l--) {
         kd_lm_layer p, d;
         layer_acts a;
@@ -297,22 +301,22 @@ void kd_lm_backward(kd_lm *m, const float *dhidden_extra) {
         kd_lm_matmul_backward(g->dfch_gelu, d.w[KD_LM_FCPROJ_W], d.w[KD_LM_FCPROJ_B], g->dres, a.fch_gelu,
                               p.w[KD_LM_FCPROJ_W], (int)N, 4 * C, C);
         memset(g->dfch, 0, NC * 4 * sizeof(float));
-        kd_lm_gelu_backward(g->dfch, g->dfch_gelu, a.fch, NC * 4);
+        kd_lm_gelu_backward(g->dfch, g->dfch_gelu, a.fch, NC * 4, nt);
         memset(g->dln, 0, NC * sizeof(float));
         kd_lm_matmul_backward(g->dln, d.w[KD_LM_FC_W], d.w[KD_LM_FC_B], g->dfch, a.ln2, p.w[KD_LM_FC_W], (int)N, C, 4 * C);
         kd_lm_layernorm_backward(g->dres, d.w[KD_LM_LN2_W], d.w[KD_LM_LN2_B], g->dln, a.res2, p.w[KD_LM_LN2_W],
-                                 a.ln2_mean, a.ln2_rstd, (int)N, C);
+                                 a.ln2_mean, a.ln2_rstd, (int)N, C, nt);
         /* g->dres now holds d(res2); res2 = res + attn(res) */
         memset(g->datty, 0, NC * sizeof(float));
         kd_lm_matmul_backward(g->datty, d.w[KD_LM_PROJ_W], d.w[KD_LM_PROJ_B], g->dres, a.atty, p.w[KD_LM_PROJ_W],
                               (int)N, C, C);
         memset(g->dqkv, 0, NC * 3 * sizeof(float));
-        kd_lm_attention_backward(g->dqkv, g->datt, g->datty, a.qkv, a.att, B, T, C, NH);
+        kd_lm_attention_backward(g->dqkv, g->datt, g->datty, a.qkv, a.att, B, T, C, NH, nt);
         memset(g->dln, 0, NC * sizeof(float));
         kd_lm_matmul_backward(g->dln, d.w[KD_LM_QKV_W], d.w[KD_LM_QKV_B], g->dqkv, a.ln1, p.w[KD_LM_QKV_W], (int)N, C,
                               3 * C);
         kd_lm_layernorm_backward(g->dres, d.w[KD_LM_LN1_W], d.w[KD_LM_LN1_B], g->dln, res, p.w[KD_LM_LN1_W],
-                                 a.ln1_mean, a.ln1_rstd, (int)N, C);
+                                 a.ln1_mean, a.ln1_rstd, (int)N, C, nt);
     }
     kd_lm_embed_backward(dwte, dwpe, g->dres, m->tokens, B, T, C);
 }

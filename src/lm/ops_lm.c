@@ -1,7 +1,8 @@
 /* Transformer ops of the language models (include/distill/lm.h): embedding, LayerNorm, linear,
  * causal self-attention, GELU (tanh), cross-entropy, and the token-level distillation losses.
- * Every matrix product goes through kd_sgemm; OpenMP splits rows or (batch, head) pairs, and every
- * reduction runs in a fixed order so a fixed thread count gives bit-identical results. */
+ * Every matrix product goes through kd_sgemm; OpenMP splits rows or (batch, head) pairs over the
+ * nt threads the caller passes, and every reduction runs in a fixed order, so results do not
+ * depend on the thread count. */
 #include <math.h>
 #include <string.h>
 
@@ -12,8 +13,9 @@
 
 /* ---------------------------------------------------------------- embedding */
 
-void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C) {
-    #pragma omp parallel for schedule(static) if (B * T > PAR_ROWS)
+void kd_lm_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
+                         int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt) if (B * T > PAR_ROWS)
     for (int i = 0; i < B * T; i++) {
         const float *e = wte + (size_t)tok[i] * C, *p = wpe + (size_t)(i % T) * C;
         float *o = out + (size_t)i * C; // (C)
@@ -39,8 +41,8 @@ void kd_lm_embed_backward(float *dwte, float *dwpe, const float *dout, const int
 /* ---------------------------------------------------------------- layernorm */
 
 void kd_lm_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
-                             int N, int C) {
-    #pragma omp parallel for schedule(static) if (N > PAR_ROWS)
+                             int N, int C, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt) if (N > PAR_ROWS)
     for (int n = 0; n < N; n++) {
         const float *x = in + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -58,9 +60,9 @@ void kd_lm_layernorm_forward(float *out, float *mean, float *rstd, const float *
 }
 
 void kd_lm_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
-                              const float *mean, const float *rstd, int N, int C) {
+                              const float *mean, const float *rstd, int N, int C, int nt) {
     if (din) {
-        #pragma omp parallel for schedule(static) if (N > PAR_ROWS)
+        #pragma omp parallel for schedule(static) num_threads(nt) if (N > PAR_ROWS)
         for (int n = 0; n < N; n++) {
             const float *x = in + (size_t)n * C, *d = dout + (size_t)n * C;
             float m = mean[n], r = rstd[n];
@@ -90,10 +92,10 @@ void kd_lm_layernorm_backward(float *din, float *dw, float *db, const float *dou
 
 /* ---------------------------------------------------------------- linear */
 
-void kd_lm_matmul_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC) {
+void kd_lm_matmul_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC, int nt) {
     kd_sgemm(0, 1, N, OC, IC, 1.f, in, IC, w, IC, 0.f, out, OC); // (N, OC)
     if (!b) return;
-    #pragma omp parallel for schedule(static) if (N > PAR_ROWS)
+    #pragma omp parallel for schedule(static) num_threads(nt) if (N > PAR_ROWS)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * OC;
         for (int k = 0; k < OC; k++) o[k] += b[k];
@@ -113,10 +115,10 @@ void kd_lm_matmul_backward(float *din, float *dw, float *db, const float *dout, 
 
 /* ---------------------------------------------------------------- attention */
 
-void kd_lm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+void kd_lm_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int nt) {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.f / sqrtf((float)hs);
-    #pragma omp parallel for schedule(static) if (B * NH > 1)
+    #pragma omp parallel for schedule(static) num_threads(nt) if (B * NH > 1)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs; // (T, hs), row stride 3C
@@ -142,10 +144,10 @@ void kd_lm_attention_forward(float *out, float *att, const float *qkv, int B, in
 }
 
 void kd_lm_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
-                              int T, int C, int NH) {
+                              int T, int C, int NH, int nt) {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.f / sqrtf((float)hs);
-    #pragma omp parallel for schedule(static) if (B * NH > 1)
+    #pragma omp parallel for schedule(static) num_threads(nt) if (B * NH > 1)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         size_t qo = (size_t)b * T * C3 + (size_t)h * hs;
@@ -178,16 +180,16 @@ void kd_lm_attention_backward(float *dqkv, float *datt, const float *dout, const
  * GELU's 0.5 x (1 + tanh) needs. */
 static inline float tanh_fast(float u) { return 1.f - 2.f / (1.f + expf(2.f * u)); }
 
-void kd_lm_gelu_forward(float *out, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > 65536)
+void kd_lm_gelu_forward(float *out, const float *in, size_t n, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         out[i] = 0.5f * x * (1.f + tanh_fast(GELU_S * (x + 0.044715f * x * x * x)));
     }
 }
 
-void kd_lm_gelu_backward(float *din, const float *dout, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > 65536)
+void kd_lm_gelu_backward(float *din, const float *dout, const float *in, size_t n, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float th = tanh_fast(GELU_S * (x + 0.044715f * x * x * x));
@@ -198,8 +200,8 @@ void kd_lm_gelu_backward(float *din, const float *dout, const float *in, size_t 
 
 /* ---------------------------------------------------------------- losses */
 
-void kd_lm_softmax(float *p, const float *logits, int N, int V, float T) {
-    #pragma omp parallel for schedule(static) if (N > PAR_ROWS)
+void kd_lm_softmax(float *p, const float *logits, int N, int V, float T, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt) if (N > PAR_ROWS)
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * V;
         float *q = p + (size_t)n * V;
@@ -213,8 +215,8 @@ void kd_lm_softmax(float *p, const float *logits, int N, int V, float T) {
     }
 }
 
-float kd_lm_crossentropy_forward(float *probs, const float *logits, const int32_t *targets, int N, int V) {
-    kd_lm_softmax(probs, logits, N, V, 1.f);
+float kd_lm_crossentropy_forward(float *probs, const float *logits, const int32_t *targets, int N, int V, int nt) {
+    kd_lm_softmax(probs, logits, N, V, 1.f, nt);
     double total = 0.0;
     for (int n = 0; n < N; n++) {
         float p = probs[(size_t)n * V + targets[n]];
@@ -224,9 +226,9 @@ float kd_lm_crossentropy_forward(float *probs, const float *logits, const int32_
 }
 
 void kd_lm_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, int N, int V,
-                                 float scale) {
+                                 float scale, int nt) {
     float k = scale / (float)N;
-    #pragma omp parallel for schedule(static) if (N > PAR_ROWS)
+    #pragma omp parallel for schedule(static) num_threads(nt) if (N > PAR_ROWS)
     for (int n = 0; n < N; n++) {
         float *d = dlogits + (size_t)n * V;
         const float *p = probs + (size_t)n * V;

@@ -1,60 +1,45 @@
 /* Training and distillation of the language models: text corpora split into training text and a
- * held-out tail, random windows as batches, AdamW (decoupled weight decay, torch semantics) with
- * global-norm clipping and the warmup + cosine schedule of src/train/optim.c (kd_schedule_lr, with
- * steps in place of epochs), the loss list (CE, forward/reverse KL, hidden-state cosine),
- * checkpoints with resume, divergence checks, a progress display, and held-out bits per byte. */
+ * held-out tail, random windows as batches, the shared optimizer (src/train/optim.c: AdamW,
+ * decoupled weight decay, torch semantics) with global-norm clipping and its warmup + cosine
+ * schedule (kd_schedule_lr, in steps), the loss list (CE, forward/reverse KL, hidden-state cosine),
+ * checkpoints with resume, divergence checks, the shared progress display, held-out bits per byte. */
 #include <math.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "core/spec.h"
 #include "distill/checkpoint.h"
 #include "distill/lm.h"
+#include "train/progress.h"
 
 /* ---------------------------------------------------------------- loss terms */
 
-static const char *kind_names[] = {"ce", "fkl", "rkl", "cosine"};
+static const char *const kind_names[] = {"ce", "fkl", "rkl", "cosine"};
 
-kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
+/* The keys of each kind, for the shared "KIND:key=value" parser (src/core/spec.c). */
+#define N_KINDS (int)(sizeof kind_names / sizeof kind_names[0])
+static const kd_spec_key term_keys[] = {
+    {"weight", (1u << N_KINDS) - 1, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, weight), 0, 1e6, 0},
+    {"T", 1u << KD_LM_LOSS_FKL | 1u << KD_LM_LOSS_RKL, KD_SPEC_FLOAT, offsetof(kd_lm_loss_term, T), 0.05, 100, 0},
+};
+
+static void term_defaults(void *out, int kind) {
+    kd_lm_loss_term *t = out;
     memset(t, 0, sizeof *t);
+    t->kind = (kd_lm_loss_kind)kind;
     t->weight = 1.f;
     t->T = 1.f;
-    size_t klen = strcspn(spec, ":");
-    int kind = -1;
-    for (int k = 0; k < 4; k++)
-        if (strlen(kind_names[k]) == klen && !strncmp(spec, kind_names[k], klen)) kind = k;
-    if (kind < 0)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': unknown kind (ce, fkl, rkl or cosine)", spec);
-    t->kind = (kd_lm_loss_kind)kind;
-    const char *p = spec + klen;
-    while (*p) {
-        p++; /* ':' or ',' */
-        size_t n = strcspn(p, ",");
-        char kv[64];
-        if (n == 0 || n >= sizeof kv)
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': empty or overlong option", spec);
-        memcpy(kv, p, n);
-        kv[n] = 0;
-        char *eq = strchr(kv, '=');
-        char *end = NULL;
-        double v = eq ? strtod(eq + 1, &end) : 0;
-        if (!eq || end == eq + 1 || *end || !isfinite(v))
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': '%s' is not key=number", spec, kv);
-        *eq = 0;
-        if (!strcmp(kv, "weight") && v >= 0 && v <= 1e6) t->weight = (float)v;
-        else if (!strcmp(kv, "T") && (t->kind == KD_LM_LOSS_FKL || t->kind == KD_LM_LOSS_RKL) && v >= 0.05 && v <= 100)
-            t->T = (float)v;
-        else
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "loss '%s': option '%s=%g' unknown or out of range "
-                                "(weight in [0, 1e6]; T in [0.05, 100] for fkl/rkl)", spec, kv, v);
-        p += n;
-    }
-    return KD_STATUS_OK;
+}
+
+static const kd_spec_table term_spec = {"loss", kind_names, N_KINDS, term_keys,
+                                        (int)(sizeof term_keys / sizeof term_keys[0]), "see distill lm kd --help",
+                                        term_defaults};
+
+kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
+    int kind;
+    return kd_spec_parse(&term_spec, spec, t, &kind, err);
 }
 
 void kd_lm_loss_term_format(const kd_lm_loss_term *t, char *buf, size_t n) {
@@ -159,7 +144,7 @@ kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *bytes, size_t n, int batch, in
             if (T < seq) break;
         }
         kd_lm_forward(m, x, B, T);
-        double l = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, B * T, m->cfg.vocab);
+        double l = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, B * T, m->cfg.vocab, m->threads);
         total += l * B * T;
         count += (long long)B * T;
     }
@@ -223,69 +208,13 @@ void kd_lm_train_config_default(kd_lm_train_config *c) {
     c->optim.beta2 = 0.95f;
     c->optim.weight_decay = 0.1f;
     c->optim.sched = KD_SCHED_COSINE;
-    c->optim.warmup_epochs = 100; /* steps */
     c->optim.min_lr = 1e-4f;
+    c->warmup_steps = 100;
     c->clip = 1.f;
     c->ckpt_every = 500;
     c->eval_every = 0;
     c->eval_bytes = 65536;
     c->progress = 1;
-}
-
-static void adamw_update(kd_lm *m, kd_lm_adamw *o, const kd_optim_config *c, float lr) {
-    o->t++;
-    float b1 = c->beta1, b2 = c->beta2;
-    float bc1 = 1.f - powf(b1, (float)o->t), bc2 = 1.f - powf(b2, (float)o->t);
-    float step = lr / bc1, sq = sqrtf(bc2);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const kd_lm_tensor *t = &m->tensors[i];
-        float decay = t->decay ? 1.f - lr * c->weight_decay : 1.f;
-        float *p = m->params + t->off, *mo = o->m + t->off, *v = o->v + t->off;
-        const float *g = m->grads + t->off;
-        for (size_t j = 0; j < t->n; j++) {
-            p[j] *= decay;
-            mo[j] = b1 * mo[j] + (1.f - b1) * g[j];
-            v[j] = b2 * v[j] + (1.f - b2) * g[j] * g[j];
-            p[j] -= step * mo[j] / (sqrtf(v[j]) / sq + c->eps);
-        }
-    }
-}
-
-typedef struct progress {
-    FILE *out;
-    int on, tty, open;
-    double t0, last;
-} progress;
-
-static void progress_step(progress *p, long long step, long long steps, long long first, double loss, double ce,
-                          double bpb, float lr, double tokens) {
-    if (!p->on) return;
-    double now = kd_now();
-    if (step != steps && now - p->last < (p->tty ? 0.2 : 15.0)) return;
-    p->last = now;
-    double el = now - p->t0, done = (double)(step - first);
-    char eta[32], bar[21];
-    kd_format_duration(eta, sizeof eta, done > 0 ? el / done * (double)(steps - step) : 0);
-    int fill = steps ? (int)(20 * step / steps) : 0;
-    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
-    bar[20] = 0;
-    fprintf(p->out, "%sstep %lld/%lld [%s] loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e  %.0f tok/s  ETA %s%s",
-            p->tty ? "\r" : "", step, steps, bar, loss, ce, bpb, (double)lr, tokens / (el > 0 ? el : 1e-9),
-            eta, p->tty ? "\033[K" : "\n");
-    fflush(p->out);
-    p->open = p->tty;
-}
-
-static void progress_line(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress_line(progress *p, const char *fmt, ...) {
-    if (!p->on) return;
-    if (p->open) fputc('\n', p->out);
-    p->open = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(p->out, fmt, ap);
-    va_end(ap);
-    fflush(p->out);
 }
 
 kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config *cfg, kd_lm_train_result *res,
@@ -333,19 +262,26 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         return kd_error_set(err, KD_STATUS_MISMATCH, "the cosine loss compares hidden states of equal size: student dim "
                             "%d, teacher dim %d", C, tm->cfg.dim);
     }
-#ifdef _OPENMP
-    int old_threads = omp_get_max_threads();
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-#endif
+    /* the run's thread count on both models' ops, theirs again afterwards */
+    int old_threads = m->threads, old_teacher_threads = tm ? tm->threads : 0;
+    if (cfg->threads > 0) {
+        kd_lm_set_threads(m, cfg->threads);
+        if (tm) kd_lm_set_threads(tm, cfg->threads);
+    }
     s = kd_lm_prepare(m, B, T, 1, err);
     if (!s && tm && need_teacher) s = kd_lm_prepare(tm, B, T, 0, err);
     size_t N = (size_t)B * T;
     int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
     float *pt = need_teacher ? malloc(N * (size_t)V * sizeof(float)) : NULL;
     float *dh = need_hidden ? malloc(N * (size_t)C * sizeof(float)) : NULL;
-    kd_lm_adamw opt = {calloc(m->n_params, sizeof(float)), calloc(m->n_params, sizeof(float)), m->n_params, 0};
-    if (!s && (!x || !y || (need_teacher && !pt) || (need_hidden && !dh) || !opt.m || !opt.v))
+    kd_optimizer opt = {0};
+    if (!s) s = kd_optimizer_init_n(&opt, &cfg->optim, m->n_params, err);
+    if (!s && (!x || !y || (need_teacher && !pt) || (need_hidden && !dh)))
         s = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    /* kd_schedule_lr counts in its caller's unit (epochs for kd_train): here optimizer steps, so the
+     * warmup is warmup_steps long */
+    kd_optim_config sched = cfg->optim;
+    sched.warmup_epochs = cfg->warmup_steps;
     kd_lm_state st = {0};
     kd_rng_seed(&st.rng, cfg->seed, 0x7478);
     if (!s && cfg->resume && cfg->ckpt_path && access(cfg->ckpt_path, F_OK) == 0) {
@@ -355,11 +291,12 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: holds no training state to resume", cfg->ckpt_path);
         if (!s) res->resumed_step = st.step;
     }
-    progress pr = {cfg->out ? cfg->out : stderr, cfg->progress, 0, 0, kd_now(), 0};
-    pr.tty = pr.on && isatty(fileno(pr.out));
+    kd_progress pr;
+    kd_progress_init(&pr, cfg->out ? cfg->out : stderr, cfg->progress);
     if (!s && res->resumed_step >= 0)
-        progress_line(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
+        kd_progress_message(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
     long long first = st.step;
+    kd_progress_run_start(&pr, first, cfg->steps);
     double tokens = 0, t_start = kd_now(), last_ce = 0;
     size_t span = n_tok - (size_t)T - 1; /* window starts in [0, span] */
     size_t eval_n = text->n - text->n_train;
@@ -376,18 +313,18 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         kd_lm_forward(m, x, B, T);
         if (need_teacher) kd_lm_forward(tm, x, B, T);
         memset(m->g.dlogits, 0, N * V * sizeof(float));
-        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)N, V), loss = 0;
+        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)N, V, m->threads), loss = 0;
         float pt_T = -1.f;
         for (int i = 0; i < cfg->n_terms; i++) {
             const kd_lm_loss_term *lt = &cfg->terms[i];
             switch (lt->kind) {
             case KD_LM_LOSS_CE:
-                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, lt->weight);
+                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, lt->weight, m->threads);
                 loss += lt->weight * ce;
                 break;
             case KD_LM_LOSS_FKL:
             case KD_LM_LOSS_RKL:
-                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)N, V, lt->T);
+                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)N, V, lt->T, m->threads);
                 pt_T = lt->T;
                 loss += lt->weight * (lt->kind == KD_LM_LOSS_FKL
                                           ? kd_lm_forward_kl(m->g.dlogits, m->a.logits, pt, (int)N, V, lt->T, lt->weight)
@@ -400,7 +337,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             }
         }
         if (cfg->n_terms == 0) {
-            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, 1.f);
+            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, 1.f, m->threads);
             loss = ce;
         }
         kd_lm_zero_grad(m);
@@ -408,9 +345,9 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         double norm2 = 0;
         for (size_t i = 0; i < m->n_params; i++) norm2 += (double)m->grads[i] * m->grads[i];
         double norm = sqrt(norm2);
-        float lr = kd_schedule_lr(&cfg->optim, (double)st.step + 1, cfg->steps);
+        float lr = kd_schedule_lr(&sched, (double)st.step + 1, cfg->steps);
         if (!isfinite(loss) || !isfinite(norm)) {
-            progress_line(&pr, "%s", "");
+            kd_progress_end_line(&pr);
             s = kd_error_set(err, KD_STATUS_DIVERGED,
                              "training diverged at step %lld: loss %g, gradient norm %g (lr %.3g)%s%s; try a lower "
                              "--lr or --clip", st.step + 1, loss, norm, (double)lr,
@@ -421,12 +358,15 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             float k = (float)(cfg->clip / norm);
             for (size_t i = 0; i < m->n_params; i++) m->grads[i] *= k;
         }
-        adamw_update(m, &opt, &cfg->optim, lr);
+        kd_optimizer_begin_step(&opt); /* AdamW, decoupled decay on the tensors marked decay */
+        for (int i = 0; i < m->n_tensors; i++)
+            kd_optimizer_update(&opt, m->params, m->grads, m->tensors[i].off, m->tensors[i].n, m->tensors[i].decay, lr);
         st.step++;
         tokens += (double)N;
         last_ce = ce;
         res->last_loss = loss;
-        progress_step(&pr, st.step, cfg->steps, first, loss, ce, ce * tok_per_byte / log(2.0), lr, tokens);
+        kd_progress_run_step(&pr, st.step, tokens, "tok", "loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e", loss, ce,
+                             ce * tok_per_byte / log(2.0), (double)lr);
         int stop = cfg->stop && *cfg->stop;
         if (cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0)))
             s = kd_lm_save(cfg->ckpt_path, m, &opt, &st, err);
@@ -434,11 +374,11 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
             kd_lm_eval ev;
             s = kd_lm_evaluate(m, text->data + text->n_train, eval_n, B, T, &ev, err);
             if (!s)
-                progress_line(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n", st.step,
-                              ev.bpb, ev.ppl, ev.tokens);
+                kd_progress_message(&pr, "step %lld: held-out %.4f bits/byte (perplexity %.3f) on %lld bytes\n",
+                                    st.step, ev.bpb, ev.ppl, ev.tokens);
         }
         if (!s && stop) {
-            progress_line(&pr, "%s", "");
+            kd_progress_end_line(&pr);
             s = kd_error_set(err, KD_STATUS_INTERRUPTED, "interrupted at step %lld%s%s", st.step,
                              cfg->ckpt_path ? "; state saved to " : "", cfg->ckpt_path ? cfg->ckpt_path : "");
         }
@@ -448,7 +388,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     res->steps_run = st.step - first;
     res->tokens_per_sec = res->seconds > 0 ? tokens / res->seconds : 0;
     res->ms_per_step = res->steps_run ? 1e3 * res->seconds / (double)res->steps_run : 0;
-    progress_line(&pr, "%s", "");
+    kd_progress_end_line(&pr);
     if (!s && eval_n >= 2) {
         s = kd_lm_evaluate(m, text->data + text->n_train, text->n - text->n_train, B, T, &res->val, err);
     }
@@ -457,10 +397,8 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     free(y);
     free(pt);
     free(dh);
-    free(opt.m);
-    free(opt.v);
-#ifdef _OPENMP
-    omp_set_num_threads(old_threads);
-#endif
+    kd_optimizer_free(&opt);
+    m->threads = old_threads;
+    if (tm) tm->threads = old_teacher_threads;
     return s;
 }

@@ -24,13 +24,17 @@ void kd_optim_config_default(kd_optim_config *c) {
 }
 
 kd_status kd_optimizer_init(kd_optimizer *o, const kd_optim_config *c, const kd_model *m, kd_error *err) {
+    return kd_optimizer_init_n(o, c, m->n_params, err);
+}
+
+kd_status kd_optimizer_init_n(kd_optimizer *o, const kd_optim_config *c, size_t n_params, kd_error *err) {
     memset(o, 0, sizeof *o);
     if (!(c->lr > 0.f) || !isfinite(c->lr))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "learning rate must be > 0 (got %g)", c->lr);
     if (c->momentum < 0.f || c->momentum >= 1.f || c->weight_decay < 0.f)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "momentum must be in [0, 1) and weight decay >= 0");
     o->cfg = *c;
-    o->n = m->n_params;
+    o->n = n_params;
     o->m = calloc(o->n ? o->n : 1, sizeof(float));
     if (c->type == KD_OPT_ADAMW) o->v = calloc(o->n ? o->n : 1, sizeof(float));
     if (!o->m || (c->type == KD_OPT_ADAMW && !o->v)) {
@@ -46,10 +50,13 @@ void kd_optimizer_free(kd_optimizer *o) {
     o->m = o->v = NULL;
 }
 
-/* Update p[0, n) (the parameters at offset off, whose optimizer state is at o->m + off). */
-static void update(kd_optimizer *o, float *p, const float *g, size_t off, size_t n, float lr, float wd) {
+void kd_optimizer_begin_step(kd_optimizer *o) { o->t++; }
+
+void kd_optimizer_update(kd_optimizer *o, float *params, const float *grads, size_t off, size_t n, int decay, float lr) {
     const kd_optim_config *c = &o->cfg;
-    float *mo = o->m + off;
+    float wd = decay ? c->weight_decay : 0.f;
+    float *p = params + off, *mo = o->m + off;
+    const float *g = grads + off;
     if (c->type == KD_OPT_SGD) {
         float mu = c->momentum;
         for (size_t i = 0; i < n; i++) {
@@ -64,9 +71,9 @@ static void update(kd_optimizer *o, float *p, const float *g, size_t off, size_t
         float *v = o->v + off;
         float b1 = c->beta1, b2 = c->beta2;
         float bc1 = 1.f - powf(b1, (float)o->t), bc2 = 1.f - powf(b2, (float)o->t);
-        float step = lr / bc1, decay = 1.f - lr * wd, sq = sqrtf(bc2);
+        float step = lr / bc1, shrink = 1.f - lr * wd, sq = sqrtf(bc2);
         for (size_t i = 0; i < n; i++) {
-            p[i] *= decay;
+            p[i] *= shrink;
             mo[i] = b1 * mo[i] + (1.f - b1) * g[i];
             v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
             p[i] -= step * mo[i] / (sqrtf(v[i]) / sq + c->eps);
@@ -75,13 +82,13 @@ static void update(kd_optimizer *o, float *p, const float *g, size_t off, size_t
 }
 
 void kd_optimizer_step(kd_optimizer *o, kd_model *m, float lr) {
-    o->t++;
+    kd_optimizer_begin_step(o);
     for (int i = 0; i < m->n_layers; i++) {
         const kd_layer *L = &m->layers[i];
         /* Decay conv/linear weights only: decaying BN scales and biases hurts (Goyal et al. 2017). */
-        float wd = (L->type == KD_LAYER_CONV2D || L->type == KD_LAYER_LINEAR) ? o->cfg.weight_decay : 0.f;
-        if (L->w_size) update(o, m->params + L->w_off, m->grads + L->w_off, L->w_off, L->w_size, lr, wd);
-        if (L->b_size) update(o, m->params + L->b_off, m->grads + L->b_off, L->b_off, L->b_size, lr, 0.f);
+        int decay = L->type == KD_LAYER_CONV2D || L->type == KD_LAYER_LINEAR;
+        if (L->w_size) kd_optimizer_update(o, m->params, m->grads, L->w_off, L->w_size, decay, lr);
+        if (L->b_size) kd_optimizer_update(o, m->params, m->grads, L->b_off, L->b_size, 0, lr);
     }
 }
 

@@ -49,7 +49,7 @@ static void train_cfg(kd_lm_train_config *tc, int steps) {
     tc->threads = 1;
     tc->progress = 0;
     tc->optim.lr = 3e-3f;
-    tc->optim.warmup_epochs = 5;
+    tc->warmup_steps = 5;
     tc->eval_bytes = 2048;
 }
 

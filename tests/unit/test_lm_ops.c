@@ -8,6 +8,8 @@
 #include "golden/kdgf.h"
 #include "test.h"
 
+#define NT 2 /* OpenMP threads of the ops under test: their parallel paths run */
+
 /* ---------------------------------------------------------------- golden (tests/golden/kdgf.h) */
 
 /* Array `name` of the fixture, or NULL after a recorded failure. */
@@ -55,10 +57,10 @@ static void test_golden(const char *name) {
     kd_lm_forward(m, tok, B, T);
     double el = max_rel(m->a.logits, logits->data, B * T * c.vocab, 1.0);
     CHECK_MSG(el < 1e-5, "%s logits: max relative error %g", name, el);
-    float loss = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, tgt, B * T, c.vocab);
+    float loss = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, tgt, B * T, c.vocab, NT);
     CHECK_NEAR(loss, loss_ref->data[0], 1e-5);
     memset(m->g.dlogits, 0, (size_t)B * T * c.vocab * sizeof(float));
-    kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, tgt, B * T, c.vocab, 1.f);
+    kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, tgt, B * T, c.vocab, 1.f, NT);
     kd_lm_zero_grad(m);
     kd_lm_backward(m, NULL);
     const float *dp = dparams->data;
@@ -121,38 +123,38 @@ typedef struct op_ctx {
 
 static double embed_loss(void *p) {
     op_ctx *c = p;
-    kd_lm_embed_forward(c->out, c->tok, c->w, c->b, c->B, c->T, c->C);
+    kd_lm_embed_forward(c->out, c->tok, c->w, c->b, c->B, c->T, c->C, NT);
     return dot_d(c->out, c->r, (size_t)c->N * c->C);
 }
 
 static double ln_loss(void *p) {
     op_ctx *c = p;
-    kd_lm_layernorm_forward(c->out, c->aux, c->aux2, c->in, c->w, c->b, c->N, c->C);
+    kd_lm_layernorm_forward(c->out, c->aux, c->aux2, c->in, c->w, c->b, c->N, c->C, NT);
     return dot_d(c->out, c->r, (size_t)c->N * c->C);
 }
 
 static double mm_loss(void *p) {
     op_ctx *c = p;
-    kd_lm_matmul_forward(c->out, c->in, c->w, c->b, c->N, c->C, c->V);
+    kd_lm_matmul_forward(c->out, c->in, c->w, c->b, c->N, c->C, c->V, NT);
     return dot_d(c->out, c->r, (size_t)c->N * c->V);
 }
 
 static double att_loss(void *p) {
     op_ctx *c = p;
-    kd_lm_attention_forward(c->out, c->aux, c->in, c->B, c->T, c->C, c->NH);
+    kd_lm_attention_forward(c->out, c->aux, c->in, c->B, c->T, c->C, c->NH, NT);
     return dot_d(c->out, c->r, (size_t)c->N * c->C);
 }
 
 static double gelu_loss(void *p) {
     op_ctx *c = p;
-    kd_lm_gelu_forward(c->out, c->in, (size_t)c->N * c->C);
+    kd_lm_gelu_forward(c->out, c->in, (size_t)c->N * c->C, NT);
     return dot_d(c->out, c->r, (size_t)c->N * c->C);
 }
 
 static double loss_loss(void *p) {
     op_ctx *c = p;
     switch (c->kind) {
-    case 0: return kd_lm_crossentropy_forward(c->aux, c->in, c->tgt, c->N, c->V);
+    case 0: return kd_lm_crossentropy_forward(c->aux, c->in, c->tgt, c->N, c->V, NT);
     case 1: return kd_lm_forward_kl(NULL, c->in, c->pt, c->N, c->V, c->T_kd, 1.f);
     case 2: return kd_lm_reverse_kl(NULL, c->in, c->pt, c->N, c->V, c->T_kd, 1.f);
     default: return kd_lm_cosine_loss(NULL, c->in, c->pt, c->N, c->C, 1.f);
@@ -192,7 +194,7 @@ static void test_fd(void) {
     fill(c.w, (size_t)c.C, 1.f);
     fill(c.b, (size_t)c.C, 1.f);
     ln_loss(&c);
-    kd_lm_layernorm_backward(g1, g2, g3, c.r, c.in, c.w, c.aux, c.aux2, c.N, c.C);
+    kd_lm_layernorm_backward(g1, g2, g3, c.r, c.in, c.w, c.aux, c.aux2, c.N, c.C, NT);
     fd_check("layernorm din", ln_loss, &c, c.in, g1, NC, 1e-2, 5e-3);
     fd_check("layernorm dw", ln_loss, &c, c.w, g2, (size_t)c.C, 1e-2, 5e-3);
     fd_check("layernorm db", ln_loss, &c, c.b, g3, (size_t)c.C, 1e-2, 5e-3);
@@ -213,14 +215,14 @@ static void test_fd(void) {
     fill(c.in, 3 * NC, 1.f);
     fill(c.r, NC, 1.f);
     att_loss(&c);
-    kd_lm_attention_backward(g1, c.aux2, c.r, c.in, c.aux, c.B, c.T, c.C, c.NH);
+    kd_lm_attention_backward(g1, c.aux2, c.r, c.in, c.aux, c.B, c.T, c.C, c.NH, NT);
     fd_check("attention dqkv", att_loss, &c, c.in, g1, 3 * NC, 1e-2, 5e-3);
 
     /* gelu */
     memset(g1, 0, big * 4);
     fill(c.in, NC, 2.f);
     fill(c.r, NC, 1.f);
-    kd_lm_gelu_backward(g1, c.r, c.in, NC);
+    kd_lm_gelu_backward(g1, c.r, c.in, NC, NT);
     fd_check("gelu din", gelu_loss, &c, c.in, g1, NC, 1e-3, 2e-3);
 
     /* losses on logits (N,V): CE, forward KL, reverse KL at T = 1 and 2; cosine on (N,C) */
@@ -234,11 +236,11 @@ static void test_fd(void) {
             fill(c.in, kind == 3 ? NC : NV, 2.f);
             fill(c.aux2, NV, 2.f);
             if (kind == 3) fill(c.pt, NC, 1.f);
-            else kd_lm_softmax(c.pt, c.aux2, c.N, c.V, c.T_kd);
+            else kd_lm_softmax(c.pt, c.aux2, c.N, c.V, c.T_kd, NT);
             float scale = 0.7f;
             if (kind == 0) {
-                kd_lm_crossentropy_forward(c.aux, c.in, c.tgt, c.N, c.V);
-                kd_lm_crossentropy_backward(g1, c.aux, c.tgt, c.N, c.V, scale);
+                kd_lm_crossentropy_forward(c.aux, c.in, c.tgt, c.N, c.V, NT);
+                kd_lm_crossentropy_backward(g1, c.aux, c.tgt, c.N, c.V, scale, NT);
             } else if (kind == 1) kd_lm_forward_kl(g1, c.in, c.pt, c.N, c.V, c.T_kd, scale);
             else if (kind == 2) kd_lm_reverse_kl(g1, c.in, c.pt, c.N, c.V, c.T_kd, scale);
             else kd_lm_cosine_loss(g1, c.in, c.pt, c.N, c.C, scale);
@@ -249,7 +251,7 @@ static void test_fd(void) {
         }
     /* KL of identical distributions is 0; both KLs are >= 0 */
     fill(c.in, NV, 1.f);
-    kd_lm_softmax(c.pt, c.in, c.N, c.V, 2.f);
+    kd_lm_softmax(c.pt, c.in, c.N, c.V, 2.f, NT);
     CHECK_NEAR(kd_lm_forward_kl(NULL, c.in, c.pt, c.N, c.V, 2.f, 1.f), 0.0, 1e-5);
     CHECK_NEAR(kd_lm_reverse_kl(NULL, c.in, c.pt, c.N, c.V, 2.f, 1.f), 0.0, 1e-5);
     fill(c.aux2, NV, 1.f);

@@ -256,7 +256,7 @@ static void test_bits_per_byte(const uint8_t *text, size_t n) {
     for (size_t pos = 0; pos + 1 < nt; pos += 32) {
         int T = nt - 1 - pos >= 32 ? 32 : (int)(nt - 1 - pos);
         kd_lm_forward(m, tok + pos, 1, T);
-        bits += T * kd_lm_crossentropy_forward(m->a.probs, m->a.logits, tok + pos + 1, T, m->cfg.vocab) / log(2.0);
+        bits += T * kd_lm_crossentropy_forward(m->a.probs, m->a.logits, tok + pos + 1, T, m->cfg.vocab, 1) / log(2.0);
     }
     CHECK_NEAR(ev.bpb, bits / (double)ev.bytes, 1e-4);
     free(tok);
