@@ -88,7 +88,8 @@ typedef struct kd_model {
                                e.g. a FitNets regressor on a student feature */
     int dinput_ready;
     int cur_batch;          /* B of the last forward */
-    struct kd_fake_quant *fq; /* quantization-aware training (quantize.h); NULL = plain fp32. Owned. */
+    struct kd_fake_quant *fq; /* quantization-aware training (src/nn/fake_quant.h, attached by
+                                 kd_fake_quant_attach in quantize.h); NULL = plain fp32. Owned. */
 } kd_model;
 
 /* Parse YAML text into a model (layers, shapes, parameter block; weights initialised with
@@ -103,6 +104,8 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
 const char *kd_model_zoo_yaml(const char *name);
 const char *kd_model_zoo_name(int i);
 void kd_model_free(kd_model *m);
+/* Remove fake quantization (kd_fake_quant_attach, quantize.h) from m: plain fp32 again. */
+void kd_fake_quant_detach(kd_model *m);
 /* Re-initialise parameters (Kaiming uniform, PyTorch defaults) and BN buffers from seed. */
 void kd_model_init_params(kd_model *m, uint64_t seed);
 

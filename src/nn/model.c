@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "distill/model.h"
-#include "distill/quantize.h" /* fake quantization (QAT) hooks; the only compress -> nn dependency */
+#include "nn/fake_quant.h"
 #include "nn/model_internal.h"
 
 kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
