@@ -223,7 +223,8 @@ int kd_cmd_pipeline(int argc, char **argv) {
         if ((rc = kd_cmd_export(4, (char **)e_argv))) goto stop;
     }
 
-    /* 5. report */
+    /* 5. report (stages may have been skipped, or run with their own -j) */
+    kd_cli_threads(atoi(thr));
     row rows[] = {{"teacher", teacher}, {"student (CE only)", baseline}, {"student (KD)", student},
                   {"pruned + KD", pruned_kd}};
     char report[600], tsv[600];

@@ -413,6 +413,7 @@ static int run(int argc, char **argv, int kd) {
         }
     }
     if (optind < argc) USAGE(kd_cli_usage_error(C, "unexpected argument '%s'", argv[optind]));
+    kd_cli_threads(cfg.threads);
     if (kd && !n_teacher_paths == !logits_path)
         USAGE(kd_cli_usage_error(C, "give either --teacher (one or more) or --teacher-logits"));
     if (cfg.optim.type == KD_OPT_ADAMW) {
