@@ -73,7 +73,17 @@ typedef struct kd_cli_kdm {
 int kd_cli_kdm_run(const char *cmd, const char *path, const kd_dataset *test, int runs, kd_cli_kdm *r);
 void kd_cli_kdm_free(kd_cli_kdm *r);
 
-/* Batch-1 forward latency over the first n images, 1 thread: median and p99 in microseconds. */
+/* OpenMP's process-wide default thread count, the one thread setting the CLI makes: each command
+ * sets it once after parsing its options, to its -j (or to 1 where it runs one thread), the count
+ * it passes to the library. The library's own loops take their count from the model and never read
+ * this default, but oneDNN's sgemm takes no count and uses it outside a parallel region (linear
+ * layers, one-thread convolutions; its partition of the sums depends on it), so it must match, as
+ * it did when kd_model_set_batch set it. The LM's own ops take their count from the model
+ * (kd_lm_set_threads); its matrix products go through kd_sgemm too. n < 1 means 1. */
+void kd_cli_threads(int n);
+
+/* Batch-1 forward latency over the first n images, 1 thread (OpenMP's default is 1 while it runs,
+ * then restored): median and p99 in microseconds. */
 int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us);
 
 extern volatile int kd_cli_stop; /* set by SIGINT/SIGTERM */

@@ -114,6 +114,7 @@ int kd_cmd_export(int argc, char **argv) {
     if (name) snprintf(sym, sizeof sym, "%s", name);
     else default_symbol(outp, sym, sizeof sym);
     cfg.threads = threads;
+    kd_cli_threads(threads);
 
     const char *mpath = argv[optind];
     kd_error err;

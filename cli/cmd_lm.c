@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #include "cli.h"
@@ -106,17 +105,6 @@ static const struct option train_opts[] = {
     {"loss", 1, 0, O_LOSS}, {"init-from-teacher", 0, 0, O_INIT}, {"config", 1, 0, O_CONFIG},
     {"tokenizer", 1, 0, O_TOKENIZER}, {"vocab", 1, 0, O_VOCAB}, {"mix", 1, 0, O_MIX}, {0, 0, 0, 0}};
 
-/* oneDNN's sgemm (third-party code under kd_sgemm) takes its thread count from OpenMP's process-wide
- * setting, which only the command line sets; the LM's own ops take theirs from the model
- * (kd_lm_set_threads, kd_lm_train_config.threads). */
-static void gemm_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
 /* What `lm train` and `lm kd` were asked to do. */
 typedef struct train_args {
     int kd, threads, init, n_terms, bpe, vocab, set_vocab, set_dim, set_heads, set_ctx, n_mix;
@@ -213,7 +201,7 @@ static int parse_train(train_args *a, int argc, char **argv, int kd, int n_file)
     if (a->set_vocab && !a->bpe)
         return kd_cli_usage_error(cmd, "--vocab sets the size of a BPE vocabulary: add --tokenizer bpe");
     if (kd && !a->tpath) return kd_cli_usage_error(cmd, "--teacher FILE is required");
-    gemm_threads(a->threads);
+    kd_cli_threads(a->threads);
     return LM_GO;
 }
 
@@ -368,7 +356,7 @@ static int cmd_eval(int argc, char **argv, int unused, int n_file) {
         }
     }
     if (!mpath) return kd_cli_usage_error(cmd, "-m MODEL is required");
-    gemm_threads(threads);
+    kd_cli_threads(threads);
     kd_lm *m = NULL;
     kd_lm_text text = {0};
     int rc = KD_EXIT_OK;
@@ -491,7 +479,7 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
         }
     }
     if (!mpath) return kd_cli_usage_error(cmd, "-m MODEL is required");
-    gemm_threads(threads);
+    kd_cli_threads(threads);
     kd_lm *m = NULL;
     kd_lm_infer *inf = NULL;
     int rc = KD_EXIT_OK;

@@ -57,6 +57,7 @@ int kd_cmd_eval(int argc, char **argv) {
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    kd_cli_threads(threads);
     kd_model *m = NULL;
     kd_dataset ds = {0};
     if (open_model_and_data(C, argv[optind], data, split, &m, &ds)) return KD_EXIT_ERROR;
@@ -195,6 +196,7 @@ int kd_cmd_predict(int argc, char **argv) {
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    kd_cli_threads(1); /* predict runs the model on one thread */
     kd_model *m = NULL;
     kd_dataset ds = {0};
     if (open_model_and_data(C, argv[optind], data, split, &m, &ds)) return KD_EXIT_ERROR;

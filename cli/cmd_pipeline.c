@@ -238,6 +238,7 @@ static int write_report(const char *C, const char *out, const char *data, const 
     fputs(hdr, md);
     printf("\n== pipeline: report (%s)\n%s", report, hdr);
     int threads = atoi(thr) > 0 ? atoi(thr) : 1;
+    kd_cli_threads(threads);
     report_models(C, p, &test, threads, md, ts);
     report_int8(C, p, last, ship, &test, threads, md, ts);
     fclose(md);

@@ -73,6 +73,7 @@ int kd_cmd_quantize(int argc, char **argv) {
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     cfg.percentile = pct;
     cfg.threads = threads;
+    kd_cli_threads(threads);
     const char *mpath = argv[optind];
     kd_model *m = NULL;
     kd_dataset train = {0}, test = {0};

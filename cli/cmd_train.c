@@ -325,6 +325,7 @@ static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
         if (!r) return kd_cli_usage_error(C, "unknown option");
     }
     if (optind < argc) return kd_cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
+    kd_cli_threads(o->cfg.threads);
     if (o->kd && !o->n_teacher_paths == !o->logits_path)
         return kd_cli_usage_error(C, "give either --teacher (one or more) or --teacher-logits");
     o->cfg.seed = (uint64_t)o->seed;

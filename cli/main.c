@@ -1,6 +1,7 @@
 /* `distill`: entry point, subcommand dispatch and the helpers every subcommand shares. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -55,6 +56,8 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+void kd_cli_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
+
 int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us) {
     kd_error err;
     if (n > ds->n) n = ds->n;
@@ -67,6 +70,8 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
         free(t);
         return -1;
     }
+    int threads = omp_get_max_threads(); /* the command's -j, restored below */
+    kd_cli_threads(1);
     int32_t y;
     for (int i = -20; i < n; i++) {
         int32_t idx = i < 0 ? 0 : i;
@@ -75,6 +80,7 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
         kd_model_forward(m, x, 1, 0, NULL);
         if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
     }
+    kd_cli_threads(threads);
     qsort(t, (size_t)n, sizeof(double), cmp_double);
     *median_us = t[n / 2];
     *p99_us = t[(int)(n * 0.99)];

@@ -74,7 +74,7 @@ typedef struct kd_model {
     float *buffers;         /* non-trainable state (BN running stats) */
 
     int batch;              /* capacity of the activation blocks, 0 before kd_model_set_batch */
-    int n_threads;
+    int n_threads;          /* the team size of every parallel op the model runs (kd_model_set_batch) */
     size_t n_acts;
     float *acts, *dacts;    /* activations and their gradients, for `batch` samples */
     size_t n_idx;
@@ -88,7 +88,8 @@ typedef struct kd_model {
                                e.g. a FitNets regressor on a student feature */
     int dinput_ready;
     int cur_batch;          /* B of the last forward */
-    struct kd_fake_quant *fq; /* quantization-aware training (quantize.h); NULL = plain fp32. Owned. */
+    struct kd_fake_quant *fq; /* quantization-aware training (src/nn/fake_quant.h, attached by
+                                 kd_fake_quant_attach in quantize.h); NULL = plain fp32. Owned. */
 } kd_model;
 
 /* Parse YAML text into a model (layers, shapes, parameter block; weights initialised with
@@ -103,10 +104,16 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
 const char *kd_model_zoo_yaml(const char *name);
 const char *kd_model_zoo_name(int i);
 void kd_model_free(kd_model *m);
+/* Remove fake quantization (kd_fake_quant_attach, quantize.h) from m: plain fp32 again. */
+void kd_fake_quant_detach(kd_model *m);
 /* Re-initialise parameters (Kaiming uniform, PyTorch defaults) and BN buffers from seed. */
 void kd_model_init_params(kd_model *m, uint64_t seed);
 
-/* Allocate activation memory for up to B samples using n_threads OpenMP threads. */
+/* Allocate activation memory for up to B samples and set the thread count (>= 1) that every
+ * parallel op of this model's forward and backward uses (conv, pooling, batch norm, element-wise:
+ * ops.h). OpenMP's process-wide default is left alone; oneDNN's sgemm (linear layers, and
+ * convolutions when n_threads is 1) threads itself with it, so a program that wants the results
+ * of `distill -j N` sets it to N too (see kd_sgemm in ops.h). */
 kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err);
 /* Forward B <= m->batch samples of x (B, in_c, in_h, in_w). training: batch statistics, dropout
  * (masks drawn from rng). Returns the logits (B, n_classes) inside m->acts. */

@@ -1,8 +1,12 @@
 /* fp32 training ops: free functions in the llm.c style.
  * Outputs first; forward writes (=), backward ACCUMULATES (+=) into every gradient it is given
  * (a NULL gradient pointer is skipped). Tensors are NCHW, row-major, contiguous.
- * Threading: ops use OpenMP over the batch where it pays; with a fixed thread count results are
- * bit-identical run to run (reductions are done in a fixed order). */
+ * Threading: ops use OpenMP over the batch where it pays, with the thread count their caller
+ * passes (`threads`, or kd_conv_shape.threads; >= 1, a smaller value means 1; the model passes
+ * its n_threads). No op reads or changes OpenMP's process-wide default, except through oneDNN:
+ * see kd_sgemm. With a fixed thread count results are bit-identical run to run (reductions are
+ * done in a fixed order); the pooling, batch-norm and element-wise ops give the same bits for
+ * every thread count (no value is summed across threads). */
 #ifndef DISTILL_OPS_H
 #define DISTILL_OPS_H
 
@@ -14,7 +18,14 @@ extern "C" {
 #endif
 
 /* ---- GEMM (src/nn/gemm.c): the one interface to the BLAS/oneDNN backend ----
- * Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C. */
+ * Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C.
+ * Threads: oneDNN's sgemm takes no thread count. Called inside an OpenMP parallel region with 2 or
+ * more threads (the convolutions' loops over images) it runs on one thread; called elsewhere
+ * (linear layers, convolutions with threads = 1, the LM) it runs on omp_get_max_threads()
+ * threads, OpenMP's process-wide default, which its partition of the sums (hence the last bits of
+ * the result) depends on. The library never sets that default: a program sets it once
+ * (OMP_NUM_THREADS, or omp_set_num_threads as the distill CLI does from -j) to the thread count
+ * it passes to the library. */
 void kd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 const char *kd_gemm_backend(void);
@@ -41,12 +52,14 @@ void kd_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
 
 /* ---- pooling (src/nn/pool.c) ---- square window k, stride s, no padding. */
 void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W, int k,
-                        int stride);                                       /* argmax (B,C,Ho,Wo) */
+                        int stride, int threads);                          /* argmax (B,C,Ho,Wo) */
 void kd_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H, int W,
-                         int Ho, int Wo);
-void kd_avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int k, int stride);
-void kd_avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int k, int stride);
-void kd_gap_forward(float *out, const float *in, int B, int C, int HW);   /* out (B,C) */
+                         int Ho, int Wo, int threads);
+void kd_avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int k, int stride,
+                        int threads);
+void kd_avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int k, int stride,
+                         int threads);
+void kd_gap_forward(float *out, const float *in, int B, int C, int HW);   /* out (B,C); one thread */
 void kd_gap_backward(float *din, const float *dout, int B, int C, int HW);
 
 /* ---- batch norm (src/nn/norm.c) ---- over (B, C, HW); HW = 1 for features of linear layers.
@@ -55,24 +68,26 @@ void kd_gap_backward(float *din, const float *dout, int B, int C, int HW);
  * Eval: uses running stats. */
 void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                                 float *running_var, const float *in, const float *gamma,
-                                const float *beta, int B, int C, int HW, float eps, float momentum);
+                                const float *beta, int B, int C, int HW, float eps, float momentum,
+                                int threads);
 void kd_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
                                const float *running_mean, const float *running_var, int B, int C,
-                               int HW, float eps);
+                               int HW, float eps, int threads);
 void kd_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                            const float *gamma, const float *save_mean, const float *save_invstd, int B,
-                           int C, int HW);
+                           int C, int HW, int threads);
 
-/* ---- elementwise (src/nn/activation.c) ---- n = element count */
-void kd_relu_forward(float *out, const float *in, size_t n);
-void kd_relu_backward(float *din, const float *dout, const float *out, size_t n);
-void kd_gelu_forward(float *out, const float *in, size_t n);              /* exact erf form */
-void kd_gelu_backward(float *din, const float *dout, const float *in, size_t n);
+/* ---- elementwise (src/nn/activation.c) ---- n = element count; `threads` are used only when n
+ * is large enough to pay for waking them (32768 elements) */
+void kd_relu_forward(float *out, const float *in, size_t n, int threads);
+void kd_relu_backward(float *din, const float *dout, const float *out, size_t n, int threads);
+void kd_gelu_forward(float *out, const float *in, size_t n, int threads);              /* exact erf form */
+void kd_gelu_backward(float *din, const float *dout, const float *in, size_t n, int threads);
 /* Inverted dropout: mask holds 0 or 1/(1-p); generated by the caller's RNG. */
-void kd_dropout_forward(float *out, const float *in, const float *mask, size_t n);
-void kd_dropout_backward(float *din, const float *dout, const float *mask, size_t n);
-void kd_add_forward(float *out, const float *a, const float *b, size_t n);
-void kd_add_backward(float *da, float *db, const float *dout, size_t n);
+void kd_dropout_forward(float *out, const float *in, const float *mask, size_t n, int threads);
+void kd_dropout_backward(float *din, const float *dout, const float *mask, size_t n, int threads);
+void kd_add_forward(float *out, const float *a, const float *b, size_t n, int threads);
+void kd_add_backward(float *da, float *db, const float *dout, size_t n, int threads);
 
 /* ---- softmax and losses (src/nn/loss.c) ---- logits (B, C) */
 float kd_row_max(const float *z, int C); /* max of z[0..C), C >= 1: the shift for stable softmax */

@@ -1,8 +1,13 @@
 /* The scalar quantization rule that the fp32 side (fake quantization in training), the int8 model
  * builder and the runtime's users share: a float range -> scale and zero point, a value -> int8,
- * per-channel int8 and per-group int4 weights. The arithmetic is docs/QUANTIZATION.md. The
- * quantization parameters are the runtime's own struct (kdrt_quant), so the training side's integer
- * simulation and the device compute with the same values. */
+ * per-channel int8 and per-group int4 weights (src/core/quant.c). The arithmetic is
+ * docs/QUANTIZATION.md. The quantization parameters are the runtime's own struct (kdrt_quant), so
+ * the training side's integer simulation and the device compute with the same values.
+ * The third part of the rule, a real scale -> Q31 multiplier + shift (requantization), has one
+ * home, the runtime: kdrt_quantize_multiplier and kdrt_prepare_channel_quant
+ * (runtime/src/quant_params.c, declared in kdrt_kernels.h). The runtime is below everything and
+ * the device computes them at prepare time, so the training side calls those rather than keep a
+ * copy that could round differently. */
 #ifndef DISTILL_QUANT_H
 #define DISTILL_QUANT_H
 #include <stddef.h>

@@ -114,37 +114,14 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
 /* ---- Quantization-aware training ------------------------------------------------------------
  *
  * Fake quantization inside the fp32 model, so training sees exactly the values the integer model
- * will compute with (Jacob et al. 2018): each forward replaces the weights of the conv/linear layers
- * the int8 model quantizes by their dequantized int8 (or int4-group) values, and rounds every
- * tensor the int8 model stores (the outputs of the fp32 layers its layers produce, fused ReLUs
- * included) to its int8 grid: y = s * (clamp(round(x / s) + zp, lo, hi) - zp). Backward is the
- * straight-through estimator: the weights' gradient is taken at the fake-quantized values and
- * applied to the fp32 weights; an activation's gradient passes where the output is inside the
- * clamp range and is zero where it sits on a clamp bound (saturated). The activation ranges are
- * fixed (those the int8 model was built with), so after training kd_int8_build with the same
- * ranges gives an integer model that computes what training saw, up to the input's rounding and
- * the bias's int32 rounding, which are not simulated. */
-typedef struct kd_fake_quant {
-    int weight_bits, weight_group;
-    unsigned char *w_on;     /* (n_layers) this conv/linear layer's weights are fake-quantized */
-    float *wq;               /* (n_params) the fake-quantized weights (slices of w_on layers) */
-    unsigned char *a_on;     /* (n_layers) this layer's output is fake-quantized */
-    kdrt_quant *a_q;         /* (n_layers) its quantization */
-    int32_t *a_lo, *a_hi;    /* (n_layers) its clamp (a fused ReLU clamps at the zero point) */
-    int8_t *tmp_q;           /* scratch: one layer's quantized weights and channel scales */
-    float *tmp_s;
-} kd_fake_quant;
+ * will compute with: the model runs it (src/nn/fake_quant.h, which documents the arithmetic and
+ * the straight-through gradient); this pass only attaches it. */
 
 /* Attach fake quantization to `folded` (BN folded, the model q was built from): q's layers say
  * which weights and outputs are quantized, with q's scales, zero points and weight format. The
- * model owns it (kd_model_free frees it). Errors: a layer of q not found in the model. */
+ * model owns it (kd_model_free frees it; kd_fake_quant_detach in model.h removes it). Errors: a
+ * layer of q not found in the model. */
 kd_status kd_fake_quant_attach(kd_model *folded, const kd_int8_model *q, kd_error *err);
-void kd_fake_quant_detach(kd_model *m);
-/* Used by kd_model_forward / backward when m->fq is set: refresh fq->wq from the weights; round a
- * layer's output in place; zero the gradient where the output is saturated. */
-void kd_fake_quant_weights(kd_model *m);
-void kd_fake_quant_forward(float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
-void kd_fake_quant_backward(float *dy, const float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
 
 /* A quantization-aware training run around kd_train (src/compress/qat_run.c).
  * Before: fold *m's batch norms (*m is replaced by the folded model, the old one freed;

@@ -53,72 +53,6 @@ void kd_calib_config_default(kd_calib_config *c) {
     c->weight_group = 32;
 }
 
-/* ---------------------------------------------------------------- scalar quantization */
-
-/* round to nearest, ties away from zero (C's round) */
-static double rnd(double x) { return round(x); }
-
-kdrt_quant kd_quant_from_range(float lo, float hi) {
-    double l = lo < 0.f ? lo : 0.0, h = hi > 0.f ? hi : 0.0;
-    kdrt_quant q;
-    q.scale = (float)((h - l) / 255.0);
-    if (!(q.scale > 0.f) || !isfinite(q.scale)) q.scale = 1.f / 255.f;
-    double zp = rnd(-128.0 - l / (double)q.scale);
-    q.zero_point = zp < -128 ? -128 : zp > 127 ? 127 : (int32_t)zp;
-    return q;
-}
-
-int8_t kd_quantize_value(float x, kdrt_quant q) {
-    double v = rnd((double)x / (double)q.scale) + q.zero_point;
-    if (!(v >= -128.0)) return -128; /* also NaN */
-    return v > 127.0 ? 127 : (int8_t)v;
-}
-
-void kd_quantize_weights(int8_t *q, float *scale, const float *w, int channels, size_t k) {
-    for (int c = 0; c < channels; c++) {
-        const float *r = w + (size_t)c * k;
-        float mx = 0.f;
-        for (size_t i = 0; i < k; i++) mx = fabsf(r[i]) > mx ? fabsf(r[i]) : mx;
-        float s = mx / 127.f;
-        if (!(s > 0.f) || !isfinite(s)) s = 1.f;
-        scale[c] = s;
-        for (size_t i = 0; i < k; i++) {
-            double v = rnd((double)r[i] / (double)s);
-            q[(size_t)c * k + i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-        }
-    }
-}
-
-void kd_quantize_weights_bits(int8_t *q, float *scale, const float *w, int channels, size_t k, int bits, int group) {
-    if (bits != 4) {
-        kd_quantize_weights(q, scale, w, channels, k);
-        return;
-    }
-    size_t G = group > 0 ? (size_t)group : k;
-    for (int c = 0; c < channels; c++) {
-        const float *r = w + (size_t)c * k;
-        int8_t *qr = q + (size_t)c * k;
-        float mx = 0.f;
-        for (size_t i = 0; i < k; i++) mx = fabsf(r[i]) > mx ? fabsf(r[i]) : mx;
-        float s = mx / 112.f;
-        if (!(s > 0.f) || !isfinite(s)) s = 1.f;
-        scale[c] = s;
-        for (size_t g0 = 0; g0 < k; g0 += G) {
-            size_t g1 = g0 + G < k ? g0 + G : k;
-            float gm = 0.f;
-            for (size_t i = g0; i < g1; i++) gm = fabsf(r[i]) > gm ? fabsf(r[i]) : gm;
-            double mg = ceil((double)gm / (7.0 * (double)s));
-            int m_g = !(mg >= 1.0) ? 1 : mg > 16.0 ? 16 : (int)mg;
-            double step = (double)m_g * (double)s;
-            for (size_t i = g0; i < g1; i++) {
-                double v = rnd((double)r[i] / step);
-                v = v < -7 ? -7 : v > 7 ? 7 : v;
-                qr[i] = (int8_t)(m_g * (int)v);
-            }
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- calibration */
 
 void kd_calib_ranges_free(kd_calib_ranges *r) {
@@ -136,7 +70,7 @@ static double hist_mse(const double *h, int bins, double L, double bw, float lo,
     for (int i = 0; i < bins; i++) {
         if (h[i] == 0.0) continue;
         double x = L + (i + 0.5) * bw;
-        double v = rnd(x / s) + q.zero_point;
+        double v = round(x / s) + q.zero_point;
         v = v < -128 ? -128 : v > 127 ? 127 : v;
         double d = s * (v - q.zero_point) - x;
         e += h[i] * d * d;
@@ -311,7 +245,7 @@ static kdrt_activation clamp_for(int relu, kdrt_quant q) {
 }
 
 static int32_t quant_bias(double b, double s_in, double s_w) {
-    double v = rnd(b / (s_in * s_w));
+    double v = round(b / (s_in * s_w));
     if (!(v == v)) return 0;
     return v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "distill/ops.h"
+#include "nn/ops_internal.h"
 
 int kd_conv2d_out_size(int in, int k, int stride, int pad) {
     if (stride < 1 || in + 2 * pad < k) return 0;
@@ -17,7 +18,7 @@ int kd_conv2d_out_size(int in, int k, int stride, int pad) {
 
 static int is_depthwise(const kd_conv_shape *s) { return s->groups > 1 && s->groups == s->Cin && s->Cout == s->Cin; }
 static int is_pointwise(const kd_conv_shape *s) { return s->K == 1 && s->stride == 1 && s->pad == 0; }
-static int n_threads(const kd_conv_shape *s) { return s->threads > 0 ? s->threads : 1; }
+static int n_threads(const kd_conv_shape *s) { return kd_op_threads(s->threads); }
 
 static size_t col_floats(const kd_conv_shape *s) {
     return (size_t)(s->Cin / s->groups) * s->K * s->K * s->Ho * s->Wo;

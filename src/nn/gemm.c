@@ -1,6 +1,8 @@
 /* The one interface to the GEMM library. Today oneDNN's dnnl_sgemm (row-major), chosen by
  * measurement (~218 GFLOP/s on one core here vs ~105 for OpenBLAS as Debian ships it; see
- * docs/BENCHMARKS.md). Called inside an OpenMP parallel region it runs single-threaded. */
+ * docs/BENCHMARKS.md). Called inside an active OpenMP parallel region it runs single-threaded,
+ * elsewhere on omp_get_max_threads() threads: oneDNN (built for OpenMP) takes no thread count per
+ * call, so that one comes from the program, not from the library (ops.h). */
 #include <stdio.h>
 
 #include <oneapi/dnnl/dnnl.h>

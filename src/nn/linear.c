@@ -1,5 +1,5 @@
 /* Fully connected layer: out = in @ W^T + b, with W (out_f, in_f) as in PyTorch. One SGEMM each for
- * forward, dW and din; oneDNN threads them. */
+ * forward, dW and din; oneDNN threads them with OpenMP's default count (see kd_sgemm in ops.h). */
 #include "distill/ops.h"
 
 void kd_linear_forward(float *out, const float *in, const float *weight, const float *bias, int B, int in_f,

@@ -2,12 +2,11 @@
  * over the layer list. Every block (params, grads, buffers, activations) is one allocation and
  * layers point into it by offset, so `distill info` reports memory exactly. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "distill/model.h"
-#include "distill/quantize.h" /* fake quantization (QAT) hooks; the only compress -> nn dependency */
+#include "nn/fake_quant.h"
 #include "nn/model_internal.h"
 
 kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
@@ -124,7 +123,6 @@ kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
     }
     m->batch = B;
     m->n_threads = n_threads;
-    omp_set_num_threads(n_threads);
     return KD_STATUS_OK;
 }
 
@@ -142,6 +140,7 @@ static const float *weight_ptr(const kd_model *m, int i) {
 const float *kd_model_forward(kd_model *m, const float *x, int B, int training, kd_rng *rng) {
     m->input = x;
     m->cur_batch = B;
+    int nt = m->n_threads; /* every parallel op's team size (kd_model_set_batch) */
     if (m->fq) kd_fake_quant_weights(m);
     for (int i = 0; i < m->n_layers; i++) {
         kd_layer *L = &m->layers[i];
@@ -158,33 +157,35 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
         }
         case KD_LAYER_LINEAR: kd_linear_forward(out, in, w, b, B, L->in_c, L->out); break;
         case KD_LAYER_MAXPOOL:
-            kd_maxpool_forward(out, m->idx + L->idx_off, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride);
+            kd_maxpool_forward(out, m->idx + L->idx_off, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
             break;
-        case KD_LAYER_AVGPOOL: kd_avgpool_forward(out, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride); break;
+        case KD_LAYER_AVGPOOL:
+            kd_avgpool_forward(out, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
+            break;
         case KD_LAYER_GLOBAL_AVGPOOL: kd_gap_forward(out, in, B, L->in_c, L->in_h * L->in_w); break;
         case KD_LAYER_BATCHNORM: {
             float *rm = m->buffers + L->buf_off, *rv = rm + L->c;
             float *aux = m->acts + L->aux_off;
             if (training)
                 kd_batchnorm_forward_train(out, aux, aux + L->c, rm, rv, in, w, m->params + L->b_off, B, L->c,
-                                           L->h * L->w, L->eps, L->momentum);
+                                           L->h * L->w, L->eps, L->momentum, nt);
             else
-                kd_batchnorm_forward_eval(out, in, w, m->params + L->b_off, rm, rv, B, L->c, L->h * L->w, L->eps);
+                kd_batchnorm_forward_eval(out, in, w, m->params + L->b_off, rm, rv, B, L->c, L->h * L->w, L->eps, nt);
             break;
         }
-        case KD_LAYER_RELU: kd_relu_forward(out, in, n); break;
-        case KD_LAYER_GELU: kd_gelu_forward(out, in, n); break;
+        case KD_LAYER_RELU: kd_relu_forward(out, in, n, nt); break;
+        case KD_LAYER_GELU: kd_gelu_forward(out, in, n, nt); break;
         case KD_LAYER_DROPOUT:
             if (training && L->p > 0.f) {
                 float *mask = m->acts + L->aux_off, keep = 1.f / (1.f - L->p);
                 for (size_t k = 0; k < n; k++) mask[k] = kd_rng_uniform(rng) < L->p ? 0.f : keep;
-                kd_dropout_forward(out, in, mask, n);
+                kd_dropout_forward(out, in, mask, n, nt);
             } else {
                 memcpy(out, in, n * sizeof(float));
             }
             break;
         case KD_LAYER_FLATTEN: memcpy(out, in, n * sizeof(float)); break;
-        case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n); break;
+        case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n, nt); break;
         case KD_LAYER_COUNT: break;
         }
         if (m->fq && m->fq->a_on[i]) kd_fake_quant_forward(out, n, m->fq->a_q[i], m->fq->a_lo[i], m->fq->a_hi[i]);
@@ -222,7 +223,7 @@ int kd_model_find_layer(const kd_model *m, const char *name) {
 
 void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const int *extra_layer,
                           const float *const *extra_grad) {
-    int B = m->cur_batch;
+    int B = m->cur_batch, nt = m->n_threads;
     memset(m->dready, 0, (size_t)m->n_layers);
     m->dinput_ready = 0;
     kd_layer *last = &m->layers[m->n_layers - 1];
@@ -259,34 +260,35 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
         }
         case KD_LAYER_LINEAR: kd_linear_backward(din, dw, db, dout, in, w, B, L->in_c, L->out); break;
         case KD_LAYER_MAXPOOL:
-            if (din) kd_maxpool_backward(din, dout, m->idx + L->idx_off, B, L->in_c, L->in_h, L->in_w, L->h, L->w);
+            if (din) kd_maxpool_backward(din, dout, m->idx + L->idx_off, B, L->in_c, L->in_h, L->in_w, L->h, L->w, nt);
             break;
         case KD_LAYER_AVGPOOL:
-            if (din) kd_avgpool_backward(din, dout, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride);
+            if (din) kd_avgpool_backward(din, dout, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
             break;
         case KD_LAYER_GLOBAL_AVGPOOL:
             if (din) kd_gap_backward(din, dout, B, L->in_c, L->in_h * L->in_w);
             break;
         case KD_LAYER_BATCHNORM: {
             const float *aux = m->acts + L->aux_off;
-            kd_batchnorm_backward(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c, L->h * L->w);
+            kd_batchnorm_backward(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c, L->h * L->w,
+                                  nt);
             break;
         }
         case KD_LAYER_RELU:
-            if (din) kd_relu_backward(din, dout, out, n);
+            if (din) kd_relu_backward(din, dout, out, n, nt);
             break;
         case KD_LAYER_GELU:
-            if (din) kd_gelu_backward(din, dout, in, n);
+            if (din) kd_gelu_backward(din, dout, in, n, nt);
             break;
         case KD_LAYER_DROPOUT:
             if (!din) break;
-            if (L->p > 0.f) kd_dropout_backward(din, dout, m->acts + L->aux_off, n);
-            else kd_add_backward(din, NULL, dout, n);
+            if (L->p > 0.f) kd_dropout_backward(din, dout, m->acts + L->aux_off, n, nt);
+            else kd_add_backward(din, NULL, dout, n, nt);
             break;
         case KD_LAYER_FLATTEN:
-            if (din) kd_add_backward(din, NULL, dout, n);
+            if (din) kd_add_backward(din, NULL, dout, n, nt);
             break;
-        case KD_LAYER_ADD: kd_add_backward(din, din_ptr(m, L, 1), dout, n); break;
+        case KD_LAYER_ADD: kd_add_backward(din, din_ptr(m, L, 1), dout, n, nt); break;
         case KD_LAYER_COUNT: break;
         }
     }

@@ -4,12 +4,13 @@
 #include <math.h>
 
 #include "distill/ops.h"
+#include "nn/ops_internal.h"
 
 void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                                 float *running_var, const float *in, const float *gamma, const float *beta,
-                                int B, int C, int HW, float eps, float momentum) {
+                                int B, int C, int HW, float eps, float momentum, int threads) {
     double n = (double)B * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int c = 0; c < C; c++) {
         /* Each plane (HW values) is summed in float with SIMD partial sums (a fixed order for a given
          * build, so still deterministic); planes are summed in double. */
@@ -50,8 +51,8 @@ void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd
 
 void kd_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
                                const float *running_mean, const float *running_var, int B, int C, int HW,
-                               float eps) {
-#pragma omp parallel for schedule(static)
+                               float eps, int threads) {
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int c = 0; c < C; c++) {
         float sc = gamma[c] / sqrtf(running_var[c] + eps), sh = beta[c] - running_mean[c] * sc;
         for (int b = 0; b < B; b++) {
@@ -64,9 +65,9 @@ void kd_batchnorm_forward_eval(float *out, const float *in, const float *gamma, 
 
 void kd_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                            const float *gamma, const float *save_mean, const float *save_invstd, int B, int C,
-                           int HW) {
+                           int HW, int threads) {
     double n = (double)B * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int c = 0; c < C; c++) {
         float mean = save_mean[c], invstd = save_invstd[c];
         double sdy = 0.0, sdyx = 0.0;

@@ -1,10 +1,11 @@
 /* Pooling: max (with argmax indices for backward), average and global average. No padding. */
 #include "distill/ops.h"
+#include "nn/ops_internal.h"
 
 void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W, int k,
-                        int stride) {
+                        int stride, int threads) {
     int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * H * W; // (H, W)
         float *y = out + (size_t)bc * Ho * Wo;
@@ -38,8 +39,8 @@ void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int
 }
 
 void kd_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H, int W, int Ho,
-                         int Wo) {
-#pragma omp parallel for schedule(static)
+                         int Wo, int threads) {
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int bc = 0; bc < B * C; bc++) {
         float *dx = din + (size_t)bc * H * W;
         const float *dy = dout + (size_t)bc * Ho * Wo;
@@ -48,10 +49,11 @@ void kd_maxpool_backward(float *din, const float *dout, const int32_t *argmax, i
     }
 }
 
-void kd_avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int k, int stride) {
+void kd_avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int k, int stride,
+                        int threads) {
     int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
     float inv = 1.f / (float)(k * k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * H * W;
         float *y = out + (size_t)bc * Ho * Wo;
@@ -65,10 +67,11 @@ void kd_avgpool_forward(float *out, const float *in, int B, int C, int H, int W,
     }
 }
 
-void kd_avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int k, int stride) {
+void kd_avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int k, int stride,
+                         int threads) {
     int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
     float inv = 1.f / (float)(k * k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int bc = 0; bc < B * C; bc++) {
         float *dx = din + (size_t)bc * H * W;
         const float *dy = dout + (size_t)bc * Ho * Wo;

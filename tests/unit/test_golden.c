@@ -17,6 +17,8 @@
 #include "golden/kdgf.h"
 #include "test.h"
 
+#define OP_THREADS 2 /* the ops' parallel paths run (ctest sets OMP_NUM_THREADS=2 too) */
+
 #ifndef KD_SOURCE_DIR
 #define KD_SOURCE_DIR "."
 #endif
@@ -221,12 +223,12 @@ static void case_pool(const fx_file *f, int average) {
     if (!ALL3(in, dout, out_ref) || !din_ref) return;
     float *out = poisoned(nout), *din = zeros(nin);
     int32_t *argmax = average ? NULL : malloc(nout * sizeof *argmax);
-    if (average) kd_avgpool_forward(out, in, B, C, H, W, k, st);
-    else kd_maxpool_forward(out, argmax, in, B, C, H, W, k, st);
+    if (average) kd_avgpool_forward(out, in, B, C, H, W, k, st, OP_THREADS);
+    else kd_maxpool_forward(out, argmax, in, B, C, H, W, k, st, OP_THREADS);
     compare(cs, "out", out, out_ref, nout, 1);
     for (int times = 1; times <= 2; times++) {
-        if (average) kd_avgpool_backward(din, dout, B, C, H, W, k, st);
-        else kd_maxpool_backward(din, dout, argmax, B, C, H, W, Ho, Wo);
+        if (average) kd_avgpool_backward(din, dout, B, C, H, W, k, st, OP_THREADS);
+        else kd_maxpool_backward(din, dout, argmax, B, C, H, W, Ho, Wo, OP_THREADS);
         compare(cs, times == 1 ? "din" : "din (accumulated twice)", din, din_ref, nin, times);
     }
     free(out), free(din), free(argmax);
@@ -272,7 +274,7 @@ static void case_bn_train(const fx_file *f) {
     float *rm = malloc(C * sizeof *rm), *rv = malloc(C * sizeof *rv);
     memcpy(rm, rm0, C * sizeof *rm);
     memcpy(rv, rv0, C * sizeof *rv);
-    kd_batchnorm_forward_train(out, smean, sinv, rm, rv, in, gamma, beta, B, C, HW, eps, momentum);
+    kd_batchnorm_forward_train(out, smean, sinv, rm, rv, in, gamma, beta, B, C, HW, eps, momentum, OP_THREADS);
     compare(cs, "out", out, out_ref, n, 1);
     compare(cs, "save_mean", smean, sm_ref, C, 1);
     compare(cs, "save_invstd", sinv, si_ref, C, 1);
@@ -282,21 +284,21 @@ static void case_bn_train(const fx_file *f) {
     /* Backward from PyTorch's saved statistics, so a forward bug is not reported twice; the C
      * forward's own statistics were just compared against the same values. */
     float *din = zeros(n), *dg = zeros(C), *db = zeros(C);
-    kd_batchnorm_backward(din, dg, db, dout, in, gamma, sm_ref, si_ref, B, C, HW);
+    kd_batchnorm_backward(din, dg, db, dout, in, gamma, sm_ref, si_ref, B, C, HW, OP_THREADS);
     compare(cs, "din", din, din_ref, n, 1);
     compare(cs, "dgamma", dg, dg_ref, C, 1);
     compare(cs, "dbeta", db, db_ref, C, 1);
-    kd_batchnorm_backward(din, dg, db, dout, in, gamma, sm_ref, si_ref, B, C, HW);
+    kd_batchnorm_backward(din, dg, db, dout, in, gamma, sm_ref, si_ref, B, C, HW, OP_THREADS);
     compare(cs, "din (accumulated twice)", din, din_ref, n, 2);
     compare(cs, "dgamma (accumulated twice)", dg, dg_ref, C, 2);
     compare(cs, "dbeta (accumulated twice)", db, db_ref, C, 2);
     memset(din, 0, n * sizeof *din);
     memset(dg, 0, C * sizeof *dg);
     memset(db, 0, C * sizeof *db);
-    kd_batchnorm_backward(NULL, dg, db, dout, in, gamma, sm_ref, si_ref, B, C, HW);
+    kd_batchnorm_backward(NULL, dg, db, dout, in, gamma, sm_ref, si_ref, B, C, HW, OP_THREADS);
     compare(cs, "dgamma (din NULL)", dg, dg_ref, C, 1);
     compare(cs, "dbeta (din NULL)", db, db_ref, C, 1);
-    kd_batchnorm_backward(din, NULL, NULL, dout, in, gamma, sm_ref, si_ref, B, C, HW);
+    kd_batchnorm_backward(din, NULL, NULL, dout, in, gamma, sm_ref, si_ref, B, C, HW, OP_THREADS);
     compare(cs, "din (dgamma, dbeta NULL)", din, din_ref, n, 1);
     free(out), free(smean), free(sinv), free(rm), free(rv), free(din), free(dg), free(db);
 }
@@ -312,7 +314,7 @@ static void case_bn_eval(const fx_file *f) {
     const float *out_ref = fx_get(f, "out", n);
     if (!ALL3(in, gamma, beta) || !ALL3(rm, rv, out_ref)) return;
     float *out = poisoned(n);
-    kd_batchnorm_forward_eval(out, in, gamma, beta, rm, rv, B, C, HW, eps);
+    kd_batchnorm_forward_eval(out, in, gamma, beta, rm, rv, B, C, HW, eps, OP_THREADS);
     compare(cs, "out", out, out_ref, n, 1);
     free(out);
 }
@@ -342,11 +344,11 @@ static void run_unary(const char *cs, int is_relu, size_t n, const float *in, co
     float *out = poisoned(n), *din = zeros(n);
     for (int rep = 1; rep <= 2; rep++) {
         if (is_relu) {
-            if (rep == 1) kd_relu_forward(out, in, n);
-            kd_relu_backward(din, dout, out, n);
+            if (rep == 1) kd_relu_forward(out, in, n, OP_THREADS);
+            kd_relu_backward(din, dout, out, n, OP_THREADS);
         } else {
-            if (rep == 1) kd_gelu_forward(out, in, n);
-            kd_gelu_backward(din, dout, in, n);
+            if (rep == 1) kd_gelu_forward(out, in, n, OP_THREADS);
+            kd_gelu_backward(din, dout, in, n, OP_THREADS);
         }
         if (rep == 1) compare(cs, tag(t, sizeof t, "out", n), out, out_ref, n, 1);
         compare(cs, tag(t, sizeof t, rep == 1 ? "din" : "din (accumulated twice)", n), din, din_ref, n,
@@ -374,11 +376,11 @@ static void run_dropout(const char *cs, size_t n, const float *in, const float *
                         const float *out_ref, const float *din_ref) {
     char t[96];
     float *out = poisoned(n), *din = zeros(n);
-    kd_dropout_forward(out, in, mask, n);
+    kd_dropout_forward(out, in, mask, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "out", n), out, out_ref, n, 1);
-    kd_dropout_backward(din, dout, mask, n);
+    kd_dropout_backward(din, dout, mask, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "din", n), din, din_ref, n, 1);
-    kd_dropout_backward(din, dout, mask, n);
+    kd_dropout_backward(din, dout, mask, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "din (accumulated twice)", n), din, din_ref, n, 2);
     free(out), free(din);
 }
@@ -402,19 +404,19 @@ static void run_add(const char *cs, size_t n, const float *a, const float *b, co
                     const float *out_ref, const float *da_ref, const float *db_ref) {
     char t[96];
     float *out = poisoned(n), *da = zeros(n), *db = zeros(n);
-    kd_add_forward(out, a, b, n);
+    kd_add_forward(out, a, b, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "out", n), out, out_ref, n, 1);
-    kd_add_backward(da, db, dout, n);
+    kd_add_backward(da, db, dout, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "da", n), da, da_ref, n, 1);
     compare(cs, tag(t, sizeof t, "db", n), db, db_ref, n, 1);
-    kd_add_backward(da, db, dout, n);
+    kd_add_backward(da, db, dout, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "da (accumulated twice)", n), da, da_ref, n, 2);
     compare(cs, tag(t, sizeof t, "db (accumulated twice)", n), db, db_ref, n, 2);
     memset(da, 0, n * sizeof *da);
-    kd_add_backward(da, NULL, dout, n);
+    kd_add_backward(da, NULL, dout, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "da (db NULL)", n), da, da_ref, n, 1);
     memset(db, 0, n * sizeof *db);
-    kd_add_backward(NULL, db, dout, n);
+    kd_add_backward(NULL, db, dout, n, OP_THREADS);
     compare(cs, tag(t, sizeof t, "db (da NULL)", n), db, db_ref, n, 1);
     free(out), free(da), free(db);
 }

@@ -1,7 +1,9 @@
 /* Model building from YAML (shapes, parameter counts, MACs, every error path), a finite-difference
  * gradient check through a whole graph with batch norm, dropout and a residual connection, and
- * the optimizers and schedules against hand-computed updates. */
+ * the optimizers and schedules against hand-computed updates; the model's thread count stays its
+ * own (OpenMP's process-wide default is left alone). */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +163,32 @@ static void test_model_gradcheck(void) {
     kd_model_free(m);
 }
 
+/* The thread count travels with the model: set_batch, forward and backward leave OpenMP's
+ * process-wide default alone, and the forward gives the same bits with 1 or 3 threads (every
+ * forward op splits work by image or channel, never a sum). */
+static void test_model_threads(void) {
+    kd_model *m = NULL;
+    kd_error err;
+    CHECK_MSG(build(graph_yaml, &m, &err) == KD_STATUS_OK, "%s", err.msg);
+    if (!m) return;
+    int B = 5, before = omp_get_max_threads();
+    size_t nx = (size_t)B * 72, nl = (size_t)B * 3;
+    float *x = malloc(sizeof(float) * nx), *y1 = malloc(sizeof(float) * nl);
+    kd_rng r;
+    kd_rng_seed(&r, 12, 0);
+    for (size_t i = 0; i < nx; i++) x[i] = kd_rng_normal(&r);
+    CHECK(kd_model_set_batch(m, B, 1, &err) == KD_STATUS_OK);
+    memcpy(y1, kd_model_forward(m, x, B, 0, NULL), sizeof(float) * nl);
+    kd_model_backward(m, y1);
+    CHECK_MSG(omp_get_max_threads() == before, "OpenMP default changed from %d to %d", before, omp_get_max_threads());
+    CHECK(kd_model_set_batch(m, B, 3, &err) == KD_STATUS_OK);
+    CHECK(m->n_threads == 3);
+    CHECK(memcmp(y1, kd_model_forward(m, x, B, 0, NULL), sizeof(float) * nl) == 0);
+    CHECK_MSG(omp_get_max_threads() == before, "OpenMP default changed from %d to %d", before, omp_get_max_threads());
+    free(x), free(y1);
+    kd_model_free(m);
+}
+
 static void test_optim(void) {
     kd_model *m = NULL;
     kd_error err;
@@ -228,6 +256,7 @@ int main(void) {
     test_zoo();
     test_yaml_errors();
     test_model_gradcheck();
+    test_model_threads();
     test_optim();
     TEST_DONE();
 }

@@ -9,6 +9,10 @@
 #include "distill/rng.h"
 #include "test.h"
 
+/* The thread count the ops run with (what ctest's OMP_NUM_THREADS=2 gave them before they took
+ * one). */
+#define OP_THREADS 2
+
 static kd_rng rng;
 static float *randn(size_t n, float scale) {
     float *p = malloc(sizeof(float) * n);
@@ -122,11 +126,11 @@ static void linear_fwd(void *c, float *out) {
 }
 static void maxpool_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_maxpool_forward(out, k->idx, k->in, k->B, k->C, k->H, k->W, k->k, k->stride);
+    kd_maxpool_forward(out, k->idx, k->in, k->B, k->C, k->H, k->W, k->k, k->stride, OP_THREADS);
 }
 static void avgpool_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_avgpool_forward(out, k->in, k->B, k->C, k->H, k->W, k->k, k->stride);
+    kd_avgpool_forward(out, k->in, k->B, k->C, k->H, k->W, k->k, k->stride, OP_THREADS);
 }
 static void gap_fwd(void *c, float *out) {
     op_ctx *k = c;
@@ -134,15 +138,15 @@ static void gap_fwd(void *c, float *out) {
 }
 static void bn_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_batchnorm_forward_train(out, k->aux1, k->aux2, k->rm, k->rv, k->in, k->w, k->b, k->B, k->C, k->H * k->W, 1e-5f, 0.1f);
+    kd_batchnorm_forward_train(out, k->aux1, k->aux2, k->rm, k->rv, k->in, k->w, k->b, k->B, k->C, k->H * k->W, 1e-5f, 0.1f, OP_THREADS);
 }
 static void gelu_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_gelu_forward(out, k->in, (size_t)k->B * k->C);
+    kd_gelu_forward(out, k->in, (size_t)k->B * k->C, OP_THREADS);
 }
 static void relu_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_relu_forward(out, k->in, (size_t)k->B * k->C);
+    kd_relu_forward(out, k->in, (size_t)k->B * k->C, OP_THREADS);
 }
 static void logsm_fwd(void *c, float *out) {
     op_ctx *k = c;
@@ -172,12 +176,12 @@ static void test_others(void) {
     R = randn(no, 1);
     float *out = malloc(sizeof(float) * n);
     din = calloc(n, 4);
-    kd_maxpool_forward(out, p.idx, p.in, 2, 3, 7, 7, 3, 2);
-    kd_maxpool_backward(din, R, p.idx, 2, 3, 7, 7, 3, 3);
+    kd_maxpool_forward(out, p.idx, p.in, 2, 3, 7, 7, 3, 2, OP_THREADS);
+    kd_maxpool_backward(din, R, p.idx, 2, 3, 7, 7, 3, 3, OP_THREADS);
     check_grad("maxpool din", maxpool_fwd, &p, p.in, n, din, no, R, 1e-3f, 1e-2);
     memset(din, 0, n * 4);
     p.k = 2; p.stride = 2;
-    kd_avgpool_backward(din, R, 2, 3, 7, 7, 2, 2);
+    kd_avgpool_backward(din, R, 2, 3, 7, 7, 2, 2, OP_THREADS);
     check_grad("avgpool din", avgpool_fwd, &p, p.in, n, din, no, R, 1e-2f, 1e-3);
     memset(din, 0, n * 4);
     kd_gap_backward(din, R, 2, 3, 49);
@@ -194,9 +198,9 @@ static void test_others(void) {
     din = calloc(n, 4);
     dw = calloc(2, 4);
     db = calloc(2, 4);
-    kd_batchnorm_forward_train(out, bn.aux1, bn.aux2, bn.rm, bn.rv, p.in, bn.w, bn.b, 3, 2, 25, 1e-5f, 0.1f);
+    kd_batchnorm_forward_train(out, bn.aux1, bn.aux2, bn.rm, bn.rv, p.in, bn.w, bn.b, 3, 2, 25, 1e-5f, 0.1f, OP_THREADS);
     bn.in = p.in;
-    kd_batchnorm_backward(din, dw, db, R, bn.in, bn.w, bn.aux1, bn.aux2, 3, 2, 25);
+    kd_batchnorm_backward(din, dw, db, R, bn.in, bn.w, bn.aux1, bn.aux2, 3, 2, 25, OP_THREADS);
     check_grad("batchnorm din", bn_fwd, &bn, bn.in, n, din, n, R, 1e-2f, 5e-3);
     check_grad("batchnorm dgamma", bn_fwd, &bn, bn.w, 2, dw, n, R, 1e-2f, 1e-3);
     check_grad("batchnorm dbeta", bn_fwd, &bn, bn.b, 2, db, n, R, 1e-2f, 1e-3);
@@ -210,11 +214,11 @@ static void test_others(void) {
     R = randn(150, 1);
     out = malloc(150 * 4);
     din = calloc(150, 4);
-    kd_gelu_backward(din, R, e.in, 150);
+    kd_gelu_backward(din, R, e.in, 150, OP_THREADS);
     check_grad("gelu din", gelu_fwd, &e, e.in, 150, din, 150, R, 1e-2f, 1e-3);
     memset(din, 0, 600);
-    kd_relu_forward(out, e.in, 150);
-    kd_relu_backward(din, R, out, 150);
+    kd_relu_forward(out, e.in, 150, OP_THREADS);
+    kd_relu_backward(din, R, out, 150, OP_THREADS);
     check_grad("relu din", relu_fwd, &e, e.in, 150, din, 150, R, 1e-2f, 1e-3);
     free(R); free(out); free(din);
 

@@ -21,6 +21,7 @@
 #include "distill/compress.h"
 #include "distill/model.h"
 #include "distill/quantize.h"
+#include "nn/fake_quant.h" /* QAT: the model's fake-quantization state and hooks */
 #include "runtime/int8_oracle.h"
 #include "test.h"
 #include "test_models.h"
