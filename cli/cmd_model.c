@@ -20,13 +20,17 @@ static int open_model_and_data(const char *cmd, const char *model, const char *d
     return 0;
 }
 
+/* The help lines of those two options, the same in eval's and predict's help. */
+#define DATA_OPTIONS_HELP                                                                        \
+    "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n" \
+    "  -s, --split NAME    test (default) or train\n"
+
 /* ------------------------------------------------------------------ eval */
 
 static void eval_help(void) {
     printf("Usage: distill eval MODEL [options]\n\n"
            "Accuracy, loss, per-class accuracy and speed of a checkpoint (or a freshly initialised model).\n\n"
-           "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
-           "  -s, --split NAME    test (default) or train\n"
+           DATA_OPTIONS_HELP
            "  -b, --batch N       batch size (default 256)\n"
            "  -j, --threads N     threads (default 2)\n"
            "      --latency       also measure batch-1 latency (median and p99 over 500 images, 1 thread)\n"
@@ -34,8 +38,6 @@ static void eval_help(void) {
            "                      float32 [N, classes]): a teacher for 'distill kd --teacher-logits'\n");
 }
 
-
-/* Batch-1 forward latency in eval mode, one thread, over the first n images (after a warm-up). */
 int kd_cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {"latency", 0, 0, 'L'},
@@ -170,8 +172,7 @@ int kd_cmd_info(int argc, char **argv) {
 static void predict_help(void) {
     printf("Usage: distill predict MODEL [options]\n\n"
            "Classify images of a data set and print the top classes with their probabilities.\n\n"
-           "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
-           "  -s, --split NAME    test (default) or train\n"
+           DATA_OPTIONS_HELP
            "  -i, --index N       first image (default 0)\n"
            "  -n, --count N       number of images (default 10)\n"
            "  -k, --top K         classes shown per image (default 3)\n");

@@ -230,8 +230,9 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     uint8_t *tp = malloc(img * (size_t)n_train), *vp = malloc(img * (size_t)(n_val ? n_val : 1));
     int32_t *tl = malloc(sizeof(int32_t) * (size_t)n_train), *vl = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
     int32_t *to = malloc(sizeof(int32_t) * (size_t)n_train), *vo = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
-    if (!perm || !tp || !vp || !tl || !vl || !to || !vo) {
-        free(perm); free(tp); free(vp); free(tl); free(vl); free(to); free(vo);
+    char *is_val = calloc((size_t)ds->n, 1);
+    if (!perm || !tp || !vp || !tl || !vl || !to || !vo || !is_val) {
+        free(perm); free(tp); free(vp); free(tl); free(vl); free(to); free(vo); free(is_val);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     }
     kd_rng r;
@@ -240,11 +241,6 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     kd_rng_shuffle(&r, perm, ds->n);
     /* Keep the training part in its original order (sorted indices) so the split is the only
      * thing the seed changes. */
-    char *is_val = calloc((size_t)ds->n, 1);
-    if (!is_val) {
-        free(perm); free(tp); free(vp); free(tl); free(vl); free(to); free(vo);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
-    }
     for (int i = ds->n - n_val; i < ds->n; i++) is_val[perm[i]] = 1;
     int a = 0, b = 0;
     for (int i = 0; i < ds->n; i++) {
@@ -265,9 +261,7 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     val->pixels = vp;
     val->labels = vl;
     val->orig = vo;
-    free(ds->pixels);
-    free(ds->labels);
-    free(ds->orig);
+    kd_dataset_free(ds); /* the whole set's arrays; ds keeps its geometry and takes the training part */
     ds->pixels = tp;
     ds->labels = tl;
     ds->orig = to;

@@ -92,6 +92,32 @@ float kd_mse_loss(float *ds, const float *s, const float *t, size_t n, float sca
     return (float)(sum / (double)n);
 }
 
+/* ---- normalised-difference core of attention transfer and similarity-preserving KD ---- */
+
+/* With a = u / max(|u|, eps) and b = v / max(|v|, eps) (F.normalize), x = a - b: returns
+ * loss + sum_j x_j^2, added term by term in j order (so a caller summing over rows keeps one running
+ * sum). With g, also writes the gradient of k/2 * that sum w.r.t. u, times mul / div:
+ * g[j] = k (x_j - a_j <a, x>) / max(|u|, eps) * mul / div (the Jacobian of u / |u| when |u| > eps,
+ * else 1 / eps); g may be u or v (each element is read before it is overwritten). */
+static double normalized_dist(double loss, float *g, const float *u, const float *v, int n, double k, double mul,
+                              double div) {
+    double nu = sqrt(dot_d(u, u, n)), nv = sqrt(dot_d(v, v, n));
+    double iu = 1.0 / fmax(nu, KD_NORM_EPS), iv = 1.0 / fmax(nv, KD_NORM_EPS);
+    double adot = 0.0; /* <a, a - b> */
+    for (int j = 0; j < n; j++) {
+        double a = u[j] * iu, x = a - v[j] * iv;
+        loss += x * x;
+        adot += a * x;
+    }
+    if (!g) return loss;
+    if (!(nu > KD_NORM_EPS)) adot = 0.0;
+    for (int j = 0; j < n; j++) {
+        double a = u[j] * iu, x = a - v[j] * iv;
+        g[j] = (float)(k * (x - a * adot) * iu * mul / div);
+    }
+    return loss;
+}
+
 /* ---- attention transfer ---- */
 
 size_t kd_at_scratch(int B, int HW) { return B > 0 && HW > 0 ? 2 * (size_t)HW : 0; }
@@ -120,21 +146,9 @@ float kd_at_loss(float *ds, const float *s, const float *t, int B, int Cs, int C
         const float *xs = s + (size_t)b * Cs * HW, *xt = t + (size_t)b * Ct * HW;
         channel_mean_sq(qs, xs, Cs, HW);
         channel_mean_sq(qt, xt, Ct, HW);
-        double ns = sqrt(dot_d(qs, qs, HW)), nt = sqrt(dot_d(qt, qt, HW));
-        double is = 1.0 / fmax(ns, KD_NORM_EPS), it = 1.0 / fmax(nt, KD_NORM_EPS);
-        double adot = 0.0; /* <a_s, a_s - a_t> */
-        for (int j = 0; j < HW; j++) {
-            double a = qs[j] * is, x = a - qt[j] * it;
-            loss += x * x;
-            adot += a * x;
-        }
-        if (!ds) continue;
-        if (!(ns > KD_NORM_EPS)) adot = 0.0;
         /* dL/dx[c, j] = dL/dq[j] * 2 x[c, j] / Cs; qt becomes dL/dq * 2 / Cs */
-        for (int j = 0; j < HW; j++) {
-            double a = qs[j] * is, x = a - qt[j] * it;
-            qt[j] = (float)(k * (x - a * adot) * is * 2.0 / Cs);
-        }
+        loss = normalized_dist(loss, ds ? qt : NULL, qs, qt, HW, k, 2.0, Cs);
+        if (!ds) continue;
         float *d = ds + (size_t)b * Cs * HW;
         for (int c = 0; c < Cs; c++)
             for (int j = 0; j < HW; j++) d[(size_t)c * HW + j] += qt[j] * xs[(size_t)c * HW + j];
@@ -177,20 +191,8 @@ float kd_sp_loss(float *ds, const float *s, const float *t, int B, int Ds, int D
     for (int i = 0; i < B; i++) {
         float *rs = gs + (size_t)i * B;
         const float *rt = gt + (size_t)i * B;
-        double ns = sqrt(dot_d(rs, rs, B)), nt = sqrt(dot_d(rt, rt, B));
-        double is = 1.0 / fmax(ns, KD_NORM_EPS), it = 1.0 / fmax(nt, KD_NORM_EPS);
-        double adot = 0.0;
-        for (int j = 0; j < B; j++) {
-            double a = rs[j] * is, x = a - rt[j] * it;
-            loss += x * x;
-            adot += a * x;
-        }
-        if (!ds) continue;
-        if (!(ns > KD_NORM_EPS)) adot = 0.0;
-        for (int j = 0; j < B; j++) { /* row i of gs becomes row i of P (only row i reads it) */
-            double a = rs[j] * is, x = a - rt[j] * it;
-            rs[j] = (float)(k * (x - a * adot) * is);
-        }
+        /* row i of gs becomes row i of P (only row i reads it) */
+        loss = normalized_dist(loss, ds ? rs : NULL, rs, rt, B, k, 1.0, 1.0);
     }
     if (ds) {
         symmetrize(gs, B);

@@ -118,37 +118,27 @@ typedef struct op_ctx {
     int32_t *tok, *tgt;
     float *in, *w, *b, *out, *r, *aux, *aux2, *pt;
     float T_kd;
-    int kind;
+    int op;   /* OP_*: the op op_loss runs */
+    int kind; /* the loss loss_loss runs */
 } op_ctx;
 
-static double embed_loss(void *p) {
-    op_ctx *c = p;
-    kd_lm_embed_forward(c->out, c->tok, c->w, c->b, c->B, c->T, c->C, NT);
-    return dot_d(c->out, c->r, (size_t)c->N * c->C);
-}
+/* loss = sum(out * r) of the forward op c->op: one callback for every op's finite-difference check */
+enum { OP_EMBED, OP_LAYERNORM, OP_MATMUL, OP_ATTENTION, OP_GELU };
 
-static double ln_loss(void *p) {
+static double op_loss(void *p) {
     op_ctx *c = p;
-    kd_lm_layernorm_forward(c->out, c->aux, c->aux2, c->in, c->w, c->b, c->N, c->C, NT);
-    return dot_d(c->out, c->r, (size_t)c->N * c->C);
-}
-
-static double mm_loss(void *p) {
-    op_ctx *c = p;
-    kd_lm_matmul_forward(c->out, c->in, c->w, c->b, c->N, c->C, c->V, NT);
-    return dot_d(c->out, c->r, (size_t)c->N * c->V);
-}
-
-static double att_loss(void *p) {
-    op_ctx *c = p;
-    kd_lm_attention_forward(c->out, c->aux, c->in, c->B, c->T, c->C, c->NH, NT);
-    return dot_d(c->out, c->r, (size_t)c->N * c->C);
-}
-
-static double gelu_loss(void *p) {
-    op_ctx *c = p;
-    kd_lm_gelu_forward(c->out, c->in, (size_t)c->N * c->C, NT);
-    return dot_d(c->out, c->r, (size_t)c->N * c->C);
+    size_t n = (size_t)c->N * c->C; /* output elements */
+    switch (c->op) {
+    case OP_EMBED: kd_lm_embed_forward(c->out, c->tok, c->w, c->b, c->B, c->T, c->C, NT); break;
+    case OP_LAYERNORM: kd_lm_layernorm_forward(c->out, c->aux, c->aux2, c->in, c->w, c->b, c->N, c->C, NT); break;
+    case OP_MATMUL:
+        kd_lm_matmul_forward(c->out, c->in, c->w, c->b, c->N, c->C, c->V, NT);
+        n = (size_t)c->N * c->V;
+        break;
+    case OP_ATTENTION: kd_lm_attention_forward(c->out, c->aux, c->in, c->B, c->T, c->C, c->NH, NT); break;
+    default: kd_lm_gelu_forward(c->out, c->in, n, NT); break;
+    }
+    return dot_d(c->out, c->r, n);
 }
 
 static double loss_loss(void *p) {
@@ -183,9 +173,10 @@ static void test_fd(void) {
     fill(c.w, (size_t)c.V * c.C, 1.f);
     fill(c.b, (size_t)c.T * c.C, 1.f);
     fill(c.r, NC, 1.f);
+    c.op = OP_EMBED;
     kd_lm_embed_backward(g1, g2, c.r, c.tok, c.B, c.T, c.C);
-    fd_check("embedding dwte", embed_loss, &c, c.w, g1, (size_t)c.V * c.C, 1e-2, 1e-3);
-    fd_check("embedding dwpe", embed_loss, &c, c.b, g2, (size_t)c.T * c.C, 1e-2, 1e-3);
+    fd_check("embedding dwte", op_loss, &c, c.w, g1, (size_t)c.V * c.C, 1e-2, 1e-3);
+    fd_check("embedding dwpe", op_loss, &c, c.b, g2, (size_t)c.T * c.C, 1e-2, 1e-3);
 
     /* layernorm */
     memset(g1, 0, big * 4), memset(g2, 0, big * 4), memset(g3, 0, big * 4);
@@ -193,11 +184,12 @@ static void test_fd(void) {
     for (int i = 0; i < c.C; i++) c.in[i] += 3.f; /* a row with a large mean */
     fill(c.w, (size_t)c.C, 1.f);
     fill(c.b, (size_t)c.C, 1.f);
-    ln_loss(&c);
+    c.op = OP_LAYERNORM;
+    op_loss(&c);
     kd_lm_layernorm_backward(g1, g2, g3, c.r, c.in, c.w, c.aux, c.aux2, c.N, c.C, NT);
-    fd_check("layernorm din", ln_loss, &c, c.in, g1, NC, 1e-2, 5e-3);
-    fd_check("layernorm dw", ln_loss, &c, c.w, g2, (size_t)c.C, 1e-2, 5e-3);
-    fd_check("layernorm db", ln_loss, &c, c.b, g3, (size_t)c.C, 1e-2, 5e-3);
+    fd_check("layernorm din", op_loss, &c, c.in, g1, NC, 1e-2, 5e-3);
+    fd_check("layernorm dw", op_loss, &c, c.w, g2, (size_t)c.C, 1e-2, 5e-3);
+    fd_check("layernorm db", op_loss, &c, c.b, g3, (size_t)c.C, 1e-2, 5e-3);
 
     /* matmul (C -> V) */
     memset(g1, 0, big * 4), memset(g2, 0, big * 4), memset(g3, 0, big * 4);
@@ -205,25 +197,28 @@ static void test_fd(void) {
     fill(c.w, (size_t)c.V * c.C, 1.f);
     fill(c.b, (size_t)c.V, 1.f);
     fill(c.r, (size_t)c.N * c.V, 1.f);
+    c.op = OP_MATMUL;
     kd_lm_matmul_backward(g1, g2, g3, c.r, c.in, c.w, c.N, c.C, c.V);
-    fd_check("matmul din", mm_loss, &c, c.in, g1, NC, 1e-2, 2e-3);
-    fd_check("matmul dw", mm_loss, &c, c.w, g2, (size_t)c.V * c.C, 1e-2, 2e-3);
-    fd_check("matmul db", mm_loss, &c, c.b, g3, (size_t)c.V, 1e-2, 2e-3);
+    fd_check("matmul din", op_loss, &c, c.in, g1, NC, 1e-2, 2e-3);
+    fd_check("matmul dw", op_loss, &c, c.w, g2, (size_t)c.V * c.C, 1e-2, 2e-3);
+    fd_check("matmul db", op_loss, &c, c.b, g3, (size_t)c.V, 1e-2, 2e-3);
 
     /* attention: qkv (B,T,3C) */
     memset(g1, 0, big * 4);
     fill(c.in, 3 * NC, 1.f);
     fill(c.r, NC, 1.f);
-    att_loss(&c);
+    c.op = OP_ATTENTION;
+    op_loss(&c);
     kd_lm_attention_backward(g1, c.aux2, c.r, c.in, c.aux, c.B, c.T, c.C, c.NH, NT);
-    fd_check("attention dqkv", att_loss, &c, c.in, g1, 3 * NC, 1e-2, 5e-3);
+    fd_check("attention dqkv", op_loss, &c, c.in, g1, 3 * NC, 1e-2, 5e-3);
 
     /* gelu */
     memset(g1, 0, big * 4);
     fill(c.in, NC, 2.f);
     fill(c.r, NC, 1.f);
+    c.op = OP_GELU;
     kd_lm_gelu_backward(g1, c.r, c.in, NC, NT);
-    fd_check("gelu din", gelu_loss, &c, c.in, g1, NC, 1e-3, 2e-3);
+    fd_check("gelu din", op_loss, &c, c.in, g1, NC, 1e-3, 2e-3);
 
     /* losses on logits (N,V): CE, forward KL, reverse KL at T = 1 and 2; cosine on (N,C) */
     size_t NV = (size_t)c.N * c.V;
