@@ -12,6 +12,7 @@
 #endif
 
 #include "cli.h"
+#include "distill/fileio.h"
 #include "distill/lm.h"
 
 #define LM_DEFAULT_TEXT "out/kjv.txt"

@@ -8,9 +8,10 @@
 set -eu
 OLD=$(readlink -f "$1"); NEW=$(readlink -f "$2"); W=${3:-/tmp/same-results}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-[ -f "$ROOT/out/kjv.txt" ] || sh "$ROOT/scripts/corpus.sh" >/dev/null
-head -c 400000 "$ROOT/out/kjv.txt" > "$W.kjv.txt" 2>/dev/null || { mkdir -p "$(dirname "$W")"; head -c 400000 "$ROOT/out/kjv.txt" > "$W.kjv.txt"; }
-TXT="$W.kjv.txt"
+[ -f "$ROOT/out/kjv.txt" ] || sh "$ROOT/scripts/corpus.sh" "$ROOT/out/kjv.txt" >/dev/null
+mkdir -p "$W"
+head -c 400000 "$ROOT/out/kjv.txt" > "$W/kjv.txt"
+TXT=../kjv.txt   # relative, so printed paths are the same in every WORKDIR
 jobs() {
     D=$1
     C="-q -j 2 --limit 3000 --val 500 --max-steps 12"
@@ -51,7 +52,7 @@ jobs() {
 }
 run() {
     rm -rf "$W/$1"; mkdir -p "$W/$1"
-    (cd "$W/$1" && jobs "$2" 2>&1 | grep -v -e 'samples/s' -e 'tokens/s' -e 'elapsed' | sed -E 's/[0-9]+(\.[0-9]+)? ?(s|ms|us|µs)\b/TIME/g' > stdout.txt || true)
+    (cd "$W/$1" && jobs "$2" 2>&1 | grep -a -v -e 'samples/s' -e 'tokens/s' -e 'elapsed' | sed -E 's/[0-9]+(\.[0-9]+)? ?(s|ms|us|µs)\b/TIME/g' > stdout.txt || true)
     (cd "$W/$1" && sha256sum $(ls | sort) > ../$1.sums)
 }
 # KEEP_OLD=1 reuses the old build's results from an earlier call with the same WORKDIR.

@@ -13,7 +13,7 @@
 #include <omp.h>
 #endif
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/lm.h"
 
 /* ---------------------------------------------------------------- loss terms */
