@@ -4,7 +4,8 @@
  * "<layer>.running_var", and with a training state "optim.m.<...>", "optim.v.<...>".
  * __metadata__ holds "format": "distill", "version", "model_yaml" (the model description) and, for
  * a training checkpoint, "epoch", "step", "rng_state", "rng_inc", "best_val_acc", "optimizer".
- * Writes are atomic (distill/fileio.h): temp file in the same directory, fsync, rename. */
+ * Writes are atomic (distill/fileio.h): temp file in the same directory, fsync, rename.
+ * src/format/ckpt_fp32.c, a client of the one safetensors layer (src/format/safetensors.c). */
 #ifndef DISTILL_CHECKPOINT_H
 #define DISTILL_CHECKPOINT_H
 #include "distill/model.h"
