@@ -2,7 +2,6 @@
  * (safetensors.h): which tensors a kd_model and its optimizer have, and the metadata that makes a
  * file self-describing: the model's YAML, the optimizer configuration and the training state. F32
  * data, readable by the `safetensors` Python package. */
-#include <errno.h>
 #include <float.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -307,17 +306,6 @@ typedef struct parsed {
     kd_train_state st;
 } parsed;
 
-/* A decimal u64 written by the saver: digits only, no sign, no overflow. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *v) {
-    if (!s || *s < '0' || *s > '9') return 0;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno || x > max) return 0;
-    *v = x;
-    return 1;
-}
-
 static const char *meta_str(const parsed *p, const char *key) { return kd_st_meta_get(&p->f, key); }
 
 static kd_status parse_fail(parsed *p, kd_status s) {
@@ -333,10 +321,10 @@ static kd_status parse_state(parsed *p, const char *path, kd_error *err) {
     if (present == 0) return KD_STATUS_OK;
     uint64_t ep, step, rs, ri;
     const char *bad = NULL;
-    if (!parse_u64(meta_str(p, "epoch"), INT_MAX, &ep)) bad = "epoch";
-    else if (!parse_u64(meta_str(p, "step"), LLONG_MAX, &step)) bad = "step";
-    else if (!parse_u64(meta_str(p, "rng_state"), UINT64_MAX, &rs)) bad = "rng_state";
-    else if (!parse_u64(meta_str(p, "rng_inc"), UINT64_MAX, &ri) || !(ri & 1)) bad = "rng_inc"; /* PCG: odd */
+    if (!kd_st_meta_u64(&p->f, "epoch", INT_MAX, &ep)) bad = "epoch";
+    else if (!kd_st_meta_u64(&p->f, "step", LLONG_MAX, &step)) bad = "step";
+    else if (!kd_st_meta_u64(&p->f, "rng_state", UINT64_MAX, &rs)) bad = "rng_state";
+    else if (!kd_st_meta_u64(&p->f, "rng_inc", UINT64_MAX, &ri) || !(ri & 1)) bad = "rng_inc"; /* PCG: odd */
     if (!bad) {
         const char *bv = meta_str(p, "best_val_acc");
         char *end = NULL;
@@ -383,7 +371,7 @@ static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
     if (os && (!strcmp(os, "sgd") || !strcmp(os, "adamw"))) {
         /* Files written before the configuration was stored: only the type, and the step count
          * in "optimizer_t"; the run's own configuration is kept on resume. */
-        if (!parse_u64(meta_str(p, "optimizer_t"), LLONG_MAX, &legacy_t))
+        if (!kd_st_meta_u64(&p->f, "optimizer_t", LLONG_MAX, &legacy_t))
             return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"optimizer_t\" is %s", path,
                                               meta_str(p, "optimizer_t") ? "malformed" : "missing"));
         p->ocfg.type = !strcmp(os, "adamw") ? KD_OPT_ADAMW : KD_OPT_SGD;

@@ -176,12 +176,21 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
                      L->in_h, L->in_w);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
+        long long weights = (long long)L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
+        if (weights > KD_MODEL_MAX_PARAMS) {
+            snprintf(buf, sizeof buf, "%lld weights (at most %d)", weights, KD_MODEL_MAX_PARAMS);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
         L->c = L->out; L->h = ho; L->w = wo;
         L->macs = (long long)ho * wo * L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
         break;
     }
     case KD_LAYER_LINEAR:
         L->in_c = L->in_c * L->in_h * L->in_w; L->in_h = L->in_w = 1;  /* implicit flatten */
+        if ((long long)L->in_c * L->out > KD_MODEL_MAX_PARAMS) {
+            snprintf(buf, sizeof buf, "%lld weights (at most %d)", (long long)L->in_c * L->out, KD_MODEL_MAX_PARAMS);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
         L->c = L->out; L->h = L->w = 1;
         L->macs = (long long)L->in_c * L->out;
         break;
@@ -207,6 +216,12 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
         break;
     }
     default: break;
+    }
+    /* every product of an output's dimensions (flatten, linear, the next layer's sizes) fits an int */
+    if ((long long)L->c * L->h * L->w > KD_MODEL_MAX_ELEMS) {
+        snprintf(buf, sizeof buf, "output [%d,%d,%d] has more than %d elements per sample", L->c, L->h, L->w,
+                 KD_MODEL_MAX_ELEMS);
+        return fail(p, at, "layer %s: %s", L->name, buf);
     }
     return KD_STATUS_OK;
 }
@@ -345,6 +360,10 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
         }
     if (nd != 3) {
         st = fail(&p, input ? input : root, "'input' must be [channels, height, width] of positive integers%s%s", NULL, NULL);
+        goto done;
+    }
+    if ((long long)dims[0] * dims[1] * dims[2] > KD_MODEL_MAX_ELEMS) {
+        st = fail(&p, input, "'input' has more than 2^28 elements per sample%s%s", NULL, NULL);
         goto done;
     }
     m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2];

@@ -1,6 +1,7 @@
 /* The safetensors layer: framing, tensor table, offset and dtype validation and metadata, shared by
  * the fp32, int8 and language-model checkpoints (safetensors.h). The header is parsed with cJSON;
  * every field of a file from outside is validated here, once, with one set of limits. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -295,6 +296,17 @@ kd_status kd_st_read(kd_st_file *f, const char *path, kd_error *err) {
 const char *kd_st_meta_get(const kd_st_file *f, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f->root, "__metadata__"), key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int kd_st_meta_u64(const kd_st_file *f, const char *key, uint64_t max, uint64_t *v) {
+    const char *s = kd_st_meta_get(f, key);
+    if (!s || *s < '0' || *s > '9') return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end || errno || x > max) return 0;
+    *v = x;
+    return 1;
 }
 
 kd_st_tensor *kd_st_find(const kd_st_file *f, const char *name) {

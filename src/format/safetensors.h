@@ -67,6 +67,9 @@ kd_status kd_st_read(kd_st_file *f, const char *path, kd_error *err);
 void kd_st_close(kd_st_file *f);
 /* A metadata string, or NULL. */
 const char *kd_st_meta_get(const kd_st_file *f, const char *key);
+/* A metadata value holding a decimal integer in [0, max], digits only, as the writers print them:
+ * 1 and *v, or 0 when it is missing or malformed. */
+int kd_st_meta_u64(const kd_st_file *f, const char *key, uint64_t max, uint64_t *v);
 /* The tensor of that name, or NULL. */
 kd_st_tensor *kd_st_find(const kd_st_file *f, const char *name);
 /* Copy a 1- or 4-byte-element tensor into dst (count elements, host order). */

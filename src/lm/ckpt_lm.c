@@ -163,26 +163,6 @@ static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, k
     return KD_STATUS_OK;
 }
 
-static int parse_ll(const char *s, long long max, long long *v) {
-    if (!s || *s < '0' || *s > '9') return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno || x > (unsigned long long)max) return 0;
-    *v = (long long)x;
-    return 1;
-}
-
-static int parse_u64(const char *s, uint64_t *v) {
-    if (!s || *s < '0' || *s > '9') return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno) return 0;
-    *v = x;
-    return 1;
-}
-
 /* Copy tensor `name` (expected shape of t) from the file into dst, validating it. */
 static kd_status read_tensor(const lm_file *f, const char *path, const char *name, const kd_lm_tensor *t, float *dst,
                              kd_error *err) {
@@ -202,11 +182,11 @@ static kd_status read_tensor(const lm_file *f, const char *path, const char *nam
 static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_lm_adamw *opt, kd_lm_state *st,
                            int *has_state, kd_error *err) {
     if (has_state) *has_state = 0;
-    long long step = 0, at = 0;
-    uint64_t rs = 0, ri = 0;
+    uint64_t step = 0, at = 0, rs = 0, ri = 0;
     int file_state = meta_get(f, "step") != NULL;
-    if (file_state && (!parse_ll(meta_get(f, "step"), LLONG_MAX, &step) || !parse_ll(meta_get(f, "adam_t"), LLONG_MAX, &at) ||
-                       !parse_u64(meta_get(f, "rng_state"), &rs) || !parse_u64(meta_get(f, "rng_inc"), &ri) || !(ri & 1)))
+    if (file_state && (!kd_st_meta_u64(&f->f, "step", LLONG_MAX, &step) || !kd_st_meta_u64(&f->f, "adam_t", LLONG_MAX, &at) ||
+                       !kd_st_meta_u64(&f->f, "rng_state", UINT64_MAX, &rs) ||
+                       !kd_st_meta_u64(&f->f, "rng_inc", UINT64_MAX, &ri) || !(ri & 1)))
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: training state in the metadata (step, adam_t, rng_state, "
                             "rng_inc) is malformed", path);
     int want = file_state && opt && st;
@@ -231,8 +211,8 @@ static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_lm_a
         if (want) {
             memcpy(opt->m, stage + m->n_params, m->n_params * sizeof(float));
             memcpy(opt->v, stage + 2 * m->n_params, m->n_params * sizeof(float));
-            opt->t = at;
-            st->step = step;
+            opt->t = (long long)at;
+            st->step = (long long)step;
             st->rng.state = rs;
             st->rng.inc = ri;
             if (has_state) *has_state = 1;
@@ -240,6 +220,23 @@ static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_lm_a
     }
     free(stage);
     return s;
+}
+
+/* Before a model is allocated from the file's configuration: its largest tensors (the embeddings
+ * and every layer's MLP matrix) must be in the file, so a few bytes of metadata cannot make the
+ * loader allocate and initialise gigabytes. */
+static kd_status check_config_tensors(const lm_file *f, const char *path, const kd_lm_config *c, kd_error *err) {
+    for (int l = -2; l < c->layers; l++) {
+        char name[64];
+        int64_t rows = l == -2 ? c->vocab : l == -1 ? c->ctx : 4 * (int64_t)c->dim;
+        if (l >= 0) snprintf(name, sizeof name, "h.%d.mlp.fc.weight", l);
+        else snprintf(name, sizeof name, "%s", l == -2 ? "wte" : "wpe");
+        const kd_st_tensor *t = kd_st_find(&f->f, name);
+        if (!t || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != c->dim)
+            return kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s [%lld,%d] of the configuration is %s", path,
+                                name, (long long)rows, c->dim, t ? "of another shape" : "missing");
+    }
+    return KD_STATUS_OK;
 }
 
 kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
@@ -250,7 +247,8 @@ kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
     kd_status s = lm_file_open(&f, path, &c, &tok, err);
     if (s) return s;
     kd_lm *m = NULL;
-    s = kd_lm_create(&m, &c, 0, err);
+    s = check_config_tensors(&f, path, &c, err);
+    if (!s) s = kd_lm_create(&m, &c, 0, err);
     if (!s) s = load_file(&f, path, m, NULL, NULL, NULL, err);
     if (!s) s = kd_lm_set_tokenizer(m, tok, err);
     lm_file_free(&f);
