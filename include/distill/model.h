@@ -35,9 +35,9 @@ const char *kd_layer_type_name(kd_layer_type t);
 #define KD_MODEL_INPUT (-1) /* input index meaning "the model's input" */
 /* Size limits of a model, so that a mistaken or hostile description is an error rather than an
  * integer overflow or a giant allocation: elements per sample of the input and of every layer's
- * output, and parameters (per layer and in total: 512 MB of fp32). */
+ * output, and parameters (per layer and in total: 64 MB of fp32, 7x the largest zoo model). */
 #define KD_MODEL_MAX_ELEMS (1 << 28)
-#define KD_MODEL_MAX_PARAMS (1 << 27)
+#define KD_MODEL_MAX_PARAMS (1 << 24)
 
 typedef struct kd_layer {
     kd_layer_type type;

@@ -27,7 +27,7 @@ enum { BLK_PARAMS = 0, BLK_BUFFERS, BLK_M, BLK_V, BLK_COUNT };
 typedef struct tensor_ref {
     char name[KD_NAME_MAX + 32]; /* "optim.m." + layer + ".running_mean" fits */
     int ndim;
-    int shape[4];
+    int64_t shape[4];
     int block;
     size_t off, n;               /* in floats */
 } tensor_ref;
@@ -102,12 +102,6 @@ static kd_status build_list(tensor_list *l, const kd_model *m, int with_m, int w
     if (r < 0) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
     return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: layer %s of model %s: parameter sizes disagree with its shape",
                         path, m->layers[r - 1].name, m->name);
-}
-
-static void ref_shape_str(char *buf, size_t n, const tensor_ref *r) {
-    int64_t s[4];
-    for (int i = 0; i < r->ndim; i++) s[i] = r->shape[i];
-    kd_st_shape_str(buf, n, s, r->ndim);
 }
 
 /* ---------------------------------------------------------------- optimizer metadata */
@@ -283,11 +277,8 @@ kd_status kd_checkpoint_save(const char *path, const kd_model *m, const kd_optim
         add_meta(w, "rng_inc", "%" PRIu64, st->rng.inc);
         add_meta(w, "best_val_acc", "%.9g", (double)st->best_val_acc);
     }
-    for (int i = 0; i < l.n; i++) {
-        int64_t shape[4];
-        for (int d = 0; d < l.t[i].ndim; d++) shape[d] = l.t[i].shape[d];
-        kd_st_add(w, l.t[i].name, "F32", l.t[i].ndim, shape, base[l.t[i].block] + l.t[i].off);
-    }
+    for (int i = 0; i < l.n; i++)
+        kd_st_add(w, l.t[i].name, "F32", l.t[i].ndim, l.t[i].shape, base[l.t[i].block] + l.t[i].off);
     s = kd_st_write(w, path, err);
     kd_st_writer_free(w);
     free(l.t);
@@ -344,16 +335,11 @@ static kd_status parse_state(parsed *p, const char *path, kd_error *err) {
 }
 
 /* Reads and validates the whole file: the container (kd_st_read), then what makes it a Distill
- * checkpoint: F32 tensors only, format and version, model YAML, optimizer and training state. */
+ * checkpoint: format and version, model YAML, optimizer and training state, F32 tensors only. */
 static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
     memset(p, 0, sizeof *p);
     kd_status st = kd_st_read(&p->f, path, err);
     if (st) return st;
-    for (int i = 0; i < p->f.n; i++)
-        if (strcmp(p->f.t[i].dtype, "F32") != 0)
-            return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
-                                              "%s: tensor %s has dtype %s; Distill checkpoints hold only F32", path,
-                                              p->f.t[i].name, p->f.t[i].dtype));
     const char *fmt = meta_str(p, "format");
     p->yaml = meta_str(p, "model_yaml");
     if (!fmt || strcmp(fmt, "distill") != 0 || !p->yaml)
@@ -385,6 +371,12 @@ static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
         p->has_opt = 1;
     }
     if ((st = parse_state(p, path, err))) return parse_fail(p, st);
+    /* after the metadata, so that another kind of safetensors file (an int8 model) is named as such */
+    for (int i = 0; i < p->f.n; i++)
+        if (strcmp(p->f.t[i].dtype, "F32") != 0)
+            return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
+                                              "%s: tensor %s has dtype %s; Distill checkpoints hold only F32", path,
+                                              p->f.t[i].name, p->f.t[i].dtype));
     return KD_STATUS_OK;
 }
 
@@ -413,7 +405,7 @@ static kd_status load_parsed(parsed *p, const char *path, kd_model *m, kd_optimi
     for (int i = 0; i < l.n && !s; i++) {
         const tensor_ref *r = &l.t[i];
         char want_s[64], got_s[160];
-        ref_shape_str(want_s, sizeof want_s, r);
+        kd_st_shape_str(want_s, sizeof want_s, r->shape, r->ndim);
         kd_st_tensor *e = kd_st_find(&p->f, r->name);
         if (!e) {
             s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: missing tensor %s %s that model %s needs", path, r->name,
