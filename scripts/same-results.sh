@@ -52,7 +52,7 @@ jobs() {
 }
 run() {
     rm -rf "$W/$1"; mkdir -p "$W/$1"
-    (cd "$W/$1" && jobs "$2" 2>&1 | grep -a -v -e 'samples/s' -e 'tokens/s' -e 'elapsed' | sed -E 's/[0-9]+(\.[0-9]+)? ?(s|ms|us|µs)\b/TIME/g' > stdout.txt || true)
+    (cd "$W/$1" && jobs "$2" 2>&1 | grep -a -v -e 'samples/s' -e 'images/s' -e 'tokens/s' -e 'elapsed' | sed -E 's/[0-9]+(\.[0-9]+)? ?(s|ms|us|µs)\b/TIME/g' > stdout.txt || true)
     (cd "$W/$1" && sha256sum $(ls | sort) > ../$1.sums)
 }
 # KEEP_OLD=1 reuses the old build's results from an earlier call with the same WORKDIR.
