@@ -6,7 +6,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,16 +219,6 @@ static size_t first_nonfinite(const float *p, size_t n) {
     return n;
 }
 
-static void add_meta(kd_st_writer *w, const char *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void add_meta(kd_st_writer *w, const char *k, const char *fmt, ...) {
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    kd_st_meta(w, k, buf);
-}
-
 kd_status kd_checkpoint_save(const char *path, const kd_model *m, const kd_optimizer *opt, const kd_train_state *st,
                              kd_error *err) {
     if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_checkpoint_save: no path or no model");
@@ -271,11 +260,11 @@ kd_status kd_checkpoint_save(const char *path, const kd_model *m, const kd_optim
     if (optjson) kd_st_meta(w, "optimizer", optjson);
     free(optjson);
     if (st) {
-        add_meta(w, "epoch", "%d", st->epoch);
-        add_meta(w, "step", "%lld", st->step);
-        add_meta(w, "rng_state", "%" PRIu64, st->rng.state);
-        add_meta(w, "rng_inc", "%" PRIu64, st->rng.inc);
-        add_meta(w, "best_val_acc", "%.9g", (double)st->best_val_acc);
+        kd_st_metaf(w, "epoch", "%d", st->epoch);
+        kd_st_metaf(w, "step", "%lld", st->step);
+        kd_st_metaf(w, "rng_state", "%" PRIu64, st->rng.state);
+        kd_st_metaf(w, "rng_inc", "%" PRIu64, st->rng.inc);
+        kd_st_metaf(w, "best_val_acc", "%.9g", (double)st->best_val_acc);
     }
     for (int i = 0; i < l.n; i++)
         kd_st_add(w, l.t[i].name, "F32", l.t[i].ndim, l.t[i].shape, base[l.t[i].block] + l.t[i].off);

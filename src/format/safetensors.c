@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,15 @@ void kd_st_writer_free(kd_st_writer *w) {
 
 void kd_st_meta(kd_st_writer *w, const char *key, const char *value) {
     if (!cJSON_AddStringToObject(w->meta, key, value)) w->oom = 1;
+}
+
+void kd_st_metaf(kd_st_writer *w, const char *key, const char *fmt, ...) {
+    char buf[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    kd_st_meta(w, key, buf);
 }
 
 void kd_st_add(kd_st_writer *w, const char *name, const char *dtype, int ndim, const int64_t *shape,

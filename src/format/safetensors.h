@@ -25,8 +25,9 @@ typedef struct kd_st_writer kd_st_writer;
  * NULL when out of memory. */
 kd_st_writer *kd_st_writer_create(void);
 void kd_st_writer_free(kd_st_writer *w);
-/* Add a metadata string (copied). */
+/* Add a metadata string (copied); kd_st_metaf formats it (at most 159 characters). */
 void kd_st_meta(kd_st_writer *w, const char *key, const char *value);
+void kd_st_metaf(kd_st_writer *w, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Add a tensor: dtype "F32", "I32" or "I8"; shape[0..ndim) (ndim <= 4); `data` holds the product
  * of the shape elements in host order and must stay valid until kd_st_write. */
 void kd_st_add(kd_st_writer *w, const char *name, const char *dtype, int ndim, const int64_t *shape,

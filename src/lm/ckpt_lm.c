@@ -6,23 +6,12 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "distill/lm.h"
 #include "format/safetensors.h"
-
-static void meta_add(kd_st_writer *w, const char *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void meta_add(kd_st_writer *w, const char *k, const char *fmt, ...) {
-    char buf[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    kd_st_meta(w, k, buf);
-}
 
 kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, const kd_lm_state *st, kd_error *err) {
     if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_lm_save: no path or no model");
@@ -47,7 +36,7 @@ kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, c
     const int32_t *merges = kd_lm_tokenizer_merges(m->tok, &n_merges);
     kd_st_meta(w, "format", "distill-lm");
     kd_st_meta(w, "version", n_merges ? "2" : "1");
-    meta_add(w, "config", "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d", c->vocab, c->ctx, c->layers, c->dim, c->heads);
+    kd_st_metaf(w, "config", "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d", c->vocab, c->ctx, c->layers, c->dim, c->heads);
     if (n_merges) { /* "a b a b ...": at most 11 characters per number */
         char *ms = malloc(24 * (size_t)n_merges + 1), *pos = ms;
         if (!ms) {
@@ -61,10 +50,10 @@ kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_lm_adamw *opt, c
         free(ms);
     }
     if (opt && st) {
-        meta_add(w, "step", "%lld", st->step);
-        meta_add(w, "rng_state", "%" PRIu64, st->rng.state);
-        meta_add(w, "rng_inc", "%" PRIu64, st->rng.inc);
-        meta_add(w, "adam_t", "%lld", opt->t);
+        kd_st_metaf(w, "step", "%lld", st->step);
+        kd_st_metaf(w, "rng_state", "%" PRIu64, st->rng.state);
+        kd_st_metaf(w, "rng_inc", "%" PRIu64, st->rng.inc);
+        kd_st_metaf(w, "adam_t", "%lld", opt->t);
     }
     for (int b = 0; b < nblk; b++)
         for (int i = 0; i < m->n_tensors; i++) {
