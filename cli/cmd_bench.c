@@ -11,6 +11,8 @@
 
 #include "cli.h"
 #include "distill/export.h"
+#include "distill/fileio.h"
+#include "distill/quantize.h"
 #include "kdrt_model.h"
 
 static void help(void) {

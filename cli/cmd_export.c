@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "distill/export.h"
+#include "distill/fileio.h"
 #include "distill/quantize.h"
 #include "kdrt_model.h"
 

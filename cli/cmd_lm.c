@@ -11,6 +11,7 @@
 #endif
 
 #include "cli.h"
+#include "distill/fileio.h"
 #include "distill/lm.h"
 
 #define LM_DEFAULT_TEXT "out/kjv.txt"

@@ -4,7 +4,8 @@
  * "<layer>.running_var", and with a training state "optim.m.<...>", "optim.v.<...>".
  * __metadata__ holds "format": "distill", "version", "model_yaml" (the model description) and, for
  * a training checkpoint, "epoch", "step", "rng_state", "rng_inc", "best_val_acc", "optimizer".
- * Writes are atomic: temp file in the same directory, fsync, rename. */
+ * Writes are atomic (distill/fileio.h): temp file in the same directory, fsync, rename.
+ * src/format/ckpt_fp32.c, a client of the one safetensors layer (src/format/safetensors.c). */
 #ifndef DISTILL_CHECKPOINT_H
 #define DISTILL_CHECKPOINT_H
 #include "distill/model.h"
@@ -25,11 +26,6 @@ kd_status kd_checkpoint_load(const char *path, kd_model **out, kd_error *err);
  * a training state was found. */
 kd_status kd_checkpoint_load_into(const char *path, kd_model *m, kd_optimizer *opt, kd_train_state *st,
                                   int *has_state, kd_error *err);
-
-/* Write `len` bytes atomically to path (temp + fsync + rename). */
-kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err);
-/* Read a whole file (malloc'd, NUL-terminated for convenience). */
-kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err);
 
 #ifdef __cplusplus
 }

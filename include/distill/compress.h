@@ -13,16 +13,6 @@
 extern "C" {
 #endif
 
-/* ---- YAML from a layer table ------------------------------------------------------------- */
-
-/* Write the YAML text of a model with input shape (in_c, in_h, in_w) and the layers `layers[0..n)`
- * (type, name, inputs as indices into this array or KD_MODEL_INPUT, and the hyper-parameters
- * out/kernel/stride/pad/groups/bias/p/eps/momentum; shapes and offsets are ignored). Every option is
- * written explicitly and floats with 9 significant digits, so kd_model_from_yaml(*yaml) rebuilds
- * exactly these layers. *yaml is malloc'd. */
-kd_status kd_model_yaml_from_layers(const char *name, int in_c, int in_h, int in_w, const kd_layer *layers,
-                                    int n_layers, char **yaml, kd_error *err);
-
 /* ---- Batch-norm folding ------------------------------------------------------------------ */
 
 /* Build *out: `in` without the batch norms that directly follow a conv2d (any groups, depthwise

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "distill/data.h"
 #include "distill/model.h"
+#include "distill/npy.h" /* teacher logits from other frameworks */
 #include "distill/status.h"
 #include "distill/train.h"
 
@@ -207,10 +208,6 @@ kd_status kd_distiller_load(kd_distiller *d, const char *ckpt_path, long long st
 kd_status kd_init_from_teacher(kd_model *student, const kd_model *teacher, const char *map, char *report,
                                size_t report_len, kd_error *err);
 
-/* NumPy .npy reader for teacher logits: float32 or float16, C order, shape [N, C]. */
-kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_error *err);
-/* Write a float32 [n, c] .npy (version 1.0), atomically. */
-kd_status kd_npy_save(const char *path, const float *data, int n, int c, kd_error *err);
 
 #ifdef __cplusplus
 }

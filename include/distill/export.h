@@ -1,5 +1,5 @@
 /* Export of int8 models to the runtime's deployable `.kdm` format (runtime/include/kdrt_model.h,
- * docs/FORMAT.md), and back. The writer lives here; the only reader is the runtime's
+ * docs/FORMAT.md), and back. The writer is src/format/kdm.c; the only reader is the runtime's
  * kdrt_model_load, which kd_kdm_read calls, so the two sides cannot disagree about the format.
  *
  * The writer stores int8 weights, int32 biases, float weight scales, per-tensor activation
@@ -11,7 +11,7 @@
 #define DISTILL_EXPORT_H
 #include <stddef.h>
 
-#include "distill/quantize.h"
+#include "distill/int8.h"
 #include "distill/status.h"
 
 #ifdef __cplusplus

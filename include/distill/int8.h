@@ -65,7 +65,7 @@ void kd_int8_free(kd_int8_model *q);
 
 /* Bytes of the int8 parameters: int8 weights + int32 biases + int32 multipliers and shifts. */
 size_t kd_int8_param_bytes(const kd_int8_model *q);
-/* ---- File -------------------------------------------------------------------------------------- */
+/* ---- File (src/format/ckpt_int8.c, on the safetensors layer) ---------------------------------- */
 
 /* Write a safetensors file: "<layer>.weight" I8 (runtime layout), "<layer>.bias" / ".multiplier" /
  * ".shift" I32, "<layer>.w_scale" F32, and in __metadata__: "format": "distill-int8", "version",

@@ -1,110 +1,12 @@
-/* Batch-norm folding, and the pieces every architecture-changing surgery shares: YAML text from a
- * layer table (the new model is built by kd_model_from_yaml, so it is an ordinary model) and the
- * before/after report. */
+/* Batch-norm folding, and the before/after report every architecture-changing surgery shares (the
+ * new model's YAML comes from kd_model_yaml_from_layers, src/format/model_yaml.c, and is built by
+ * kd_model_from_yaml, so it is an ordinary model). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "distill/compress.h"
-
-/* ---- a growing string ---- */
-
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) { b->oom = 1; return; }
-        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap <= b->len + (size_t)n) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) { b->oom = 1; return; }
-        b->s = p;
-        b->cap = cap;
-    }
-}
-
-/* A YAML single-quoted scalar: names may hold ',', ':', '#', '{' ... which would end a plain
- * scalar inside a flow mapping; a quote inside is doubled. */
-static void sb_quoted(sbuf *b, const char *s) {
-    sb_printf(b, "'");
-    for (; *s; s++) sb_printf(b, *s == '\'' ? "''" : "%c", *s);
-    sb_printf(b, "'");
-}
-
-kd_status kd_model_yaml_from_layers(const char *name, int in_c, int in_h, int in_w, const kd_layer *layers,
-                                    int n_layers, char **yaml, kd_error *err) {
-    *yaml = NULL;
-    if (!layers || n_layers < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "a model needs at least one layer");
-    sbuf b = {0};
-    sb_printf(&b, "# written by distill (model surgery)\nname: ");
-    sb_quoted(&b, name ? name : "model");
-    sb_printf(&b, "\ninput: [%d, %d, %d]\nlayers:\n", in_c, in_h, in_w);
-    for (int i = 0; i < n_layers; i++) {
-        const kd_layer *L = &layers[i];
-        if (L->type < 0 || L->type >= KD_LAYER_COUNT) {
-            free(b.s);
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %d: bad type %d", i, (int)L->type);
-        }
-        sb_printf(&b, "  - {name: ");
-        sb_quoted(&b, L->name);
-        sb_printf(&b, ", type: %s", kd_layer_type_name(L->type));
-        switch (L->type) {
-        case KD_LAYER_CONV2D:
-            sb_printf(&b, ", out: %d, kernel: %d, stride: %d, pad: %d, groups: %d, bias: %s", L->out, L->kernel,
-                      L->stride, L->pad, L->groups, L->bias ? "true" : "false");
-            break;
-        case KD_LAYER_LINEAR: sb_printf(&b, ", out: %d, bias: %s", L->out, L->bias ? "true" : "false"); break;
-        case KD_LAYER_MAXPOOL:
-        case KD_LAYER_AVGPOOL: sb_printf(&b, ", kernel: %d, stride: %d", L->kernel, L->stride); break;
-        case KD_LAYER_BATCHNORM:
-            sb_printf(&b, ", eps: %.9g, momentum: %.9g", (double)L->eps, (double)L->momentum);
-            break;
-        case KD_LAYER_DROPOUT: sb_printf(&b, ", p: %.9g", (double)L->p); break;
-        default: break;
-        }
-        int n_in = L->type == KD_LAYER_ADD ? 2 : 1;
-        if (n_in == 2 || L->inputs[0] != i - 1) {
-            sb_printf(&b, ", inputs: [");
-            for (int k = 0; k < n_in; k++) {
-                int j = L->inputs[k];
-                if (j != KD_MODEL_INPUT && (j < 0 || j >= i)) {
-                    free(b.s);
-                    return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %s: input %d is not an earlier layer",
-                                        L->name, j);
-                }
-                if (k) sb_printf(&b, ", ");
-                if (j == KD_MODEL_INPUT) sb_printf(&b, "input");
-                else sb_quoted(&b, layers[j].name);
-            }
-            sb_printf(&b, "]");
-        }
-        sb_printf(&b, "}\n");
-    }
-    if (b.oom) {
-        free(b.s);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory writing model YAML");
-    }
-    *yaml = b.s;
-    return KD_STATUS_OK;
-}
 
 /* ---- reports ---- */
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 
 kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err) {
     if (!path || !*path || (!data && len))

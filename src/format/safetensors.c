@@ -1,11 +1,8 @@
-/* Checkpoints in the safetensors format: u64 LE header length, JSON header (parsed with cJSON),
- * raw little-endian F32 data. The model's YAML and the training state live in __metadata__ and
- * optimizer moments are extra tensors, so a file is self-describing and readable by the
- * `safetensors` Python package. Every field of a file from outside is validated. */
+/* The safetensors layer: framing, tensor table, offset and dtype validation and metadata, shared by
+ * the fp32, int8 and language-model checkpoints (safetensors.h). The header is parsed with cJSON;
+ * every field of a file from outside is validated here, once, with one set of limits. */
 #include <errno.h>
-#include <float.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,388 +11,159 @@
 
 #include <cjson/cJSON.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
+#include "format/safetensors.h"
 
-#define KD_MAX_HEADER (100u << 20) /* a header is a few kB; more is a corrupt or hostile file */
-#define KD_MAX_DIMS 8
 #define KD_MAX_EXACT 9007199254740992.0 /* 2^53: integers above are not exact in a JSON double */
 
-/* ---------------------------------------------------------------- tensor table */
+/* The dtypes of the safetensors specification and their sizes: a foreign file's framing is
+ * validated whatever it holds; each client then says which dtypes it reads. */
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[] = {{"F32", 4}, {"I32", 4}, {"I8", 1},  {"U8", 1},      {"BOOL", 1},    {"F16", 2},
+              {"BF16", 2}, {"I16", 2}, {"U16", 2}, {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"U32", 4},
+              {"F64", 8}, {"I64", 8}, {"U64", 8}};
 
-/* Where a tensor lives: the model's parameter or buffer block, or an optimizer moment block with
- * the parameter layout. Saving reads from the real blocks; loading writes into staging copies. */
-enum { BLK_PARAMS = 0, BLK_BUFFERS, BLK_M, BLK_V, BLK_COUNT };
+static size_t dtype_size(const char *name) {
+    for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++)
+        if (!strcmp(dtypes[i].name, name)) return dtypes[i].size;
+    return 0;
+}
 
-typedef struct tensor_ref {
-    char name[KD_NAME_MAX + 32]; /* "optim.m." + layer + ".running_mean" fits */
-    int ndim;
-    int shape[4];
-    int block;
-    size_t off, n;               /* in floats */
-} tensor_ref;
+/* ---------------------------------------------------------------- writing */
 
-typedef struct tensor_list {
-    tensor_ref *t;
+typedef struct st_blob {
+    const void *data;
+    size_t n, elem;
+} st_blob;
+
+struct kd_st_writer {
+    cJSON *root, *meta;
+    st_blob *b;
     int n, cap;
-} tensor_list;
+    size_t off; /* data bytes so far */
+    int oom;
+};
 
-static int add_tensor(tensor_list *l, const char *prefix, const char *layer, const char *what, int block, size_t off,
-                      int ndim, const int *shape) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 32;
-        tensor_ref *t = realloc(l->t, sizeof *t * (size_t)cap);
-        if (!t) return -1;
-        l->t = t;
-        l->cap = cap;
+kd_st_writer *kd_st_writer_create(void) {
+    kd_st_writer *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->root = cJSON_CreateObject();
+    w->meta = w->root ? cJSON_AddObjectToObject(w->root, "__metadata__") : NULL;
+    if (!w->meta) {
+        kd_st_writer_free(w);
+        return NULL;
     }
-    tensor_ref *r = &l->t[l->n++];
-    snprintf(r->name, sizeof r->name, "%s%s.%s", prefix, layer, what);
-    r->ndim = ndim;
-    r->n = 1;
-    for (int i = 0; i < ndim; i++) {
-        r->shape[i] = shape[i];
-        r->n *= (size_t)shape[i];
-    }
-    r->block = block;
-    r->off = off;
-    return 0;
+    return w;
 }
 
-/* The tensors of a model under `prefix`, with weights and biases in `block` (params or a moment
- * block of the same layout) and, if with_buffers, batch-norm running statistics. Returns 0, -1 out
- * of memory, or the index + 1 of a layer whose size table disagrees with its shape (a bug). */
-static int model_tensors(tensor_list *l, const kd_model *m, const char *prefix, int block, int with_buffers) {
-    for (int i = 0; i < m->n_layers; i++) {
-        const kd_layer *L = &m->layers[i];
-        int ws[4], nd;
-        if (L->type == KD_LAYER_CONV2D) {
-            ws[0] = L->out; ws[1] = L->groups > 0 ? L->in_c / L->groups : 0; ws[2] = ws[3] = L->kernel; nd = 4;
-        } else if (L->type == KD_LAYER_LINEAR) {
-            ws[0] = L->out; ws[1] = L->in_c; nd = 2;
-        } else if (L->type == KD_LAYER_BATCHNORM) {
-            ws[0] = L->c; nd = 1;
-        } else {
-            continue;
-        }
-        size_t wn = 1;
-        for (int d = 0; d < nd; d++) wn *= (size_t)(ws[d] > 0 ? ws[d] : 0);
-        if (wn != L->w_size || (L->b_size && L->b_size != (size_t)ws[0])) return i + 1;
-        if (add_tensor(l, prefix, L->name, "weight", block, L->w_off, nd, ws)) return -1;
-        if (L->b_size && add_tensor(l, prefix, L->name, "bias", block, L->b_off, 1, ws)) return -1;
-        if (L->type == KD_LAYER_BATCHNORM && with_buffers) {
-            if (add_tensor(l, prefix, L->name, "running_mean", BLK_BUFFERS, L->buf_off, 1, ws) ||
-                add_tensor(l, prefix, L->name, "running_var", BLK_BUFFERS, L->buf_off + (size_t)L->c, 1, ws))
-                return -1;
-        }
-    }
-    return 0;
+void kd_st_writer_free(kd_st_writer *w) {
+    if (!w) return;
+    cJSON_Delete(w->root);
+    free(w->b);
+    free(w);
 }
 
-/* All tensors of a checkpoint: the model's, then optimizer moments m (with_m) and v (with_v). */
-static kd_status build_list(tensor_list *l, const kd_model *m, int with_m, int with_v, const char *path,
-                            kd_error *err) {
-    memset(l, 0, sizeof *l);
-    int r = model_tensors(l, m, "", BLK_PARAMS, 1);
-    if (!r && with_m) r = model_tensors(l, m, "optim.m.", BLK_M, 0);
-    if (!r && with_v) r = model_tensors(l, m, "optim.v.", BLK_V, 0);
-    if (!r) return KD_STATUS_OK;
-    free(l->t);
-    memset(l, 0, sizeof *l);
-    if (r < 0) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
-    return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: layer %s of model %s: parameter sizes disagree with its shape",
-                        path, m->layers[r - 1].name, m->name);
+void kd_st_meta(kd_st_writer *w, const char *key, const char *value) {
+    if (!cJSON_AddStringToObject(w->meta, key, value)) w->oom = 1;
 }
 
-static void shape_str(char *buf, size_t n, const int64_t *shape, int nd) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64, i ? "," : "", shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-}
-
-static void ref_shape_str(char *buf, size_t n, const tensor_ref *r) {
-    int64_t s[4];
-    for (int i = 0; i < r->ndim; i++) s[i] = r->shape[i];
-    shape_str(buf, n, s, r->ndim);
-}
-
-/* ---------------------------------------------------------------- optimizer metadata */
-
-static const char *opt_type_name(kd_opt_type t) { return t == KD_OPT_ADAMW ? "adamw" : "sgd"; }
-static const char *sched_name(kd_sched_type s) {
-    return s == KD_SCHED_STEP ? "step" : s == KD_SCHED_COSINE ? "cosine" : "const";
-}
-
-/* The optimizer as a JSON string. A float is written as the shortest decimal that reads back,
- * through a double as cJSON reads it, to the same float (9 significant digits always do). */
-static void add_float(cJSON *j, const char *k, float v) {
-    char buf[32];
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
-        if ((float)strtod(buf, NULL) == v) break;
-    }
-    cJSON_AddRawToObject(j, k, buf);
-}
-
-static char *optimizer_json(const kd_optimizer *o) {
-    const kd_optim_config *c = &o->cfg;
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return NULL;
-    char buf[32];
-    cJSON_AddStringToObject(j, "type", opt_type_name(c->type));
-    add_float(j, "lr", c->lr);
-    add_float(j, "momentum", c->momentum);
-    cJSON_AddBoolToObject(j, "nesterov", c->nesterov != 0);
-    add_float(j, "beta1", c->beta1);
-    add_float(j, "beta2", c->beta2);
-    add_float(j, "eps", c->eps);
-    add_float(j, "weight_decay", c->weight_decay);
-    cJSON_AddStringToObject(j, "sched", sched_name(c->sched));
-    add_float(j, "warmup_epochs", c->warmup_epochs);
-    cJSON_AddNumberToObject(j, "step_epochs", c->step_epochs);
-    add_float(j, "step_gamma", c->step_gamma);
-    add_float(j, "min_lr", c->min_lr);
-    snprintf(buf, sizeof buf, "%lld", o->t);
-    cJSON_AddRawToObject(j, "t", buf);
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
-}
-
-static int config_finite(const kd_optim_config *c) {
-    const float f[] = {c->lr, c->momentum, c->beta1, c->beta2, c->eps, c->weight_decay, c->warmup_epochs, c->step_gamma,
-                       c->min_lr};
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-        if (!isfinite(f[i])) return 0;
-    return 1;
-}
-
-static int json_float(const cJSON *j, const char *k, float *v) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || fabs(x->valuedouble) > FLT_MAX) return 0;
-    *v = (float)x->valuedouble;
-    return 1;
-}
-
-static int json_int(const cJSON *j, const char *k, double lo, double hi, double *v) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi) || x->valuedouble != floor(x->valuedouble))
-        return 0;
-    *v = x->valuedouble;
-    return 1;
-}
-
-/* Parse the "optimizer" metadata string into a config and step count; NULL on success, else the
- * name of the first bad field. */
-static const char *parse_optimizer(const char *s, kd_optim_config *c, long long *t) {
-    cJSON *j = cJSON_Parse(s);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return "(not a JSON object)";
-    }
-    const char *bad = NULL;
-    memset(c, 0, sizeof *c);
-    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "type");
-    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "sched");
-    const cJSON *ne = cJSON_GetObjectItemCaseSensitive(j, "nesterov");
-    double se = 0, tt = 0;
-    if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "sgd")) c->type = KD_OPT_SGD;
-    else if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "adamw")) c->type = KD_OPT_ADAMW;
-    else bad = "type";
-    if (!bad) {
-        if (cJSON_IsString(sc) && !strcmp(sc->valuestring, "const")) c->sched = KD_SCHED_CONST;
-        else if (cJSON_IsString(sc) && !strcmp(sc->valuestring, "step")) c->sched = KD_SCHED_STEP;
-        else if (cJSON_IsString(sc) && !strcmp(sc->valuestring, "cosine")) c->sched = KD_SCHED_COSINE;
-        else bad = "sched";
-    }
-    if (!bad && !cJSON_IsBool(ne)) bad = "nesterov";
-    c->nesterov = cJSON_IsTrue(ne);
-    if (!bad && !json_float(j, "lr", &c->lr)) bad = "lr";
-    if (!bad && !json_float(j, "momentum", &c->momentum)) bad = "momentum";
-    if (!bad && !json_float(j, "beta1", &c->beta1)) bad = "beta1";
-    if (!bad && !json_float(j, "beta2", &c->beta2)) bad = "beta2";
-    if (!bad && !json_float(j, "eps", &c->eps)) bad = "eps";
-    if (!bad && !json_float(j, "weight_decay", &c->weight_decay)) bad = "weight_decay";
-    if (!bad && !json_float(j, "warmup_epochs", &c->warmup_epochs)) bad = "warmup_epochs";
-    if (!bad && !json_int(j, "step_epochs", INT_MIN, INT_MAX, &se)) bad = "step_epochs";
-    if (!bad && !json_float(j, "step_gamma", &c->step_gamma)) bad = "step_gamma";
-    if (!bad && !json_float(j, "min_lr", &c->min_lr)) bad = "min_lr";
-    if (!bad && !json_int(j, "t", 0, KD_MAX_EXACT, &tt)) bad = "t";
-    c->step_epochs = (int)se;
-    *t = (long long)tt;
-    cJSON_Delete(j);
-    return bad;
-}
-
-/* ---------------------------------------------------------------- save */
-
-static void put_f32le(unsigned char *d, const float *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &s[i], 4);
-        d[4 * i] = (unsigned char)u;
-        d[4 * i + 1] = (unsigned char)(u >> 8);
-        d[4 * i + 2] = (unsigned char)(u >> 16);
-        d[4 * i + 3] = (unsigned char)(u >> 24);
-    }
-}
-
-static void get_f32le(float *d, const unsigned char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
-                     (uint32_t)s[4 * i + 3] << 24;
-        memcpy(&d[i], &u, 4);
-    }
-}
-
-static size_t first_nonfinite(const float *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i])) return i;
-    return n;
-}
-
-static void add_meta(cJSON *meta, const char *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void add_meta(cJSON *meta, const char *k, const char *fmt, ...) {
-    char buf[64];
+void kd_st_metaf(kd_st_writer *w, const char *key, const char *fmt, ...) {
+    char buf[160];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    cJSON_AddStringToObject(meta, k, buf);
+    kd_st_meta(w, key, buf);
 }
 
-kd_status kd_checkpoint_save(const char *path, const kd_model *m, const kd_optimizer *opt, const kd_train_state *st,
-                             kd_error *err) {
-    if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_checkpoint_save: no path or no model");
-    if (!m->yaml)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: model %s has no YAML description to store", path, m->name);
-    if (opt && (opt->n != m->n_params || !opt->m || (opt->cfg.type == KD_OPT_ADAMW) != (opt->v != NULL)))
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to model %s", path, m->name);
-    tensor_list l;
-    kd_status s = build_list(&l, m, opt != NULL, opt && opt->v, path, err);
-    if (s) return s;
-    const float *base[BLK_COUNT] = {m->params, m->buffers, opt ? opt->m : NULL, opt ? opt->v : NULL};
-    /* A checkpoint never holds NaN/inf: the loader would refuse it, and the last good one must
-     * not be replaced by garbage. */
-    for (int i = 0; i < l.n; i++) {
-        size_t k = first_nonfinite(base[l.t[i].block] + l.t[i].off, l.t[i].n);
-        if (k < l.t[i].n) {
-            s = kd_error_set(err, KD_STATUS_DIVERGED, "%s: refusing to write a checkpoint: tensor %s holds %g at element %zu",
-                             path, l.t[i].name, (double)base[l.t[i].block][l.t[i].off + k], k);
-            free(l.t);
-            return s;
+void kd_st_add(kd_st_writer *w, const char *name, const char *dtype, int ndim, const int64_t *shape,
+               const void *data) {
+    if (w->n == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 32;
+        st_blob *b = realloc(w->b, sizeof *b * (size_t)cap);
+        if (!b) {
+            w->oom = 1;
+            return;
         }
+        w->b = b;
+        w->cap = cap;
     }
-    if ((st && !isfinite(st->best_val_acc)) || (opt && !config_finite(&opt->cfg))) {
-        free(l.t);
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: %s holds NaN or inf", path,
-                            st && !isfinite(st->best_val_acc) ? "best_val_acc" : "the optimizer configuration");
+    st_blob *b = &w->b[w->n++];
+    b->data = data;
+    b->elem = dtype_size(dtype);
+    b->n = 1;
+    cJSON *t = cJSON_AddObjectToObject(w->root, name);
+    cJSON_AddStringToObject(t, "dtype", dtype);
+    cJSON *sh = cJSON_AddArrayToObject(t, "shape");
+    for (int d = 0; d < ndim; d++) {
+        cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[d]));
+        b->n *= (size_t)shape[d];
     }
+    cJSON *of = cJSON_AddArrayToObject(t, "data_offsets");
+    cJSON_AddItemToArray(of, cJSON_CreateNumber((double)w->off));
+    w->off += b->n * b->elem;
+    cJSON_AddItemToArray(of, cJSON_CreateNumber((double)w->off));
+    if (!of || cJSON_GetArraySize(of) != 2 || cJSON_GetArraySize(sh) != ndim) w->oom = 1;
+}
 
-    char *optjson = opt ? optimizer_json(opt) : NULL;
-    cJSON *root = cJSON_CreateObject();
-    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
-    if (meta) {
-        cJSON_AddStringToObject(meta, "format", "distill");
-        cJSON_AddStringToObject(meta, "version", "1");
-        cJSON_AddStringToObject(meta, "model_yaml", m->yaml);
-        if (optjson) cJSON_AddStringToObject(meta, "optimizer", optjson);
-        if (st) {
-            add_meta(meta, "epoch", "%d", st->epoch);
-            add_meta(meta, "step", "%lld", st->step);
-            add_meta(meta, "rng_state", "%" PRIu64, st->rng.state);
-            add_meta(meta, "rng_inc", "%" PRIu64, st->rng.inc);
-            add_meta(meta, "best_val_acc", "%.9g", (double)st->best_val_acc);
-        }
-    }
-    size_t off = 0;
-    for (int i = 0; meta && i < l.n; i++) {
-        cJSON *t = cJSON_AddObjectToObject(root, l.t[i].name);
-        cJSON_AddStringToObject(t, "dtype", "F32");
-        cJSON *sh = cJSON_AddArrayToObject(t, "shape");
-        for (int d = 0; d < l.t[i].ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber(l.t[i].shape[d]));
-        cJSON *of = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
-        off += l.t[i].n * 4;
-        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
-    }
-    char *json = meta && (!opt || optjson) ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    free(optjson);
-    if (!json) {
-        free(l.t);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory building the header", path);
-    }
+kd_status kd_st_write(kd_st_writer *w, const char *path, kd_error *err) {
+    char *json = w->oom ? NULL : cJSON_PrintUnformatted(w->root);
+    if (!json) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory building the header", path);
     /* The header is padded with spaces so the data buffer starts 8-byte aligned (as the
-     * safetensors writer does); readers that mmap the file can then use the floats in place. */
-    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
-    size_t total = 8 + padded + off;
+     * safetensors writer does); readers that mmap the file can then use the values in place. */
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8, total = 8 + padded + w->off;
     unsigned char *buf = malloc(total);
     if (!buf) {
         free(json);
-        free(l.t);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, total);
     }
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     memcpy(buf + 8, json, hlen);
     memset(buf + 8 + hlen, ' ', padded - hlen);
-    unsigned char *d = buf + 8 + padded;
-    for (int i = 0; i < l.n; i++) {
-        put_f32le(d, base[l.t[i].block] + l.t[i].off, l.t[i].n);
-        d += l.t[i].n * 4;
-    }
     free(json);
-    free(l.t);
-    s = kd_write_file_atomic(path, buf, total, err);
+    unsigned char *d = buf + 8 + padded;
+    for (int k = 0; k < w->n; k++) { /* little-endian on any host */
+        const unsigned char *s = w->b[k].data;
+        if (w->b[k].elem == 1) {
+            memcpy(d, s, w->b[k].n);
+        } else {
+            for (size_t i = 0; i < w->b[k].n; i++) {
+                uint32_t u;
+                memcpy(&u, s + 4 * i, 4);
+                for (int j = 0; j < 4; j++) d[4 * i + (size_t)j] = (unsigned char)(u >> (8 * j));
+            }
+        }
+        d += w->b[k].n * w->b[k].elem;
+    }
+    kd_status s = kd_write_file_atomic(path, buf, total, err);
     free(buf);
     return s;
 }
 
-/* ---------------------------------------------------------------- parse and validate a file */
+/* ---------------------------------------------------------------- reading */
 
-typedef struct entry {
-    const char *name;   /* points into the cJSON tree */
-    uint64_t begin, end;/* data offsets */
-    int ndim;
-    int64_t shape[KD_MAX_DIMS];
-    int used;
-} entry;
+void kd_st_close(kd_st_file *f) {
+    cJSON_Delete(f->root);
+    free(f->bytes);
+    free(f->t);
+    memset(f, 0, sizeof *f);
+}
 
-typedef struct parsed {
-    char *file;
-    size_t len;
-    cJSON *root;
-    const unsigned char *data; /* start of the data buffer */
-    size_t data_len;
-    entry *ents;               /* sorted by name */
-    int n_ents;
-    const char *yaml;
-    /* optimizer and training state, when the metadata holds them (validated) */
-    int has_opt, has_state, legacy_opt;
-    kd_optim_config ocfg;
-    long long ot;
-    kd_train_state st;
-} parsed;
-
-static void parsed_free(parsed *p) {
-    cJSON_Delete(p->root);
-    free(p->file);
-    free(p->ents);
-    memset(p, 0, sizeof *p);
+static kd_status fail(kd_st_file *f, kd_status s) {
+    kd_st_close(f);
+    return s;
 }
 
 static int cmp_name(const void *a, const void *b) {
-    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+    return strcmp(((const kd_st_tensor *)a)->name, ((const kd_st_tensor *)b)->name);
 }
 
 static int cmp_offset(const void *a, const void *b) {
-    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    const kd_st_tensor *x = *(const kd_st_tensor *const *)a, *y = *(const kd_st_tensor *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : x->end > y->end;
-}
-
-static entry *find_entry(const parsed *p, const char *name) {
-    entry key = {.name = name};
-    return p->n_ents ? bsearch(&key, p->ents, (size_t)p->n_ents, sizeof key, cmp_name) : NULL;
 }
 
 /* A non-negative JSON integer that a double holds exactly. */
@@ -407,8 +175,141 @@ static int json_u64(const cJSON *x, uint64_t *v) {
     return 1;
 }
 
-/* A decimal u64 written by the saver: digits only, no sign, no overflow. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *v) {
+void kd_st_shape_str(char *buf, size_t n, const int64_t *shape, int nd) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64, i ? "," : "", shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* One tensor entry of the header into e; KD_STATUS_OK or a message. */
+static kd_status parse_entry(const kd_st_file *f, const cJSON *t, kd_st_tensor *e, const char *path, kd_error *err) {
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    e->name = t->string;
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
+        !json_u64(cJSON_GetArrayItem(of, 0), &e->begin) || !json_u64(cJSON_GetArrayItem(of, 1), &e->end))
+        return kd_error_set(err, KD_STATUS_BAD_FILE,
+                            "%s: tensor %s: malformed entry (needs dtype, shape and two integer data_offsets)", path,
+                            t->string);
+    e->dtype = dt->valuestring;
+    if (!(e->elem = dtype_size(e->dtype)))
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s has dtype %s, which is not a safetensors dtype",
+                            path, t->string, e->dtype);
+    if (cJSON_GetArraySize(sh) > KD_ST_MAX_DIMS)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s has %d dimensions (at most %d)", path, t->string,
+                            cJSON_GetArraySize(sh), KD_ST_MAX_DIMS);
+    /* element count without overflow: any product above 2^60 cannot fit in the file anyway */
+    int overflow = 0;
+    const cJSON *d;
+    e->count = 1;
+    cJSON_ArrayForEach(d, sh) {
+        uint64_t v;
+        if (!json_u64(d, &v))
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: shape holds something other than a "
+                                "non-negative integer", path, t->string);
+        e->shape[e->ndim++] = (int64_t)v;
+        if (v && e->count > (UINT64_C(1) << 60) / v) overflow = 1;
+        else e->count *= v;
+    }
+    if (e->begin > e->end || e->end > f->data_len)
+        return kd_error_set(err, KD_STATUS_BAD_FILE,
+                            "%s: tensor %s: data offsets [%" PRIu64 ", %" PRIu64 "] outside the %zu data bytes "
+                            "(truncated file?)", path, t->string, e->begin, e->end, f->data_len);
+    if (overflow || e->end - e->begin != e->elem * e->count) {
+        char shs[128];
+        kd_st_shape_str(shs, sizeof shs, e->shape, e->ndim);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: %" PRIu64 " data bytes do not match its shape %s",
+                            path, t->string, e->end - e->begin, shs);
+    }
+    return KD_STATUS_OK;
+}
+
+/* No name twice, and the tensors tile the data buffer exactly (the safetensors rule: contiguous,
+ * no holes, nothing after the last). f->t is sorted by name on return. */
+static kd_status check_table(kd_st_file *f, const char *path, kd_error *err) {
+    qsort(f->t, (size_t)f->n, sizeof *f->t, cmp_name);
+    for (int i = 0; i + 1 < f->n; i++)
+        if (!strcmp(f->t[i].name, f->t[i + 1].name))
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s appears twice in the header", path, f->t[i].name);
+    kd_st_tensor **by_off = calloc(f->n > 0 ? (size_t)f->n : 1, sizeof *by_off);
+    if (!by_off) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    for (int i = 0; i < f->n; i++) by_off[i] = &f->t[i];
+    qsort(by_off, (size_t)f->n, sizeof *by_off, cmp_offset);
+    kd_status s = KD_STATUS_OK;
+    uint64_t pos = 0;
+    for (int i = 0; i < f->n && !s; i++) {
+        if (by_off[i]->begin < pos)
+            s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s overlaps tensor %s in the data buffer", path,
+                             by_off[i]->name, by_off[i - 1]->name);
+        else if (by_off[i]->begin > pos)
+            s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %" PRIu64 " unused bytes in the data buffer before "
+                             "tensor %s", path, by_off[i]->begin - pos, by_off[i]->name);
+        pos = by_off[i]->end;
+    }
+    if (!s && pos != f->data_len)
+        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %" PRIu64 " bytes after the last tensor's data", path,
+                         (uint64_t)f->data_len - pos);
+    free(by_off);
+    return s;
+}
+
+kd_status kd_st_read(kd_st_file *f, const char *path, kd_error *err) {
+    memset(f, 0, sizeof *f);
+    kd_status s = kd_read_file(path, &f->bytes, &f->len, err);
+    if (s) return s;
+    const unsigned char *b = (const unsigned char *)f->bytes;
+    if (f->len < 8)
+        return fail(f, kd_error_set(err, KD_STATUS_BAD_FILE,
+                                    "%s: not a safetensors file (%zu bytes, less than the 8-byte header length)", path,
+                                    f->len));
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
+    if (hlen > KD_ST_MAX_HEADER || hlen > f->len - 8)
+        return fail(f, kd_error_set(err, KD_STATUS_BAD_FILE,
+                                    "%s: not a safetensors file or truncated (header length %" PRIu64
+                                    " bytes, file %zu bytes)", path, hlen, f->len));
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(f->bytes + 8, (size_t)hlen, &end, 0);
+    f->root = root;
+    if (!cJSON_IsObject(root))
+        return fail(f, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt safetensors header (invalid JSON)", path));
+    for (const char *c = end; c < f->bytes + 8 + hlen; c++)
+        if (*c != ' ' && *c != '\t' && *c != '\n' && *c != '\r')
+            return fail(f, kd_error_set(err, KD_STATUS_BAD_FILE,
+                                        "%s: corrupt safetensors header (bytes after the JSON object)", path));
+    f->data = b + 8 + hlen;
+    f->data_len = f->len - 8 - (size_t)hlen;
+
+    /* __metadata__: strings to strings */
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__"), *mv;
+    if (meta && !cJSON_IsObject(meta))
+        return fail(f, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: __metadata__ is not a JSON object", path));
+    cJSON_ArrayForEach(mv, meta) {
+        if (!cJSON_IsString(mv))
+            return fail(f, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: __metadata__ value \"%s\" is not a string", path,
+                                        mv->string));
+    }
+
+    int n = cJSON_GetArraySize(root) - (meta != NULL);
+    f->t = calloc(n > 0 ? (size_t)n : 1, sizeof *f->t);
+    if (!f->t) return fail(f, kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path));
+    const cJSON *t;
+    cJSON_ArrayForEach(t, root) {
+        if (t == meta) continue;
+        if ((s = parse_entry(f, t, &f->t[f->n++], path, err))) return fail(f, s);
+    }
+    if ((s = check_table(f, path, err))) return fail(f, s);
+    return KD_STATUS_OK;
+}
+
+const char *kd_st_meta_get(const kd_st_file *f, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f->root, "__metadata__"), key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int kd_st_meta_u64(const kd_st_file *f, const char *key, uint64_t max, uint64_t *v) {
+    const char *s = kd_st_meta_get(f, key);
     if (!s || *s < '0' || *s > '9') return 0;
     char *end = NULL;
     errno = 0;
@@ -418,306 +319,27 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *v) {
     return 1;
 }
 
-static const char *meta_str(const parsed *p, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p->root, "__metadata__"), key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+kd_st_tensor *kd_st_find(const kd_st_file *f, const char *name) {
+    kd_st_tensor key = {.name = name};
+    return f->n ? bsearch(&key, f->t, (size_t)f->n, sizeof key, cmp_name) : NULL;
 }
 
-static kd_status parse_fail(parsed *p, kd_status s) {
-    parsed_free(p);
-    return s;
+void kd_st_copy(const kd_st_file *f, const kd_st_tensor *t, void *dst) {
+    const unsigned char *s = f->data + t->begin;
+    unsigned char *d = dst;
+    if (t->elem == 1) {
+        memcpy(d, s, (size_t)t->count);
+        return;
+    }
+    for (size_t i = 0; i < t->count; i++, s += 4) {
+        uint32_t u = (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+        memcpy(d + 4 * i, &u, 4);
+    }
 }
 
-/* The training state in the metadata: all of it or none of it. */
-static kd_status parse_state(parsed *p, const char *path, kd_error *err) {
-    static const char *keys[] = {"epoch", "step", "rng_state", "rng_inc", "best_val_acc"};
-    int present = 0;
-    for (int i = 0; i < 5; i++) present += meta_str(p, keys[i]) != NULL;
-    if (present == 0) return KD_STATUS_OK;
-    uint64_t ep, step, rs, ri;
-    const char *bad = NULL;
-    if (!parse_u64(meta_str(p, "epoch"), INT_MAX, &ep)) bad = "epoch";
-    else if (!parse_u64(meta_str(p, "step"), LLONG_MAX, &step)) bad = "step";
-    else if (!parse_u64(meta_str(p, "rng_state"), UINT64_MAX, &rs)) bad = "rng_state";
-    else if (!parse_u64(meta_str(p, "rng_inc"), UINT64_MAX, &ri) || !(ri & 1)) bad = "rng_inc"; /* PCG: odd */
-    if (!bad) {
-        const char *bv = meta_str(p, "best_val_acc");
-        char *end = NULL;
-        float acc = bv ? strtof(bv, &end) : NAN;
-        if (!bv || !*bv || *end || !isfinite(acc)) bad = "best_val_acc";
-        p->st.best_val_acc = acc;
-    }
-    if (bad)
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: training state in the metadata: \"%s\" is %s", path, bad,
-                            meta_str(p, bad) ? "malformed" : "missing");
-    p->st.epoch = (int)ep;
-    p->st.step = (long long)step;
-    p->st.rng.state = rs;
-    p->st.rng.inc = ri;
-    p->has_state = 1;
-    return KD_STATUS_OK;
-}
-
-/* Reads and validates the whole file: header length, JSON, metadata, every tensor entry, and that
- * the tensors tile the data buffer exactly (the safetensors rule: contiguous, no holes). */
-static kd_status parse_file(parsed *p, const char *path, kd_error *err) {
-    memset(p, 0, sizeof *p);
-    kd_status st = kd_read_file(path, &p->file, &p->len, err);
-    if (st) return st;
-    const unsigned char *b = (const unsigned char *)p->file;
-    if (p->len < 8)
-        return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
-                                          "%s: not a safetensors file (%zu bytes, less than the 8-byte header length)",
-                                          path, p->len));
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
-    if (hlen > KD_MAX_HEADER || hlen > p->len - 8)
-        return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
-                                          "%s: not a safetensors file or truncated (header length %" PRIu64
-                                          " bytes, file %zu bytes)", path, hlen, p->len));
-    const char *end = NULL;
-    p->root = cJSON_ParseWithLengthOpts(p->file + 8, (size_t)hlen, &end, 0);
-    if (!cJSON_IsObject(p->root))
-        return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt safetensors header (invalid JSON)", path));
-    for (const char *c = end; c < p->file + 8 + hlen; c++)
-        if (*c != ' ' && *c != '\t' && *c != '\n' && *c != '\r')
-            return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
-                                              "%s: corrupt safetensors header (bytes after the JSON object)", path));
-    p->data = b + 8 + hlen;
-    p->data_len = p->len - 8 - (size_t)hlen;
-
-    /* __metadata__: strings to strings; ours says format distill, version 1, and holds the YAML */
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(p->root, "__metadata__"), *mv;
-    if (meta && !cJSON_IsObject(meta))
-        return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: __metadata__ is not a JSON object", path));
-    cJSON_ArrayForEach(mv, meta) {
-        if (!cJSON_IsString(mv))
-            return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: __metadata__ value \"%s\" is not a string",
-                                              path, mv->string));
-    }
-    const char *fmt = meta_str(p, "format");
-    p->yaml = meta_str(p, "model_yaml");
-    if (!fmt || strcmp(fmt, "distill") != 0 || !p->yaml)
-        return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
-                                          "%s: not a Distill checkpoint (%s; a safetensors file from elsewhere needs "
-                                          "a model description)", path,
-                                          !p->yaml ? "no model_yaml in its metadata" : "metadata format is not \"distill\""));
-    const char *ver = meta_str(p, "version");
-    if (!ver || strcmp(ver, "1") != 0)
-        return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE,
-                                          "%s: Distill checkpoint format version %s; this build reads version 1", path,
-                                          ver ? ver : "(missing)"));
-    const char *os = meta_str(p, "optimizer");
-    uint64_t legacy_t;
-    if (os && (!strcmp(os, "sgd") || !strcmp(os, "adamw"))) {
-        /* Files written before the configuration was stored: only the type, and the step count
-         * in "optimizer_t"; the run's own configuration is kept on resume. */
-        if (!parse_u64(meta_str(p, "optimizer_t"), LLONG_MAX, &legacy_t))
-            return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"optimizer_t\" is %s", path,
-                                              meta_str(p, "optimizer_t") ? "malformed" : "missing"));
-        p->ocfg.type = !strcmp(os, "adamw") ? KD_OPT_ADAMW : KD_OPT_SGD;
-        p->ot = (long long)legacy_t;
-        p->has_opt = p->legacy_opt = 1;
-    } else if (os) {
-        const char *bad = parse_optimizer(os, &p->ocfg, &p->ot);
-        if (bad)
-            return parse_fail(p, kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"optimizer\" is malformed (%s)",
-                                              path, bad));
-        p->has_opt = 1;
-    }
-    if ((st = parse_state(p, path, err))) return parse_fail(p, st);
-
-    /* tensor entries */
-    int n = cJSON_GetArraySize(p->root) - (meta != NULL);
-    p->ents = calloc(n > 0 ? (size_t)n : 1, sizeof *p->ents);
-    entry **by_off = calloc(n > 0 ? (size_t)n : 1, sizeof *by_off);
-    if (!p->ents || !by_off) {
-        free(by_off);
-        return parse_fail(p, kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path));
-    }
-    const cJSON *t;
-    kd_status s = KD_STATUS_OK;
-    cJSON_ArrayForEach(t, p->root) {
-        if (t == meta) continue;
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
-        const cJSON *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-        entry *e = &p->ents[p->n_ents++];
-        e->name = t->string;
-        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
-            !json_u64(cJSON_GetArrayItem(of, 0), &e->begin) || !json_u64(cJSON_GetArrayItem(of, 1), &e->end)) {
-            s = kd_error_set(err, KD_STATUS_BAD_FILE,
-                             "%s: tensor %s: malformed entry (needs dtype, shape and two integer data_offsets)", path,
-                             t->string);
-            break;
-        }
-        if (strcmp(dt->valuestring, "F32") != 0) {
-            s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s has dtype %s; Distill checkpoints hold only F32",
-                             path, t->string, dt->valuestring);
-            break;
-        }
-        if (cJSON_GetArraySize(sh) > KD_MAX_DIMS) {
-            s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s has %d dimensions (at most %d)", path, t->string,
-                             cJSON_GetArraySize(sh), KD_MAX_DIMS);
-            break;
-        }
-        /* element count without overflow: any product above 2^62 cannot fit in the file anyway */
-        uint64_t count = 1;
-        int overflow = 0;
-        const cJSON *d;
-        cJSON_ArrayForEach(d, sh) {
-            uint64_t v;
-            if (!json_u64(d, &v)) {
-                s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: shape holds something other than a "
-                                 "non-negative integer", path, t->string);
-                break;
-            }
-            e->shape[e->ndim++] = (int64_t)v;
-            if (v && count > (UINT64_C(1) << 62) / v) overflow = 1;
-            else count *= v;
-        }
-        if (s) break;
-        if (e->begin > e->end || e->end > p->data_len) {
-            s = kd_error_set(err, KD_STATUS_BAD_FILE,
-                             "%s: tensor %s: data offsets [%" PRIu64 ", %" PRIu64 "] outside the %zu data bytes "
-                             "(truncated file?)", path, t->string, e->begin, e->end, p->data_len);
-            break;
-        }
-        if (overflow || e->end - e->begin != 4 * count) {
-            char shs[128];
-            shape_str(shs, sizeof shs, e->shape, e->ndim);
-            s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: %" PRIu64 " data bytes do not match its shape %s",
-                             path, t->string, e->end - e->begin, shs);
-            break;
-        }
-    }
-    if (!s) {
-        qsort(p->ents, (size_t)p->n_ents, sizeof *p->ents, cmp_name);
-        for (int i = 0; i + 1 < p->n_ents && !s; i++)
-            if (!strcmp(p->ents[i].name, p->ents[i + 1].name))
-                s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s appears twice in the header", path,
-                                 p->ents[i].name);
-    }
-    if (!s) {
-        for (int i = 0; i < p->n_ents; i++) by_off[i] = &p->ents[i];
-        qsort(by_off, (size_t)p->n_ents, sizeof *by_off, cmp_offset);
-        uint64_t pos = 0;
-        for (int i = 0; i < p->n_ents && !s; i++) {
-            if (by_off[i]->begin < pos)
-                s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s overlaps tensor %s in the data buffer", path,
-                                 by_off[i]->name, by_off[i - 1]->name);
-            else if (by_off[i]->begin > pos)
-                s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %" PRIu64 " unused bytes in the data buffer before "
-                                 "tensor %s", path, by_off[i]->begin - pos, by_off[i]->name);
-            pos = by_off[i]->end;
-        }
-        if (!s && pos != p->data_len)
-            s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %" PRIu64 " bytes after the last tensor's data", path,
-                             (uint64_t)p->data_len - pos);
-    }
-    free(by_off);
-    return s ? parse_fail(p, s) : KD_STATUS_OK;
-}
-
-/* ---------------------------------------------------------------- load */
-
-/* Load a parsed file into m (and opt/st): check every tensor against the model, stage the data,
- * and only then copy it in, so a failed load leaves the model and optimizer untouched. */
-static kd_status load_parsed(parsed *p, const char *path, kd_model *m, kd_optimizer *opt, kd_train_state *st,
-                             int *has_state, kd_error *err) {
-    if (has_state) *has_state = 0;
-    int want = opt && st && p->has_opt && p->has_state;
-    if (want && opt->cfg.type != p->ocfg.type)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "%s: was trained with %s, this run uses %s", path,
-                            opt_type_name(p->ocfg.type), opt_type_name(opt->cfg.type));
-    if (want && (opt->n != m->n_params || !opt->m || (opt->cfg.type == KD_OPT_ADAMW && !opt->v)))
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to model %s", path, m->name);
-    /* Moments in the file are checked (names, shapes, finite) even when not wanted. */
-    int with_m = p->has_opt, with_v = p->has_opt && p->ocfg.type == KD_OPT_ADAMW;
-    tensor_list l;
-    kd_status s = build_list(&l, m, with_m, with_v, path, err);
-    if (s) return s;
-    size_t sizes[BLK_COUNT] = {m->n_params, m->n_buffers, with_m ? m->n_params : 0, with_v ? m->n_params : 0};
-    float *stage[BLK_COUNT] = {0};
-    for (int b = 0; b < BLK_COUNT; b++)
-        if (!(stage[b] = malloc(sizes[b] * sizeof(float) + 1))) s = kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
-    for (int i = 0; i < l.n && !s; i++) {
-        const tensor_ref *r = &l.t[i];
-        char want_s[64], got_s[160];
-        ref_shape_str(want_s, sizeof want_s, r);
-        entry *e = find_entry(p, r->name);
-        if (!e) {
-            s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: missing tensor %s %s that model %s needs", path, r->name,
-                             want_s, m->name);
-            break;
-        }
-        e->used = 1;
-        int same = e->ndim == r->ndim;
-        for (int k = 0; same && k < r->ndim; k++) same = e->shape[k] == r->shape[k];
-        if (!same) {
-            shape_str(got_s, sizeof got_s, e->shape, e->ndim);
-            s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s has shape %s, the model expects %s", path, r->name, got_s,
-                             want_s);
-            break;
-        }
-        float *dst = stage[r->block] + r->off;
-        get_f32le(dst, p->data + e->begin, r->n);
-        size_t k = first_nonfinite(dst, r->n);
-        if (k < r->n)
-            s = kd_error_set(err, KD_STATUS_BAD_FILE,
-                             "%s: tensor %s holds NaN or inf (%g at element %zu); a checkpoint must never contain them",
-                             path, r->name, (double)dst[k], k);
-    }
-    for (int i = 0; i < p->n_ents && !s; i++)
-        if (!p->ents[i].used)
-            s = kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s does not belong to model %s%s", path,
-                             p->ents[i].name, m->name,
-                             !strncmp(p->ents[i].name, "optim.", 6) && !p->has_opt ? " (no optimizer in the metadata)" : "");
-    if (!s) {
-        if (m->n_params) memcpy(m->params, stage[BLK_PARAMS], m->n_params * sizeof(float));
-        if (m->n_buffers) memcpy(m->buffers, stage[BLK_BUFFERS], m->n_buffers * sizeof(float));
-        if (want && m->n_params) {
-            memcpy(opt->m, stage[BLK_M], m->n_params * sizeof(float));
-            if (with_v) memcpy(opt->v, stage[BLK_V], m->n_params * sizeof(float));
-        }
-        if (want) {
-            if (!p->legacy_opt) opt->cfg = p->ocfg;
-            opt->t = p->ot;
-            *st = p->st;
-            if (has_state) *has_state = 1;
-        }
-    }
-    for (int b = 0; b < BLK_COUNT; b++) free(stage[b]);
-    free(l.t);
-    return s;
-}
-
-kd_status kd_checkpoint_load_into(const char *path, kd_model *m, kd_optimizer *opt, kd_train_state *st, int *has_state,
-                                  kd_error *err) {
-    if (has_state) *has_state = 0;
-    if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_checkpoint_load_into: no path or no model");
-    parsed p;
-    kd_status s = parse_file(&p, path, err);
-    if (s) return s;
-    s = load_parsed(&p, path, m, opt, st, has_state, err);
-    parsed_free(&p);
-    return s;
-}
-
-kd_status kd_checkpoint_load(const char *path, kd_model **out, kd_error *err) {
-    if (!out || !path) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_checkpoint_load: no path or no output");
-    *out = NULL;
-    parsed p;
-    kd_status s = parse_file(&p, path, err);
-    if (s) return s;
-    kd_model *m = NULL;
-    s = kd_model_from_yaml(&m, p.yaml, path, 0, err);
-    if (!s) s = load_parsed(&p, path, m, NULL, NULL, NULL, err);
-    parsed_free(&p);
-    if (s) {
-        kd_model_free(m);
-        return s;
-    }
-    *out = m;
-    return KD_STATUS_OK;
+size_t kd_st_copy_f32(const kd_st_file *f, const kd_st_tensor *t, float *dst) {
+    kd_st_copy(f, t, dst);
+    for (size_t i = 0; i < t->count; i++)
+        if (!isfinite(dst[i])) return i;
+    return (size_t)t->count;
 }

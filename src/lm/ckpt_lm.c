@@ -1,32 +1,17 @@
-/* Language-model checkpoints in the safetensors format (u64 LE header length, JSON header, F32
- * data), written atomically through kd_write_file_atomic. The configuration and the training state
- * live in __metadata__; optimizer moments are extra tensors. Every field of a file is validated and
- * a failed load leaves the model untouched. */
+/* Language-model checkpoints, a client of the safetensors layer (src/format/safetensors.h, which
+ * does the framing, the tensor table and its validation): here only what is the LM's own, its
+ * tensors (F32, the size table's names) and metadata keys (configuration, BPE merges, training
+ * state); optimizer moments are extra tensors. A failed load leaves the model untouched. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
-#include "distill/checkpoint.h"
 #include "distill/lm.h"
-
-#define LM_MAX_HEADER (64u << 20)
-
-static void meta_add(cJSON *meta, const char *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void meta_add(cJSON *meta, const char *k, const char *fmt, ...) {
-    char buf[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    cJSON_AddStringToObject(meta, k, buf);
-}
+#include "format/safetensors.h"
 
 kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, const kd_lm_state *st, kd_error *err) {
     if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_lm_save: no path or no model");
@@ -44,99 +29,54 @@ kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, 
                 return kd_error_set(err, KD_STATUS_DIVERGED, "%s: refusing to write a checkpoint: %s%s holds %g", path,
                                     prefix[b], tn, (double)blk[b][i]);
             }
-    cJSON *root = cJSON_CreateObject();
-    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
-    if (!meta) {
-        cJSON_Delete(root);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
-    }
+    kd_st_writer *w = kd_st_writer_create();
+    if (!w) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
     const kd_lm_config *c = &m->cfg;
     int n_merges = 0;
     const int32_t *merges = kd_lm_tokenizer_merges(m->tok, &n_merges);
-    cJSON_AddStringToObject(meta, "format", "distill-lm");
-    cJSON_AddStringToObject(meta, "version", n_merges ? "2" : "1");
-    meta_add(meta, "config", "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d", c->vocab, c->ctx, c->layers, c->dim, c->heads);
+    kd_st_meta(w, "format", "distill-lm");
+    kd_st_meta(w, "version", n_merges ? "2" : "1");
+    kd_st_metaf(w, "config", "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d", c->vocab, c->ctx, c->layers, c->dim, c->heads);
     if (n_merges) { /* "a b a b ...": at most 11 characters per number */
-        char *ms = malloc(24 * (size_t)n_merges + 1), *w = ms;
+        char *ms = malloc(24 * (size_t)n_merges + 1), *pos = ms;
         if (!ms) {
-            cJSON_Delete(root);
+            kd_st_writer_free(w);
             return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
         }
-        *w = 0;
-        for (int i = 0; i < 2 * n_merges; i++) w += sprintf(w, "%s%d", i ? " " : "", (int)merges[i]);
-        cJSON_AddStringToObject(meta, "tokenizer", "bpe");
-        cJSON_AddStringToObject(meta, "merges", ms);
+        *pos = 0;
+        for (int i = 0; i < 2 * n_merges; i++) pos += sprintf(pos, "%s%d", i ? " " : "", (int)merges[i]);
+        kd_st_meta(w, "tokenizer", "bpe");
+        kd_st_meta(w, "merges", ms);
         free(ms);
     }
     if (opt && st) {
-        meta_add(meta, "step", "%lld", st->step);
-        meta_add(meta, "rng_state", "%" PRIu64, st->rng.state);
-        meta_add(meta, "rng_inc", "%" PRIu64, st->rng.inc);
-        meta_add(meta, "adam_t", "%lld", opt->t);
+        kd_st_metaf(w, "step", "%lld", st->step);
+        kd_st_metaf(w, "rng_state", "%" PRIu64, st->rng.state);
+        kd_st_metaf(w, "rng_inc", "%" PRIu64, st->rng.inc);
+        kd_st_metaf(w, "adam_t", "%lld", opt->t);
     }
-    size_t off = 0;
     for (int b = 0; b < nblk; b++)
         for (int i = 0; i < m->n_tensors; i++) {
             const kd_lm_tensor *t = &m->tensors[i];
             char name[64];
+            int64_t shape[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
             snprintf(name, sizeof name, "%s%s", prefix[b], t->name);
-            cJSON *e = cJSON_AddObjectToObject(root, name);
-            cJSON_AddStringToObject(e, "dtype", "F32");
-            cJSON *sh = cJSON_AddArrayToObject(e, "shape");
-            for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->shape[d]));
-            cJSON *of = cJSON_AddArrayToObject(e, "data_offsets");
-            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
-            off += t->n * 4;
-            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+            kd_st_add(w, name, "F32", t->ndim, shape, blk[b] + t->off);
         }
-    char *json = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (!json) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory building the header", path);
-    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8, total = 8 + padded + off;
-    unsigned char *buf = malloc(total);
-    if (!buf) {
-        free(json);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, total);
-    }
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    memcpy(buf + 8, json, hlen);
-    memset(buf + 8 + hlen, ' ', padded - hlen);
-    free(json);
-    unsigned char *d = buf + 8 + padded;
-    for (int b = 0; b < nblk; b++)
-        for (int i = 0; i < m->n_tensors; i++) {
-            const float *src = blk[b] + m->tensors[i].off;
-            for (size_t k = 0; k < m->tensors[i].n; k++) { /* little-endian on any host */
-                uint32_t u;
-                memcpy(&u, &src[k], 4);
-                for (int j = 0; j < 4; j++) *d++ = (unsigned char)(u >> (8 * j));
-            }
-        }
-    kd_status s = kd_write_file_atomic(path, buf, total, err);
-    free(buf);
+    kd_status s = kd_st_write(w, path, err);
+    kd_st_writer_free(w);
     return s;
 }
 
 /* ---------------------------------------------------------------- reading */
 
 typedef struct lm_file {
-    char *data;
-    size_t len;
-    cJSON *root;
-    const unsigned char *body;
-    size_t body_len;
+    kd_st_file f;
 } lm_file;
 
-static void lm_file_free(lm_file *f) {
-    cJSON_Delete(f->root);
-    free(f->data);
-    memset(f, 0, sizeof *f);
-}
+static void lm_file_free(lm_file *f) { kd_st_close(&f->f); }
 
-static const char *meta_get(const lm_file *f, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f->root, "__metadata__"), k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
+static const char *meta_get(const lm_file *f, const char *k) { return kd_st_meta_get(&f->f, k); }
 
 /* "a b a b ...": 2 * n_merges integers, validated by kd_lm_tokenizer_from_merges. */
 static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_lm_tokenizer **tok, kd_error *err) {
@@ -166,24 +106,8 @@ static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_
 static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, kd_lm_tokenizer **tok, kd_error *err) {
     memset(f, 0, sizeof *f);
     *tok = NULL;
-    kd_status s = kd_read_file(path, &f->data, &f->len, err);
+    kd_status s = kd_st_read(&f->f, path, err);
     if (s) return s;
-    const unsigned char *b = (const unsigned char *)f->data;
-    uint64_t hlen = 0;
-    if (f->len >= 8)
-        for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
-    if (f->len < 8 || hlen > LM_MAX_HEADER || hlen > f->len - 8) {
-        s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a safetensors file or truncated (%zu bytes)", path, f->len);
-        lm_file_free(f);
-        return s;
-    }
-    f->root = cJSON_ParseWithLength(f->data + 8, (size_t)hlen);
-    if (!cJSON_IsObject(f->root)) {
-        lm_file_free(f);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt safetensors header (invalid JSON)", path);
-    }
-    f->body = b + 8 + hlen;
-    f->body_len = f->len - 8 - (size_t)hlen;
     const char *fmt = meta_get(f, "format"), *ver = meta_get(f, "version"), *cs = meta_get(f, "config");
     if (!fmt || strcmp(fmt, "distill-lm") != 0) {
         s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a Distill language model (metadata format is %s%s%s)", path,
@@ -228,73 +152,36 @@ static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, k
     return KD_STATUS_OK;
 }
 
-static int parse_ll(const char *s, long long max, long long *v) {
-    if (!s || *s < '0' || *s > '9') return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno || x > (unsigned long long)max) return 0;
-    *v = (long long)x;
-    return 1;
-}
-
-static int parse_u64(const char *s, uint64_t *v) {
-    if (!s || *s < '0' || *s > '9') return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno) return 0;
-    *v = x;
-    return 1;
-}
-
 /* Copy tensor `name` (expected shape of t) from the file into dst, validating it. */
 static kd_status read_tensor(const lm_file *f, const char *path, const char *name, const kd_lm_tensor *t, float *dst,
                              kd_error *err) {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(f->root, name);
+    const kd_st_tensor *e = kd_st_find(&f->f, name);
     if (!e) return kd_error_set(err, KD_STATUS_MISMATCH, "%s: missing tensor %s", path, name);
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape"),
-                *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32") != 0)
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s is not F32", path, name);
-    int same = cJSON_IsArray(sh) && cJSON_GetArraySize(sh) == t->ndim;
-    for (int d = 0; same && d < t->ndim; d++) {
-        const cJSON *x = cJSON_GetArrayItem(sh, d);
-        same = cJSON_IsNumber(x) && x->valuedouble == t->shape[d];
-    }
+    if (strcmp(e->dtype, "F32") != 0) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s is not F32", path, name);
+    int same = e->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
     if (!same)
         return kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s does not have the shape [%d%s%.0d] of the configuration",
                             path, name, t->shape[0], t->ndim > 1 ? "," : "", t->ndim > 1 ? t->shape[1] : 0);
-    const cJSON *o0 = cJSON_GetArrayItem(of, 0), *o1 = cJSON_GetArrayItem(of, 1);
-    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !cJSON_IsNumber(o0) || !cJSON_IsNumber(o1) ||
-        !(o0->valuedouble >= 0) || o0->valuedouble != floor(o0->valuedouble) ||
-        o1->valuedouble - o0->valuedouble != 4.0 * (double)t->n || !(o1->valuedouble <= (double)f->body_len))
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s: data offsets outside the %zu data bytes or not "
-                            "matching its shape (truncated file?)", path, name, f->body_len);
-    const unsigned char *s = f->body + (size_t)o0->valuedouble;
-    for (size_t k = 0; k < t->n; k++, s += 4) {
-        uint32_t u = (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
-        memcpy(&dst[t->off + k], &u, 4);
-        if (!isfinite(dst[t->off + k]))
-            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s holds NaN or inf at element %zu", path, name, k);
-    }
+    size_t k = kd_st_copy_f32(&f->f, e, dst + t->off);
+    if (k < t->n) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s holds NaN or inf at element %zu", path, name, k);
     return KD_STATUS_OK;
 }
 
 static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st,
                            int *has_state, kd_error *err) {
     if (has_state) *has_state = 0;
-    long long step = 0, at = 0;
-    uint64_t rs = 0, ri = 0;
+    uint64_t step = 0, at = 0, rs = 0, ri = 0;
     int file_state = meta_get(f, "step") != NULL;
-    if (file_state && (!parse_ll(meta_get(f, "step"), LLONG_MAX, &step) || !parse_ll(meta_get(f, "adam_t"), LLONG_MAX, &at) ||
-                       !parse_u64(meta_get(f, "rng_state"), &rs) || !parse_u64(meta_get(f, "rng_inc"), &ri) || !(ri & 1)))
+    if (file_state && (!kd_st_meta_u64(&f->f, "step", LLONG_MAX, &step) || !kd_st_meta_u64(&f->f, "adam_t", LLONG_MAX, &at) ||
+                       !kd_st_meta_u64(&f->f, "rng_state", UINT64_MAX, &rs) ||
+                       !kd_st_meta_u64(&f->f, "rng_inc", UINT64_MAX, &ri) || !(ri & 1)))
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: training state in the metadata (step, adam_t, rng_state, "
                             "rng_inc) is malformed", path);
     int want = file_state && opt && st;
     int nblk = file_state ? 3 : 1;
     int n_expected = m->n_tensors * nblk + 1;
-    int n_in_file = cJSON_GetArraySize(f->root) - (cJSON_GetObjectItemCaseSensitive(f->root, "__metadata__") != NULL);
+    int n_in_file = f->f.n;
     if (n_in_file != n_expected - 1)
         return kd_error_set(err, KD_STATUS_MISMATCH, "%s: %d tensors, the configuration%s needs %d", path, n_in_file,
                             file_state ? " with its optimizer state" : "", n_expected - 1);
@@ -313,8 +200,8 @@ static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_opti
         if (want) {
             memcpy(opt->m, stage + m->n_params, m->n_params * sizeof(float));
             memcpy(opt->v, stage + 2 * m->n_params, m->n_params * sizeof(float));
-            opt->t = at;
-            st->step = step;
+            opt->t = (long long)at;
+            st->step = (long long)step;
             st->rng.state = rs;
             st->rng.inc = ri;
             if (has_state) *has_state = 1;
@@ -322,6 +209,23 @@ static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_opti
     }
     free(stage);
     return s;
+}
+
+/* Before a model is allocated from the file's configuration: its largest tensors (the embeddings
+ * and every layer's MLP matrix) must be in the file, so a few bytes of metadata cannot make the
+ * loader allocate and initialise gigabytes. */
+static kd_status check_config_tensors(const lm_file *f, const char *path, const kd_lm_config *c, kd_error *err) {
+    for (int l = -2; l < c->layers; l++) {
+        char name[64];
+        int64_t rows = l == -2 ? c->vocab : l == -1 ? c->ctx : 4 * (int64_t)c->dim;
+        if (l >= 0) snprintf(name, sizeof name, "h.%d.mlp.fc.weight", l);
+        else snprintf(name, sizeof name, "%s", l == -2 ? "wte" : "wpe");
+        const kd_st_tensor *t = kd_st_find(&f->f, name);
+        if (!t || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != c->dim)
+            return kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s [%lld,%d] of the configuration is %s", path,
+                                name, (long long)rows, c->dim, t ? "of another shape" : "missing");
+    }
+    return KD_STATUS_OK;
 }
 
 kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
@@ -332,7 +236,8 @@ kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
     kd_status s = lm_file_open(&f, path, &c, &tok, err);
     if (s) return s;
     kd_lm *m = NULL;
-    s = kd_lm_create(&m, &c, 0, err);
+    s = check_config_tensors(&f, path, &c, err);
+    if (!s) s = kd_lm_create(&m, &c, 0, err);
     if (!s) s = load_file(&f, path, m, NULL, NULL, NULL, err);
     if (!s) s = kd_lm_set_tokenizer(m, tok, err);
     lm_file_free(&f);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/spec.h"
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/lm.h"
 #include "train/progress.h"
 

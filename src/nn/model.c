@@ -32,6 +32,9 @@ kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
     }
     m->n_params = np;
     m->n_buffers = nb;
+    if (np > KD_MODEL_MAX_PARAMS) /* each layer is checked by the YAML reader; this is their sum */
+        return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: %zu parameters (at most %d)", m->name, np,
+                            KD_MODEL_MAX_PARAMS);
     m->params = calloc(np ? np : 1, sizeof(float));
     m->grads = calloc(np ? np : 1, sizeof(float));
     m->buffers = calloc(nb ? nb : 1, sizeof(float));

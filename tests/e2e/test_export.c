@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/export.h"
 #include "distill/model.h"
 #include "distill/quantize.h"

@@ -1,21 +1,20 @@
 /* libFuzzer target for the runtime's model loader: any bytes go through kdrt_model_load; a file it
  * accepts is prepared in an arena of exactly kdrt_arena_size bytes (so ASan sees any overrun) and
  * invoked on a fixed input. Nothing may crash, hang or touch memory outside the buffers.
- * Built and run by scripts/fuzz.sh (clang -fsanitize=fuzzer,address,undefined). */
+ * Built and run by scripts/fuzz.sh (clang -fsanitize=fuzzer,address,undefined); links only kdrt.
+ * tests/unit/test_fuzz_corpus.c replays tests/fuzz/corpus/kdm. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kdrt_model.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Load, prepare and run one image; `fix_crc` first rewrites the header's checksum (bytes 8-11, the
+/* Load, prepare and run one image (returns whether it loaded); `fix_crc` first rewrites the header's checksum (bytes 8-11, the
  * CRC-32 of bytes 12..file end) so that mutations get past it to the structural checks. */
-static void run_one(const uint8_t *data, size_t size, int fix_crc) {
+static int kdm_run_one(const uint8_t *data, size_t size, int fix_crc) {
     /* the loader wants 4-byte-aligned bytes; an exact-size copy lets ASan catch over-reads */
     uint8_t *bytes = malloc(size ? size : 1);
-    if (!bytes) return;
+    if (!bytes) return 0;
     memcpy(bytes, data, size);
     if (fix_crc && size >= 16) {
         uint32_t fsz = (uint32_t)bytes[12] | (uint32_t)bytes[13] << 8 | (uint32_t)bytes[14] << 16 |
@@ -25,7 +24,8 @@ static void run_one(const uint8_t *data, size_t size, int fix_crc) {
         for (int i = 0; i < 4; i++) bytes[8 + i] = (uint8_t)(crc >> (8 * i));
     }
     kdrt_model m;
-    if (kdrt_model_load(&m, bytes, size) == KDRT_STATUS_OK) {
+    int ok = kdrt_model_load(&m, bytes, size) == KDRT_STATUS_OK;
+    if (ok) {
         size_t n = kdrt_arena_size(&m);
         uint8_t *arena = malloc(n ? n : 1);
         size_t in_n = (size_t)m.input_dims.h * m.input_dims.w * m.input_dims.c;
@@ -40,10 +40,20 @@ static void run_one(const uint8_t *data, size_t size, int fix_crc) {
         free(out);
     }
     free(bytes);
+    return ok;
 }
 
+/* Returns whether the bytes load as they are. */
+static int fuzz_kdm(const uint8_t *data, size_t size) {
+    int ok = kdm_run_one(data, size, 0);
+    kdm_run_one(data, size, 1);
+    return ok;
+}
+
+#ifndef KD_FUZZ_REPLAY
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    run_one(data, size, 0);
-    run_one(data, size, 1);
+    fuzz_kdm(data, size);
     return 0;
 }
+#endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "test.h"
 
 static const char *bn_yaml = "name: small\ninput: [1, 8, 8]\nlayers:\n  - {name: c1, type: conv2d, out: 4, kernel: 3, pad: 1}\n"

@@ -1,4 +1,4 @@
-/* The .kdm format and the runtime's model API (runtime/src/model.c, src/compress/export.c):
+/* The .kdm format and the runtime's model API (runtime/src/model.c, src/format/kdm.c):
  * - round trip: int8 models of cnn-s, mobilenet-s and a small mix (conv with stride, depthwise,
  *   fully connected, max/avg/global pools, add, fused and standalone ReLU), and mobilenet-s with
  *   int4-per-group weights (stored as their int8 values), written to .kdm, loaded,
@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/export.h"
 #include "distill/model.h"
 #include "distill/quantize.h"

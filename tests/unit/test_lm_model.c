@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/lm.h"
 #include "test.h"
 

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/lm.h"
 #include "test.h"
 

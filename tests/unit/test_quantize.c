@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/compress.h"
 #include "distill/model.h"
 #include "distill/quantize.h"

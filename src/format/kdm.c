@@ -1,14 +1,14 @@
-/* The .kdm writer (kd_int8_model -> deployable runtime file), the C-header form of a .kdm, and the
- * reader back to a kd_int8_model through the runtime's own loader. Format: kdrt_model.h,
- * docs/FORMAT.md. */
+/* The .kdm container: the writer (kd_int8_model -> deployable runtime file, with the activation
+ * memory plan the file stores), the C-header form of a .kdm, and the reader back to a kd_int8_model
+ * through the runtime's own loader. Layout: runtime/include/kdrt_model.h, docs/FORMAT.md. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "distill/checkpoint.h"
 #include "distill/export.h"
+#include "distill/fileio.h"
 
 /* The architecture whose kernels' scratch the C header's arena size includes (the exporting one). */
 #if defined(__x86_64__)
@@ -161,6 +161,10 @@ static kdrt_activation layer_activation(const kd_int8_layer *L) {
 }
 
 /* ---------------------------------------------------------------- activation memory plan */
+
+/* The plan is part of the file, not a compression pass: the header's arena size and every layer's
+ * output offset are fields of the .kdm layout that kdrt_model_load checks, and no other writer or
+ * pass uses them, so it lives with the writer. */
 
 /* Greedy by size (TensorFlow Lite Micro's GreedyMemoryPlanner): the largest outputs are placed
  * first, each at the lowest 4-aligned offset that does not overlap an already placed output whose

@@ -2,11 +2,13 @@
  * little-endian float32 ('<f4') or float16 ('<f2'), C order, shape (N, C). Every header field is
  * checked; NaN/inf values are rejected (soft targets from them would be garbage). */
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "distill/checkpoint.h"
-#include "distill/distill.h"
+#include "distill/fileio.h"
+#include "distill/npy.h"
 
 static float half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;

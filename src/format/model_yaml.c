@@ -1,13 +1,17 @@
-/* Model descriptions in YAML (libyaml's document API): parse the layer list, resolve layer inputs
- * by name, infer every shape and report the first problem with its file, line and layer.
+/* Model descriptions in YAML, reader and writer. The reader (libyaml's document API) parses the
+ * layer list, resolves layer inputs by name, infers every shape and reports the first problem with
+ * its file, line and layer; the writer turns a layer table back into that text (model surgery).
  * Grammar: a mapping with `name`, `input: [C, H, W]` and `layers:`, a sequence of mappings, each
- * with `type` and the type's options (see docs/MODELS.md). */
+ * with `type` and the type's options (see docs/MODELS.md). The reader builds a kd_model, so this
+ * container sits beside src/nn rather than below it: it calls nn's layout code (model_internal.h). */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
-#include "distill/checkpoint.h"
+#include "distill/fileio.h"
 #include "distill/model.h"
 #include "nn/model_internal.h"
 
@@ -172,12 +176,21 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
                      L->in_h, L->in_w);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
+        long long weights = (long long)L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
+        if (weights > KD_MODEL_MAX_PARAMS) {
+            snprintf(buf, sizeof buf, "%lld weights (at most %d)", weights, KD_MODEL_MAX_PARAMS);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
         L->c = L->out; L->h = ho; L->w = wo;
         L->macs = (long long)ho * wo * L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
         break;
     }
     case KD_LAYER_LINEAR:
         L->in_c = L->in_c * L->in_h * L->in_w; L->in_h = L->in_w = 1;  /* implicit flatten */
+        if ((long long)L->in_c * L->out > KD_MODEL_MAX_PARAMS) {
+            snprintf(buf, sizeof buf, "%lld weights (at most %d)", (long long)L->in_c * L->out, KD_MODEL_MAX_PARAMS);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
         L->c = L->out; L->h = L->w = 1;
         L->macs = (long long)L->in_c * L->out;
         break;
@@ -203,6 +216,12 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
         break;
     }
     default: break;
+    }
+    /* every product of an output's dimensions (flatten, linear, the next layer's sizes) fits an int */
+    if ((long long)L->c * L->h * L->w > KD_MODEL_MAX_ELEMS) {
+        snprintf(buf, sizeof buf, "output [%d,%d,%d] has more than %d elements per sample", L->c, L->h, L->w,
+                 KD_MODEL_MAX_ELEMS);
+        return fail(p, at, "layer %s: %s", L->name, buf);
     }
     return KD_STATUS_OK;
 }
@@ -343,6 +362,10 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
         st = fail(&p, input ? input : root, "'input' must be [channels, height, width] of positive integers%s%s", NULL, NULL);
         goto done;
     }
+    if ((long long)dims[0] * dims[1] * dims[2] > KD_MODEL_MAX_ELEMS) {
+        st = fail(&p, input, "'input' has more than 2^28 elements per sample%s%s", NULL, NULL);
+        goto done;
+    }
     m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2];
     yaml_node_t *layers = map_get(&doc, root, "layers");
     if (!layers || layers->type != YAML_SEQUENCE_NODE ||
@@ -401,4 +424,101 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
     st = kd_model_from_yaml(out, text, name_or_path, seed, err);
     free(text);
     return st;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->oom = 1; return; }
+        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap <= b->len + (size_t)n) cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) { b->oom = 1; return; }
+        b->s = p;
+        b->cap = cap;
+    }
+}
+
+/* A YAML single-quoted scalar: names may hold ',', ':', '#', '{' ... which would end a plain
+ * scalar inside a flow mapping; a quote inside is doubled. */
+static void sb_quoted(sbuf *b, const char *s) {
+    sb_printf(b, "'");
+    for (; *s; s++) sb_printf(b, *s == '\'' ? "''" : "%c", *s);
+    sb_printf(b, "'");
+}
+
+kd_status kd_model_yaml_from_layers(const char *name, int in_c, int in_h, int in_w, const kd_layer *layers,
+                                    int n_layers, char **yaml, kd_error *err) {
+    *yaml = NULL;
+    if (!layers || n_layers < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "a model needs at least one layer");
+    sbuf b = {0};
+    sb_printf(&b, "# written by distill (model surgery)\nname: ");
+    sb_quoted(&b, name ? name : "model");
+    sb_printf(&b, "\ninput: [%d, %d, %d]\nlayers:\n", in_c, in_h, in_w);
+    for (int i = 0; i < n_layers; i++) {
+        const kd_layer *L = &layers[i];
+        if (L->type < 0 || L->type >= KD_LAYER_COUNT) {
+            free(b.s);
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %d: bad type %d", i, (int)L->type);
+        }
+        sb_printf(&b, "  - {name: ");
+        sb_quoted(&b, L->name);
+        sb_printf(&b, ", type: %s", kd_layer_type_name(L->type));
+        switch (L->type) {
+        case KD_LAYER_CONV2D:
+            sb_printf(&b, ", out: %d, kernel: %d, stride: %d, pad: %d, groups: %d, bias: %s", L->out, L->kernel,
+                      L->stride, L->pad, L->groups, L->bias ? "true" : "false");
+            break;
+        case KD_LAYER_LINEAR: sb_printf(&b, ", out: %d, bias: %s", L->out, L->bias ? "true" : "false"); break;
+        case KD_LAYER_MAXPOOL:
+        case KD_LAYER_AVGPOOL: sb_printf(&b, ", kernel: %d, stride: %d", L->kernel, L->stride); break;
+        case KD_LAYER_BATCHNORM:
+            sb_printf(&b, ", eps: %.9g, momentum: %.9g", (double)L->eps, (double)L->momentum);
+            break;
+        case KD_LAYER_DROPOUT: sb_printf(&b, ", p: %.9g", (double)L->p); break;
+        default: break;
+        }
+        int n_in = L->type == KD_LAYER_ADD ? 2 : 1;
+        if (n_in == 2 || L->inputs[0] != i - 1) {
+            sb_printf(&b, ", inputs: [");
+            for (int k = 0; k < n_in; k++) {
+                int j = L->inputs[k];
+                if (j != KD_MODEL_INPUT && (j < 0 || j >= i)) {
+                    free(b.s);
+                    return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %s: input %d is not an earlier layer",
+                                        L->name, j);
+                }
+                if (k) sb_printf(&b, ", ");
+                if (j == KD_MODEL_INPUT) sb_printf(&b, "input");
+                else sb_quoted(&b, layers[j].name);
+            }
+            sb_printf(&b, "]");
+        }
+        sb_printf(&b, "}\n");
+    }
+    if (b.oom) {
+        free(b.s);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory writing model YAML");
+    }
+    *yaml = b.s;
+    return KD_STATUS_OK;
 }

@@ -1,0 +1,19 @@
+/* NumPy .npy files (src/format/npy.c): teacher logits written by any framework with np.save, and
+ * the logits Distill writes for them. */
+#ifndef DISTILL_NPY_H
+#define DISTILL_NPY_H
+#include "distill/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* NumPy .npy reader for teacher logits: float32 or float16, C order, shape [N, C]. */
+kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_error *err);
+/* Write a float32 [n, c] .npy (version 1.0), atomically. */
+kd_status kd_npy_save(const char *path, const float *data, int n, int c, kd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

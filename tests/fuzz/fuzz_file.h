@@ -1,0 +1,25 @@
+/* For the fuzz targets whose parser takes a path: the input is written to a file of this process
+ * (in /dev/shm when it exists, so no disk is touched) and the parser reads it back. Included by
+ * each tests/fuzz/fuzz_<format>.c; test_fuzz_corpus.c includes them all at once. */
+#ifndef KD_FUZZ_FILE_H
+#define KD_FUZZ_FILE_H
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Write data to a per-process file named after `tag`; returns its path (static storage), or NULL. */
+static const char *fuzz_file(const char *tag, const uint8_t *data, size_t size) {
+    static char path[2][256];
+    static int which;
+    struct stat sb;
+    const char *dir = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+    char *p = path[which++ & 1]; /* two live paths: the IDX target needs an image and a label file */
+    snprintf(p, sizeof path[0], "%s/kd_fuzz_%s_%ld", dir, tag, (long)getpid());
+    FILE *f = fopen(p, "wb");
+    if (!f) return NULL;
+    int ok = fwrite(data, 1, size, f) == size;
+    ok = fclose(f) == 0 && ok;
+    return ok ? p : NULL;
+}
+#endif

@@ -1,0 +1,39 @@
+/* libFuzzer target for the model YAML reader and writer (src/format/model_yaml.c): any text goes
+ * through kd_model_from_yaml; a model it accepts is written back with kd_model_yaml_from_layers,
+ * which must read back to the same layers (the writer's promise). Built and run by
+ * scripts/fuzz.sh; tests/unit/test_fuzz_corpus.c replays tests/fuzz/corpus/model_yaml. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/model.h"
+
+static int fuzz_model_yaml(const uint8_t *data, size_t size) {
+    char *text = malloc(size + 1);
+    if (!text) return 0;
+    memcpy(text, data, size);
+    text[size] = 0;
+    kd_model *m = NULL, *again = NULL;
+    kd_error err;
+    int ok = kd_model_from_yaml(&m, text, "fuzz.yaml", 1, &err) == KD_STATUS_OK;
+    free(text);
+    char *yaml = NULL;
+    if (ok && kd_model_yaml_from_layers(m->name, m->in_c, m->in_h, m->in_w, m->layers, m->n_layers, &yaml, &err) ==
+                  KD_STATUS_OK) {
+        /* the written text must rebuild the same model */
+        if (kd_model_from_yaml(&again, yaml, "written.yaml", 1, &err) != KD_STATUS_OK ||
+            again->n_layers != m->n_layers || again->n_params != m->n_params || again->n_buffers != m->n_buffers)
+            abort();
+        kd_model_free(again);
+    }
+    free(yaml);
+    kd_model_free(m);
+    return ok;
+}
+
+#ifndef KD_FUZZ_REPLAY
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_model_yaml(data, size);
+    return 0;
+}
+#endif
