@@ -156,10 +156,12 @@ int kd_cmd_info(int argc, char **argv) {
     kd_cli_bytes(b1, sizeof b1, (double)kd_model_param_bytes(m));
     printf("\nparameters    %zu (%s fp32 with %zu buffer values)\n", m->n_params, b1, m->n_buffers);
     printf("MACs/image    %lld (%.2f M)\n", kd_model_macs(m), kd_model_macs(m) / 1e6);
-    kd_cli_bytes(b1, sizeof b1, (double)m->n_params * 4);
-    kd_cli_bytes(b2, sizeof b2, (double)m->n_acts * 4 * 2);
-    kd_cli_bytes(b3, sizeof b3, (double)m->n_scratch * 4 + (double)m->n_idx * 4);
-    kd_cli_bytes(b4, sizeof b4, (double)(m->n_params * 3 + m->n_buffers + m->n_acts * 2 + m->n_scratch + m->n_idx) * 4);
+    kd_model_mem mem;
+    kd_model_memory(m, &mem);
+    kd_cli_bytes(b1, sizeof b1, (double)mem.params);
+    kd_cli_bytes(b2, sizeof b2, (double)mem.acts);
+    kd_cli_bytes(b3, sizeof b3, (double)mem.scratch + (double)mem.idx);
+    kd_cli_bytes(b4, sizeof b4, (double)(mem.params * 3 + mem.buffers + mem.acts + mem.scratch + mem.idx));
     printf("training memory at batch %d (SGD with momentum): params %s, grads %s, momentum %s,\n"
            "  activations+gradients %s, scratch+indices %s: total %s\n",
            batch, b1, b1, b1, b2, b3, b4);

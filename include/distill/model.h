@@ -57,10 +57,10 @@ typedef struct kd_layer {
      * conv/linear: weight, bias. batchnorm: weight = gamma, bias = beta. */
     size_t w_off, w_size, b_off, b_size;
     size_t buf_off;         /* batchnorm running_mean at buf_off, running_var at buf_off + C */
-    /* activations (offsets into model->acts / dacts, in floats) */
+    /* activations (offsets into the executor's activation blocks, in floats; kd_model_set_batch) */
     size_t out_off;         /* (B, c, h, w) */
     size_t aux_off, aux_size;   /* per-batch cache: BN mean+invstd (2C) or dropout mask */
-    size_t idx_off;         /* maxpool argmax, offset into model->idx (int32) */
+    size_t idx_off;         /* maxpool argmax, offset into the executor's index block (int32) */
     long long macs;         /* multiply-accumulates per sample */
 } kd_layer;
 
@@ -78,23 +78,8 @@ typedef struct kd_model {
     size_t n_buffers;
     float *buffers;         /* non-trainable state (BN running stats) */
 
-    int batch;              /* capacity of the activation blocks, 0 before kd_model_set_batch */
-    int n_threads;          /* the team size of every parallel op the model runs (kd_model_set_batch) */
-    size_t n_acts;
-    float *acts, *dacts;    /* activations and their gradients, for `batch` samples */
-    size_t n_idx;
-    int32_t *idx;           /* maxpool argmax */
-    size_t n_scratch;
-    float *scratch;         /* im2col and friends */
-    unsigned char *dready;  /* backward bookkeeping: layer's dacts zeroed this step (n_layers) */
-    const float *input;     /* the batch input of the last forward (not owned) */
-    float *dinput;          /* if set (caller-owned, batch x input size), backward also writes
-                               d(loss)/d(input) here: used when a model is a module inside a loss,
-                               e.g. a FitNets regressor on a student feature */
-    int dinput_ready;
-    int cur_batch;          /* B of the last forward */
-    struct kd_fake_quant *fq; /* quantization-aware training (src/nn/fake_quant.h, attached by
-                                 kd_fake_quant_attach in quantize.h); NULL = plain fp32. Owned. */
+    struct kd_model_exec *exec; /* the executor's state: activation blocks for the batch capacity,
+                                   scratch, QAT (src/nn/model_internal.h; use the accessors below) */
 } kd_model;
 
 /* Parse YAML text into a model (layers, shapes, parameter block; weights initialised with
@@ -127,8 +112,12 @@ void kd_model_init_params(kd_model *m, uint64_t seed);
  * convolutions when n_threads is 1) threads itself with it, so a program that wants the results
  * of `distill -j N` sets it to N too (see kd_sgemm in ops.h). */
 kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err);
-/* Forward B <= m->batch samples of x (B, in_c, in_h, in_w). training: batch statistics, dropout
- * (masks drawn from rng). Returns the logits (B, n_classes) inside m->acts. */
+/* The batch capacity and thread count of the last kd_model_set_batch (0 and 0 before it). */
+int kd_model_batch(const kd_model *m);
+int kd_model_threads(const kd_model *m);
+/* Forward B <= kd_model_batch(m) samples of x (B, in_c, in_h, in_w). training: batch statistics,
+ * dropout (masks drawn from rng). Returns the logits (B, n_classes), owned by the model and valid
+ * until its next forward or kd_model_set_batch. */
 const float *kd_model_forward(kd_model *m, const float *x, int B, int training, kd_rng *rng);
 /* Backward from dlogits (B, n_classes) of the last forward; ACCUMULATES into m->grads. */
 void kd_model_backward(kd_model *m, const float *dlogits);
@@ -139,15 +128,30 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
                           const float *const *extra_grad);
 /* Index of the layer called name, or -1. */
 int kd_model_find_layer(const kd_model *m, const char *name);
-/* Output of layer i for the last forward: (B, c, h, w) floats. */
-static inline const float *kd_model_layer_output(const kd_model *m, int i) { return m->acts + m->layers[i].out_off; }
+/* Let backward also write d(loss)/d(input) into dinput (caller-owned, kd_model_batch(m) x
+ * in_c*in_h*in_w floats, overwritten by each backward; NULL = not wanted, the default). Used when a
+ * model is a module inside a loss, e.g. a FitNets regressor on a student feature. */
+void kd_model_set_input_grad(kd_model *m, float *dinput);
+/* Output of layer i (0 <= i < n_layers) for the last forward: (B, c, h, w) floats, owned by the
+ * model and valid until its next forward or kd_model_set_batch. */
+const float *kd_model_layer_output(const kd_model *m, int i);
 /* Output floats per sample of a layer. */
 static inline size_t kd_layer_out_size(const kd_layer *L) { return (size_t)L->c * L->h * L->w; }
 
 /* Totals per sample. */
 long long kd_model_macs(const kd_model *m);
-/* Bytes: parameters+buffers, gradients, and activations for the current batch. */
+/* Bytes of parameters + buffers. */
 size_t kd_model_param_bytes(const kd_model *m);
+/* Memory of a model in bytes, each block exactly as allocated (`distill info`). The last three are
+ * 0 before kd_model_set_batch and grow with its batch capacity. */
+typedef struct kd_model_mem {
+    size_t params;          /* trainable parameters (n_params floats); gradients take as much again */
+    size_t buffers;         /* non-trainable state (BN running statistics) */
+    size_t acts;            /* activations and their gradients: two blocks of the same size */
+    size_t scratch;         /* convolution scratch (im2col and friends) */
+    size_t idx;             /* maxpool argmax indices */
+} kd_model_mem;
+void kd_model_memory(const kd_model *m, kd_model_mem *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /* Quantization-aware training: attaches fake quantization (src/nn/fake_quant.h, run by
- * kd_model_forward / backward when m->fq is set) to an fp32 model, switched on for the weights and
- * outputs an int8 model quantizes, with its scales, zero points and clamps. kd_train needs nothing
- * else, so QAT composes with distillation, pruning masks, checkpoints and resume. */
+ * kd_model_forward / backward when the model has one) to an fp32 model, switched on for the
+ * weights and outputs an int8 model quantizes, with its scales, zero points and clamps. kd_train
+ * needs nothing else, so QAT composes with distillation, pruning masks, checkpoints and resume.
+ * compress may include nn's internal header nn/fake_quant.h: nn is below compress. */
 #include "distill/quantize.h"
 #include "nn/fake_quant.h"
 
@@ -9,7 +10,7 @@ kd_status kd_fake_quant_attach(kd_model *m, const kd_int8_model *q, kd_error *er
     if (!m || !q) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_fake_quant_attach: no model");
     kd_status st = kd_fake_quant_alloc(m, q->weight_bits, q->weight_group, err);
     if (st) return st;
-    kd_fake_quant *f = m->fq;
+    kd_fake_quant *f = kd_model_fake_quant(m);
     int nl = m->n_layers;
     for (int k = 0; k < q->n_layers; k++) {
         const kd_int8_layer *Q = &q->layers[k];

@@ -188,7 +188,7 @@ static void free_buffers(kd_distiller *d) {
     for (int k = 0; k < d->n_terms; k++) {
         free(d->dfeat[k]);
         d->dfeat[k] = NULL;
-        if (d->reg[k]) d->reg[k]->dinput = NULL; /* it pointed at dfeat[k] */
+        if (d->reg[k]) kd_model_set_input_grad(d->reg[k], NULL); /* it pointed at dfeat[k] */
     }
 }
 
@@ -230,7 +230,7 @@ kd_status kd_distiller_prepare(kd_distiller *d, int batch, int threads, const kd
             need = (size_t)batch * nt; /* the gradient of the loss at the regressor's output */
             kd_status st = kd_model_set_batch(d->reg[k], batch, threads, err);
             if (st) return st;
-            d->reg[k]->dinput = d->dfeat[k]; /* the regressor's input gradient is the feature's */
+            kd_model_set_input_grad(d->reg[k], d->dfeat[k]); /* the regressor's input gradient is the feature's */
             kd_optimizer_free(&d->reg_opt[k]);
             if (ok && (st = kd_optimizer_init(&d->reg_opt[k], optim, d->reg[k], err))) return st;
         }

@@ -43,7 +43,7 @@ kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float 
     if (!run) return KD_STATUS_OK;
     if (t->n_models < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "the teacher has neither models nor tables");
     for (int k = 0; k < t->n_models; k++)
-        if (t->models[k]->batch < B || t->models[k]->n_classes != C)
+        if (kd_model_batch(t->models[k]) < B || t->models[k]->n_classes != C)
             return kd_error_set(err, KD_STATUS_BAD_ARG, "teacher %s not prepared for batch %d", t->models[k]->name, B);
     if (t->n_models == 1) {
         const float *out = kd_model_forward(t->models[0], x, B, 0, NULL);

@@ -7,12 +7,12 @@
 #include "nn/fake_quant.h"
 
 void kd_fake_quant_detach(kd_model *m) {
-    if (!m || !m->fq) return;
-    kd_fake_quant *f = m->fq;
+    if (!m || !m->exec || !m->exec->fq) return;
+    kd_fake_quant *f = m->exec->fq;
     free(f->w_on); free(f->wq); free(f->a_on); free(f->a_q); free(f->a_lo); free(f->a_hi);
     free(f->tmp_q); free(f->tmp_s);
     free(f);
-    m->fq = NULL;
+    m->exec->fq = NULL;
 }
 
 kd_status kd_fake_quant_alloc(kd_model *m, int weight_bits, int weight_group, kd_error *err) {
@@ -29,18 +29,18 @@ kd_status kd_fake_quant_alloc(kd_model *m, int weight_bits, int weight_group, kd
         !(f->a_on = calloc((size_t)nl, 1)) || !(f->a_q = calloc((size_t)nl, sizeof(kdrt_quant))) ||
         !(f->a_lo = calloc((size_t)nl, sizeof(int32_t))) || !(f->a_hi = calloc((size_t)nl, sizeof(int32_t))) ||
         !(f->tmp_q = malloc(max_w)) || !(f->tmp_s = malloc(max_oc * sizeof(float)))) {
-        m->fq = f;
+        m->exec->fq = f;
         kd_fake_quant_detach(m);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory for fake quantization", m->name);
     }
     f->weight_bits = weight_bits;
     f->weight_group = weight_group;
-    m->fq = f;
+    m->exec->fq = f;
     return KD_STATUS_OK;
 }
 
 void kd_fake_quant_weights(kd_model *m) {
-    kd_fake_quant *f = m->fq;
+    kd_fake_quant *f = m->exec->fq;
     for (int i = 0; i < m->n_layers; i++) {
         if (!f->w_on[i]) continue;
         const kd_layer *L = &m->layers[i];

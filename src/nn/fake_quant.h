@@ -1,6 +1,7 @@
 /* Fake quantization inside the fp32 model (quantization-aware training): the executor's half.
- * kd_model_forward / kd_model_backward_ex run these hooks when m->fq is set; src/compress/qat.c
- * (kd_fake_quant_attach, quantize.h) decides from an int8 model which layers they apply to.
+ * kd_model_forward / kd_model_backward_ex run these hooks when the model has one
+ * (kd_model_fake_quant); src/compress/qat.c (kd_fake_quant_attach, quantize.h) decides from an
+ * int8 model which layers they apply to.
  *
  * Fake quantization inside the fp32 model, so training sees exactly the values the integer model
  * will compute with (Jacob et al. 2018): each forward replaces the weights of the conv/linear layers
@@ -21,6 +22,7 @@
 #include "distill/model.h"
 #include "distill/quant.h"
 #include "distill/status.h"
+#include "nn/model_internal.h"
 
 typedef struct kd_fake_quant {
     int weight_bits, weight_group;
@@ -36,12 +38,14 @@ typedef struct kd_fake_quant {
 /* Give m a kd_fake_quant (replacing any) for weights of weight_bits (8, or 4 in groups of
  * weight_group, as kd_quantize_weights_bits) with nothing switched on: the caller sets w_on, a_on
  * and the activations' quantization and clamps per layer. The model owns it (kd_fake_quant_detach,
- * kd_model_free). Errors: KD_STATUS_NO_MEMORY (m->fq is then NULL). */
+ * kd_model_free). Errors: KD_STATUS_NO_MEMORY (m then has none). */
 kd_status kd_fake_quant_alloc(kd_model *m, int weight_bits, int weight_group, kd_error *err);
+/* m's fake quantization, or NULL (plain fp32). */
+static inline kd_fake_quant *kd_model_fake_quant(const kd_model *m) { return m->exec->fq; }
 
-/* When m->fq is set: refresh fq->wq from the weights (before a forward); round a layer's output y
- * (n values) in place to the grid of q clamped to [lo, hi] (-128 <= lo <= hi <= 127); zero the
- * gradient dy where that output y sits on a clamp bound. */
+/* When m has one (kd_model_fake_quant): refresh fq->wq from the weights (before a forward); round
+ * a layer's output y (n values) in place to the grid of q clamped to [lo, hi] (-128 <= lo <= hi
+ * <= 127); zero the gradient dy where that output y sits on a clamp bound. */
 void kd_fake_quant_weights(kd_model *m);
 void kd_fake_quant_forward(float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);
 void kd_fake_quant_backward(float *dy, const float *y, size_t n, kdrt_quant q, int32_t lo, int32_t hi);

@@ -38,7 +38,8 @@ kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
     m->params = calloc(np ? np : 1, sizeof(float));
     m->grads = calloc(np ? np : 1, sizeof(float));
     m->buffers = calloc(nb ? nb : 1, sizeof(float));
-    if (!m->params || !m->grads || !m->buffers)
+    if (!m->exec) m->exec = calloc(1, sizeof *m->exec);
+    if (!m->params || !m->grads || !m->buffers || !m->exec)
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu parameters", m->name, np);
     return KD_STATUS_OK;
 }
@@ -67,32 +68,36 @@ void kd_model_init_params(kd_model *m, uint64_t seed) {
     }
 }
 
-static void free_batch(kd_model *m) {
-    free(m->acts); free(m->dacts); free(m->idx); free(m->scratch); free(m->dready);
-    m->acts = m->dacts = m->scratch = NULL;
-    m->idx = NULL;
-    m->dready = NULL;
-    m->batch = 0;
+static void free_batch(kd_model_exec *x) {
+    free(x->acts); free(x->dacts); free(x->idx); free(x->scratch); free(x->dready);
+    x->acts = x->dacts = x->scratch = NULL;
+    x->idx = NULL;
+    x->dready = NULL;
+    x->batch = 0;
 }
 
 void kd_model_free(kd_model *m) {
     if (!m) return;
-    free_batch(m);
-    kd_fake_quant_detach(m);
+    if (m->exec) {
+        free_batch(m->exec);
+        kd_fake_quant_detach(m);
+        free(m->exec);
+    }
     free(m->layers); free(m->yaml); free(m->params); free(m->grads); free(m->buffers);
     free(m);
 }
 
-static kd_conv_shape conv_shape(const kd_model *m, const kd_layer *L, int B) {
+static kd_conv_shape conv_shape(const kd_model_exec *x, const kd_layer *L, int B) {
     kd_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out, L->kernel, L->stride, L->pad, L->groups, L->h, L->w,
-                       m->n_threads};
+                       x->n_threads};
     return s;
 }
 
 kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
     if (B < 1 || n_threads < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "batch and threads must be >= 1");
-    if (m->batch == B && m->n_threads == n_threads) return KD_STATUS_OK;
-    free_batch(m);
+    kd_model_exec *x = m->exec;
+    if (x->batch == B && x->n_threads == n_threads) return KD_STATUS_OK;
+    free_batch(x);
     size_t na = 0, ni = 0, ns = 0;
     for (int i = 0; i < m->n_layers; i++) {
         kd_layer *L = &m->layers[i];
@@ -105,62 +110,70 @@ kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
         L->idx_off = ni;
         if (L->type == KD_LAYER_MAXPOOL) ni += n;
         if (L->type == KD_LAYER_CONV2D) {
-            kd_conv_shape s = conv_shape(m, L, B);
+            kd_conv_shape s = conv_shape(x, L, B);
             s.threads = n_threads;
             size_t k = kd_conv2d_scratch_floats(&s);
             if (k > ns) ns = k;
         }
     }
-    m->n_acts = na;
-    m->n_idx = ni;
-    m->n_scratch = ns;
-    m->acts = malloc(na * sizeof(float));
-    m->dacts = malloc(na * sizeof(float));
-    m->idx = malloc((ni ? ni : 1) * sizeof(int32_t));
-    m->scratch = malloc((ns ? ns : 1) * sizeof(float));
-    m->dready = malloc((size_t)m->n_layers);
-    if (!m->acts || !m->dacts || !m->idx || !m->scratch || !m->dready) {
-        free_batch(m);
+    x->n_acts = na;
+    x->n_idx = ni;
+    x->n_scratch = ns;
+    x->acts = malloc(na * sizeof(float));
+    x->dacts = malloc(na * sizeof(float));
+    x->idx = malloc((ni ? ni : 1) * sizeof(int32_t));
+    x->scratch = malloc((ns ? ns : 1) * sizeof(float));
+    x->dready = malloc((size_t)m->n_layers);
+    if (!x->acts || !x->dacts || !x->idx || !x->scratch || !x->dready) {
+        free_batch(x);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate activations for batch %d (%zu MB)",
                             m->name, B, na * 8 / (1 << 20));
     }
-    m->batch = B;
-    m->n_threads = n_threads;
+    x->batch = B;
+    x->n_threads = n_threads;
     return KD_STATUS_OK;
 }
 
+int kd_model_batch(const kd_model *m) { return m->exec->batch; }
+int kd_model_threads(const kd_model *m) { return m->exec->n_threads; }
+void kd_model_set_input_grad(kd_model *m, float *dinput) { m->exec->dinput = dinput; }
+const float *kd_model_layer_output(const kd_model *m, int i) { return m->exec->acts + m->layers[i].out_off; }
+
 static const float *in_ptr(const kd_model *m, const kd_layer *L, int k) {
     int j = L->inputs[k];
-    return j == KD_MODEL_INPUT ? m->input : m->acts + m->layers[j].out_off;
+    return j == KD_MODEL_INPUT ? m->exec->input : m->exec->acts + m->layers[j].out_off;
 }
 
 /* The weights a layer computes with: the fake-quantized copy during quantization-aware training. */
 static const float *weight_ptr(const kd_model *m, int i) {
     size_t off = m->layers[i].w_off;
-    return m->fq && m->fq->w_on[i] ? m->fq->wq + off : m->params + off;
+    const kd_fake_quant *fq = m->exec->fq;
+    return fq && fq->w_on[i] ? fq->wq + off : m->params + off;
 }
 
-const float *kd_model_forward(kd_model *m, const float *x, int B, int training, kd_rng *rng) {
-    m->input = x;
-    m->cur_batch = B;
-    int nt = m->n_threads; /* every parallel op's team size (kd_model_set_batch) */
-    if (m->fq) kd_fake_quant_weights(m);
+const float *kd_model_forward(kd_model *m, const float *xin, int B, int training, kd_rng *rng) {
+    kd_model_exec *x = m->exec;
+    x->input = xin;
+    x->cur_batch = B;
+    int nt = x->n_threads; /* every parallel op's team size (kd_model_set_batch) */
+    const kd_fake_quant *fq = x->fq;
+    if (fq) kd_fake_quant_weights(m);
     for (int i = 0; i < m->n_layers; i++) {
         kd_layer *L = &m->layers[i];
         const float *in = in_ptr(m, L, 0);
-        float *out = m->acts + L->out_off;
+        float *out = x->acts + L->out_off;
         const float *w = weight_ptr(m, i);
         const float *b = L->b_size ? m->params + L->b_off : NULL;
         size_t n = (size_t)B * kd_layer_out_size(L);
         switch (L->type) {
         case KD_LAYER_CONV2D: {
-            kd_conv_shape s = conv_shape(m, L, B);
-            kd_conv2d_forward(out, in, w, b, &s, m->scratch);
+            kd_conv_shape s = conv_shape(x, L, B);
+            kd_conv2d_forward(out, in, w, b, &s, x->scratch);
             break;
         }
         case KD_LAYER_LINEAR: kd_linear_forward(out, in, w, b, B, L->in_c, L->out); break;
         case KD_LAYER_MAXPOOL:
-            kd_maxpool_forward(out, m->idx + L->idx_off, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
+            kd_maxpool_forward(out, x->idx + L->idx_off, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
             break;
         case KD_LAYER_AVGPOOL:
             kd_avgpool_forward(out, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
@@ -168,7 +181,7 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
         case KD_LAYER_GLOBAL_AVGPOOL: kd_gap_forward(out, in, B, L->in_c, L->in_h * L->in_w); break;
         case KD_LAYER_BATCHNORM: {
             float *rm = m->buffers + L->buf_off, *rv = rm + L->c;
-            float *aux = m->acts + L->aux_off;
+            float *aux = x->acts + L->aux_off;
             if (training)
                 kd_batchnorm_forward_train(out, aux, aux + L->c, rm, rv, in, w, m->params + L->b_off, B, L->c,
                                            L->h * L->w, L->eps, L->momentum, nt);
@@ -180,7 +193,7 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
         case KD_LAYER_GELU: kd_gelu_forward(out, in, n, nt); break;
         case KD_LAYER_DROPOUT:
             if (training && L->p > 0.f) {
-                float *mask = m->acts + L->aux_off, keep = 1.f / (1.f - L->p);
+                float *mask = x->acts + L->aux_off, keep = 1.f / (1.f - L->p);
                 for (size_t k = 0; k < n; k++) mask[k] = kd_rng_uniform(rng) < L->p ? 0.f : keep;
                 kd_dropout_forward(out, in, mask, n, nt);
             } else {
@@ -191,27 +204,28 @@ const float *kd_model_forward(kd_model *m, const float *x, int B, int training, 
         case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n, nt); break;
         case KD_LAYER_COUNT: break;
         }
-        if (m->fq && m->fq->a_on[i]) kd_fake_quant_forward(out, n, m->fq->a_q[i], m->fq->a_lo[i], m->fq->a_hi[i]);
+        if (fq && fq->a_on[i]) kd_fake_quant_forward(out, n, fq->a_q[i], fq->a_lo[i], fq->a_hi[i]);
     }
-    return m->acts + m->layers[m->n_layers - 1].out_off;
+    return x->acts + m->layers[m->n_layers - 1].out_off;
 }
 
 /* Gradient buffer for input k of L, zeroed lazily by its last consumer in backward order (the first
  * to reach it), so no whole-block memset and no accumulation into stale values. NULL for the
  * model's input: nobody needs d(input). */
 static float *din_ptr(kd_model *m, const kd_layer *L, int k) {
+    kd_model_exec *x = m->exec;
     int j = L->inputs[k];
     if (j == KD_MODEL_INPUT) {
-        if (m->dinput && !m->dinput_ready) {
-            memset(m->dinput, 0, (size_t)m->cur_batch * m->in_c * m->in_h * m->in_w * sizeof(float));
-            m->dinput_ready = 1;
+        if (x->dinput && !x->dinput_ready) {
+            memset(x->dinput, 0, (size_t)x->cur_batch * m->in_c * m->in_h * m->in_w * sizeof(float));
+            x->dinput_ready = 1;
         }
-        return m->dinput;
+        return x->dinput;
     }
-    float *d = m->dacts + m->layers[j].out_off;
-    if (!m->dready[j]) {
-        memset(d, 0, (size_t)m->cur_batch * kd_layer_out_size(&m->layers[j]) * sizeof(float));
-        m->dready[j] = 1;
+    float *d = x->dacts + m->layers[j].out_off;
+    if (!x->dready[j]) {
+        memset(d, 0, (size_t)x->cur_batch * kd_layer_out_size(&m->layers[j]) * sizeof(float));
+        x->dready[j] = 1;
     }
     return d;
 }
@@ -226,44 +240,46 @@ int kd_model_find_layer(const kd_model *m, const char *name) {
 
 void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const int *extra_layer,
                           const float *const *extra_grad) {
-    int B = m->cur_batch, nt = m->n_threads;
-    memset(m->dready, 0, (size_t)m->n_layers);
-    m->dinput_ready = 0;
+    kd_model_exec *x = m->exec;
+    const kd_fake_quant *fq = x->fq;
+    int B = x->cur_batch, nt = x->n_threads;
+    memset(x->dready, 0, (size_t)m->n_layers);
+    x->dinput_ready = 0;
     kd_layer *last = &m->layers[m->n_layers - 1];
-    memcpy(m->dacts + last->out_off, dlogits, (size_t)B * last->c * sizeof(float));
-    m->dready[m->n_layers - 1] = 1;
+    memcpy(x->dacts + last->out_off, dlogits, (size_t)B * last->c * sizeof(float));
+    x->dready[m->n_layers - 1] = 1;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         kd_layer *L = &m->layers[i];
         /* every consumer of layer i has a higher index, so its gradient is complete here: add the
          * gradients that losses on this layer's output send in */
         for (int k = 0; k < n_extra; k++) {
             if (extra_layer[k] != i) continue;
-            float *d = m->dacts + L->out_off;
+            float *d = x->dacts + L->out_off;
             size_t n = (size_t)B * kd_layer_out_size(L);
-            if (!m->dready[i]) memset(d, 0, n * sizeof(float));
-            m->dready[i] = 1;
+            if (!x->dready[i]) memset(d, 0, n * sizeof(float));
+            x->dready[i] = 1;
             for (size_t e = 0; e < n; e++) d[e] += extra_grad[k][e];
         }
-        if (!m->dready[i]) continue; /* output unused (cannot happen in a chain; safe for graphs) */
-        const float *dout = m->dacts + L->out_off;
+        if (!x->dready[i]) continue; /* output unused (cannot happen in a chain; safe for graphs) */
+        const float *dout = x->dacts + L->out_off;
         const float *in = in_ptr(m, L, 0);
-        const float *out = m->acts + L->out_off;
+        const float *out = x->acts + L->out_off;
         size_t n = (size_t)B * kd_layer_out_size(L);
-        if (m->fq && m->fq->a_on[i]) /* straight-through estimator: no gradient where saturated */
-            kd_fake_quant_backward(m->dacts + L->out_off, out, n, m->fq->a_q[i], m->fq->a_lo[i], m->fq->a_hi[i]);
+        if (fq && fq->a_on[i]) /* straight-through estimator: no gradient where saturated */
+            kd_fake_quant_backward(x->dacts + L->out_off, out, n, fq->a_q[i], fq->a_lo[i], fq->a_hi[i]);
         float *din = din_ptr(m, L, 0);
         float *dw = m->grads + L->w_off;
         float *db = L->b_size ? m->grads + L->b_off : NULL;
         const float *w = weight_ptr(m, i);
         switch (L->type) {
         case KD_LAYER_CONV2D: {
-            kd_conv_shape s = conv_shape(m, L, B);
-            kd_conv2d_backward(din, dw, db, dout, in, w, &s, m->scratch);
+            kd_conv_shape s = conv_shape(x, L, B);
+            kd_conv2d_backward(din, dw, db, dout, in, w, &s, x->scratch);
             break;
         }
         case KD_LAYER_LINEAR: kd_linear_backward(din, dw, db, dout, in, w, B, L->in_c, L->out); break;
         case KD_LAYER_MAXPOOL:
-            if (din) kd_maxpool_backward(din, dout, m->idx + L->idx_off, B, L->in_c, L->in_h, L->in_w, L->h, L->w, nt);
+            if (din) kd_maxpool_backward(din, dout, x->idx + L->idx_off, B, L->in_c, L->in_h, L->in_w, L->h, L->w, nt);
             break;
         case KD_LAYER_AVGPOOL:
             if (din) kd_avgpool_backward(din, dout, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
@@ -272,7 +288,7 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
             if (din) kd_gap_backward(din, dout, B, L->in_c, L->in_h * L->in_w);
             break;
         case KD_LAYER_BATCHNORM: {
-            const float *aux = m->acts + L->aux_off;
+            const float *aux = x->acts + L->aux_off;
             kd_batchnorm_backward(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c, L->h * L->w,
                                   nt);
             break;
@@ -285,7 +301,7 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
             break;
         case KD_LAYER_DROPOUT:
             if (!din) break;
-            if (L->p > 0.f) kd_dropout_backward(din, dout, m->acts + L->aux_off, n, nt);
+            if (L->p > 0.f) kd_dropout_backward(din, dout, x->acts + L->aux_off, n, nt);
             else kd_add_backward(din, NULL, dout, n, nt);
             break;
         case KD_LAYER_FLATTEN:
@@ -306,3 +322,12 @@ long long kd_model_macs(const kd_model *m) {
 }
 
 size_t kd_model_param_bytes(const kd_model *m) { return (m->n_params + m->n_buffers) * sizeof(float); }
+
+void kd_model_memory(const kd_model *m, kd_model_mem *out) {
+    const kd_model_exec *x = m->exec;
+    out->params = m->n_params * sizeof(float);
+    out->buffers = m->n_buffers * sizeof(float);
+    out->acts = 2 * x->n_acts * sizeof(float);
+    out->scratch = x->n_scratch * sizeof(float);
+    out->idx = x->n_idx * sizeof(int32_t);
+}

@@ -182,7 +182,7 @@ static void test_model_threads(void) {
     kd_model_backward(m, y1);
     CHECK_MSG(omp_get_max_threads() == before, "OpenMP default changed from %d to %d", before, omp_get_max_threads());
     CHECK(kd_model_set_batch(m, B, 3, &err) == KD_STATUS_OK);
-    CHECK(m->n_threads == 3);
+    CHECK(kd_model_threads(m) == 3);
     CHECK(memcmp(y1, kd_model_forward(m, x, B, 0, NULL), sizeof(float) * nl) == 0);
     CHECK_MSG(omp_get_max_threads() == before, "OpenMP default changed from %d to %d", before, omp_get_max_threads());
     free(x), free(y1);

@@ -530,6 +530,7 @@ static void test_fake_quant(void) {
              * that falls the other way, propagated: one or two output steps (measured 1-2). */
             CHECK_MSG(fq <= 2.5 && fq < plain, "fake-quantized %.2f steps, plain %.2f", fq, plain);
             CHECK(agree_fq >= 46);
+            const kd_fake_quant *f = kd_model_fake_quant(m);
             /* the weights training sees are the int8 model's, through the layout permutations */
             int bad = 0;
             for (int k = 0; k < q->n_layers; k++) {
@@ -537,8 +538,8 @@ static void test_fake_quant(void) {
                 if (!Q->weight) continue;
                 int i = kd_model_find_layer(m, Q->name);
                 const kd_layer *L = &m->layers[i];
-                const float *wq = m->fq->wq + L->w_off;
-                CHECK(m->fq->w_on[i]);
+                const float *wq = f->wq + L->w_off;
+                CHECK(f->w_on[i]);
                 for (int o = 0; o < L->out; o++) {
                     if (L->type == KD_LAYER_LINEAR) { /* NHWC columns after a flatten of (C, H, W) */
                         int C = Q->in_dims.c, H = Q->in_dims.h, W = Q->in_dims.w;
@@ -564,13 +565,13 @@ static void test_fake_quant(void) {
             /* every quantized output is on its grid, inside its clamp */
             int off_grid = 0, n_on = 0;
             for (int i = 0; i < m->n_layers; i++) {
-                if (!m->fq->a_on[i]) continue;
+                if (!f->a_on[i]) continue;
                 n_on++;
                 const float *y = kd_model_layer_output(m, i);
-                kdrt_quant aq = m->fq->a_q[i];
+                kdrt_quant aq = f->a_q[i];
                 for (size_t e = 0; e < 48 * kd_layer_out_size(&m->layers[i]); e++) {
                     double v = y[e] / (double)aq.scale + aq.zero_point;
-                    off_grid += fabs(v - round(v)) > 1e-3 || round(v) < m->fq->a_lo[i] || round(v) > m->fq->a_hi[i];
+                    off_grid += fabs(v - round(v)) > 1e-3 || round(v) < f->a_lo[i] || round(v) > f->a_hi[i];
                 }
             }
             CHECK(n_on == q->n_layers && off_grid == 0);
