@@ -2,7 +2,7 @@
  *   u64 little-endian header size N | N bytes of JSON header | raw tensor data.
  * Tensors are F32, named "<layer>.weight", "<layer>.bias", "<layer>.running_mean",
  * "<layer>.running_var", and with a training state "optim.m.<...>", "optim.v.<...>".
- * __metadata__ holds "format": "distill", "version", "model_yaml" (the model description) and, for
+ * The metadata holds "format": "distill", "version", "model_yaml" (the model description) and, for
  * a training checkpoint, "epoch", "step", "rng_state", "rng_inc", "best_val_acc", "optimizer".
  * Writes are atomic (distill/fileio.h): temp file in the same directory, fsync, rename.
  * src/format/ckpt_fp32.c, a client of the one safetensors layer (src/format/safetensors.c). */

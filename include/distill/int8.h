@@ -68,7 +68,7 @@ size_t kd_int8_param_bytes(const kd_int8_model *q);
 /* ---- File (src/format/ckpt_int8.c, on the safetensors layer) ---------------------------------- */
 
 /* Write a safetensors file: "<layer>.weight" I8 (runtime layout), "<layer>.bias" / ".multiplier" /
- * ".shift" I32, "<layer>.w_scale" F32, and in __metadata__: "format": "distill-int8", "version",
+ * ".shift" I32, "<layer>.w_scale" F32, and in the metadata: "format": "distill-int8", "version",
  * "int8_model" (JSON: input quantization and normalisation, and per layer op, inputs, dims,
  * zero points, scales, clamps, strides, paddings and add parameters). Written atomically. */
 kd_status kd_int8_save(const char *path, const kd_int8_model *q, kd_error *err);

@@ -197,7 +197,7 @@ void kd_lm_zero_grad(kd_lm *m);
 size_t kd_lm_activation_bytes(const kd_lm *m);
 
 /* ---------------------------------------------------------------- checkpoints (src/lm/ckpt_lm.c)
- * safetensors: F32 tensors under the names of the size table; __metadata__ holds "format":
+ * safetensors: F32 tensors under the names of the size table; the metadata holds "format":
  * "distill-lm", "version": "1", "config" ("vocab=256,ctx=..,layers=..,dim=..,heads=.."); a model
  * with a BPE tokenizer is "version": "2" (older readers refuse it rather than read its tokens as
  * bytes) with "tokenizer": "bpe" and "merges": "a b a b ..." (vocab - 256 pairs); and for a
