@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 /* Write data to a per-process file named after `tag`; returns its path (static storage), or NULL. */
-static const char *fuzz_file(const char *tag, const uint8_t *data, size_t size) {
+static inline const char *fuzz_file(const char *tag, const uint8_t *data, size_t size) {
     static char path[2][256];
     static int which;
     struct stat sb;
@@ -22,4 +22,27 @@ static const char *fuzz_file(const char *tag, const uint8_t *data, size_t size) 
     ok = fclose(f) == 0 && ok;
     return ok ? p : NULL;
 }
+
+/* For a parser that takes a path: write the input to a file, run load(path) (whether it loaded; it
+ * frees what it made), remove the file. */
+static inline int fuzz_load_file(const char *tag, const uint8_t *data, size_t size, int (*load)(const char *path)) {
+    const char *path = fuzz_file(tag, data, size);
+    if (!path) return 0;
+    int ok = load(path);
+    unlink(path);
+    return ok;
+}
+
+/* The libFuzzer entry point of a target whose check is `int fn(const uint8_t *, size_t)` (returns
+ * whether the input loaded). test_fuzz_corpus.c defines KD_FUZZ_REPLAY and calls the checks itself. */
+#ifdef KD_FUZZ_REPLAY
+#define KD_FUZZ_TARGET(fn)
+#else
+#define KD_FUZZ_TARGET(fn)                                                                       \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                                \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {                               \
+        fn(data, size);                                                                          \
+        return 0;                                                                                \
+    }
+#endif
 #endif

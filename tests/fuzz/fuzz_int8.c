@@ -4,21 +4,14 @@
 #include "distill/int8.h"
 #include "fuzz_file.h"
 
-static int fuzz_int8(const uint8_t *data, size_t size) {
-    const char *path = fuzz_file("int8", data, size);
+static int load_int8(const char *path) {
     kd_int8_model *q = NULL;
     kd_error err;
-    if (!path) return 0;
     int ok = kd_int8_load(path, &q, &err) == KD_STATUS_OK;
     kd_int8_free(q);
-    unlink(path);
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_int8(data, size);
-    return 0;
-}
-#endif
+static int fuzz_int8(const uint8_t *data, size_t size) { return fuzz_load_file("int8", data, size, load_int8); }
+
+KD_FUZZ_TARGET(fuzz_int8)

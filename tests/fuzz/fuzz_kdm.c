@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kdrt_model.h"
+#include "fuzz_file.h"
 
 /* Load, prepare and run one image (returns whether it loaded); `fix_crc` first rewrites the header's checksum (bytes 8-11, the
  * CRC-32 of bytes 12..file end) so that mutations get past it to the structural checks. */
@@ -50,10 +51,4 @@ static int fuzz_kdm(const uint8_t *data, size_t size) {
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_kdm(data, size);
-    return 0;
-}
-#endif
+KD_FUZZ_TARGET(fuzz_kdm)

@@ -4,21 +4,14 @@
 #include "distill/lm.h"
 #include "fuzz_file.h"
 
-static int fuzz_lm_ckpt(const uint8_t *data, size_t size) {
-    const char *path = fuzz_file("lm", data, size);
+static int load_lm_ckpt(const char *path) {
     kd_lm *m = NULL;
     kd_error err;
-    if (!path) return 0;
     int ok = kd_lm_load(path, &m, &err) == KD_STATUS_OK;
     kd_lm_free(m);
-    unlink(path);
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_lm_ckpt(data, size);
-    return 0;
-}
-#endif
+static int fuzz_lm_ckpt(const uint8_t *data, size_t size) { return fuzz_load_file("lm", data, size, load_lm_ckpt); }
+
+KD_FUZZ_TARGET(fuzz_lm_ckpt)

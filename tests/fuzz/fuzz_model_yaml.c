@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "distill/model.h"
+#include "fuzz_file.h"
 
 static int fuzz_model_yaml(const uint8_t *data, size_t size) {
     char *text = malloc(size + 1);
@@ -30,10 +31,4 @@ static int fuzz_model_yaml(const uint8_t *data, size_t size) {
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_model_yaml(data, size);
-    return 0;
-}
-#endif
+KD_FUZZ_TARGET(fuzz_model_yaml)

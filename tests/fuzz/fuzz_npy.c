@@ -6,22 +6,15 @@
 #include "distill/npy.h"
 #include "fuzz_file.h"
 
-static int fuzz_npy(const uint8_t *data, size_t size) {
-    const char *path = fuzz_file("npy", data, size);
+static int load_npy(const char *path) {
     float *x = NULL;
     int n = 0, c = 0;
     kd_error err;
-    if (!path) return 0;
     int ok = kd_npy_load_logits(path, &x, &n, &c, &err) == KD_STATUS_OK;
     free(x);
-    unlink(path);
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_npy(data, size);
-    return 0;
-}
-#endif
+static int fuzz_npy(const uint8_t *data, size_t size) { return fuzz_load_file("npy", data, size, load_npy); }
+
+KD_FUZZ_TARGET(fuzz_npy)

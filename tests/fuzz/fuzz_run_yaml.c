@@ -38,10 +38,4 @@ static int fuzz_run_yaml(const uint8_t *data, size_t size) {
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_run_yaml(data, size);
-    return 0;
-}
-#endif
+KD_FUZZ_TARGET(fuzz_run_yaml)

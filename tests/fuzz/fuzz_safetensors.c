@@ -5,21 +5,14 @@
 #include "distill/checkpoint.h"
 #include "fuzz_file.h"
 
-static int fuzz_safetensors(const uint8_t *data, size_t size) {
-    const char *path = fuzz_file("st", data, size);
+static int load_safetensors(const char *path) {
     kd_model *m = NULL;
     kd_error err;
-    if (!path) return 0;
     int ok = kd_checkpoint_load(path, &m, &err) == KD_STATUS_OK;
     kd_model_free(m);
-    unlink(path);
     return ok;
 }
 
-#ifndef KD_FUZZ_REPLAY
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_safetensors(data, size);
-    return 0;
-}
-#endif
+static int fuzz_safetensors(const uint8_t *data, size_t size) { return fuzz_load_file("st", data, size, load_safetensors); }
+
+KD_FUZZ_TARGET(fuzz_safetensors)
