@@ -40,14 +40,8 @@ const char *kd_int8_op_name(kd_int8_op op) {
 }
 
 void kd_calib_config_default(kd_calib_config *c) {
-    c->n_images = 1000;
-    c->method = KD_CALIB_MINMAX;
-    c->percentile = 99.99;
-    c->bins = 4096;
-    c->batch = 100;
-    c->threads = 1;
-    c->weight_bits = 8;
-    c->weight_group = 32;
+    *c = (kd_calib_config){.n_images = 1000, .method = KD_CALIB_MINMAX, .percentile = 99.99, .bins = 4096,
+                           .batch = 100, .threads = 1, .weight_bits = 8, .weight_group = 32};
 }
 
 /* ---------------------------------------------------------------- calibration */

@@ -8,13 +8,7 @@ void kd_recipe_default(kd_recipe *r) {
     /* T = 2, alpha 0.95, gradient norm clipped at 2: the highest mean validation accuracy of the
      * recipes tried on mlp-s from cnn-t (10 seeds, 10 epochs; also higher than T = 2, alpha 0.9,
      * clip 5 on cnn-s), docs/BENCHMARKS.md "Choosing the default". */
-    r->distill = 0;
-    r->qat_bits = 0;
-    r->T = 2.f;
-    r->alpha = 0.95f;
-    r->dkd_beta = 0.f;
-    r->standardize = 0;
-    r->user_set = 0;
+    *r = (kd_recipe){.T = 2.f, .alpha = 0.95f}; /* everything else off (0) */
 }
 
 void kd_recipe_apply(const kd_recipe *r, kd_train_config *cfg, kd_loss_term *terms, int *n_terms) {

@@ -196,25 +196,13 @@ kd_status kd_lm_init_from_teacher(kd_lm *s, const kd_lm *t, kd_error *err) {
 /* ---------------------------------------------------------------- training */
 
 void kd_lm_train_config_default(kd_lm_train_config *c) {
-    memset(c, 0, sizeof *c);
-    c->steps = 1000;
-    c->batch = 16;
-    c->threads = 1;
-    c->seed = 1;
+    *c = (kd_lm_train_config){.steps = 1000, .batch = 16, .threads = 1, .seed = 1, .warmup_steps = 100,
+                              .clip = 1.f, .ckpt_every = 500, .eval_bytes = 65536, .progress = 1};
+    /* AdamW as GPT-style models are trained: beta2 0.95, decay 0.1, cosine down to 1e-4 */
     kd_optim_config_default(&c->optim);
-    c->optim.type = KD_OPT_ADAMW;
-    c->optim.lr = 1e-3f;
-    c->optim.beta1 = 0.9f;
-    c->optim.beta2 = 0.95f;
-    c->optim.weight_decay = 0.1f;
+    c->optim.type = KD_OPT_ADAMW, c->optim.lr = 1e-3f, c->optim.min_lr = 1e-4f;
+    c->optim.beta1 = 0.9f, c->optim.beta2 = 0.95f, c->optim.weight_decay = 0.1f;
     c->optim.sched = KD_SCHED_COSINE;
-    c->optim.min_lr = 1e-4f;
-    c->warmup_steps = 100;
-    c->clip = 1.f;
-    c->ckpt_every = 500;
-    c->eval_every = 0;
-    c->eval_bytes = 65536;
-    c->progress = 1;
 }
 
 kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config *cfg, kd_lm_train_result *res,

@@ -7,20 +7,9 @@
 #include "distill/train.h"
 
 void kd_optim_config_default(kd_optim_config *c) {
-    memset(c, 0, sizeof *c);
-    c->type = KD_OPT_SGD;
-    c->lr = 0.05f;
-    c->momentum = 0.9f;
-    c->nesterov = 1;
-    c->beta1 = 0.9f;
-    c->beta2 = 0.999f;
-    c->eps = 1e-8f;
-    c->weight_decay = 5e-4f;
-    c->sched = KD_SCHED_COSINE;
-    c->warmup_epochs = 0.f;
-    c->step_epochs = 5;
-    c->step_gamma = 0.1f;
-    c->min_lr = 0.f;
+    *c = (kd_optim_config){.type = KD_OPT_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1, /* SGD */
+                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,                /* AdamW */
+                           .weight_decay = 5e-4f, .sched = KD_SCHED_COSINE, .step_epochs = 5, .step_gamma = 0.1f};
 }
 
 kd_status kd_optimizer_init(kd_optimizer *o, const kd_optim_config *c, const kd_model *m, kd_error *err) {

@@ -15,13 +15,8 @@
 #include "train/progress.h"
 
 void kd_train_config_default(kd_train_config *c) {
-    memset(c, 0, sizeof *c);
-    c->epochs = 15;
-    c->batch = 128;
-    c->threads = 2;
-    c->seed = 1;
+    *c = (kd_train_config){.epochs = 15, .batch = 128, .threads = 2, .seed = 1, .progress = 1};
     kd_optim_config_default(&c->optim);
-    c->progress = 1;
 }
 
 double kd_now(void) {

@@ -33,6 +33,21 @@ static inline int fuzz_load_file(const char *tag, const uint8_t *data, size_t si
     return ok;
 }
 
+/* fuzz_NAME for a loader `kd_status load(const char *path, T **out, kd_error *err)` whose result
+ * free_fn releases (NULL-safe), with its libFuzzer entry point. */
+#define KD_FUZZ_LOADER_TARGET(name, tag, T, load, free_fn)                                        \
+    static int load_##name(const char *path) {                                                   \
+        T *x = NULL;                                                                             \
+        kd_error err;                                                                            \
+        int ok = load(path, &x, &err) == KD_STATUS_OK;                                           \
+        free_fn(x);                                                                              \
+        return ok;                                                                               \
+    }                                                                                            \
+    static int fuzz_##name(const uint8_t *data, size_t size) {                                   \
+        return fuzz_load_file(tag, data, size, load_##name);                                     \
+    }                                                                                            \
+    KD_FUZZ_TARGET(fuzz_##name)
+
 /* The libFuzzer entry point of a target whose check is `int fn(const uint8_t *, size_t)` (returns
  * whether the input loaded). test_fuzz_corpus.c defines KD_FUZZ_REPLAY and calls the checks itself. */
 #ifdef KD_FUZZ_REPLAY

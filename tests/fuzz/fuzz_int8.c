@@ -4,14 +4,4 @@
 #include "distill/int8.h"
 #include "fuzz_file.h"
 
-static int load_int8(const char *path) {
-    kd_int8_model *q = NULL;
-    kd_error err;
-    int ok = kd_int8_load(path, &q, &err) == KD_STATUS_OK;
-    kd_int8_free(q);
-    return ok;
-}
-
-static int fuzz_int8(const uint8_t *data, size_t size) { return fuzz_load_file("int8", data, size, load_int8); }
-
-KD_FUZZ_TARGET(fuzz_int8)
+KD_FUZZ_LOADER_TARGET(int8, "int8", kd_int8_model, kd_int8_load, kd_int8_free)

@@ -4,14 +4,4 @@
 #include "distill/lm.h"
 #include "fuzz_file.h"
 
-static int load_lm_ckpt(const char *path) {
-    kd_lm *m = NULL;
-    kd_error err;
-    int ok = kd_lm_load(path, &m, &err) == KD_STATUS_OK;
-    kd_lm_free(m);
-    return ok;
-}
-
-static int fuzz_lm_ckpt(const uint8_t *data, size_t size) { return fuzz_load_file("lm", data, size, load_lm_ckpt); }
-
-KD_FUZZ_TARGET(fuzz_lm_ckpt)
+KD_FUZZ_LOADER_TARGET(lm_ckpt, "lm", kd_lm, kd_lm_load, kd_lm_free)

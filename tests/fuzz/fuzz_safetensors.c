@@ -5,14 +5,4 @@
 #include "distill/checkpoint.h"
 #include "fuzz_file.h"
 
-static int load_safetensors(const char *path) {
-    kd_model *m = NULL;
-    kd_error err;
-    int ok = kd_checkpoint_load(path, &m, &err) == KD_STATUS_OK;
-    kd_model_free(m);
-    return ok;
-}
-
-static int fuzz_safetensors(const uint8_t *data, size_t size) { return fuzz_load_file("st", data, size, load_safetensors); }
-
-KD_FUZZ_TARGET(fuzz_safetensors)
+KD_FUZZ_LOADER_TARGET(safetensors, "st", kd_model, kd_checkpoint_load, kd_model_free)
