@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#endif
 
 #include "cli.h"
 #include "distill/fileio.h"

@@ -409,10 +409,10 @@ static int load_teachers(const train_opts *o, train_state *s) {
 static int cache_teacher(const train_opts *o, train_state *s) {
     kd_teacher *t = &s->teacher;
     kd_error err;
+    if (o->logits_path || o->cfg.aug.translate || o->cfg.aug.hflip || o->no_cache) return 0;
     size_t rows = (size_t)(s->train.n + s->val.n);
     size_t cache_bytes = rows * (size_t)t->n_classes * sizeof(float);
     for (int f = 0; f < t->n_feats; f++) cache_bytes += rows * t->feat_size[f] * sizeof(float);
-    if (o->logits_path || o->cfg.aug.translate || o->cfg.aug.hflip || o->no_cache) return 0;
     if (cache_bytes > ((size_t)6 << 30)) {
         fprintf(stderr, "distill kd: the teacher cache would take %.1f GB: running the teacher every step\n",
                 cache_bytes / 1e9);
@@ -543,27 +543,23 @@ static void print_banner(const train_opts *o, const train_state *s) {
 }
 
 /* Test-set accuracy of teacher and student and the share of images where their top-1 agree. */
-static void report_kd(const train_opts *o, train_state *s) {
-    kd_dataset test = {0};
-    if (kd_cli_load_data("kd", o->data, "test", &test)) return;
+static void report_kd(const train_opts *o, train_state *s, const kd_dataset *test) {
     kd_error err;
     kd_eval_result rs, rt;
     int agree = 0;
     if (o->n_teacher_paths == 1 &&
-        !kd_evaluate_agreement(s->m, s->teachers[0], &test, 256, o->cfg.threads, &rs, &rt, &agree, &err))
+        !kd_evaluate_agreement(s->m, s->teachers[0], test, 256, o->cfg.threads, &rs, &rt, &agree, &err))
         printf("test accuracy: teacher %s %.2f%%, student %s %.2f%%; top-1 agreement %.2f%%\n", s->teachers[0]->name,
-               100 * rt.accuracy, s->m->name, 100 * rs.accuracy, 100.0 * agree / test.n);
-    else if (!kd_evaluate(s->m, &test, 256, o->cfg.threads, &rs, NULL, &err))
+               100 * rt.accuracy, s->m->name, 100 * rs.accuracy, 100.0 * agree / test->n);
+    else if (!kd_evaluate(s->m, test, 256, o->cfg.threads, &rs, NULL, &err))
         printf("test accuracy: student %s %.2f%%\n", s->m->name, 100 * rs.accuracy);
-    kd_dataset_free(&test);
 }
 
 /* After quantization-aware training: the integer model with the ranges training used, evaluated
  * on the test set with integer arithmetic beside the post-training one it started from, written
  * next to OUT as OUT.int8.safetensors. */
-static int qat_finish(const train_opts *o, const train_state *s) {
+static int qat_finish(const train_opts *o, const train_state *s, const kd_dataset *test) {
     const char *C = o->C, *out = o->out;
-    kd_dataset test = {0};
     kd_error err;
     double acc_ptq = 0, acc_qat = 0;
     int rc = 0;
@@ -572,14 +568,12 @@ static int qat_finish(const train_opts *o, const train_state *s) {
     if (!path) return KD_EXIT_ERROR;
     if (n > 12 && !strcmp(out + n - 12, ".safetensors")) snprintf(path, n + 32, "%.*s.int8.safetensors", (int)(n - 12), out);
     else snprintf(path, n + 32, "%s.int8", out);
-    if (kd_cli_load_data(C, o->data, "test", &test)) rc = KD_EXIT_ERROR;
-    else if (kd_qat_finish(s->m, &s->qranges, &o->qat, s->q_ptq, &test, path, &acc_qat, &acc_ptq, &err))
+    if (kd_qat_finish(s->m, &s->qranges, &o->qat, s->q_ptq, test, path, &acc_qat, &acc_ptq, &err))
         rc = kd_cli_fail(C, &err);
     else
         printf("integer test accuracy (%s weights): %.2f%% after quantization-aware training, %.2f%% post-training "
                "(%+.2f); wrote %s\n", o->qat.weight_bits == 4 ? "int4" : "int8", 100 * acc_qat, 100 * acc_ptq,
                100 * (acc_qat - acc_ptq), path);
-    kd_dataset_free(&test);
     free(path);
     return rc;
 }
@@ -603,8 +597,13 @@ static int train_and_report(train_opts *o, train_state *s) {
     if (s->val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
     printf("\nwrote %s (model) and %s (training state for --resume)\n", o->out, s->ckpt);
     if (o->cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(s->m));
-    if (o->kd) report_kd(o, s);
-    return o->qat.weight_bits ? qat_finish(o, s) : 0;
+    if (!o->kd) return 0; /* the test-set reports below are distillation's (QAT runs are kd runs) */
+    kd_dataset test = {0};
+    if (kd_cli_load_data(C, o->data, "test", &test)) return o->qat.weight_bits ? KD_EXIT_ERROR : 0;
+    report_kd(o, s, &test);
+    int rc = o->qat.weight_bits ? qat_finish(o, s, &test) : 0;
+    kd_dataset_free(&test);
+    return rc;
 }
 
 static void free_state(const train_opts *o, train_state *s) {

@@ -52,10 +52,10 @@ typedef struct kd_int8_layer {
 
 typedef struct kd_int8_model {
     char name[KD_NAME_MAX];
-    int weight_bits;         /* 8, or 4 (int4 per group held as int8 values m_g * v, see above) */
+    int weight_bits;         /* 8, or 4 (int4 per group held as int8 values m_g * v, see distill/quant.h) */
     int weight_group;
     int in_c, in_h, in_w, n_classes;
-    kdrt_quant in_q;         /* input quantization, see the top of this file */
+    kdrt_quant in_q;         /* input quantization (distill/quantize.h, top) */
     float in_mean, in_std;   /* the normalisation it assumes */
     int n_layers;
     kd_int8_layer *layers;   /* topological order; the last one gives the logits */

@@ -40,7 +40,7 @@ static int set_value(const kd_spec_key *k, const char *v, void *out) {
     return 0;
 }
 
-kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, int *kind, kd_error *err) {
+kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, kd_error *err) {
     char buf[512];
     if (strlen(spec) >= sizeof buf)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "%s term too long: '%.40s...'", t->what, spec);
@@ -59,7 +59,6 @@ kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, int
         return kd_error_set(err, KD_STATUS_BAD_ARG, "unknown %s '%s' (known: %s)", t->what, buf, known);
     }
     t->defaults(out, k);
-    *kind = k;
     for (char *save = NULL, *kv = args ? strtok_r(args, ",", &save) : NULL; kv; kv = strtok_r(NULL, ",", &save)) {
         char *v = strchr(kv, '=');
         if (!v) return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s: '%s' is not key=value", t->what, buf, kv);

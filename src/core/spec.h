@@ -32,9 +32,9 @@ typedef struct kd_spec_table {
     void (*defaults)(void *out, int kind); /* fills *out for kind before the settings apply */
 } kd_spec_table;
 
-/* Parse spec (at most 511 characters) into out (the struct the table's offsets point into) and
- * *kind. Empty items between commas are skipped; a later key=value overrides an earlier one.
+/* Parse spec (at most 511 characters) into out (the struct the table's offsets point into; the
+ * table's defaults() records the kind there). Empty items between commas are skipped; a later key=value overrides an earlier one.
  * Errors (KD_STATUS_BAD_ARG) name the term and the key: unknown kind (listing the known ones), an
  * item that is not key=value, a key the kind does not have, a value out of range or malformed. */
-kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, int *kind, kd_error *err);
+kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, kd_error *err);
 #endif

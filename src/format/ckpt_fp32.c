@@ -15,7 +15,6 @@
 #include "distill/checkpoint.h"
 #include "format/safetensors.h"
 
-#define KD_MAX_EXACT 9007199254740992.0 /* 2^53: integers above are not exact in a JSON double */
 
 /* ---------------------------------------------------------------- tensor table */
 
@@ -213,12 +212,6 @@ static const char *parse_optimizer(const char *s, kd_optim_config *c, long long 
 
 /* ---------------------------------------------------------------- save */
 
-static size_t first_nonfinite(const float *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i])) return i;
-    return n;
-}
-
 kd_status kd_checkpoint_save(const char *path, const kd_model *m, const kd_optimizer *opt, const kd_train_state *st,
                              kd_error *err) {
     if (!path || !m) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_checkpoint_save: no path or no model");
@@ -233,7 +226,7 @@ kd_status kd_checkpoint_save(const char *path, const kd_model *m, const kd_optim
     /* A checkpoint never holds NaN/inf: the loader would refuse it, and the last good one must
      * not be replaced by garbage. */
     for (int i = 0; i < l.n; i++) {
-        size_t k = first_nonfinite(base[l.t[i].block] + l.t[i].off, l.t[i].n);
+        size_t k = kd_st_first_nonfinite(base[l.t[i].block] + l.t[i].off, l.t[i].n);
         if (k < l.t[i].n) {
             s = kd_error_set(err, KD_STATUS_DIVERGED, "%s: refusing to write a checkpoint: tensor %s holds %g at element %zu",
                              path, l.t[i].name, (double)base[l.t[i].block][l.t[i].off + k], k);

@@ -14,7 +14,6 @@
 #include "distill/fileio.h"
 #include "format/safetensors.h"
 
-#define KD_MAX_EXACT 9007199254740992.0 /* 2^53: integers above are not exact in a JSON double */
 
 /* The dtypes of the safetensors specification and their sizes: a foreign file's framing is
  * validated whatever it holds; each client then says which dtypes it reads. */
@@ -337,9 +336,13 @@ void kd_st_copy(const kd_st_file *f, const kd_st_tensor *t, void *dst) {
     }
 }
 
+size_t kd_st_first_nonfinite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return i;
+    return n;
+}
+
 size_t kd_st_copy_f32(const kd_st_file *f, const kd_st_tensor *t, float *dst) {
     kd_st_copy(f, t, dst);
-    for (size_t i = 0; i < t->count; i++)
-        if (!isfinite(dst[i])) return i;
-    return (size_t)t->count;
+    return kd_st_first_nonfinite(dst, (size_t)t->count);
 }

@@ -15,6 +15,7 @@
 /* One header-size limit for every client: a header is a few kB (a BPE tokenizer's merges, the
  * largest metadata written, are under 64 kB); more is a corrupt or hostile file. */
 #define KD_ST_MAX_HEADER (64u << 20)
+#define KD_MAX_EXACT 9007199254740992.0 /* 2^53: integers above are not exact in a JSON double */
 #define KD_ST_MAX_DIMS 8
 
 /* ---- writing ---------------------------------------------------------------------------------- */
@@ -77,6 +78,8 @@ kd_st_tensor *kd_st_find(const kd_st_file *f, const char *name);
 void kd_st_copy(const kd_st_file *f, const kd_st_tensor *t, void *dst);
 /* Copy an F32 tensor into dst; returns the index of its first NaN/inf element, or count. */
 size_t kd_st_copy_f32(const kd_st_file *f, const kd_st_tensor *t, float *dst);
+/* Index of the first NaN/inf among p[0..n), or n when all are finite. */
+size_t kd_st_first_nonfinite(const float *p, size_t n);
 /* "[2,3]": a shape for messages. */
 void kd_st_shape_str(char *buf, size_t n, const int64_t *shape, int ndim);
 

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +19,16 @@ kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, 
     int nblk = opt ? 3 : 1;
     const float *blk[3] = {m->params, opt ? opt->m : NULL, opt ? opt->v : NULL};
     const char *prefix[3] = {"", "optim.m.", "optim.v."};
-    for (int b = 0; b < nblk; b++)
-        for (size_t i = 0; i < m->n_params; i++)
-            if (!isfinite(blk[b][i])) {
-                const char *tn = "?";
-                for (int k = 0; k < m->n_tensors; k++)
-                    if (i >= m->tensors[k].off && i < m->tensors[k].off + m->tensors[k].n) tn = m->tensors[k].name;
-                return kd_error_set(err, KD_STATUS_DIVERGED, "%s: refusing to write a checkpoint: %s%s holds %g", path,
-                                    prefix[b], tn, (double)blk[b][i]);
-            }
+    for (int b = 0; b < nblk; b++) {
+        size_t i = kd_st_first_nonfinite(blk[b], m->n_params);
+        if (i < m->n_params) {
+            const char *tn = "?";
+            for (int k = 0; k < m->n_tensors; k++)
+                if (i >= m->tensors[k].off && i < m->tensors[k].off + m->tensors[k].n) tn = m->tensors[k].name;
+            return kd_error_set(err, KD_STATUS_DIVERGED, "%s: refusing to write a checkpoint: %s%s holds %g", path,
+                                prefix[b], tn, (double)blk[b][i]);
+        }
+    }
     kd_st_writer *w = kd_st_writer_create();
     if (!w) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
     const kd_lm_config *c = &m->cfg;
@@ -70,13 +70,6 @@ kd_status kd_lm_save(const char *path, const kd_lm *m, const kd_optimizer *opt, 
 
 /* ---------------------------------------------------------------- reading */
 
-typedef struct lm_file {
-    kd_st_file f;
-} lm_file;
-
-static void lm_file_free(lm_file *f) { kd_st_close(&f->f); }
-
-static const char *meta_get(const lm_file *f, const char *k) { return kd_st_meta_get(&f->f, k); }
 
 /* "a b a b ...": 2 * n_merges integers, validated by kd_lm_tokenizer_from_merges. */
 static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_lm_tokenizer **tok, kd_error *err) {
@@ -103,49 +96,49 @@ static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_
     return st;
 }
 
-static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, kd_lm_tokenizer **tok, kd_error *err) {
+static kd_status lm_file_open(kd_st_file *f, const char *path, kd_lm_config *cfg, kd_lm_tokenizer **tok, kd_error *err) {
     memset(f, 0, sizeof *f);
     *tok = NULL;
-    kd_status s = kd_st_read(&f->f, path, err);
+    kd_status s = kd_st_read(f, path, err);
     if (s) return s;
-    const char *fmt = meta_get(f, "format"), *ver = meta_get(f, "version"), *cs = meta_get(f, "config");
+    const char *fmt = kd_st_meta_get(f, "format"), *ver = kd_st_meta_get(f, "version"), *cs = kd_st_meta_get(f, "config");
     if (!fmt || strcmp(fmt, "distill-lm") != 0) {
         s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a Distill language model (metadata format is %s%s%s)", path,
                          fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "");
-        lm_file_free(f);
+        kd_st_close(f);
         return s;
     }
     if (!ver || (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)) {
         s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: language-model format version %s; this build reads versions 1 "
                          "and 2", path, ver ? ver : "(missing)");
-        lm_file_free(f);
+        kd_st_close(f);
         return s;
     }
     char tail;
     if (!cs || sscanf(cs, "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d%c", &cfg->vocab, &cfg->ctx, &cfg->layers, &cfg->dim,
                       &cfg->heads, &tail) != 5) {
-        lm_file_free(f);
+        kd_st_close(f);
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\" is %s", path, cs ? "malformed" : "missing");
     }
     kd_error e2;
     if (kd_lm_config_check(cfg, &e2)) {
-        lm_file_free(f);
+        kd_st_close(f);
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\": %s", path, e2.msg);
     }
     if (!strcmp(ver, "2")) { /* version 2: a BPE tokenizer */
-        const char *tk = meta_get(f, "tokenizer"), *mg = meta_get(f, "merges");
+        const char *tk = kd_st_meta_get(f, "tokenizer"), *mg = kd_st_meta_get(f, "merges");
         if (!tk || strcmp(tk, "bpe") != 0 || !mg) {
-            lm_file_free(f);
+            kd_st_close(f);
             return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: version 2 needs metadata \"tokenizer\": \"bpe\" and "
                                 "\"merges\"", path);
         }
         if (cfg->vocab <= 256 || cfg->vocab > KD_LM_BPE_MAX_VOCAB) {
-            lm_file_free(f);
+            kd_st_close(f);
             return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: a BPE vocabulary of %d (must be in [257, %d])", path,
                                 cfg->vocab, KD_LM_BPE_MAX_VOCAB);
         }
         if ((s = parse_merges(path, mg, cfg->vocab - 256, tok, err))) {
-            lm_file_free(f);
+            kd_st_close(f);
             return s;
         }
     }
@@ -153,9 +146,9 @@ static kd_status lm_file_open(lm_file *f, const char *path, kd_lm_config *cfg, k
 }
 
 /* Copy tensor `name` (expected shape of t) from the file into dst, validating it. */
-static kd_status read_tensor(const lm_file *f, const char *path, const char *name, const kd_lm_tensor *t, float *dst,
+static kd_status read_tensor(const kd_st_file *f, const char *path, const char *name, const kd_lm_tensor *t, float *dst,
                              kd_error *err) {
-    const kd_st_tensor *e = kd_st_find(&f->f, name);
+    const kd_st_tensor *e = kd_st_find(f, name);
     if (!e) return kd_error_set(err, KD_STATUS_MISMATCH, "%s: missing tensor %s", path, name);
     if (strcmp(e->dtype, "F32") != 0) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s is not F32", path, name);
     int same = e->ndim == t->ndim;
@@ -163,28 +156,27 @@ static kd_status read_tensor(const lm_file *f, const char *path, const char *nam
     if (!same)
         return kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s does not have the shape [%d%s%.0d] of the configuration",
                             path, name, t->shape[0], t->ndim > 1 ? "," : "", t->ndim > 1 ? t->shape[1] : 0);
-    size_t k = kd_st_copy_f32(&f->f, e, dst + t->off);
+    size_t k = kd_st_copy_f32(f, e, dst + t->off);
     if (k < t->n) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: tensor %s holds NaN or inf at element %zu", path, name, k);
     return KD_STATUS_OK;
 }
 
-static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st,
+static kd_status load_file(const kd_st_file *f, const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st,
                            int *has_state, kd_error *err) {
     if (has_state) *has_state = 0;
     uint64_t step = 0, at = 0, rs = 0, ri = 0;
-    int file_state = meta_get(f, "step") != NULL;
-    if (file_state && (!kd_st_meta_u64(&f->f, "step", LLONG_MAX, &step) || !kd_st_meta_u64(&f->f, "adam_t", LLONG_MAX, &at) ||
-                       !kd_st_meta_u64(&f->f, "rng_state", UINT64_MAX, &rs) ||
-                       !kd_st_meta_u64(&f->f, "rng_inc", UINT64_MAX, &ri) || !(ri & 1)))
+    int file_state = kd_st_meta_get(f, "step") != NULL;
+    if (file_state && (!kd_st_meta_u64(f, "step", LLONG_MAX, &step) || !kd_st_meta_u64(f, "adam_t", LLONG_MAX, &at) ||
+                       !kd_st_meta_u64(f, "rng_state", UINT64_MAX, &rs) ||
+                       !kd_st_meta_u64(f, "rng_inc", UINT64_MAX, &ri) || !(ri & 1)))
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: training state in the metadata (step, adam_t, rng_state, "
                             "rng_inc) is malformed", path);
     int want = file_state && opt && st;
     int nblk = file_state ? 3 : 1;
-    int n_expected = m->n_tensors * nblk + 1;
-    int n_in_file = f->f.n;
-    if (n_in_file != n_expected - 1)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "%s: %d tensors, the configuration%s needs %d", path, n_in_file,
-                            file_state ? " with its optimizer state" : "", n_expected - 1);
+    int n_expected = m->n_tensors * nblk;
+    if (f->n != n_expected)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "%s: %d tensors, the configuration%s needs %d", path, f->n,
+                            file_state ? " with its optimizer state" : "", n_expected);
     float *stage = malloc((size_t)nblk * m->n_params * sizeof(float));
     if (!stage) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
     const char *prefix[3] = {"", "optim.m.", "optim.v."};
@@ -214,13 +206,13 @@ static kd_status load_file(const lm_file *f, const char *path, kd_lm *m, kd_opti
 /* Before a model is allocated from the file's configuration: its largest tensors (the embeddings
  * and every layer's MLP matrix) must be in the file, so a few bytes of metadata cannot make the
  * loader allocate and initialise gigabytes. */
-static kd_status check_config_tensors(const lm_file *f, const char *path, const kd_lm_config *c, kd_error *err) {
+static kd_status check_config_tensors(const kd_st_file *f, const char *path, const kd_lm_config *c, kd_error *err) {
     for (int l = -2; l < c->layers; l++) {
         char name[64];
         int64_t rows = l == -2 ? c->vocab : l == -1 ? c->ctx : 4 * (int64_t)c->dim;
         if (l >= 0) snprintf(name, sizeof name, "h.%d.mlp.fc.weight", l);
         else snprintf(name, sizeof name, "%s", l == -2 ? "wte" : "wpe");
-        const kd_st_tensor *t = kd_st_find(&f->f, name);
+        const kd_st_tensor *t = kd_st_find(f, name);
         if (!t || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != c->dim)
             return kd_error_set(err, KD_STATUS_MISMATCH, "%s: tensor %s [%lld,%d] of the configuration is %s", path,
                                 name, (long long)rows, c->dim, t ? "of another shape" : "missing");
@@ -230,7 +222,7 @@ static kd_status check_config_tensors(const lm_file *f, const char *path, const 
 
 kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
     *out = NULL;
-    lm_file f;
+    kd_st_file f;
     kd_lm_config c;
     kd_lm_tokenizer *tok = NULL;
     kd_status s = lm_file_open(&f, path, &c, &tok, err);
@@ -240,7 +232,7 @@ kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
     if (!s) s = kd_lm_create(&m, &c, 0, err);
     if (!s) s = load_file(&f, path, m, NULL, NULL, NULL, err);
     if (!s) s = kd_lm_set_tokenizer(m, tok, err);
-    lm_file_free(&f);
+    kd_st_close(&f);
     if (s) {
         kd_lm_tokenizer_free(tok);
         kd_lm_free(m);
@@ -252,7 +244,7 @@ kd_status kd_lm_load(const char *path, kd_lm **out, kd_error *err) {
 
 kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_state *st, int *has_state,
                           kd_error *err) {
-    lm_file f;
+    kd_st_file f;
     kd_lm_config c;
     kd_lm_tokenizer *tok = NULL;
     kd_status s = lm_file_open(&f, path, &c, &tok, err);
@@ -260,22 +252,22 @@ kd_status kd_lm_load_into(const char *path, kd_lm *m, kd_optimizer *opt, kd_lm_s
     int same_tok = kd_lm_tokenizer_equal(tok, m->tok);
     kd_lm_tokenizer_free(tok);
     if (memcmp(&c, &m->cfg, sizeof c) == 0 && !same_tok) {
-        lm_file_free(&f);
+        kd_st_close(&f);
         return kd_error_set(err, KD_STATUS_MISMATCH, "%s: holds a model with another tokenizer (other BPE merges) than "
                             "this run's", path);
     }
     if (memcmp(&c, &m->cfg, sizeof c) != 0) {
-        lm_file_free(&f);
+        kd_st_close(&f);
         return kd_error_set(err, KD_STATUS_MISMATCH,
                             "%s: holds a model with vocab %d, ctx %d, layers %d, dim %d, heads %d; this run has "
                             "vocab %d, ctx %d, layers %d, dim %d, heads %d", path, c.vocab, c.ctx, c.layers, c.dim,
                             c.heads, m->cfg.vocab, m->cfg.ctx, m->cfg.layers, m->cfg.dim, m->cfg.heads);
     }
     if (opt && (!opt->m || !opt->v || opt->n != m->n_params)) {
-        lm_file_free(&f);
+        kd_st_close(&f);
         return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to this model", path);
     }
     s = load_file(&f, path, m, opt, st, has_state, err);
-    lm_file_free(&f);
+    kd_st_close(&f);
     return s;
 }

@@ -38,8 +38,7 @@ static const kd_spec_table term_spec = {"loss", kind_names, N_KINDS, term_keys,
                                         term_defaults};
 
 kd_status kd_lm_loss_term_parse(kd_lm_loss_term *t, const char *spec, kd_error *err) {
-    int kind;
-    return kd_spec_parse(&term_spec, spec, t, &kind, err);
+    return kd_spec_parse(&term_spec, spec, t, err);
 }
 
 void kd_lm_loss_term_format(const kd_lm_loss_term *t, char *buf, size_t n) {

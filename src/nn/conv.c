@@ -18,7 +18,6 @@ int kd_conv2d_out_size(int in, int k, int stride, int pad) {
 
 static int is_depthwise(const kd_conv_shape *s) { return s->groups > 1 && s->groups == s->Cin && s->Cout == s->Cin; }
 static int is_pointwise(const kd_conv_shape *s) { return s->K == 1 && s->stride == 1 && s->pad == 0; }
-static int n_threads(const kd_conv_shape *s) { return kd_op_threads(s->threads); }
 
 static size_t col_floats(const kd_conv_shape *s) {
     return (size_t)(s->Cin / s->groups) * s->K * s->K * s->Ho * s->Wo;
@@ -31,7 +30,7 @@ static size_t thread_floats(const kd_conv_shape *s) {
     return gemm > dw ? gemm : dw;
 }
 
-size_t kd_conv2d_scratch_floats(const kd_conv_shape *s) { return (size_t)n_threads(s) * thread_floats(s); }
+size_t kd_conv2d_scratch_floats(const kd_conv_shape *s) { return (size_t)kd_op_threads(s->threads) * thread_floats(s); }
 
 /* col (Cg*K*K, Ho*Wo) from one image's channels [c0, c0+Cg) of in (Cin, H, W). */
 static void im2col(float *col, const float *in, const kd_conv_shape *s, int c0, int Cg) {
@@ -112,7 +111,7 @@ static void depthwise_forward(float *out, const float *in, const float *weight, 
     int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride;
     int Wp = W + 2 * s->pad;
     size_t per = thread_floats(s);
-#pragma omp parallel for schedule(static) num_threads(n_threads(s))
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(s->threads))
     for (int bc = 0; bc < s->B * C; bc++) {
         int c = bc % C;
         float *xp = scratch + (size_t)omp_get_thread_num() * per; // (Hp, Wp)
@@ -144,7 +143,7 @@ static void depthwise_backward(float *din, float *dweight, float *dbias, const f
     int Wp = W + 2 * s->pad, kk = K * K;
     size_t per = thread_floats(s), pf = padded_floats(s);
     /* One thread per channel owns that channel's dW, db and din planes: no races, fixed order. */
-#pragma omp parallel for schedule(static) num_threads(n_threads(s))
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(s->threads))
     for (int c = 0; c < C; c++) {
         float *xp = scratch + (size_t)omp_get_thread_num() * per, *dxp = xp + pf; // (Hp, Wp) each
         const float *w = weight + (size_t)c * kk;
@@ -194,7 +193,7 @@ void kd_conv2d_forward(float *out, const float *in, const float *weight, const f
     int G = s->groups, Cg = s->Cin / G, Og = s->Cout / G, HW = s->Ho * s->Wo;
     int Kc = Cg * s->K * s->K;
     size_t per = thread_floats(s);
-#pragma omp parallel for schedule(static) num_threads(n_threads(s))
+#pragma omp parallel for schedule(static) num_threads(kd_op_threads(s->threads))
     for (int b = 0; b < s->B; b++) {
         float *col = scratch + (size_t)omp_get_thread_num() * per;
         const float *x = in + (size_t)b * s->Cin * s->H * s->W; // (Cin, H, W)
@@ -226,7 +225,7 @@ void kd_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
     int G = s->groups, Cg = s->Cin / G, Og = s->Cout / G, HW = s->Ho * s->Wo;
     int Kc = Cg * s->K * s->K;
     size_t per = thread_floats(s), cols = col_floats(s), ws = w_floats(s);
-    int nt = n_threads(s);
+    int nt = kd_op_threads(s->threads);
     int pw = is_pointwise(s);
 #pragma omp parallel num_threads(nt)
     {

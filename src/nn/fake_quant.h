@@ -3,7 +3,7 @@
  * (kd_model_fake_quant); src/compress/qat.c (kd_fake_quant_attach, quantize.h) decides from an
  * int8 model which layers they apply to.
  *
- * Fake quantization inside the fp32 model, so training sees exactly the values the integer model
+ * Training sees exactly the values the integer model
  * will compute with (Jacob et al. 2018): each forward replaces the weights of the conv/linear layers
  * the int8 model quantizes by their dequantized int8 (or int4-group) values, and rounds every
  * tensor the int8 model stores (the outputs of the fp32 layers its layers produce, fused ReLUs

@@ -38,7 +38,7 @@ kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
     m->params = calloc(np ? np : 1, sizeof(float));
     m->grads = calloc(np ? np : 1, sizeof(float));
     m->buffers = calloc(nb ? nb : 1, sizeof(float));
-    if (!m->exec) m->exec = calloc(1, sizeof *m->exec);
+    m->exec = calloc(1, sizeof *m->exec);
     if (!m->params || !m->grads || !m->buffers || !m->exec)
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu parameters", m->name, np);
     return KD_STATUS_OK;

@@ -12,8 +12,9 @@
 static inline const char *fuzz_file(const char *tag, const uint8_t *data, size_t size) {
     static char path[2][256];
     static int which;
+    static const char *dir; /* decided once per process: it does not change between inputs */
     struct stat sb;
-    const char *dir = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+    if (!dir) dir = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
     char *p = path[which++ & 1]; /* two live paths: the IDX target needs an image and a label file */
     snprintf(p, sizeof path[0], "%s/kd_fuzz_%s_%ld", dir, tag, (long)getpid());
     FILE *f = fopen(p, "wb");
