@@ -3,6 +3,7 @@
 #ifndef DISTILL_FILEIO_H
 #define DISTILL_FILEIO_H
 #include <stddef.h>
+#include <stdio.h>
 
 #include "distill/status.h"
 
@@ -10,7 +11,19 @@
 extern "C" {
 #endif
 
-/* Write `len` bytes atomically to path (temp + fsync + rename). */
+/* Open path for reading. Anything but a regular file is refused before a byte is read: a FIFO
+ * would block forever, a device never ends. Returns a file descriptor, or -1 with err set
+ * (KD_STATUS_NOT_FOUND when the file does not exist, KD_STATUS_IO otherwise). */
+int kd_open_input(const char *path, kd_error *err);
+/* kd_open_input as a stdio stream ("rb"); NULL with err set. */
+FILE *kd_fopen_input(const char *path, kd_error *err);
+/* An output may only replace nothing or a regular file: a device (/dev/full), a FIFO, a socket or
+ * a directory at path is refused with a clear error rather than replaced by a rename. Commands
+ * call it on every output path before they start work, so a long run is not wasted. */
+kd_status kd_check_output_path(const char *path, kd_error *err);
+
+/* Write `len` bytes atomically to path (temp + fsync + rename); refuses what
+ * kd_check_output_path refuses. */
 kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err);
 /* Read a whole file (malloc'd, NUL-terminated for convenience). */
 kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err);

@@ -13,9 +13,81 @@
 
 #include "distill/fileio.h"
 
+/* What a stat mode is, for messages. */
+static const char *kd_file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "directory";
+    if (S_ISCHR(m)) return "character device";
+    if (S_ISBLK(m)) return "block device";
+    if (S_ISFIFO(m)) return "FIFO";
+    if (S_ISSOCK(m)) return "socket";
+    if (S_ISLNK(m)) return "symbolic link";
+    return S_ISREG(m) ? "regular file" : "special file";
+}
+
+int kd_open_input(const char *path, kd_error *err) {
+    if (!path || !*path) {
+        kd_error_set(err, KD_STATUS_BAD_ARG, "no input file named");
+        return -1;
+    }
+    /* O_NONBLOCK so that opening a FIFO with no writer returns at once instead of blocking; the
+     * flag is cleared again once the file is known to be regular. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no such file", path);
+        else kd_error_set(err, KD_STATUS_IO, "%s: cannot open (%s)", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        kd_error_set(err, KD_STATUS_IO, "%s: not a regular file (%s); give a file", path, kd_file_kind(sb.st_mode));
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        kd_error_set(err, KD_STATUS_IO, "%s: cannot open (%s)", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+FILE *kd_fopen_input(const char *path, kd_error *err) {
+    int fd = kd_open_input(path, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        kd_error_set(err, KD_STATUS_IO, "%s: cannot open (%s)", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
+kd_status kd_check_output_path(const char *path, kd_error *err) {
+    if (!path || !*path) return kd_error_set(err, KD_STATUS_BAD_ARG, "no output file named");
+    struct stat sb;
+    /* lstat: a symbolic link is replaced by the rename like a regular file, which is what a user
+     * who names it expects; what it points at is left alone. */
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT) return KD_STATUS_OK;
+        return kd_error_set(err, KD_STATUS_IO, "%s: cannot use as output (%s)", path, strerror(errno));
+    }
+    if (S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)) return KD_STATUS_OK;
+    return kd_error_set(err, KD_STATUS_IO,
+                        "%s: is a %s, not a regular file; refusing to replace it (name a file to write)", path,
+                        kd_file_kind(sb.st_mode));
+}
+
 kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err) {
     if (!path || !*path || (!data && len))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_write_file_atomic: no path or no data");
+    kd_status chk = kd_check_output_path(path, err);
+    if (chk) return chk;
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
     if (!tmp) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
@@ -83,20 +155,17 @@ kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, k
 kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err) {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
+    kd_error e0 = {0};
+    FILE *f = kd_fopen_input(path, &e0);
     if (!f) {
-        if (errno == ENOENT) return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no such file", path);
-        return kd_error_set(err, KD_STATUS_IO, "%s: cannot open (%s)", path, strerror(errno));
+        if (err) *err = e0;
+        return e0.status;
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0) {
         kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
         fclose(f);
         return st;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return kd_error_set(err, KD_STATUS_IO, "%s: not a regular file", path);
     }
     if (sb.st_size < 0 || (uintmax_t)sb.st_size >= (uintmax_t)SIZE_MAX) {
         fclose(f);
@@ -109,11 +178,14 @@ kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, n);
     }
     size_t got = fread(buf, 1, n, f);
-    int failed = ferror(f), changed = got != n || fgetc(f) != EOF;
+    int failed = ferror(f), changed = !failed && (got != n || fgetc(f) != EOF);
+    int eno = errno;
     fclose(f);
     if (failed || changed) {
         free(buf);
-        if (failed) return kd_error_set(err, KD_STATUS_IO, "%s: read failed after %zu of %zu bytes", path, got, n);
+        if (failed)
+            return kd_error_set(err, KD_STATUS_IO, "%s: read error after %zu of %zu bytes (%s)", path, got, n,
+                                strerror(eno));
         return kd_error_set(err, KD_STATUS_IO, "%s: file changed size while being read (%zu bytes expected)", path, n);
     }
     buf[n] = 0;
