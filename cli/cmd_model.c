@@ -223,17 +223,20 @@ int kd_cmd_predict(int argc, char **argv) {
     }
     size_t in_size = (size_t)ds.c * ds.h * ds.w;
     float *x = malloc(in_size * sizeof(float)), *p = malloc((size_t)m->n_classes * sizeof(float));
-    int correct = 0;
-    for (int i = first; i < first + count; i++) {
+    int correct = 0, n_bad = 0, first_bad = -1;
+    for (int i = first; x && p && i < first + count; i++) {
         int32_t idx = i, y;
         kd_batch_fill(x, &y, &ds, &idx, 1, NULL, NULL);
-        kd_softmax_forward(p, kd_model_forward(m, x, 1, 0, NULL), 1, m->n_classes, 1.f);
+        const float *logits = kd_model_forward(m, x, 1, 0, NULL);
+        if (kd_logits_nonfinite(logits, 1, m->n_classes, NULL)) { /* counted, reported after the loop */
+            if (!n_bad++) first_bad = i;
+            continue;
+        }
+        kd_softmax_forward(p, logits, 1, m->n_classes, 1.f);
         printf("#%-6d", i);
-        int best = -1;
+        int best = 0;
         for (int k = 0; k < topk; k++) {
-            int b = -1;
-            for (int c = 0; c < m->n_classes; c++)
-                if (p[c] >= 0.f && (b < 0 || p[c] > p[b])) b = c;
+            int b = kd_argmax(p, m->n_classes); /* the classes shown so far hold -1 */
             if (k == 0) best = b;
             const char *nm = kd_cli_class_name(data, m->n_classes, b);
             printf("  %s%s%d %5.1f%%", nm ? nm : "", nm ? "=" : "class ", b, 100 * p[b]);
@@ -243,7 +246,15 @@ int kd_cmd_predict(int argc, char **argv) {
         printf("   (true: %s%s%d)%s\n", tn ? tn : "", tn ? "=" : "class ", y, best == y ? "" : "  MISS");
         correct += best == y;
     }
-    printf("%d/%d correct\n", correct, count);
+    if (!x || !p) {
+        fprintf(stderr, "distill predict: out of memory\n");
+        rc = KD_EXIT_ERROR;
+    } else if (n_bad) {
+        kd_error_nonfinite(&err, "model", m->name, n_bad, count, "image", first_bad);
+        rc = kd_cli_fail(C, &err);
+    } else {
+        printf("%d/%d correct\n", correct, count);
+    }
     free(x);
     free(p);
 out:

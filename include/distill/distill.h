@@ -65,13 +65,15 @@ static inline kd_teacher kd_teacher_online(kd_model **models, int n) {
  * are T * log(mean_k softmax(t_k / T)), whose softmax at T is exactly the averaged soft targets;
  * T (> 0) is the temperature of the term that consumes them (kd_distiller_teacher_T) and is
  * ignored for a single model or tables. feats (may be NULL) receives the n_feats feature maps,
- * (B, feat_size[k]) each. */
+ * (B, feat_size[k]) each. KD_STATUS_DIVERGED (kd_error_nonfinite) when an online model outputs
+ * NaN or inf. */
 kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
                              const int32_t *idx, int B, kd_error *err);
 /* Run the online teacher(s) over the whole data set once and keep its logits and features per
  * sample (row = original sample index), so later epochs cost nothing (valid when augmentation is
  * off). An ensemble's rows are averaged at temperature T, as kd_teacher_forward. *logits_tab and,
- * for k < n_feats, feat_tabs[k] are malloc'd; the caller points t's tables at them. */
+ * for k < n_feats, feat_tabs[k] are malloc'd; the caller points t's tables at them. A model that
+ * outputs NaN or inf fails it with KD_STATUS_DIVERGED, counting the images over the whole set. */
 kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, int batch, int threads,
                            float **logits_tab, float **feat_tabs, int *n_rows, kd_error *err);
 

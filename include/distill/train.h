@@ -114,13 +114,26 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
 /* Optimizer steps kd_train takes per epoch on n_train samples with cfg's batch and
  * max_steps_per_epoch (a last batch of one sample is dropped); schedules over a run use it. */
 int kd_train_steps_per_epoch(int n_train, const kd_train_config *cfg);
-/* Evaluate in eval mode (running BN stats, no dropout). predictions (ds->n) may be NULL. */
+/* Evaluate in eval mode (running BN stats, no dropout). predictions (ds->n) may be NULL.
+ * KD_STATUS_DIVERGED (kd_error_nonfinite) when the model outputs NaN or inf for any image. */
 kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
                       int32_t *predictions, kd_error *err);
 /* Evaluate a and b (e.g. student and teacher) on ds, and count the samples where their top-1
  * predictions agree (*n_agree of ds->n). */
 kd_status kd_evaluate_agreement(kd_model *a, kd_model *b, const kd_dataset *ds, int batch, int threads,
                                 kd_eval_result *ra, kd_eval_result *rb, int *n_agree, kd_error *err);
+
+/* Index of the largest of v[0..n) (n >= 1; ties: the lowest index). NaN never wins; all NaN: 0.
+ * Every top-1 of the library and the CLI goes through it, so non-finite outputs never index memory. */
+int kd_argmax(const float *v, int n);
+/* Rows among B rows of C logits that hold NaN or inf; *first (may be NULL) gets the first such
+ * row, or -1. */
+int kd_logits_nonfinite(const float *logits, int B, int C, int *first);
+/* The one message for a model that outputs NaN/inf: KD_STATUS_DIVERGED, "<who> <name> outputs NaN
+ * or inf logits for <n_bad> of <n_total> <what>s (the first: <what> <first>): ...". who: "model" or
+ * "teacher"; what: "image", "training image". */
+kd_status kd_error_nonfinite(kd_error *err, const char *who, const char *name, int n_bad, int n_total,
+                             const char *what, int first);
 
 double kd_now(void);                                          /* monotonic seconds */
 void kd_format_duration(char *buf, size_t n, double seconds); /* "1h02m", "3m05s", "12s" */

@@ -18,8 +18,21 @@ static kd_status check_row(const kd_teacher *t, int32_t row, kd_error *err) {
     return KD_STATUS_OK;
 }
 
-kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
-                             const int32_t *idx, int B, kd_error *err) {
+/* Rows of a batch where an online model output NaN or inf: the first such model's count and first
+ * row (an ensemble's average would hide them: T log(max(p, 1e-30)) of NaN is finite). */
+typedef struct nonfinite {
+    const char *model;
+    int rows, first;
+} nonfinite;
+
+static void note_nonfinite(nonfinite *nf, const kd_model *m, const float *out, int B) {
+    int f, n = kd_logits_nonfinite(out, B, m->n_classes, &f);
+    if (n && !nf->model) *nf = (nonfinite){m->name, n, f};
+}
+
+/* kd_teacher_forward without its verdict on non-finite outputs, which it notes in *nf. */
+static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
+                             const int32_t *idx, int B, nonfinite *nf, kd_error *err) {
     int C = t->n_classes;
     kd_status st;
     if (t->logits) {
@@ -47,6 +60,7 @@ kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float 
             return kd_error_set(err, KD_STATUS_BAD_ARG, "teacher %s not prepared for batch %d", t->models[k]->name, B);
     if (t->n_models == 1) {
         const float *out = kd_model_forward(t->models[0], x, B, 0, NULL);
+        note_nonfinite(nf, t->models[0], out, B);
         if (!t->logits) memcpy(logits, out, sizeof(float) * (size_t)B * C);
     } else {
         float *p = malloc(sizeof(float) * (size_t)B * C), *acc = calloc((size_t)B * C, sizeof(float));
@@ -56,7 +70,9 @@ kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float 
         }
         /* members 1.. first, so models[0]'s activations (its features) are the ones left */
         for (int k = t->n_models - 1; k >= 0; k--) {
-            kd_softmax_forward(p, kd_model_forward(t->models[k], x, B, 0, NULL), B, C, T);
+            const float *out = kd_model_forward(t->models[k], x, B, 0, NULL);
+            note_nonfinite(nf, t->models[k], out, B);
+            kd_softmax_forward(p, out, B, C, T);
             for (size_t i = 0; i < (size_t)B * C; i++) acc[i] += p[i] / (float)t->n_models;
         }
         if (!t->logits)
@@ -69,6 +85,15 @@ kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float 
             memcpy(feats[k], kd_model_layer_output(t->models[0], t->feat_layer[k]),
                    sizeof(float) * (size_t)B * t->feat_size[k]);
     return KD_STATUS_OK;
+}
+
+kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
+                             const int32_t *idx, int B, kd_error *err) {
+    nonfinite nf = {0};
+    kd_status st = teacher_run(t, T, logits, feats, x, idx, B, &nf, err);
+    if (!st && nf.model)
+        st = kd_error_nonfinite(err, "teacher", nf.model, nf.rows, B, "training image", idx ? idx[nf.first] : nf.first);
+    return st;
 }
 
 kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, int batch, int threads,
@@ -99,11 +124,15 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
     }
     for (int k = 0; k < t->n_models; k++)
         if ((st = kd_model_set_batch(t->models[k], batch, threads, err))) goto out;
+    nonfinite bad = {0}; /* over the whole set, so the message can say how many */
     for (int s = 0; s < ds->n; s += batch) {
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
-        if ((st = kd_teacher_forward(&online, T, lg, fb, x, NULL, B, err))) goto out;
+        nonfinite nf = {0};
+        if ((st = teacher_run(&online, T, lg, fb, x, NULL, B, &nf, err))) goto out;
+        if (nf.model && !bad.model) bad = (nonfinite){nf.model, 0, kd_dataset_orig_index(ds, s + nf.first)};
+        bad.rows += nf.rows;
         for (int b = 0; b < B; b++) {
             size_t row = (size_t)kd_dataset_orig_index(ds, s + b);
             memcpy(tab + row * C, lg + (size_t)b * C, sizeof(float) * C);
@@ -111,6 +140,10 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
                 memcpy(feat_tabs[k] + row * t->feat_size[k], fb[k] + (size_t)b * t->feat_size[k],
                        sizeof(float) * t->feat_size[k]);
         }
+    }
+    if (bad.model) {
+        st = kd_error_nonfinite(err, "teacher", bad.model, bad.rows, ds->n, "training image", bad.first);
+        goto out;
     }
     *logits_tab = tab;
     *n_rows = rows;

@@ -193,9 +193,7 @@ static void sort_desc(float *idx, const float *p, int n) {
 }
 
 int kd_lm_sample(const float *logits, int V, const kd_lm_sample_config *c, kd_rng *rng, float *scratch) {
-    int best = 0;
-    for (int v = 1; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
+    int best = kd_argmax(logits, V);
     if (!(c->temperature > 0.f)) return best;
     float *p = scratch, *idx = scratch + V;
     kd_lm_softmax(p, logits, 1, V, c->temperature, 1); /* one row: serial */

