@@ -221,6 +221,13 @@ static int parse_kd_opt(train_opts *o, int c, const char *arg, int from_cli, int
     }
 }
 
+/* An optimizer setting, in the range the library also checks a checkpoint's against. Same returns
+ * as parse_kd_opt. */
+static int optim_opt(const char *C, const char *field, const char *arg, float *out) {
+    const kd_optim_range *r = kd_optim_range_find(field);
+    return kd_cli_float(C, r->option, arg, r->lo, r->hi, out) ? 1 : -1;
+}
+
 /* The schedule, optimizer and pruning options. Same returns as parse_kd_opt. */
 static int parse_schedule_opt(train_opts *o, int c, const char *arg) {
     const char *C = o->C;
@@ -229,26 +236,29 @@ static int parse_schedule_opt(train_opts *o, int c, const char *arg) {
     switch (c) {
     case 'e': *set |= KD_RECIPE_SET_EPOCHS; return kd_cli_int(C, "--epochs", arg, 1, 100000, &cfg->epochs) ? 1 : -1;
     case 'b': return kd_cli_int(C, "--batch", arg, 2, 65536, &cfg->batch) ? 1 : -1;
-    case O_LR: *set |= KD_RECIPE_SET_LR; return kd_cli_float(C, "--lr", arg, 1e-9, 100, &cfg->optim.lr) ? 1 : -1;
+    case O_LR: *set |= KD_RECIPE_SET_LR; return optim_opt(C, "lr", arg, &cfg->optim.lr);
     case O_OPT:
         if (!strcmp(arg, "sgd")) cfg->optim.type = KD_OPT_SGD;
         else if (!strcmp(arg, "adamw")) cfg->optim.type = KD_OPT_ADAMW;
         else return kd_cli_usage_error(C, "--optimizer must be sgd or adamw, got '%s'", arg), -1;
         return 1;
-    case O_MOM: return kd_cli_float(C, "--momentum", arg, 0, 0.999, &cfg->optim.momentum) ? 1 : -1;
+    case O_MOM: return optim_opt(C, "momentum", arg, &cfg->optim.momentum);
     case O_NONEST: cfg->optim.nesterov = 0; return 1;
     case O_WD:
         *set |= KD_RECIPE_SET_WD;
-        return kd_cli_float(C, "--weight-decay", arg, 0, 1, &cfg->optim.weight_decay) ? 1 : -1;
+        return optim_opt(C, "weight_decay", arg, &cfg->optim.weight_decay);
     case O_SCHED:
         if (!strcmp(arg, "cosine")) cfg->optim.sched = KD_SCHED_COSINE;
         else if (!strcmp(arg, "step")) cfg->optim.sched = KD_SCHED_STEP;
         else if (!strcmp(arg, "const")) cfg->optim.sched = KD_SCHED_CONST;
         else return kd_cli_usage_error(C, "--schedule must be cosine, step or const, got '%s'", arg), -1;
         return 1;
-    case O_WARM: return kd_cli_float(C, "--warmup", arg, 0, 1000, &cfg->optim.warmup_epochs) ? 1 : -1;
-    case O_STEPE: return kd_cli_int(C, "--step-epochs", arg, 1, 100000, &cfg->optim.step_epochs) ? 1 : -1;
-    case O_STEPG: return kd_cli_float(C, "--step-gamma", arg, 0, 1, &cfg->optim.step_gamma) ? 1 : -1;
+    case O_WARM: return optim_opt(C, "warmup_epochs", arg, &cfg->optim.warmup_epochs);
+    case O_STEPE: {
+        const kd_optim_range *r = kd_optim_range_find("step_epochs");
+        return kd_cli_int(C, r->option, arg, (long)r->lo, (long)r->hi, &cfg->optim.step_epochs) ? 1 : -1;
+    }
+    case O_STEPG: return optim_opt(C, "step_gamma", arg, &cfg->optim.step_gamma);
     case O_LS: return kd_cli_float(C, "--label-smoothing", arg, 0, 0.999, &cfg->label_smoothing) ? 1 : -1;
     case O_CLIP:
         *set |= KD_RECIPE_SET_CLIP;

@@ -178,6 +178,9 @@ kd_status kd_distiller_create(kd_distiller **out, const kd_loss_term *terms, int
 /* The temperature the distiller runs its teacher at: that of its hinton/dkd terms (1 if none).
  * Pass it to kd_teacher_cache so cached ensemble rows are averaged as the terms consume them. */
 float kd_distiller_teacher_T(const kd_distiller *d);
+/* 1 when the teacher answers from tables (cached, or logits from a file): one row per original
+ * image, so they belong to the unchanged images only (kd_train refuses augmentation with them). */
+int kd_distiller_fixed_teacher(const kd_distiller *d);
 void kd_distiller_free(kd_distiller *d);
 /* Buffers for batch B and the regressors' optimizer. */
 kd_status kd_distiller_prepare(kd_distiller *d, int batch, int threads, const struct kd_optim_config *optim,

@@ -30,6 +30,25 @@ typedef struct kd_optim_config {
 } kd_optim_config;
 
 void kd_optim_config_default(kd_optim_config *c); /* SGD momentum 0.9, lr 0.05, cosine, wd 5e-4 */
+/* Their names, as the command line and checkpoints spell them. */
+static inline const char *kd_opt_type_name(kd_opt_type t) { return t == KD_OPT_ADAMW ? "adamw" : "sgd"; }
+static inline const char *kd_sched_name(kd_sched_type s) {
+    return s == KD_SCHED_STEP ? "step" : s == KD_SCHED_COSINE ? "cosine" : "const";
+}
+
+/* The accepted range of a numeric setting of kd_optim_config, one table for the command line's
+ * options and for the configuration a checkpoint stores: field as named in kd_optim_config,
+ * option the command line's (NULL when it has none). */
+typedef struct kd_optim_range {
+    const char *field, *option;
+    double lo, hi;
+} kd_optim_range;
+const kd_optim_range *kd_optim_range_find(const char *field); /* NULL for an unknown field */
+/* Every setting of c in its range: KD_STATUS_BAD_ARG, "lr is -1, outside [1e-09, 100] (as --lr)". */
+kd_status kd_optim_config_check(const kd_optim_config *c, kd_error *err);
+/* A resumed run must be the run it continues: KD_STATUS_MISMATCH naming the first setting where run
+ * differs from stored, by its option, "--lr 0.5 (the checkpoint's: 0.05)". */
+kd_status kd_optim_config_compare(const kd_optim_config *run, const kd_optim_config *stored, kd_error *err);
 
 typedef struct kd_optimizer {
     kd_optim_config cfg;

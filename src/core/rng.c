@@ -12,9 +12,11 @@ void kd_rng_seed(kd_rng *r, uint64_t seed, uint64_t stream) {
     kd_rng_u32(r);
 }
 
+#define PCG_MULT 6364136223846793005ULL
+
 uint32_t kd_rng_u32(kd_rng *r) {
     uint64_t old = r->state;
-    r->state = old * 6364136223846793005ULL + r->inc;
+    r->state = old * PCG_MULT + r->inc;
     uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
     uint32_t rot = (uint32_t)(old >> 59u);
     return (xorshifted >> rot) | (xorshifted << ((-rot) & 31));
@@ -45,4 +47,20 @@ void kd_rng_shuffle(kd_rng *r, int32_t *a, int n) {
         a[i] = a[j];
         a[j] = t;
     }
+}
+
+uint64_t kd_rng_distance(const kd_rng *from, const kd_rng *to) {
+    /* Bit by bit: the step count's bit k decides bit k of the state; mult and inc become those of
+     * 2^k steps at once. */
+    uint64_t cur = from->state, mult = PCG_MULT, inc = from->inc, bit = 1, d = 0;
+    while (cur != to->state && bit) {
+        if ((cur & bit) != (to->state & bit)) {
+            cur = cur * mult + inc;
+            d |= bit;
+        }
+        inc = (mult + 1) * inc;
+        mult *= mult;
+        bit <<= 1;
+    }
+    return d;
 }

@@ -355,6 +355,12 @@ void kd_distiller_step(kd_distiller *d, float lr) {
 
 float kd_distiller_term_loss(const kd_distiller *d, int k) { return d->term_loss[k]; }
 float kd_distiller_teacher_T(const kd_distiller *d) { return d->teacher_T; }
+int kd_distiller_fixed_teacher(const kd_distiller *d) {
+    const kd_teacher *t = d->teacher;
+    int fixed = t && t->logits;
+    for (int k = 0; t && k < t->n_feats; k++) fixed |= t->feat_table[k] != NULL;
+    return fixed;
+}
 int kd_distiller_n_terms(const kd_distiller *d) { return d->n_terms; }
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k) { return &d->terms[k]; }
 

@@ -104,11 +104,6 @@ static kd_status build_list(tensor_list *l, const kd_model *m, int with_m, int w
 
 /* ---------------------------------------------------------------- optimizer metadata */
 
-static const char *opt_type_name(kd_opt_type t) { return t == KD_OPT_ADAMW ? "adamw" : "sgd"; }
-static const char *sched_name(kd_sched_type s) {
-    return s == KD_SCHED_STEP ? "step" : s == KD_SCHED_COSINE ? "cosine" : "const";
-}
-
 /* The optimizer as a JSON string. A float is written as the shortest decimal that reads back,
  * through a double as cJSON reads it, to the same float (9 significant digits always do). */
 static void add_float(cJSON *j, const char *k, float v) {
@@ -125,7 +120,7 @@ static char *optimizer_json(const kd_optimizer *o) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
     char buf[32];
-    cJSON_AddStringToObject(j, "type", opt_type_name(c->type));
+    cJSON_AddStringToObject(j, "type", kd_opt_type_name(c->type));
     add_float(j, "lr", c->lr);
     add_float(j, "momentum", c->momentum);
     cJSON_AddBoolToObject(j, "nesterov", c->nesterov != 0);
@@ -133,7 +128,7 @@ static char *optimizer_json(const kd_optimizer *o) {
     add_float(j, "beta2", c->beta2);
     add_float(j, "eps", c->eps);
     add_float(j, "weight_decay", c->weight_decay);
-    cJSON_AddStringToObject(j, "sched", sched_name(c->sched));
+    cJSON_AddStringToObject(j, "sched", kd_sched_name(c->sched));
     add_float(j, "warmup_epochs", c->warmup_epochs);
     cJSON_AddNumberToObject(j, "step_epochs", c->step_epochs);
     add_float(j, "step_gamma", c->step_gamma);
@@ -302,7 +297,7 @@ static kd_status parse_state(parsed *p, const char *path, kd_error *err) {
         const char *bv = meta_str(p, "best_val_acc");
         char *end = NULL;
         float acc = bv ? strtof(bv, &end) : NAN;
-        if (!bv || !*bv || *end || !isfinite(acc)) bad = "best_val_acc";
+        if (!bv || !*bv || *end || !(acc == -1.f || (acc >= 0.f && acc <= 1.f))) bad = "best_val_acc"; /* -1: none yet */
         p->st.best_val_acc = acc;
     }
     if (bad)
@@ -372,7 +367,7 @@ static kd_status load_parsed(parsed *p, const char *path, kd_model *m, kd_optimi
     int want = opt && st && p->has_opt && p->has_state;
     if (want && opt->cfg.type != p->ocfg.type)
         return kd_error_set(err, KD_STATUS_MISMATCH, "%s: was trained with %s, this run uses %s", path,
-                            opt_type_name(p->ocfg.type), opt_type_name(opt->cfg.type));
+                            kd_opt_type_name(p->ocfg.type), kd_opt_type_name(opt->cfg.type));
     if (want && (opt->n != m->n_params || !opt->m || (opt->cfg.type == KD_OPT_ADAMW && !opt->v)))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: the optimizer does not belong to model %s", path, m->name);
     /* Moments in the file are checked (names, shapes, finite) even when not wanted. */

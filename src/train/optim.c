@@ -1,6 +1,8 @@
 /* Optimizers (SGD with momentum/Nesterov, AdamW) and learning-rate schedules (constant, step,
  * cosine, each with optional linear warmup). Semantics follow torch.optim so recipes transfer. */
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,82 @@ void kd_optim_config_default(kd_optim_config *c) {
     *c = (kd_optim_config){.type = KD_OPT_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1, /* SGD */
                            .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,                /* AdamW */
                            .weight_decay = 5e-4f, .sched = KD_SCHED_COSINE, .step_epochs = 5, .step_gamma = 0.1f};
+}
+
+/* One range per numeric setting, used by the command line (its options' bounds) and by every
+ * configuration read from a checkpoint (kd_optim_config_check), so the two cannot disagree. */
+static const struct {
+    kd_optim_range r;
+    size_t off;
+} ranges[] = {
+    {{"lr", "--lr", 1e-9, 100}, offsetof(kd_optim_config, lr)},
+    {{"momentum", "--momentum", 0, 0.999}, offsetof(kd_optim_config, momentum)},
+    {{"weight_decay", "--weight-decay", 0, 1}, offsetof(kd_optim_config, weight_decay)},
+    {{"warmup_epochs", "--warmup", 0, 1000}, offsetof(kd_optim_config, warmup_epochs)},
+    {{"step_epochs", "--step-epochs", 1, 100000}, offsetof(kd_optim_config, step_epochs)},
+    {{"step_gamma", "--step-gamma", 0, 1}, offsetof(kd_optim_config, step_gamma)},
+    {{"beta1", NULL, 0, 0.9999999}, offsetof(kd_optim_config, beta1)},
+    {{"beta2", NULL, 0, 0.9999999}, offsetof(kd_optim_config, beta2)},
+    {{"eps", NULL, 1e-30, 1}, offsetof(kd_optim_config, eps)},
+    {{"min_lr", NULL, 0, 100}, offsetof(kd_optim_config, min_lr)},
+};
+#define N_RANGES (sizeof ranges / sizeof *ranges)
+
+static double field_value(const kd_optim_config *c, size_t k) {
+    const char *p = (const char *)c + ranges[k].off;
+    if (ranges[k].off == offsetof(kd_optim_config, step_epochs)) return *(const int *)(const void *)p;
+    return *(const float *)(const void *)p;
+}
+
+const kd_optim_range *kd_optim_range_find(const char *field) {
+    for (size_t k = 0; k < N_RANGES; k++)
+        if (!strcmp(ranges[k].r.field, field)) return &ranges[k].r;
+    return NULL;
+}
+
+kd_status kd_optim_config_check(const kd_optim_config *c, kd_error *err) {
+    if (c->type != KD_OPT_SGD && c->type != KD_OPT_ADAMW) return kd_error_set(err, KD_STATUS_BAD_ARG, "unknown optimizer");
+    if (c->sched != KD_SCHED_CONST && c->sched != KD_SCHED_STEP && c->sched != KD_SCHED_COSINE)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "unknown schedule");
+    for (size_t k = 0; k < N_RANGES; k++) {
+        const kd_optim_range *r = &ranges[k].r;
+        double v = field_value(c, k);
+        if (!(v >= r->lo && v <= r->hi))
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "%s is %g, outside [%g, %g]%s%s%s", r->field, v, r->lo, r->hi,
+                                r->option ? " (as " : "", r->option ? r->option : "", r->option ? ")" : "");
+    }
+    return KD_STATUS_OK;
+}
+
+/* The shortest decimal that reads back as the same float (as checkpoints store them). */
+static const char *float_str(char *buf, size_t n, double v) {
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if ((float)strtod(buf, NULL) == (float)v) break;
+    }
+    return buf;
+}
+
+kd_status kd_optim_config_compare(const kd_optim_config *run, const kd_optim_config *stored, kd_error *err) {
+    if (run->type != stored->type)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "--optimizer %s (the checkpoint's: %s)", kd_opt_type_name(run->type),
+                            kd_opt_type_name(stored->type));
+    if (run->sched != stored->sched)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "--schedule %s (the checkpoint's: %s)", kd_sched_name(run->sched),
+                            kd_sched_name(stored->sched));
+    if (!run->nesterov != !stored->nesterov)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "%s (the checkpoint's: %s)",
+                            run->nesterov ? "Nesterov momentum" : "--no-nesterov",
+                            stored->nesterov ? "Nesterov momentum" : "--no-nesterov");
+    for (size_t k = 0; k < N_RANGES; k++) {
+        double a = field_value(run, k), b = field_value(stored, k);
+        char sa[32], sb[32];
+        if (a != b)
+            return kd_error_set(err, KD_STATUS_MISMATCH, "%s %s (the checkpoint's: %s)",
+                                ranges[k].r.option ? ranges[k].r.option : ranges[k].r.field,
+                                float_str(sa, sizeof sa, a), float_str(sb, sizeof sb, b));
+    }
+    return KD_STATUS_OK;
 }
 
 kd_status kd_optimizer_init(kd_optimizer *o, const kd_optim_config *c, const kd_model *m, kd_error *err) {

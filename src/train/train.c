@@ -143,6 +143,34 @@ static kd_status save_state(const kd_train_config *cfg, const kd_model *m, const
     return kd_checkpoint_save(cfg->checkpoint_path, m, opt, ts, err);
 }
 
+/* Every step reseeds the generator with (seed, RNG_STEP_STREAM + step) before its draws, so the
+ * state a checkpoint saved is that seeding advanced by the last step's draws. */
+#define RNG_STEP_STREAM 0xa000000000ULL
+
+/* A run resumed from a checkpoint must be the run that wrote it: its stored optimizer settings in
+ * range (kd_optim_config_check, as the command line's), the same as this run's, the same seed
+ * (the saved random state follows from it: a few million draws at most from the step's seeding
+ * for the right seed, a random 64-bit distance for another), no fewer epochs than it completed.
+ * Other options (--epochs, --log, --threads, --output) may change. */
+static kd_status resume_check(const kd_train_config *cfg, const kd_optim_config *stored, const kd_train_state *ts,
+                              kd_error *err) {
+    kd_error e2;
+    if (kd_optim_config_check(stored, &e2))
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "its optimizer setting %s", e2.msg);
+    if (kd_optim_config_compare(&cfg->optim, stored, &e2))
+        return kd_error_set(err, KD_STATUS_MISMATCH, "this run asks for %s; a resumed run keeps its settings (give the "
+                            "same options, or start afresh without --resume)", e2.msg);
+    kd_rng seeded;
+    kd_rng_seed(&seeded, cfg->seed, ts->rng.inc >> 1);
+    if (kd_rng_distance(&seeded, &ts->rng) > (1ULL << 40))
+        return kd_error_set(err, KD_STATUS_MISMATCH, "it was trained with another seed than this run's %llu (its random "
+                            "state does not follow from it)", (unsigned long long)cfg->seed);
+    if (ts->epoch > cfg->epochs)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "it has completed %d epochs, more than this run's %d", ts->epoch,
+                            cfg->epochs);
+    return KD_STATUS_OK;
+}
+
 int kd_train_steps_per_epoch(int n_train, const kd_train_config *cfg) {
     /* The last partial batch is kept unless it holds a single sample (no batch statistics). */
     int steps = (n_train + cfg->batch - 1) / cfg->batch;
@@ -167,6 +195,11 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     kd_distiller *kd = cfg->distiller;
     kd_status st = kd_model_set_batch(m, cfg->batch, cfg->threads, err);
     if (st) return st;
+    if (kd && (cfg->aug.translate || cfg->aug.hflip) && kd_distiller_fixed_teacher(kd))
+        return kd_error_set(err, KD_STATUS_BAD_ARG,
+                            "the teacher's outputs are fixed per training image (logits from a file), so the images "
+                            "must not change: augmentation (--translate, --hflip) would pair them with shifted or "
+                            "flipped images");
     if (kd && (st = kd_distiller_prepare(kd, cfg->batch, cfg->threads, &cfg->optim, err))) return st;
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
@@ -187,6 +220,9 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             kd_optimizer_free(&opt);
             return kd_error_set(err, KD_STATUS_BAD_ARG, "cannot resume: %s holds no training state",
                                 cfg->checkpoint_path);
+        } else if ((ls = resume_check(cfg, &opt.cfg, &ts, &e2))) {
+            kd_optimizer_free(&opt);
+            return kd_error_set(err, ls, "cannot resume from %s: %s", cfg->checkpoint_path, e2.msg);
         } else if (ts.step < (long long)ts.epoch * steps || ts.step - (long long)ts.epoch * steps >= steps) {
             kd_optimizer_free(&opt);
             return kd_error_set(err, KD_STATUS_MISMATCH,
@@ -232,7 +268,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         for (int s = first; s < steps; s++) {
             int off = s * cfg->batch;
             int B = train->n - off < cfg->batch ? train->n - off : cfg->batch;
-            kd_rng_seed(&ts.rng, cfg->seed, 0xa000000000ULL + (uint64_t)ts.step);
+            kd_rng_seed(&ts.rng, cfg->seed, RNG_STEP_STREAM + (uint64_t)ts.step);
             kd_batch_fill(x, y, train, perm + off, B, &cfg->aug, &ts.rng);
             const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
             float loss;

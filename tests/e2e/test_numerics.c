@@ -9,6 +9,7 @@
 
 #include "cli_run.h"
 #include "distill/checkpoint.h"
+#include "distill/npy.h"
 #include "distill/train.h"
 
 /* mlp-s with its output layer's weights set to `w` (finite), saved to path. */
@@ -65,8 +66,77 @@ static void test_nonfinite_model(void) {
     remove("num_kd.safetensors.ckpt");
 }
 
+/* Replace the first `from` in file path by `to` (same length, so the header keeps its size). */
+static int edit_file(const char *path, const char *from, const char *to) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t k = strlen(from);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(buf + i, from, k)) {
+            memcpy(buf + i, to, k);
+            f = fopen(path, "wb");
+            if (!f) return 0;
+            fwrite(buf, 1, n, f);
+            fclose(f);
+            return 1;
+        }
+    return 0;
+}
+
+/* Item 5: --resume continues the checkpoint's run: options that would change it are refused by
+ * name, --epochs extends it, and stored settings out of the command line's range are refused. */
+static void test_resume_options(void) {
+    const char *A = "train -m mlp-s --limit 1000 --val 200 --batch 100 -q -o num_r.safetensors --resume";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s -e 1", A);
+    EXPECT(cmd, 0, "wrote num_r.safetensors");
+    static const struct {
+        const char *opts, *needle;
+    } refused[] = {
+        {"-e 1 --lr 0.5", "num_r.safetensors.ckpt: this run asks for --lr 0.5 (the checkpoint's: 0.05)"},
+        {"-e 1 --lr 0.001", "--lr 0.001 (the checkpoint's: 0.05)"},
+        {"-e 1 --momentum 0.8", "--momentum 0.8 (the checkpoint's: 0.9)"},
+        {"-e 1 --schedule const", "--schedule const (the checkpoint's: cosine)"},
+        {"-e 1 --seed 2", "another seed than this run's 2"},
+        {"-e 1 --optimizer adamw", "was trained with sgd, this run uses adamw"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s", A, refused[i].opts);
+        EXPECT(cmd, 1, refused[i].needle);
+    }
+    snprintf(cmd, sizeof cmd, "%s -e 2", A); /* more epochs: applied */
+    EXPECT(cmd, 0, "resumed num_r.safetensors.ckpt at step 8");
+    CHECK_MSG(strstr(out, "trained mlp-s: 1 epochs"), "--epochs 2 did not extend the run:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s -e 1", A);
+    EXPECT(cmd, 1, "it has completed 2 epochs, more than this run's 1");
+    CHECK(edit_file("num_r.safetensors.ckpt", "lr\\\":0.05", "lr\\\":-1.0"));
+    snprintf(cmd, sizeof cmd, "%s -e 2", A);
+    EXPECT(cmd, 1, "num_r.safetensors.ckpt: its optimizer setting lr is -1, outside [1e-09, 100] (as --lr)");
+    remove("num_r.safetensors");
+    remove("num_r.safetensors.ckpt");
+}
+
+/* Item 9: logits fixed per training image cannot be paired with shifted or flipped images. */
+static void test_fixed_logits_augmentation(void) {
+    static float z[60000 * 10];
+    kd_error err;
+    CHECK_MSG(kd_npy_save("num_logits.npy", z, 60000, 10, &err) == KD_STATUS_OK, "%s", err.msg);
+    const char *A = "kd --teacher-logits num_logits.npy -s mlp-s -e 1 --limit 1000 --val 200 -q -o num_kd.safetensors";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --translate 2", A);
+    EXPECT(cmd, 1, "the teacher's outputs are fixed per training image");
+    snprintf(cmd, sizeof cmd, "%s --hflip", A);
+    EXPECT(cmd, 1, "augmentation (--translate, --hflip)");
+    remove("num_logits.npy");
+}
+
 int main(void) {
     test_argmax();
     test_nonfinite_model();
+    test_resume_options();
+    test_fixed_logits_augmentation();
     TEST_DONE();
 }
