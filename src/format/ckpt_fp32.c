@@ -156,11 +156,7 @@ static int json_float(const cJSON *j, const char *k, float *v) {
 }
 
 static int json_int(const cJSON *j, const char *k, double lo, double hi, double *v) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi) || x->valuedouble != floor(x->valuedouble))
-        return 0;
-    *v = x->valuedouble;
-    return 1;
+    return kd_st_json_int(cJSON_GetObjectItemCaseSensitive(j, k), lo, hi, v);
 }
 
 /* Parse the "optimizer" metadata string into a config and step count; NULL on success, else the

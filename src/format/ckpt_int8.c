@@ -149,37 +149,33 @@ kd_status kd_int8_save(const char *path, const kd_int8_model *q, kd_error *err) 
 
 /* ---------------------------------------------------------------- reading */
 
-static int j_int(const cJSON *o, const char *k, long lo, long hi, int32_t *v) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < lo || x->valuedouble > hi)
-        return -1;
-    *v = (int32_t)x->valuedouble;
+/* An integer JSON value in [lo, hi] into *v: 0, or -1 (the readers below return -1 on error). */
+static int j_int_value(const cJSON *x, double lo, double hi, int32_t *v) {
+    double d;
+    if (!kd_st_json_int(x, lo, hi, &d)) return -1;
+    *v = (int32_t)d;
     return 0;
+}
+
+static int j_int(const cJSON *o, const char *k, long lo, long hi, int32_t *v) {
+    return j_int_value(cJSON_GetObjectItemCaseSensitive(o, k), (double)lo, (double)hi, v);
 }
 
 static int j_pair(const cJSON *o, const char *k, long lo, long hi, int32_t *a, int32_t *b) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) != 2) return -1;
-    int32_t *d[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *e = cJSON_GetArrayItem(x, i);
-        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < lo || e->valuedouble > hi)
-            return -1;
-        *d[i] = (int32_t)e->valuedouble;
-    }
-    return 0;
+    return j_int_value(cJSON_GetArrayItem(x, 0), (double)lo, (double)hi, a) ||
+                   j_int_value(cJSON_GetArrayItem(x, 1), (double)lo, (double)hi, b)
+               ? -1
+               : 0;
 }
 
 static int j_dims(const cJSON *o, const char *k, kdrt_dims *d) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) != 4) return -1;
     int32_t v[4];
-    for (int i = 0; i < 4; i++) {
-        const cJSON *e = cJSON_GetArrayItem(x, i);
-        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 1 || e->valuedouble > 1e7)
-            return -1;
-        v[i] = (int32_t)e->valuedouble;
-    }
+    for (int i = 0; i < 4; i++)
+        if (j_int_value(cJSON_GetArrayItem(x, i), 1, 1e7, &v[i])) return -1;
     d->n = v[0]; d->h = v[1]; d->w = v[2]; d->c = v[3];
     return (double)d->n * d->h * d->w * d->c > 1e8 ? -1 : 0;
 }
@@ -242,9 +238,7 @@ kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err) {
     }
     int32_t in3[3] = {0, 0, 0}, ncls = 0;
     for (int i = 0; cJSON_IsArray(chw) && cJSON_GetArraySize(chw) == 3 && i < 3; i++) {
-        const cJSON *e = cJSON_GetArrayItem(chw, i);
-        if (cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= 65536 && e->valuedouble == floor(e->valuedouble))
-            in3[i] = (int32_t)e->valuedouble;
+        (void)j_int_value(cJSON_GetArrayItem(chw, i), 1, 65536, &in3[i]); /* stays 0 when invalid */
     }
     if (nl < 1 || !cJSON_IsString(nm) || !in3[0] || !in3[1] || !in3[2] || j_int(mj, "n_classes", 1, 1 << 20, &ncls) ||
         j_quant(mj, "input_quant", &q->in_q) || j_float(mj, "input_mean", &q->in_mean) ||
@@ -282,10 +276,9 @@ kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err) {
             bad = (int)L->op < 0 || L->n_inputs != (L->op == KD_INT8_ADD ? 2 : 1);
             L->inputs[1] = KD_MODEL_INPUT;
             for (int k = 0; !bad && k < L->n_inputs; k++) {
-                const cJSON *e = cJSON_GetArrayItem(ins, k);
-                bad = !cJSON_IsNumber(e) || e->valuedouble < -1 || e->valuedouble >= i ||
-                      e->valuedouble != floor(e->valuedouble);
-                if (!bad) L->inputs[k] = (int)e->valuedouble;
+                int32_t in;
+                bad = j_int_value(cJSON_GetArrayItem(ins, k), -1, i - 1, &in);
+                if (!bad) L->inputs[k] = in;
             }
         }
         if (!bad) switch (L->op) {

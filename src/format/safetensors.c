@@ -1,7 +1,6 @@
 /* The safetensors layer: framing, tensor table, offset and dtype validation and metadata, shared by
  * the fp32, int8 and language-model checkpoints (safetensors.h). The header is parsed with cJSON;
  * every field of a file from outside is validated here, once, with one set of limits. */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -165,12 +164,31 @@ static int cmp_offset(const void *a, const void *b) {
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
+const char *kd_st_parse_u64(const char *s, uint64_t max, uint64_t *v) {
+    if (*s < '0' || *s > '9') return NULL;
+    uint64_t x = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (x > (max - d) / 10) return NULL; /* x * 10 + d > max */
+        x = x * 10 + d;
+    }
+    *v = x;
+    return s;
+}
+
+int kd_st_json_int(const void *json, double lo, double hi, double *v) {
+    const cJSON *x = json;
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi) || x->valuedouble != floor(x->valuedouble))
+        return 0;
+    *v = x->valuedouble;
+    return 1;
+}
+
 /* A non-negative JSON integer that a double holds exactly. */
 static int json_u64(const cJSON *x, uint64_t *v) {
-    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble <= KD_MAX_EXACT) ||
-        x->valuedouble != floor(x->valuedouble))
-        return 0;
-    *v = (uint64_t)x->valuedouble;
+    double d;
+    if (!kd_st_json_int(x, 0, KD_MAX_EXACT, &d)) return 0;
+    *v = (uint64_t)d;
     return 1;
 }
 
@@ -309,11 +327,8 @@ const char *kd_st_meta_get(const kd_st_file *f, const char *key) {
 
 int kd_st_meta_u64(const kd_st_file *f, const char *key, uint64_t max, uint64_t *v) {
     const char *s = kd_st_meta_get(f, key);
-    if (!s || *s < '0' || *s > '9') return 0;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno || x > max) return 0;
+    uint64_t x;
+    if (!s || !(s = kd_st_parse_u64(s, max, &x)) || *s) return 0;
     *v = x;
     return 1;
 }

@@ -67,6 +67,13 @@ typedef struct kd_st_file {
  * or tail). KD_STATUS_BAD_FILE naming path and the problem; on error f holds nothing. */
 kd_status kd_st_read(kd_st_file *f, const char *path, kd_error *err);
 void kd_st_close(kd_st_file *f);
+/* The one reader of integers in files: a decimal integer in [0, max] at s, digits only (no sign or
+ * space): the position after it and *v, or NULL when there is none or it exceeds max (never wraps
+ * around). kd_st_meta_u64 and the clients' composite metadata values use it. */
+const char *kd_st_parse_u64(const char *s, uint64_t max, uint64_t *v);
+/* The same for a JSON value (a cJSON *): a number that is an integer in [lo, hi] (|lo|, |hi| <=
+ * KD_MAX_EXACT): 1 and *v, else 0. */
+int kd_st_json_int(const void *json, double lo, double hi, double *v);
 /* A metadata string, or NULL. */
 const char *kd_st_meta_get(const kd_st_file *f, const char *key);
 /* A metadata value holding a decimal integer in [0, max], digits only, as the writers print them:

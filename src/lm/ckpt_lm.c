@@ -2,7 +2,6 @@
  * does the framing, the tensor table and its validation): here only what is the LM's own, its
  * tensors (F32, the size table's names) and metadata keys (configuration, BPE merges, training
  * state); optimizer moments are extra tensors. A failed load leaves the model untouched. */
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -77,11 +76,9 @@ static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_
     if (!mg) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
     int k = 0;
     while (*s && k < 2 * n_merges) {
-        char *end;
-        if (*s < '0' || *s > '9') break;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (end == s || errno || v < 0 || v >= KD_LM_BPE_MAX_VOCAB || (*end && *end != ' ')) break;
+        uint64_t v;
+        const char *end = kd_st_parse_u64(s, KD_LM_BPE_MAX_VOCAB - 1, &v);
+        if (!end || (*end && *end != ' ')) break;
         mg[k++] = (int32_t)v;
         s = *end ? end + 1 : end;
     }
@@ -94,6 +91,23 @@ static kd_status parse_merges(const char *path, const char *s, int n_merges, kd_
         kd_error_set(err, st, "%s: metadata \"merges\": %s", path, e2.msg);
     free(mg);
     return st;
+}
+
+/* "vocab=V,ctx=C,layers=L,dim=D,heads=H" as the writer prints it, each a decimal integer that fits
+ * an int (kd_st_parse_u64: no wrap-around, so 4294967552 is not read as 256): NULL, or the key
+ * that is missing or malformed. */
+static const char *parse_config(const char *s, kd_lm_config *c) {
+    static const char *const keys[] = {"vocab", "ctx", "layers", "dim", "heads"};
+    int *dst[] = {&c->vocab, &c->ctx, &c->layers, &c->dim, &c->heads};
+    for (int k = 0; k < 5; k++) {
+        size_t n = strlen(keys[k]);
+        uint64_t v;
+        if ((k && *s++ != ',') || strncmp(s, keys[k], n) != 0 || s[n] != '=' ||
+            !(s = kd_st_parse_u64(s + n + 1, INT_MAX, &v)))
+            return keys[k];
+        *dst[k] = (int)v;
+    }
+    return *s ? "heads" : NULL;
 }
 
 static kd_status lm_file_open(kd_st_file *f, const char *path, kd_lm_config *cfg, kd_lm_tokenizer **tok, kd_error *err) {
@@ -114,11 +128,12 @@ static kd_status lm_file_open(kd_st_file *f, const char *path, kd_lm_config *cfg
         kd_st_close(f);
         return s;
     }
-    char tail;
-    if (!cs || sscanf(cs, "vocab=%d,ctx=%d,layers=%d,dim=%d,heads=%d%c", &cfg->vocab, &cfg->ctx, &cfg->layers, &cfg->dim,
-                      &cfg->heads, &tail) != 5) {
+    const char *bad = cs ? parse_config(cs, cfg) : NULL;
+    if (!cs || bad) {
         kd_st_close(f);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\" is %s", path, cs ? "malformed" : "missing");
+        if (!cs) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\" is missing", path);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: metadata \"config\": %s is not a decimal integer up to %d "
+                            "(vocab=V,ctx=C,layers=L,dim=D,heads=H)", path, bad, INT_MAX);
     }
     kd_error e2;
     if (kd_lm_config_check(cfg, &e2)) {
