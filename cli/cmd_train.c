@@ -83,7 +83,8 @@ static void help(int kd) {
         "Run:\n"
         "      --seed N            seed for init, shuffling, augmentation, dropout (default 1)\n"
         "  -j, --threads N         threads (default 2)\n"
-        "      --resume            continue from OUT.ckpt if it exists\n"
+        "      --resume            continue from OUT.ckpt if it exists, with its settings (an optimizer\n"
+        "                          option or seed that differs is refused; --epochs may grow)\n"
         "      --log FILE          append one JSON object per epoch to FILE\n"
         "      --max-steps N       at most N steps per epoch (smoke tests)\n"
         "  -q, --quiet             no progress display\n"
@@ -553,16 +554,20 @@ static void print_banner(const train_opts *o, const train_state *s) {
 }
 
 /* Test-set accuracy of teacher and student and the share of images where their top-1 agree. */
-static void report_kd(const train_opts *o, train_state *s, const kd_dataset *test) {
+static int report_kd(const train_opts *o, train_state *s, const kd_dataset *test) {
     kd_error err;
     kd_eval_result rs, rt;
     int agree = 0;
-    if (o->n_teacher_paths == 1 &&
-        !kd_evaluate_agreement(s->m, s->teachers[0], test, 256, o->cfg.threads, &rs, &rt, &agree, &err))
+    if (o->n_teacher_paths == 1) {
+        if (kd_evaluate_agreement(s->m, s->teachers[0], test, 256, o->cfg.threads, &rs, &rt, &agree, &err))
+            return kd_cli_fail(o->C, &err);
         printf("test accuracy: teacher %s %.2f%%, student %s %.2f%%; top-1 agreement %.2f%%\n", s->teachers[0]->name,
                100 * rt.accuracy, s->m->name, 100 * rs.accuracy, 100.0 * agree / test->n);
-    else if (!kd_evaluate(s->m, test, 256, o->cfg.threads, &rs, NULL, &err))
-        printf("test accuracy: student %s %.2f%%\n", s->m->name, 100 * rs.accuracy);
+        return 0;
+    }
+    if (kd_evaluate(s->m, test, 256, o->cfg.threads, &rs, NULL, &err)) return kd_cli_fail(o->C, &err);
+    printf("test accuracy: student %s %.2f%%\n", s->m->name, 100 * rs.accuracy);
+    return 0;
 }
 
 /* After quantization-aware training: the integer model with the ranges training used, evaluated
@@ -610,8 +615,8 @@ static int train_and_report(train_opts *o, train_state *s) {
     if (!o->kd) return 0; /* the test-set reports below are distillation's (QAT runs are kd runs) */
     kd_dataset test = {0};
     if (kd_cli_load_data(C, o->data, "test", &test)) return o->qat.weight_bits ? KD_EXIT_ERROR : 0;
-    report_kd(o, s, &test);
-    int rc = o->qat.weight_bits ? qat_finish(o, s, &test) : 0;
+    int rc = report_kd(o, s, &test);
+    if (!rc && o->qat.weight_bits) rc = qat_finish(o, s, &test);
     kd_dataset_free(&test);
     return rc;
 }
