@@ -96,28 +96,6 @@ typedef struct {
     char kdm[600];
 } stage_paths;
 
-/* Every file the pipeline writes, checked before the first stage (each stage checks its own again
- * when it starts): the trained models and their training state (MODEL.ckpt), the pruned and int8
- * models, the .kdm, the report and its plot. */
-static int check_outputs(const char *C, const stage_paths *p, const char *out, int teacher_given) {
-    const char *trained[] = {teacher_given ? NULL : p->teacher, p->baseline, p->student, p->pruned_kd, p->qat};
-    static const char *const report[] = {"report.md", "report.tsv", "accuracy_size.png"};
-    char buf[8][640];
-    const char *all[17] = {p->pruned, p->int8, p->qat_int8, p->kdm};
-    int n = 4, k = 0;
-    for (int i = 0; i < 5; i++) {
-        if (!trained[i]) continue;
-        all[n++] = trained[i];
-        snprintf(buf[k], sizeof buf[k], "%s.ckpt", trained[i]);
-        all[n++] = buf[k++];
-    }
-    for (int i = 0; i < 3; i++) {
-        snprintf(buf[k], sizeof buf[k], "%s/%s", out, report[i]);
-        all[n++] = buf[k++];
-    }
-    return kd_cli_check_outputs(C, all, n);
-}
-
 /* 3. pruning and fine-tuning with the teacher, from the prune section's options (pargv): the
  * pruning keys (with their values) go to `distill prune`, the rest to `distill kd`. */
 static int prune_stage(int pargc, char **pargv, const char *const *kd_head, const stage_paths *p) {
@@ -318,7 +296,6 @@ int kd_cmd_pipeline(int argc, char **argv) {
     snprintf(p.pruned, sizeof p.pruned, "%s/pruned.safetensors", out);
     snprintf(p.pruned_kd, sizeof p.pruned_kd, "%s/pruned-kd.safetensors", out);
     if (teacher_file) snprintf(p.teacher, sizeof p.teacher, "%s", teacher_file);
-    if (check_outputs(C, &p, out, teacher_file != NULL)) return KD_EXIT_ERROR;
     int rc = 0;
     const char *train_head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
     const char *kd_head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", p.teacher, NULL};

@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "distill/compress.h"
 #include "distill/distill.h"
-#include "distill/fileio.h"
 #include "distill/quantize.h"
 
 static void help(int kd) {
@@ -304,12 +303,12 @@ static char *qat_int8_path(const char *out) {
 
 /* Every file the run writes, checked before any work: OUT, OUT.ckpt, the learned regressors of
  * FitNets and projected cosine terms beside it (OUT.ckpt.kd<term>, as kd_distiller_save names
- * them; a cosine term without projection has none, checked anyway), QAT's integer model; the log is
- * created now (kd_append_file) as it is appended to after every epoch. Returns 0 or prints. */
+ * them; a cosine term without projection has none, checked anyway), QAT's integer model, the log.
+ * Returns 0 or prints. */
 static int check_outputs(const train_opts *o) {
     size_t len = strlen(o->out) + 32;
     char *buf = malloc(len * (1 + KD_MAX_LOSS_TERMS)), *qat = o->qat.weight_bits ? qat_int8_path(o->out) : NULL;
-    const char *paths[3 + KD_MAX_LOSS_TERMS];
+    const char *paths[4 + KD_MAX_LOSS_TERMS];
     int n = 0, rc = KD_EXIT_ERROR;
     if (!buf || (o->qat.weight_bits && !qat)) {
         fprintf(stderr, "distill %s: error: out of memory\n", o->C);
@@ -325,10 +324,8 @@ static int check_outputs(const train_opts *o) {
                 paths[n++] = p;
             }
         paths[n++] = qat;
-        kd_error err;
-        if (!(rc = kd_cli_check_outputs(o->C, paths, n)) && o->cfg.log_path &&
-            kd_append_file(o->cfg.log_path, "", 0, &err))
-            rc = kd_cli_fail(o->C, &err);
+        paths[n++] = o->cfg.log_path;
+        rc = kd_cli_check_outputs(o->C, paths, n);
     }
     free(buf);
     free(qat);

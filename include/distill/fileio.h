@@ -29,8 +29,7 @@ kd_status kd_check_output_path(const char *path, kd_error *err);
  * kd_check_output_path refuses. */
 kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err);
 /* Append `len` bytes to path (created 0644 if absent), as a log is written: refuses what
- * kd_check_output_path refuses, and reports a failed write or close (a full disk) as KD_STATUS_IO.
- * len 0 creates the file, which checks up front that it can be written. */
+ * kd_check_output_path refuses, and reports a failed write or close (a full disk) as KD_STATUS_IO. */
 kd_status kd_append_file(const char *path, const void *data, size_t len, kd_error *err);
 /* Read a whole file (malloc'd, NUL-terminated for convenience). */
 kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err);
