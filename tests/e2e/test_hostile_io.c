@@ -13,13 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "file_kinds.h"
 #include "test.h"
 
 static char out[65536]; /* the last run's output */
@@ -71,25 +70,9 @@ static int run_limited(const char *args, const char *fifo, int uid, int *fifo_op
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static mode_t kind_of(const char *path) {
-    struct stat sb;
-    return lstat(path, &sb) == 0 ? sb.st_mode & S_IFMT : 0;
-}
-
+/* Whatever is at path, file or empty directory, removed. */
 static void remove_any(const char *path) {
-    if (unlink(path) != 0 && errno == EISDIR) rmdir(path);
-    rmdir(path);
-}
-
-static int make_socket(const char *path) {
-    struct sockaddr_un a = {0};
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-    int s = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (s < 0) return -1;
-    int rc = bind(s, (struct sockaddr *)&a, sizeof a);
-    close(s);
-    return rc;
+    if (unlink(path) != 0) rmdir(path);
 }
 
 /* A tiny data set (64 random 28x28 images, labels 0-9) as raw IDX files, and a text. */
@@ -157,7 +140,7 @@ static void test_fifo_inputs(void) {
                   "`distill %s` with %s a FIFO: exit %d%s%s; output:\n%s", cases[i].args, fifo, rc,
                   rc == -2 ? " (hung: killed at the deadline)" : "",
                   opened ? " (it held the FIFO open to read it)" : "", out);
-        CHECK_MSG(kind_of(fifo) == S_IFIFO, "%s is no longer a FIFO", fifo);
+        CHECK_MSG(file_kind(fifo) == S_IFIFO, "%s is no longer a FIFO", fifo);
         remove_any(fifo);
     }
 }
@@ -198,7 +181,7 @@ static void test_outputs(void) {
             CHECK_MSG(rc == 1 && strstr(out, p) && strstr(out, kinds[k]) && strstr(out, "refusing"),
                       "`distill %s` with %s a %s: exit %d%s; output:\n%s", cases[i].args, p, kinds[k], rc,
                       rc == -2 ? " (hung: killed at the deadline)" : "", out);
-            CHECK_MSG(kind_of(p) == modes[k], "%s is no longer a %s", p, kinds[k]);
+            CHECK_MSG(file_kind(p) == modes[k], "%s is no longer a %s", p, kinds[k]);
             remove_any(p);
         }
     /* a symbolic link, as /dev/stdout is (to /proc/self/fd/1): not replaced by a file */
@@ -208,7 +191,7 @@ static void test_outputs(void) {
     if (linked) {
         int rc = run_limited("export cnn-s --data hio/img,hio/lbl --calib-images 16 -o hio/stdout", NULL, -1, NULL);
         CHECK_MSG(rc == 1 && strstr(out, "hio/stdout: is a symbolic link"), "export -o a link: exit %d:\n%s", rc, out);
-        CHECK_MSG(kind_of("hio/stdout") == S_IFLNK, "hio/stdout was replaced");
+        CHECK_MSG(file_kind("hio/stdout") == S_IFLNK, "hio/stdout was replaced");
         remove_any("hio/stdout");
     }
     /* a missing directory is found before the work, not after it */
@@ -235,7 +218,7 @@ static void test_log_full_disk(void) {
                          NULL);
     CHECK_MSG(rc == 1 && strstr(out, "hio_full/log.jsonl") && strstr(out, "No space left on device") &&
               strstr(out, "epoch 1"), "--log on a full disk: exit %d:\n%s", rc, out);
-    CHECK_MSG(kind_of("hio/full.safetensors") == 0, "the run went on after its log failed");
+    CHECK_MSG(file_kind("hio/full.safetensors") == 0, "the run went on after its log failed");
     umount2("hio_full", MNT_DETACH);
     rmdir("hio_full");
 }

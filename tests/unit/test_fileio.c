@@ -8,12 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "distill/fileio.h"
+#include "file_kinds.h"
 #include "test.h"
 
 /* A message longer than kd_error's 512 bytes: its start (the path) and its end (the reason) kept. */
@@ -53,22 +52,6 @@ static void test_long_messages(void) {
     CHECK(strlen(e.msg) > 4 && !strcmp(e.msg + strlen(e.msg) - 4, ": no"));
 }
 
-static int make_socket(const char *path) {
-    struct sockaddr_un a = {0};
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-    int s = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (s < 0) return -1;
-    int rc = bind(s, (struct sockaddr *)&a, sizeof a);
-    close(s);
-    return rc;
-}
-
-static mode_t kind(const char *path) {
-    struct stat sb;
-    return lstat(path, &sb) == 0 ? sb.st_mode & S_IFMT : 0;
-}
-
 /* Outputs: only nothing or a regular file, in a writable directory; what is refused is left as it
  * was, by the check, the atomic write and the append alike. */
 static void test_outputs(void) {
@@ -82,12 +65,12 @@ static void test_outputs(void) {
           symlink("/proc/self/fd/1", names[3]) == 0);
     const char *what[] = {"FIFO", "directory", "socket", "symbolic link"};
     for (int i = 0; i < 4; i++) {
-        mode_t k = kind(names[i]);
+        mode_t k = file_kind(names[i]);
         CHECK_MSG(kd_check_output_path(names[i], &err) == KD_STATUS_IO && strstr(err.msg, names[i]) &&
                   strstr(err.msg, what[i]), "%s: %s", names[i], err.msg);
         CHECK(kd_write_file_atomic(names[i], "x", 1, &err) == KD_STATUS_IO && strstr(err.msg, what[i]));
         CHECK(kd_append_file(names[i], "x\n", 2, &err) == KD_STATUS_IO && strstr(err.msg, what[i]));
-        CHECK_MSG(kind(names[i]) == k, "%s changed kind", names[i]);
+        CHECK_MSG(file_kind(names[i]) == k, "%s changed kind", names[i]);
     }
     for (int i = 0; i < 4; i++) {
         unlink(names[i]);
@@ -99,7 +82,7 @@ static void test_outputs(void) {
 
     /* the append: creates, appends, and len 0 only creates */
     unlink("fileio_log");
-    CHECK(kd_append_file("fileio_log", "", 0, &err) == KD_STATUS_OK && kind("fileio_log") == S_IFREG);
+    CHECK(kd_append_file("fileio_log", "", 0, &err) == KD_STATUS_OK && file_kind("fileio_log") == S_IFREG);
     CHECK(kd_append_file("fileio_log", "one\n", 4, &err) == KD_STATUS_OK);
     CHECK(kd_append_file("fileio_log", "two\n", 4, &err) == KD_STATUS_OK);
     char *d = NULL;
