@@ -131,6 +131,8 @@ kd_status kd_append_file(const char *path, const void *data, size_t len, kd_erro
     }
     if (write_all(fd, data, len) != 0) {
         st = kd_error_set(err, KD_STATUS_IO, "%s: write failed (%s)", path, strerror(errno));
+        /* what did fit is cut off again, so a log of lines holds no half line */
+        if (ftruncate(fd, sb.st_size) != 0) { /* best effort: the error above is the one to report */ }
         close(fd);
         return st;
     }

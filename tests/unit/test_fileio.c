@@ -100,6 +100,9 @@ static void test_outputs(void) {
             setrlimit(RLIMIT_FSIZE, &old);
             CHECK_MSG(st == KD_STATUS_IO && strstr(err.msg, "fileio_log") && strstr(err.msg, "write failed"),
                       "append past the file-size limit: status %d, %s", st, st ? err.msg : "");
+            struct stat sb;
+            CHECK_MSG(stat("fileio_log", &sb) == 0 && sb.st_size == 8, "a half line was left: %lld bytes",
+                      (long long)sb.st_size);
         }
         signal(SIGXFSZ, SIG_DFL);
     }
