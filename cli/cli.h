@@ -29,6 +29,11 @@ int kd_cmd_lm(int argc, char **argv);
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);
 int kd_cli_usage_error(const char *cmd, const char *fmt, ...);
+/* The n files a command will write (NULL entries skipped), checked before it starts its work
+ * (kd_check_output_path: a device, FIFO, socket, directory or symbolic link is refused, as is a
+ * missing or read-only directory), so a long run is neither wasted nor replaces one. Returns 0,
+ * or KD_EXIT_ERROR after printing the error. */
+int kd_cli_check_outputs(const char *cmd, const char *const *paths, int n);
 
 /* Strict number parsing for options: on failure print a usage error and return 0. */
 int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);

@@ -146,10 +146,10 @@ int kd_cmd_bench(int argc, char **argv) {
     const char *path = argv[optind];
     kd_dataset test = {0};
     kd_cli_kdm r;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "distill bench: error: %s: no such file\n", path);
-        return KD_EXIT_ERROR;
-    }
+    kd_error err;
+    int fd = kd_open_input(path, &err); /* what is wrong with MODEL, before the test set is read */
+    if (fd < 0) return kd_cli_fail(C, &err);
+    close(fd);
     if (kd_cli_load_data(C, data, "test", &test)) return KD_EXIT_ERROR;
     if (limit && limit < test.n) kd_dataset_truncate(&test, limit);
     int rc = kd_cli_kdm_run(C, path, &test, runs, &r);
@@ -167,7 +167,6 @@ int kd_cmd_bench(int argc, char **argv) {
     printf("  throughput       %.0f images/s (%d test images one at a time)\n", r.images_per_s, r.n);
     printf("  accuracy         %.2f%% on %s/test\n", 100.0 * r.accuracy, data);
     if (verify) { /* the training side's integer evaluation of the same file */
-        kd_error err;
         kd_int8_model *q8 = NULL;
         size_t K = (size_t)m->n_classes;
         int8_t *ref = malloc(K * (size_t)r.n);

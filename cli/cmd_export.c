@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "distill/export.h"
@@ -27,8 +28,9 @@ static void help(void) {
            "  -o, --output FILE     the output file (required)\n"
            "  -f, --format F        kdm (default) or c (the default for an output ending in .h)\n"
            "      --name NAME       C array name for --format c (default: from the output file name)\n"
-           "      --fp32 FILE       the fp32 checkpoint to compare sizes with (default: MODEL for an fp32\n"
-           "                        MODEL; for X.int8.safetensors, X.safetensors if it exists)\n"
+           "      --fp32 FILE       the fp32 checkpoint to compare sizes with, which must exist (default:\n"
+           "                        MODEL for an fp32 MODEL; for X.int8.safetensors, X.safetensors if it\n"
+           "                        exists)\n"
            "  fp32 MODEL only:\n"
            "  -n, --calib-images N  calibration images (default 1000)\n"
            "  -m, --method NAME     activation ranges: minmax (default), percentile, mse\n"
@@ -37,9 +39,14 @@ static void help(void) {
            "  -j, --threads N       threads (default 2)\n");
 }
 
-static double file_size(const char *path) {
+/* The size of an input file, or -1 with err (may be NULL) set when it cannot be read. */
+static double input_size(const char *path, kd_error *err) {
+    int fd = kd_open_input(path, err);
+    if (fd < 0) return -1.0;
     struct stat sb;
-    return path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (double)sb.st_size : -1.0;
+    double size = fstat(fd, &sb) == 0 ? (double)sb.st_size : -1.0;
+    close(fd);
+    return size;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -47,10 +54,11 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* Does the file carry the distill-int8 metadata of kd_int8_save? (Its safetensors header says so.) */
-static int is_int8_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+/* Does the file carry the distill-int8 metadata of kd_int8_save? (Its safetensors header says so.)
+ * 1 yes; 0 no, or no such file (MODEL may be a built-in name); -1 when it cannot be read (err set). */
+static int is_int8_file(const char *path, kd_error *err) {
+    FILE *f = kd_fopen_input(path, err);
+    if (!f) return err->status == KD_STATUS_NOT_FOUND ? 0 : -1;
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
@@ -120,17 +128,20 @@ int kd_cmd_export(int argc, char **argv) {
     const char *mpath = argv[optind];
     kd_error err;
     kd_int8_model *q = NULL;
-    int rc = 0;
+    int rc = 0, kdm = ends_with(mpath, ".kdm"), int8 = 0;
     char guess[4096];
-    if (ends_with(mpath, ".kdm")) {
+    if (kd_cli_check_outputs(C, &outp, 1)) return KD_EXIT_ERROR;
+    if ((fp32 && input_size(fp32, &err) < 0) || (!kdm && (int8 = is_int8_file(mpath, &err)) < 0))
+        return kd_cli_fail(C, &err);
+    if (kdm) {
         if (kd_kdm_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
         printf("%s: read the .kdm model (%d layers)\n", mpath, q->n_layers);
-    } else if (is_int8_file(mpath)) {
+    } else if (int8) {
         if (kd_int8_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
         printf("%s: int8 model %s (%d layers)\n", mpath, q->name, q->n_layers);
         if (!fp32 && ends_with(mpath, ".int8.safetensors")) { /* X.int8.safetensors -> X.safetensors */
             snprintf(guess, sizeof guess, "%.*s.safetensors", (int)(strlen(mpath) - strlen(".int8.safetensors")), mpath);
-            if (file_size(guess) > 0) fp32 = guess;
+            if (input_size(guess, NULL) > 0) fp32 = guess;
         }
     } else {
         kd_model *m = NULL;
@@ -146,7 +157,7 @@ int kd_cmd_export(int argc, char **argv) {
         else
             printf("%s: fp32 model %s quantized to int8 (%d calibration images from %s, ranges %s, %.1fs)\n", mpath,
                    m->name, cfg.n_images, data, kd_calib_method_name(cfg.method), kd_now() - t0);
-        if (!fp32 && file_size(mpath) > 0) fp32 = mpath;
+        if (!fp32 && input_size(mpath, NULL) > 0) fp32 = mpath;
         kd_dataset_free(&train);
         kd_model_free(m);
         if (rc) return rc;
@@ -182,7 +193,7 @@ int kd_cmd_export(int argc, char **argv) {
         for (size_t i = 0; i < sizeof up; i++) up[i] = (char)toupper((unsigned char)sym[i]);
         printf(" as C array %s[] with %s_ARENA_SIZE", sym, up);
     }
-    double s32 = file_size(fp32);
+    double s32 = fp32 ? input_size(fp32, NULL) : -1.0;
     if (s32 > 0) {
         kd_cli_bytes(b2, sizeof b2, s32);
         printf(", %.1f%% of the fp32 checkpoint %s (%s)", 100.0 * (double)len / s32, fp32, b2);

@@ -62,7 +62,8 @@ int kd_cmd_eval(int argc, char **argv) {
     kd_cli_threads(threads);
     kd_model *m = NULL;
     kd_dataset ds = {0};
-    if (open_model_and_data(C, argv[optind], data, split, &m, &ds)) return KD_EXIT_ERROR;
+    if (kd_cli_check_outputs(C, &save_logits, 1) || open_model_and_data(C, argv[optind], data, split, &m, &ds))
+        return KD_EXIT_ERROR;
     kd_error err;
     kd_eval_result r;
     int32_t *pred = malloc((size_t)ds.n * sizeof *pred);

@@ -55,7 +55,8 @@ static void help(int kd) {
         "      --val N             hold out N training images for validation (default 5000; 0 = none)\n"
         "      --limit N           train on the first N training images only\n"
         "  -o, --output FILE       final checkpoint (default model.safetensors); the training state\n"
-        "                          goes to FILE.ckpt after every epoch\n"
+        "                          goes to FILE.ckpt after every epoch (every output is checked\n"
+        "                          before training: a FIFO, device or directory there is refused)\n"
         "Schedule:\n"
         "  -e, --epochs N          epochs (default 15)\n"
         "  -b, --batch N           batch size (default 128)\n"
@@ -301,9 +302,50 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
 
 #define PARSED -1 /* parse: go on and run (any other value is the exit code to return now) */
 
+/* QAT's integer model beside OUT: X.safetensors -> X.int8.safetensors, else OUT.int8 (malloc'd). */
+static char *qat_int8_path(const char *out) {
+    size_t n = strlen(out);
+    char *path = malloc(n + 32);
+    if (!path) return NULL;
+    if (n > 12 && !strcmp(out + n - 12, ".safetensors")) snprintf(path, n + 32, "%.*s.int8.safetensors", (int)(n - 12), out);
+    else snprintf(path, n + 32, "%s.int8", out);
+    return path;
+}
+
+/* Every file the run writes, checked before any work: OUT, OUT.ckpt, the learned regressors of
+ * FitNets and projected cosine terms beside it (OUT.ckpt.kd<term>, as kd_distiller_save names
+ * them; a cosine term without projection has none, checked anyway), QAT's integer model, the log.
+ * Returns 0 or prints. */
+static int check_outputs(const train_opts *o) {
+    size_t len = strlen(o->out) + 32;
+    char *buf = malloc(len * (1 + KD_MAX_LOSS_TERMS)), *qat = o->qat.weight_bits ? qat_int8_path(o->out) : NULL;
+    const char *paths[4 + KD_MAX_LOSS_TERMS];
+    int n = 0, rc = KD_EXIT_ERROR;
+    if (!buf || (o->qat.weight_bits && !qat)) {
+        fprintf(stderr, "distill %s: error: out of memory\n", o->C);
+    } else {
+        char *p = buf;
+        paths[n++] = o->out;
+        snprintf(p, len, "%s.ckpt", o->out);
+        paths[n++] = p;
+        for (int k = 0; k < o->n_terms; k++)
+            if (o->terms[k].kind == KD_LOSS_FITNET || o->terms[k].kind == KD_LOSS_COSINE) {
+                p += len;
+                snprintf(p, len, "%s.ckpt.kd%d", o->out, k + 1);
+                paths[n++] = p;
+            }
+        paths[n++] = qat;
+        paths[n++] = o->cfg.log_path;
+        rc = kd_cli_check_outputs(o->C, paths, n);
+    }
+    free(buf);
+    free(qat);
+    return rc;
+}
+
 /* Parse the arguments (a --config file's options first: *argc, *argv are then a new array, which
  * *args also points to, to free with kd_cli_free_args), complete the config with the library's
- * recipe and check that the log file can be written. */
+ * recipe and check every file the run will write. */
 static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
     const char *C = o->C;
     int argc = *argc_io;
@@ -343,15 +385,7 @@ static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
     o->recipe.distill = o->kd;
     o->recipe.qat_bits = o->qat.weight_bits;
     kd_recipe_apply(&o->recipe, &o->cfg, o->terms, &o->n_terms);
-    if (o->cfg.log_path) {
-        FILE *f = fopen(o->cfg.log_path, "a");
-        if (!f) {
-            fprintf(stderr, "distill %s: error: cannot write the log %s\n", C, o->cfg.log_path);
-            return KD_EXIT_ERROR;
-        }
-        fclose(f);
-    }
-    return PARSED;
+    return check_outputs(o) ? KD_EXIT_ERROR : PARSED;
 }
 
 /* The model (fresh, or a checkpoint to continue from) and the training/validation split. */
@@ -578,11 +612,8 @@ static int qat_finish(const train_opts *o, const train_state *s, const kd_datase
     kd_error err;
     double acc_ptq = 0, acc_qat = 0;
     int rc = 0;
-    size_t n = strlen(out);
-    char *path = malloc(n + 32);
+    char *path = qat_int8_path(out);
     if (!path) return KD_EXIT_ERROR;
-    if (n > 12 && !strcmp(out + n - 12, ".safetensors")) snprintf(path, n + 32, "%.*s.int8.safetensors", (int)(n - 12), out);
-    else snprintf(path, n + 32, "%s.int8", out);
     if (kd_qat_finish(s->m, &s->qranges, &o->qat, s->q_ptq, test, path, &acc_qat, &acc_ptq, &err))
         rc = kd_cli_fail(C, &err);
     else

@@ -9,9 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "distill/fileio.h"
 #include "distill/version.h"
-
-
 
 volatile int kd_cli_stop = 0;
 static volatile int graceful_stop = 0;
@@ -92,6 +91,13 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
 int kd_cli_fail(const char *cmd, const kd_error *err) {
     fprintf(stderr, "distill %s: error: %s\n", cmd, err->msg);
     return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
+}
+
+int kd_cli_check_outputs(const char *cmd, const char *const *paths, int n) {
+    kd_error err;
+    for (int i = 0; i < n; i++)
+        if (paths[i] && kd_check_output_path(paths[i], &err)) return kd_cli_fail(cmd, &err);
+    return 0;
 }
 
 int kd_cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -186,7 +192,9 @@ static void usage(FILE *f) {
             "  lm        language models: train, distill (kd), eval, generate (distill lm --help)\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
-            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file or a checkpoint.\n");
+            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file or a checkpoint.\n"
+            "Files read and written are regular files: a FIFO, device (also /dev/stdout), socket or\n"
+            "directory is refused, and outputs are checked before a command starts its work.\n");
 }
 
 int main(int argc, char **argv) {

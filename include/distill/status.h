@@ -27,7 +27,8 @@ typedef struct kd_error {
 } kd_error;
 
 /* Set err (may be NULL) to status + printf-style message; returns status so callers can
- * `return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated", path);`. */
+ * `return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated", path);`. A message longer than
+ * msg keeps its start and its end (the reason), with "..." in place of the middle. */
 kd_status kd_error_set(kd_error *err, kd_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

@@ -1,6 +1,7 @@
 /* Whole-file I/O shared by checkpoints, .npy files and YAML models: an atomic write (temp file in
  * the same directory, fsync, rename, fsync of the directory) so a crash never leaves a half-written
- * file under the real name, and a read of a whole file with its size checked. */
+ * file under the real name, an append with every write checked (logs), and a read of a whole file
+ * with its size checked. Only regular files are read or written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -71,16 +72,72 @@ FILE *kd_fopen_input(const char *path, kd_error *err) {
 kd_status kd_check_output_path(const char *path, kd_error *err) {
     if (!path || !*path) return kd_error_set(err, KD_STATUS_BAD_ARG, "no output file named");
     struct stat sb;
-    /* lstat: a symbolic link is replaced by the rename like a regular file, which is what a user
-     * who names it expects; what it points at is left alone. */
+    /* lstat: the rename would replace a symbolic link itself, not what it points at, so a link is
+     * refused too: /dev/stdout is a link to /proc/self/fd/1, and writing over it replaced the
+     * system's link with a file. */
     if (lstat(path, &sb) != 0) {
-        if (errno == ENOENT) return KD_STATUS_OK;
-        return kd_error_set(err, KD_STATUS_IO, "%s: cannot use as output (%s)", path, strerror(errno));
+        if (errno != ENOENT)
+            return kd_error_set(err, KD_STATUS_IO, "%s: cannot use as output (%s)", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        return kd_error_set(err, KD_STATUS_IO, "%s: is a %s, not a regular file; refusing to replace it (name %s)",
+                            path, kd_file_kind(sb.st_mode),
+                            S_ISLNK(sb.st_mode) ? "the file it points to" : "a file to write");
     }
-    if (S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)) return KD_STATUS_OK;
-    return kd_error_set(err, KD_STATUS_IO,
-                        "%s: is a %s, not a regular file; refusing to replace it (name a file to write)", path,
-                        kd_file_kind(sb.st_mode));
+    /* The file is written as a temp file beside it and renamed: its directory must exist and be
+     * writable, which is cheaper to learn now than after a long run. */
+    char *dcopy = strdup(path);
+    if (!dcopy) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    const char *dir = dirname(dcopy);
+    kd_status st = KD_STATUS_OK;
+    if (stat(dir, &sb) != 0)
+        st = kd_error_set(err, KD_STATUS_IO, "%s: cannot write into directory %s (%s)", path, dir, strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        st = kd_error_set(err, KD_STATUS_IO, "%s: cannot write: %s is not a directory", path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        st = kd_error_set(err, KD_STATUS_IO, "%s: cannot write into directory %s (%s)", path, dir, strerror(errno));
+    free(dcopy);
+    return st;
+}
+
+/* Write all of p to fd (retrying short writes and EINTR); 0, or -1 with errno set. */
+static int write_all(int fd, const void *p, size_t len) {
+    const char *c = p;
+    while (len > 0) {
+        ssize_t w = write(fd, c, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        if (w == 0) {
+            errno = EIO; /* no progress */
+            return -1;
+        }
+        c += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+kd_status kd_append_file(const char *path, const void *data, size_t len, kd_error *err) {
+    if (!data && len) return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_append_file: no data");
+    kd_status st = kd_check_output_path(path, err);
+    if (st) return st;
+    /* O_NONBLOCK: a FIFO put at path since the check must not block the open; fstat then refuses it.
+     * It does not change writes to a regular file. */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return kd_error_set(err, KD_STATUS_IO, "%s: cannot open for writing (%s)", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return kd_error_set(err, KD_STATUS_IO, "%s: not a regular file; refusing to write to it", path);
+    }
+    if (write_all(fd, data, len) != 0) {
+        st = kd_error_set(err, KD_STATUS_IO, "%s: write failed (%s)", path, strerror(errno));
+        /* what did fit is cut off again, so a log of lines holds no half line */
+        if (ftruncate(fd, sb.st_size) != 0) { /* best effort: the error above is the one to report */ }
+        close(fd);
+        return st;
+    }
+    if (close(fd) != 0) return kd_error_set(err, KD_STATUS_IO, "%s: close failed (%s)", path, strerror(errno));
+    return KD_STATUS_OK;
 }
 
 kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, kd_error *err) {
@@ -101,21 +158,12 @@ kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, k
         free(tmp);
         return st;
     }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: write failed (%s)", tmp,
-                                        w < 0 ? strerror(errno) : "no progress");
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return st;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (write_all(fd, data, len) != 0) {
+        kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: write failed (%s)", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return st;
     }
     if (fsync(fd) != 0) {
         kd_status st = kd_error_set(err, KD_STATUS_IO, "%s: fsync failed (%s)", tmp, strerror(errno));
@@ -177,15 +225,19 @@ kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err
         fclose(f);
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes", path, n);
     }
+    /* A read error may show only at the probe for the end (a file that stats as empty but fails
+     * to read, as /proc/self/mem does): ferror is asked after it. */
+    errno = 0;
     size_t got = fread(buf, 1, n, f);
-    int failed = ferror(f), changed = !failed && (got != n || fgetc(f) != EOF);
-    int eno = errno;
+    int changed = got == n && fgetc(f) != EOF;
+    int failed = ferror(f), eno = errno;
+    changed = !failed && (changed || got != n);
     fclose(f);
     if (failed || changed) {
         free(buf);
         if (failed)
-            return kd_error_set(err, KD_STATUS_IO, "%s: read error after %zu of %zu bytes (%s)", path, got, n,
-                                strerror(eno));
+            return kd_error_set(err, KD_STATUS_IO, "%s: cannot read (%s) after %zu of %zu bytes", path,
+                                strerror(eno ? eno : EIO), got, n);
         return kd_error_set(err, KD_STATUS_IO, "%s: file changed size while being read (%zu bytes expected)", path, n);
     }
     buf[n] = 0;

@@ -11,6 +11,7 @@
 #include "distill/checkpoint.h"
 #include "distill/compress.h"
 #include "distill/distill.h"
+#include "distill/fileio.h"
 #include "distill/train.h"
 #include "train/progress.h"
 
@@ -126,12 +127,15 @@ static double clip_grads(kd_model *m, float max_norm) {
     return norm;
 }
 
-static void append_log(const char *path, const char *line) {
-    if (!path) return;
-    FILE *f = fopen(path, "a");
-    if (!f) return; /* a log that cannot be written must not stop training; the CLI checked it */
-    fputs(line, f);
-    fclose(f);
+/* One line of the --log file. A line that cannot be written (a full disk) stops the run: the log
+ * was asked for, and the checkpoint written next would fail the same way. */
+static kd_status append_log(const kd_train_config *cfg, const char *line, int epoch, kd_error *err) {
+    if (!cfg->log_path) return KD_STATUS_OK;
+    kd_error e;
+    kd_status st = kd_append_file(cfg->log_path, line, strlen(line), &e);
+    if (st)
+        return kd_error_set(err, st, "stopped at the end of epoch %d, which is not saved: %s", epoch, e.msg);
+    return KD_STATUS_OK;
 }
 
 /* The training checkpoint, and beside it the distiller's regressors (first, so a crash between
@@ -337,7 +341,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                  epoch + 1, ts.step, (double)kd_schedule_lr(&opt.cfg, epoch + 1.0, cfg->epochs),
                  loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), vr.loss, vr.accuracy, sps,
                  epoch_sec);
-        append_log(cfg->log_path, line);
+        if ((st = append_log(cfg, line, epoch + 1, err))) goto done;
         ts.epoch = epoch + 1;
         res->epochs_run++;
         if (cfg->checkpoint_path && (st = save_state(cfg, m, &opt, &ts, err))) goto done;
