@@ -281,8 +281,20 @@ kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const cha
     }
     free(lab);
     ds->n_classes = mx + 1;
+    snprintf(ds->labels_path, sizeof ds->labels_path, "%s", labels_path);
     compute_stats(ds);
     return KD_STATUS_OK;
+}
+
+kd_status kd_dataset_check_labels(const kd_dataset *ds, int n_classes, const char *model, kd_error *err) {
+    if (ds->n_classes <= n_classes) return KD_STATUS_OK; /* 1 + the largest label of the file */
+    for (int i = 0; i < ds->n; i++)
+        if (ds->labels[i] < 0 || ds->labels[i] >= n_classes)
+            return kd_error_set(err, KD_STATUS_MISMATCH,
+                                "%s: label %d at index %d is out of range: model %s has %d classes (labels 0 to %d)",
+                                ds->labels_path[0] ? ds->labels_path : "labels", (int)ds->labels[i],
+                                (int)kd_dataset_orig_index(ds, i), model, n_classes, n_classes - 1);
+    return KD_STATUS_OK; /* the bad labels are in another part of the split */
 }
 
 static int file_exists(const char *p) {

@@ -1,6 +1,7 @@
 /* IDX data sets: correct loading of raw and gzip files, every malformed-file error path (each must
- * name the file and never crash or allocate absurd amounts), the validation split, and batching
- * with normalisation and augmentation. */
+ * name the file and never crash or allocate absurd amounts), gzip integrity (every flipped byte,
+ * truncation, trailing garbage), label range messages, the validation split, and batching with
+ * normalisation and augmentation. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include <zlib.h>
 
 #include "distill/data.h"
+#include "distill/model.h"
+#include "distill/train.h"
 #include "test.h"
 
 static void put_be32(unsigned char *p, uint32_t v) {
@@ -261,6 +264,53 @@ static void test_fifo(void) {
     remove("idx_lbl");
 }
 
+/* Issue 12 item 10: an out-of-range label said "data has 77 classes" with no file and no index. The
+ * message names the label file, the first bad label's index in that file (also after a split) and
+ * its value, and the classes the model has; training and evaluation report it. */
+static void test_label_range(void) {
+    uint8_t p[100 * 16], l[100];
+    for (int i = 0; i < 100; i++) {
+        for (int k = 0; k < 16; k++) p[i * 16 + k] = (uint8_t)(i + k);
+        l[i] = (uint8_t)(i % 10);
+    }
+    l[37] = 76;
+    l[80] = 12;
+    write_idx("idx_lr_img", 8, 3, (uint32_t[]){100, 4, 4}, p, sizeof p, 0);
+    write_idx("idx_lr_lbl.gz", 8, 1, (uint32_t[]){100}, l, sizeof l, 1);
+    kd_dataset ds, val;
+    kd_error err = {0};
+    CHECK_MSG(kd_dataset_load_idx(&ds, "idx_lr_img", "idx_lr_lbl.gz", &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(ds.n_classes == 77);
+    CHECK(kd_dataset_check_labels(&ds, 77, "m", &err) == KD_STATUS_OK);
+    CHECK(kd_dataset_check_labels(&ds, 10, "m", &err) == KD_STATUS_MISMATCH);
+    CHECK_MSG(strstr(err.msg, "idx_lr_lbl.gz: label 76 at index 37 ") && strstr(err.msg, "model m has 10 classes"), "%s",
+              err.msg);
+    CHECK(kd_dataset_check_labels(&ds, 50, "m", &err) == KD_STATUS_MISMATCH);
+    CHECK_MSG(strstr(err.msg, "label 76 at index 37 "), "%s", err.msg);
+    /* after a split each part names the index in the file; a part without bad labels passes */
+    CHECK(kd_dataset_split(&ds, &val, 30, 3, &err) == KD_STATUS_OK);
+    int bad_in_val = 0;
+    for (int i = 0; i < val.n; i++) bad_in_val |= kd_dataset_orig_index(&val, i) == 37;
+    const kd_dataset *with = bad_in_val ? &val : &ds;
+    CHECK(kd_dataset_check_labels(with, 10, "m", &err) == KD_STATUS_MISMATCH);
+    CHECK_MSG(strstr(err.msg, "idx_lr_lbl.gz: label 76 at index 37 "), "%s", err.msg);
+    /* evaluation says the same */
+    kd_model *m = NULL;
+    CHECK(kd_model_from_yaml(&m, "name: m\ninput: [1, 4, 4]\nlayers:\n  - {type: linear, out: 10}\n", "m.yaml", 1, &err) ==
+          KD_STATUS_OK);
+    if (m) {
+        kd_eval_result r;
+        CHECK(kd_evaluate(m, with, 16, 1, &r, NULL, &err) == KD_STATUS_MISMATCH);
+        CHECK_MSG(strstr(err.msg, "idx_lr_lbl.gz: label 76 at index 37 is out of range: model m has 10 classes"), "%s",
+                  err.msg);
+        kd_model_free(m);
+    }
+    kd_dataset_free(&ds);
+    kd_dataset_free(&val);
+    remove("idx_lr_img");
+    remove("idx_lr_lbl.gz");
+}
+
 static void test_split_and_batch(void) {
     /* 100 images of 4x4 whose first pixel is the index: the split must be a permutation */
     uint8_t p[100 * 16];
@@ -355,6 +405,7 @@ int main(void) {
     test_errors();
     test_gzip_integrity();
     test_fifo();
+    test_label_range();
     test_split_and_batch();
     test_fashion_mnist();
     TEST_DONE();
