@@ -188,7 +188,8 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
     case KD_LAYER_LINEAR:
         L->in_c = (int)kd_layer_in_size(L); L->in_h = L->in_w = 1;  /* implicit flatten (<= KD_MODEL_MAX_ELEMS) */
         if (kd_size_mul(L->in_c, L->out) > KD_MODEL_MAX_PARAMS) {
-            snprintf(buf, sizeof buf, "%lld weights (at most %d)", (long long)kd_size_mul(L->in_c, L->out), KD_MODEL_MAX_PARAMS);
+            snprintf(buf, sizeof buf, "%lld weights (at most %d)", (long long)kd_size_mul(L->in_c, L->out),
+                     KD_MODEL_MAX_PARAMS);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
         L->c = L->out; L->h = L->w = 1;
