@@ -432,7 +432,7 @@ static int load_teachers(const train_opts *o, train_state *s) {
     s->teacher = kd_teacher_online(s->teachers, o->n_teacher_paths);
     if (!o->logits_path) return 0;
     int n_rows = 0, n_cls = 0;
-    if (kd_npy_load_logits(o->logits_path, &s->table, &n_rows, &n_cls, &err)) return kd_cli_fail(C, &err);
+    if (kd_npy_load_logits(o->logits_path, s->m->n_classes, &s->table, &n_rows, &n_cls, &err)) return kd_cli_fail(C, &err);
     int want = s->train.n + s->val.n; /* one row per image of the training file */
     if (o->limit) {
         kd_dataset full = {0};

@@ -22,13 +22,16 @@ typedef struct kd_dataset {
     float mean, std;    /* normalisation applied when batching: (p/255 - mean) / std */
     int32_t *orig;      /* after kd_dataset_split: each sample's index in the file it was read
                            from (NULL = identity). Tables per sample (teacher logits) use it. */
+    char labels_path[256]; /* the label file, for messages ("" when the set was made in memory) */
 } kd_dataset;
 
 /* Index of sample i in the original file. */
 static inline int32_t kd_dataset_orig_index(const kd_dataset *ds, int i) { return ds->orig ? ds->orig[i] : i; }
 
 /* Read an IDX image file (ubyte, 3-d or 4-d) and an IDX label file (ubyte, 1-d); either may be
- * gzip-compressed. Validates magic, dtype, dimensions, sizes, truncation and that counts match. */
+ * gzip-compressed (then read to its end: every member's CRC-32 and length are checked, nothing but
+ * another member may follow one). Validates magic, dtype, dimensions, sizes, truncation and that
+ * counts match. Anything but a regular file is refused (a FIFO would block). */
 kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const char *labels_path,
                               kd_error *err);
 /* `spec` is "fashion-mnist" (Debian's dataset-fashion-mnist), or a directory holding
@@ -40,6 +43,10 @@ void kd_dataset_free(kd_dataset *ds);
 kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err);
 /* Keep only the first n samples (n <= ds->n). */
 void kd_dataset_truncate(kd_dataset *ds, int n);
+/* KD_STATUS_MISMATCH unless every label of ds is below n_classes, the class count of `model` (a
+ * name for the message). The message names the label file, the first bad label's index in that
+ * file, its value and the classes the model has. */
+kd_status kd_dataset_check_labels(const kd_dataset *ds, int n_classes, const char *model, kd_error *err);
 
 typedef struct kd_augment {
     int translate;      /* random shift of up to this many pixels in x and y, zero fill (0 = off) */

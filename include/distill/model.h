@@ -44,6 +44,19 @@ const char *kd_layer_type_name(kd_layer_type t);
 #define KD_MODEL_MAX_PARAMS (1 << 28)
 #endif
 
+/* The one checked arithmetic of shapes, sizes, parameter and MAC counts: a * b and a + b for counts
+ * (>= 0) in 64 bits, saturating at INT64_MAX when the result does not fit (or an operand is
+ * negative). A chain of them compared against a limit therefore never wraps around to a small,
+ * plausible number: compare the result with a limit, or with INT64_MAX for "does not fit". */
+static inline int64_t kd_size_mul(int64_t a, int64_t b) {
+    if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a)) return INT64_MAX;
+    return a * b;
+}
+static inline int64_t kd_size_add(int64_t a, int64_t b) {
+    if (a < 0 || b < 0 || b > INT64_MAX - a) return INT64_MAX;
+    return a + b;
+}
+
 typedef struct kd_layer {
     kd_layer_type type;
     char name[KD_NAME_MAX];

@@ -1,36 +1,162 @@
-/* IDX files (the MNIST format: big-endian header, then raw data), raw or gzip-compressed, read
- * through zlib's gzread which handles both. Every field is validated before anything is allocated:
- * magic, element type, dimensions, the total size, and that the file really holds that many
- * bytes. Also: dataset loading by name, validation split, batching with augmentation. */
+/* IDX files (the MNIST format: big-endian header, then raw data), raw or gzip-compressed. Every
+ * field is validated before anything is allocated: magic, element type, dimensions, the total size,
+ * and that the file really holds that many bytes. A gzip file is inflated to its end, so every
+ * member's CRC-32 and length are checked: a flipped or missing byte is an error, not wrong pixels.
+ * Also: dataset loading by name, validation split, batching with augmentation. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "distill/data.h"
+#include "distill/fileio.h"
 
 #define IDX_MAX_ELEMENTS (1LL << 31) /* 2 G elements: far beyond any image set we train on */
+
+/* The bytes of an IDX file, read straight from it or inflated from gzip. zlib's inflate is used
+ * directly rather than gzread, which ignores whatever follows a member that is not another member:
+ * here the stream must end exactly with a member's trailer. Concatenated members are accepted
+ * (RFC 1952 defines a gzip file as a series of members; `cat a.gz b.gz`, pigz and bgzip write
+ * them, and gunzip decompresses them as one); any other trailing bytes are an error. */
+typedef struct idx_src {
+    const char *path;
+    int fd;
+    int gz;                 /* gzip (starts with 1f 8b) rather than raw */
+    int in_member;          /* inside a gzip member: its header or data read, its trailer not yet */
+    int members;            /* gzip members begun */
+    long long file_off;     /* file bytes read so far */
+    z_stream z;
+    unsigned char in[1 << 16];
+} idx_src;
+
+/* More file bytes into s->in after the unconsumed ones: > 0 added, 0 at the end, -1 error. */
+static int src_fill(idx_src *s, kd_error *err) {
+    if (s->z.avail_in && s->z.next_in != s->in) memmove(s->in, s->z.next_in, s->z.avail_in);
+    s->z.next_in = s->in;
+    for (;;) {
+        ssize_t r = read(s->fd, s->in + s->z.avail_in, sizeof s->in - s->z.avail_in);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            kd_error_set(err, KD_STATUS_IO, "%s: read error (%s)", s->path, strerror(errno));
+            return -1;
+        }
+        s->z.avail_in += (uInt)r;
+        s->file_off += r;
+        return r > 0;
+    }
+}
+
+static kd_status src_open(idx_src *s, const char *path, kd_error *err) {
+    memset(s, 0, offsetof(idx_src, in));
+    s->path = path;
+    s->fd = kd_open_input(path, err);
+    if (s->fd < 0) return err ? err->status : KD_STATUS_IO;
+    s->z.next_in = s->in;
+    while (s->z.avail_in < 2) {
+        int r = src_fill(s, err);
+        if (r < 0) return KD_STATUS_IO;
+        if (r == 0) break;
+    }
+    s->gz = s->z.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b;
+    if (s->gz && inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) { /* 16: gzip wrapper only */
+        s->gz = 0;
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot start zlib", path);
+    }
+    return KD_STATUS_OK;
+}
+
+static void src_close(idx_src *s) {
+    if (s->gz) inflateEnd(&s->z);
+    if (s->fd >= 0) close(s->fd);
+}
+
+/* Read up to n bytes into out (out may be NULL: discard them). Sets *got; fewer than n only at
+ * the end of the data, which for gzip is a member's verified trailer followed by the file's end. */
+static kd_status src_read(idx_src *s, unsigned char *out, size_t n, size_t *got, kd_error *err) {
+    *got = 0;
+    unsigned char sink[1 << 14];
+    while (*got < n) {
+        if (!s->gz) {
+            if (!s->z.avail_in) {
+                int r = src_fill(s, err);
+                if (r < 0) return KD_STATUS_IO;
+                if (r == 0) return KD_STATUS_OK;
+            }
+            size_t k = n - *got < s->z.avail_in ? n - *got : s->z.avail_in;
+            if (out) memcpy(out + *got, s->z.next_in, k);
+            s->z.next_in += k;
+            s->z.avail_in -= (uInt)k;
+            *got += k;
+            continue;
+        }
+        if (!s->z.avail_in) {
+            int r = src_fill(s, err);
+            if (r < 0) return KD_STATUS_IO;
+            if (r == 0) {
+                if (!s->in_member) return KD_STATUS_OK; /* the last member's trailer was the end */
+                return kd_error_set(err, KD_STATUS_BAD_FILE,
+                                    "%s: truncated gzip data: the file (%lld bytes) ends inside a compressed member "
+                                    "before its checksum", s->path, s->file_off);
+            }
+        }
+        if (!s->in_member) { /* a member begins: the first, or one concatenated after the last */
+            if (s->members) {
+                int r = 1;
+                while (s->z.avail_in < 2 && (r = src_fill(s, err)) > 0) {}
+                if (r < 0) return KD_STATUS_IO;
+                if (s->z.avail_in < 2 || s->z.next_in[0] != 0x1f || s->z.next_in[1] != 0x8b)
+                    return kd_error_set(err, KD_STATUS_BAD_FILE,
+                                        "%s: garbage after the end of the gzip data (byte %lld is not the start of "
+                                        "another gzip member)", s->path, s->file_off - s->z.avail_in);
+                if (inflateReset(&s->z) != Z_OK)
+                    return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: cannot restart zlib", s->path);
+            }
+            s->in_member = 1;
+            s->members++;
+        }
+        size_t want = n - *got;
+        uInt chunk = want > (1u << 30) ? (1u << 30) : (uInt)want;
+        if (!out && chunk > sizeof sink) chunk = sizeof sink;
+        s->z.next_out = out ? out + *got : sink;
+        s->z.avail_out = chunk;
+        int ret = inflate(&s->z, Z_NO_FLUSH);
+        *got += chunk - s->z.avail_out;
+        if (ret == Z_STREAM_END) {
+            s->in_member = 0; /* zlib has checked the member's CRC-32 and length */
+        } else if (ret != Z_OK && !(ret == Z_BUF_ERROR && !s->z.avail_in)) {
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt gzip data: %s (detected at byte %lld)", s->path,
+                                s->z.msg ? s->z.msg : "zlib error", s->file_off - s->z.avail_in);
+        }
+    }
+    return KD_STATUS_OK;
+}
 
 /* Reads the whole IDX file: dims (up to 4) and a malloc'd payload of ubyte. */
 static kd_status read_idx(const char *path, int want_ndim_lo, int want_ndim_hi, int *ndim, int dims[4],
                           uint8_t **data, size_t *count, kd_error *err) {
     *data = NULL;
+    idx_src *f = malloc(sizeof *f);
+    if (!f) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    kd_status st = src_open(f, path, err);
+    if (st) {
+        src_close(f);
+        free(f);
+        return st;
+    }
     struct stat sb;
-    if (stat(path, &sb) != 0) return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no such file", path);
-    gzFile f = gzopen(path, "rb");
-    if (!f) return kd_error_set(err, KD_STATUS_IO, "%s: cannot open", path);
-    unsigned char hdr[4];
-    int got = gzread(f, hdr, 4);
-    kd_status st = KD_STATUS_OK;
-    int errnum = 0;
-    if (got < 0) {
-        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt gzip stream (%s)", path, gzerror(f, &errnum));
+    if (fstat(f->fd, &sb) != 0) {
+        st = kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
         goto out;
     }
+    unsigned char hdr[4];
+    size_t got = 0;
+    if ((st = src_read(f, hdr, 4, &got, err))) goto out;
     if (got < 4) {
-        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: %d bytes, an IDX header needs at least 4", path, got);
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: %zu bytes, an IDX header needs at least 4", path, got);
         goto out;
     }
     if (hdr[0] != 0 || hdr[1] != 0) {
@@ -53,10 +179,9 @@ static kd_status read_idx(const char *path, int want_ndim_lo, int want_ndim_hi, 
         goto out;
     }
     unsigned char db[16];
-    got = gzread(f, db, (unsigned)(4 * *ndim));
-    if (got != 4 * *ndim) {
-        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated header (%s)", path,
-                          got < 0 ? gzerror(f, &errnum) : "file ends inside the dimensions");
+    if ((st = src_read(f, db, (size_t)(4 * *ndim), &got, err))) goto out;
+    if (got != (size_t)(4 * *ndim)) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated header (file ends inside the dimensions)", path);
         goto out;
     }
     long long total = 1;
@@ -86,24 +211,19 @@ static kd_status read_idx(const char *path, int want_ndim_lo, int want_ndim_hi, 
         goto out;
     }
     size_t done = 0;
-    while (done < (size_t)total) {
-        unsigned chunk = (size_t)total - done > (1u << 30) ? (1u << 30) : (unsigned)((size_t)total - done);
-        got = gzread(f, *data + done, chunk);
-        if (got < 0) {
-            st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt gzip stream (%s)", path, gzerror(f, &errnum));
-            goto out;
-        }
-        if (got == 0) break;
-        done += (size_t)got;
-    }
+    if ((st = src_read(f, *data, (size_t)total, &done, err))) goto out;
     if (done < (size_t)total) {
         st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: truncated: expected %lld bytes of data, got %zu", path, total, done);
         goto out;
     }
-    /* Trailing bytes after the declared data are ignored (some tools pad files). */
+    /* Bytes after the declared data are ignored (some tools pad files), but a gzip stream is read
+     * to its end: only there are the last member's checksum and length verified. */
+    size_t rest = 0;
+    if (f->gz && (st = src_read(f, NULL, SIZE_MAX, &rest, err))) goto out;
     *count = (size_t)total;
 out:
-    gzclose(f);
+    src_close(f);
+    free(f);
     if (st) {
         free(*data);
         *data = NULL;
@@ -161,8 +281,20 @@ kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const cha
     }
     free(lab);
     ds->n_classes = mx + 1;
+    snprintf(ds->labels_path, sizeof ds->labels_path, "%s", labels_path);
     compute_stats(ds);
     return KD_STATUS_OK;
+}
+
+kd_status kd_dataset_check_labels(const kd_dataset *ds, int n_classes, const char *model, kd_error *err) {
+    if (ds->n_classes <= n_classes) return KD_STATUS_OK; /* 1 + the largest label of the file */
+    for (int i = 0; i < ds->n; i++)
+        if (ds->labels[i] < 0 || ds->labels[i] >= n_classes)
+            return kd_error_set(err, KD_STATUS_MISMATCH,
+                                "%s: label %d at index %d is out of range: model %s has %d classes (labels 0 to %d)",
+                                ds->labels_path[0] ? ds->labels_path : "labels", (int)ds->labels[i],
+                                (int)kd_dataset_orig_index(ds, i), model, n_classes, n_classes - 1);
+    return KD_STATUS_OK; /* the bad labels are in another part of the split */
 }
 
 static int file_exists(const char *p) {

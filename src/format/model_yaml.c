@@ -176,23 +176,24 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
                      L->in_h, L->in_w);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
-        long long weights = (long long)L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
+        long long weights = kd_size_mul(kd_size_mul(L->out, L->in_c / L->groups), kd_size_mul(L->kernel, L->kernel));
         if (weights > KD_MODEL_MAX_PARAMS) {
             snprintf(buf, sizeof buf, "%lld weights (at most %d)", weights, KD_MODEL_MAX_PARAMS);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
         L->c = L->out; L->h = ho; L->w = wo;
-        L->macs = (long long)ho * wo * L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
+        L->macs = kd_size_mul(kd_size_mul(ho, wo), weights);
         break;
     }
     case KD_LAYER_LINEAR:
-        L->in_c = L->in_c * L->in_h * L->in_w; L->in_h = L->in_w = 1;  /* implicit flatten */
-        if ((long long)L->in_c * L->out > KD_MODEL_MAX_PARAMS) {
-            snprintf(buf, sizeof buf, "%lld weights (at most %d)", (long long)L->in_c * L->out, KD_MODEL_MAX_PARAMS);
+        L->in_c = (int)kd_layer_in_size(L); L->in_h = L->in_w = 1;  /* implicit flatten (<= KD_MODEL_MAX_ELEMS) */
+        if (kd_size_mul(L->in_c, L->out) > KD_MODEL_MAX_PARAMS) {
+            snprintf(buf, sizeof buf, "%lld weights (at most %d)", (long long)kd_size_mul(L->in_c, L->out),
+                     KD_MODEL_MAX_PARAMS);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
         L->c = L->out; L->h = L->w = 1;
-        L->macs = (long long)L->in_c * L->out;
+        L->macs = kd_size_mul(L->in_c, L->out);
         break;
     case KD_LAYER_MAXPOOL:
     case KD_LAYER_AVGPOOL:
@@ -204,7 +205,7 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
         L->w = (L->in_w - L->kernel) / L->stride + 1;
         break;
     case KD_LAYER_GLOBAL_AVGPOOL: L->h = L->w = 1; break;
-    case KD_LAYER_FLATTEN: L->c = L->in_c * L->in_h * L->in_w; L->h = L->w = 1; break;
+    case KD_LAYER_FLATTEN: L->c = (int)kd_layer_in_size(L); L->h = L->w = 1; break;
     case KD_LAYER_ADD: {
         const kd_layer *b = L->inputs[1] == KD_MODEL_INPUT ? NULL : &m->layers[L->inputs[1]];
         int bc = b ? b->c : m->in_c, bh = b ? b->h : m->in_h, bw = b ? b->w : m->in_w;
@@ -218,9 +219,10 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
     default: break;
     }
     /* every product of an output's dimensions (flatten, linear, the next layer's sizes) fits an int */
-    if ((long long)L->c * L->h * L->w > KD_MODEL_MAX_ELEMS) {
-        snprintf(buf, sizeof buf, "output [%d,%d,%d] has more than %d elements per sample", L->c, L->h, L->w,
-                 KD_MODEL_MAX_ELEMS);
+    long long elems = kd_size_mul(kd_size_mul(L->c, L->h), L->w);
+    if (elems > KD_MODEL_MAX_ELEMS) {
+        snprintf(buf, sizeof buf, "output [%d,%d,%d] has %lld elements per sample (at most %d)", L->c, L->h, L->w,
+                 elems, KD_MODEL_MAX_ELEMS);
         return fail(p, at, "layer %s: %s", L->name, buf);
     }
     return KD_STATUS_OK;
@@ -362,8 +364,12 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
         st = fail(&p, input ? input : root, "'input' must be [channels, height, width] of positive integers%s%s", NULL, NULL);
         goto done;
     }
-    if ((long long)dims[0] * dims[1] * dims[2] > KD_MODEL_MAX_ELEMS) {
-        st = fail(&p, input, "'input' has more than 2^28 elements per sample%s%s", NULL, NULL);
+    long long in_elems = kd_size_mul(kd_size_mul(dims[0], dims[1]), dims[2]);
+    if (in_elems > KD_MODEL_MAX_ELEMS) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "[%d, %d, %d] has %lld elements per sample (at most %d)", dims[0], dims[1], dims[2],
+                 in_elems, KD_MODEL_MAX_ELEMS);
+        st = fail(&p, input, "'input' %s%s", buf, NULL);
         goto done;
     }
     m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2];

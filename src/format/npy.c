@@ -33,6 +33,30 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
+/* The value at p (a header dict value: a quoted string, or a structured dtype's list) for a message:
+ * up to its end, printable ASCII kept, anything else as \xNN, cut at about 60 characters. */
+static void printable_value(char *out, size_t cap, const char *p) {
+    size_t o = 0;
+    int depth = 0;
+    char quote = 0; /* inside a quoted string: its quote character */
+    for (; *p && o + 8 < cap; p++) {
+        if (!quote && depth <= 0 && (*p == ',' || *p == '}')) break; /* the next key, or the dict's end */
+        if (o >= 60) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char u = (unsigned char)*p;
+        if (u >= 0x20 && u < 0x7f && u != '\\') out[o++] = *p;
+        else o += (size_t)snprintf(out + o, cap - o, "\\x%02x", u);
+        if (quote) quote = *p == quote ? 0 : quote;
+        else if (*p == '\'' || *p == '"') quote = *p;
+        else if (*p == '(' || *p == '[') depth++;
+        else if (*p == ')' || *p == ']') depth--;
+    }
+    out[o] = 0;
+}
+
 /* Finds `'key':` in the header dict and returns a pointer just after the colon, or NULL. */
 static const char *dict_value(const char *hdr, const char *key) {
     char pat[32];
@@ -44,7 +68,7 @@ static const char *dict_value(const char *hdr, const char *key) {
     return p;
 }
 
-kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_error *err) {
+kd_status kd_npy_load_logits(const char *path, int want_c, float **data, int *n, int *c, kd_error *err) {
     *data = NULL;
     char *buf = NULL;
     size_t len = 0;
@@ -83,8 +107,8 @@ kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_
     if (descr && (!strncmp(descr, "'<f4'", 5) || !strncmp(descr, "'=f4'", 5))) item = 4;
     else if (descr && (!strncmp(descr, "'<f2'", 5) || !strncmp(descr, "'=f2'", 5))) item = 2;
     if (!item) {
-        char d[16] = "?";
-        if (descr) snprintf(d, sizeof d, "%.8s", descr);
+        char d[80] = "(none)";
+        if (descr) printable_value(d, sizeof d, descr);
         free(buf);
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: dtype %s is not supported: save float32 or float16 "
                             "(e.g. logits.astype(np.float32))", path, d);
@@ -113,6 +137,11 @@ kd_status kd_npy_load_logits(const char *path, float **data, int *n, int *c, kd_
         free(buf);
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: logits must have shape [N, classes] (2 dimensions), "
                             "this file has %d", path, nd < 0 ? 0 : nd);
+    }
+    if (want_c > 0 && dims[1] != want_c) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: logits of shape [%ld, %ld] have %ld columns, expected %d (one "
+                            "per class of the model)", path, dims[0], dims[1], dims[1], want_c);
     }
     size_t count = (size_t)dims[0] * (size_t)dims[1], need = count * (size_t)item;
     if (len - hoff - hlen < need) {

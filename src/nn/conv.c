@@ -3,6 +3,7 @@
  * region). 1x1/stride-1/no-pad convolutions skip im2col. Depthwise convolutions (one input channel
  * per group) are direct loops: as a GEMM they would have K = k*k, far too small to pay.
  * Determinism: weight gradients are accumulated per thread and reduced in thread order. */
+#include <limits.h>
 #include <omp.h>
 #include <string.h>
 
@@ -10,8 +11,10 @@
 #include "nn/ops_internal.h"
 
 int kd_conv2d_out_size(int in, int k, int stride, int pad) {
-    if (stride < 1 || in + 2 * pad < k) return 0;
-    return (in + 2 * pad - k) / stride + 1;
+    long long span = (long long)in + 2LL * pad; /* in 64 bits: no int overflow for any arguments */
+    if (stride < 1 || k < 1 || in < 0 || pad < 0 || span < k) return 0;
+    long long out = (span - k) / stride + 1;
+    return out > INT_MAX ? 0 : (int)out;
 }
 
 #define KD_DW_MAX_K 15 /* larger depthwise kernels take the general (grouped GEMM) path */

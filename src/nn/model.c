@@ -2,6 +2,7 @@
  * over the layer list. Every block (params, grads, buffers, activations) is one allocation and
  * layers point into it by offset, so `distill info` reports memory exactly. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,37 +11,39 @@
 #include "nn/model_internal.h"
 
 kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
-    size_t np = 0, nb = 0;
+    int64_t np = 0, nb = 0;
     for (int i = 0; i < m->n_layers; i++) {
         kd_layer *L = &m->layers[i];
-        L->w_size = L->b_size = 0;
+        int64_t ws = 0, bs = 0;
         if (L->type == KD_LAYER_CONV2D) {
-            L->w_size = (size_t)L->out * (L->in_c / L->groups) * L->kernel * L->kernel;
-            L->b_size = L->bias ? (size_t)L->out : 0;
+            ws = kd_size_mul(kd_size_mul(L->out, L->in_c / L->groups), kd_size_mul(L->kernel, L->kernel));
+            bs = L->bias ? L->out : 0;
         } else if (L->type == KD_LAYER_LINEAR) {
-            L->w_size = (size_t)L->out * L->in_c;
-            L->b_size = L->bias ? (size_t)L->out : 0;
+            ws = kd_size_mul(L->out, L->in_c);
+            bs = L->bias ? L->out : 0;
         } else if (L->type == KD_LAYER_BATCHNORM) {
-            L->w_size = L->b_size = (size_t)L->c;
-            L->buf_off = nb;
-            nb += 2 * (size_t)L->c;
+            ws = bs = L->c;
+            L->buf_off = (size_t)nb;
+            nb = kd_size_add(nb, kd_size_mul(2, L->c));
         }
-        L->w_off = np;
-        np += L->w_size;
-        L->b_off = np;
-        np += L->b_size;
+        L->w_off = (size_t)np;
+        L->b_off = (size_t)np + (size_t)ws;
+        /* each layer is checked by the YAML reader (with its line); this is their sum */
+        np = kd_size_add(np, kd_size_add(ws, bs));
+        if (np > KD_MODEL_MAX_PARAMS) /* nb <= np: batch norm has as many parameters */
+            return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: %lld parameters up to layer %s (at most %d)", m->name,
+                                (long long)np, L->name, KD_MODEL_MAX_PARAMS);
+        L->w_size = (size_t)ws;
+        L->b_size = (size_t)bs;
     }
-    m->n_params = np;
-    m->n_buffers = nb;
-    if (np > KD_MODEL_MAX_PARAMS) /* each layer is checked by the YAML reader; this is their sum */
-        return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: %zu parameters (at most %d)", m->name, np,
-                            KD_MODEL_MAX_PARAMS);
-    m->params = calloc(np ? np : 1, sizeof(float));
-    m->grads = calloc(np ? np : 1, sizeof(float));
-    m->buffers = calloc(nb ? nb : 1, sizeof(float));
+    m->n_params = (size_t)np;
+    m->n_buffers = (size_t)nb;
+    m->params = calloc(np ? (size_t)np : 1, sizeof(float));
+    m->grads = calloc(np ? (size_t)np : 1, sizeof(float));
+    m->buffers = calloc(nb ? (size_t)nb : 1, sizeof(float));
     m->exec = calloc(1, sizeof *m->exec);
     if (!m->params || !m->grads || !m->buffers || !m->exec)
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %zu parameters", m->name, np);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate %lld parameters", m->name, (long long)np);
     return KD_STATUS_OK;
 }
 
@@ -98,36 +101,46 @@ kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
     kd_model_exec *x = m->exec;
     if (x->batch == B && x->n_threads == n_threads) return KD_STATUS_OK;
     free_batch(x);
-    size_t na = 0, ni = 0, ns = 0;
+    /* In floats (int32 for idx), checked: a huge batch or thread count must be an error here, not
+     * a total that wraps around to a small allocation the forward pass then overruns. */
+    int64_t na = 0, ni = 0, ns = 0;
     for (int i = 0; i < m->n_layers; i++) {
         kd_layer *L = &m->layers[i];
-        size_t n = (size_t)B * kd_layer_out_size(L);
-        L->out_off = na;
-        na += n;
-        L->aux_off = na;
-        L->aux_size = L->type == KD_LAYER_BATCHNORM ? 2 * (size_t)L->c : L->type == KD_LAYER_DROPOUT ? n : 0;
-        na += L->aux_size;
-        L->idx_off = ni;
-        if (L->type == KD_LAYER_MAXPOOL) ni += n;
+        int64_t n = kd_size_mul(B, (int64_t)kd_layer_out_size(L));
+        L->out_off = (size_t)na;
+        na = kd_size_add(na, n);
+        L->aux_off = (size_t)na;
+        int64_t aux = L->type == KD_LAYER_BATCHNORM ? kd_size_mul(2, L->c) : L->type == KD_LAYER_DROPOUT ? n : 0;
+        L->aux_size = (size_t)aux;
+        na = kd_size_add(na, aux);
+        L->idx_off = (size_t)ni;
+        if (L->type == KD_LAYER_MAXPOOL) ni = kd_size_add(ni, n);
         if (L->type == KD_LAYER_CONV2D) {
             kd_conv_shape s = conv_shape(x, L, B);
-            s.threads = n_threads;
-            size_t k = kd_conv2d_scratch_floats(&s);
+            s.threads = 1;
+            int64_t k = kd_size_mul(n_threads, (int64_t)kd_conv2d_scratch_floats(&s));
             if (k > ns) ns = k;
         }
+        /* both activation blocks, the indices and the scratch, in bytes */
+        int64_t bytes = kd_size_mul(kd_size_add(kd_size_add(kd_size_mul(2, na), ni), ns), sizeof(float));
+        if (bytes == INT64_MAX || (uint64_t)bytes > SIZE_MAX)
+            return kd_error_set(err, KD_STATUS_NO_MEMORY,
+                                "%s: batch %d with %d threads needs more memory for activations and scratch than "
+                                "can be addressed (past layer %s, %lld floats per sample)", m->name, B, n_threads,
+                                L->name, (long long)kd_layer_out_size(L));
     }
-    x->n_acts = na;
-    x->n_idx = ni;
-    x->n_scratch = ns;
-    x->acts = malloc(na * sizeof(float));
-    x->dacts = malloc(na * sizeof(float));
-    x->idx = malloc((ni ? ni : 1) * sizeof(int32_t));
-    x->scratch = malloc((ns ? ns : 1) * sizeof(float));
+    x->n_acts = (size_t)na;
+    x->n_idx = (size_t)ni;
+    x->n_scratch = (size_t)ns;
+    x->acts = malloc(x->n_acts * sizeof(float));
+    x->dacts = malloc(x->n_acts * sizeof(float));
+    x->idx = malloc((ni ? x->n_idx : 1) * sizeof(int32_t));
+    x->scratch = malloc((ns ? x->n_scratch : 1) * sizeof(float));
     x->dready = malloc((size_t)m->n_layers);
     if (!x->acts || !x->dacts || !x->idx || !x->scratch || !x->dready) {
         free_batch(x);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate activations for batch %d (%zu MB)",
-                            m->name, B, na * 8 / (1 << 20));
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: cannot allocate activations for batch %d (%lld MB)",
+                            m->name, B, (long long)(kd_size_mul(na, 8) >> 20));
     }
     x->batch = B;
     x->n_threads = n_threads;
@@ -316,8 +329,8 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
 void kd_model_zero_grad(kd_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
 long long kd_model_macs(const kd_model *m) {
-    long long t = 0;
-    for (int i = 0; i < m->n_layers; i++) t += m->layers[i].macs;
+    int64_t t = 0;
+    for (int i = 0; i < m->n_layers; i++) t = kd_size_add(t, m->layers[i].macs);
     return t;
 }
 

@@ -59,11 +59,8 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
     if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
         return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d images, model %s expects %dx%dx%d", ds->c,
                             ds->h, ds->w, m->name, m->in_c, m->in_h, m->in_w);
-    if (ds->n_classes > m->n_classes)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %d classes, model %s outputs %d", ds->n_classes,
-                            m->name, m->n_classes);
-    kd_status st = kd_model_set_batch(m, batch, threads, err);
-    if (st) return st;
+    kd_status st = kd_dataset_check_labels(ds, m->n_classes, m->name, err);
+    if (st || (st = kd_model_set_batch(m, batch, threads, err))) return st;
     size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)batch * in_size * sizeof(float));
     float *probs = malloc((size_t)batch * m->n_classes * sizeof(float));
@@ -193,12 +190,10 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     if (train->c != m->in_c || train->h != m->in_h || train->w != m->in_w)
         return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d images, model %s expects %dx%dx%d",
                             train->c, train->h, train->w, m->name, m->in_c, m->in_h, m->in_w);
-    if (train->n_classes > m->n_classes)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %d classes, model %s outputs only %d",
-                            train->n_classes, m->name, m->n_classes);
     kd_distiller *kd = cfg->distiller;
-    kd_status st = kd_model_set_batch(m, cfg->batch, cfg->threads, err);
-    if (st) return st;
+    kd_status st = kd_dataset_check_labels(train, m->n_classes, m->name, err);
+    if (!st && val) st = kd_dataset_check_labels(val, m->n_classes, m->name, err); /* before an epoch is spent */
+    if (st || (st = kd_model_set_batch(m, cfg->batch, cfg->threads, err))) return st;
     if (kd && (cfg->aug.translate || cfg->aug.hflip) && kd_distiller_fixed_teacher(kd))
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "the teacher's outputs are fixed per training image (logits from a file), so the images "

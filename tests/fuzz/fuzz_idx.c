@@ -1,7 +1,9 @@
 /* libFuzzer target for the IDX reader (kd_dataset_load_idx: raw or gzip, magic, element type,
- * dimensions, sizes, label range). The input is an image file and a label file: the first two
- * bytes (little-endian) give the image file's length, the rest after it is the label file. Built
- * and run by scripts/fuzz.sh; tests/unit/test_fuzz_corpus.c replays tests/fuzz/corpus/idx. */
+ * dimensions, sizes, label range; for gzip the members' CRC-32 and length, truncation and bytes
+ * after the last member: the corpus has gzip seeds, one of two members). The input is an image
+ * file and a label file: the first two bytes (little-endian) give the image file's length, the
+ * rest after it is the label file. Built and run by scripts/fuzz.sh; tests/unit/test_fuzz_corpus.c
+ * replays tests/fuzz/corpus/idx. */
 #include "distill/data.h"
 #include "fuzz_file.h"
 

@@ -10,7 +10,7 @@ static int load_npy(const char *path) {
     float *x = NULL;
     int n = 0, c = 0;
     kd_error err;
-    int ok = kd_npy_load_logits(path, &x, &n, &c, &err) == KD_STATUS_OK;
+    int ok = kd_npy_load_logits(path, 0, &x, &n, &c, &err) == KD_STATUS_OK;
     free(x);
     return ok;
 }

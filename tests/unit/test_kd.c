@@ -494,7 +494,7 @@ static void expect_npy_error(const char *path, const char *needle) {
     float *d = NULL;
     int n, c;
     kd_error err = {0};
-    kd_status st = kd_npy_load_logits(path, &d, &n, &c, &err);
+    kd_status st = kd_npy_load_logits(path, 0, &d, &n, &c, &err);
     CHECK_MSG(st == KD_STATUS_BAD_FILE, "%s: status %d", needle, st);
     CHECK_MSG(strstr(err.msg, needle) && strstr(err.msg, path), "'%s' not in '%s'", needle, err.msg);
     CHECK(d == NULL);
@@ -507,13 +507,13 @@ static void test_npy(void) {
     float *d = NULL;
     int n = 0, c = 0;
     kd_error err;
-    CHECK_MSG(kd_npy_load_logits("kd_ok.npy", &d, &n, &c, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(kd_npy_load_logits("kd_ok.npy", 0, &d, &n, &c, &err) == KD_STATUS_OK, "%s", err.msg);
     CHECK(n == 3 && c == 2 && d && memcmp(d, v, sizeof v) == 0);
     free(d);
     /* float16: 1.0 = 0x3c00, -2.0 = 0xc000, 0.5 = 0x3800, 65504 = 0x7bff, 2^-24 = 0x0001 (subnormal), 0 */
     uint16_t h[6] = {0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x0000};
     write_npy("kd_f16.npy", "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }", h, sizeof h, 0);
-    CHECK(kd_npy_load_logits("kd_f16.npy", &d, &n, &c, &err) == KD_STATUS_OK);
+    CHECK(kd_npy_load_logits("kd_f16.npy", 0, &d, &n, &c, &err) == KD_STATUS_OK);
     if (d) {
         CHECK(n == 2 && c == 3);
         CHECK(d[0] == 1.f && d[1] == -2.f && d[2] == 0.5f && d[3] == 65504.f && d[4] == ldexpf(1.f, -24) && d[5] == 0.f);
@@ -523,7 +523,7 @@ static void test_npy(void) {
     float big[5 * 13];
     for (int i = 0; i < 65; i++) big[i] = (float)i * 0.37f - 9.f;
     CHECK(kd_npy_save("kd_rt.npy", big, 5, 13, &err) == KD_STATUS_OK);
-    CHECK(kd_npy_load_logits("kd_rt.npy", &d, &n, &c, &err) == KD_STATUS_OK);
+    CHECK(kd_npy_load_logits("kd_rt.npy", 0, &d, &n, &c, &err) == KD_STATUS_OK);
     CHECK(d && n == 5 && c == 13 && memcmp(d, big, sizeof big) == 0);
     free(d);
     remove("kd_rt.npy");

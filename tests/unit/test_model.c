@@ -252,9 +252,59 @@ static void test_optim(void) {
     CHECK_NEAR(kd_schedule_lr(&c, 6.0, 10), 0.025, 1e-7);
 }
 
+/* Sizes whose products overflow int32 or int64 (issue 12 item 7): each is refused with the layer (or
+ * the input) and the exact numbers, never wrapped around to a small, plausible size. */
+static void test_size_limits(void) {
+    /* the campaign's case: [1, 65536, 65536] then flatten and linear was a flatten of [0,1,1] and a
+     * 10-parameter linear */
+    expect_error("name: x\ninput: [1, 65536, 65536]\nlayers:\n  - {type: flatten}\n  - {type: linear, out: 10}\n",
+                 "'input' [1, 65536, 65536] has 4294967296 elements per sample", "at most 268435456");
+    /* parameter counts past int32: a linear of 2^28 inputs x 16, a conv of 65536 x 65536 x 31 x 31 */
+    expect_error("name: x\ninput: [1, 16384, 16384]\nlayers:\n  - {type: flatten}\n  - {type: linear, out: 16}\n",
+                 "t.yaml:5: layer linear1: 4294967296 weights", "at most 268435456");
+    expect_error("name: x\ninput: [65536, 1, 1]\nlayers:\n  - {type: conv2d, out: 65536, kernel: 31, pad: 15}\n"
+                 "  - {type: flatten}\n",
+                 "layer conv2d1: 4127463571456 weights", NULL);
+    /* a conv's activation size past int32: [64, 16384, 16384] */
+    expect_error("name: x\ninput: [1, 16384, 16384]\nlayers:\n  - {type: conv2d, out: 64, kernel: 1}\n  - {type: flatten}\n",
+                 "layer conv2d1: output [64,16384,16384] has 17179869184 elements per sample", NULL);
+    /* Activations past int64 on multiply: 16 layers of 2^28 floats per sample at batch 2^30 are 2^62
+     * floats, 2^64 bytes, which wrapped to a 0-byte block that the forward pass would overrun. */
+    char y[2048];
+    int len = snprintf(y, sizeof y, "name: big\ninput: [1, 16384, 16384]\nlayers:\n  - {type: conv2d, out: 1, kernel: 1}\n");
+    for (int i = 0; i < 14; i++) len += snprintf(y + len, sizeof y - (size_t)len, "  - {type: relu}\n");
+    snprintf(y + len, sizeof y - (size_t)len, "  - {type: flatten}\n");
+    kd_model *m = NULL;
+    kd_error err = {0};
+    CHECK_MSG(build(y, &m, &err) == KD_STATUS_OK, "%s", err.msg);
+    if (m) {
+        CHECK(m->n_classes == 1 << 28 && m->n_layers == 16 && m->n_params == 2);
+        CHECK(kd_model_macs(m) == 1LL << 28);
+        kd_status st = kd_model_set_batch(m, 1 << 30, 1, &err);
+        CHECK_MSG(st == KD_STATUS_NO_MEMORY, "batch 2^30: status %d (%s)", st, st ? err.msg : "accepted");
+        CHECK_MSG(strstr(err.msg, "big: batch 1073741824") && strstr(err.msg, "268435456 floats per sample"), "%s",
+                  err.msg);
+        CHECK(kd_model_batch(m) == 0);
+        kd_model_free(m);
+    }
+    /* conv scratch past int64 on multiply: one thread's im2col of a 31x31 kernel over 2048x2048 is
+     * ~2^33 floats; times 2^31 - 1 threads it wrapped around */
+    m = NULL;
+    CHECK_MSG(build("name: wide\ninput: [1, 2048, 2048]\nlayers:\n  - {name: c, type: conv2d, out: 1, kernel: 31, pad: 15}\n"
+                    "  - {type: flatten}\n", &m, &err) == KD_STATUS_OK, "%s", err.msg);
+    if (m) {
+        CHECK(kd_model_macs(m) == 961LL << 22);
+        kd_status st = kd_model_set_batch(m, 1, 2147483647, &err);
+        CHECK_MSG(st == KD_STATUS_NO_MEMORY, "2^31-1 threads: status %d (%s)", st, st ? err.msg : "accepted");
+        CHECK_MSG(strstr(err.msg, "with 2147483647 threads") && strstr(err.msg, "layer c"), "%s", err.msg);
+        kd_model_free(m);
+    }
+}
+
 int main(void) {
     test_zoo();
     test_yaml_errors();
+    test_size_limits();
     test_model_gradcheck();
     test_model_threads();
     test_optim();
