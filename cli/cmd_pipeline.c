@@ -541,6 +541,7 @@ int kd_cmd_pipeline(int argc, char **argv) {
         fprintf(stderr, "distill pipeline: error: cannot create %s\n", pl.out);
         rc = KD_EXIT_ERROR;
     }
+    if (!rc && pl.teacher_file) printf("== pipeline: teacher: %s exists, skipped (teacher-file)\n", pl.teacher_file);
     for (int i = 0; !rc && i < pl.n; i++)
         if ((rc = stage_run(&pl.st[i])) && rc != KD_EXIT_INTERRUPTED)
             fprintf(stderr, "distill pipeline: stopped: the %s stage failed (exit %d)\n", pl.st[i].name, rc);
