@@ -201,10 +201,10 @@ static int typo_distance(const char *a, const char *b) {
 /* " (did you mean 'x'?)" for the closest of names (dashes and underscores alike), or "". */
 static void did_you_mean(const char *key, const char *const *names, const struct option *const *tables, char *buf,
                          size_t n) {
-    int best = 3;
-    buf[0] = 0;
     char k[96];
     snprintf(k, sizeof k, "%s", key);
+    int best = strlen(k) <= 4 ? 2 : 3; /* one edit in a short name, two in a longer one */
+    buf[0] = 0;
     for (char *c = k; *c; c++)
         if (*c == '_') *c = '-';
     for (int i = 0; names && names[i]; i++)
