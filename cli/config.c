@@ -321,7 +321,8 @@ int kd_cli_config_keys(const kd_cli_yaml *y, const char *const *known, const cha
         if (!found) {
             char hint[96] = "";
             if (k) did_you_mean(k, known, NULL, hint, sizeof hint);
-            return fail(y->cmd, y->path, "line %zu: unknown section '%s'%s", kn->start_mark.line + 1, k ? k : "?", hint);
+            if (!k) return fail(y->cmd, y->path, "line %zu: section names must be plain names", kn->start_mark.line + 1);
+            return fail(y->cmd, y->path, "line %zu: unknown section '%s'%s", kn->start_mark.line + 1, k, hint);
         }
     }
     for (int i = 0; required && required[i]; i++)

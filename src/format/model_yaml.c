@@ -347,8 +347,9 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
     for (yaml_node_pair_t *kv = root->data.mapping.pairs.start; kv < root->data.mapping.pairs.top; kv++) {
         const char *k = scalar(yaml_document_get_node(&doc, kv->key));
         if (!k || (strcmp(k, "name") && strcmp(k, "input") && strcmp(k, "layers"))) {
-            st = fail(&p, yaml_document_get_node(&doc, kv->key), "unknown key '%s' (a model has name, input and layers)%s",
-                      k ? k : "?", NULL);
+            st = fail(&p, yaml_document_get_node(&doc, kv->key),
+                      k ? "unknown key '%s' (a model has name, input and layers)%s" : "keys must be plain names%s%s", k,
+                      NULL);
             goto done;
         }
     }
