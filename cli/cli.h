@@ -25,6 +25,10 @@ int kd_cmd_quantize(int argc, char **argv);
 int kd_cmd_export(int argc, char **argv);
 int kd_cmd_bench(int argc, char **argv);
 int kd_cmd_lm(int argc, char **argv);
+/* The long options of train/kd, prune and quantize (getopt tables, for checking a pipeline file's
+ * sections); each command also takes --check: parse and check the options, then exit 0. */
+struct option;
+extern const struct option *const kd_cli_train_options, *const kd_cli_prune_options, *const kd_cli_quantize_options;
 
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);
@@ -56,13 +60,27 @@ const char *kd_cli_class_name(const char *data_spec, int n_classes, int c);
 struct option;
 int kd_cli_config_args(const char *cmd, const char *path, const struct option *flags, int *argc, char ***argv,
                        int *n_from_file);
-/* The mapping under `section` of a YAML file as argv: head (NULL-terminated) first, then one
- * "--key value" per entry (true = bare flag, false = nothing). Returns 1, -1 if the file has no
- * such section (argv = head only), 0 on error (printed). */
-int kd_cli_config_section(const char *cmd, const char *path, const char *section, const char *const *head,
-                          int *argc, char ***argv);
-/* A top-level scalar of a YAML file (copied to buf), or def. */
-const char *kd_cli_config_scalar(const char *path, const char *key, const char *def, char *buf, size_t n);
+/* A YAML file of sections (a pipeline file) read once, through the library's bounded loader; NULL
+ * after printing the error ("distill <cmd>: error: ..."). path must outlive the handle and the
+ * argv taken from it. */
+typedef struct kd_cli_yaml kd_cli_yaml;
+kd_cli_yaml *kd_cli_yaml_open(const char *cmd, const char *path);
+void kd_cli_yaml_close(kd_cli_yaml *y);
+/* Every top-level key is one of known (else an error with its line and the closest name) and every
+ * key of required is there. Returns 1, or 0 after printing the error. */
+int kd_cli_config_keys(const kd_cli_yaml *y, const char *const *known, const char *const *required);
+/* The mapping under `section` as argv: head (NULL-terminated; head[0] names the command) first,
+ * then one "--key value" per entry, keys checked against the option tables (a NULL-terminated
+ * list; flags take true/false). Returns 1, -1 if the file has no such section (argv = head only),
+ * 0 on error (printed). */
+int kd_cli_config_section(const kd_cli_yaml *y, const char *section, const struct option *const *tables,
+                          const char *const *head, int *argc, char ***argv);
+/* A top-level scalar (pointing into the file's document) or def. Returns 0 after printing an error
+ * if the key holds a list or mapping. */
+int kd_cli_config_scalar(const kd_cli_yaml *y, const char *key, const char *def, const char **value);
+/* "FILE:LINE: " if the string s was taken from a YAML file (an argv entry or scalar from the
+ * functions above, still alive), else "": what a range check prints before its message. */
+const char *kd_cli_config_where(const char *s);
 void kd_cli_free_args(int argc, char **argv);
 /* A .kdm run through the runtime's public API (cmd_bench.c): loaded, prepared, every image of the
  * test set invoked one at a time (int8 inputs and logits kept for checks), `runs` timed batch-1

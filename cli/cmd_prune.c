@@ -21,6 +21,7 @@ static void help(void) {
            "                          conv/hidden linear layer; the model really shrinks (0.5 = half)\n"
            "      --criterion X       l1 (filter L1 norm; default) or bn-gamma (|batch-norm gamma|)\n"
            "      --fold-bn           fold batch norms into the preceding conv/linear first\n"
+           "      --check             check the options, then exit without running\n"
            "  -o, --output FILE       pruned model (model-only checkpoint)\n\n"
            "Then fine-tune with the teacher:  distill kd --teacher T.safetensors --student OUT.safetensors\n"
            "Gradual pruning during training:  distill kd --teacher T --student DENSE --prune-sparsity 0.8\n");
@@ -31,13 +32,15 @@ static long long file_size(const char *path) {
     return stat(path, &st) ? -1 : (long long)st.st_size;
 }
 
+static const struct option opts[] = {{"sparsity", 1, 0, 's'}, {"scope", 1, 0, 'S'},  {"channels", 1, 0, 'c'},
+                                     {"criterion", 1, 0, 'C'}, {"fold-bn", 0, 0, 'f'}, {"output", 1, 0, 'o'},
+                                     {"help", 0, 0, 'h'},      {"check", 0, 0, 'K'},   {0, 0, 0, 0}};
+const struct option *const kd_cli_prune_options = opts;
+
 int kd_cmd_prune(int argc, char **argv) {
-    static const struct option opts[] = {{"sparsity", 1, 0, 's'}, {"scope", 1, 0, 'S'},  {"channels", 1, 0, 'c'},
-                                         {"criterion", 1, 0, 'C'}, {"fold-bn", 0, 0, 'f'}, {"output", 1, 0, 'o'},
-                                         {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
     const char *C = "prune", *out = NULL;
     float sparsity = 0.f, channels = 0.f;
-    int fold = 0;
+    int fold = 0, check = 0;
     kd_prune_scope scope = KD_PRUNE_PER_LAYER;
     kd_channel_criterion crit = KD_CHANNEL_L1;
     optind = 1;
@@ -56,6 +59,7 @@ int kd_cmd_prune(int argc, char **argv) {
             else return kd_cli_usage_error(C, "--criterion must be l1 or bn-gamma, got '%s'", optarg);
             break;
         case 'f': fold = 1; break;
+        case 'K': check = 1; break;
         case 'o': out = optarg; break;
         case 'h': help(); return 0;
         default: return kd_cli_usage_error(C, "unknown option");
@@ -65,6 +69,7 @@ int kd_cmd_prune(int argc, char **argv) {
     if (!out) return kd_cli_usage_error(C, "give the output file with -o");
     if (!(sparsity > 0.f) == !(channels > 0.f))
         return kd_cli_usage_error(C, "give either --sparsity (unstructured) or --channels (structured)");
+    if (check) return 0; /* --check: the options are good, nothing runs */
     const char *in = argv[optind];
     kd_model *m = NULL, *before = NULL, *pruned = NULL;
     kd_error err;

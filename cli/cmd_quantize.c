@@ -26,6 +26,7 @@ static void help(void) {
            "  -d, --data SPEC       fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
            "  -b, --batch N         evaluation batch (default 256)\n"
            "  -j, --threads N       threads (default 2)\n"
+           "      --check           check the options, then exit without running\n"
            "  -o, --output FILE     write the int8 model (safetensors: I8 weights, I32 biases, multipliers\n"
            "                        and shifts, quantization parameters in the metadata)\n");
 }
@@ -35,17 +36,19 @@ static double file_size(const char *path) {
     return stat(path, &sb) == 0 ? (double)sb.st_size : -1.0;
 }
 
+static const struct option opts[] = {{"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
+                                     {"percentile", 1, 0, 'P'},   {"data", 1, 0, 'd'},
+                                     {"weight-bits", 1, 0, 'w'},  {"group", 1, 0, 'g'},
+                                     {"batch", 1, 0, 'b'},        {"threads", 1, 0, 'j'},
+                                     {"output", 1, 0, 'o'},       {"help", 0, 0, 'h'},
+                                     {"check", 0, 0, 'K'},        {0, 0, 0, 0}};
+const struct option *const kd_cli_quantize_options = opts;
+
 int kd_cmd_quantize(int argc, char **argv) {
-    static const struct option opts[] = {{"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
-                                         {"percentile", 1, 0, 'P'},   {"data", 1, 0, 'd'},
-                                         {"weight-bits", 1, 0, 'w'},  {"group", 1, 0, 'g'},
-                                         {"batch", 1, 0, 'b'},        {"threads", 1, 0, 'j'},
-                                         {"output", 1, 0, 'o'},       {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *C = "quantize", *data = "fashion-mnist", *outp = NULL;
     kd_calib_config cfg;
     kd_calib_config_default(&cfg);
-    int batch = 256, threads = 2;
+    int batch = 256, threads = 2, check = 0;
     float pct = 99.99f;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "n:m:d:b:j:o:w:g:h", opts, NULL)) != -1;) {
@@ -66,11 +69,13 @@ int kd_cmd_quantize(int argc, char **argv) {
         case 'b': if (!kd_cli_int(C, "--batch", optarg, 1, 65536, &batch)) return KD_EXIT_USAGE; break;
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
         case 'o': outp = optarg; break;
+        case 'K': check = 1; break;
         case 'h': help(); return 0;
         default: return kd_cli_usage_error(C, "unknown option");
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    if (check) return 0; /* --check: the options are good, nothing runs */
     cfg.percentile = pct;
     cfg.threads = threads;
     kd_cli_threads(threads);

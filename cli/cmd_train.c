@@ -89,6 +89,7 @@ static void help(int kd) {
         "      --log FILE          append one JSON object per epoch to FILE\n"
         "      --max-steps N       at most N steps per epoch (smoke tests)\n"
         "  -q, --quiet             no progress display\n"
+        "      --check             check the options (a run file's too), then exit without running\n"
         "      --config FILE       read options from a YAML run file: one key per long option, lists\n"
         "                          for repeated ones (e.g. loss:); the command line overrides it.\n"
         "                          See examples/kd-fitnet.yaml\n\n"
@@ -110,7 +111,7 @@ enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
     O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
-    O_QAT, O_QAT_GROUP
+    O_QAT, O_QAT_GROUP, O_CHECK
 };
 
 #define KD_MAX_TEACHERS 16
@@ -130,7 +131,8 @@ static const struct option opts[] = {
     {"search-budget", 1, 0, O_SEARCH_B}, {"prune-sparsity", 1, 0, O_PRUNE}, {"prune-scope", 1, 0, O_PRUNE_SCOPE},
     {"prune-end", 1, 0, O_PRUNE_END}, {"prune-every", 1, 0, O_PRUNE_EVERY},
     {"qat", 1, 0, O_QAT}, {"qat-group", 1, 0, O_QAT_GROUP}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
-    {0, 0, 0, 0}};
+    {"check", 0, 0, O_CHECK}, {0, 0, 0, 0}};
+const struct option *const kd_cli_train_options = opts;
 
 
 /* What the command line (and a --config run file) asked for. */
@@ -138,7 +140,7 @@ typedef struct {
     int kd;
     const char *C, *model_arg, *data, *out, *logits_path, *init_map;
     const char *teacher_paths[KD_MAX_TEACHERS];
-    int n_teacher_paths, n_terms, no_cache, search, n_val, limit, seed;
+    int n_teacher_paths, n_terms, no_cache, search, n_val, limit, seed, check;
     kd_loss_term terms[KD_MAX_LOSS_TERMS];
     kd_recipe recipe;          /* T, alpha, --dkd-beta, --standardize and what the user set */
     kd_search_config search_cfg;
@@ -290,6 +292,7 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
     case O_VAL: return kd_cli_int(C, "--val", arg, 0, 1 << 30, &o->n_val) ? 1 : -1;
     case O_LIMIT: return kd_cli_int(C, "--limit", arg, 2, 1 << 30, &o->limit) ? 1 : -1;
     case O_CONFIG: return 1; /* read before the loop */
+    case O_CHECK: o->check = 1; return 1;
     case O_TRANS: return kd_cli_int(C, "--translate", arg, 0, 16, &cfg->aug.translate) ? 1 : -1;
     case O_HFLIP: cfg->aug.hflip = 1; return 1;
     case O_SEED: return kd_cli_int(C, "--seed", arg, 0, 2147483647, &o->seed) ? 1 : -1;
@@ -671,6 +674,7 @@ static int run(int argc, char **argv, int kd) {
     init_opts(&o, kd);
     char **args = NULL;
     int rc = parse(&o, &argc, &argv, &args);
+    if (rc == PARSED && o.check) rc = 0; /* --check: the options are good, nothing runs */
     if (rc != PARSED) {
         if (args) kd_cli_free_args(argc, args);
         return rc;

@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "cli.h"
+#include "distill/yaml_doc.h"
 
 typedef struct {
     char **v;
@@ -79,6 +80,57 @@ static int item_text(yaml_document_t *doc, yaml_node_t *it, char *buf, size_t n)
     return 0;
 }
 
+/* Where each argv string taken from a YAML file came from ("run.yaml:3: "), so that the commands'
+ * own range checks (kd_cli_int, kd_cli_float) name the file and line of a bad value: a table keyed
+ * by the string's address, filled as strings are taken from a file and emptied as they are freed.
+ * The CLI's one piece of state besides kd_cli_stop; the file's path must outlive its strings. */
+typedef struct {
+    const char *s;
+    char *where;
+} origin;
+static origin *origins;
+static int n_origins, cap_origins;
+
+/* Record that s came from where ("FILE:LINE: "). */
+static int note_where(const char *s, const char *where) {
+    if (n_origins == cap_origins) {
+        int cap = cap_origins ? 2 * cap_origins : 64;
+        origin *o = realloc(origins, sizeof *o * (size_t)cap);
+        if (!o) return 0;
+        origins = o;
+        cap_origins = cap;
+    }
+    char *w = strdup(where);
+    if (!w) return 0;
+    origins[n_origins++] = (origin){s, w};
+    return 1;
+}
+
+static int note(const char *s, const char *path, size_t line) {
+    char where[1100];
+    snprintf(where, sizeof where, "%.1000s:%zu: ", path, line);
+    return note_where(s, where);
+}
+
+static void forget(const char *s) {
+    for (int i = n_origins - 1; i >= 0; i--)
+        if (origins[i].s == s) {
+            free(origins[i].where);
+            origins[i] = origins[--n_origins];
+        }
+    if (!n_origins) {
+        free(origins);
+        origins = NULL;
+        cap_origins = 0;
+    }
+}
+
+const char *kd_cli_config_where(const char *s) {
+    for (int i = 0; s && i < n_origins; i++)
+        if (origins[i].s == s) return origins[i].where;
+    return "";
+}
+
 static int fail(const char *cmd, const char *path, const char *fmt, ...) {
     char msg[512];
     va_list ap;
@@ -89,53 +141,119 @@ static int fail(const char *cmd, const char *path, const char *fmt, ...) {
     return 0;
 }
 
-static int load(const char *cmd, const char *path, yaml_document_t *doc) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(cmd, path, "cannot open the run file");
-    yaml_parser_t parser;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    int ok = yaml_parser_load(&parser, doc);
-    if (!ok)
-        fail(cmd, path, "YAML error at line %zu: %s", parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
-    yaml_parser_delete(&parser);
-    fclose(f);
-    if (ok && (!yaml_document_get_root_node(doc) || yaml_document_get_root_node(doc)->type != YAML_MAPPING_NODE)) {
-        yaml_document_delete(doc);
-        return fail(cmd, path, "a run file is a mapping of option: value");
+/* A YAML file read once: run files and pipeline files. */
+struct kd_cli_yaml {
+    yaml_document_t doc;
+    const char *cmd, *path;
+};
+
+kd_cli_yaml *kd_cli_yaml_open(const char *cmd, const char *path) {
+    kd_cli_yaml *y = calloc(1, sizeof *y);
+    char *text = NULL;
+    size_t len = 0;
+    kd_error err;
+    if (!y) {
+        fail(cmd, path, "out of memory");
+        return NULL;
     }
-    return ok;
+    y->cmd = cmd;
+    y->path = path;
+    kd_status st = kd_yaml_read_file(path, &text, &len, &err);
+    if (!st) st = kd_yaml_load(&y->doc, text, len, path, &err);
+    free(text);
+    if (st) {
+        fprintf(stderr, "distill %s: error: %s\n", cmd, err.msg);
+        free(y);
+        return NULL;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&y->doc);
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        fail(cmd, path, "a run file is a mapping of option: value");
+        kd_cli_yaml_close(y);
+        return NULL;
+    }
+    return y;
 }
 
-/* Append the options of a mapping node. With an option table, keys must be its long options
- * (flags take true/false); without one (pipeline stages, whose command checks its own options)
- * true means a bare flag, false nothing, anything else "--key value". */
-static int mapping_args(const char *cmd, const char *path, yaml_document_t *doc, yaml_node_t *map,
-                        const struct option *flags, argv_list *a) {
+void kd_cli_yaml_close(kd_cli_yaml *y) {
+    if (!y) return;
+    for (yaml_node_t *n = y->doc.nodes.start; n && n < y->doc.nodes.top; n++)
+        if (n->type == YAML_SCALAR_NODE) forget((const char *)n->data.scalar.value);
+    yaml_document_delete(&y->doc);
+    free(y);
+}
+
+/* Edit distance of a and b if it is at most 2 (a typo), else 3. */
+static int typo_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > 2) return 3;
+    int d[65][65];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]), del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb] < 3 ? d[la][lb] : 3;
+}
+
+/* " (did you mean 'x'?)" for the closest of names (dashes and underscores alike), or "". */
+static void did_you_mean(const char *key, const char *const *names, const struct option *const *tables, char *buf,
+                         size_t n) {
+    char k[96];
+    snprintf(k, sizeof k, "%s", key);
+    int best = strlen(k) <= 4 ? 2 : 3; /* one edit in a short name, two in a longer one */
+    buf[0] = 0;
+    for (char *c = k; *c; c++)
+        if (*c == '_') *c = '-';
+    for (int i = 0; names && names[i]; i++)
+        if (typo_distance(k, names[i]) < best) best = typo_distance(k, names[i]), snprintf(buf, n, " (did you mean '%s'?)", names[i]);
+    for (int t = 0; tables && tables[t]; t++)
+        for (const struct option *q = tables[t]; q->name; q++)
+            if (typo_distance(k, q->name) < best) best = typo_distance(k, q->name), snprintf(buf, n, " (did you mean '%s'?)", q->name);
+}
+
+/* The option of the tables (NULL-terminated list) named opt, or NULL. */
+static const struct option *find_option(const struct option *const *tables, const char *opt) {
+    for (int t = 0; tables[t]; t++)
+        for (const struct option *q = tables[t]; q->name; q++)
+            if (!strcmp(q->name, opt)) return q;
+    return NULL;
+}
+
+/* Push a string taken from the file at line (0: not from the file). */
+static int push_at(argv_list *a, const char *s, const char *path, size_t line) {
+    return push(a, s) && (!line || note(a->v[a->n - 1], path, line));
+}
+
+/* Append the options of a mapping node. Keys must be long options of the tables (of the command
+ * `what`; flags take true/false). */
+static int mapping_args(const kd_cli_yaml *y, yaml_node_t *map, const struct option *const *tables, const char *what,
+                        argv_list *a) {
+    const char *cmd = y->cmd, *path = y->path;
+    yaml_document_t *doc = (yaml_document_t *)&y->doc;
     int ok = 1;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; ok && p < map->data.mapping.pairs.top; p++) {
         const char *key = scalar(yaml_document_get_node(doc, p->key));
         yaml_node_t *val = yaml_document_get_node(doc, p->value);
-        char opt[96], text[1024];
-        if (!key || strlen(key) > 80) return fail(cmd, path, "keys must be option names");
+        size_t line = val->start_mark.line + 1;
+        char opt[96], text[1024], hint[96];
+        if (!key || strlen(key) > 80) return fail(cmd, path, "line %zu: keys must be option names", line);
         snprintf(opt, sizeof opt, "--%s", key);
         for (char *c = opt; *c; c++)
             if (*c == '_') *c = '-';
-        int has_arg = 1;
-        if (flags) {
-            const struct option *fl = NULL;
-            for (const struct option *q = flags; q->name; q++)
-                if (!strcmp(q->name, opt + 2)) fl = q;
-            if (!fl || !strcmp(opt + 2, "config") || !strcmp(opt + 2, "help"))
-                return fail(cmd, path, "line %zu: '%s' is not an option of distill %s (see --help)",
-                            val->start_mark.line + 1, key, cmd);
-            has_arg = fl->has_arg;
+        const struct option *fl = find_option(tables, opt + 2);
+        if (!fl || !strcmp(opt + 2, "config") || !strcmp(opt + 2, "help") || !strcmp(opt + 2, "check")) {
+            did_you_mean(key, NULL, tables, hint, sizeof hint);
+            return fail(cmd, path, "line %zu: '%s' is not an option of distill %s%s (see --help)", line, key, what,
+                        hint);
         }
         const char *sv = scalar(val);
         int is_bool = sv && (!strcmp(sv, "true") || !strcmp(sv, "false") || !strcmp(sv, "yes") || !strcmp(sv, "no"));
-        if (!has_arg || (!flags && is_bool)) { /* a flag: true / false */
-            if (!is_bool) return fail(cmd, path, "line %zu: %s is a flag: true or false", val->start_mark.line + 1, key);
-            if (!strcmp(sv, "true") || !strcmp(sv, "yes")) ok = push(a, opt);
+        if (!fl->has_arg) { /* a flag: true / false */
+            if (!is_bool) return fail(cmd, path, "line %zu: %s is a flag: true or false", line, key);
+            if (!strcmp(sv, "true") || !strcmp(sv, "yes")) ok = push_at(a, opt, path, line);
             continue;
         }
         if (val->type == YAML_SEQUENCE_NODE) {
@@ -143,15 +261,15 @@ static int mapping_args(const char *cmd, const char *path, yaml_document_t *doc,
                 yaml_node_t *n = yaml_document_get_node(doc, *it);
                 if (!item_text(doc, n, text, sizeof text))
                     return fail(cmd, path, "line %zu: cannot read this item of %s", n->start_mark.line + 1, key);
-                ok = push(a, opt) && push(a, text);
+                ok = push_at(a, opt, path, n->start_mark.line + 1) && push_at(a, text, path, n->start_mark.line + 1);
             }
         } else if (val->type == YAML_MAPPING_NODE) {
             text[0] = 0;
             if (!mapping_text(doc, val, text, sizeof text, NULL))
-                return fail(cmd, path, "line %zu: %s must map names to values", val->start_mark.line + 1, key);
-            ok = push(a, opt) && push(a, text);
+                return fail(cmd, path, "line %zu: %s must map names to values", line, key);
+            ok = push_at(a, opt, path, line) && push_at(a, text, path, line);
         } else {
-            ok = push(a, opt) && push(a, sv ? sv : "");
+            ok = push_at(a, opt, path, line) && push_at(a, sv ? sv : "", path, line);
         }
     }
     return ok;
@@ -159,8 +277,7 @@ static int mapping_args(const char *cmd, const char *path, yaml_document_t *doc,
 
 static int finish(argv_list *a, int ok, int *argc, char ***argv) {
     if (!ok) {
-        for (int i = 0; i < a->n; i++) free(a->v[i]);
-        free(a->v);
+        kd_cli_free_args(a->n, a->v);
         return 0;
     }
     *argc = a->n;
@@ -170,63 +287,79 @@ static int finish(argv_list *a, int ok, int *argc, char ***argv) {
 
 int kd_cli_config_args(const char *cmd, const char *path, const struct option *flags, int *argc, char ***argv,
                        int *n_from_file) {
-    yaml_document_t doc;
-    if (!load(cmd, path, &doc)) return 0;
+    kd_cli_yaml *y = kd_cli_yaml_open(cmd, path);
+    if (!y) return 0;
+    const struct option *tables[] = {flags, NULL};
     argv_list a = {0};
-    int ok = push(&a, (*argv)[0]) && mapping_args(cmd, path, &doc, yaml_document_get_root_node(&doc), flags, &a);
-    yaml_document_delete(&doc);
+    int ok = push(&a, (*argv)[0]) && mapping_args(y, yaml_document_get_root_node(&y->doc), tables, cmd, &a);
+    kd_cli_yaml_close(y);
     *n_from_file = a.n;
     /* the command line comes after the file, so it overrides it */
     for (int i = 1; ok && i < *argc; i++) ok = push(&a, (*argv)[i]);
     return finish(&a, ok, argc, argv);
 }
 
-int kd_cli_config_section(const char *cmd, const char *path, const char *section, const char *const *head,
-                          int *argc, char ***argv) {
-    yaml_document_t doc;
-    if (!load(cmd, path, &doc)) return 0;
-    argv_list a = {0};
-    int ok = 1;
-    for (int i = 0; ok && head[i]; i++) ok = push(&a, head[i]);
-    yaml_node_t *root = yaml_document_get_root_node(&doc), *sec = NULL;
+/* The value node of a top-level key, or NULL. */
+static yaml_node_t *top(const kd_cli_yaml *y, const char *key) {
+    yaml_document_t *doc = (yaml_document_t *)&y->doc;
+    yaml_node_t *root = yaml_document_get_root_node(doc), *r = NULL;
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        const char *key = scalar(yaml_document_get_node(&doc, p->key));
-        if (key && !strcmp(key, section)) sec = yaml_document_get_node(&doc, p->value);
+        const char *k = scalar(yaml_document_get_node(doc, p->key));
+        if (k && !strcmp(k, key)) r = yaml_document_get_node(doc, p->value);
     }
-    if (ok && sec && sec->type != YAML_MAPPING_NODE)
-        ok = fail(cmd, path, "line %zu: %s must be a mapping of option: value", sec->start_mark.line + 1, section);
-    else if (ok && sec)
-        ok = mapping_args(cmd, path, &doc, sec, NULL, &a);
-    yaml_document_delete(&doc);
-    if (ok && !sec) ok = -1;
-    if (ok == -1) {
-        finish(&a, 1, argc, argv);
-        return -1;
-    }
-    return finish(&a, ok, argc, argv);
-}
-
-const char *kd_cli_config_scalar(const char *path, const char *key, const char *def, char *buf, size_t n) {
-    yaml_document_t doc;
-    FILE *f = fopen(path, "rb");
-    if (!f) return def;
-    fclose(f);
-    if (!load("pipeline", path, &doc)) return def;
-    const char *r = def;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        const char *k = scalar(yaml_document_get_node(&doc, p->key));
-        const char *v = scalar(yaml_document_get_node(&doc, p->value));
-        if (k && v && !strcmp(k, key) && strlen(v) < n) {
-            strcpy(buf, v);
-            r = buf;
-        }
-    }
-    yaml_document_delete(&doc);
     return r;
 }
 
+int kd_cli_config_keys(const kd_cli_yaml *y, const char *const *known, const char *const *required) {
+    yaml_document_t *doc = (yaml_document_t *)&y->doc;
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        const char *k = scalar(kn);
+        int found = 0;
+        for (int i = 0; k && known[i]; i++) found |= !strcmp(k, known[i]);
+        if (!found) {
+            char hint[96] = "";
+            if (k) did_you_mean(k, known, NULL, hint, sizeof hint);
+            if (!k) return fail(y->cmd, y->path, "line %zu: section names must be plain names", kn->start_mark.line + 1);
+            return fail(y->cmd, y->path, "line %zu: unknown section '%s'%s", kn->start_mark.line + 1, k, hint);
+        }
+    }
+    for (int i = 0; required && required[i]; i++)
+        if (!top(y, required[i])) return fail(y->cmd, y->path, "no '%s:' section (it is required)", required[i]);
+    return 1;
+}
+
+int kd_cli_config_section(const kd_cli_yaml *y, const char *section, const struct option *const *tables,
+                          const char *const *head, int *argc, char ***argv) {
+    argv_list a = {0};
+    int ok = 1;
+    for (int i = 0; ok && head[i]; i++) { /* a head string from the file (a top-level scalar) keeps its origin */
+        const char *w = kd_cli_config_where(head[i]);
+        ok = push(&a, head[i]) && (!*w || note_where(a.v[a.n - 1], w));
+    }
+    yaml_node_t *sec = top(y, section);
+    if (ok && sec && sec->type != YAML_MAPPING_NODE)
+        ok = fail(y->cmd, y->path, "line %zu: %s must be a mapping of option: value", sec->start_mark.line + 1, section);
+    else if (ok && sec)
+        ok = mapping_args(y, sec, tables, head[0], &a);
+    if (!finish(&a, ok, argc, argv)) return 0;
+    return sec ? 1 : -1;
+}
+
+int kd_cli_config_scalar(const kd_cli_yaml *y, const char *key, const char *def, const char **value) {
+    yaml_node_t *n = top(y, key);
+    *value = def;
+    if (!n) return 1;
+    if (!scalar(n)) return fail(y->cmd, y->path, "line %zu: %s must be a single value", n->start_mark.line + 1, key);
+    *value = scalar(n);
+    return note(*value, y->path, n->start_mark.line + 1);
+}
+
 void kd_cli_free_args(int argc, char **argv) {
-    for (int i = 0; i < argc; i++) free(argv[i]);
+    for (int i = 0; i < argc; i++) {
+        forget(argv[i]);
+        free(argv[i]);
+    }
     free(argv);
 }

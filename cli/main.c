@@ -115,7 +115,7 @@ int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi
     errno = 0;
     long v = strtol(s, &end, 10);
     if (!*s || *end || errno || v < lo || v > hi) {
-        kd_cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
+        kd_cli_usage_error(cmd, "%s%s expects an integer in [%ld, %ld], got '%s'", kd_cli_config_where(s), opt, lo, hi, s);
         return 0;
     }
     *out = (int)v;
@@ -126,7 +126,7 @@ int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, dou
     char *end = NULL;
     double v = strtod(s, &end);
     if (!*s || *end || !(v >= lo && v <= hi)) {
-        kd_cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
+        kd_cli_usage_error(cmd, "%s%s expects a number in [%g, %g], got '%s'", kd_cli_config_where(s), opt, lo, hi, s);
         return 0;
     }
     *out = (float)v;

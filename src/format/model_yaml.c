@@ -13,6 +13,7 @@
 
 #include "distill/fileio.h"
 #include "distill/model.h"
+#include "distill/yaml_doc.h"
 #include "nn/model_internal.h"
 
 struct kd_zoo_entry {
@@ -325,28 +326,34 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     return infer_shape(p, node, m, i);
 }
 
-kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
-                             kd_error *err) {
+/* The model in text[0..len) (a file's bytes, NULs included, so that one is an error at its line). */
+static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, const char *source, uint64_t seed,
+                                 kd_error *err) {
     *out = NULL;
     if (!source) source = "<model>";
-    yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) return kd_error_set(err, KD_STATUS_NO_MEMORY, "yaml init failed");
-    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
-    if (!yaml_parser_load(&parser, &doc)) {
-        kd_error_set(err, KD_STATUS_BAD_MODEL, "%s:%zu: YAML syntax error: %s", source,
-                     (size_t)parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
-        yaml_parser_delete(&parser);
-        return KD_STATUS_BAD_MODEL;
+    kd_status st = kd_yaml_load(&doc, yaml, len, source, err);
+    if (st == KD_STATUS_BAD_FILE) { /* a malformed model file is a bad model, as every other model error */
+        st = KD_STATUS_BAD_MODEL;
+        if (err) err->status = st;
     }
+    if (st) return st;
     parse_ctx p = {&doc, source, err};
-    kd_status st = KD_STATUS_OK;
     kd_model *m = calloc(1, sizeof *m);
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!m) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); goto done; }
     if (!root || root->type != YAML_MAPPING_NODE) {
         st = fail(&p, root, "expected a mapping with 'name', 'input' and 'layers'%s%s", NULL, NULL);
         goto done;
+    }
+    for (yaml_node_pair_t *kv = root->data.mapping.pairs.start; kv < root->data.mapping.pairs.top; kv++) {
+        const char *k = scalar(yaml_document_get_node(&doc, kv->key));
+        if (!k || (strcmp(k, "name") && strcmp(k, "input") && strcmp(k, "layers"))) {
+            st = fail(&p, yaml_document_get_node(&doc, kv->key),
+                      k ? "unknown key '%s' (a model has name, input and layers)%s" : "keys must be plain names%s%s", k,
+                      NULL);
+            goto done;
+        }
     }
     const char *name = scalar(map_get(&doc, root, "name"));
     snprintf(m->name, sizeof m->name, "%s", name ? name : "model");
@@ -401,10 +408,14 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
     kd_model_init_params(m, seed);
 done:
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
     if (st) kd_model_free(m);
     else *out = m;
     return st;
+}
+
+kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
+                             kd_error *err) {
+    return model_from_text(out, yaml, strlen(yaml), source, seed, err);
 }
 
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err) {
@@ -412,7 +423,7 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
     if (zoo) return kd_model_from_yaml(out, zoo, name_or_path, seed, err);
     char *text = NULL;
     size_t len = 0;
-    kd_status st = kd_read_file(name_or_path, &text, &len, err);
+    kd_status st = kd_yaml_read_file(name_or_path, &text, &len, err);
     if (st == KD_STATUS_NOT_FOUND) {
         char names[256] = "";
         for (int i = 0; kd_model_zoo_name(i); i++) {
@@ -423,11 +434,7 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
                             name_or_path, names);
     }
     if (st) return st;
-    if (strlen(text) != len) {
-        free(text);
-        return kd_error_set(err, KD_STATUS_BAD_MODEL, "%s: not a text file (contains NUL bytes)", name_or_path);
-    }
-    st = kd_model_from_yaml(out, text, name_or_path, seed, err);
+    st = model_from_text(out, text, len, name_or_path, seed, err);
     free(text);
     return st;
 }

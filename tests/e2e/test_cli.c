@@ -175,7 +175,7 @@ int main(void) {
               strstr(out, "resumed cli_pipe_kill/student.safetensors.ckpt at step"),
               "the student stage did not resume:\n%s", out);
     write_file("cli_pipe_bad.yaml", "out: cli_pipe_bad\nteacher-file: cli_mlp.safetensors\nstudent: {student: mlp-s, tempreature: 2}\n");
-    EXPECT("pipeline cli_pipe_bad.yaml", 2, "unrecognized option '--tempreature'");
+    EXPECT("pipeline cli_pipe_bad.yaml", 2, "line 3: 'tempreature' is not an option of distill kd (did you mean 'temperature'?)");
     EXPECT("pipeline missing.yaml", 1, "missing.yaml: no such file");
     EXPECT("kd --student mlp-s", 2, "either --teacher");
     EXPECT("kd --teacher a.safetensors --teacher-logits b.npy", 2, "either --teacher");

@@ -57,7 +57,7 @@ int main(void) {
          "flag.yaml: line 2: quiet is a flag: true or false"},
         {"list.yaml", "- a\n- b\n", "lm eval --config list.yaml", 2, "list.yaml: a run file is a mapping of option: value"},
         {"yaml.yaml", "text: [unclosed\n", "lm generate --config yaml.yaml", 2, "yaml.yaml: YAML error at line"},
-        {NULL, NULL, "lm train --config missing.yaml", 2, "missing.yaml: cannot open the run file"},
+        {NULL, NULL, "lm train --config missing.yaml", 2, "missing.yaml: no such file"},
         {NULL, NULL, "lm train --config", 2, "--config needs a file"},
         {"tt.yaml", "teacher: teacher.safetensors\n", "lm train --config tt.yaml", 2,
          "--teacher is an option of distill lm kd"},

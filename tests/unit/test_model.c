@@ -81,7 +81,7 @@ static void test_yaml_errors(void) {
     expect_error(Y("  - {type: maxpool, kernel: 16}\n"), "maxpool1", "larger");
     expect_error("name: x\nlayers:\n  - {type: relu}\n", "'input'", NULL);
     expect_error("name: x\ninput: [1, 8, 8]\nlayers: []\n", "'layers'", NULL);
-    expect_error("name: x\ninput: [1, 8, 8]\nlayers:\n  - {type: relu\n", "YAML syntax error", NULL);
+    expect_error("name: x\ninput: [1, 8, 8]\nlayers:\n  - {type: relu\n", "t.yaml: YAML error at line 5, column 1", NULL);
     expect_error("- just\n- a list\n", "expected a mapping", NULL);
 #undef Y
 }
