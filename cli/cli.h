@@ -33,11 +33,13 @@ extern const struct option *const kd_cli_train_options, *const kd_cli_prune_opti
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);
 int kd_cli_usage_error(const char *cmd, const char *fmt, ...);
-/* The n files a command will write (NULL entries skipped), checked before it starts its work
+/* The n_out files a command will write (NULL entries skipped), checked before it starts its work
  * (kd_check_output_path: a device, FIFO, socket, directory or symbolic link is refused, as is a
- * missing or read-only directory), so a long run is neither wasted nor replaces one. Returns 0,
- * or KD_EXIT_ERROR after printing the error. */
-int kd_cli_check_outputs(const char *cmd, const char *const *paths, int n);
+ * missing or read-only directory), so a long run is neither wasted nor replaces one. No two
+ * outputs may be the same file, and no output may be one of the command's n_in input files (the
+ * model, the teacher: `kd --teacher T -o T` would replace the teacher). Returns 0, or
+ * KD_EXIT_ERROR after printing the error. */
+int kd_cli_check_outputs(const char *cmd, const char *const *outs, int n_out, const char *const *ins, int n_in);
 
 /* Strict number parsing for options: on failure print a usage error and return 0. */
 int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);

@@ -130,7 +130,8 @@ int kd_cmd_export(int argc, char **argv) {
     kd_int8_model *q = NULL;
     int rc = 0, kdm = ends_with(mpath, ".kdm"), int8 = 0;
     char guess[4096];
-    if (kd_cli_check_outputs(C, &outp, 1)) return KD_EXIT_ERROR;
+    const char *ins[] = {mpath, fp32};
+    if (kd_cli_check_outputs(C, &outp, 1, ins, 2)) return KD_EXIT_ERROR;
     if ((fp32 && input_size(fp32, &err) < 0) || (!kdm && (int8 = is_int8_file(mpath, &err)) < 0))
         return kd_cli_fail(C, &err);
     if (kdm) {

@@ -282,7 +282,9 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", a.out);
     const char *outs[] = {a.out, ckpt};
-    if (kd_cli_check_outputs(cmd, outs, 2)) return KD_EXIT_ERROR;
+    const char *ins[2 + LM_MAX_MIX] = {a.text_path, a.tpath};
+    memcpy(ins + 2, a.mix, (size_t)a.n_mix * sizeof *ins);
+    if (kd_cli_check_outputs(cmd, outs, 2, ins, 2 + a.n_mix)) return KD_EXIT_ERROR;
     double tok_sec = 0;
     if (kd) {
         if (kd_lm_load(a.tpath, &teacher, &err)) return kd_cli_fail(cmd, &err);
@@ -481,7 +483,7 @@ static int cmd_generate(int argc, char **argv, int unused, int n_file) {
     }
     if (!mpath) return kd_cli_usage_error(cmd, "-m MODEL is required");
     kd_cli_threads(threads);
-    if (kd_cli_check_outputs(cmd, &out, 1)) return KD_EXIT_ERROR;
+    if (kd_cli_check_outputs(cmd, &out, 1, &mpath, 1)) return KD_EXIT_ERROR;
     kd_lm *m = NULL;
     kd_lm_infer *inf = NULL;
     int rc = KD_EXIT_OK;

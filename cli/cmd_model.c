@@ -62,7 +62,7 @@ int kd_cmd_eval(int argc, char **argv) {
     kd_cli_threads(threads);
     kd_model *m = NULL;
     kd_dataset ds = {0};
-    if (kd_cli_check_outputs(C, &save_logits, 1) || open_model_and_data(C, argv[optind], data, split, &m, &ds))
+    if (kd_cli_check_outputs(C, &save_logits, 1, (const char *const *)&argv[optind], 1) || open_model_and_data(C, argv[optind], data, split, &m, &ds))
         return KD_EXIT_ERROR;
     kd_error err;
     kd_eval_result r;

@@ -517,6 +517,26 @@ static int check_all(const pipeline *pl) {
     return 0;
 }
 
+/* Every file the run will write (each stage's output and record, the report), checked before the
+ * first stage runs, as each command checks its own (kd_cli_check_outputs); the teacher-file is an
+ * input and must not be one of them. */
+static int check_outputs(const pipeline *pl) {
+    char rec[7][sizeof pl->p.kdm + 8], rep[3][sizeof pl->p.kdm];
+    const char *outs[7 * 2 + 3], *ins[] = {pl->teacher_file};
+    int n = 0;
+    for (int i = 0; i < pl->n; i++) {
+        record_path(&pl->st[i], rec[i], sizeof rec[i]);
+        outs[n++] = pl->st[i].output;
+        outs[n++] = rec[i];
+    }
+    const char *names[] = {"report.md", "report.tsv", "accuracy_size.png"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(rep[i], sizeof rep[i], "%s/%s", pl->out, names[i]);
+        outs[n++] = rep[i];
+    }
+    return kd_cli_check_outputs("pipeline", outs, n, ins, 1);
+}
+
 int kd_cmd_pipeline(int argc, char **argv) {
     static const struct option opts[] = {{"out", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *C = "pipeline", *out_opt = NULL;
@@ -541,6 +561,7 @@ int kd_cmd_pipeline(int argc, char **argv) {
         fprintf(stderr, "distill pipeline: error: cannot create %s\n", pl.out);
         rc = KD_EXIT_ERROR;
     }
+    if (!rc) rc = check_outputs(&pl);
     if (!rc && pl.teacher_file) printf("== pipeline: teacher: %s exists, skipped (teacher-file)\n", pl.teacher_file);
     for (int i = 0; !rc && i < pl.n; i++)
         if ((rc = stage_run(&pl.st[i])) && rc != KD_EXIT_INTERRUPTED)

@@ -76,7 +76,7 @@ int kd_cmd_prune(int argc, char **argv) {
     kd_prune_report rep = {0};
     kd_prune_mask mask = {0};
     int rc = 0;
-    if (kd_cli_check_outputs(C, &out, 1) || kd_cli_load_model(C, in, &m)) return KD_EXIT_ERROR;
+    if (kd_cli_check_outputs(C, &out, 1, &in, 1) || kd_cli_load_model(C, in, &m)) return KD_EXIT_ERROR;
     if (fold) {
         int n = 0;
         kd_model *f = NULL;

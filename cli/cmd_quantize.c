@@ -82,7 +82,7 @@ int kd_cmd_quantize(int argc, char **argv) {
     const char *mpath = argv[optind];
     kd_model *m = NULL;
     kd_dataset train = {0}, test = {0};
-    if (kd_cli_check_outputs(C, &outp, 1) || kd_cli_load_model(C, mpath, &m)) return KD_EXIT_ERROR;
+    if (kd_cli_check_outputs(C, &outp, 1, &mpath, 1) || kd_cli_load_model(C, mpath, &m)) return KD_EXIT_ERROR;
     if (kd_cli_load_data(C, data, "train", &train)) {
         kd_model_free(m);
         return KD_EXIT_ERROR;

@@ -339,7 +339,9 @@ static int check_outputs(const train_opts *o) {
             }
         paths[n++] = qat;
         paths[n++] = o->cfg.log_path;
-        rc = kd_cli_check_outputs(o->C, paths, n);
+        const char *ins[3 + KD_MAX_TEACHERS] = {o->model_arg, o->logits_path};
+        memcpy(ins + 2, o->teacher_paths, (size_t)o->n_teacher_paths * sizeof *ins);
+        rc = kd_cli_check_outputs(o->C, paths, n, ins, 2 + o->n_teacher_paths);
     }
     free(buf);
     free(qat);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "distill/fileio.h"
@@ -93,10 +94,30 @@ int kd_cli_fail(const char *cmd, const kd_error *err) {
     return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
 }
 
-int kd_cli_check_outputs(const char *cmd, const char *const *paths, int n) {
+/* Two paths name the same file: the same inode when both exist, else the same string. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
+int kd_cli_check_outputs(const char *cmd, const char *const *outs, int n_out, const char *const *ins, int n_in) {
     kd_error err;
-    for (int i = 0; i < n; i++)
-        if (paths[i] && kd_check_output_path(paths[i], &err)) return kd_cli_fail(cmd, &err);
+    for (int i = 0; i < n_out; i++) {
+        if (!outs[i]) continue;
+        if (kd_check_output_path(outs[i], &err)) return kd_cli_fail(cmd, &err);
+        for (int j = 0; j < i; j++)
+            if (outs[j] && same_file(outs[i], outs[j])) {
+                fprintf(stderr, "distill %s: error: %s is named for two outputs; give each its own file\n", cmd, outs[i]);
+                return KD_EXIT_ERROR;
+            }
+        for (int j = 0; j < n_in; j++)
+            if (ins[j] && same_file(outs[i], ins[j])) {
+                fprintf(stderr, "distill %s: error: %s is both an input and an output of this command; writing it "
+                                "would replace the input (name another output file)\n", cmd, outs[i]);
+                return KD_EXIT_ERROR;
+            }
+    }
     return 0;
 }
 

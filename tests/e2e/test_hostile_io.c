@@ -3,7 +3,8 @@
  * reader blocked on a FIFO is detected); a FIFO, a directory and a Unix socket as each output are
  * refused before any work (the inputs given do not even exist) and left as they were; a symbolic
  * link (as /dev/stdout is) is not replaced; a log on a full disk fails the run; export --fp32 names
- * a missing file; bench says why a .kdm cannot be read; a long path keeps the error's reason.
+ * a missing file; bench says why a .kdm cannot be read; a long path keeps the error's reason; an
+ * output naming one of the command's inputs, or another output, is refused.
  * FIFOs as IDX data and as run/pipeline YAML files are tested with their readers (data, YAML). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -200,6 +201,48 @@ static void test_outputs(void) {
               "output in a missing directory: exit %d:\n%s", rc, out);
 }
 
+/* Whole-file contents, to see that a refused run left a file as it was. */
+static char *slurp(const char *path, long *len) {
+    FILE *f = fopen(path, "rb");
+    char *b = NULL;
+    *len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (*len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)*len + 1)) && fread(b, 1, (size_t)*len, f) != (size_t)*len) {
+        free(b);
+        b = NULL;
+    }
+    if (f) fclose(f);
+    return b;
+}
+
+/* An output that names one of the command's own inputs (the model, the teacher; also spelt
+ * differently) or another output is refused before any work, and the input is left as it was:
+ * `eval M --save-logits M` replaced the model by its logits, `kd --teacher T -o T` the teacher. */
+static void test_output_is_input(void) {
+    static const struct {
+        const char *args, *why;
+    } cases[] = {
+        {"eval hio/m.safetensors --data hio/img,hio/lbl --save-logits hio/m.safetensors", "both an input and an output"},
+        {"kd --teacher hio/m.safetensors --model mlp-s " DATA " -o hio/m.safetensors", "both an input and an output"},
+        {"quantize hio/m.safetensors --data hio/img,hio/lbl -o hio/../hio/m.safetensors", "both an input and an output"},
+        {"prune hio/m.safetensors --sparsity 0.5 -o ./hio/m.safetensors", "both an input and an output"},
+        {"train --model mlp-s " DATA " -o hio/o6.safetensors --log hio/o6.safetensors", "named for two outputs"},
+    };
+    long len0, len1;
+    char *before = slurp("hio/m.safetensors", &len0);
+    CHECK(before != NULL);
+    for (size_t i = 0; before && i < sizeof cases / sizeof *cases; i++) {
+        int rc = run_limited(cases[i].args, NULL, -1, NULL);
+        CHECK_MSG(rc == 1 && strstr(out, cases[i].why), "`distill %s`: exit %d:\n%s", cases[i].args, rc, out);
+        char *after = slurp("hio/m.safetensors", &len1);
+        CHECK_MSG(after && len1 == len0 && memcmp(before, after, (size_t)len0) == 0,
+                  "`distill %s` changed hio/m.safetensors", cases[i].args);
+        free(after);
+    }
+    CHECK_MSG(file_kind("hio/o6.safetensors") == 0, "train with -o and --log the same file wrote it");
+    free(before);
+}
+
 /* --log on a full disk (a 64 KB tmpfs, filled): the run fails naming the log (it exited 0 with an
  * empty log). Needs the right to mount (root); skipped otherwise. */
 static void test_log_full_disk(void) {
@@ -251,6 +294,7 @@ int main(void) {
 
     test_fifo_inputs();
     test_outputs();
+    test_output_is_input();
     test_log_full_disk();
     test_bench_unreadable();
 
