@@ -166,7 +166,9 @@ int kd_cmd_export(int argc, char **argv) {
 
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (kd_kdm_write(q, &bytes, &len, &err)) {
+    if (kd_kdm_write(q, &bytes, &len, &err)) { /* the model is checked here: name the file it came from */
+        kd_error why = err;
+        kd_error_set(&err, why.status, "%s: cannot export: %s", mpath, why.msg);
         rc = kd_cli_fail(C, &err);
         goto done;
     }
