@@ -105,7 +105,9 @@ void kd_lm_text_free(kd_lm_text *t) {
 
 kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *bytes, size_t n, int batch, int seq, kd_lm_eval *res, kd_error *err) {
     memset(res, 0, sizeof *res);
-    if (seq <= 0 || seq > m->cfg.ctx) seq = m->cfg.ctx;
+    if (seq > m->cfg.ctx) /* refused, as training refuses it, rather than quietly evaluated at ctx */
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "sequence %d is longer than the model's context %d", seq, m->cfg.ctx);
+    if (seq <= 0) seq = m->cfg.ctx;
     if (batch < 1) batch = 1;
     if (n < 2) return kd_error_set(err, KD_STATUS_BAD_ARG, "no held-out text to evaluate (%zu bytes)", n);
     kd_status s = kd_lm_prepare(m, batch, seq, m->grads != NULL, err);

@@ -120,6 +120,9 @@ static void test_train_resume(const char *text_path) {
     kd_lm *a = tiny(2, 1);
     kd_lm_eval before;
     CHECK(kd_lm_evaluate(a, text.data + text.n_train, text.n - text.n_train, 4, 32, &before, &err) == KD_STATUS_OK);
+    kd_lm_eval longer; /* a sequence past the context is refused (it was quietly evaluated at 32) */
+    CHECK(kd_lm_evaluate(a, text.data + text.n_train, text.n - text.n_train, 4, 64, &longer, &err) == KD_STATUS_BAD_ARG &&
+          strstr(err.msg, "longer than the model's context 32"));
     CHECK_NEAR(before.bpb, 8.0, 0.2); /* an untrained byte model: ~uniform over 256 */
     train_cfg(&tc, 40);
     tc.ckpt_path = ck;
