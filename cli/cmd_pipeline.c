@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -555,13 +556,15 @@ int kd_cmd_pipeline(int argc, char **argv) {
     if (!y) return exists(file) ? KD_EXIT_USAGE : KD_EXIT_ERROR;
     pipeline pl;
     memset(&pl, 0, sizeof pl);
-    int rc = plan(y, out_opt, &pl);
-    if (!rc) rc = check_all(&pl);
-    if (!rc && mkdir(pl.out, 0777) && !exists(pl.out)) {
-        fprintf(stderr, "distill pipeline: error: cannot create %s\n", pl.out);
+    int rc = plan(y, out_opt, &pl), made = 0;
+    /* the folder first: each stage's --check checks its outputs, which go into it */
+    if (!rc && !(made = mkdir(pl.out, 0777) == 0) && !exists(pl.out)) {
+        fprintf(stderr, "distill pipeline: error: cannot create %s (%s)\n", pl.out, strerror(errno));
         rc = KD_EXIT_ERROR;
     }
+    if (!rc) rc = check_all(&pl);
     if (!rc) rc = check_outputs(&pl);
+    if (rc && made) rmdir(pl.out); /* nothing was run: leave no empty folder behind */
     if (!rc && pl.teacher_file) printf("== pipeline: teacher: %s exists, skipped (teacher-file)\n", pl.teacher_file);
     for (int i = 0; !rc && i < pl.n; i++)
         if ((rc = stage_run(&pl.st[i])) && rc != KD_EXIT_INTERRUPTED)
