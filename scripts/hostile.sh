@@ -14,7 +14,8 @@
 #   deep nesting); another type's valid file (wrong kind); a directory; a FIFO; /dev/null.
 # And every output option is pointed at a FIFO, a directory, /dev/full (root only; afterwards
 # /dev/full must still be a character device, it is restored if not), a full disk (a small
-# tmpfs, root only; else "skipped") and a read-only directory, each holding a good file first.
+# tmpfs, root only; else "skipped") and a read-only directory, each holding a good file first;
+# and an output path naming the command's own input (eval --save-logits, kd, quantize, lm generate).
 #
 # The oracle, per run (timeout 20 s, then KILL):
 #   crash      signal, exit >= 128, or a sanitizer / glibc heap report on stderr
@@ -140,6 +141,9 @@ has_report() { grep -a -E -q 'Sanitizer|runtime error:|double free|corrupted|sta
 # Guards of one case: paths that must hold the same bytes after a failed run (lost-file check).
 GUARDS=()
 guard() { GUARDS+=("$1"); cp -a "$1" "$W/out/guard.$(( ${#GUARDS[@]} - 1 ))" 2>/dev/null || true; }
+# guard_input: the same for a file the command reads, which must survive even a run that succeeds
+declare -a GUARD_ALWAYS
+guard_input() { guard "$1"; GUARD_ALWAYS[$(( ${#GUARDS[@]} - 1 ))]=1; }
 guard_kind() { if [ -p "$1" ]; then echo fifo; elif [ -d "$1" ]; then echo dir; elif [ -c "$1" ]; then echo chr; elif [ -f "$1" ]; then echo file; else echo none; fi; }
 declare -a GUARD_KIND
 guard_node() { GUARDS+=("$1"); GUARD_KIND[$(( ${#GUARDS[@]} - 1 ))]=$(guard_kind "$1"); }
@@ -178,10 +182,10 @@ run_case() {
         g=${GUARDS[$i]}
         if [ -n "${GUARD_KIND[$i]:-}" ]; then
             [ "$(guard_kind "$g")" = "${GUARD_KIND[$i]}" ] || cat=lost-file
-        elif [ $rc != 0 ] && ! cmp -s "$g" "$W/out/guard.$i"; then cat=lost-file
+        elif { [ $rc != 0 ] || [ -n "${GUARD_ALWAYS[$i]:-}" ]; } && ! cmp -s "$g" "$W/out/guard.$i"; then cat=lost-file
         fi
     done
-    GUARDS=(); GUARD_KIND=()
+    GUARDS=(); GUARD_KIND=(); GUARD_ALWAYS=()
     # litter: a temporary file left beside an output after the run
     if [ "$cat" = rejected ] && [ -n "$(find "$R" "$MNT_FULL" "$MNT_RO" -name '*.tmp.*' 2>/dev/null | head -1)" ]; then cat=litter; fi
     restore_dev_full
@@ -196,7 +200,7 @@ run_case() {
 
 # ------------------------------------------------------------------ valid files
 say() { printf '%s\n' "$*" >&2; }
-die() { say "hostile: $*"; exit 2; }
+die() { exec 2>&3; tail -5 "$W/out/setup.log" >&2; say "hostile: $*"; exit 2; }
 say "hostile: building valid inputs in $V"
 mkidx() { # SRC.gz N HDR OUT: the first N records of an IDX file, count patched
     local rec; if [ "$3" = 16 ]; then rec=784; else rec=1; fi
@@ -211,6 +215,7 @@ cp "$V/data/t10k-images-idx3-ubyte" "$V/img.idx"; cp "$V/data/t10k-labels-idx1-u
 gzip -n -c "$V/img.idx" > "$V/img.idx.gz"; gzip -n -c "$V/lbl.idx" > "$V/lbl.idx.gz"
 DATA="$V/data"
 TR="-q -j 1 -d $DATA --val 0 -e 1"
+exec 3>&2 2> "$W/out/setup.log" # the setup's banners; `die` shows the log
 (cd "$V" && $D train $TR -m mlp-s -o mlp.safetensors > /dev/null) || die "train mlp-s failed"
 (cd "$V" && $D train $TR -m cnn-s -e 2 -o cnn.safetensors > /dev/null) || die "train cnn-s failed"
 mv "$V/mlp.safetensors.ckpt" "$V/state.ckpt"; rm -f "$V/cnn.safetensors.ckpt"
@@ -222,6 +227,7 @@ LMO="-q -j 1 --ctx 32 --dim 32 --heads 2 --layers 1 -b 4 --steps 6 --warmup 1 --
 (cd "$V" && $D lm train $LMO -o lm.safetensors > /dev/null) || die "lm train failed"
 (cd "$V" && $D lm train $LMO --tokenizer bpe --vocab 280 -o bpe.safetensors > /dev/null) || die "lm train bpe failed"
 mv "$V/lm.safetensors.ckpt" "$V/lmstate.ckpt"; rm -f "$V/bpe.safetensors.ckpt"
+exec 2>&3 3>&-
 cp "$ROOT/examples/models/cnn-s.yaml" "$V/model.yaml"
 cat > "$V/run.yaml" <<EOF
 model: mlp-s
@@ -492,6 +498,15 @@ for spec in "${OUTPUTS[@]}"; do
         run_case "$t" input-broken fail "$R/empty.safetensors" - -- $D $(echo "${c//OUT/$R/keep-$base}" | sed -E "s#$V/(mlp|cnn|q8.int8)\.safetensors#$R/empty.safetensors#") ;;
     esac
 done
+# an output naming the command's own input: the input must survive (the command refuses)
+reset_run; cp "$V/mlp.safetensors" "$R/m.safetensors"; guard_input "$R/m.safetensors"
+run_case out-is-input eval-logits fail m.safetensors - -- $D eval m.safetensors -d "$DATA" -j 1 --save-logits m.safetensors
+reset_run; cp "$V/mlp.safetensors" "$R/t.safetensors"; guard_input "$R/t.safetensors"
+run_case out-is-input kd-teacher fail t.safetensors - -- $D kd $TR --limit 200 --teacher t.safetensors -s mlp-s -o t.safetensors
+reset_run; cp "$V/cnn.safetensors" "$R/c.safetensors"; guard_input "$R/c.safetensors"
+run_case out-is-input quantize fail c.safetensors - -- $D quantize c.safetensors -d "$DATA" -n 50 -j 1 -o c.safetensors
+reset_run; cp "$V/lm.safetensors" "$R/lm.safetensors"; guard_input "$R/lm.safetensors"
+run_case out-is-input lm-generate fail lm.safetensors - -- $D lm generate -m lm.safetensors -q --tokens 20 --out lm.safetensors
 # the pipeline's --out: a file, a FIFO, a full disk
 reset_run; : > "$R/afile"; guard "$R/afile"
 run_case out-pipeline file fail "$R/afile" - -- $D pipeline "$V/pipe.yaml" --out "$R/afile"
