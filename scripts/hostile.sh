@@ -158,7 +158,7 @@ LAST=""
 run_case() {
     local type=$1 cas=$2 expect=$3 name=$4 ref=$5; shift 6
     local rc cat
-    (cd "$R" && exec timeout -k 5 20 "$@" > "$W/out/stdout" 2> "$W/out/stderr" < /dev/null)
+    { (cd "$R" && exec timeout -k 5 20 "$@" > "$W/out/stdout" 2> "$W/out/stderr" < /dev/null); } 2> /dev/null # no "Aborted" note
     rc=$?
     norm < "$W/out/stdout" > "$W/out/stdout.n"
     if [ $rc = 124 ] || [ $rc = 137 ]; then cat=hang

@@ -11,20 +11,14 @@
 #include "distill/export.h"
 #include "distill/int8.h"
 #include "distill/quantize.h"
-#include "kdrt_model.h"
 #include "fuzz_file.h"
+#include "fuzz_kdm_crc.h"
 
 static int kdm_read_one(const uint8_t *data, size_t size, int fix_crc) {
     uint8_t *bytes = malloc(size ? size : 1); /* an exact-size copy lets ASan catch over-reads */
     if (!bytes) return 0;
     memcpy(bytes, data, size);
-    if (fix_crc && size >= 16) { /* bytes 8-11: CRC-32 of bytes 12 .. file_size (bytes 12-15) */
-        uint32_t fsz = (uint32_t)bytes[12] | (uint32_t)bytes[13] << 8 | (uint32_t)bytes[14] << 16 |
-                       (uint32_t)bytes[15] << 24;
-        size_t end = fsz >= 12 && fsz <= size ? fsz : size;
-        uint32_t crc = kdrt_crc32(0, bytes + 12, end - 12);
-        for (int i = 0; i < 4; i++) bytes[8 + i] = (uint8_t)(crc >> (8 * i));
-    }
+    if (fix_crc) fuzz_kdm_fix_crc(bytes, size);
     kd_int8_model *q = NULL, *again = NULL;
     kd_error err;
     int ok = kd_kdm_read(bytes, size, &q, &err) == KD_STATUS_OK;
