@@ -174,7 +174,7 @@ run_case() {
         fi
     else
         if [ "$expect" = ok ]; then cat=valid-failed # the harness or the product is broken
-        elif [ -n "$name" ] && ! grep -a -q -F -- "$(basename "$name")" "$W/out/stderr"; then cat=no-name
+        elif [ -n "$name" ] && ! grep -a -q -F -- "${name##*/}" "$W/out/stderr"; then cat=no-name
         else cat=rejected; fi
     fi
     # lost-file: guarded paths must be untouched after a failure (and nodes keep their kind always)
@@ -285,9 +285,9 @@ done
 
 # ------------------------------------------------------------------ input mutations
 # mutate_run SPEC CASE EXPECT: the mutated file is already in $R/$slot.
-mutate_run() {
-    local t slot; t=$(field "$1" 1); slot=$(field "$1" 3)
-    run_case "$t" "$2" "$3" "$slot" "${REF[$t]}" -- $D $(cmd_of "$1" "$slot")
+mutate_run() { # (no subshells: it runs a thousand times)
+    local a c; IFS='|' read -r -a a <<< "$1"; c=${a[4]}
+    run_case "${a[0]}" "$2" "$3" "${a[2]}" "${REF[${a[0]}]}" -- $D ${c//IN/${a[2]}}
 }
 payload_of() { # SPEC FILE -> offset where semantically free data starts (size = none)
     case $(field "$1" 4) in
