@@ -85,7 +85,9 @@ restore_dev_full() {
 }
 
 # ------------------------------------------------------------------ byte helpers
-rnd() { echo $(( ((RANDOM << 15) | RANDOM) % $1 )); }
+# rnd N: RND := a number in [0, N) from $RANDOM, seeded once. Never in $(...): bash reseeds
+# RANDOM in every subshell, and the parent's sequence would not advance.
+rnd() { RND=$(( ((RANDOM << 15) | RANDOM) % $1 )); }
 fsize() { stat -c %s "$1"; }
 byte_at() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
 # put_le FILE POS NBYTES VALUE [REPEAT]: VALUE little-endian at POS (REPEAT times); put_be big-endian.
@@ -385,7 +387,7 @@ for spec in "${INPUTS[@]}"; do
     done
     # flips
     for ((i = 0; i < nflip; i++)); do
-        pos=$(rnd "$size"); x=$(( 1 + $(rnd 255) ))
+        rnd "$size"; pos=$RND; rnd 255; x=$((1 + RND))
         reset_run; cp "$src" "$R/$slot"
         old=$(byte_at "$R/$slot" "$pos"); new=$(( old ^ x )); put_byte "$R/$slot" "$pos" "$new"
         exp=fail
@@ -522,15 +524,15 @@ printf '\nhostile: %s, seed %s, %s s%s\n' "$(basename "$BUILD")/distill" "$SEED"
 [ $FULL_OK = 1 ] || echo "hostile: full disk: skipped (needs root and a tmpfs mount)"
 [ $IS_ROOT = 1 ] || echo "hostile: /dev/full: skipped (not root)"
 [ -n "$DEV_FULL_NOTE" ] && echo "hostile: $DEV_FULL_NOTE"
-printf '%-15s' type; for c in "${CATS[@]}"; do printf '%12s' "$c"; done; printf '%8s\n' total
+printf '%-15s' type; for c in "${CATS[@]}"; do printf '%13s' "$c"; done; printf '%8s\n' total
 declare -A TOT
 all=0
 for t in "${TYPES[@]}"; do
     printf '%-15s' "$t"; s=0
-    for c in "${CATS[@]}"; do v=${CNT["$t|$c"]:-0}; printf '%12s' "$v"; s=$((s + v)); TOT[$c]=$(( ${TOT[$c]:-0} + v )); done
+    for c in "${CATS[@]}"; do v=${CNT["$t|$c"]:-0}; printf '%13s' "$v"; s=$((s + v)); TOT[$c]=$(( ${TOT[$c]:-0} + v )); done
     printf '%8s\n' "$s"; all=$((all + s))
 done
-printf '%-15s' total; for c in "${CATS[@]}"; do printf '%12s' "${TOT[$c]:-0}"; done; printf '%8s\n' "$all"
+printf '%-15s' total; for c in "${CATS[@]}"; do printf '%13s' "${TOT[$c]:-0}"; done; printf '%8s\n' "$all"
 bad=0; for c in $FATAL; do bad=$((bad + ${TOT[$c]:-0})); done
 if [ $bad -gt 0 ]; then
     echo "hostile: $bad runs crashed, hung, exited 0 on a failure or lost a good file: see $FAIL"
