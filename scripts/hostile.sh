@@ -23,8 +23,10 @@
 #   hang       the timeout fired
 #   exit0-fail exit 0 where a failure is expected (below), or exit 0 with NaN/inf in the output
 #   lost-file  a good file that was at an output path (or /dev/full, a FIFO, a directory) is
-#              changed or gone after a run that failed, or replaced after one that was refused
+#              changed or gone after a run that failed, or an input is changed by any run
+#   valid-failed  the unmutated file's run failed (the campaign or the build is broken)
 #   no-name    refused (good) but stderr does not name the file the case is about
+#   litter     refused (good) but a temporary file was left beside the output
 #   rejected   refused with the file named (good)
 #   same       exit 0 and the same normalised output as the unmutated file (harmless mutation)
 #   valid      exit 0 on a mutation that is semantically valid and a finite result (good)
@@ -39,7 +41,8 @@
 #
 # Prints a table of counts per type and category, writes every failure (category, type, case and
 # the command line, run in WORKDIR/run) to WORKDIR/failures.txt and exits 1 if any crash, hang,
-# exit0-fail or lost-file remains.
+# exit0-fail, lost-file or valid-failed remains. Needs bash, coreutils, gzip and (for the mounts)
+# util-linux.
 set -u
 QUICK=0
 if [ "${1:-}" = "--quick" ]; then QUICK=1; shift; fi
@@ -51,9 +54,14 @@ SEED=${HOSTILE_SEED:-12}
 FM=${KD_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 [ -x "$BUILD/distill" ] || { echo "hostile: no $BUILD/distill" >&2; exit 2; }
 [ -f "$FM/train-images-idx3-ubyte.gz" ] || { echo "hostile: no Fashion-MNIST in $FM" >&2; exit 2; }
+if [ -n "$(ls -A "$W" 2>/dev/null)" ] && [ ! -e "$W/.hostile" ]; then
+    echo "hostile: $W is not empty and not a campaign's WORKDIR; not deleting it" >&2; exit 2
+fi
+for m in "$W/mnt-full" "$W/mnt-ro"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done # a killed run's
 rm -rf "$W"
 mkdir -p "$W/bin" "$W/v" "$W/run" "$W/out"
 W=$(cd "$W" && pwd)
+: > "$W/.hostile"
 cp "$BUILD/distill" "$W/bin/distill" # a copy: rebuilding meanwhile cannot mix two versions
 D="$W/bin/distill"
 V="$W/v"     # the valid files
