@@ -31,7 +31,7 @@
 #   same       exit 0 and the same normalised output as the unmutated file (harmless mutation)
 #   valid      exit 0 on a mutation that is semantically valid and a finite result (good)
 #   review     exit 0 with a different result after a printable text change that may be valid
-#              (a YAML or JSON digit or letter): listed for a human, not a failure
+#              (a YAML or JSON digit, letter or white space): listed for a human, not a failure
 # Which mutations are semantically valid: containers without a checksum carry raw numbers after
 # their header (safetensors after 8 + header length, .npy after its header, raw IDX pixels after
 # 16 bytes, LM text everywhere): a flip there is a different but valid model/data set, so exit 0
@@ -401,7 +401,7 @@ for spec in "${INPUTS[@]}"; do
         exp=fail
         if [ "$pos" -ge "$p" ]; then exp=valid; [ $mode = idxlbl ] && [ $new -gt 9 ] && exp=fail; fi
         if [ $mode = yaml ] || [ $mode = st ] && [ "$pos" -lt "$p" ]; then
-            [ $new -ge 32 ] && [ $new -lt 127 ] && exp=text
+            { [ $new -ge 32 ] && [ $new -lt 127 ]; } || [ $new = 9 ] || [ $new = 10 ] || [ $new = 13 ] && exp=text
         fi
         mutate_run "$spec" "flip@$pos:$old->$new" $exp
     done
