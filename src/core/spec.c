@@ -59,6 +59,7 @@ kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, kd_
         return kd_error_set(err, KD_STATUS_BAD_ARG, "unknown %s '%s' (known: %s)", t->what, buf, known);
     }
     t->defaults(out, k);
+    unsigned long long seen = 0; /* keys already set (the first 64 of the table): "T=4,T=5" is a typo, not a choice */
     for (char *save = NULL, *kv = args ? strtok_r(args, ",", &save) : NULL; kv; kv = strtok_r(NULL, ",", &save)) {
         char *v = strchr(kv, '=');
         if (!v) return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s: '%s' is not key=value", t->what, buf, kv);
@@ -66,6 +67,10 @@ kd_status kd_spec_parse(const kd_spec_table *t, const char *spec, void *out, kd_
         const kd_spec_key *key = find_key(t, k, kv);
         if (!key)
             return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s has no setting '%s' (%s)", t->what, buf, kv, t->help);
+        size_t ki = (size_t)(key - t->keys);
+        unsigned long long bit = ki < 64 ? 1ull << ki : 0;
+        if (seen & bit) return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s: '%s' is given twice", t->what, buf, kv);
+        seen |= bit;
         if (!set_value(key, v, out))
             return kd_error_set(err, KD_STATUS_BAD_ARG, "%s %s: bad value %s=%s", t->what, buf, kv, v);
     }

@@ -9,6 +9,7 @@
 
 #include "kdrt_model.h"
 #include "fuzz_file.h"
+#include "fuzz_kdm_crc.h"
 
 /* Load, prepare and run one image (returns whether it loaded); `fix_crc` first rewrites the header's checksum (bytes 8-11, the
  * CRC-32 of bytes 12..file end) so that mutations get past it to the structural checks. */
@@ -17,13 +18,7 @@ static int kdm_run_one(const uint8_t *data, size_t size, int fix_crc) {
     uint8_t *bytes = malloc(size ? size : 1);
     if (!bytes) return 0;
     memcpy(bytes, data, size);
-    if (fix_crc && size >= 16) {
-        uint32_t fsz = (uint32_t)bytes[12] | (uint32_t)bytes[13] << 8 | (uint32_t)bytes[14] << 16 |
-                       (uint32_t)bytes[15] << 24;
-        size_t end = fsz >= 12 && fsz <= size ? fsz : size;
-        uint32_t crc = kdrt_crc32(0, bytes + 12, end - 12);
-        for (int i = 0; i < 4; i++) bytes[8 + i] = (uint8_t)(crc >> (8 * i));
-    }
+    if (fix_crc) fuzz_kdm_fix_crc(bytes, size);
     kdrt_model m;
     int ok = kdrt_model_load(&m, bytes, size) == KDRT_STATUS_OK;
     if (ok) {

@@ -11,11 +11,16 @@
 #include "../fuzz/fuzz_idx.c"
 #include "../fuzz/fuzz_int8.c"
 #include "../fuzz/fuzz_kdm.c"
+#include "../fuzz/fuzz_kdm_read.c"
 #include "../fuzz/fuzz_lm_ckpt.c"
+#include "../fuzz/fuzz_lm_text.c"
 #include "../fuzz/fuzz_model_yaml.c"
 #include "../fuzz/fuzz_npy.c"
+#include "../fuzz/fuzz_pipeline_yaml.c"
 #include "../fuzz/fuzz_run_yaml.c"
 #include "../fuzz/fuzz_safetensors.c"
+#include "../fuzz/fuzz_spec.c"
+#include "../fuzz/fuzz_train_state.c"
 #include "test.h"
 
 static const struct {
@@ -28,7 +33,12 @@ static const struct {
                {"npy", ".npy", fuzz_npy},
                {"idx", ".idx", fuzz_idx},
                {"model_yaml", ".yaml", fuzz_model_yaml},
-               {"run_yaml", ".yaml", fuzz_run_yaml}};
+               {"run_yaml", ".yaml", fuzz_run_yaml},
+               {"pipeline_yaml", ".yaml", fuzz_pipeline_yaml},
+               {"train_state", ".ckpt", fuzz_train_state},
+               {"kdm_read", ".kdm", fuzz_kdm_read},
+               {"lm_text", ".txt", fuzz_lm_text},
+               {"spec", ".spec", fuzz_spec}};
 
 static void replay(int t) {
     char dir[512];
