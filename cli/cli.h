@@ -32,6 +32,9 @@ extern const struct option *const kd_cli_train_options, *const kd_cli_prune_opti
 
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);
+/* kd_cli_fail for an error about value, an option's argument: the run file and line it came from
+ * (kd_cli_config_where), if it came from one, are named in front. */
+int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err);
 int kd_cli_usage_error(const char *cmd, const char *fmt, ...);
 /* The n_out files a command will write (NULL entries skipped), checked before it starts its work
  * (kd_check_output_path: a device, FIFO, socket, directory or symbolic link is refused, as is a

@@ -398,7 +398,7 @@ static int load_inputs(const train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
     if (!strstr(o->model_arg, ".safetensors")) {
-        if (kd_model_create(&s->m, o->model_arg, (uint64_t)o->seed, &err)) return kd_cli_fail(C, &err);
+        if (kd_model_create(&s->m, o->model_arg, (uint64_t)o->seed, &err)) return kd_cli_fail_about(C, o->model_arg, &err);
     } else if (kd_cli_load_model(C, o->model_arg, &s->m)) {
         return KD_EXIT_ERROR;
     }

@@ -89,10 +89,12 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
     return 0;
 }
 
-int kd_cli_fail(const char *cmd, const kd_error *err) {
-    fprintf(stderr, "distill %s: error: %s\n", cmd, err->msg);
+int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err) {
+    fprintf(stderr, "distill %s: error: %s%s\n", cmd, kd_cli_config_where(value), err->msg);
     return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
 }
+
+int kd_cli_fail(const char *cmd, const kd_error *err) { return kd_cli_fail_about(cmd, NULL, err); }
 
 /* Two paths name the same file: the same inode when both exist, else the same string. */
 static int same_file(const char *a, const char *b) {
@@ -157,12 +159,12 @@ int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, dou
 int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_dataset *ds) {
     kd_error err;
     kd_dataset train = {0};
-    if (kd_dataset_load(ds, spec, split, &err)) return kd_cli_fail(cmd, &err);
+    if (kd_dataset_load(ds, spec, split, &err)) return kd_cli_fail_about(cmd, spec, &err);
     if (strcmp(split, "train") != 0) {
         /* Normalise with the training set's statistics, as the model was trained. */
         if (kd_dataset_load(&train, spec, "train", &err)) {
             kd_dataset_free(ds);
-            return kd_cli_fail(cmd, &err);
+            return kd_cli_fail_about(cmd, spec, &err);
         }
         ds->mean = train.mean;
         ds->std = train.std;
@@ -179,7 +181,7 @@ int kd_cli_load_model(const char *cmd, const char *what, kd_model **m) {
     kd_status st = (n > ne && strcmp(what + n - ne, ext) == 0) || (n > 5 && strcmp(what + n - 5, ".ckpt") == 0)
                        ? kd_checkpoint_load(what, m, &err)
                        : kd_model_create(m, what, 1, &err);
-    return st ? kd_cli_fail(cmd, &err) : 0;
+    return st ? kd_cli_fail_about(cmd, what, &err) : 0;
 }
 
 void kd_cli_bytes(char *buf, size_t n, double b) {

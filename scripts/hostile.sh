@@ -487,6 +487,9 @@ for spec in "${OUTPUTS[@]}"; do
     fi
     if [ $FULL_OK = 1 ]; then
         rm -rf "${MNT_FULL:?}"/*; cp "$good" "$MNT_FULL/$base"; fill_disk
+        # the log is appended to: the slack of its last page would still take a line, a write
+        # that rightly succeeds, so that slack is filled too (with spaces)
+        [ $t = out-log ] && { tr '\0' ' ' </dev/zero | dd of="$MNT_FULL/$base" bs=1 oflag=append conv=notrunc status=none 2>/dev/null; true; }
         reset_run; guard "$MNT_FULL/$base"; out_run "$spec" full-disk "$MNT_FULL/$base" fail
         if [ $QUICK = 0 ]; then rm -rf "${MNT_FULL:?}"/*; fill_disk
             reset_run; out_run "$spec" full-disk-new "$MNT_FULL/$base" fail; fi

@@ -42,8 +42,8 @@ static void test_nonfinite_model(void) {
     save_scaled_model("num_bad.safetensors", 3e38f);
     save_scaled_model("num_ok.safetensors", 0.01f);
     static const cli_case cases[] = {
-        {NULL, NULL, "predict num_bad.safetensors -n 50", 1, "model mlp-s outputs NaN or inf logits for 50 of 50 images"},
-        {NULL, NULL, "eval num_bad.safetensors", 1, "model mlp-s outputs NaN or inf logits for"},
+        {NULL, NULL, "predict num_bad.safetensors -n 50", 1, "num_bad.safetensors: model mlp-s outputs NaN or inf logits for 50 of 50 images"},
+        {NULL, NULL, "eval num_bad.safetensors", 1, "num_bad.safetensors: model mlp-s outputs NaN or inf logits for"},
         {NULL, NULL, "eval num_ok.safetensors", 0, "accuracy"},
     };
     EXPECT_CASES(cases);
