@@ -35,6 +35,9 @@ int kd_cli_fail(const char *cmd, const kd_error *err);
 /* kd_cli_fail for an error about value, an option's argument: the run file and line it came from
  * (kd_cli_config_where), if it came from one, are named in front. */
 int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err);
+/* kd_cli_fail for an error the library could not tie to a file (a model's NaN outputs, an int8
+ * model the format refuses): "PATH: " in front. */
+int kd_cli_fail_in(const char *cmd, const char *path, const kd_error *err);
 int kd_cli_usage_error(const char *cmd, const char *fmt, ...);
 /* The n_out files a command will write (NULL entries skipped), checked before it starts its work
  * (kd_check_output_path: a device, FIFO, socket, directory or symbolic link is refused, as is a

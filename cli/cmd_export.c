@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@ static double input_size(const char *path, kd_error *err) {
     if (fd < 0) return -1.0;
     struct stat sb;
     double size = fstat(fd, &sb) == 0 ? (double)sb.st_size : -1.0;
+    if (size < 0) kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
     close(fd);
     return size;
 }
@@ -167,9 +169,7 @@ int kd_cmd_export(int argc, char **argv) {
     unsigned char *bytes = NULL;
     size_t len = 0;
     if (kd_kdm_write(q, &bytes, &len, &err)) { /* the model is checked here: name the file it came from */
-        kd_error why = err;
-        kd_error_set(&err, why.status, "%s: cannot export: %s", mpath, why.msg);
-        rc = kd_cli_fail(C, &err);
+        rc = kd_cli_fail_in(C, mpath, &err);
         goto done;
     }
     kdrt_model rm; /* the runtime's view: its arena size */

@@ -38,13 +38,6 @@ static void eval_help(void) {
            "                      float32 [N, classes]): a teacher for 'distill kd --teacher-logits'\n");
 }
 
-/* A failure of the model itself (NaN or inf outputs), which the library names by the model's name
- * (cnn-s): the file it came from is named in front. */
-static int fail_model(const char *cmd, const char *path, const kd_error *err) {
-    fprintf(stderr, "distill %s: error: %s: %s\n", cmd, path, err->msg);
-    return KD_EXIT_ERROR;
-}
-
 int kd_cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {"latency", 0, 0, 'L'},
@@ -79,7 +72,7 @@ int kd_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "distill eval: out of memory\n");
         rc = KD_EXIT_ERROR;
     } else if (kd_evaluate(m, &ds, batch, threads, &r, pred, &err)) {
-        rc = err.status == KD_STATUS_DIVERGED ? fail_model(C, argv[optind], &err) : kd_cli_fail(C, &err);
+        rc = err.status == KD_STATUS_DIVERGED ? kd_cli_fail_in(C, argv[optind], &err) : kd_cli_fail(C, &err);
     } else {
         printf("%s on %s/%s: accuracy %.2f%% (%d/%d), loss %.4f, %.0f images/s\n", m->name, data, split,
                100 * r.accuracy, (int)lround(r.accuracy * r.n), r.n, r.loss, r.n / (r.seconds > 0 ? r.seconds : 1e-9));
@@ -259,7 +252,7 @@ int kd_cmd_predict(int argc, char **argv) {
         rc = KD_EXIT_ERROR;
     } else if (n_bad) {
         kd_error_nonfinite(&err, "model", m->name, n_bad, count, "image", first_bad);
-        rc = fail_model(C, argv[optind], &err);
+        rc = kd_cli_fail_in(C, argv[optind], &err); /* the library names the model (cnn-s), not its file */
     } else {
         printf("%d/%d correct\n", correct, count);
     }

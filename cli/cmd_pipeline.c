@@ -5,7 +5,8 @@
  * OUT/<stage>.safetensors. The file is read once and checked whole before anything runs: its
  * sections, every section's options (by the commands' own --check) and the files it names. Beside
  * each output a record (OUT/<stage>....recipe) holds a checksum of the stage's recipe (program
- * version, its command line, the bytes of every input file) and of its output: a stage whose record
+ * version, its command line, the bytes of every input file it names; a data set is taken by its
+ * name, so replacing the IDX files under the same name is not seen) and of its output: a stage whose record
  * matches is skipped, a stage that was started with the same recipe resumes (training stages run
  * with --resume), and any other is redone from scratch, so an edited file or a damaged output is
  * never trusted. The report is a table of every model (test accuracy, parameters, non-zeros, bytes
@@ -558,8 +559,9 @@ int kd_cmd_pipeline(int argc, char **argv) {
     memset(&pl, 0, sizeof pl);
     int rc = plan(y, out_opt, &pl), made = 0;
     /* the folder first: each stage's --check checks its outputs, which go into it */
-    if (!rc && !(made = mkdir(pl.out, 0777) == 0) && !exists(pl.out)) {
-        fprintf(stderr, "distill pipeline: error: cannot create %s (%s)\n", pl.out, strerror(errno));
+    int mkdir_errno = 0;
+    if (!rc && !(made = mkdir(pl.out, 0777) == 0) && (mkdir_errno = errno, !exists(pl.out))) {
+        fprintf(stderr, "distill pipeline: error: cannot create %s (%s)\n", pl.out, strerror(mkdir_errno));
         rc = KD_EXIT_ERROR;
     }
     if (!rc) rc = check_all(&pl);

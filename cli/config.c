@@ -168,7 +168,7 @@ kd_cli_yaml *kd_cli_yaml_open(const char *cmd, const char *path) {
     }
     yaml_node_t *root = yaml_document_get_root_node(&y->doc);
     if (!root || root->type != YAML_MAPPING_NODE) {
-        fail(cmd, path, "a run file is a mapping of option: value");
+        fail(cmd, path, "the file must be a mapping of key: value");
         kd_cli_yaml_close(y);
         return NULL;
     }

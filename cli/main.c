@@ -96,6 +96,11 @@ int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err) {
 
 int kd_cli_fail(const char *cmd, const kd_error *err) { return kd_cli_fail_about(cmd, NULL, err); }
 
+int kd_cli_fail_in(const char *cmd, const char *path, const kd_error *err) {
+    fprintf(stderr, "distill %s: error: %s: %s\n", cmd, path, err->msg);
+    return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
+}
+
 /* Two paths name the same file: the same inode when both exist, else the same string. */
 static int same_file(const char *a, const char *b) {
     struct stat sa, sb;

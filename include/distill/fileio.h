@@ -1,4 +1,4 @@
-/* Whole-file I/O shared by every container format (src/format/fileio.c): an atomic write, so a
+/* File I/O shared by every container format and the data readers (src/core/fileio.c): an atomic write, so a
  * crash never leaves a half-written file under the real name, an append (logs), and a read of a
  * whole file. Inputs and outputs are regular files only: FIFOs, devices, sockets and directories
  * are refused (a FIFO would block forever, a device never ends or is not ours to replace). */

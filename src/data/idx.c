@@ -53,8 +53,12 @@ static int src_fill(idx_src *s, kd_error *err) {
 static kd_status src_open(idx_src *s, const char *path, kd_error *err) {
     memset(s, 0, offsetof(idx_src, in));
     s->path = path;
-    s->fd = kd_open_input(path, err);
-    if (s->fd < 0) return err ? err->status : KD_STATUS_IO;
+    kd_error e0 = {0};
+    s->fd = kd_open_input(path, &e0);
+    if (s->fd < 0) {
+        if (err) *err = e0;
+        return e0.status;
+    }
     s->z.next_in = s->in;
     while (s->z.avail_in < 2) {
         int r = src_fill(s, err);

@@ -169,7 +169,7 @@ const char *kd_st_parse_u64(const char *s, uint64_t max, uint64_t *v) {
     uint64_t x = 0;
     for (; *s >= '0' && *s <= '9'; s++) {
         unsigned d = (unsigned)(*s - '0');
-        if (x > (max - d) / 10) return NULL; /* x * 10 + d > max */
+        if (d > max || x > (max - d) / 10) return NULL; /* x * 10 + d > max */
         x = x * 10 + d;
     }
     *v = x;

@@ -55,7 +55,7 @@ int main(void) {
          "bad.yaml: line 3: 'bogus' is not an option of distill lm train"},
         {"flag.yaml", "text: text.txt\nquiet: 3\n", "lm train --config flag.yaml", 2,
          "flag.yaml: line 2: quiet is a flag: true or false"},
-        {"list.yaml", "- a\n- b\n", "lm eval --config list.yaml", 2, "list.yaml: a run file is a mapping of option: value"},
+        {"list.yaml", "- a\n- b\n", "lm eval --config list.yaml", 2, "list.yaml: the file must be a mapping of key: value"},
         {"yaml.yaml", "text: [unclosed\n", "lm generate --config yaml.yaml", 2, "yaml.yaml: YAML error at line"},
         {NULL, NULL, "lm train --config missing.yaml", 2, "missing.yaml: no such file"},
         {NULL, NULL, "lm train --config", 2, "--config needs a file"},

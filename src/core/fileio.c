@@ -1,4 +1,6 @@
-/* Whole-file I/O shared by checkpoints, .npy files and YAML models: an atomic write (temp file in
+/* File I/O for every file Distill reads or writes (checkpoints, .npy, YAML, IDX data, logs, the
+ * CLI's checks of its paths); in src/core because src/data reads through it as src/format does.
+ * An atomic write (temp file in
  * the same directory, fsync, rename, fsync of the directory) so a crash never leaves a half-written
  * file under the real name, an append with every write checked (logs), and a read of a whole file
  * with its size checked. Only regular files are read or written. */
