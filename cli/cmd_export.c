@@ -5,9 +5,7 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -40,16 +38,6 @@ static void help(void) {
            "  -j, --threads N       threads (default 2)\n");
 }
 
-/* The size of an input file, or -1 with err (may be NULL) set when it cannot be read. */
-static double input_size(const char *path, kd_error *err) {
-    int fd = kd_open_input(path, err);
-    if (fd < 0) return -1.0;
-    struct stat sb;
-    double size = fstat(fd, &sb) == 0 ? (double)sb.st_size : -1.0;
-    if (size < 0) kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
-    close(fd);
-    return size;
-}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -134,7 +122,7 @@ int kd_cmd_export(int argc, char **argv) {
     char guess[4096];
     const char *ins[] = {mpath, fp32};
     if (kd_cli_check_outputs(C, &outp, 1, ins, 2)) return KD_EXIT_ERROR;
-    if ((fp32 && input_size(fp32, &err) < 0) || (!kdm && (int8 = is_int8_file(mpath, &err)) < 0))
+    if ((fp32 && kd_input_size(fp32, &err) < 0) || (!kdm && (int8 = is_int8_file(mpath, &err)) < 0))
         return kd_cli_fail(C, &err);
     if (kdm) {
         if (kd_kdm_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
@@ -144,7 +132,7 @@ int kd_cmd_export(int argc, char **argv) {
         printf("%s: int8 model %s (%d layers)\n", mpath, q->name, q->n_layers);
         if (!fp32 && ends_with(mpath, ".int8.safetensors")) { /* X.int8.safetensors -> X.safetensors */
             snprintf(guess, sizeof guess, "%.*s.safetensors", (int)(strlen(mpath) - strlen(".int8.safetensors")), mpath);
-            if (input_size(guess, NULL) > 0) fp32 = guess;
+            if (kd_input_size(guess, NULL) > 0) fp32 = guess;
         }
     } else {
         kd_model *m = NULL;
@@ -160,7 +148,7 @@ int kd_cmd_export(int argc, char **argv) {
         else
             printf("%s: fp32 model %s quantized to int8 (%d calibration images from %s, ranges %s, %.1fs)\n", mpath,
                    m->name, cfg.n_images, data, kd_calib_method_name(cfg.method), kd_now() - t0);
-        if (!fp32 && input_size(mpath, NULL) > 0) fp32 = mpath;
+        if (!fp32 && kd_input_size(mpath, NULL) > 0) fp32 = mpath;
         kd_dataset_free(&train);
         kd_model_free(m);
         if (rc) return rc;
@@ -196,7 +184,7 @@ int kd_cmd_export(int argc, char **argv) {
         for (size_t i = 0; i < sizeof up; i++) up[i] = (char)toupper((unsigned char)sym[i]);
         printf(" as C array %s[] with %s_ARENA_SIZE", sym, up);
     }
-    double s32 = fp32 ? input_size(fp32, NULL) : -1.0;
+    double s32 = fp32 ? (double)kd_input_size(fp32, NULL) : -1.0;
     if (s32 > 0) {
         kd_cli_bytes(b2, sizeof b2, s32);
         printf(", %.1f%% of the fp32 checkpoint %s (%s)", 100.0 * (double)len / s32, fp32, b2);

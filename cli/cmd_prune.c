@@ -6,10 +6,10 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "distill/compress.h"
+#include "distill/fileio.h"
 
 static void help(void) {
     printf("Usage: distill prune MODEL.safetensors -o OUT.safetensors [options]\n\n"
@@ -25,11 +25,6 @@ static void help(void) {
            "  -o, --output FILE       pruned model (model-only checkpoint)\n\n"
            "Then fine-tune with the teacher:  distill kd --teacher T.safetensors --student OUT.safetensors\n"
            "Gradual pruning during training:  distill kd --teacher T --student DENSE --prune-sparsity 0.8\n");
-}
-
-static long long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) ? -1 : (long long)st.st_size;
 }
 
 static const struct option opts[] = {{"sparsity", 1, 0, 's'}, {"scope", 1, 0, 'S'},  {"channels", 1, 0, 'c'},
@@ -139,7 +134,7 @@ int kd_cmd_prune(int argc, char **argv) {
     }
     printf("non-zero parameters %zu -> %zu (%.1f%%), MACs %.2f M -> %.2f M; %s: %lld -> %lld bytes\n",
            rep.nonzero_before, rep.nonzero_after, 100.0 * rep.nonzero_after / (rep.nonzero_before ? rep.nonzero_before : 1),
-           rep.macs_before / 1e6, rep.macs_after / 1e6, out, file_size(in), file_size(out));
+           rep.macs_before / 1e6, rep.macs_after / 1e6, out, kd_input_size(in, NULL), kd_input_size(out, NULL));
     printf("wrote %s; fine-tune it with: distill kd --teacher TEACHER --student %s -o OUT\n", out, out);
 done:
     kd_prune_report_free(&rep);

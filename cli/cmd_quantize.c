@@ -5,9 +5,9 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
+#include "distill/fileio.h"
 #include "distill/quantize.h"
 
 static void help(void) {
@@ -29,11 +29,6 @@ static void help(void) {
            "      --check           check the options, then exit without running\n"
            "  -o, --output FILE     write the int8 model (safetensors: I8 weights, I32 biases, multipliers\n"
            "                        and shifts, quantization parameters in the metadata)\n");
-}
-
-static double file_size(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (double)sb.st_size : -1.0;
 }
 
 static const struct option opts[] = {{"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
@@ -134,7 +129,7 @@ int kd_cmd_quantize(int argc, char **argv) {
             rc = kd_cli_fail(C, &err);
             goto done;
         }
-        double s32 = file_size(mpath), s8 = file_size(outp);
+        double s32 = (double)kd_input_size(mpath, NULL), s8 = (double)kd_input_size(outp, NULL);
         kd_cli_bytes(b32, sizeof b32, s32);
         kd_cli_bytes(b8, sizeof b8, s8);
         printf("wrote %s: %s (fp32 checkpoint %s: %s, %.1f%%)\n", outp, b8, mpath, b32,

@@ -334,7 +334,7 @@ static int check_outputs(const train_opts *o) {
         for (int k = 0; k < o->n_terms; k++)
             if (o->terms[k].kind == KD_LOSS_FITNET || o->terms[k].kind == KD_LOSS_COSINE) {
                 p += len;
-                snprintf(p, len, "%s.ckpt.kd%d", o->out, k + 1);
+                kd_distiller_reg_path(p, len, buf, k); /* beside OUT.ckpt, the first entry of buf */
                 paths[n++] = p;
             }
         paths[n++] = qat;

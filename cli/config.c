@@ -131,13 +131,30 @@ const char *kd_cli_config_where(const char *s) {
     return "";
 }
 
+/* "distill CMD: error: FILE: message", or "FILE:LINE: message" about one line of the file (the
+ * form every message about a place in a YAML file takes: kd_cli_config_where, the YAML loader's).
+ * Returns 0. */
+static int vfail(const char *cmd, const char *path, size_t line, const char *fmt, va_list ap) {
+    char msg[512], at[32] = "";
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (line) snprintf(at, sizeof at, ":%zu", line);
+    fprintf(stderr, "distill %s: error: %s%s: %s\n", cmd, path, at, msg);
+    return 0;
+}
+
 static int fail(const char *cmd, const char *path, const char *fmt, ...) {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vfail(cmd, path, 0, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "distill %s: error: %s: %s\n", cmd, path, msg);
+    return 0;
+}
+
+static int fail_line(const char *cmd, const char *path, size_t line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(cmd, path, line, fmt, ap);
+    va_end(ap);
     return 0;
 }
 
@@ -239,20 +256,20 @@ static int mapping_args(const kd_cli_yaml *y, yaml_node_t *map, const struct opt
         yaml_node_t *val = yaml_document_get_node(doc, p->value);
         size_t line = val->start_mark.line + 1;
         char opt[96], text[1024], hint[96];
-        if (!key || strlen(key) > 80) return fail(cmd, path, "line %zu: keys must be option names", line);
+        if (!key || strlen(key) > 80) return fail_line(cmd, path, line, "keys must be option names");
         snprintf(opt, sizeof opt, "--%s", key);
         for (char *c = opt; *c; c++)
             if (*c == '_') *c = '-';
         const struct option *fl = find_option(tables, opt + 2);
         if (!fl || !strcmp(opt + 2, "config") || !strcmp(opt + 2, "help") || !strcmp(opt + 2, "check")) {
             did_you_mean(key, NULL, tables, hint, sizeof hint);
-            return fail(cmd, path, "line %zu: '%s' is not an option of distill %s%s (see --help)", line, key, what,
+            return fail_line(cmd, path, line, "'%s' is not an option of distill %s%s (see --help)", key, what,
                         hint);
         }
         const char *sv = scalar(val);
         int is_bool = sv && (!strcmp(sv, "true") || !strcmp(sv, "false") || !strcmp(sv, "yes") || !strcmp(sv, "no"));
         if (!fl->has_arg) { /* a flag: true / false */
-            if (!is_bool) return fail(cmd, path, "line %zu: %s is a flag: true or false", line, key);
+            if (!is_bool) return fail_line(cmd, path, line, "%s is a flag: true or false", key);
             if (!strcmp(sv, "true") || !strcmp(sv, "yes")) ok = push_at(a, opt, path, line);
             continue;
         }
@@ -260,13 +277,13 @@ static int mapping_args(const kd_cli_yaml *y, yaml_node_t *map, const struct opt
             for (yaml_node_item_t *it = val->data.sequence.items.start; ok && it < val->data.sequence.items.top; it++) {
                 yaml_node_t *n = yaml_document_get_node(doc, *it);
                 if (!item_text(doc, n, text, sizeof text))
-                    return fail(cmd, path, "line %zu: cannot read this item of %s", n->start_mark.line + 1, key);
+                    return fail_line(cmd, path, n->start_mark.line + 1, "cannot read this item of %s", key);
                 ok = push_at(a, opt, path, n->start_mark.line + 1) && push_at(a, text, path, n->start_mark.line + 1);
             }
         } else if (val->type == YAML_MAPPING_NODE) {
             text[0] = 0;
             if (!mapping_text(doc, val, text, sizeof text, NULL))
-                return fail(cmd, path, "line %zu: %s must map names to values", line, key);
+                return fail_line(cmd, path, line, "%s must map names to values", key);
             ok = push_at(a, opt, path, line) && push_at(a, text, path, line);
         } else {
             ok = push_at(a, opt, path, line) && push_at(a, sv ? sv : "", path, line);
@@ -321,8 +338,8 @@ int kd_cli_config_keys(const kd_cli_yaml *y, const char *const *known, const cha
         if (!found) {
             char hint[96] = "";
             if (k) did_you_mean(k, known, NULL, hint, sizeof hint);
-            if (!k) return fail(y->cmd, y->path, "line %zu: section names must be plain names", kn->start_mark.line + 1);
-            return fail(y->cmd, y->path, "line %zu: unknown section '%s'%s", kn->start_mark.line + 1, k, hint);
+            if (!k) return fail_line(y->cmd, y->path, kn->start_mark.line + 1, "section names must be plain names");
+            return fail_line(y->cmd, y->path, kn->start_mark.line + 1, "unknown section '%s'%s", k, hint);
         }
     }
     for (int i = 0; required && required[i]; i++)
@@ -340,7 +357,7 @@ int kd_cli_config_section(const kd_cli_yaml *y, const char *section, const struc
     }
     yaml_node_t *sec = top(y, section);
     if (ok && sec && sec->type != YAML_MAPPING_NODE)
-        ok = fail(y->cmd, y->path, "line %zu: %s must be a mapping of option: value", sec->start_mark.line + 1, section);
+        ok = fail_line(y->cmd, y->path, sec->start_mark.line + 1, "%s must be a mapping of option: value", section);
     else if (ok && sec)
         ok = mapping_args(y, sec, tables, head[0], &a);
     if (!finish(&a, ok, argc, argv)) return 0;
@@ -351,7 +368,7 @@ int kd_cli_config_scalar(const kd_cli_yaml *y, const char *key, const char *def,
     yaml_node_t *n = top(y, key);
     *value = def;
     if (!n) return 1;
-    if (!scalar(n)) return fail(y->cmd, y->path, "line %zu: %s must be a single value", n->start_mark.line + 1, key);
+    if (!scalar(n)) return fail_line(y->cmd, y->path, n->start_mark.line + 1, "%s must be a single value", key);
     *value = scalar(n);
     return note(*value, y->path, n->start_mark.line + 1);
 }

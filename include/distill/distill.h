@@ -201,8 +201,10 @@ float kd_distiller_term_loss(const kd_distiller *d, int k);
 int kd_distiller_n_terms(const kd_distiller *d);
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k);
 /* Regressors (learned parts of the loss) and their optimizer state, saved beside a training
- * checkpoint as PATH.kd so --resume continues them too; nothing is written if there are none. */
+ * checkpoint as PATH.kd<term> so --resume continues them too; nothing is written if there are none. */
 kd_status kd_distiller_save(const kd_distiller *d, const char *ckpt_path, long long step, kd_error *err);
+/* Where kd_distiller_save keeps the regressor of loss term k (0-based) beside ckpt_path. */
+void kd_distiller_reg_path(char *buf, size_t n, const char *ckpt_path, int k);
 kd_status kd_distiller_load(kd_distiller *d, const char *ckpt_path, long long step, kd_error *err);
 
 /* ---- student initialised from the teacher (src/distill/init.c) ---- */

@@ -17,6 +17,9 @@ extern "C" {
  * would block forever, a device never ends. Returns a file descriptor, or -1 with err set
  * (KD_STATUS_NOT_FOUND when the file does not exist, KD_STATUS_IO otherwise). */
 int kd_open_input(const char *path, kd_error *err);
+/* The size in bytes of an input file (opened as kd_open_input opens it), or -1 with err (may be
+ * NULL) set when it cannot be read. */
+long long kd_input_size(const char *path, kd_error *err);
 /* kd_open_input as a stdio stream ("rb"); NULL with err set. */
 FILE *kd_fopen_input(const char *path, kd_error *err);
 /* An output may only replace nothing or a regular file: a device (/dev/full), a FIFO, a socket, a

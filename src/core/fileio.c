@@ -60,6 +60,16 @@ int kd_open_input(const char *path, kd_error *err) {
     return fd;
 }
 
+long long kd_input_size(const char *path, kd_error *err) {
+    int fd = kd_open_input(path, err);
+    if (fd < 0) return -1;
+    struct stat sb;
+    long long size = fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
+    if (size < 0) kd_error_set(err, KD_STATUS_IO, "%s: cannot stat (%s)", path, strerror(errno));
+    close(fd);
+    return size;
+}
+
 FILE *kd_fopen_input(const char *path, kd_error *err) {
     int fd = kd_open_input(path, err);
     if (fd < 0) return NULL;

@@ -364,13 +364,15 @@ int kd_distiller_fixed_teacher(const kd_distiller *d) {
 int kd_distiller_n_terms(const kd_distiller *d) { return d->n_terms; }
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k) { return &d->terms[k]; }
 
-static void reg_path(char *buf, size_t n, const char *ckpt, int k) { snprintf(buf, n, "%s.kd%d", ckpt, k + 1); }
+void kd_distiller_reg_path(char *buf, size_t n, const char *ckpt_path, int k) {
+    snprintf(buf, n, "%s.kd%d", ckpt_path, k + 1);
+}
 
 kd_status kd_distiller_save(const kd_distiller *d, const char *ckpt_path, long long step, kd_error *err) {
     for (int k = 0; k < d->n_terms; k++) {
         if (!d->reg[k]) continue;
         char p[4096];
-        reg_path(p, sizeof p, ckpt_path, k);
+        kd_distiller_reg_path(p, sizeof p, ckpt_path, k);
         kd_train_state ts = {0};
         ts.step = step;
         kd_rng_seed(&ts.rng, 0, 0); /* unused: the regressor draws nothing */
@@ -384,7 +386,7 @@ kd_status kd_distiller_load(kd_distiller *d, const char *ckpt_path, long long st
     for (int k = 0; k < d->n_terms; k++) {
         if (!d->reg[k]) continue;
         char p[4096];
-        reg_path(p, sizeof p, ckpt_path, k);
+        kd_distiller_reg_path(p, sizeof p, ckpt_path, k);
         kd_train_state ts = {0};
         int has = 0;
         kd_status st = kd_checkpoint_load_into(p, d->reg[k], &d->reg_opt[k], &ts, &has, err);

@@ -123,7 +123,7 @@ int main(void) {
     static const cli_case run_file_cases[] = {
         {NULL, NULL, "kd --config cli_run.yaml --epochs 1 --init-from-teacher auto", 0, "fc1<-fc1 fc2<-fc2"},
         {NULL, NULL, "kd --config cli_run.yaml --epochs 1 --search --search-budget 2 --search-epochs 1", 0, "search: best"},
-        {"cli_badrun.yaml", "teacher: cli_mlp.safetensors\ntemprature: 3\n", "kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: line 2: 'temprature' is not an option"},
+        {"cli_badrun.yaml", "teacher: cli_mlp.safetensors\ntemprature: 3\n", "kd --config cli_badrun.yaml", 2, "cli_badrun.yaml:2: 'temprature' is not an option"},
         {"cli_badrun.yaml", "teacher: [unclosed\n", "kd --config cli_badrun.yaml", 2, "cli_badrun.yaml: YAML error"},
         {NULL, NULL, "kd --config cli_run.yaml --loss hint", 2, "unknown loss 'hint'"},
         {NULL, NULL, "kd --config cli_run.yaml --loss at", 1, "attention maps need spatial layers"},
@@ -175,7 +175,7 @@ int main(void) {
               strstr(out, "resumed cli_pipe_kill/student.safetensors.ckpt at step"),
               "the student stage did not resume:\n%s", out);
     write_file("cli_pipe_bad.yaml", "out: cli_pipe_bad\nteacher-file: cli_mlp.safetensors\nstudent: {student: mlp-s, tempreature: 2}\n");
-    EXPECT("pipeline cli_pipe_bad.yaml", 2, "line 3: 'tempreature' is not an option of distill kd (did you mean 'temperature'?)");
+    EXPECT("pipeline cli_pipe_bad.yaml", 2, "cli_pipe_bad.yaml:3: 'tempreature' is not an option of distill kd (did you mean 'temperature'?)");
     EXPECT("pipeline missing.yaml", 1, "missing.yaml: no such file");
     EXPECT("kd --student mlp-s", 2, "either --teacher");
     EXPECT("kd --teacher a.safetensors --teacher-logits b.npy", 2, "either --teacher");

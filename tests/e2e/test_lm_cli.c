@@ -52,9 +52,9 @@ int main(void) {
     /* bad run files: the file and the line are named; an option of another subcommand */
     static const cli_case bad_run_files[] = {
         {"bad.yaml", "text: text.txt\nlayers: 1\nbogus: 3\n", "lm train --config bad.yaml", 2,
-         "bad.yaml: line 3: 'bogus' is not an option of distill lm train"},
+         "bad.yaml:3: 'bogus' is not an option of distill lm train"},
         {"flag.yaml", "text: text.txt\nquiet: 3\n", "lm train --config flag.yaml", 2,
-         "flag.yaml: line 2: quiet is a flag: true or false"},
+         "flag.yaml:2: quiet is a flag: true or false"},
         {"list.yaml", "- a\n- b\n", "lm eval --config list.yaml", 2, "list.yaml: the file must be a mapping of key: value"},
         {"yaml.yaml", "text: [unclosed\n", "lm generate --config yaml.yaml", 2, "yaml.yaml: YAML error at line"},
         {NULL, NULL, "lm train --config missing.yaml", 2, "missing.yaml: no such file"},
@@ -62,7 +62,7 @@ int main(void) {
         {"tt.yaml", "teacher: teacher.safetensors\n", "lm train --config tt.yaml", 2,
          "--teacher is an option of distill lm kd"},
         {"gbad.yaml", "model: student.safetensors\nsteps: 3\n", "lm generate --config gbad.yaml", 2,
-         "gbad.yaml: line 2: 'steps' is not an option of distill lm generate"},
+         "gbad.yaml:2: 'steps' is not an option of distill lm generate"},
     };
     EXPECT_CASES(bad_run_files);
 

@@ -33,7 +33,7 @@ static void test_run_files(void) {
         {"run.yaml", "model: mlp-s\ndata: nowhere/x\n", "train --config run.yaml", 1,
          "run.yaml:2: nowhere/x: no such data set"},
         {"run.yaml", "model: mlp-s\nepochz: 1\n", "train --config run.yaml", 2,
-         "run.yaml: line 2: 'epochz' is not an option of distill train (did you mean 'epochs'?)"},
+         "run.yaml:2: 'epochz' is not an option of distill train (did you mean 'epochs'?)"},
         {"run.yaml", "model: mlp-s\nepochs: 1\nlog: \"\xff\"\n", "train --config run.yaml", 2,
          "run.yaml: YAML error at line 3, column 7"},
     };
@@ -58,7 +58,7 @@ static void test_run_files(void) {
 static void test_pipeline_checked_first(void) {
     static const cli_case cases[] = {
         {"p.yaml", "out: o\nthreads: 1\nteacher-file: t.safetensors\nteachr: {model: mlp-s}\n" STUDENT, "pipeline p.yaml", 2,
-         "p.yaml: line 4: unknown section 'teachr' (did you mean 'teacher'?)"},
+         "p.yaml:4: unknown section 'teachr' (did you mean 'teacher'?)"},
         {"p.yaml", "out: o\nthreads: 1\nteacher-file: t.safetensors\n", "pipeline p.yaml", 2,
          "p.yaml: no 'student:' section (it is required)"},
         {"p.yaml", "out: o\nteacher-file: missing.safetensors\n" STUDENT, "pipeline p.yaml", 1,
@@ -67,7 +67,7 @@ static void test_pipeline_checked_first(void) {
         {"p.yaml", "out: o\nteacher-file: t.safetensors\n" TEACHER("mlp-s") STUDENT, "pipeline p.yaml", 2,
          "give teacher-file: or a teacher: section, not both"},
         {"p.yaml", "out: o\nthreads: 1\nteacher-file: t.safetensors\n" STUDENT "quantize: {calib-imagez: 200}\n",
-         "pipeline p.yaml", 2, "p.yaml: line 5: 'calib-imagez' is not an option of distill quantize (did you mean "
+         "pipeline p.yaml", 2, "p.yaml:5: 'calib-imagez' is not an option of distill quantize (did you mean "
          "'calib-images'?)"},
         {"p.yaml", "out: o\nthreads: 1\nteacher-file: t.safetensors\n" STUDENT "quantize: {calib-images: -3}\n",
          "pipeline p.yaml", 2, "p.yaml:5: --calib-images expects an integer in [1, 10000000], got '-3'"},
@@ -76,7 +76,7 @@ static void test_pipeline_checked_first(void) {
         {"p.yaml", "out: o\nthreads: 1\nteacher-file: t.safetensors\nstudent: {student: mlp-s, epochs: -1}\n",
          "pipeline p.yaml", 2, "p.yaml:4: --epochs expects an integer"},
         {"p.yaml", "out: o\nthreads: 1\nteacher-file: t.safetensors\nstudent: [epochs, 1]\n", "pipeline p.yaml", 2,
-         "line 4: student must be a mapping of option: value"},
+         "p.yaml:4: student must be a mapping of option: value"},
     };
     EXPECT_CASES(cases);
     CHECK_MSG(access("ph/o", F_OK) != 0, "a pipeline with a bad file ran a stage");
