@@ -145,9 +145,8 @@ static uint32_t recipe_crc(const stage *s) {
             h = kdrt_crc32(h, a, strlen(a) + 1);
             int own = !strcmp(a, s->output) || (s->out_arg && !strcmp(a, s->out_arg)) || (s->extra && !strcmp(a, s->extra)) ||
                       (i > 0 && !strcmp(s->argv[c][i - 1], "--log"));
-            struct stat st;
-            uint32_t fc;
-            if (!own && stat(a, &st) == 0 && S_ISREG(st.st_mode) && file_crc(a, &fc)) h = kdrt_crc32(h, &fc, sizeof fc);
+            uint32_t fc; /* file_crc reads regular files only (kd_read_file): other arguments are skipped */
+            if (!own && file_crc(a, &fc)) h = kdrt_crc32(h, &fc, sizeof fc);
         }
     return h;
 }
@@ -258,8 +257,7 @@ static int report_models(const char *C, const stage_paths *p, const int *present
         kd_cli_latency(m, test, 300, &med, &p99);
         size_t nz = 0;
         for (size_t i = 0; i < m->n_params; i++) nz += m->params[i] != 0.f;
-        struct stat st;
-        long long bytes = stat(rows[r][1], &st) ? -1 : (long long)st.st_size;
+        long long bytes = kd_input_size(rows[r][1], NULL);
         char line[512];
         snprintf(line, sizeof line, "| %s | %.2f%% | %zu | %zu | %lld | %lld | %.1f us |\n", rows[r][0],
                  100 * ev.accuracy, m->n_params, nz, bytes, kd_model_macs(m), med);
@@ -282,8 +280,7 @@ static int report_int8(const char *C, const stage_paths *p, const int *present, 
         kd_int8_model *q = NULL;
         kd_error err;
         double acc = 0;
-        struct stat st;
-        long long bytes = stat(int8_rows[r][1], &st) ? -1LL : (long long)st.st_size;
+        long long bytes = kd_input_size(int8_rows[r][1], NULL);
         if (kd_int8_load(int8_rows[r][1], &q, &err) || kd_int8_evaluate(q, test, 256, threads, &acc, NULL, &err)) {
             kd_int8_free(q);
             return kd_cli_fail(C, &err);

@@ -36,6 +36,9 @@ kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, k
 kd_status kd_append_file(const char *path, const void *data, size_t len, kd_error *err);
 /* Read a whole file (malloc'd, NUL-terminated for convenience). */
 kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err);
+/* kd_read_file of a file that may hold at most max bytes: a larger one is refused (BAD_FILE, "PATH:
+ * N bytes, more than WHAT may have (MAX)") before anything is allocated. */
+kd_status kd_read_file_max(const char *path, size_t max, const char *what, char **data, size_t *len, kd_error *err);
 
 #ifdef __cplusplus
 }

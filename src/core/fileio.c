@@ -213,6 +213,10 @@ kd_status kd_write_file_atomic(const char *path, const void *data, size_t len, k
 }
 
 kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err) {
+    return kd_read_file_max(path, SIZE_MAX - 1, NULL, data, len, err);
+}
+
+kd_status kd_read_file_max(const char *path, size_t max, const char *what, char **data, size_t *len, kd_error *err) {
     *data = NULL;
     *len = 0;
     kd_error e0 = {0};
@@ -232,6 +236,11 @@ kd_status kd_read_file(const char *path, char **data, size_t *len, kd_error *err
         return kd_error_set(err, KD_STATUS_IO, "%s: too large to read (%jd bytes)", path, (intmax_t)sb.st_size);
     }
     size_t n = (size_t)sb.st_size;
+    if (n > max) { /* refused before a byte is read (a file that grows while read fails below) */
+        fclose(f);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %zu bytes, more than %s may have (%zu)", path, n,
+                            what ? what : "a file", max);
+    }
     char *buf = malloc(n + 1);
     if (!buf) {
         fclose(f);

@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "distill/fileio.h"
 #include "distill/yaml_doc.h"
@@ -33,11 +32,6 @@ static kd_status yaml_fail(const yaml_parser_t *p, const char *text, size_t len,
                             col, problem, p->context);
     return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: YAML error at line %zu, column %zu: %s", source, line, col,
                         problem);
-}
-
-static kd_status too_big(const char *source, uintmax_t bytes, kd_error *err) {
-    return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %ju bytes, more than a YAML file may have (%d)", source, bytes,
-                        KD_YAML_MAX_BYTES);
 }
 
 /* The bounds, on events only (no tree is built). */
@@ -83,7 +77,9 @@ static kd_status check_bounds(const char *text, size_t len, const char *source, 
 kd_status kd_yaml_load(yaml_document_t *doc, const char *text, size_t len, const char *source, kd_error *err) {
     memset(doc, 0, sizeof *doc);
     if (!source) source = "<yaml>";
-    if (len > KD_YAML_MAX_BYTES) return too_big(source, len, err);
+    if (len > KD_YAML_MAX_BYTES)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: %zu bytes, more than a YAML file may have (%d)", source, len,
+                            KD_YAML_MAX_BYTES);
     kd_status st = check_bounds(text, len, source, err);
     if (st) return st;
     yaml_parser_t parser;
@@ -98,16 +94,5 @@ kd_status kd_yaml_load(yaml_document_t *doc, const char *text, size_t len, const
 }
 
 kd_status kd_yaml_read_file(const char *path, char **text, size_t *len, kd_error *err) {
-    *text = NULL;
-    *len = 0;
-    struct stat sb; /* refuse a giant file before reading it (kd_read_file checks the kind of file) */
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > KD_YAML_MAX_BYTES)
-        return too_big(path, (uintmax_t)sb.st_size, err);
-    kd_status st = kd_read_file(path, text, len, err);
-    if (!st && *len > KD_YAML_MAX_BYTES) { /* grew since the stat */
-        free(*text);
-        *text = NULL;
-        st = too_big(path, *len, err);
-    }
-    return st;
+    return kd_read_file_max(path, KD_YAML_MAX_BYTES, "a YAML file", text, len, err);
 }
