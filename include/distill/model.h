@@ -25,13 +25,29 @@ typedef enum kd_layer_type {
     KD_LAYER_GELU,
     KD_LAYER_DROPOUT,
     KD_LAYER_FLATTEN,
-    KD_LAYER_ADD,
+    KD_LAYER_ADD,           /* element-wise sum of 2 inputs, broadcasting (below) */
+    /* Added for imported (ONNX) models, issue 13; each with forward, backward and a
+     * finite-difference test. YAML keys in docs/MODELS.md. */
+    KD_LAYER_CONCAT,        /* channel concatenation of n_inputs (2..KD_LAYER_MAX_INPUTS) inputs */
+    KD_LAYER_CLIP,          /* min(max(x, lo), hi): ReLU6 is clip 0..6 */
+    KD_LAYER_LEAKY_RELU,    /* x > 0 ? x : alpha * x */
+    KD_LAYER_SIGMOID,
+    KD_LAYER_HARD_SIGMOID,  /* clip(alpha * x + beta, 0, 1) (ONNX HardSigmoid; PyTorch: 1/6, 1/2) */
+    KD_LAYER_HARD_SWISH,    /* x * clip(x / 6 + 1/2, 0, 1) (ONNX HardSwish) */
+    KD_LAYER_MUL,           /* element-wise product of 2 inputs, broadcasting (squeeze-excitation) */
+    KD_LAYER_PAD,           /* constant padding: pads[4] = top, left, bottom, right; value */
+    KD_LAYER_SCALE,         /* per-channel affine y = x * w[c] + b[c] (weight, bias: trainable):
+                               ONNX Mul/Add/Sub/Div by a constant scalar or per-channel tensor */
     KD_LAYER_COUNT
 } kd_layer_type;
 
 const char *kd_layer_type_name(kd_layer_type t);
 
-#define KD_NAME_MAX 48
+/* Layer names: ours, or the ONNX value names of an imported model ("/layer1/layer1.0/relu/Relu_output_0"),
+ * which feature-distillation terms name as they are. */
+#define KD_NAME_MAX 128
+/* Inputs of one layer: 1, 2 for add and mul, up to this for concat. */
+#define KD_LAYER_MAX_INPUTS 8
 #define KD_MODEL_INPUT (-1) /* input index meaning "the model's input" */
 /* Size limits of a model, so that a mistaken or hostile description is an error rather than an
  * integer overflow or an unbounded allocation: elements per sample of the input and of every
@@ -60,14 +76,21 @@ static inline int64_t kd_size_add(int64_t a, int64_t b) {
 typedef struct kd_layer {
     kd_layer_type type;
     char name[KD_NAME_MAX];
-    int n_inputs;           /* 1, or 2 for add */
-    int inputs[2];          /* layer indices, or KD_MODEL_INPUT */
+    int n_inputs;           /* 1; 2 for add and mul; 2..KD_LAYER_MAX_INPUTS for concat */
+    int inputs[KD_LAYER_MAX_INPUTS]; /* layer indices, or KD_MODEL_INPUT */
     /* hyper-parameters */
     int out;                /* conv: out channels; linear: out features */
-    int kernel, stride, pad, groups;
+    int kernel, stride, pad, groups;  /* conv; pools use kernel, stride, pad (symmetric) */
+    int dilation;           /* conv (1 = none) */
+    int ceil_mode;          /* pools: output size rounded up (PyTorch ceil_mode) */
+    int count_pad;          /* avgpool: padded zeros count in the divisor (PyTorch's default) */
+    int pads[4];            /* pad layer: top, left, bottom, right */
     int bias;               /* conv/linear have a bias */
     float p;                /* dropout probability */
     float eps, momentum;    /* batch norm */
+    float alpha, beta;      /* leaky relu: alpha; hard sigmoid: alpha, beta */
+    float lo, hi;           /* clip */
+    float value;            /* pad: the constant */
     /* shapes: input 0 and output, per sample (c, h, w); linear/flatten use (features, 1, 1) */
     int in_c, in_h, in_w;
     int c, h, w;
@@ -85,6 +108,10 @@ typedef struct kd_layer {
 typedef struct kd_model {
     char name[KD_NAME_MAX];
     int in_c, in_h, in_w;   /* input shape per sample */
+    /* The input normalisation the model was trained with (YAML `normalize: {mean: [..], std: [..]}`,
+     * one value per input channel, applied to pixels scaled to [0, 1]): in_c floats each, or NULL
+     * when the model has none and takes the data's own statistics (the default, as before). */
+    float *norm_mean, *norm_std;
     int n_classes;          /* size of the last layer's output */
     int n_layers;
     kd_layer *layers;

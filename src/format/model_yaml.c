@@ -41,6 +41,11 @@ static const char *const layer_names[KD_LAYER_COUNT] = {
     [KD_LAYER_BATCHNORM] = "batchnorm", [KD_LAYER_RELU] = "relu",
     [KD_LAYER_GELU] = "gelu",         [KD_LAYER_DROPOUT] = "dropout",
     [KD_LAYER_FLATTEN] = "flatten",   [KD_LAYER_ADD] = "add",
+    [KD_LAYER_CONCAT] = "concat",     [KD_LAYER_CLIP] = "clip",
+    [KD_LAYER_LEAKY_RELU] = "leaky_relu", [KD_LAYER_SIGMOID] = "sigmoid",
+    [KD_LAYER_HARD_SIGMOID] = "hard_sigmoid", [KD_LAYER_HARD_SWISH] = "hard_swish",
+    [KD_LAYER_MUL] = "mul",           [KD_LAYER_PAD] = "pad",
+    [KD_LAYER_SCALE] = "scale",
 };
 
 const char *kd_layer_type_name(kd_layer_type t) {
@@ -237,7 +242,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     const char *type = scalar(map_get(p->doc, node, "type"));
     if (!type) return fail(p, node, "layer %s: missing 'type'", idx, NULL);
     int t = -1;
-    for (int k = 0; k < KD_LAYER_COUNT; k++)
+    for (int k = 0; k <= KD_LAYER_ADD; k++) /* issue 13 layers: not built yet */
         if (!strcmp(layer_names[k], type)) t = k;
     if (t < 0)
         return fail(p, node,

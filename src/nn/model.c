@@ -215,7 +215,7 @@ const float *kd_model_forward(kd_model *m, const float *xin, int B, int training
             break;
         case KD_LAYER_FLATTEN: memcpy(out, in, n * sizeof(float)); break;
         case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n, nt); break;
-        case KD_LAYER_COUNT: break;
+        default: break; /* issue 13 layers: built next (the YAML reader refuses them until then) */
         }
         if (fq && fq->a_on[i]) kd_fake_quant_forward(out, n, fq->a_q[i], fq->a_lo[i], fq->a_hi[i]);
     }
@@ -321,7 +321,7 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
             if (din) kd_add_backward(din, NULL, dout, n, nt);
             break;
         case KD_LAYER_ADD: kd_add_backward(din, din_ptr(m, L, 1), dout, n, nt); break;
-        case KD_LAYER_COUNT: break;
+        default: break; /* issue 13 layers: built next (the YAML reader refuses them until then) */
         }
     }
 }
