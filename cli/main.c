@@ -166,7 +166,8 @@ int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_da
     kd_dataset train = {0};
     if (kd_dataset_load(ds, spec, split, &err)) return kd_cli_fail_about(cmd, spec, &err);
     if (strcmp(split, "train") != 0) {
-        /* Normalise with the training set's statistics, as the model was trained. */
+        /* The training set's statistics, as a model without its own normalisation was trained
+         * (one with it ignores them: docs/DATA.md). */
         if (kd_dataset_load(&train, spec, "train", &err)) {
             kd_dataset_free(ds);
             return kd_cli_fail_about(cmd, spec, &err);
