@@ -8,7 +8,7 @@ Recipe (Hinton et al. 2015, as `distill kd`): loss = alpha * T^2 * KL(softmax(t/
 + (1 - alpha) * CE, T 4, alpha 0.9; SGD lr 0.05, Nesterov momentum 0.9, weight decay 5e-4 on
 conv/linear weights only, cosine schedule stepped per step, global gradient-norm clipping at 5,
 batch 128 from a shuffled index list over all 60,000 training images (`distill kd --val 0`). Every
-step gathers the batch from the uint8 images and normalises it (as Distill's kd_batch_fill does).
+step gathers the batch from the uint8 images and normalises it (as Distill's kd_batch_pixels and kd_batch_normalize do).
 The teacher (cnn-t) is in eval mode under torch.no_grad().
 
 Modes:

@@ -136,7 +136,7 @@ def normalise(x_u8):
 
 def translate(x_u8, t, gen):
     """Shift each image by its own (dx, dy) in [-t, t]^2; uncovered pixels are 0 (background),
-    as Distill's kd_batch_fill does before normalising."""
+    as Distill's kd_batch_pixels does before normalising."""
     B, C, H, W = x_u8.shape
     pad = F.pad(x_u8, (t, t, t, t))                          # zero fill
     d = torch.randint(-t, t + 1, (B, 2), generator=gen)

@@ -227,7 +227,7 @@ int kd_cmd_predict(int argc, char **argv) {
     int correct = 0, n_bad = 0, first_bad = -1;
     for (int i = first; x && p && i < first + count; i++) {
         int32_t idx = i, y;
-        kd_batch_fill(x, &y, &ds, &idx, 1, NULL, NULL);
+        kd_batch_fill(x, &y, &ds, m->norm_mean, m->norm_std, &idx, 1);
         const float *logits = kd_model_forward(m, x, 1, 0, NULL);
         if (kd_logits_nonfinite(logits, 1, m->n_classes, NULL)) { /* counted, reported after the loop */
             if (!n_bad++) first_bad = i;

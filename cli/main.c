@@ -75,7 +75,7 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
     int32_t y;
     for (int i = -20; i < n; i++) {
         int32_t idx = i < 0 ? 0 : i;
-        kd_batch_fill(x, &y, ds, &idx, 1, NULL, NULL);
+        kd_batch_fill(x, &y, ds, m->norm_mean, m->norm_std, &idx, 1);
         double t0 = kd_now();
         kd_model_forward(m, x, 1, 0, NULL);
         if (i >= 0) t[i] = (kd_now() - t0) * 1e6;
@@ -166,7 +166,8 @@ int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_da
     kd_dataset train = {0};
     if (kd_dataset_load(ds, spec, split, &err)) return kd_cli_fail_about(cmd, spec, &err);
     if (strcmp(split, "train") != 0) {
-        /* Normalise with the training set's statistics, as the model was trained. */
+        /* The training set's statistics, as a model without its own normalisation was trained
+         * (one with it ignores them: docs/DATA.md). */
         if (kd_dataset_load(&train, spec, "train", &err)) {
             kd_dataset_free(ds);
             return kd_cli_fail_about(cmd, spec, &err);

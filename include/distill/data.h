@@ -19,7 +19,8 @@ typedef struct kd_dataset {
     int n_classes;      /* 1 + max label */
     uint8_t *pixels;    /* (n, c, h, w) */
     int32_t *labels;    /* (n) */
-    float mean, std;    /* normalisation applied when batching: (p/255 - mean) / std */
+    float mean, std;    /* pixel statistics (of p/255): a model without its own normalisation is fed
+                           (p/255 - mean) / std (kd_batch_fill) */
     int32_t *orig;      /* after kd_dataset_split: each sample's index in the file it was read
                            from (NULL = identity). Tables per sample (teacher logits) use it. */
     char labels_path[256]; /* the label file, for messages ("" when the set was made in memory) */
@@ -53,10 +54,36 @@ typedef struct kd_augment {
     int hflip;          /* flip horizontally with probability 1/2 */
 } kd_augment;
 
-/* Fill x (B, c, h, w) normalised and y (B) from samples idx[0..B). aug may be NULL; rng is used
- * only when augmenting. */
-void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B,
-                   const kd_augment *aug, kd_rng *rng);
+/* Batches. Pixels p become a model's input as (p/255 - mean[c]) / std[c] for channel c, where mean
+ * and std are the model's own normalisation (kd_model.norm_mean / norm_std: c floats each), or,
+ * when both are NULL, the data set's scalar ds->mean and ds->std (a model without one). Each model
+ * is fed its own; two models of a step (student and teacher) see the same augmented view, kept as
+ * uint8 pixels (kd_batch_pixels) and normalised for each (kd_batch_normalize). */
+
+/* Fill x (B, c, h, w) and y (B) from samples idx[0..B) of ds, normalised with mean/std (above),
+ * without augmentation (evaluation, calibration, teacher caches). */
+void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const float *mean, const float *std,
+                   const int32_t *idx, int B);
+/* The pixels px (B, c, h, w) and labels y (B) of samples idx[0..B), augmented. aug may be NULL;
+ * rng is used only when augmenting (its draws: per sample, x and y shift if translating, then the
+ * flip). */
+void kd_batch_pixels(uint8_t *px, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B, const kd_augment *aug,
+                     kd_rng *rng);
+/* x (B, c, h, w) from the pixels px of B images of ds's shape, normalised with mean/std (above):
+ * the same floats as kd_batch_fill gives for the same pixels. */
+void kd_batch_normalize(float *x, const uint8_t *px, int B, const kd_dataset *ds, const float *mean, const float *std);
+
+/* A batch as the models of one training step see it: the pixels after augmentation, and the input
+ * of the model being trained made from them, so another model (a teacher normalised differently)
+ * can be fed its own normalisation of the same view. */
+typedef struct kd_batch {
+    const kd_dataset *ds;       /* the samples' data set: shape, and the statistics for NULL mean/std */
+    const uint8_t *px;          /* (B, c, h, w) pixels after augmentation */
+    const float *x;             /* (B, c, h, w) px normalised with mean/std, or NULL (none yet) */
+    const float *mean, *std;    /* x's normalisation (above) */
+} kd_batch;
+/* 1 when in->x is px normalised with mean/std (the same pointers, or the same c values each). */
+int kd_batch_same_norm(const kd_batch *in, const float *mean, const float *std);
 
 #ifdef __cplusplus
 }

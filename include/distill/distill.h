@@ -60,18 +60,21 @@ static inline kd_teacher kd_teacher_online(kd_model **models, int n) {
     return t;
 }
 
-/* The teacher's logits (B, n_classes) for batch x whose samples have dataset indices idx: rows of
- * the tables if there are tables, else the online teacher run forward on x. An ensemble's logits
+/* The teacher's logits (B, n_classes) for batch `in` whose samples have dataset indices idx: rows
+ * of the tables if there are tables, else the online teacher run forward on the batch, each model
+ * fed its own normalisation of the batch's pixels (in->x when it is normalised as the model asks,
+ * else in->px normalised for it). An ensemble's logits
  * are T * log(mean_k softmax(t_k / T)), whose softmax at T is exactly the averaged soft targets;
  * T (> 0) is the temperature of the term that consumes them (kd_distiller_teacher_T) and is
  * ignored for a single model or tables. feats (may be NULL) receives the n_feats feature maps,
- * (B, feat_size[k]) each. KD_STATUS_DIVERGED (kd_error_nonfinite) when an online model outputs
- * NaN or inf. */
-kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
+ * (B, feat_size[k]) each. in may be NULL when the tables answer everything. KD_STATUS_DIVERGED
+ * (kd_error_nonfinite) when an online model outputs NaN or inf. */
+kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const kd_batch *in,
                              const int32_t *idx, int B, kd_error *err);
 /* Run the online teacher(s) over the whole data set once and keep its logits and features per
  * sample (row = original sample index), so later epochs cost nothing (valid when augmentation is
- * off). An ensemble's rows are averaged at temperature T, as kd_teacher_forward. *logits_tab and,
+ * off), each model fed its own normalisation. An ensemble's rows are averaged at temperature T,
+ * as kd_teacher_forward. *logits_tab and,
  * for k < n_feats, feat_tabs[k] are malloc'd; the caller points t's tables at them. A model that
  * outputs NaN or inf fails it with KD_STATUS_DIVERGED, counting the images over the whole set. */
 kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, int batch, int threads,
@@ -185,10 +188,11 @@ void kd_distiller_free(kd_distiller *d);
 /* Buffers for batch B and the regressors' optimizer. */
 kd_status kd_distiller_prepare(kd_distiller *d, int batch, int threads, const struct kd_optim_config *optim,
                                kd_error *err);
-/* After the student's training forward on x (its logits given): run the teacher, evaluate every
- * term, write d(loss)/d(logits) to dlogits (B, C) and keep the features' gradients; returns the
- * total loss in *loss. idx: original sample indices (for teacher tables). */
-kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const float *x, const int32_t *idx,
+/* After the student's training forward on in->x (its logits given): run the teacher on the same
+ * batch (its own normalisation of in->px), evaluate every term, write d(loss)/d(logits) to dlogits
+ * (B, C) and keep the features' gradients; returns the total loss in *loss. idx: original sample
+ * indices (for teacher tables). */
+kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const kd_batch *in, const int32_t *idx,
                             const int32_t *y, int B, float label_smoothing, float *dlogits, float *loss,
                             kd_error *err);
 /* Student backward from dlogits plus the features' gradients (student grads must be zeroed);

@@ -25,7 +25,10 @@
  * (docs/QUANTIZATION.md section 1): s_in = (hi - lo) / 255 = 1 / (255 std),
  * zp_in = clamp(round(-128 - lo / s_in)) = clamp(round(255 mean - 128)), q = clamp(round(x / s_in) + zp_in),
  * so pixel p maps to p - 128 up to the rounding of 255 * mean. A device does the same from the
- * uint8 pixel. mean/std are those of the calibration set and are stored in the model. */
+ * uint8 pixel. mean/std are the fp32 model's own normalisation when it has one (kd_model.norm_mean /
+ * norm_std; it must be the same for every channel, since kdrt quantizes the input with one scale
+ * and zero point: a per-channel one is refused, KD_STATUS_BAD_MODEL), else the calibration set's
+ * statistics; they are stored in the model, and kd_int8_evaluate feeds it images normalised so. */
 #ifndef DISTILL_QUANTIZE_H
 #define DISTILL_QUANTIZE_H
 #include <stddef.h>
@@ -75,7 +78,7 @@ typedef struct kd_calib_ranges {
     int n_layers;
     float *lo, *hi;          /* (n_layers) */
     float in_lo, in_hi;      /* model input: the exact range of normalised pixels */
-    float in_mean, in_std;   /* the normalisation of the calibration set */
+    float in_mean, in_std;   /* the model input's normalisation (the model's own, or the calibration set's) */
 } kd_calib_ranges;
 
 /* Run m (eval mode; BN folded or not) on the first cfg->n_images images of ds and choose the range
@@ -106,8 +109,8 @@ void kd_int8_quantize_input(const kd_int8_model *q, int8_t *out, const float *x,
 kd_status kd_int8_forward_q(const kd_int8_model *q, const int8_t *in, int B, int8_t *logits, kd_error *err);
 /* kd_int8_quantize_input then kd_int8_forward_q. */
 kd_status kd_int8_forward(const kd_int8_model *q, const float *x, int B, int8_t *logits, kd_error *err);
-/* Accuracy (fraction in [0, 1]) of the argmax of the int8 logits (ties: lowest class) on ds.
- * predictions (ds->n) may be NULL. threads >= 1 run batches in parallel. */
+/* Accuracy (fraction in [0, 1]) of the argmax of the int8 logits (ties: lowest class) on ds, its
+ * images normalised with the model's in_mean/in_std (as a device does). predictions (ds->n) may be NULL. threads >= 1 run batches in parallel. */
 kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int batch, int threads, double *accuracy,
                            int32_t *predictions, kd_error *err);
 

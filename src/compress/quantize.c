@@ -116,6 +116,36 @@ static void choose_range(const double *h, int bins, double total, float mn, floa
     *hi = mx <= 0.f ? mx : bh;
 }
 
+/* The normalisation of the int8 model's input: the model's own (kd_model.norm_mean / norm_std), or
+ * the statistics of the calibration set for a model without one. kdrt quantizes the input with one
+ * scale and zero point derived from a scalar mean and std (the .kdm header holds one of each, and
+ * kdrt_quantize_input_u8 maps every pixel alike), so a normalisation that differs across channels
+ * has no int8 form there: refused rather than approximated. */
+static kd_status input_norm(const kd_model *m, const kd_dataset *ds, float *mean, float *std, kd_error *err) {
+    if (!m->norm_mean) {
+        *mean = ds->mean;
+        *std = ds->std;
+        if (!(ds->std > 0.f) || !isfinite(ds->std) || !isfinite(ds->mean))
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration set has a bad normalisation (mean %g, std %g)",
+                                (double)ds->mean, (double)ds->std);
+        return KD_STATUS_OK;
+    }
+    *mean = m->norm_mean[0];
+    *std = m->norm_std[0];
+    for (int c = 1; c < m->in_c; c++)
+        if (m->norm_mean[c] != *mean || m->norm_std[c] != *std)
+            return kd_error_set(err, KD_STATUS_BAD_MODEL,
+                                "model %s normalises its input per channel (channel 0: mean %g, std %g; channel %d: "
+                                "mean %g, std %g), but the int8 model's input is quantized with one scale and zero "
+                                "point (kdrt takes one mean and std for all channels): it cannot be quantized",
+                                m->name, (double)*mean, (double)*std, c, (double)m->norm_mean[c],
+                                (double)m->norm_std[c]);
+    if (!(*std > 0.f) || !isfinite(*std) || !isfinite(*mean))
+        return kd_error_set(err, KD_STATUS_BAD_MODEL, "model %s has a bad input normalisation (mean %g, std %g)",
+                            m->name, (double)*mean, (double)*std);
+    return KD_STATUS_OK;
+}
+
 kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_config *cfg_in, kd_calib_ranges *r,
                             kd_error *err) {
     kd_calib_config cfg;
@@ -132,17 +162,16 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "calibration images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,
                             m->name, m->in_c, m->in_h, m->in_w);
-    if (!(ds->std > 0.f) || !isfinite(ds->std) || !isfinite(ds->mean))
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration set has a bad normalisation (mean %g, std %g)",
-                            (double)ds->mean, (double)ds->std);
+    float in_mean, in_std;
+    kd_status st = input_norm(m, ds, &in_mean, &in_std, err);
+    if (st) return st;
     if (cfg.method == KD_CALIB_PERCENTILE && !(cfg.percentile > 50.0 && cfg.percentile <= 100.0))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "percentile must be in (50, 100], got %g", cfg.percentile);
     if (cfg.bins < 16 || cfg.bins > (1 << 20)) cfg.bins = 4096;
     if (cfg.batch < 1) cfg.batch = 100;
     if (cfg.threads < 1) cfg.threads = 1;
     int B = cfg.batch < cfg.n_images ? cfg.batch : cfg.n_images, nl = m->n_layers;
-    kd_status st = kd_model_set_batch(m, B, cfg.threads, err);
-    if (st) return st;
+    if ((st = kd_model_set_batch(m, B, cfg.threads, err))) return st;
 
     size_t img = (size_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)B * img * sizeof(float));
@@ -163,7 +192,7 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
         for (int b0 = 0; b0 < cfg.n_images && !st; b0 += B) {
             int nb = cfg.n_images - b0 < B ? cfg.n_images - b0 : B;
             for (int k = 0; k < nb; k++) idx[k] = b0 + k;
-            kd_batch_fill(x, y, ds, idx, nb, NULL, NULL);
+            kd_batch_fill(x, y, ds, m->norm_mean, m->norm_std, idx, nb);
             kd_model_forward(m, x, nb, 0, NULL);
             for (int i = 0; i < nl && !st; i++) {
                 const float *o = kd_model_layer_output(m, i);
@@ -202,10 +231,10 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
     for (int i = 0; i < nl; i++)
         choose_range(hist ? hist + (size_t)i * cfg.bins : NULL, cfg.bins, tot[i], mn[i], mx[i], &cfg, &r->lo[i],
                      &r->hi[i]);
-    r->in_mean = ds->mean;
-    r->in_std = ds->std;
-    r->in_lo = (0.f - ds->mean) / ds->std;
-    r->in_hi = (1.f - ds->mean) / ds->std;
+    r->in_mean = in_mean;
+    r->in_std = in_std;
+    r->in_lo = (0.f - in_mean) / in_std;
+    r->in_hi = (1.f - in_mean) / in_std;
 done:
     free(x); free(idx); free(y); free(mn); free(mx); free(hist); free(tot);
     if (st) kd_calib_ranges_free(r);
@@ -575,6 +604,9 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
     if (ds->c != q->in_c || ds->h != q->in_h || ds->w != q->in_w)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "int8 evaluation: images are %dx%dx%d but model %s takes %dx%dx%d",
                             ds->c, ds->h, ds->w, q->name, q->in_c, q->in_h, q->in_w);
+    if (!(q->in_std > 0.f) || !isfinite(q->in_std) || !isfinite(q->in_mean))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "int8 evaluation: model %s has a bad input normalisation (mean %g, "
+                            "std %g)", q->name, (double)q->in_mean, (double)q->in_std);
     if (batch < 1) batch = 256;
     if (threads < 1) threads = 1;
     int nb = (ds->n + batch - 1) / batch;
@@ -582,6 +614,9 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
     kd_status st = KD_STATUS_OK;
     kd_error first = {0};
     size_t img = (size_t)q->in_c * q->in_h * q->in_w;
+    kd_dataset own = *ds; /* the images normalised as the int8 model was built to take them */
+    own.mean = q->in_mean;
+    own.std = q->in_std;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(+ : correct)
     for (int bi = 0; bi < nb; bi++) {
         int b0 = bi * batch, n = ds->n - b0 < batch ? ds->n - b0 : batch;
@@ -595,7 +630,7 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
             s = kd_error_set(&e, KD_STATUS_NO_MEMORY, "int8 evaluation: out of memory");
         } else {
             for (int k = 0; k < n; k++) idx[k] = b0 + k;
-            kd_batch_fill(x, y, ds, idx, n, NULL, NULL);
+            kd_batch_fill(x, y, &own, NULL, NULL, idx, n);
             s = kd_int8_forward(q, x, n, lg, &e);
             kdrt_dims ld = {n, 1, 1, q->n_classes};
             if (!s && kdrt_argmax_s8_ref(am, lg, &ld) != KDRT_STATUS_OK)

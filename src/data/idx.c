@@ -2,7 +2,8 @@
  * field is validated before anything is allocated: magic, element type, dimensions, the total size,
  * and that the file really holds that many bytes. A gzip file is inflated to its end, so every
  * member's CRC-32 and length are checked: a flipped or missing byte is an error, not wrong pixels.
- * Also: dataset loading by name, validation split, batching with augmentation. */
+ * Also: dataset loading by name, validation split, batching with augmentation and each model's
+ * normalisation. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -405,15 +406,38 @@ kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t 
     return KD_STATUS_OK;
 }
 
-void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B, const kd_augment *aug,
-                   kd_rng *rng) {
+/* One image (C planes of hw pixels) normalised: channel c as (p/255 - mean[c]) / std[c], or with the
+ * data set's scalar statistics when mean is NULL. Written as p * scale + shift with scale and shift
+ * of one channel computed as they always were, so a model without its own normalisation gets the
+ * same floats, bit for bit, as before models could have one. */
+static void normalize_image(float *o, const uint8_t *p, int C, size_t hw, const kd_dataset *ds, const float *mean,
+                            const float *std) {
+    for (int c = 0; c < C; c++) {
+        float mu = mean ? mean[c] : ds->mean, sd = mean ? std[c] : ds->std;
+        float scale = 1.f / (255.f * sd), shift = -mu / sd;
+        const uint8_t *pc = p + hw * (size_t)c;
+        float *oc = o + hw * (size_t)c;
+        for (size_t i = 0; i < hw; i++) oc[i] = pc[i] * scale + shift;
+    }
+}
+
+void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const float *mean, const float *std,
+                   const int32_t *idx, int B) {
+    size_t hw = (size_t)ds->h * ds->w, img = hw * (size_t)ds->c;
+    for (int b = 0; b < B; b++) {
+        y[b] = ds->labels[idx[b]];
+        normalize_image(x + img * (size_t)b, ds->pixels + img * (size_t)idx[b], ds->c, hw, ds, mean, std);
+    }
+}
+
+void kd_batch_pixels(uint8_t *px, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B, const kd_augment *aug,
+                     kd_rng *rng) {
     int C = ds->c, H = ds->h, W = ds->w;
     size_t img = (size_t)C * H * W;
-    float scale = 1.f / (255.f * ds->std), shift = -ds->mean / ds->std;
     int t = aug && rng ? aug->translate : 0, flip_on = aug && rng && aug->hflip;
     for (int b = 0; b < B; b++) {
         const uint8_t *p = ds->pixels + img * (size_t)idx[b];
-        float *o = x + img * (size_t)b;
+        uint8_t *o = px + img * (size_t)b;
         y[b] = ds->labels[idx[b]];
         int dx = 0, dy = 0, flip = 0;
         if (t > 0) {
@@ -422,7 +446,7 @@ void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const int32_t *id
         }
         if (flip_on) flip = (int)(kd_rng_u32(rng) >> 31);
         if (!dx && !dy && !flip) {
-            for (size_t i = 0; i < img; i++) o[i] = p[i] * scale + shift;
+            memcpy(o, p, img);
             continue;
         }
         /* out(y, x) = in(y - dy, x' - dx) with x' = flip ? W-1-x : x; outside: background 0. */
@@ -430,8 +454,20 @@ void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const int32_t *id
             for (int yy = 0; yy < H; yy++)
                 for (int xx = 0; xx < W; xx++) {
                     int sy = yy - dy, sx = (flip ? W - 1 - xx : xx) - dx;
-                    uint8_t v = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? p[((size_t)c * H + sy) * W + sx] : 0;
-                    o[((size_t)c * H + yy) * W + xx] = v * scale + shift;
+                    o[((size_t)c * H + yy) * W + xx] =
+                        (sy >= 0 && sy < H && sx >= 0 && sx < W) ? p[((size_t)c * H + sy) * W + sx] : 0;
                 }
     }
+}
+
+void kd_batch_normalize(float *x, const uint8_t *px, int B, const kd_dataset *ds, const float *mean, const float *std) {
+    size_t hw = (size_t)ds->h * ds->w, img = hw * (size_t)ds->c;
+    for (int b = 0; b < B; b++) normalize_image(x + img * (size_t)b, px + img * (size_t)b, ds->c, hw, ds, mean, std);
+}
+
+int kd_batch_same_norm(const kd_batch *in, const float *mean, const float *std) {
+    if (!in->x) return 0;
+    if (in->mean == mean && in->std == std) return 1;
+    size_t n = sizeof(float) * (size_t)in->ds->c;
+    return in->mean && mean && !memcmp(in->mean, mean, n) && !memcmp(in->std, std, n);
 }

@@ -255,7 +255,7 @@ static const float *standardized(const float *logits, float *z, float *inv, int 
     return z;
 }
 
-kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const float *x, const int32_t *idx,
+kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const kd_batch *in, const int32_t *idx,
                             const int32_t *y, int B, float label_smoothing, float *dlogits, float *loss,
                             kd_error *err) {
     int C = d->C;
@@ -264,7 +264,7 @@ kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const float *x
     if (B > d->batch) return kd_error_set(err, KD_STATUS_BAD_ARG, "distiller prepared for batch %d, got %d", d->batch, B);
     kd_teacher *t = d->teacher;
     if (t) {
-        kd_status st = kd_teacher_forward(t, d->teacher_T, d->t_logits, d->tfeat, x, idx, B, err);
+        kd_status st = kd_teacher_forward(t, d->teacher_T, d->t_logits, d->tfeat, in, idx, B, err);
         if (st) return st;
     }
     /* only when a term uses it: no softmax of the logits per step for pure feature/KL losses */

@@ -3,7 +3,9 @@
  * teacher once (augmentation off) or, for logits, read from a .npy file written by another
  * framework. An ensemble averages its members' probabilities at temperature T (Hinton et al.;
  * the consuming loss term's, passed in) and is represented by the logits T * log(mean p), so
- * everything downstream sees logits. */
+ * everything downstream sees logits. Each model is fed its own normalisation of the batch's pixels
+ * (kd_model.norm_mean / norm_std; data.h), so a teacher imported with ImageNet-style statistics
+ * and a student trained with the data's see the same augmented view. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +32,28 @@ static void note_nonfinite(nonfinite *nf, const kd_model *m, const float *out, i
     if (n && !nf->model) *nf = (nonfinite){m->name, n, f};
 }
 
+/* The input of online model M for the B images of `in`: in->x when it is normalised as M asks,
+ * else in->px normalised for M into *buf (B images, allocated on first need; the caller frees). */
+static kd_status model_input(const kd_model *M, const kd_batch *in, int B, float **buf, const float **x,
+                             kd_error *err) {
+    const kd_dataset *ds = in ? in->ds : NULL;
+    if (!ds) return kd_error_set(err, KD_STATUS_BAD_ARG, "teacher %s: no input batch to run on", M->name);
+    if (ds->c != M->in_c || ds->h != M->in_h || ds->w != M->in_w)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "teacher %s takes %dx%dx%d images, the data has %dx%dx%d", M->name,
+                            M->in_c, M->in_h, M->in_w, ds->c, ds->h, ds->w);
+    if (kd_batch_same_norm(in, M->norm_mean, M->norm_std)) {
+        *x = in->x;
+        return KD_STATUS_OK;
+    }
+    if (!*buf && !(*buf = malloc(sizeof(float) * (size_t)B * ds->c * ds->h * ds->w)))
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    kd_batch_normalize(*buf, in->px, B, ds, M->norm_mean, M->norm_std);
+    *x = *buf;
+    return KD_STATUS_OK;
+}
+
 /* kd_teacher_forward without its verdict on non-finite outputs, which it notes in *nf. */
-static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
+static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float *const *feats, const kd_batch *in,
                              const int32_t *idx, int B, nonfinite *nf, kd_error *err) {
     int C = t->n_classes;
     kd_status st;
@@ -58,7 +80,10 @@ static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float 
     for (int k = 0; k < t->n_models; k++)
         if (kd_model_batch(t->models[k]) < B || t->models[k]->n_classes != C)
             return kd_error_set(err, KD_STATUS_BAD_ARG, "teacher %s not prepared for batch %d", t->models[k]->name, B);
+    float *own = NULL; /* a model's own normalisation of in->px, when in->x is not */
+    const float *x;
     if (t->n_models == 1) {
+        if ((st = model_input(t->models[0], in, B, &own, &x, err))) return st;
         const float *out = kd_model_forward(t->models[0], x, B, 0, NULL);
         note_nonfinite(nf, t->models[0], out, B);
         if (!t->logits) memcpy(logits, out, sizeof(float) * (size_t)B * C);
@@ -70,16 +95,19 @@ static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float 
         }
         /* members 1.. first, so models[0]'s activations (its features) are the ones left */
         for (int k = t->n_models - 1; k >= 0; k--) {
+            if ((st = model_input(t->models[k], in, B, &own, &x, err))) break;
             const float *out = kd_model_forward(t->models[k], x, B, 0, NULL);
             note_nonfinite(nf, t->models[k], out, B);
             kd_softmax_forward(p, out, B, C, T);
             for (size_t i = 0; i < (size_t)B * C; i++) acc[i] += p[i] / (float)t->n_models;
         }
-        if (!t->logits)
+        if (!st && !t->logits)
             for (size_t i = 0; i < (size_t)B * C; i++) logits[i] = T * logf(fmaxf(acc[i], 1e-30f));
         free(p);
         free(acc);
     }
+    free(own);
+    if (st) return st;
     for (int k = 0; feats && k < t->n_feats; k++)
         if (!t->feat_table[k])
             memcpy(feats[k], kd_model_layer_output(t->models[0], t->feat_layer[k]),
@@ -87,10 +115,10 @@ static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float 
     return KD_STATUS_OK;
 }
 
-kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const float *x,
+kd_status kd_teacher_forward(const kd_teacher *t, float T, float *logits, float *const *feats, const kd_batch *in,
                              const int32_t *idx, int B, kd_error *err) {
     nonfinite nf = {0};
-    kd_status st = teacher_run(t, T, logits, feats, x, idx, B, &nf, err);
+    kd_status st = teacher_run(t, T, logits, feats, in, idx, B, &nf, err);
     if (!st && nf.model)
         st = kd_error_nonfinite(err, "teacher", nf.model, nf.rows, B, "training image", idx ? idx[nf.first] : nf.first);
     return st;
@@ -108,11 +136,12 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
     for (int i = 0; i < ds->n; i++)
         if (kd_dataset_orig_index(ds, i) + 1 > rows) rows = kd_dataset_orig_index(ds, i) + 1;
     size_t img = (size_t)ds->c * ds->h * ds->w;
-    float *tab = calloc((size_t)rows * C, sizeof(float)), *x = malloc(sizeof(float) * img * (size_t)batch);
+    float *tab = calloc((size_t)rows * C, sizeof(float));
+    uint8_t *px = malloc(img * (size_t)batch); /* normalised for each model as it asks */
     float *lg = malloc(sizeof(float) * (size_t)batch * C), *fb[KD_MAX_FEATS] = {0};
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)batch), *y = malloc(sizeof(int32_t) * (size_t)batch);
     kd_status st = KD_STATUS_OK;
-    int ok = tab && x && lg && idx && y;
+    int ok = tab && px && lg && idx && y;
     for (int k = 0; k < t->n_feats && ok; k++) {
         feat_tabs[k] = calloc((size_t)rows * t->feat_size[k], sizeof(float));
         fb[k] = malloc(sizeof(float) * (size_t)batch * t->feat_size[k]);
@@ -128,9 +157,10 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
     for (int s = 0; s < ds->n; s += batch) {
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
-        kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
+        kd_batch_pixels(px, y, ds, idx, B, NULL, NULL);
+        kd_batch in = {ds, px, NULL, NULL, NULL};
         nonfinite nf = {0};
-        if ((st = teacher_run(&online, T, lg, fb, x, NULL, B, &nf, err))) goto out;
+        if ((st = teacher_run(&online, T, lg, fb, &in, NULL, B, &nf, err))) goto out;
         if (nf.model && !bad.model) bad = (nonfinite){nf.model, 0, kd_dataset_orig_index(ds, s + nf.first)};
         bad.rows += nf.rows;
         for (int b = 0; b < B; b++) {
@@ -152,6 +182,6 @@ out:
     if (st)
         for (int k = 0; k < t->n_feats; k++) free(feat_tabs[k]), feat_tabs[k] = NULL;
     for (int k = 0; k < t->n_feats; k++) free(fb[k]);
-    free(tab); free(x); free(lg); free(idx); free(y);
+    free(tab); free(px); free(lg); free(idx); free(y);
     return st;
 }

@@ -75,7 +75,7 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
     for (int s = 0; s < ds->n; s += batch) {
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
-        kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
+        kd_batch_fill(x, y, ds, m->norm_mean, m->norm_std, idx, B);
         const float *logits = kd_model_forward(m, x, B, 0, NULL);
         int f, nb = kd_logits_nonfinite(logits, B, m->n_classes, &f);
         if (nb && !n_bad) first_bad = s + f;
@@ -242,12 +242,13 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     }
     size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)cfg->batch * in_size * sizeof(float));
+    uint8_t *px = malloc((size_t)cfg->batch * in_size); /* the augmented pixels x is made from */
     float *probs = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
     float *dlogits = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
     int32_t *y = malloc((size_t)cfg->batch * sizeof(int32_t));
     int32_t *perm = malloc((size_t)train->n * sizeof(int32_t));
     int32_t *oidx = malloc((size_t)cfg->batch * sizeof(int32_t)); /* original sample indices */
-    if (!x || !probs || !dlogits || !y || !perm || !oidx) {
+    if (!x || !px || !probs || !dlogits || !y || !perm || !oidx) {
         st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
         goto done;
     }
@@ -268,13 +269,15 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             int off = s * cfg->batch;
             int B = train->n - off < cfg->batch ? train->n - off : cfg->batch;
             kd_rng_seed(&ts.rng, cfg->seed, RNG_STEP_STREAM + (uint64_t)ts.step);
-            kd_batch_fill(x, y, train, perm + off, B, &cfg->aug, &ts.rng);
+            kd_batch_pixels(px, y, train, perm + off, B, &cfg->aug, &ts.rng);
+            kd_batch_normalize(x, px, B, train, m->norm_mean, m->norm_std);
             const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
             float loss;
             kd_model_zero_grad(m);
             if (kd) {
                 for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
-                if ((st = kd_distiller_loss(kd, logits, x, oidx, y, B, cfg->label_smoothing, dlogits, &loss, err)))
+                kd_batch in = {train, px, x, m->norm_mean, m->norm_std}; /* the teacher's own input from px */
+                if ((st = kd_distiller_loss(kd, logits, &in, oidx, y, B, cfg->label_smoothing, dlogits, &loss, err)))
                     goto done;
                 kd_distiller_backward(kd, dlogits);
             } else {
@@ -345,7 +348,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     res->train_seconds = kd_now() - t_start;
     res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
 done:
-    free(x); free(probs); free(dlogits); free(y); free(perm); free(oidx);
+    free(x); free(px); free(probs); free(dlogits); free(y); free(perm); free(oidx);
     kd_optimizer_free(&opt);
     return st;
 }

@@ -311,6 +311,14 @@ static void test_label_range(void) {
     remove("idx_lr_lbl.gz");
 }
 
+/* One 4x4 training image as the training loop makes it: augmented pixels, then normalised. */
+static void fill_augmented(float *x, int32_t *y, const kd_dataset *ds, const int32_t *idx, const kd_augment *aug,
+                           kd_rng *r) {
+    uint8_t px[16];
+    kd_batch_pixels(px, y, ds, idx, 1, aug, r);
+    kd_batch_normalize(x, px, 1, ds, NULL, NULL);
+}
+
 static void test_split_and_batch(void) {
     /* 100 images of 4x4 whose first pixel is the index: the split must be a permutation */
     uint8_t p[100 * 16];
@@ -343,19 +351,19 @@ static void test_split_and_batch(void) {
     /* batch: normalisation exact, translate 0 is the identity, translation shifts, flip mirrors */
     int32_t idx[1] = {3}, y[1];
     float x[16], x2[16];
-    kd_batch_fill(x, y, &ds, idx, 1, NULL, NULL);
+    kd_batch_fill(x, y, &ds, NULL, NULL, idx, 1);
     const uint8_t *src = ds.pixels + 3 * 16;
     for (int k = 0; k < 16; k++) CHECK_NEAR(x[k], (src[k] / 255.f - ds.mean) / ds.std, 1e-6);
     CHECK(y[0] == ds.labels[3]);
     kd_rng r;
     kd_rng_seed(&r, 1, 2);
     kd_augment none = {0, 0};
-    kd_batch_fill(x2, y, &ds, idx, 1, &none, &r);
+    fill_augmented(x2, y, &ds, idx, &none, &r);
     CHECK(memcmp(x, x2, sizeof x) == 0);
     kd_augment flip = {0, 1};
     int flipped = 0, same = 0;
     for (int t = 0; t < 20; t++) {
-        kd_batch_fill(x2, y, &ds, idx, 1, &flip, &r);
+        fill_augmented(x2, y, &ds, idx, &flip, &r);
         if (memcmp(x, x2, sizeof x) == 0) same++;
         else if (x2[3] == x[0] && x2[0] == x[3] && x2[7] == x[4]) flipped++;
     }
@@ -364,7 +372,7 @@ static void test_split_and_batch(void) {
     int moved = 0;
     float bg = (0.f - ds.mean) / ds.std;
     for (int t = 0; t < 30; t++) {
-        kd_batch_fill(x2, y, &ds, idx, 1, &shift, &r);
+        fill_augmented(x2, y, &ds, idx, &shift, &r);
         /* find where pixel (0,0) went: it must be at (dy, dx) in [-1, 1] with background fill */
         int found = 0;
         for (int dy = -1; dy <= 1; dy++)

@@ -198,10 +198,13 @@ static void test_alpha0_and_cache(void) {
     CHECK(kd_teacher_cache(&teacher, 4.f, &ds, 64, 2, &tab, NULL, &rows, &err) == KD_STATUS_OK);
     CHECK(rows == ds.n);
     float x[8 * 64], lg_online[8 * 4], lg_cached[8 * 4], pt_online[8 * 4], pt_cached[8 * 4];
+    uint8_t px[8 * 64];
     int32_t idx[8], y[8];
     for (int i = 0; i < 8; i++) idx[i] = 37 * i % ds.n;
-    kd_batch_fill(x, y, &ds, idx, 8, NULL, NULL);
-    CHECK(kd_teacher_forward(&teacher, 4.f, lg_online, NULL, x, NULL, 8, &err) == KD_STATUS_OK);
+    kd_batch_pixels(px, y, &ds, idx, 8, NULL, NULL);
+    kd_batch_normalize(x, px, 8, &ds, NULL, NULL);
+    kd_batch in = {&ds, px, x, NULL, NULL};
+    CHECK(kd_teacher_forward(&teacher, 4.f, lg_online, NULL, &in, NULL, 8, &err) == KD_STATUS_OK);
     kd_teacher cached = teacher;
     cached.logits = tab;
     cached.n_samples = rows;
@@ -237,11 +240,11 @@ static const char *ft_yaml = "name: ft\ninput: [1, 8, 8]\nlayers:\n"
                              "  - {name: flat, type: flatten}\n  - {name: fc1, type: linear, out: 10}\n"
                              "  - {name: h, type: gelu}\n  - {name: out, type: linear, out: 4}\n";
 
-static double total_loss(kd_model *s, kd_distiller *d, const float *x, const int32_t *idx, const int32_t *y, int B) {
+static double total_loss(kd_model *s, kd_distiller *d, const kd_batch *in, const int32_t *idx, const int32_t *y, int B) {
     float dl[16 * 4], loss = 0;
     kd_error err;
-    const float *logits = kd_model_forward(s, x, B, 1, NULL);
-    CHECK(kd_distiller_loss(d, logits, x, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
+    const float *logits = kd_model_forward(s, in->x, B, 1, NULL);
+    CHECK(kd_distiller_loss(d, logits, in, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
     return loss;
 }
 
@@ -256,11 +259,14 @@ static void fd_case(kd_model *s, kd_teacher *teacher, const kd_dataset *ds, cons
     CHECK(kd_model_set_batch(s, B, 1, &err) == KD_STATUS_OK);
     CHECK(kd_distiller_prepare(d, B, 1, &oc, &err) == KD_STATUS_OK);
     float x[B * 64], dl[B * 4], loss;
+    uint8_t px[B * 64];
     int32_t idx[B], y[B];
     for (int i = 0; i < B; i++) idx[i] = i;
-    kd_batch_fill(x, y, ds, idx, B, NULL, NULL);
+    kd_batch_pixels(px, y, ds, idx, B, NULL, NULL);
+    kd_batch_normalize(x, px, B, ds, NULL, NULL);
+    kd_batch in = {ds, px, x, NULL, NULL};
     const float *logits = kd_model_forward(s, x, B, 1, NULL);
-    CHECK(kd_distiller_loss(d, logits, x, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
+    CHECK(kd_distiller_loss(d, logits, &in, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
     kd_model_zero_grad(s);
     kd_distiller_backward(d, dl);
     float *g = malloc(sizeof(float) * s->n_params);
@@ -271,9 +277,9 @@ static void fd_case(kd_model *s, kd_teacher *teacher, const kd_dataset *ds, cons
         /* small steps: ReLU kinks make larger ones cross non-smooth points */
         float keep = s->params[i], h = 3e-4f;
         s->params[i] = keep + h;
-        double lp = total_loss(s, d, x, idx, y, B);
+        double lp = total_loss(s, d, &in, idx, y, B);
         s->params[i] = keep - h;
-        double lm = total_loss(s, d, x, idx, y, B);
+        double lm = total_loss(s, d, &in, idx, y, B);
         s->params[i] = keep;
         double num = (lp - lm) / (2 * h), err_rel = fabs(num - g[i]) / (1e-3 + 0.05 * fabs(num));
         if (err_rel > worst) worst = err_rel;
@@ -575,11 +581,14 @@ static void test_ensemble_term_T(void) {
     CHECK(kd_model_set_batch(t2, B, 1, &err) == KD_STATUS_OK);
     CHECK(kd_distiller_prepare(d, B, 1, &oc, &err) == KD_STATUS_OK);
     float x[B * 64], logits[B * C], dl[B * C], p1[B * C], p2[B * C], ps[B * C], loss = 0.f;
+    uint8_t px[B * 64];
     int32_t idx[B], y[B];
     for (int i = 0; i < B; i++) idx[i] = i;
-    kd_batch_fill(x, y, &ds, idx, B, NULL, NULL);
+    kd_batch_pixels(px, y, &ds, idx, B, NULL, NULL);
+    kd_batch_normalize(x, px, B, &ds, NULL, NULL);
+    kd_batch in = {&ds, px, x, NULL, NULL};
     memcpy(logits, kd_model_forward(s, x, B, 0, NULL), sizeof logits);
-    CHECK_MSG(kd_distiller_loss(d, logits, x, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(kd_distiller_loss(d, logits, &in, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK, "%s", err.msg);
     kd_softmax_forward(p1, kd_model_forward(t1, x, B, 0, NULL), B, C, 3.f);
     kd_softmax_forward(p2, kd_model_forward(t2, x, B, 0, NULL), B, C, 3.f);
     kd_softmax_forward(ps, logits, B, C, 3.f);

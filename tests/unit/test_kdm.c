@@ -119,7 +119,7 @@ static int compare_runtime(const kd_int8_model *q, const unsigned char *file, si
     for (int t = 0; t < total; t++) {
         if (t < ds->n) { /* a real image: pixels -> int8 by the runtime's helper */
             int32_t idx = t, y;
-            kd_batch_fill(x, &y, ds, &idx, 1, NULL, NULL);
+            kd_batch_fill(x, &y, ds, NULL, NULL, &idx, 1);
             kd_int8_quantize_input(q, in, x, 1);
             int8_t *in2 = malloc(in_n);
             /* the pixels in NHWC order */
@@ -483,7 +483,7 @@ static void test_crc_and_input(void) {
             q.in_q = kd_quant_from_range(narrow ? lo / 2 : lo, narrow ? hi / 3 : hi);
             float x[256];
             int32_t idx = 0, y;
-            kd_batch_fill(x, &y, &ds, &idx, 1, NULL, NULL);
+            kd_batch_fill(x, &y, &ds, NULL, NULL, &idx, 1);
             int8_t want[256], got[256];
             kd_int8_quantize_input(&q, want, x, 1);
             /* a runtime model with this input quantization: hand-made header fields suffice */

@@ -185,7 +185,7 @@ static void test_bit_exact(void) {
         float x[B * 200];
         int32_t idx[B], y[B];
         for (int k = 0; k < B; k++) idx[k] = k;
-        kd_batch_fill(x, y, &ds, idx, B, NULL, NULL);
+        kd_batch_fill(x, y, &ds, NULL, NULL, idx, B);
         kd_int8_quantize_input(q, in, x, B);
         CHECK(kd_int8_forward_q(q, in, B, got, &err) == KD_STATUS_OK);
         ref_forward(m, q, in, B, want);
@@ -241,7 +241,7 @@ static void test_bit_exact(void) {
         double acc = -1;
         CHECK_MSG(kd_int8_evaluate(q, &ds, 10, 2, &acc, pred, &err) == KD_STATUS_OK, "%s", err.msg);
         CHECK(acc >= 0 && acc <= 1);
-        kd_batch_fill(x, y, &ds, idx, B, NULL, NULL);
+        kd_batch_fill(x, y, &ds, NULL, NULL, idx, B);
         CHECK(kd_int8_forward(q, x, B, got, &err) == KD_STATUS_OK);
         for (int b = 0; b < B; b++) {
             int best = 0;
@@ -265,7 +265,7 @@ static double logit_error_steps(const char *what, kd_model *m, const kd_int8_mod
     int32_t *idx = malloc(sizeof(int32_t) * n), *y = malloc(sizeof(int32_t) * n);
     int8_t *lg = malloc((size_t)n * K);
     for (int k = 0; k < n; k++) idx[k] = k;
-    kd_batch_fill(x, y, ds, idx, n, NULL, NULL);
+    kd_batch_fill(x, y, ds, NULL, NULL, idx, n);
     CHECK(kd_model_set_batch(m, n, 1, &err) == KD_STATUS_OK);
     const float *f = kd_model_forward(m, x, n, 0, NULL);
     CHECK_MSG(kd_int8_forward(q, x, n, lg, &err) == KD_STATUS_OK, "%s", err.msg);
