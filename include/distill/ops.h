@@ -101,7 +101,7 @@ void kd_add_forward(float *out, const float *a, const float *b, size_t n, int th
 void kd_add_backward(float *da, float *db, const float *dout, size_t n, int threads);
 /* Gradients at the kinks follow PyTorch: clip passes the gradient only strictly inside (lo, hi)
  * (hardtanh, ReLU6), leaky ReLU uses alpha at 0, hard sigmoid passes alpha only where
- * 0 < alpha x + beta < 1, hard swish takes x/3 + 1/2 on [-3, 3]. */
+ * 0 < alpha x + beta < 1, hard swish takes x/3 + 1/2 on [-3, 3) (0 below, 1 from 3 on). */
 void kd_clip_forward(float *out, const float *in, size_t n, float lo, float hi, int threads);
 void kd_clip_backward(float *din, const float *dout, const float *in, size_t n, float lo, float hi, int threads);
 void kd_leaky_relu_forward(float *out, const float *in, size_t n, float alpha, int threads);

@@ -107,7 +107,7 @@ void kd_hard_sigmoid_backward(float *din, const float *dout, const float *in, si
     }
 }
 
-/* x * relu6(x + 3) / 6; PyTorch's hardswish_backward: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above */
+/* x * relu6(x + 3) / 6; PyTorch's hardswish_backward (1.13): 0 below -3, x/3 + 1/2 on [-3, 3), 1 from 3 */
 void kd_hard_swish_forward(float *out, const float *in, size_t n, int threads) {
     #pragma omp parallel for schedule(static) if (n > PAR_MIN) num_threads(kd_op_threads(threads))
     for (size_t i = 0; i < n; i++) out[i] = in[i] * fminf(fmaxf(in[i] + 3.f, 0.f), 6.f) / 6.f;
@@ -117,6 +117,6 @@ void kd_hard_swish_backward(float *din, const float *dout, const float *in, size
     #pragma omp parallel for schedule(static) if (n > PAR_MIN) num_threads(kd_op_threads(threads))
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
-        din[i] += x < -3.f ? 0.f : x <= 3.f ? dout[i] * (x / 3.f + 0.5f) : dout[i];
+        din[i] += x < -3.f ? 0.f : x < 3.f ? dout[i] * (x / 3.f + 0.5f) : dout[i];
     }
 }
