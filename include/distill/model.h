@@ -183,6 +183,14 @@ void kd_model_set_input_grad(kd_model *m, float *dinput);
 const float *kd_model_layer_output(const kd_model *m, int i);
 /* Output floats per sample of a layer. */
 static inline size_t kd_layer_out_size(const kd_layer *L) { return (size_t)L->c * L->h * L->w; }
+/* Shape (c, h, w) per sample of input k (< L->n_inputs) of layer L of m: the model input or an
+ * earlier layer's output (L->in_c, in_h, in_w are input 0's). */
+static inline void kd_layer_input_shape(const kd_model *m, const kd_layer *L, int k, int *c, int *h, int *w) {
+    int j = L->inputs[k];
+    *c = j == KD_MODEL_INPUT ? m->in_c : m->layers[j].c;
+    *h = j == KD_MODEL_INPUT ? m->in_h : m->layers[j].h;
+    *w = j == KD_MODEL_INPUT ? m->in_w : m->layers[j].w;
+}
 
 /* Totals per sample. */
 long long kd_model_macs(const kd_model *m);
