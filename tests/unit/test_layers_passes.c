@@ -28,6 +28,15 @@ static const kd_layer *layer(const kd_model *m, const char *name) {
     return i >= 0 ? &m->layers[i] : NULL;
 }
 
+/* Scale layer s of 8 channels: w = 1..8, b = -w, so a kept pair shows which channel it was. */
+static void number_scale(kd_model *m) {
+    const kd_layer *s = layer(m, "s");
+    for (int k = 0; s && k < 8; k++) {
+        m->params[s->w_off + k] = (float)(k + 1);
+        m->params[s->b_off + k] = (float)(-k - 1);
+    }
+}
+
 static void test_prune(void) {
     kd_model *m = build("  - {name: a, type: conv2d, out: 8, pad: 1}\n"
                         "  - {name: s, type: scale}\n"
@@ -40,11 +49,7 @@ static void test_prune(void) {
                         "  - {name: d, type: conv2d, out: 6, pad: 1}\n"
                         "  - {type: global_avgpool}\n  - {type: linear, out: 5}\n");
     if (!m) return;
-    const kd_layer *s = layer(m, "s");
-    for (int k = 0; s && k < 8; k++) {
-        m->params[s->w_off + k] = (float)(k + 1);
-        m->params[s->b_off + k] = (float)(-k - 1);
-    }
+    number_scale(m);
     kd_model *p = NULL;
     kd_error err = {0};
     kd_channel_prune_config cfg = {0.5f, NULL, KD_CHANNEL_L1};
@@ -70,11 +75,7 @@ static void test_prune(void) {
     m = build("  - {name: a, type: conv2d, out: 8, pad: 1}\n  - {name: s, type: scale}\n"
               "  - {name: c, type: conv2d, out: 4, pad: 1}\n  - {type: global_avgpool}\n  - {type: linear, out: 5}\n");
     if (!m) return;
-    s = layer(m, "s");
-    for (int k = 0; s && k < 8; k++) {
-        m->params[s->w_off + k] = (float)(k + 1);
-        m->params[s->b_off + k] = (float)(-k - 1);
-    }
+    number_scale(m);
     CHECK_MSG(kd_prune_channels(m, &cfg, &p, NULL, &err) == KD_STATUS_OK, "%s", err.msg);
     if (p) {
         const kd_layer *ps = layer(p, "s");
