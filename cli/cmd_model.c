@@ -139,15 +139,16 @@ int kd_cmd_info(int argc, char **argv) {
     printf("  %-3s %-12s %-15s %-10s %-15s %10s %12s\n", "#", "name", "type", "input", "output", "params", "MACs");
     for (int i = 0; i < m->n_layers; i++) {
         const kd_layer *L = &m->layers[i];
-        char in[2 * KD_NAME_MAX + 8], out[48], ty[48];
-        snprintf(in, sizeof in, "%s", L->inputs[0] == KD_MODEL_INPUT ? "input" : m->layers[L->inputs[0]].name);
-        if (L->n_inputs == 2)
-            snprintf(in + strlen(in), sizeof in - strlen(in), "+%s",
-                     L->inputs[1] == KD_MODEL_INPUT ? "input" : m->layers[L->inputs[1]].name);
+        char in[KD_LAYER_MAX_INPUTS * (KD_NAME_MAX + 1)], out[48], ty[48];
+        in[0] = 0;
+        for (int k = 0; k < L->n_inputs; k++) /* a+b, a+b+c for a concat */
+            snprintf(in + strlen(in), sizeof in - strlen(in), "%s%s", k ? "+" : "",
+                     L->inputs[k] == KD_MODEL_INPUT ? "input" : m->layers[L->inputs[k]].name);
         snprintf(out, sizeof out, "[%d,%d,%d]", L->c, L->h, L->w);
         if (L->type == KD_LAYER_CONV2D)
-            snprintf(ty, sizeof ty, "conv%dx%d%s%s", L->kernel, L->kernel, L->stride > 1 ? "/2" : "",
-                     L->groups == L->in_c && L->groups > 1 ? " dw" : L->groups > 1 ? " grp" : "");
+            snprintf(ty, sizeof ty, "conv%dx%d%s%s%s", L->kernel, L->kernel, L->stride > 1 ? "/2" : "",
+                     L->groups == L->in_c && L->groups > 1 ? " dw" : L->groups > 1 ? " grp" : "",
+                     L->dilation > 1 ? " dil" : "");
         else
             snprintf(ty, sizeof ty, "%s", kd_layer_type_name(L->type));
         printf("  %-3d %-12s %-15s %-10.10s %-15s %10zu %12lld\n", i + 1, L->name, ty, in, out, L->w_size + L->b_size,

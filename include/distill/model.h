@@ -134,8 +134,9 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
 /* Write the YAML text of a model with the name, input shape and input normalisation of `like`
  * (its layers are not used) and the layers `layers[0..n)` (type, name, inputs as indices into this
  * array or KD_MODEL_INPUT, and the hyper-parameters; shapes and offsets are ignored). Every option is
- * written explicitly and floats with 9 significant digits, so kd_model_from_yaml(*yaml) rebuilds
- * exactly these layers. *yaml is malloc'd. The writer beside the reader: src/format/model_yaml.c. */
+ * written explicitly (those added for issue 13 -- dilation, pool pad, ceil_mode, count_pad -- only
+ * when not the default, so older models are written as before) and floats with 9 significant digits,
+ * so kd_model_from_yaml(*yaml) rebuilds exactly these layers. *yaml is malloc'd. The writer beside the reader: src/format/model_yaml.c. */
 kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
                                     kd_error *err);
 /* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to
@@ -182,6 +183,14 @@ void kd_model_set_input_grad(kd_model *m, float *dinput);
 const float *kd_model_layer_output(const kd_model *m, int i);
 /* Output floats per sample of a layer. */
 static inline size_t kd_layer_out_size(const kd_layer *L) { return (size_t)L->c * L->h * L->w; }
+/* Shape (c, h, w) per sample of input k (< L->n_inputs) of layer L of m: the model input or an
+ * earlier layer's output (L->in_c, in_h, in_w are input 0's). */
+static inline void kd_layer_input_shape(const kd_model *m, const kd_layer *L, int k, int *c, int *h, int *w) {
+    int j = L->inputs[k];
+    *c = j == KD_MODEL_INPUT ? m->in_c : m->layers[j].c;
+    *h = j == KD_MODEL_INPUT ? m->in_h : m->layers[j].h;
+    *w = j == KD_MODEL_INPUT ? m->in_w : m->layers[j].w;
+}
 
 /* Totals per sample. */
 long long kd_model_macs(const kd_model *m);

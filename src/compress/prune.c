@@ -287,17 +287,28 @@ static void analyse_groups(chan_ctx *c) {
             break;
         case KD_LAYER_LINEAR: c->out[i] = (tdesc){new_group(c, L->out, i), 1}; break;
         case KD_LAYER_FLATTEN: c->out[i] = (tdesc){d0.g, d0.f * L->in_h * L->in_w}; break;
-        case KD_LAYER_ADD: {
+        case KD_LAYER_ADD:
+        case KD_LAYER_MUL: {
             tdesc d1 = in_desc(c, L, 1);
-            if (d0.f == d1.f) {
+            int c1, h1, w1;
+            kd_layer_input_shape(m, L, 1, &c1, &h1, &w1);
+            if (d0.f == d1.f && L->in_c == c1) {
                 merge_groups(c, d0.g, d1.g);
-            } else {
-                fix_group(c, d0.g, "residual add of differently laid out tensors");
-                fix_group(c, d1.g, "residual add of differently laid out tensors");
+                c->out[i] = d0;
+            } else { /* laid out differently, or one input repeated along the channels: not pruned */
+                const char *why = "an add or mul of differently laid out tensors";
+                fix_group(c, d0.g, why);
+                fix_group(c, d1.g, why);
+                c->out[i] = (tdesc){new_group(c, L->c, -1), 1};
+                fix_group(c, c->out[i].g, why);
             }
-            c->out[i] = d0;
             break;
         }
+        case KD_LAYER_CONCAT: /* pruning stops at a concat: its inputs and output keep their channels */
+            for (int k = 0; k < L->n_inputs; k++) fix_group(c, in_desc(c, L, k).g, "its channels reach a concat");
+            c->out[i] = (tdesc){new_group(c, L->c, -1), 1};
+            fix_group(c, c->out[i].g, "concat");
+            break;
         case KD_LAYER_BATCHNORM:
             c->has_bn[find_root(c, d0.g)] = 1;
             c->out[i] = d0;
@@ -411,6 +422,15 @@ static kd_status copy_weights(chan_ctx *c, kd_model *out, kd_error *err) {
                     if (L->b_size) db[o] = b[ko[o]];
                 }
             }
+        } else if (L->type == KD_LAYER_SCALE) { /* per channel: the kept channels' pairs; or the one pair */
+            int n = L->out == 1 ? 1 : tensor_kept(c, d0, L->c, ko);
+            if (L->out == 1) ko[0] = 0;
+            want_w = (size_t)n;
+            if (D->w_size == want_w)
+                for (int k = 0; k < n; k++) {
+                    dw[k] = w[ko[k]];
+                    db[k] = b[ko[k]];
+                }
         } else if (L->type == KD_LAYER_BATCHNORM) {
             int n = tensor_kept(c, d0, L->c, ko);
             want_w = (size_t)n;

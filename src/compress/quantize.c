@@ -370,6 +370,11 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, const kd_ca
                                   "by the int8 runtime", L->name, L->pad, L->kernel);
                 break;
             }
+            if (L->dilation > 1) {
+                st = kd_error_set(err, KD_STATUS_BAD_MODEL, "layer %s: conv2d with dilation %d is not supported by "
+                                  "the int8 runtime", L->name, L->dilation);
+                break;
+            }
             Q->op = dw ? KD_INT8_DEPTHWISE : KD_INT8_CONV;
             Q->out_q = kd_quant_from_range(r->lo[src], r->hi[src]);
             Q->out_dims = dims4(1, L->h, L->w, L->out);
@@ -419,6 +424,13 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, const kd_ca
         case KD_LAYER_AVGPOOL:
         case KD_LAYER_GLOBAL_AVGPOOL:
         case KD_LAYER_RELU: {
+            int pooled = L->type == KD_LAYER_MAXPOOL || L->type == KD_LAYER_AVGPOOL;
+            if (pooled && (L->pad || L->h != (L->in_h - L->kernel) / L->stride + 1 ||
+                           L->w != (L->in_w - L->kernel) / L->stride + 1)) { /* padded, or ceil_mode adds a window */
+                st = kd_error_set(err, KD_STATUS_BAD_MODEL, "layer %s: %s with padding or ceil_mode is not supported "
+                                  "by the int8 runtime", L->name, kd_layer_type_name(L->type));
+                break;
+            }
             Q->op = L->type == KD_LAYER_MAXPOOL || L->type == KD_LAYER_RELU ? KD_INT8_MAXPOOL : KD_INT8_AVGPOOL;
             Q->out_q = q0; /* pools do not requantize */
             if (L->type == KD_LAYER_GLOBAL_AVGPOOL) {
@@ -441,6 +453,13 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, const kd_ca
         case KD_LAYER_ADD: {
             int j1 = L->inputs[1];
             kdrt_quant q1 = j1 < 0 ? q->in_q : tq[j1];
+            int c1, h1, w1;
+            kd_layer_input_shape(m, L, 1, &c1, &h1, &w1);
+            if (L->in_c != L->c || L->in_h != L->h || L->in_w != L->w || c1 != L->c || h1 != L->h || w1 != L->w) {
+                st = kd_error_set(err, KD_STATUS_BAD_MODEL, "layer %s: add with broadcasting is not supported by the "
+                                  "int8 runtime", L->name);
+                break;
+            }
             Q->op = KD_INT8_ADD;
             Q->n_inputs = 2;
             Q->inputs[1] = j1 < 0 ? KD_MODEL_INPUT : tmap[j1];

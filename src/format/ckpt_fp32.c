@@ -70,6 +70,8 @@ static int model_tensors(tensor_list *l, const kd_model *m, const char *prefix, 
             ws[0] = L->out; ws[1] = L->in_c; nd = 2;
         } else if (L->type == KD_LAYER_BATCHNORM) {
             ws[0] = L->c; nd = 1;
+        } else if (L->type == KD_LAYER_SCALE) {
+            ws[0] = L->out; nd = 1; /* C, or 1 for one scalar pair */
         } else {
             continue;
         }
