@@ -139,6 +139,19 @@ class SmallCNN(nn.Module):
         return torch.matmul(x, self.w) + self.bias
 
 
+class FashionCNN(nn.Module):
+    """A 1x28x28 teacher for the CLI tests (import, eval, kd with a fitnet term on its ONNX names)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1, bias=False), bn(8), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, 1, 1, bias=False), bn(16), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
 def export(name, model, opset, dynamic, x, keep_bn=False):
     model.eval()
     path = os.path.join(OUT, name + ".onnx")
@@ -251,6 +264,7 @@ def main():
     save("mobilenetv2_block", to_typed(m, False))
     export("mobilenetv3_block", MobileNetV3Block(), 17, True, x)
     export("small_cnn", SmallCNN(), 13, True, x)
+    export("fashion_cnn", FashionCNN(), 13, True, torch.rand(2, 1, 28, 28), keep_bn=True)
     bad_files()
     for f in sorted(os.listdir(OUT)):
         size = os.path.getsize(os.path.join(OUT, f))
