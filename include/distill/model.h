@@ -131,13 +131,13 @@ typedef struct kd_model {
  * Kaiming-uniform like PyTorch from `seed`). `source` names the file in error messages. */
 kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
                              kd_error *err);
-/* Write the YAML text of a model with input shape (in_c, in_h, in_w) and the layers `layers[0..n)`
- * (type, name, inputs as indices into this array or KD_MODEL_INPUT, and the hyper-parameters
- * out/kernel/stride/pad/groups/bias/p/eps/momentum; shapes and offsets are ignored). Every option is
+/* Write the YAML text of a model with the name, input shape and input normalisation of `like`
+ * (its layers are not used) and the layers `layers[0..n)` (type, name, inputs as indices into this
+ * array or KD_MODEL_INPUT, and the hyper-parameters; shapes and offsets are ignored). Every option is
  * written explicitly and floats with 9 significant digits, so kd_model_from_yaml(*yaml) rebuilds
  * exactly these layers. *yaml is malloc'd. The writer beside the reader: src/format/model_yaml.c. */
-kd_status kd_model_yaml_from_layers(const char *name, int in_c, int in_h, int in_w, const kd_layer *layers,
-                                    int n_layers, char **yaml, kd_error *err);
+kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
+                                    kd_error *err);
 /* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to
  * a YAML file. */
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err);

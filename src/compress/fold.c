@@ -111,7 +111,7 @@ kd_status kd_fold_batchnorm(const kd_model *in, kd_model **out, int *n_folded, k
         if (bn_of[i] >= 0) nl[nn].bias = 1;
         nn++;
     }
-    if ((st = kd_model_yaml_from_layers(in->name, in->in_c, in->in_h, in->in_w, nl, nn, &yaml, err))) goto done;
+    if ((st = kd_model_yaml_from_layers(in, nl, nn, &yaml, err))) goto done;
     if ((st = kd_model_from_yaml(&m, yaml, in->name, 0, err))) goto done;
     if (m->n_layers != nn) {
         st = kd_error_set(err, KD_STATUS_BAD_MODEL, "fold: rebuilt model has %d layers, expected %d", m->n_layers, nn);

@@ -481,7 +481,7 @@ kd_status kd_prune_channels(const kd_model *in, const kd_channel_prune_config *c
         nl[i].out = c.n_kept[g] * c.out[i].f;
         if (is_depthwise(L)) nl[i].groups = nl[i].out;
     }
-    if ((st = kd_model_yaml_from_layers(in->name, in->in_c, in->in_h, in->in_w, nl, n, &yaml, err))) goto done;
+    if ((st = kd_model_yaml_from_layers(in, nl, n, &yaml, err))) goto done;
     if ((st = kd_model_from_yaml(&m, yaml, in->name, 0, err))) goto done;
     if (m->n_layers != n) {
         st = kd_error_set(err, KD_STATUS_BAD_MODEL, "channel pruning: rebuilt model has %d layers, expected %d",

@@ -5,6 +5,7 @@
  * with `type` and the type's options (see docs/MODELS.md). The reader builds a kd_model, so this
  * container sits beside src/nn rather than below it: it calls nn's layout code (model_internal.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +235,42 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
     return KD_STATUS_OK;
 }
 
+/* One list of `normalize:`: exactly m->in_c finite numbers, each > 0 for std; *out malloc'd. */
+static kd_status parse_norm_list(parse_ctx *p, kd_model *m, yaml_node_t *map, const char *key, float **out) {
+    yaml_node_t *n = map_get(p->doc, map, key);
+    char what[160];
+    snprintf(what, sizeof what, "'normalize: %s' must be a list of %d finite numbers (one per input channel)%s", key,
+             m->in_c, strcmp(key, "std") ? "" : ", each > 0");
+    if (!n || n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top - n->data.sequence.items.start != m->in_c)
+        return fail(p, n ? n : map, "%s%s", what, NULL);
+    float *v = malloc((size_t)m->in_c * sizeof *v);
+    if (!v) return kd_error_set(p->err, KD_STATUS_NO_MEMORY, "out of memory");
+    *out = v; /* freed with the model */
+    for (int c = 0; c < m->in_c; c++) {
+        yaml_node_t *item = yaml_document_get_node(p->doc, n->data.sequence.items.start[c]);
+        const char *s = scalar(item);
+        char *end = NULL;
+        v[c] = s ? strtof(s, &end) : 0.f;
+        if (!s || !*s || *end || !isfinite(v[c]) || (!strcmp(key, "std") && !(v[c] > 0.f)))
+            return fail(p, item ? item : n, "%s%s", what, NULL);
+    }
+    return KD_STATUS_OK;
+}
+
+/* The model's input normalisation, `normalize: {mean: [..], std: [..]}` (optional). */
+static kd_status parse_normalize(parse_ctx *p, kd_model *m, yaml_node_t *node) {
+    if (!node) return KD_STATUS_OK;
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(p, node, "'normalize' must be a mapping {mean: [..], std: [..]}%s%s", NULL, NULL);
+    for (yaml_node_pair_t *kv = node->data.mapping.pairs.start; kv < node->data.mapping.pairs.top; kv++) {
+        const char *k = scalar(yaml_document_get_node(p->doc, kv->key));
+        if (!k || (strcmp(k, "mean") && strcmp(k, "std")))
+            return fail(p, node, "'normalize': unknown key '%s' (it has mean and std)%s", k ? k : "?", NULL);
+    }
+    kd_status st = parse_norm_list(p, m, node, "mean", &m->norm_mean);
+    return st ? st : parse_norm_list(p, m, node, "std", &m->norm_std);
+}
+
 static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node, int *type_count) {
     kd_layer *L = &m->layers[i];
     char idx[32];
@@ -353,10 +390,11 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
     }
     for (yaml_node_pair_t *kv = root->data.mapping.pairs.start; kv < root->data.mapping.pairs.top; kv++) {
         const char *k = scalar(yaml_document_get_node(&doc, kv->key));
-        if (!k || (strcmp(k, "name") && strcmp(k, "input") && strcmp(k, "layers"))) {
+        if (!k || (strcmp(k, "name") && strcmp(k, "input") && strcmp(k, "layers") && strcmp(k, "normalize"))) {
             st = fail(&p, yaml_document_get_node(&doc, kv->key),
-                      k ? "unknown key '%s' (a model has name, input and layers)%s" : "keys must be plain names%s%s", k,
-                      NULL);
+                      k ? "unknown key '%s' (a model has name, input, normalize and layers)%s"
+                        : "keys must be plain names%s%s",
+                      k, NULL);
             goto done;
         }
     }
@@ -385,6 +423,7 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
         goto done;
     }
     m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2];
+    if ((st = parse_normalize(&p, m, map_get(&doc, root, "normalize")))) goto done;
     yaml_node_t *layers = map_get(&doc, root, "layers");
     if (!layers || layers->type != YAML_SEQUENCE_NODE ||
         layers->data.sequence.items.top == layers->data.sequence.items.start) {
@@ -484,14 +523,29 @@ static void sb_quoted(sbuf *b, const char *s) {
     sb_printf(b, "'");
 }
 
-kd_status kd_model_yaml_from_layers(const char *name, int in_c, int in_h, int in_w, const kd_layer *layers,
-                                    int n_layers, char **yaml, kd_error *err) {
+/* A flow sequence of n floats with 9 significant digits (exact for float32). */
+static void sb_floats(sbuf *b, const float *v, int n) {
+    sb_printf(b, "[");
+    for (int i = 0; i < n; i++) sb_printf(b, "%s%.9g", i ? ", " : "", (double)v[i]);
+    sb_printf(b, "]");
+}
+
+kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
+                                    kd_error *err) {
     *yaml = NULL;
     if (!layers || n_layers < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "a model needs at least one layer");
     sbuf b = {0};
     sb_printf(&b, "# written by distill (model surgery)\nname: ");
-    sb_quoted(&b, name ? name : "model");
-    sb_printf(&b, "\ninput: [%d, %d, %d]\nlayers:\n", in_c, in_h, in_w);
+    sb_quoted(&b, like->name[0] ? like->name : "model");
+    sb_printf(&b, "\ninput: [%d, %d, %d]\n", like->in_c, like->in_h, like->in_w);
+    if (like->norm_mean && like->norm_std) {
+        sb_printf(&b, "normalize: {mean: ");
+        sb_floats(&b, like->norm_mean, like->in_c);
+        sb_printf(&b, ", std: ");
+        sb_floats(&b, like->norm_std, like->in_c);
+        sb_printf(&b, "}\n");
+    }
+    sb_printf(&b, "layers:\n");
     for (int i = 0; i < n_layers; i++) {
         const kd_layer *L = &layers[i];
         if (L->type < 0 || L->type >= KD_LAYER_COUNT) {

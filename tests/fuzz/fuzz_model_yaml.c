@@ -18,11 +18,13 @@ static int fuzz_model_yaml(const uint8_t *data, size_t size) {
     int ok = kd_model_from_yaml(&m, text, "fuzz.yaml", 1, &err) == KD_STATUS_OK;
     free(text);
     char *yaml = NULL;
-    if (ok && kd_model_yaml_from_layers(m->name, m->in_c, m->in_h, m->in_w, m->layers, m->n_layers, &yaml, &err) ==
-                  KD_STATUS_OK) {
+    if (ok && kd_model_yaml_from_layers(m, m->layers, m->n_layers, &yaml, &err) == KD_STATUS_OK) {
         /* the written text must rebuild the same model */
         if (kd_model_from_yaml(&again, yaml, "written.yaml", 1, &err) != KD_STATUS_OK ||
-            again->n_layers != m->n_layers || again->n_params != m->n_params || again->n_buffers != m->n_buffers)
+            again->n_layers != m->n_layers || again->n_params != m->n_params || again->n_buffers != m->n_buffers ||
+            !again->norm_mean != !m->norm_mean ||
+            (m->norm_mean && (memcmp(again->norm_mean, m->norm_mean, (size_t)m->in_c * sizeof(float)) ||
+                              memcmp(again->norm_std, m->norm_std, (size_t)m->in_c * sizeof(float)))))
             abort();
         kd_model_free(again);
     }
