@@ -1507,22 +1507,21 @@ static kd_status graph_input(imp *im, const Onnx__GraphProto *g, const Onnx__Val
 
 /* The YAML of the layers, with the normalisation (`normalize:`) when given. */
 static kd_status model_yaml(imp *im, const char *name, const int dims[3], const kd_onnx_import_opts *o, char **yaml) {
-    kd_status st = kd_model_yaml_from_layers(name, dims[0], dims[1], dims[2], im->L, im->nl, yaml, im->err);
-    if (st || !o || o->n_norm <= 0) return st;
-    size_t len = strlen(*yaml), cap = len + 64 + (size_t)dims[0] * 2 * 20;
-    char *y = realloc(*yaml, cap);
-    if (!y) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
-    *yaml = y;
-    for (int pass = 0; pass < 2; pass++) {
-        len += (size_t)snprintf(y + len, cap - len, pass ? ", std: [" : "normalize: {mean: [");
+    kd_model like = {.in_c = dims[0], .in_h = dims[1], .in_w = dims[2]};
+    snprintf(like.name, sizeof like.name, "%s", name);
+    float *norm = NULL;
+    if (o && o->n_norm > 0) {
+        if (!(norm = malloc(2 * (size_t)dims[0] * sizeof *norm))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
         for (int c = 0; c < dims[0]; c++) {
-            const float *v = pass ? o->std : o->mean;
-            len += (size_t)snprintf(y + len, cap - len, "%s%.9g", c ? ", " : "", (double)v[o->n_norm == 1 ? 0 : c]);
+            norm[c] = o->mean[o->n_norm == 1 ? 0 : c];
+            norm[dims[0] + c] = o->std[o->n_norm == 1 ? 0 : c];
         }
-        len += (size_t)snprintf(y + len, cap - len, "]");
+        like.norm_mean = norm;
+        like.norm_std = norm + dims[0];
     }
-    snprintf(y + len, cap - len, "}\n");
-    return KD_STATUS_OK;
+    kd_status st = kd_model_yaml_from_layers(&like, im->L, im->nl, yaml, im->err);
+    free(norm);
+    return st;
 }
 
 /* Copy the imported weights into the built model (same layer order). */
