@@ -134,8 +134,9 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
 /* Write the YAML text of a model with the name, input shape and input normalisation of `like`
  * (its layers are not used) and the layers `layers[0..n)` (type, name, inputs as indices into this
  * array or KD_MODEL_INPUT, and the hyper-parameters; shapes and offsets are ignored). Every option is
- * written explicitly and floats with 9 significant digits, so kd_model_from_yaml(*yaml) rebuilds
- * exactly these layers. *yaml is malloc'd. The writer beside the reader: src/format/model_yaml.c. */
+ * written explicitly (those added for issue 13 -- dilation, pool pad, ceil_mode, count_pad -- only
+ * when not the default, so older models are written as before) and floats with 9 significant digits,
+ * so kd_model_from_yaml(*yaml) rebuilds exactly these layers. *yaml is malloc'd. The writer beside the reader: src/format/model_yaml.c. */
 kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
                                     kd_error *err);
 /* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to

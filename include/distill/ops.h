@@ -37,11 +37,14 @@ void kd_linear_backward(float *din, float *dweight, float *dbias, const float *d
                         const float *weight, int B, int in_f, int out_f);
 
 /* ---- conv2d (src/nn/conv.c) ----
- * weight (Cout, Cin/groups, K, K), bias (Cout) or NULL, square kernel, symmetric padding.
- * Ho = (H + 2*pad - K)/stride + 1. `scratch` must hold kd_conv2d_scratch_floats(...) floats. */
+ * weight (Cout, Cin/groups, K, K), bias (Cout) or NULL, square kernel, symmetric padding, dilation
+ * d (taps d apart; 0 is taken as 1). Ho = (H + 2*pad - (d*(K-1)+1))/stride + 1, i.e.
+ * kd_conv2d_out_size(H, d*(K-1)+1, stride, pad). `scratch` must hold kd_conv2d_scratch_floats(...)
+ * floats. */
 typedef struct kd_conv_shape {
     int B, Cin, H, W, Cout, K, stride, pad, groups, Ho, Wo;
     int threads;    /* OpenMP threads to use; scratch must be sized for this many (>= 1) */
+    int dilation;   /* >= 1; 0 (a shape written before dilation existed) means 1 */
 } kd_conv_shape;
 int kd_conv2d_out_size(int in, int k, int stride, int pad);
 size_t kd_conv2d_scratch_floats(const kd_conv_shape *s); /* for s->threads threads */
@@ -50,15 +53,23 @@ void kd_conv2d_forward(float *out, const float *in, const float *weight, const f
 void kd_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                         const float *weight, const kd_conv_shape *s, float *scratch);
 
-/* ---- pooling (src/nn/pool.c) ---- square window k, stride s, no padding. */
-void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W, int k,
-                        int stride, int threads);                          /* argmax (B,C,Ho,Wo) */
-void kd_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H, int W,
-                         int Ho, int Wo, int threads);
-void kd_avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int k, int stride,
-                        int threads);
-void kd_avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int k, int stride,
-                         int threads);
+/* ---- pooling (src/nn/pool.c) ---- square window k, stride, symmetric padding pad <= k/2, as
+ * PyTorch's MaxPool2d/AvgPool2d: padded positions never win a max; an average divides by the
+ * window's size clipped to the padded input when count_pad (count_include_pad), else by the
+ * number of input elements in it. Ho, Wo from kd_pool_out_size (ceil_mode or not). */
+typedef struct kd_pool_shape {
+    int B, C, H, W, k, stride, pad, Ho, Wo;
+    int count_pad;  /* avgpool: padded zeros count in the divisor */
+    int threads;
+} kd_pool_shape;
+/* PyTorch's output size: floor or (ceil_mode) ceil of (in + 2 pad - k) / stride + 1, minus one
+ * when ceil_mode would start the last window past the input and its left padding; 0 when the
+ * window does not fit. */
+int kd_pool_out_size(int in, int k, int stride, int pad, int ceil_mode);
+void kd_maxpool_forward(float *out, int32_t *argmax, const float *in, const kd_pool_shape *s); /* argmax (B,C,Ho,Wo) */
+void kd_maxpool_backward(float *din, const float *dout, const int32_t *argmax, const kd_pool_shape *s);
+void kd_avgpool_forward(float *out, const float *in, const kd_pool_shape *s);
+void kd_avgpool_backward(float *din, const float *dout, const kd_pool_shape *s);
 void kd_gap_forward(float *out, const float *in, int B, int C, int HW);   /* out (B,C); one thread */
 void kd_gap_backward(float *din, const float *dout, int B, int C, int HW);
 
@@ -88,6 +99,51 @@ void kd_dropout_forward(float *out, const float *in, const float *mask, size_t n
 void kd_dropout_backward(float *din, const float *dout, const float *mask, size_t n, int threads);
 void kd_add_forward(float *out, const float *a, const float *b, size_t n, int threads);
 void kd_add_backward(float *da, float *db, const float *dout, size_t n, int threads);
+/* Gradients at the kinks follow PyTorch: clip passes the gradient only strictly inside (lo, hi)
+ * (hardtanh, ReLU6), leaky ReLU uses alpha at 0, hard sigmoid passes alpha only where
+ * 0 < alpha x + beta < 1, hard swish takes x/3 + 1/2 on [-3, 3) (0 below, 1 from 3 on). */
+void kd_clip_forward(float *out, const float *in, size_t n, float lo, float hi, int threads);
+void kd_clip_backward(float *din, const float *dout, const float *in, size_t n, float lo, float hi, int threads);
+void kd_leaky_relu_forward(float *out, const float *in, size_t n, float alpha, int threads);
+void kd_leaky_relu_backward(float *din, const float *dout, const float *in, size_t n, float alpha, int threads);
+void kd_sigmoid_forward(float *out, const float *in, size_t n, int threads);
+void kd_sigmoid_backward(float *din, const float *dout, const float *out, size_t n, int threads);
+void kd_hard_sigmoid_forward(float *out, const float *in, size_t n, float alpha, float beta, int threads);
+void kd_hard_sigmoid_backward(float *din, const float *dout, const float *in, size_t n, float alpha, float beta,
+                              int threads);
+void kd_hard_swish_forward(float *out, const float *in, size_t n, int threads);
+void kd_hard_swish_backward(float *din, const float *dout, const float *in, size_t n, int threads);
+
+/* ---- broadcasting binary ops (src/nn/eltwise.c) ---- a (B, ca, ha, wa), b (B, cb, hb, wb), out
+ * (B, c, h, w): each dimension of an input equals the output's or is 1 (repeated), as numpy/ONNX
+ * broadcasting of two NCHW tensors with the same batch (squeeze-excitation: (C,H,W) * (C,1,1)).
+ * Backward sums the gradient over the dimensions an input was repeated along. */
+typedef struct kd_bcast_shape {
+    int B;
+    int ca, ha, wa, cb, hb, wb, c, h, w;
+    int threads;
+} kd_bcast_shape;
+void kd_bcast_add_forward(float *out, const float *a, const float *b, const kd_bcast_shape *s);
+void kd_bcast_add_backward(float *da, float *db, const float *dout, const kd_bcast_shape *s);
+void kd_mul_forward(float *out, const float *a, const float *b, const kd_bcast_shape *s);
+void kd_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+                     const kd_bcast_shape *s);
+
+/* ---- shape ops and per-channel affine (src/nn/eltwise.c) ---- */
+/* Constant padding of (B, C, H, W) by pads = top, left, bottom, right (>= 0) with value:
+ * out (B, C, H + top + bottom, W + left + right). Backward takes the interior. */
+void kd_pad_forward(float *out, const float *in, int B, int C, int H, int W, const int pads[4], float value,
+                    int threads);
+void kd_pad_backward(float *din, const float *dout, int B, int C, int H, int W, const int pads[4], int threads);
+/* Channel concatenation of n inputs in[k] (B, c[k], HW) into out (B, sum c, HW); backward hands
+ * each din[k] (NULL = skipped) its slice. */
+void kd_concat_forward(float *out, const float *const *in, const int *c, int n, int B, int HW, int threads);
+void kd_concat_backward(float *const *din, const float *dout, const int *c, int n, int B, int HW, int threads);
+/* y = x * w[c] + b[c] over (B, C, HW); nw = C (per channel) or 1 (one scalar pair). */
+void kd_scale_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int HW, int nw,
+                      int threads);
+void kd_scale_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int B,
+                       int C, int HW, int nw, int threads);
 
 /* ---- softmax and losses (src/nn/loss.c) ---- logits (B, C) */
 float kd_row_max(const float *z, int C); /* max of z[0..C), C >= 1: the shift for stable softmax */

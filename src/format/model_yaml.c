@@ -5,6 +5,7 @@
  * with `type` and the type's options (see docs/MODELS.md). The reader builds a kd_model, so this
  * container sits beside src/nn rather than below it: it calls nn's layout code (model_internal.h). */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -142,14 +143,41 @@ static int key_allowed(kd_layer_type t, const char *k) {
     switch (t) {
     case KD_LAYER_CONV2D:
         return !strcmp(k, "out") || !strcmp(k, "kernel") || !strcmp(k, "stride") || !strcmp(k, "pad") ||
-               !strcmp(k, "groups") || !strcmp(k, "bias");
+               !strcmp(k, "groups") || !strcmp(k, "bias") || !strcmp(k, "dilation");
     case KD_LAYER_LINEAR: return !strcmp(k, "out") || !strcmp(k, "bias");
+    case KD_LAYER_AVGPOOL:
+        if (!strcmp(k, "count_pad")) return 1;
+        /* fall through */
     case KD_LAYER_MAXPOOL:
-    case KD_LAYER_AVGPOOL: return !strcmp(k, "kernel") || !strcmp(k, "stride");
+        return !strcmp(k, "kernel") || !strcmp(k, "stride") || !strcmp(k, "pad") || !strcmp(k, "ceil_mode");
     case KD_LAYER_BATCHNORM: return !strcmp(k, "eps") || !strcmp(k, "momentum");
     case KD_LAYER_DROPOUT: return !strcmp(k, "p");
+    case KD_LAYER_CLIP: return !strcmp(k, "lo") || !strcmp(k, "hi");
+    case KD_LAYER_LEAKY_RELU: return !strcmp(k, "alpha");
+    case KD_LAYER_HARD_SIGMOID: return !strcmp(k, "alpha") || !strcmp(k, "beta");
+    case KD_LAYER_PAD: return !strcmp(k, "pads") || !strcmp(k, "value");
+    case KD_LAYER_SCALE: return !strcmp(k, "per_channel");
     default: return 0;
     }
+}
+
+/* `pads: [top, left, bottom, right]` of a pad layer, each in [0, 1024]; required. */
+static kd_status get_pads(parse_ctx *p, yaml_node_t *map, const char *layer, int pads[4]) {
+    yaml_node_t *n = map_get(p->doc, map, "pads");
+    int cnt = 0;
+    if (n && n->type == YAML_SEQUENCE_NODE)
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+            const char *v = scalar(yaml_document_get_node(p->doc, *it));
+            char *end = NULL;
+            errno = 0;
+            long x = v ? strtol(v, &end, 10) : -1;
+            if (cnt == 4 || !v || !*v || *end || errno || x < 0 || x > 1024) { cnt = -1; break; }
+            pads[cnt++] = (int)x;
+        }
+    if (cnt != 4)
+        return fail(p, n ? n : map, "layer %s: pad needs 'pads: [top, left, bottom, right]', integers in [0, 1024]%s",
+                    layer, NULL);
+    return KD_STATUS_OK;
 }
 
 static int find_layer(const kd_model *m, int upto, const char *name) {
@@ -176,11 +204,16 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
                      L->in_c, L->out);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
-        int ho = kd_conv2d_out_size(L->in_h, L->kernel, L->stride, L->pad);
-        int wo = kd_conv2d_out_size(L->in_w, L->kernel, L->stride, L->pad);
+        int span = L->dilation * (L->kernel - 1) + 1; /* the kernel's extent with its taps dilated */
+        int ho = kd_conv2d_out_size(L->in_h, span, L->stride, L->pad);
+        int wo = kd_conv2d_out_size(L->in_w, span, L->stride, L->pad);
         if (ho < 1 || wo < 1) {
-            snprintf(buf, sizeof buf, "kernel %d (pad %d) does not fit the %dx%d input", L->kernel, L->pad,
-                     L->in_h, L->in_w);
+            if (L->dilation > 1)
+                snprintf(buf, sizeof buf, "kernel %d (dilation %d, pad %d) does not fit the %dx%d input", L->kernel,
+                         L->dilation, L->pad, L->in_h, L->in_w);
+            else
+                snprintf(buf, sizeof buf, "kernel %d (pad %d) does not fit the %dx%d input", L->kernel, L->pad,
+                         L->in_h, L->in_w);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
         long long weights = kd_size_mul(kd_size_mul(L->out, L->in_c / L->groups), kd_size_mul(L->kernel, L->kernel));
@@ -204,25 +237,61 @@ static kd_status infer_shape(parse_ctx *p, yaml_node_t *at, kd_model *m, int i) 
         break;
     case KD_LAYER_MAXPOOL:
     case KD_LAYER_AVGPOOL:
-        if (L->in_h < L->kernel || L->in_w < L->kernel) {
-            snprintf(buf, sizeof buf, "window %d is larger than the %dx%d input", L->kernel, L->in_h, L->in_w);
+        if (2 * L->pad > L->kernel) { /* PyTorch's rule: a window is never all padding */
+            snprintf(buf, sizeof buf, "pad %d is more than half the window %d", L->pad, L->kernel);
             return fail(p, at, "layer %s: %s", L->name, buf);
         }
-        L->h = (L->in_h - L->kernel) / L->stride + 1;
-        L->w = (L->in_w - L->kernel) / L->stride + 1;
+        L->h = kd_pool_out_size(L->in_h, L->kernel, L->stride, L->pad, L->ceil_mode);
+        L->w = kd_pool_out_size(L->in_w, L->kernel, L->stride, L->pad, L->ceil_mode);
+        if (L->h < 1 || L->w < 1) {
+            snprintf(buf, sizeof buf, "window %d is larger than the %dx%d input (padded by %d)", L->kernel, L->in_h,
+                     L->in_w, L->pad);
+            return fail(p, at, "layer %s: %s", L->name, buf);
+        }
         break;
     case KD_LAYER_GLOBAL_AVGPOOL: L->h = L->w = 1; break;
     case KD_LAYER_FLATTEN: L->c = (int)kd_layer_in_size(L); L->h = L->w = 1; break;
-    case KD_LAYER_ADD: {
-        const kd_layer *b = L->inputs[1] == KD_MODEL_INPUT ? NULL : &m->layers[L->inputs[1]];
-        int bc = b ? b->c : m->in_c, bh = b ? b->h : m->in_h, bw = b ? b->w : m->in_w;
-        if (bc != L->in_c || bh != L->in_h || bw != L->in_w) {
-            snprintf(buf, sizeof buf, "inputs have different shapes [%d,%d,%d] and [%d,%d,%d]", L->in_c,
-                     L->in_h, L->in_w, bc, bh, bw);
-            return fail(p, at, "layer %s: %s", L->name, buf);
+    case KD_LAYER_ADD:
+    case KD_LAYER_MUL: { /* broadcasting: each dimension equal, or 1 in one of the inputs */
+        int a[3] = {L->in_c, L->in_h, L->in_w}, b[3], o[3];
+        kd_layer_input_shape(m, L, 1, &b[0], &b[1], &b[2]);
+        for (int d = 0; d < 3; d++) {
+            if (a[d] != b[d] && a[d] != 1 && b[d] != 1) {
+                snprintf(buf, sizeof buf,
+                         "inputs have different shapes [%d,%d,%d] and [%d,%d,%d] (each dimension must be equal, or "
+                         "1 in one of them)", a[0], a[1], a[2], b[0], b[1], b[2]);
+                return fail(p, at, "layer %s: %s", L->name, buf);
+            }
+            o[d] = a[d] > b[d] ? a[d] : b[d];
         }
+        L->c = o[0]; L->h = o[1]; L->w = o[2];
+        if (L->type == KD_LAYER_MUL) L->macs = kd_size_mul(kd_size_mul(L->c, L->h), L->w);
         break;
     }
+    case KD_LAYER_CONCAT: {
+        long long c = 0;
+        for (int k = 0; k < L->n_inputs; k++) {
+            int ck, hk, wk;
+            kd_layer_input_shape(m, L, k, &ck, &hk, &wk);
+            if (hk != L->in_h || wk != L->in_w) {
+                snprintf(buf, sizeof buf, "input %d is %dx%d, input 1 is %dx%d (concat joins channels of equal size)",
+                         k + 1, hk, wk, L->in_h, L->in_w);
+                return fail(p, at, "layer %s: %s", L->name, buf);
+            }
+            c += ck;
+        }
+        if (c > KD_MODEL_MAX_ELEMS) c = KD_MODEL_MAX_ELEMS + 1LL; /* refused below */
+        L->c = (int)c;
+        break;
+    }
+    case KD_LAYER_PAD:
+        L->h = L->in_h + L->pads[0] + L->pads[2];
+        L->w = L->in_w + L->pads[1] + L->pads[3];
+        break;
+    case KD_LAYER_SCALE:
+        L->out = L->out ? L->in_c : 1; /* parse_layer: 1 = per channel, 0 = one scalar pair */
+        L->macs = kd_size_mul(kd_size_mul(L->c, L->h), L->w);
+        break;
     default: break;
     }
     /* every product of an output's dimensions (flatten, linear, the next layer's sizes) fits an int */
@@ -279,17 +348,18 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     const char *type = scalar(map_get(p->doc, node, "type"));
     if (!type) return fail(p, node, "layer %s: missing 'type'", idx, NULL);
     int t = -1;
-    for (int k = 0; k <= KD_LAYER_ADD; k++) /* issue 13 layers: not built yet */
+    for (int k = 0; k < KD_LAYER_COUNT; k++)
         if (!strcmp(layer_names[k], type)) t = k;
     if (t < 0)
         return fail(p, node,
                     "layer %s: unknown layer type '%s' (known: conv2d, linear, maxpool, avgpool, "
-                    "global_avgpool, batchnorm, relu, gelu, dropout, flatten, add)", idx, type);
+                    "global_avgpool, batchnorm, relu, gelu, dropout, flatten, add, concat, clip, leaky_relu, sigmoid, "
+                    "hard_sigmoid, hard_swish, mul, pad, scale)", idx, type);
     L->type = (kd_layer_type)t;
     const char *name = scalar(map_get(p->doc, node, "name"));
     if (name) {
         if (strlen(name) >= KD_NAME_MAX || !*name || strchr(name, ' ') || strchr(name, '"'))
-            return fail(p, node, "layer %s: bad name '%s' (1-47 characters, no spaces or quotes)", idx, name);
+            return fail(p, node, "layer %s: bad name '%s' (1-127 characters, no spaces or quotes)", idx, name);
         snprintf(L->name, sizeof L->name, "%s", name);
     } else {
         snprintf(L->name, sizeof L->name, "%s%d", type, ++type_count[t]);
@@ -310,6 +380,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
             (st = get_int(p, node, "stride", 1, 1, 16, n, &L->stride)) ||
             (st = get_int(p, node, "pad", 0, 0, 15, n, &L->pad)) ||
             (st = get_int(p, node, "groups", 1, 1, 65536, n, &L->groups)) ||
+            (st = get_int(p, node, "dilation", 1, 1, 16, n, &L->dilation)) ||
             (st = get_bool(p, node, "bias", 1, n, &L->bias)))
             return st;
         break;
@@ -321,8 +392,33 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     case KD_LAYER_MAXPOOL:
     case KD_LAYER_AVGPOOL:
         if ((st = get_int(p, node, "kernel", 2, 1, 64, n, &L->kernel)) ||
-            (st = get_int(p, node, "stride", L->kernel, 1, 64, n, &L->stride)))
+            (st = get_int(p, node, "stride", L->kernel, 1, 64, n, &L->stride)) ||
+            (st = get_int(p, node, "pad", 0, 0, 32, n, &L->pad)) ||
+            (st = get_bool(p, node, "ceil_mode", 0, n, &L->ceil_mode)) ||
+            (st = get_bool(p, node, "count_pad", 1, n, &L->count_pad)))
             return st;
+        break;
+    case KD_LAYER_CLIP:
+        if ((st = get_float(p, node, "lo", 0.f, -INFINITY, INFINITY, n, &L->lo)) ||
+            (st = get_float(p, node, "hi", 6.f, -INFINITY, INFINITY, n, &L->hi)))
+            return st;
+        if (!(L->lo <= L->hi)) return fail(p, node, "layer %s: clip needs lo <= hi%s", n, NULL);
+        break;
+    case KD_LAYER_LEAKY_RELU:
+        if ((st = get_float(p, node, "alpha", 0.01f, -100.f, 100.f, n, &L->alpha))) return st;
+        break;
+    case KD_LAYER_HARD_SIGMOID:
+        if ((st = get_float(p, node, "alpha", 0.2f, -100.f, 100.f, n, &L->alpha)) ||
+            (st = get_float(p, node, "beta", 0.5f, -100.f, 100.f, n, &L->beta)))
+            return st;
+        break;
+    case KD_LAYER_PAD:
+        if ((st = get_pads(p, node, n, L->pads)) ||
+            (st = get_float(p, node, "value", 0.f, -FLT_MAX, FLT_MAX, n, &L->value)))
+            return st;
+        break;
+    case KD_LAYER_SCALE: /* infer_shape turns this into the parameter count, C or 1 */
+        if ((st = get_bool(p, node, "per_channel", 1, n, &L->out))) return st;
         break;
     case KD_LAYER_BATCHNORM:
         if ((st = get_float(p, node, "eps", 1e-5f, 1e-12f, 1.f, n, &L->eps)) ||
@@ -337,23 +433,25 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     /* inputs: default previous layer (or the model input for the first) */
     yaml_node_t *in = map_get(p->doc, node, "inputs");
     if (!in) in = map_get(p->doc, node, "input");
-    int want = L->type == KD_LAYER_ADD ? 2 : 1;
+    int two = L->type == KD_LAYER_ADD || L->type == KD_LAYER_MUL, cat = L->type == KD_LAYER_CONCAT;
+    int lo = two || cat ? 2 : 1, hi = two ? 2 : cat ? KD_LAYER_MAX_INPUTS : 1;
     if (!in) {
-        if (want == 2) return fail(p, node, "layer %s: add needs 'inputs: [a, b]'", n, NULL);
+        if (lo == 2) return fail(p, node, "layer %s: %s needs 'inputs: [a, b, ...]'", n, type);
         L->n_inputs = 1;
         L->inputs[0] = i - 1; /* -1 == KD_MODEL_INPUT for the first layer */
     } else {
-        const char *names[2] = {0};
+        const char *names[KD_LAYER_MAX_INPUTS] = {0};
         int cnt = 0;
         if (in->type == YAML_SCALAR_NODE) names[cnt++] = scalar(in);
         else if (in->type == YAML_SEQUENCE_NODE)
             for (yaml_node_item_t *it = in->data.sequence.items.start; it < in->data.sequence.items.top; it++) {
-                if (cnt == 2) { cnt = 3; break; }
+                if (cnt == hi) { cnt = hi + 1; break; }
                 names[cnt++] = scalar(yaml_document_get_node(p->doc, *it));
             }
-        if (cnt != want) {
+        if (cnt < lo || cnt > hi) {
             char buf[64];
-            snprintf(buf, sizeof buf, "%d input(s)", want);
+            if (lo == hi) snprintf(buf, sizeof buf, "%d input(s)", lo);
+            else snprintf(buf, sizeof buf, "%d to %d inputs", lo, hi);
             return fail(p, in, "layer %s: expects %s", n, buf);
         }
         for (int k = 0; k < cnt; k++) {
@@ -559,18 +657,36 @@ kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers
         case KD_LAYER_CONV2D:
             sb_printf(&b, ", out: %d, kernel: %d, stride: %d, pad: %d, groups: %d, bias: %s", L->out, L->kernel,
                       L->stride, L->pad, L->groups, L->bias ? "true" : "false");
+            if (L->dilation > 1) sb_printf(&b, ", dilation: %d", L->dilation);
             break;
         case KD_LAYER_LINEAR: sb_printf(&b, ", out: %d, bias: %s", L->out, L->bias ? "true" : "false"); break;
         case KD_LAYER_MAXPOOL:
-        case KD_LAYER_AVGPOOL: sb_printf(&b, ", kernel: %d, stride: %d", L->kernel, L->stride); break;
+        case KD_LAYER_AVGPOOL:
+            sb_printf(&b, ", kernel: %d, stride: %d", L->kernel, L->stride);
+            if (L->pad) sb_printf(&b, ", pad: %d", L->pad);
+            if (L->ceil_mode) sb_printf(&b, ", ceil_mode: true");
+            if (L->type == KD_LAYER_AVGPOOL && !L->count_pad) sb_printf(&b, ", count_pad: false");
+            break;
+        case KD_LAYER_CLIP: sb_printf(&b, ", lo: %.9g, hi: %.9g", (double)L->lo, (double)L->hi); break;
+        case KD_LAYER_LEAKY_RELU: sb_printf(&b, ", alpha: %.9g", (double)L->alpha); break;
+        case KD_LAYER_HARD_SIGMOID: sb_printf(&b, ", alpha: %.9g, beta: %.9g", (double)L->alpha, (double)L->beta); break;
+        case KD_LAYER_PAD:
+            sb_printf(&b, ", pads: [%d, %d, %d, %d], value: %.9g", L->pads[0], L->pads[1], L->pads[2], L->pads[3],
+                      (double)L->value);
+            break;
+        case KD_LAYER_SCALE: sb_printf(&b, ", per_channel: %s", L->out == 1 ? "false" : "true"); break;
         case KD_LAYER_BATCHNORM:
             sb_printf(&b, ", eps: %.9g, momentum: %.9g", (double)L->eps, (double)L->momentum);
             break;
         case KD_LAYER_DROPOUT: sb_printf(&b, ", p: %.9g", (double)L->p); break;
         default: break;
         }
-        int n_in = L->type == KD_LAYER_ADD ? 2 : 1;
-        if (n_in == 2 || L->inputs[0] != i - 1) {
+        int n_in = L->type == KD_LAYER_ADD || L->type == KD_LAYER_MUL ? 2 : L->type == KD_LAYER_CONCAT ? L->n_inputs : 1;
+        if (n_in < 1 || n_in > KD_LAYER_MAX_INPUTS) {
+            free(b.s);
+            return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %s: %d inputs", L->name, n_in);
+        }
+        if (n_in >= 2 || L->inputs[0] != i - 1) {
             sb_printf(&b, ", inputs: [");
             for (int k = 0; k < n_in; k++) {
                 int j = L->inputs[k];

@@ -1,7 +1,8 @@
 /* 2-D convolution, forward and backward. General case: im2col + SGEMM per image and group, the
  * images of the batch spread over OpenMP threads (oneDNN's sgemm runs single-threaded inside the
  * region). 1x1/stride-1/no-pad convolutions skip im2col. Depthwise convolutions (one input channel
- * per group) are direct loops: as a GEMM they would have K = k*k, far too small to pay.
+ * per group) are direct loops: as a GEMM they would have K = k*k, far too small to pay. Dilation d
+ * (taps d apart) only changes which input element each tap reads, in every path.
  * Determinism: weight gradients are accumulated per thread and reduced in thread order. */
 #include <limits.h>
 #include <omp.h>
@@ -19,6 +20,8 @@ int kd_conv2d_out_size(int in, int k, int stride, int pad) {
 
 #define KD_DW_MAX_K 15 /* larger depthwise kernels take the general (grouped GEMM) path */
 
+/* The distance between kernel taps (dilation); 1 for shapes that leave it 0. */
+static int dil(const kd_conv_shape *s) { return s->dilation > 1 ? s->dilation : 1; }
 static int is_depthwise(const kd_conv_shape *s) { return s->groups > 1 && s->groups == s->Cin && s->Cout == s->Cin; }
 static int is_pointwise(const kd_conv_shape *s) { return s->K == 1 && s->stride == 1 && s->pad == 0; }
 
@@ -37,14 +40,14 @@ size_t kd_conv2d_scratch_floats(const kd_conv_shape *s) { return (size_t)kd_op_t
 
 /* col (Cg*K*K, Ho*Wo) from one image's channels [c0, c0+Cg) of in (Cin, H, W). */
 static void im2col(float *col, const float *in, const kd_conv_shape *s, int c0, int Cg) {
-    int K = s->K, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W;
+    int K = s->K, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W, d = dil(s);
     for (int c = 0; c < Cg; c++) {
         const float *plane = in + (size_t)(c0 + c) * H * W;
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
                 float *row = col + ((size_t)(c * K + ky) * K + kx) * Ho * Wo;
                 for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * s->stride - s->pad + ky;
+                    int iy = oy * s->stride - s->pad + ky * d;
                     float *r = row + (size_t)oy * Wo;
                     if (iy < 0 || iy >= H) {
                         memset(r, 0, sizeof(float) * Wo);
@@ -52,16 +55,16 @@ static void im2col(float *col, const float *in, const kd_conv_shape *s, int c0, 
                     }
                     const float *src = plane + (size_t)iy * W;
                     if (s->stride == 1) {
-                        int lo = s->pad - kx, hi = W + s->pad - kx; /* valid ox in [lo, hi) */
+                        int lo = s->pad - kx * d, hi = W + s->pad - kx * d; /* valid ox in [lo, hi) */
                         if (lo < 0) lo = 0;
                         if (hi > Wo) hi = Wo;
                         for (int ox = 0; ox < lo && ox < Wo; ox++) r[ox] = 0.f;
-                        const float *sp = src - s->pad + kx; /* rows are short: a loop beats memcpy's call */
+                        const float *sp = src - s->pad + kx * d; /* rows are short: a loop beats memcpy's call */
                         for (int ox = lo; ox < hi; ox++) r[ox] = sp[ox];
                         for (int ox = hi > lo ? hi : lo; ox < Wo; ox++) r[ox] = 0.f;
                     } else {
                         for (int ox = 0; ox < Wo; ox++) {
-                            int ix = ox * s->stride - s->pad + kx;
+                            int ix = ox * s->stride - s->pad + kx * d;
                             r[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.f;
                         }
                     }
@@ -72,27 +75,27 @@ static void im2col(float *col, const float *in, const kd_conv_shape *s, int c0, 
 
 /* din (Cin, H, W) channels [c0, c0+Cg) += col2im(dcol). */
 static void col2im_add(float *din, const float *dcol, const kd_conv_shape *s, int c0, int Cg) {
-    int K = s->K, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W;
+    int K = s->K, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W, d = dil(s);
     for (int c = 0; c < Cg; c++) {
         float *plane = din + (size_t)(c0 + c) * H * W;
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
                 const float *row = dcol + ((size_t)(c * K + ky) * K + kx) * Ho * Wo;
                 for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * s->stride - s->pad + ky;
+                    int iy = oy * s->stride - s->pad + ky * d;
                     if (iy < 0 || iy >= H) continue;
                     float *dst = plane + (size_t)iy * W;
                     const float *r = row + (size_t)oy * Wo;
                     if (s->stride == 1) {
-                        int lo = s->pad - kx, hi = W + s->pad - kx; /* valid ox in [lo, hi) */
+                        int lo = s->pad - kx * d, hi = W + s->pad - kx * d; /* valid ox in [lo, hi) */
                         if (lo < 0) lo = 0;
                         if (hi > Wo) hi = Wo;
-                        float *d = dst - s->pad + kx;
-                        for (int ox = lo; ox < hi; ox++) d[ox] += r[ox];
+                        float *dp = dst - s->pad + kx * d;
+                        for (int ox = lo; ox < hi; ox++) dp[ox] += r[ox];
                         continue;
                     }
                     for (int ox = 0; ox < Wo; ox++) {
-                        int ix = ox * s->stride - s->pad + kx;
+                        int ix = ox * s->stride - s->pad + kx * d;
                         if (ix >= 0 && ix < W) dst[ix] += r[ox];
                     }
                 }
@@ -111,7 +114,7 @@ static void pad_plane(float *dst, const float *src, const kd_conv_shape *s) {
 
 static void depthwise_forward(float *out, const float *in, const float *weight, const float *bias,
                               const kd_conv_shape *s, float *scratch) {
-    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride;
+    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride, d = dil(s);
     int Wp = W + 2 * s->pad;
     size_t per = thread_floats(s);
 #pragma omp parallel for schedule(static) num_threads(kd_op_threads(s->threads))
@@ -126,10 +129,10 @@ static void depthwise_forward(float *out, const float *in, const float *weight, 
             float *yr = y + (size_t)oy * Wo;
             for (int ox = 0; ox < Wo; ox++) yr[ox] = b0;
             for (int ky = 0; ky < K; ky++) {
-                const float *xr = xp + (size_t)(oy * st + ky) * Wp;
+                const float *xr = xp + (size_t)(oy * st + ky * d) * Wp;
                 for (int kx = 0; kx < K; kx++) {
                     float wk = w[ky * K + kx];
-                    const float *xs = xr + kx;
+                    const float *xs = xr + kx * d;
                     if (st == 1)
                         for (int ox = 0; ox < Wo; ox++) yr[ox] += wk * xs[ox];
                     else
@@ -142,7 +145,7 @@ static void depthwise_forward(float *out, const float *in, const float *weight, 
 
 static void depthwise_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                                const float *weight, const kd_conv_shape *s, float *scratch) {
-    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride;
+    int C = s->Cin, K = s->K, H = s->H, W = s->W, Ho = s->Ho, Wo = s->Wo, st = s->stride, d = dil(s);
     int Wp = W + 2 * s->pad, kk = K * K;
     size_t per = thread_floats(s), pf = padded_floats(s);
     /* One thread per channel owns that channel's dW, db and din planes: no races, fixed order. */
@@ -162,13 +165,13 @@ static void depthwise_backward(float *din, float *dweight, float *dbias, const f
                 const float *gr = dy + (size_t)oy * Wo;
                 for (int ox = 0; ox < Wo; ox++) db += gr[ox];
                 for (int ky = 0; ky < K; ky++) {
-                    const float *xr = xp + (size_t)(oy * st + ky) * Wp;
-                    float *dxr = dxp + (size_t)(oy * st + ky) * Wp;
+                    const float *xr = xp + (size_t)(oy * st + ky * d) * Wp;
+                    float *dxr = dxp + (size_t)(oy * st + ky * d) * Wp;
                     for (int kx = 0; kx < K; kx++) {
                         float acc = 0.f, wk = w[ky * K + kx];
-                        for (int ox = 0; ox < Wo; ox++) acc += gr[ox] * xr[ox * st + kx];
+                        for (int ox = 0; ox < Wo; ox++) acc += gr[ox] * xr[ox * st + kx * d];
                         if (din)
-                            for (int ox = 0; ox < Wo; ox++) dxr[ox * st + kx] += wk * gr[ox];
+                            for (int ox = 0; ox < Wo; ox++) dxr[ox * st + kx * d] += wk * gr[ox];
                         dw[ky * K + kx] += acc;
                     }
                 }

@@ -21,6 +21,8 @@ kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
         } else if (L->type == KD_LAYER_LINEAR) {
             ws = kd_size_mul(L->out, L->in_c);
             bs = L->bias ? L->out : 0;
+        } else if (L->type == KD_LAYER_SCALE) {
+            ws = bs = L->out; /* C, or 1 for one scalar pair */
         } else if (L->type == KD_LAYER_BATCHNORM) {
             ws = bs = L->c;
             L->buf_off = (size_t)nb;
@@ -48,7 +50,8 @@ kd_status kd_model_layout_params(kd_model *m, kd_error *err) {
 }
 
 /* PyTorch's defaults: conv/linear weights kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(fan_in),
- * 1/sqrt(fan_in)), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN gamma 1, beta 0, stats (0, 1). */
+ * 1/sqrt(fan_in)), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN gamma 1, beta 0, stats (0, 1);
+ * scale: the identity (w 1, b 0). */
 void kd_model_init_params(kd_model *m, uint64_t seed) {
     kd_rng rng;
     kd_rng_seed(&rng, seed, 0x9e3779b97f4a7c15ULL);
@@ -60,6 +63,11 @@ void kd_model_init_params(kd_model *m, uint64_t seed) {
             float bound = 1.0f / sqrtf((float)fan_in);
             for (size_t k = 0; k < L->w_size; k++) w[k] = (2.f * kd_rng_uniform(&rng) - 1.f) * bound;
             for (size_t k = 0; k < L->b_size; k++) b[k] = (2.f * kd_rng_uniform(&rng) - 1.f) * bound;
+        } else if (L->type == KD_LAYER_SCALE) {
+            for (size_t k = 0; k < L->w_size; k++) {
+                w[k] = 1.f;
+                b[k] = 0.f;
+            }
         } else if (L->type == KD_LAYER_BATCHNORM) {
             for (int c = 0; c < L->c; c++) {
                 w[c] = 1.f;
@@ -92,8 +100,31 @@ void kd_model_free(kd_model *m) {
 
 static kd_conv_shape conv_shape(const kd_model_exec *x, const kd_layer *L, int B) {
     kd_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out, L->kernel, L->stride, L->pad, L->groups, L->h, L->w,
+                       x->n_threads, L->dilation};
+    return s;
+}
+
+static kd_pool_shape pool_shape(const kd_model_exec *x, const kd_layer *L, int B) {
+    kd_pool_shape s = {B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, L->pad, L->h, L->w, L->count_pad,
                        x->n_threads};
     return s;
+}
+
+/* The shapes of a two-input add or mul; same = no broadcasting (add's plain path). */
+static kd_bcast_shape bcast_shape(const kd_model *m, const kd_layer *L, int B, int *same) {
+    kd_bcast_shape s = {.B = B, .ca = L->in_c, .ha = L->in_h, .wa = L->in_w, .c = L->c, .h = L->h, .w = L->w,
+                        .threads = m->exec->n_threads};
+    kd_layer_input_shape(m, L, 1, &s.cb, &s.hb, &s.wb);
+    *same = s.ca == s.c && s.ha == s.h && s.wa == s.w && s.cb == s.c && s.hb == s.h && s.wb == s.w;
+    return s;
+}
+
+/* Channel counts of a concat's inputs. */
+static void concat_channels(const kd_model *m, const kd_layer *L, int *c) {
+    for (int k = 0; k < L->n_inputs; k++) {
+        int h, w;
+        kd_layer_input_shape(m, L, k, &c[k], &h, &w);
+    }
 }
 
 kd_status kd_model_set_batch(kd_model *m, int B, int n_threads, kd_error *err) {
@@ -185,12 +216,16 @@ const float *kd_model_forward(kd_model *m, const float *xin, int B, int training
             break;
         }
         case KD_LAYER_LINEAR: kd_linear_forward(out, in, w, b, B, L->in_c, L->out); break;
-        case KD_LAYER_MAXPOOL:
-            kd_maxpool_forward(out, x->idx + L->idx_off, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
+        case KD_LAYER_MAXPOOL: {
+            kd_pool_shape s = pool_shape(x, L, B);
+            kd_maxpool_forward(out, x->idx + L->idx_off, in, &s);
             break;
-        case KD_LAYER_AVGPOOL:
-            kd_avgpool_forward(out, in, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
+        }
+        case KD_LAYER_AVGPOOL: {
+            kd_pool_shape s = pool_shape(x, L, B);
+            kd_avgpool_forward(out, in, &s);
             break;
+        }
         case KD_LAYER_GLOBAL_AVGPOOL: kd_gap_forward(out, in, B, L->in_c, L->in_h * L->in_w); break;
         case KD_LAYER_BATCHNORM: {
             float *rm = m->buffers + L->buf_off, *rv = rm + L->c;
@@ -214,8 +249,31 @@ const float *kd_model_forward(kd_model *m, const float *xin, int B, int training
             }
             break;
         case KD_LAYER_FLATTEN: memcpy(out, in, n * sizeof(float)); break;
-        case KD_LAYER_ADD: kd_add_forward(out, in, in_ptr(m, L, 1), n, nt); break;
-        default: break; /* issue 13 layers: built next (the YAML reader refuses them until then) */
+        case KD_LAYER_ADD:
+        case KD_LAYER_MUL: {
+            int same;
+            kd_bcast_shape s = bcast_shape(m, L, B, &same);
+            if (L->type == KD_LAYER_MUL) kd_mul_forward(out, in, in_ptr(m, L, 1), &s);
+            else if (same) kd_add_forward(out, in, in_ptr(m, L, 1), n, nt);
+            else kd_bcast_add_forward(out, in, in_ptr(m, L, 1), &s);
+            break;
+        }
+        case KD_LAYER_CONCAT: {
+            const float *ins[KD_LAYER_MAX_INPUTS];
+            int c[KD_LAYER_MAX_INPUTS];
+            for (int k = 0; k < L->n_inputs; k++) ins[k] = in_ptr(m, L, k);
+            concat_channels(m, L, c);
+            kd_concat_forward(out, ins, c, L->n_inputs, B, L->h * L->w, nt);
+            break;
+        }
+        case KD_LAYER_CLIP: kd_clip_forward(out, in, n, L->lo, L->hi, nt); break;
+        case KD_LAYER_LEAKY_RELU: kd_leaky_relu_forward(out, in, n, L->alpha, nt); break;
+        case KD_LAYER_SIGMOID: kd_sigmoid_forward(out, in, n, nt); break;
+        case KD_LAYER_HARD_SIGMOID: kd_hard_sigmoid_forward(out, in, n, L->alpha, L->beta, nt); break;
+        case KD_LAYER_HARD_SWISH: kd_hard_swish_forward(out, in, n, nt); break;
+        case KD_LAYER_PAD: kd_pad_forward(out, in, B, L->in_c, L->in_h, L->in_w, L->pads, L->value, nt); break;
+        case KD_LAYER_SCALE: kd_scale_forward(out, in, w, b, B, L->c, L->h * L->w, L->out, nt); break;
+        case KD_LAYER_COUNT: break;
         }
         if (fq && fq->a_on[i]) kd_fake_quant_forward(out, n, fq->a_q[i], fq->a_lo[i], fq->a_hi[i]);
     }
@@ -292,11 +350,12 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
         }
         case KD_LAYER_LINEAR: kd_linear_backward(din, dw, db, dout, in, w, B, L->in_c, L->out); break;
         case KD_LAYER_MAXPOOL:
-            if (din) kd_maxpool_backward(din, dout, x->idx + L->idx_off, B, L->in_c, L->in_h, L->in_w, L->h, L->w, nt);
+        case KD_LAYER_AVGPOOL: {
+            kd_pool_shape s = pool_shape(x, L, B);
+            if (din && L->type == KD_LAYER_MAXPOOL) kd_maxpool_backward(din, dout, x->idx + L->idx_off, &s);
+            else if (din) kd_avgpool_backward(din, dout, &s);
             break;
-        case KD_LAYER_AVGPOOL:
-            if (din) kd_avgpool_backward(din, dout, B, L->in_c, L->in_h, L->in_w, L->kernel, L->stride, nt);
-            break;
+        }
         case KD_LAYER_GLOBAL_AVGPOOL:
             if (din) kd_gap_backward(din, dout, B, L->in_c, L->in_h * L->in_w);
             break;
@@ -320,8 +379,46 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
         case KD_LAYER_FLATTEN:
             if (din) kd_add_backward(din, NULL, dout, n, nt);
             break;
-        case KD_LAYER_ADD: kd_add_backward(din, din_ptr(m, L, 1), dout, n, nt); break;
-        default: break; /* issue 13 layers: built next (the YAML reader refuses them until then) */
+        case KD_LAYER_ADD:
+        case KD_LAYER_MUL: {
+            int same;
+            kd_bcast_shape s = bcast_shape(m, L, B, &same);
+            if (L->type == KD_LAYER_MUL) kd_mul_backward(din, din_ptr(m, L, 1), dout, in, in_ptr(m, L, 1), &s);
+            else if (same) kd_add_backward(din, din_ptr(m, L, 1), dout, n, nt);
+            else kd_bcast_add_backward(din, din_ptr(m, L, 1), dout, &s);
+            break;
+        }
+        case KD_LAYER_CONCAT: {
+            float *dins[KD_LAYER_MAX_INPUTS];
+            int c[KD_LAYER_MAX_INPUTS];
+            dins[0] = din;
+            for (int k = 1; k < L->n_inputs; k++) dins[k] = din_ptr(m, L, k);
+            concat_channels(m, L, c);
+            kd_concat_backward(dins, dout, c, L->n_inputs, B, L->h * L->w, nt);
+            break;
+        }
+        case KD_LAYER_CLIP:
+            if (din) kd_clip_backward(din, dout, in, n, L->lo, L->hi, nt);
+            break;
+        case KD_LAYER_LEAKY_RELU:
+            if (din) kd_leaky_relu_backward(din, dout, in, n, L->alpha, nt);
+            break;
+        case KD_LAYER_SIGMOID:
+            if (din) kd_sigmoid_backward(din, dout, out, n, nt);
+            break;
+        case KD_LAYER_HARD_SIGMOID:
+            if (din) kd_hard_sigmoid_backward(din, dout, in, n, L->alpha, L->beta, nt);
+            break;
+        case KD_LAYER_HARD_SWISH:
+            if (din) kd_hard_swish_backward(din, dout, in, n, nt);
+            break;
+        case KD_LAYER_PAD:
+            if (din) kd_pad_backward(din, dout, B, L->in_c, L->in_h, L->in_w, L->pads, nt);
+            break;
+        case KD_LAYER_SCALE:
+            kd_scale_backward(din, dw, db, dout, in, w, B, L->c, L->h * L->w, L->out, nt);
+            break;
+        case KD_LAYER_COUNT: break;
         }
     }
 }

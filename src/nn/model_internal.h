@@ -37,4 +37,12 @@ kd_status kd_model_layout_params(kd_model *m, kd_error *err);
 /* Samples per layer output (c*h*w). */
 static inline size_t kd_layer_in_size(const kd_layer *L) { return (size_t)L->in_c * L->in_h * L->in_w; }
 
+/* Shape (c, h, w) per sample of input k of layer L of m: the model input or an earlier layer's output. */
+static inline void kd_layer_input_shape(const kd_model *m, const kd_layer *L, int k, int *c, int *h, int *w) {
+    int j = L->inputs[k];
+    *c = j == KD_MODEL_INPUT ? m->in_c : m->layers[j].c;
+    *h = j == KD_MODEL_INPUT ? m->in_h : m->layers[j].h;
+    *w = j == KD_MODEL_INPUT ? m->in_w : m->layers[j].w;
+}
+
 #endif

@@ -223,12 +223,13 @@ static void case_pool(const fx_file *f, int average) {
     if (!ALL3(in, dout, out_ref) || !din_ref) return;
     float *out = poisoned(nout), *din = zeros(nin);
     int32_t *argmax = average ? NULL : malloc(nout * sizeof *argmax);
-    if (average) kd_avgpool_forward(out, in, B, C, H, W, k, st, OP_THREADS);
-    else kd_maxpool_forward(out, argmax, in, B, C, H, W, k, st, OP_THREADS);
+    kd_pool_shape s = {B, C, H, W, k, st, 0, Ho, Wo, 1, OP_THREADS};
+    if (average) kd_avgpool_forward(out, in, &s);
+    else kd_maxpool_forward(out, argmax, in, &s);
     compare(cs, "out", out, out_ref, nout, 1);
     for (int times = 1; times <= 2; times++) {
-        if (average) kd_avgpool_backward(din, dout, B, C, H, W, k, st, OP_THREADS);
-        else kd_maxpool_backward(din, dout, argmax, B, C, H, W, Ho, Wo, OP_THREADS);
+        if (average) kd_avgpool_backward(din, dout, &s);
+        else kd_maxpool_backward(din, dout, argmax, &s);
         compare(cs, times == 1 ? "din" : "din (accumulated twice)", din, din_ref, nin, times);
     }
     free(out), free(din), free(argmax);

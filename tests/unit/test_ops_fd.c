@@ -73,7 +73,8 @@ static void naive_conv(float *out, const float *in, const float *w, const float 
                     for (int c = 0; c < Cg; c++)
                         for (int ky = 0; ky < s->K; ky++)
                             for (int kx = 0; kx < s->K; kx++) {
-                                int iy = y * s->stride - s->pad + ky, ix = x * s->stride - s->pad + kx;
+                                int d = s->dilation > 1 ? s->dilation : 1;
+                                int iy = y * s->stride - s->pad + ky * d, ix = x * s->stride - s->pad + kx * d;
                                 if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
                                 acc += (double)w[((o * Cg + c) * s->K + ky) * s->K + kx] *
                                        in[((n * s->Cin + g * Cg + c) * s->H + iy) * s->W + ix];
@@ -82,11 +83,12 @@ static void naive_conv(float *out, const float *in, const float *w, const float 
                 }
 }
 
-static void test_conv(int B, int Cin, int H, int Cout, int K, int stride, int pad, int groups, int threads) {
+static void test_conv(int B, int Cin, int H, int Cout, int K, int stride, int pad, int groups, int threads, int dil) {
     char name[96];
-    snprintf(name, sizeof name, "conv B%d C%d->%d H%d K%d s%d p%d g%d t%d", B, Cin, Cout, H, K, stride, pad, groups, threads);
-    kd_conv_shape s = {B, Cin, H, H, Cout, K, stride, pad, groups, 0, 0, threads};
-    s.Ho = s.Wo = kd_conv2d_out_size(H, K, stride, pad);
+    snprintf(name, sizeof name, "conv B%d C%d->%d H%d K%d s%d p%d g%d t%d d%d", B, Cin, Cout, H, K, stride, pad, groups,
+             threads, dil);
+    kd_conv_shape s = {B, Cin, H, H, Cout, K, stride, pad, groups, 0, 0, threads, dil};
+    s.Ho = s.Wo = kd_conv2d_out_size(H, dil * (K - 1) + 1, stride, pad);
     size_t ni = (size_t)B * Cin * H * H, nw = (size_t)Cout * (Cin / groups) * K * K, no = (size_t)B * Cout * s.Ho * s.Wo;
     conv_ctx k = {s, randn(ni, 1), randn(nw, 0.5f), randn((size_t)Cout, 0.5f), malloc(sizeof(float) * kd_conv2d_scratch_floats(&s))};
     float *out = malloc(sizeof(float) * no), *ref = malloc(sizeof(float) * no), *R = randn(no, 1);
@@ -126,11 +128,15 @@ static void linear_fwd(void *c, float *out) {
 }
 static void maxpool_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_maxpool_forward(out, k->idx, k->in, k->B, k->C, k->H, k->W, k->k, k->stride, OP_THREADS);
+    kd_pool_shape s = {k->B, k->C, k->H, k->W, k->k, k->stride, 0, (k->H - k->k) / k->stride + 1,
+                       (k->W - k->k) / k->stride + 1, 1, OP_THREADS};
+    kd_maxpool_forward(out, k->idx, k->in, &s);
 }
 static void avgpool_fwd(void *c, float *out) {
     op_ctx *k = c;
-    kd_avgpool_forward(out, k->in, k->B, k->C, k->H, k->W, k->k, k->stride, OP_THREADS);
+    kd_pool_shape s = {k->B, k->C, k->H, k->W, k->k, k->stride, 0, (k->H - k->k) / k->stride + 1,
+                       (k->W - k->k) / k->stride + 1, 1, OP_THREADS};
+    kd_avgpool_forward(out, k->in, &s);
 }
 static void gap_fwd(void *c, float *out) {
     op_ctx *k = c;
@@ -176,12 +182,14 @@ static void test_others(void) {
     R = randn(no, 1);
     float *out = malloc(sizeof(float) * n);
     din = calloc(n, 4);
-    kd_maxpool_forward(out, p.idx, p.in, 2, 3, 7, 7, 3, 2, OP_THREADS);
-    kd_maxpool_backward(din, R, p.idx, 2, 3, 7, 7, 3, 3, OP_THREADS);
+    kd_pool_shape ps = {2, 3, 7, 7, 3, 2, 0, 3, 3, 1, OP_THREADS};
+    kd_maxpool_forward(out, p.idx, p.in, &ps);
+    kd_maxpool_backward(din, R, p.idx, &ps);
     check_grad("maxpool din", maxpool_fwd, &p, p.in, n, din, no, R, 1e-3f, 1e-2);
     memset(din, 0, n * 4);
     p.k = 2; p.stride = 2;
-    kd_avgpool_backward(din, R, 2, 3, 7, 7, 2, 2, OP_THREADS);
+    ps.k = 2;
+    kd_avgpool_backward(din, R, &ps);
     check_grad("avgpool din", avgpool_fwd, &p, p.in, n, din, no, R, 1e-2f, 1e-3);
     memset(din, 0, n * 4);
     kd_gap_backward(din, R, 2, 3, 49);
@@ -249,15 +257,21 @@ static void test_others(void) {
 
 int main(void) {
     kd_rng_seed(&rng, 2024, 1);
-    test_conv(3, 2, 6, 4, 3, 1, 1, 1, 2);   /* im2col, stride-1 fast paths */
-    test_conv(3, 3, 7, 4, 3, 2, 1, 1, 2);   /* strided */
-    test_conv(2, 4, 5, 6, 1, 1, 0, 1, 1);   /* 1x1: no im2col */
-    test_conv(2, 4, 6, 6, 1, 2, 0, 1, 2);   /* 1x1 strided */
-    test_conv(3, 4, 6, 4, 3, 1, 1, 2, 2);   /* grouped */
-    test_conv(5, 4, 6, 4, 3, 1, 1, 4, 2);   /* depthwise */
-    test_conv(3, 4, 7, 4, 3, 2, 1, 4, 3);   /* depthwise strided, 3 threads */
-    test_conv(2, 3, 6, 6, 3, 1, 0, 3, 1);   /* depthwise multiplier 2: grouped GEMM path */
-    test_conv(3, 2, 5, 3, 5, 1, 2, 1, 2);   /* 5x5 */
+    test_conv(3, 2, 6, 4, 3, 1, 1, 1, 2, 1);   /* im2col, stride-1 fast paths */
+    test_conv(3, 3, 7, 4, 3, 2, 1, 1, 2, 1);   /* strided */
+    test_conv(2, 4, 5, 6, 1, 1, 0, 1, 1, 1);   /* 1x1: no im2col */
+    test_conv(2, 4, 6, 6, 1, 2, 0, 1, 2, 1);   /* 1x1 strided */
+    test_conv(3, 4, 6, 4, 3, 1, 1, 2, 2, 1);   /* grouped */
+    test_conv(5, 4, 6, 4, 3, 1, 1, 4, 2, 1);   /* depthwise */
+    test_conv(3, 4, 7, 4, 3, 2, 1, 4, 3, 1);   /* depthwise strided, 3 threads */
+    test_conv(2, 3, 6, 6, 3, 1, 0, 3, 1, 1);   /* depthwise multiplier 2: grouped GEMM path */
+    test_conv(3, 2, 5, 3, 5, 1, 2, 1, 2, 1);   /* 5x5 */
+    /* dilation (issue 13) in every path */
+    test_conv(2, 2, 7, 3, 3, 1, 2, 1, 2, 2);   /* im2col, stride-1 fast paths */
+    test_conv(2, 3, 9, 4, 3, 2, 1, 1, 2, 3);   /* strided */
+    test_conv(3, 4, 7, 4, 3, 1, 2, 4, 2, 2);   /* depthwise */
+    test_conv(2, 4, 9, 4, 3, 2, 1, 4, 3, 2);   /* depthwise strided */
+    test_conv(2, 3, 8, 6, 3, 1, 1, 3, 1, 2);   /* grouped GEMM path */
     test_others();
     TEST_DONE();
 }
