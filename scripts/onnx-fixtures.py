@@ -249,6 +249,50 @@ def bad_files():
     save("bad-undefined", tiny([flat, helper.make_node("Gemm", ["f", "nowhere"], ["y"], name="fc", transB=1)], []))
 
 
+def handmade(x):
+    """What PyTorch's exporter does not write: asymmetric Conv pads, Identity and Dropout nodes, a
+    constant minus the tensor, Div, HardSigmoid's own alpha/beta, Mul of two tensors, Squeeze and
+    Unsqueeze (axes as inputs), a Concat of three, Gemm with transB 0, alpha and beta, Clip with only
+    a min. The reference is computed with the equivalent PyTorch operations."""
+    g = torch.Generator().manual_seed(5)
+    w1, b1 = torch.randn(4, 3, 3, 3, generator=g) * 0.3, torch.randn(4, generator=g) * 0.1
+    B, C = torch.randn(12, 5, generator=g) * 0.5, torch.randn(5, generator=g) * 0.1
+    I = lambda name, t: numpy_helper.from_array(t.numpy().astype(np.float32) if t.dtype != torch.int64 else t.numpy(), name)
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["conv"], name="conv", pads=[0, 0, 1, 1], strides=[2, 2],
+                         kernel_shape=[3, 3]),
+        helper.make_node("Identity", ["conv"], ["ident"], name="ident"),
+        helper.make_node("Dropout", ["ident"], ["drop", "mask"], name="drop"),
+        helper.make_node("Sub", ["half", "drop"], ["sub"], name="sub"),
+        helper.make_node("Div", ["sub", "four"], ["div"], name="div"),
+        helper.make_node("HardSigmoid", ["div"], ["hsig"], name="hsig", alpha=0.3, beta=0.4),
+        helper.make_node("Relu", ["drop"], ["relu"], name="relu"),
+        helper.make_node("Mul", ["relu", "hsig"], ["mul"], name="mul"),
+        helper.make_node("GlobalAveragePool", ["mul"], ["gap"], name="gap"),
+        helper.make_node("Squeeze", ["gap", "axes"], ["sq"], name="sq"),
+        helper.make_node("Unsqueeze", ["sq", "axes"], ["unsq"], name="unsq"),
+        helper.make_node("GlobalAveragePool", ["drop"], ["gap2"], name="gap2"),
+        helper.make_node("Concat", ["unsq", "gap", "gap2"], ["cat"], name="cat", axis=1),
+        helper.make_node("Flatten", ["cat"], ["flat"], name="flat"),
+        helper.make_node("Gemm", ["flat", "B", "C"], ["gemm"], name="gemm", alpha=0.5, beta=2.0),
+        helper.make_node("Clip", ["gemm", "lo", ""], ["y"], name="clip"),
+    ]
+    inits = [I("w1", w1), I("b1", b1), I("B", B), I("C", C), I("half", torch.tensor(0.5)), I("four", torch.tensor([4.0])),
+             I("axes", torch.tensor([2, 3])), I("lo", torch.tensor(-1.0))]
+    gr = helper.make_graph(nodes, "handmade", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], inits)
+    m = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx-fixtures")
+    onnx.checker.check_model(m)
+    save("handmade", m)
+    a = F.conv2d(F.pad(x, (0, 1, 0, 1)), w1, b1, stride=2)
+    h = torch.clamp(0.3 * ((0.5 - a) / 4.0) + 0.4, 0, 1)
+    gap = (F.relu(a) * h).mean([2, 3])
+    cat = torch.cat([gap, gap, a.mean([2, 3])], 1)
+    y = torch.clamp(0.5 * cat @ B + 2.0 * C, min=-1.0)
+    np.save(os.path.join(OUT, "handmade.in.npy"), x.reshape(x.shape[0], -1).numpy().astype(np.float32))
+    np.save(os.path.join(OUT, "handmade.out.npy"), y.numpy().astype(np.float32))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     x = torch.rand(2, 3, 16, 16)
@@ -265,6 +309,7 @@ def main():
     export("mobilenetv3_block", MobileNetV3Block(), 17, True, x)
     export("small_cnn", SmallCNN(), 13, True, x)
     export("fashion_cnn", FashionCNN(), 13, True, torch.rand(2, 1, 28, 28), keep_bn=True)
+    handmade(torch.rand(2, 3, 8, 8))
     bad_files()
     for f in sorted(os.listdir(OUT)):
         size = os.path.getsize(os.path.join(OUT, f))

@@ -86,7 +86,8 @@ static void write_tiny_data(void) {
 
 int main(void) {
     static const char *const fixtures[] = {"resnet_block",      "resnet_block_fp16", "mobilenetv2_block",
-                                           "mobilenetv3_block", "small_cnn",         "fashion_cnn"};
+                                           "mobilenetv3_block", "small_cnn",         "fashion_cnn",
+                                           "handmade"};
     for (size_t k = 0; k < sizeof fixtures / sizeof *fixtures; k++) golden(fixtures[k]);
 
     /* layer names are the ONNX value names */
