@@ -208,6 +208,13 @@ def bad_files():
     gemm = helper.make_node("Gemm", ["f", "w"], ["y"], name="fc", transB=1)
     good = tiny([flat, gemm], [w])
     save("tiny-ok", good)
+    # the normalisation `distill export` stores in the metadata, read back
+    meta = tiny([flat, gemm], [w])
+    helper.set_model_props(meta, {"distill.normalize.mean": "0.5,0.25,0.125", "distill.normalize.std": "2,1,0.5"})
+    save("tiny-norm", meta)
+    meta = tiny([flat, gemm], [w])
+    helper.set_model_props(meta, {"distill.normalize.mean": "0.5,0.25", "distill.normalize.std": "2,1,0.5"})
+    save("bad-norm-meta", meta)
     # an operator we do not have
     save("bad-op", tiny([flat, helper.make_node("Gemm", ["f", "w"], ["g"], name="fc", transB=1),
                          helper.make_node("Tanh", ["g"], ["y"], name="my_tanh")], [w]))

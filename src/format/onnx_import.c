@@ -1524,6 +1524,37 @@ static kd_status model_yaml(imp *im, const char *name, const int dims[3], const 
     return st;
 }
 
+/* The normalisation a file written by `distill export` carries in its metadata (distill.normalize.mean
+ * and .std: C comma-separated numbers each), into norm[0..2C); *found 0 when it has none. */
+static kd_status meta_norm(imp *im, const Onnx__ModelProto *mp, int c, float *norm, int *found) {
+    static const char *const keys[2] = {"distill.normalize.mean", "distill.normalize.std"};
+    *found = 0;
+    for (int k = 0; k < 2; k++) {
+        const char *text = NULL;
+        for (size_t j = 0; j < mp->n_metadata_props; j++)
+            if (mp->metadata_props[j] && mp->metadata_props[j]->key && !strcmp(mp->metadata_props[j]->key, keys[k]))
+                text = mp->metadata_props[j]->value;
+        if (!text) {
+            if (k == 1 && *found) return ferr(im, KD_STATUS_BAD_MODEL, "metadata %s without %s", keys[0], keys[1]);
+            if (k == 1) return KD_STATUS_OK;
+            continue;
+        }
+        if (k == 1 && !*found) return ferr(im, KD_STATUS_BAD_MODEL, "metadata %s without %s", keys[1], keys[0]);
+        *found = 1;
+        const char *p = text;
+        for (int i = 0; i < c; i++) {
+            char *end = NULL;
+            float v = strtof(p, &end);
+            if (end == p || !isfinite(v) || (k == 1 && !(v > 0.f)) || (i < c - 1 ? *end != ',' : *end != 0))
+                return ferr(im, KD_STATUS_BAD_MODEL, "metadata %s is '%.64s': expected %d comma-separated %s numbers",
+                            keys[k], text, c, k ? "positive" : "finite");
+            norm[k * c + i] = v;
+            p = end + 1;
+        }
+    }
+    return KD_STATUS_OK;
+}
+
 /* Copy the imported weights into the built model (same layer order). */
 static kd_status copy_weights(imp *im, kd_model *m) {
     for (int i = 0; i < im->nl; i++) {
@@ -1604,8 +1635,25 @@ static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx
     base = base ? base + 1 : im->path;
     if (o && o->name) snprintf(name, sizeof name, "%s", o->name);
     else snprintf(name, sizeof name, "%.*s", (int)(kd_onnx_is_path(base) ? strlen(base) - 5 : strlen(base)), base);
+    /* no normalisation given: the one a distill export stored, if any */
+    kd_onnx_import_opts from_meta = {0};
+    float *norm = NULL;
+    if (!o || !o->n_norm) {
+        int found;
+        if (!(norm = malloc(2 * (size_t)dims[0] * sizeof *norm))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
+        if ((st = meta_norm(im, mp, dims[0], norm, &found))) {
+            free(norm);
+            return st;
+        }
+        if (found) {
+            from_meta = (kd_onnx_import_opts){.mean = norm, .std = norm + dims[0], .n_norm = dims[0]};
+            o = &from_meta;
+        }
+    }
     char *yaml = NULL;
-    if ((st = model_yaml(im, name, dims, o, &yaml))) return st;
+    st = model_yaml(im, name, dims, o, &yaml);
+    free(norm);
+    if (st) return st;
     char source[600];
     snprintf(source, sizeof source, "%s (as a distill model)", im->path);
     kd_model *m = NULL;

@@ -101,6 +101,18 @@ int main(void) {
         kd_model_free(m);
     }
 
+    /* the normalisation a distill export stores in the metadata comes back; options win over it */
+    m = NULL;
+    CHECK(kd_onnx_import(FIX "tiny-norm.onnx", NULL, &m, NULL, &err) == KD_STATUS_OK);
+    CHECK(m && m->norm_mean && m->norm_mean[2] == 0.125f && m->norm_std[0] == 2.f);
+    kd_model_free(m);
+    m = NULL;
+    const float zero = 0.f, one = 1.f;
+    kd_onnx_import_opts o01 = {.mean = &zero, .std = &one, .n_norm = 1, .name = "n"};
+    CHECK(kd_onnx_import(FIX "tiny-norm.onnx", &o01, &m, NULL, &err) == KD_STATUS_OK);
+    CHECK(m && m->norm_mean && m->norm_mean[2] == 0.f && m->norm_std[0] == 1.f && !strcmp(m->name, "n"));
+    kd_model_free(m);
+
     /* every error path, each a broken file */
     static const struct {
         const char *file;
@@ -118,6 +130,7 @@ int main(void) {
         {FIX "bad-huge.onnx", KD_STATUS_BAD_MODEL, "tensor 'w': 1099511627776 elements (a model may have at most"},
         {FIX "bad-reshape.onnx", KD_STATUS_BAD_MODEL, "node 'reshape_dyn' (Reshape, opset 13): input 1 ('f0') must be a constant"},
         {FIX "bad-undefined.onnx", KD_STATUS_BAD_MODEL, "node 'fc' (Gemm, opset 13): input 'nowhere' is not produced"},
+        {FIX "bad-norm-meta.onnx", KD_STATUS_BAD_MODEL, "metadata distill.normalize.mean is '0.5,0.25': expected 3"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) expect_error(bad[k].file, bad[k].st, bad[k].needle);
 
