@@ -665,6 +665,8 @@ static kd_status fold_concat(imp *im, const Onnx__NodeProto *n) {
     int64_t axis64;
     kd_status st = attr_int(im, "axis", 0, &axis64);
     if (st) return st;
+    for (size_t k = 0; k < n->n_input; k++)
+        if (!in_value(im, n, k)) return nerr(im, "input %zu is empty", k);
     const cten *first = &in_value(im, n, 0)->t;
     int axis;
     if (!norm_axis(axis64, first->nd, &axis)) return nerr(im, "bad axis %lld", (long long)axis64);
@@ -749,17 +751,18 @@ static kd_status fold_slice(imp *im, const Onnx__NodeProto *n, const cten *t) {
         if (!norm_axis(na ? axes[k] : (int64_t)k, t->nd, &ax)) return nerr(im, "bad axis");
         int64_t step = nst ? steps[k] : 1, len = t->dims[ax];
         if (step == 0) return nerr(im, "a step of 0");
+        step = clamp64(step, -len - 1, len + 1); /* a longer step takes one element as well */
         int64_t lo = starts[k], hi = ends[k];
         if (lo < 0) lo = lo < -len ? -len : lo, lo += len;
         if (hi < 0) hi = hi < -len ? -len - 1 : hi, hi += len;
         if (step > 0) {
             lo = clamp64(lo, 0, len);
             hi = clamp64(hi, 0, len);
-            dims[ax] = hi > lo ? (hi - lo + step - 1) / step : 0;
+            dims[ax] = hi > lo ? (hi - lo - 1) / step + 1 : 0;
         } else {
             lo = clamp64(lo, -1, len - 1);
             hi = clamp64(hi, -1, len - 1);
-            dims[ax] = lo > hi ? (lo - hi + (-step) - 1) / (-step) : 0;
+            dims[ax] = lo > hi ? (lo - hi - 1) / -step + 1 : 0;
         }
         b[ax] = lo;
         s[ax] = step;
