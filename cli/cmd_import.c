@@ -95,6 +95,13 @@ int kd_cmd_import(int argc, char **argv) {
     fprintf(stderr, "distill import: %s: opset %d, %d nodes -> %d layers (%d evaluated at import, %d without a layer of "
                     "their own%s)\n", in, info.opset, info.n_nodes, m->n_layers, info.n_folded, info.n_dropped,
             info.softmax_dropped ? "; the final softmax is dropped: distill works with logits" : "");
+    fprintf(stderr, "distill import: layers:");
+    for (int t = 0; t < KD_LAYER_COUNT; t++) {
+        int n = 0;
+        for (int i = 0; i < m->n_layers; i++) n += m->layers[i].type == (kd_layer_type)t;
+        if (n) fprintf(stderr, " %s %d", kd_layer_type_name((kd_layer_type)t), n);
+    }
+    fprintf(stderr, "\n");
     fprintf(stderr, "distill import: %s: input [%d, %d, %d], %d classes, %zu parameters, %lld MACs", m->name, m->in_c,
             m->in_h, m->in_w, m->n_classes, m->n_params, kd_model_macs(m));
     if (m->norm_mean) {

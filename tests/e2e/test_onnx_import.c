@@ -148,11 +148,19 @@ int main(void) {
     write_bytes("onnx_text.onnx", "name: not a protobuf\n", 21);
     expect_error("onnx_text.onnx", KD_STATUS_BAD_FILE, "not a valid ONNX model");
     expect_error("onnx_missing.onnx", KD_STATUS_NOT_FOUND, "onnx_missing.onnx");
+    /* a file over the size cap is refused before it is read (a sparse file: no disk used) */
+    FILE *f = fopen("onnx_big.onnx", "wb");
+    if (f) {
+        CHECK(ftruncate(fileno(f), (off_t)3 << 30) == 0);
+        fclose(f);
+        expect_error("onnx_big.onnx", KD_STATUS_BAD_FILE, "more than an ONNX model may have");
+        unlink("onnx_big.onnx");
+    }
 
     /* the CLI: import with a normalisation, stored in the checkpoint */
     EXPECT("import " FIX "fashion_cnn.onnx -o onnx_fc.safetensors --mean 0.286 --std 0.353 --name fc", 0,
            "wrote onnx_fc.safetensors");
-    CHECK_MSG(strstr(out, "opset 13") && strstr(out, "1442 parameters") && strstr(out, "mean 0.286 std 0.353"), "%s", out);
+    CHECK_MSG(strstr(out, "opset 13") && strstr(out, "layers: conv2d 2 linear 1 maxpool 2") && strstr(out, "1442 parameters") && strstr(out, "mean 0.286 std 0.353"), "%s", out);
     m = NULL;
     CHECK(kd_checkpoint_load("onnx_fc.safetensors", &m, &err) == KD_STATUS_OK);
     if (m) {
@@ -180,6 +188,6 @@ int main(void) {
            "--loss hinton --loss fitnet:teacher=/features/features.2/Relu_output_0,student=relu1,weight=0.1 "
            "-o onnx_kd.safetensors", 0, "top-1 agreement");
     EXPECT("kd --teacher " FIX "fashion_cnn.onnx --student cnn-t --data onnx_img,onnx_lbl --val 16 --loss "
-           "fitnet:teacher=/features/nope,student=relu1 -o onnx_kd2.safetensors", 1, "/features/nope");
+           "fitnet:teacher=/features/no:pe.1,student=relu1 -o onnx_kd2.safetensors", 1, "no layer '/features/no:pe.1'");
     TEST_DONE();
 }
