@@ -41,7 +41,6 @@ typedef struct value {
     int layer;              /* activations: the layer that outputs it, or KD_MODEL_INPUT */
     int rank, c, h, w;
     cten t;                 /* constants */
-    int uses;               /* how many node inputs read it */
 } value;
 
 /* The weights of one layer, in distill's layout. */
@@ -243,7 +242,7 @@ static value *in_value(imp *im, const Onnx__NodeProto *n, size_t k) {
     return find_value(im, n->input[k]);
 }
 
-/* Define output k of the current node as a constant (takes t) or as an alias of activation a. */
+/* Define output k of the current node as a constant (takes t's elements). */
 static kd_status def_const(imp *im, size_t k, cten *t) {
     const Onnx__NodeProto *n = im->node;
     if (k >= n->n_output || !n->output[k] || !*n->output[k]) {
@@ -261,6 +260,7 @@ static kd_status def_const(imp *im, size_t k, cten *t) {
     return KD_STATUS_OK;
 }
 
+/* Define the current node's output as an activation: layer's output, of ONNX rank 4 or 2. */
 static kd_status def_act(imp *im, int layer, int rank, int c, int h, int w) {
     const Onnx__NodeProto *n = im->node;
     if (!n->n_output || !n->output[0] || !*n->output[0]) return nerr(im, "has no output");
@@ -273,6 +273,7 @@ static kd_status def_act(imp *im, int layer, int rank, int c, int h, int w) {
     return KD_STATUS_OK;
 }
 
+/* The current node computes nothing: its output is activation a under another name. */
 static kd_status alias(imp *im, const value *a) {
     im->info.n_dropped++;
     value copy = *a; /* new_value may move the table */
@@ -403,11 +404,11 @@ static kd_status need_const(imp *im, const value *v, size_t k) {
     return KD_STATUS_OK;
 }
 
-static float *fdup(imp *im, const cten *t, size_t n) {
+/* The first n elements of t as a malloc'd float array (a layer's weights), or NULL. */
+static float *fdup(const cten *t, size_t n) {
     float *p = malloc((n ? n : 1) * sizeof *p);
     if (!p) return NULL;
     for (size_t k = 0; k < n; k++) p[k] = (float)cget(t, k);
-    (void)im;
     return p;
 }
 
@@ -1031,10 +1032,10 @@ static kd_status map_conv(imp *im, const Onnx__NodeProto *n) {
     L->bias = bv != NULL;
     lweights *W = weights_of(im, L);
     W->nw = w->n;
-    if (!(W->w = fdup(im, w, w->n))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
+    if (!(W->w = fdup(w, w->n))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
     if (bv) {
         W->nb = bv->t.n;
-        if (!(W->b = fdup(im, &bv->t, bv->t.n))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
+        if (!(W->b = fdup(&bv->t, bv->t.n))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
     }
     return def_act(im, im->nl - 1, 4, out, oh, ow);
 }
@@ -1064,8 +1065,8 @@ static kd_status map_batchnorm(imp *im, const Onnx__NodeProto *n, const Onnx__Gr
     lweights *W = weights_of(im, L);
     size_t c = (size_t)x->c;
     W->nw = W->nb = c;
-    if (!(W->w = fdup(im, p[0], c)) || !(W->b = fdup(im, p[1], c)) || !(W->mean = fdup(im, p[2], c)) ||
-        !(W->var = fdup(im, p[3], c)))
+    if (!(W->w = fdup(p[0], c)) || !(W->b = fdup(p[1], c)) || !(W->mean = fdup(p[2], c)) ||
+        !(W->var = fdup(p[3], c)))
         return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
     return def_act(im, im->nl - 1, x->rank, x->c, x->h, x->w);
 }
@@ -1134,7 +1135,7 @@ static kd_status map_binary(imp *im, const Onnx__NodeProto *n, const Onnx__Graph
         kd_layer *L = &im->L[x->layer];
         lweights *W = weights_of(im, L);
         W->nb = (size_t)x->c;
-        if (!(W->b = fdup(im, c, W->nb))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
+        if (!(W->b = fdup(c, W->nb))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
         L->bias = 1;
         snprintf(L->name, sizeof L->name, "%s", n->output[0] ? n->output[0] : L->name);
         for (char *p = L->name; *p; p++)
