@@ -252,6 +252,13 @@ def bad_files():
     # a Reshape whose shape is computed from the input's values (not constant)
     save("bad-reshape", tiny([helper.make_node("Flatten", ["input"], ["f0"], name="flat0"),
                               helper.make_node("Reshape", ["input", "f0"], ["y"], name="reshape_dyn")], []))
+    # constant folding: a Slice step too large for plain arithmetic, a Concat with an empty input name
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+    consts = [i64("shp", [48, 1]), i64("st", [0]), i64("en", [2]), i64("ax", [0]), i64("huge", [(1 << 63) - 1])]
+    save("bad-slice-step", tiny([helper.make_node("Slice", ["shp", "st", "en", "ax", "huge"], ["s"], name="slice"),
+                                 helper.make_node("Reshape", ["input", "s"], ["y"], name="reshape")], consts))
+    save("bad-concat-empty", tiny([helper.make_node("Concat", ["shp", ""], ["s"], name="cat", axis=0),
+                                   helper.make_node("Reshape", ["input", "s"], ["y"], name="reshape")], consts))
     # a node that reads a value nothing produces
     save("bad-undefined", tiny([flat, helper.make_node("Gemm", ["f", "nowhere"], ["y"], name="fc", transB=1)], []))
 

@@ -131,6 +131,8 @@ int main(void) {
         {FIX "bad-reshape.onnx", KD_STATUS_BAD_MODEL, "node 'reshape_dyn' (Reshape, opset 13): input 1 ('f0') must be a constant"},
         {FIX "bad-undefined.onnx", KD_STATUS_BAD_MODEL, "node 'fc' (Gemm, opset 13): input 'nowhere' is not produced"},
         {FIX "bad-norm-meta.onnx", KD_STATUS_BAD_MODEL, "metadata distill.normalize.mean is '0.5,0.25': expected 3"},
+        {FIX "bad-slice-step.onnx", KD_STATUS_BAD_MODEL, "node 'reshape' (Reshape, opset 13): reshape of (N,3,4,4) to [48]"},
+        {FIX "bad-concat-empty.onnx", KD_STATUS_BAD_MODEL, "node 'cat' (Concat, opset 13): input 1 is empty"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) expect_error(bad[k].file, bad[k].st, bad[k].needle);
 
