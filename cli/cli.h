@@ -25,6 +25,7 @@ int kd_cmd_quantize(int argc, char **argv);
 int kd_cmd_export(int argc, char **argv);
 int kd_cmd_bench(int argc, char **argv);
 int kd_cmd_lm(int argc, char **argv);
+int kd_cmd_import(int argc, char **argv);
 /* The long options of train/kd, prune and quantize (getopt tables, for checking a pipeline file's
  * sections); each command also takes --check: parse and check the options, then exit 0. */
 struct option;
@@ -55,8 +56,13 @@ int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, dou
  * applied to the test split (they must match what the model was trained with). */
 int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_dataset *ds);
 
-/* A checkpoint path or a built-in/YAML model name (freshly initialised). */
+/* The one dispatch on a model argument's kind: a checkpoint (.safetensors, .ckpt) or an ONNX file
+ * (.onnx, imported without normalisation) is loaded with its weights; anything else is a built-in or
+ * YAML model name, freshly initialised from seed. kd_cli_load_model uses seed 1. */
+int kd_cli_load_model_seeded(const char *cmd, const char *what, uint64_t seed, kd_model **m);
 int kd_cli_load_model(const char *cmd, const char *what, kd_model **m);
+/* Whether a model argument names a file with trained weights (checkpoint or ONNX). */
+int kd_cli_model_is_trained(const char *what);
 
 /* Human-readable sizes: "1.23 MB", "456 KB". */
 void kd_cli_bytes(char *buf, size_t n, double bytes);

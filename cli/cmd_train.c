@@ -397,11 +397,7 @@ static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
 static int load_inputs(const train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
-    if (!strstr(o->model_arg, ".safetensors")) {
-        if (kd_model_create(&s->m, o->model_arg, (uint64_t)o->seed, &err)) return kd_cli_fail_about(C, o->model_arg, &err);
-    } else if (kd_cli_load_model(C, o->model_arg, &s->m)) {
-        return KD_EXIT_ERROR;
-    }
+    if (kd_cli_load_model_seeded(C, o->model_arg, (uint64_t)o->seed, &s->m)) return KD_EXIT_ERROR;
     if (kd_cli_load_data(C, o->data, "train", &s->train)) return KD_EXIT_ERROR;
     if (o->limit && o->limit < s->train.n) kd_dataset_truncate(&s->train, o->limit);
     if (o->n_val >= s->train.n)
@@ -417,7 +413,7 @@ static int setup_qat(train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
     int nf = 0;
-    if (!strstr(o->model_arg, ".safetensors"))
+    if (!kd_cli_model_is_trained(o->model_arg))
         return kd_cli_usage_error(C, "--qat fine-tunes a trained model: give its checkpoint with --student FILE");
     o->qat.threads = o->cfg.threads;
     if (kd_qat_prepare(&s->m, &s->train, &o->qat, &s->qranges, &s->q_ptq, &nf, &err)) return kd_cli_fail(C, &err);

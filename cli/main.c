@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "distill/fileio.h"
+#include "distill/onnx.h"
 #include "distill/version.h"
 
 volatile int kd_cli_stop = 0;
@@ -179,16 +180,24 @@ int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_da
     return 0;
 }
 
-int kd_cli_load_model(const char *cmd, const char *what, kd_model **m) {
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), ns = strlen(suffix);
+    return n > ns && strcmp(s + n - ns, suffix) == 0;
+}
+
+int kd_cli_model_is_trained(const char *what) {
+    return has_suffix(what, ".safetensors") || has_suffix(what, ".ckpt") || kd_onnx_is_path(what);
+}
+
+int kd_cli_load_model_seeded(const char *cmd, const char *what, uint64_t seed, kd_model **m) {
     kd_error err;
-    size_t n = strlen(what);
-    const char *ext = ".safetensors";
-    size_t ne = strlen(ext);
-    kd_status st = (n > ne && strcmp(what + n - ne, ext) == 0) || (n > 5 && strcmp(what + n - 5, ".ckpt") == 0)
-                       ? kd_checkpoint_load(what, m, &err)
-                       : kd_model_create(m, what, 1, &err);
+    kd_status st = kd_onnx_is_path(what)                                         ? kd_onnx_import(what, NULL, m, NULL, &err)
+                   : has_suffix(what, ".safetensors") || has_suffix(what, ".ckpt") ? kd_checkpoint_load(what, m, &err)
+                                                                                   : kd_model_create(m, what, seed, &err);
     return st ? kd_cli_fail_about(cmd, what, &err) : 0;
 }
+
+int kd_cli_load_model(const char *cmd, const char *what, kd_model **m) { return kd_cli_load_model_seeded(cmd, what, 1, m); }
 
 void kd_cli_bytes(char *buf, size_t n, double b) {
     if (b >= 1e6) snprintf(buf, n, "%.2f MB", b / 1e6);
@@ -217,11 +226,12 @@ static void usage(FILE *f) {
             "  pipeline  teacher -> distilled student -> pruned -> int8 (PTQ, QAT) -> .kdm -> report, from a YAML file\n"
             "  quantize  int8 post-training quantization, evaluated with integer arithmetic\n"
             "  export    the deployable model of the kdrt runtime (.kdm file or C header)\n"
+            "  import    an ONNX model (a teacher from PyTorch, Keras, ...) as a distill checkpoint\n"
             "  bench     batch-1 latency, throughput, arena and accuracy of a .kdm on the runtime\n"
             "  lm        language models: train, distill (kd), eval, generate (distill lm --help)\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
-            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file or a checkpoint.\n"
+            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file, a checkpoint or a .onnx file.\n"
             "Files read and written are regular files: a FIFO, device (also /dev/stdout), socket or\n"
             "directory is refused, and outputs are checked before a command starts its work.\n");
 }
@@ -250,6 +260,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "pipeline")) return kd_cmd_pipeline(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return kd_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return kd_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import")) return kd_cmd_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kd_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "lm")) return kd_cmd_lm(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {

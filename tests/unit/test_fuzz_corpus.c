@@ -16,6 +16,7 @@
 #include "../fuzz/fuzz_lm_text.c"
 #include "../fuzz/fuzz_model_yaml.c"
 #include "../fuzz/fuzz_npy.c"
+#include "../fuzz/fuzz_onnx.c"
 #include "../fuzz/fuzz_pipeline_yaml.c"
 #include "../fuzz/fuzz_run_yaml.c"
 #include "../fuzz/fuzz_safetensors.c"
@@ -38,7 +39,8 @@ static const struct {
                {"train_state", ".ckpt", fuzz_train_state},
                {"kdm_read", ".kdm", fuzz_kdm_read},
                {"lm_text", ".txt", fuzz_lm_text},
-               {"spec", ".spec", fuzz_spec}};
+               {"spec", ".spec", fuzz_spec},
+               {"onnx", ".onnx", fuzz_onnx}};
 
 static void replay(int t) {
     char dir[512];

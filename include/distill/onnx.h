@@ -1,0 +1,53 @@
+/* ONNX models (https://onnx.ai): import of a CNN teacher from a .onnx file into a distill model
+ * (src/format/onnx_import.c), and export of a distill model as ONNX (src/format/onnx_export.c).
+ * Both parse and write with protobuf-c's code generated from Debian's onnx.proto. Operators,
+ * how each maps and the limits: docs/ONNX.md. */
+#ifndef DISTILL_ONNX_H
+#define DISTILL_ONNX_H
+#include "distill/model.h"
+#include "distill/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ import */
+
+/* Options of an import. mean/std: the input normalisation the model was trained with, n_norm
+ * values each (n_norm = the model's input channels, or 1 for the same value on every channel;
+ * std > 0), applied to pixels in [0, 1]; stored as the model's norm_mean/norm_std (and in its YAML
+ * under `normalize:`). n_norm = 0: none stored. name: the model's name (NULL: the file's name
+ * without directory and extension). */
+typedef struct kd_onnx_import_opts {
+    const float *mean, *std;
+    int n_norm;
+    const char *name;
+} kd_onnx_import_opts;
+
+/* What an import did, for a summary (each may be left NULL by the caller). */
+typedef struct kd_onnx_import_info {
+    int opset;              /* the default domain's opset (11..17) */
+    int n_nodes;            /* nodes in the graph */
+    int n_folded;           /* nodes evaluated at import (Constant, Shape/Gather/Concat chains, ...) */
+    int n_dropped;          /* nodes without a layer of their own (Identity, Dropout, the final Softmax, ...) */
+    int softmax_dropped;    /* the graph ended in a Softmax/LogSoftmax, which was dropped (distill wants logits) */
+} kd_onnx_import_info;
+
+/* Read the ONNX model at path (opsets 11..17, the operators of docs/ONNX.md) and build the distill
+ * model it describes: layers named after the ONNX value names their nodes output, weights, biases
+ * and batch-norm running statistics copied, in eval-mode semantics. o and info may be NULL. Every
+ * problem (a malformed or truncated file, external data, several graph inputs, a shape that is not
+ * known, an unsupported operator or attribute, sizes over the model limits) is an error naming the
+ * file and, where there is one, the node, its op type and the opset; nothing is allocated for a
+ * tensor before its size is checked. */
+kd_status kd_onnx_import(const char *path, const kd_onnx_import_opts *o, kd_model **out, kd_onnx_import_info *info,
+                         kd_error *err);
+
+/* Whether path names an ONNX file by its extension (".onnx"), the one test of the file kind that
+ * model loading dispatches on. */
+int kd_onnx_is_path(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
