@@ -22,6 +22,7 @@
 #include "distill/fileio.h"
 #include "distill/onnx.h"
 #include "distill/quantize.h"
+#include "distill/rng.h"
 #include "distill/version.h"
 #include "kdrt_model.h"
 #include "test.h"
@@ -197,6 +198,217 @@ static void check_int8(kd_model *m, const kd_dataset *train, const float *x, con
     kd_int8_free(q);
 }
 
+/* ---- The layers of issue 13 against their definitions in model.h, through onnxruntime ----------- *
+ * A model using every new layer (clip, leaky ReLU, sigmoid, hard sigmoid, hard swish, broadcast mul,
+ * concat, pad, scale, dilated conv, pools with padding, ceil mode and counted padding), built here as
+ * a layer table, is exported and run by onnxruntime; its output is compared with a plain C
+ * computation of model.h's definitions (the training engine's own forward comes with the layers). */
+
+typedef struct tmodel {
+    kd_model m;
+    kd_layer L[16];
+    float params[512];
+} tmodel;
+
+static int add_layer(tmodel *t, kd_layer_type type, const char *name, int in0, int in1, int in2) {
+    kd_model *m = &t->m;
+    kd_layer *L = &t->L[m->n_layers];
+    memset(L, 0, sizeof *L);
+    L->type = type;
+    snprintf(L->name, sizeof L->name, "%s", name);
+    int ins[3] = {in0, in1, in2};
+    for (int k = 0; k < 3 && ins[k] != -2; k++) L->inputs[L->n_inputs++] = ins[k];
+    const kd_layer *P = in0 < 0 ? NULL : &t->L[in0];
+    L->in_c = P ? P->c : m->in_c;
+    L->in_h = P ? P->h : m->in_h;
+    L->in_w = P ? P->w : m->in_w;
+    L->c = L->in_c;
+    L->h = L->in_h;
+    L->w = L->in_w;
+    L->dilation = 1;
+    return m->n_layers++;
+}
+
+static void add_params(tmodel *t, kd_layer *L, size_t nw, size_t nb, size_t *used) {
+    L->w_off = *used;
+    L->w_size = nw;
+    L->b_off = *used + nw;
+    L->b_size = nb;
+    for (size_t i = 0; i < nw + nb; i++) t->params[*used + i] = (float)((int)((*used + i) * 37 % 23) - 11) / 16.f;
+    *used += nw + nb;
+}
+
+static void build_new_layers(tmodel *t) {
+    memset(t, 0, sizeof *t);
+    kd_model *m = &t->m;
+    snprintf(m->name, sizeof m->name, "new-layers");
+    m->in_c = 2; m->in_h = 5; m->in_w = 4;
+    m->layers = t->L;
+    m->params = t->params;
+    size_t used = 0;
+    kd_layer *L;
+    int clip = add_layer(t, KD_LAYER_CLIP, "clip", -1, -2, -2);
+    t->L[clip].lo = -0.5f; t->L[clip].hi = 0.7f;
+    int leaky = add_layer(t, KD_LAYER_LEAKY_RELU, "leaky", -1, -2, -2);
+    t->L[leaky].alpha = 0.1f;
+    int sig = add_layer(t, KD_LAYER_SIGMOID, "sig", clip, -2, -2);
+    int hsig = add_layer(t, KD_LAYER_HARD_SIGMOID, "hsig", leaky, -2, -2);
+    t->L[hsig].alpha = 0.2f; t->L[hsig].beta = 0.5f;
+    int hsw = add_layer(t, KD_LAYER_HARD_SWISH, "hswish", -1, -2, -2);
+    int gap = add_layer(t, KD_LAYER_GLOBAL_AVGPOOL, "gap", hsig, -2, -2);
+    t->L[gap].h = t->L[gap].w = 1;
+    int mul = add_layer(t, KD_LAYER_MUL, "se_mul", sig, gap, -2); /* (2,5,4) * (2,1,1) */
+    int cat = add_layer(t, KD_LAYER_CONCAT, "cat", hsw, mul, -1);
+    t->L[cat].c = 6;
+    int pad = add_layer(t, KD_LAYER_PAD, "pad", cat, -2, -2);
+    L = &t->L[pad];
+    L->pads[0] = 1; L->pads[1] = 0; L->pads[2] = 2; L->pads[3] = 1; L->value = 0.25f;
+    L->h = 5 + 3; L->w = 4 + 1;
+    int sc = add_layer(t, KD_LAYER_SCALE, "scale", pad, -2, -2);
+    add_params(t, &t->L[sc], 6, 6, &used);
+    int conv = add_layer(t, KD_LAYER_CONV2D, "dconv", sc, -2, -2);
+    L = &t->L[conv];
+    L->out = L->c = 3; L->kernel = 3; L->stride = 1; L->pad = 2; L->dilation = 2; L->groups = 1; L->bias = 1;
+    add_params(t, L, 3 * 6 * 9, 3, &used); /* output (3, 8, 5) */
+    int mp = add_layer(t, KD_LAYER_MAXPOOL, "maxpool", conv, -2, -2);
+    L = &t->L[mp];
+    L->kernel = 3; L->stride = 2; L->pad = 1; L->ceil_mode = 1;
+    L->h = 5; L->w = 3; /* PyTorch: ceil((8 + 2 - 3) / 2) + 1 = 5 (last window starts at 8 < 8 + 1), ceil(4 / 2) + 1 = 3 */
+    int ap = add_layer(t, KD_LAYER_AVGPOOL, "avgpool", mp, -2, -2);
+    L = &t->L[ap];
+    L->kernel = 2; L->stride = 2; L->pad = 1; L->count_pad = 1;
+    L->h = 3; L->w = 2;
+    int fl = add_layer(t, KD_LAYER_FLATTEN, "flatten", ap, -2, -2);
+    t->L[fl].c = 3 * 3 * 2; t->L[fl].h = t->L[fl].w = 1;
+    m->n_classes = 18;
+    m->n_params = used;
+}
+
+/* model.h's definition of each layer, one sample, NCHW; out of every layer in bufs[i]. */
+static float *ref_at(float **bufs, const float *x, int j) { return j < 0 ? (float *)x : bufs[j]; }
+
+static void ref_forward(const tmodel *t, const float *x, float **bufs) {
+    const kd_model *m = &t->m;
+    for (int i = 0; i < m->n_layers; i++) {
+        const kd_layer *L = &m->layers[i];
+        const float *a = ref_at(bufs, x, L->inputs[0]), *w = m->params + L->w_off, *b = m->params + L->b_off;
+        float *o = bufs[i];
+        int C = L->in_c, H = L->in_h, W = L->in_w, n = C * H * W;
+        switch (L->type) {
+        case KD_LAYER_CLIP: for (int k = 0; k < n; k++) o[k] = fminf(fmaxf(a[k], L->lo), L->hi); break;
+        case KD_LAYER_LEAKY_RELU: for (int k = 0; k < n; k++) o[k] = a[k] > 0 ? a[k] : L->alpha * a[k]; break;
+        case KD_LAYER_SIGMOID: for (int k = 0; k < n; k++) o[k] = 1.f / (1.f + expf(-a[k])); break;
+        case KD_LAYER_HARD_SIGMOID:
+            for (int k = 0; k < n; k++) o[k] = fminf(fmaxf(L->alpha * a[k] + L->beta, 0.f), 1.f);
+            break;
+        case KD_LAYER_HARD_SWISH: for (int k = 0; k < n; k++) o[k] = a[k] * fminf(fmaxf(a[k] / 6 + 0.5f, 0.f), 1.f); break;
+        case KD_LAYER_GLOBAL_AVGPOOL:
+            for (int c = 0; c < C; c++) {
+                float s = 0;
+                for (int k = 0; k < H * W; k++) s += a[c * H * W + k];
+                o[c] = s / (H * W);
+            }
+            break;
+        case KD_LAYER_MUL: {
+            const float *g = ref_at(bufs, x, L->inputs[1]); /* (C, 1, 1) */
+            for (int k = 0; k < n; k++) o[k] = a[k] * g[k / (H * W)];
+            break;
+        }
+        case KD_LAYER_CONCAT: {
+            size_t off = 0;
+            for (int k = 0; k < L->n_inputs; k++) {
+                int j = L->inputs[k];
+                size_t len = j < 0 ? (size_t)m->in_c * m->in_h * m->in_w : kd_layer_out_size(&m->layers[j]);
+                memcpy(o + off, ref_at(bufs, x, j), len * sizeof(float));
+                off += len;
+            }
+            break;
+        }
+        case KD_LAYER_PAD:
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < L->h; y++)
+                    for (int xx = 0; xx < L->w; xx++) {
+                        int sy = y - L->pads[0], sx = xx - L->pads[1];
+                        o[(c * L->h + y) * L->w + xx] = sy >= 0 && sy < H && sx >= 0 && sx < W ? a[(c * H + sy) * W + sx] : L->value;
+                    }
+            break;
+        case KD_LAYER_SCALE: for (int k = 0; k < n; k++) o[k] = a[k] * w[k / (H * W)] + b[k / (H * W)]; break;
+        case KD_LAYER_CONV2D:
+            for (int oc = 0; oc < L->c; oc++)
+                for (int y = 0; y < L->h; y++)
+                    for (int xx = 0; xx < L->w; xx++) {
+                        double s = b[oc];
+                        for (int c = 0; c < C; c++)
+                            for (int ky = 0; ky < L->kernel; ky++)
+                                for (int kx = 0; kx < L->kernel; kx++) {
+                                    int sy = y * L->stride - L->pad + ky * L->dilation;
+                                    int sx = xx * L->stride - L->pad + kx * L->dilation;
+                                    if (sy >= 0 && sy < H && sx >= 0 && sx < W)
+                                        s += (double)a[(c * H + sy) * W + sx] *
+                                             w[((oc * C + c) * L->kernel + ky) * L->kernel + kx];
+                                }
+                        o[(oc * L->h + y) * L->w + xx] = (float)s;
+                    }
+            break;
+        case KD_LAYER_MAXPOOL:
+        case KD_LAYER_AVGPOOL:
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < L->h; y++)
+                    for (int xx = 0; xx < L->w; xx++) {
+                        int y0 = y * L->stride - L->pad, x0 = xx * L->stride - L->pad;
+                        /* PyTorch: the divisor counts the window inside the padded input */
+                        int y1 = y0 + L->kernel < H + L->pad ? y0 + L->kernel : H + L->pad;
+                        int x1 = x0 + L->kernel < W + L->pad ? x0 + L->kernel : W + L->pad;
+                        int div = L->count_pad ? (y1 - y0) * (x1 - x0) : 0;
+                        float mx = -INFINITY, s = 0;
+                        for (int sy = y0 > 0 ? y0 : 0; sy < y1 && sy < H; sy++)
+                            for (int sx = x0 > 0 ? x0 : 0; sx < x1 && sx < W; sx++) {
+                                mx = fmaxf(mx, a[(c * H + sy) * W + sx]);
+                                s += a[(c * H + sy) * W + sx];
+                                if (!L->count_pad) div++;
+                            }
+                        o[(c * L->h + y) * L->w + xx] = L->type == KD_LAYER_MAXPOOL ? mx : s / div;
+                    }
+            break;
+        case KD_LAYER_FLATTEN: memcpy(o, a, (size_t)n * sizeof(float)); break;
+        default: break;
+        }
+    }
+}
+
+static void check_new_layers(void) {
+    static tmodel t;
+    build_new_layers(&t);
+    kd_error err;
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    CHECK_MSG(kd_onnx_export_fp32(&t.m, &bytes, &len, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(kd_write_file_atomic(DIR "/new-layers.onnx", bytes, len, &err) == KD_STATUS_OK);
+    free(bytes);
+    enum { N = 3, IN = 2 * 5 * 4 };
+    float x[N * IN], want[N * 18], *bufs[16];
+    kd_rng r;
+    kd_rng_seed(&r, 7, 7);
+    for (int i = 0; i < N * IN; i++) x[i] = 8.f * kd_rng_uniform(&r) - 4.f;
+    for (int i = 0; i < t.m.n_layers; i++) bufs[i] = malloc(kd_layer_out_size(&t.L[i]) * sizeof(float));
+    for (int b = 0; b < N; b++) {
+        ref_forward(&t, x + b * IN, bufs);
+        memcpy(want + b * 18, bufs[t.m.n_layers - 1], 18 * sizeof(float));
+    }
+    for (int i = 0; i < t.m.n_layers; i++) free(bufs[i]);
+    CHECK(kd_write_file_atomic(DIR "/new-layers.f32", x, sizeof x, &err) == KD_STATUS_OK);
+    int rc = sh("node %s/tests/peers/ort_run.js %s/new-layers.onnx %s/new-layers.f32 %d 2 5 4 %s/ort.f32 1", KD_SOURCE_DIR,
+                DIR, DIR, N, DIR);
+    CHECK_MSG(rc == 0, "onnxruntime on the new layers exited %d", rc);
+    if (rc) show_log();
+    float *y = rc ? NULL : read_floats(DIR "/ort.f32", N * 18);
+    double maxd = 0;
+    for (int i = 0; y && i < N * 18; i++) maxd = fmax(maxd, fabs((double)y[i] - want[i]));
+    printf("fp32 new layers  onnxruntime vs model.h's definitions: max |diff| %.3g\n", maxd);
+    CHECK_MSG(y && maxd <= 1e-5, "the new layers differ by %g", maxd);
+    free(y);
+}
+
 /* What needs no runtime: the graph's names and producer, and the errors. */
 static void check_library(void) {
     kd_error err;
@@ -262,6 +474,7 @@ int main(void) {
         printf("%d passed, %d failed\n", kd_test_pass, kd_test_fail);
         return SKIP_CODE;
     }
+    check_new_layers();
     kd_error err;
     kd_dataset test, train;
     CHECK_MSG(kd_dataset_load(&test, "fashion-mnist", "test", &err) == KD_STATUS_OK, "%s", err.msg);
