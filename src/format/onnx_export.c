@@ -42,20 +42,16 @@ static char *gb_str(gb *b, const char *fmt, ...) {
     return s;
 }
 
-/* Grow an array of pointers to hold one more; 0 on failure. */
-static int gb_grow(gb *b, void *arrp, size_t n, size_t *cap) {
-    void **arr = *(void ***)arrp;
-    if (b->oom) return 0;
-    if (n < *cap) return 1;
+/* The array arr of n pointers (capacity *cap) with room for one more: arr itself, or a larger copy
+ * (the old one freed); NULL when it cannot grow (arr is then left as it was). */
+static void *gb_grow(gb *b, void *arr, size_t n, size_t *cap) {
+    if (b->oom) return NULL;
+    if (n < *cap) return arr;
     size_t nc = *cap ? 2 * *cap : 16;
-    void **na = realloc(arr, nc * sizeof *na);
-    if (!na) {
-        b->oom = 1;
-        return 0;
-    }
-    *(void ***)arrp = na;
-    *cap = nc;
-    return 1;
+    void *na = realloc(arr, nc * sizeof(void *));
+    if (!na) b->oom = 1;
+    else *cap = nc;
+    return na;
 }
 
 /* A node computing op(in[0..n_in)) -> out, named `name`, appended to the graph (NULL after a failed
@@ -65,10 +61,12 @@ static Onnx__NodeProto *gb_node(gb *b, const char *op, const char *name, int n_i
     Onnx__NodeProto *nd = gb_alloc(b, sizeof *nd);
     if (!nd) return NULL;
     onnx__node_proto__init(nd);
-    if (!gb_grow(b, &b->g->node, b->g->n_node, &b->cap_node)) {
+    Onnx__NodeProto **arr = gb_grow(b, b->g->node, b->g->n_node, &b->cap_node);
+    if (!arr) {
         free(nd);
         return NULL;
     }
+    b->g->node = arr;
     b->g->node[b->g->n_node++] = nd;
     nd->op_type = gb_str(b, "%s", op);
     nd->name = gb_str(b, "%s", name);
@@ -147,10 +145,12 @@ static const char *gb_tensor(gb *b, const char *name, int dtype, int nd, const i
     Onnx__TensorProto *t = gb_alloc(b, sizeof *t);
     if (!t) return NULL;
     onnx__tensor_proto__init(t);
-    if (!gb_grow(b, &b->g->initializer, b->g->n_initializer, &b->cap_init)) {
+    Onnx__TensorProto **arr = gb_grow(b, b->g->initializer, b->g->n_initializer, &b->cap_init);
+    if (!arr) {
         free(t);
         return NULL;
     }
+    b->g->initializer = arr;
     b->g->initializer[b->g->n_initializer++] = t;
     t->name = gb_str(b, "%s", name);
     t->has_data_type = 1;
