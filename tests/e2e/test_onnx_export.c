@@ -425,6 +425,11 @@ static void check_library(const kd_dataset *train) {
         CHECK_MSG(b && memmem(b, n, want[i], strlen(want[i])), "'%s' not in the exported graph", want[i]);
     free(b);
     kd_model_free(m);
+    char *log = NULL;
+    size_t ln = 0;
+    CHECK(sh("%s export cnn-s --format onnnx -o %s/x.onnx", KD_CLI_PATH, DIR) == 2);
+    CHECK(kd_read_file(DIR "/log.txt", &log, &ln, &err) == KD_STATUS_OK && strstr(log, "kdm, c or onnx, got 'onnnx'"));
+    free(log);
 
     /* a layer whose name is the graph input's: an error naming it, no bytes */
     const char *yaml = "name: clash\ninput: [1, 4, 4]\nlayers:\n  - {name: input, type: relu}\n"
@@ -445,6 +450,17 @@ static void check_library(const kd_dataset *train) {
     if (q) {
         CHECK(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "QLinearConv", 11));
         free(b);
+        /* the same model read back from its .kdm (layers named by the runtime's loader) */
+        unsigned char *kdm = NULL;
+        size_t kn = 0;
+        kd_int8_model *q2 = NULL;
+        CHECK(kd_kdm_write(q, &kdm, &kn, &err) == KD_STATUS_OK && kd_kdm_read(kdm, kn, &q2, &err) == KD_STATUS_OK);
+        b = NULL;
+        CHECK_MSG(q2 && kd_onnx_export_int8(q2, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "QLinearConv", 11),
+                  "%s", err.msg);
+        free(b);
+        free(kdm);
+        kd_int8_free(q2);
         q->layers[2].in_dims.h = 5;
         CHECK(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_BAD_MODEL && b == NULL &&
               strstr(err.msg, q->layers[2].name));
