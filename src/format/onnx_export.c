@@ -351,9 +351,10 @@ static const char *param(gb *b, const kd_layer *L, const char *what, const float
     return t;
 }
 
-/* The per-channel vector of a scale layer, shaped (C, 1, 1) for a rank-4 input, (C) for (N, C). */
-static const char *channel_param(gb *b, const kd_layer *L, const char *what, const float *data, int rank) {
-    int64_t dims[3] = {L->c, 1, 1};
+/* The n values of a scale layer (one per channel, or one for all), shaped (n, 1, 1) for a rank-4
+ * input, (n) for (N, C). */
+static const char *channel_param(gb *b, const kd_layer *L, const char *what, const float *data, size_t n, int rank) {
+    int64_t dims[3] = {(int64_t)n, 1, 1};
     return param(b, L, what, data, rank == 4 ? 3 : 1, dims);
 }
 
@@ -498,12 +499,12 @@ static kd_status fp32_layer(gb *b, const kd_model *m, const kd_layer *L, fval *x
         y->rank = 4;
         break;
     }
-    case KD_LAYER_SCALE: { /* x * w[c] + b[c] */
+    case KD_LAYER_SCALE: { /* x * w[c] + b[c], or one w and b for all channels */
         char *mo = L->b_size ? gb_str(b, "%s/mul", L->name) : NULL;
-        const char *a1[2] = {x[0].name, channel_param(b, L, "weight", P + L->w_off, x[0].rank)};
+        const char *a1[2] = {x[0].name, channel_param(b, L, "weight", P + L->w_off, L->w_size, x[0].rank)};
         if (!b->oom) nd = gb_node(b, "Mul", L->b_size ? mo : L->name, 2, a1, L->b_size ? mo : out);
         if (nd && L->b_size) {
-            const char *a2[2] = {mo, channel_param(b, L, "bias", P + L->b_off, x[0].rank)};
+            const char *a2[2] = {mo, channel_param(b, L, "bias", P + L->b_off, L->b_size, x[0].rank)};
             nd = b->oom ? NULL : gb_node(b, "Add", L->name, 2, a2, out);
         }
         free(mo);

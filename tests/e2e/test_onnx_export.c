@@ -410,6 +410,72 @@ static void check_new_layers(void) {
     free(y);
 }
 
+/* The training engine's own forward of a model with every layer type, against onnxruntime on the
+ * first 64 test images. Before the engine knows the issue-13 layers (branch layers) the model YAML
+ * refuses them: this part says so and is left out. */
+static void check_yaml_layers(const float *x) {
+    const char *yaml =
+        "name: every-layer\ninput: [1, 28, 28]\nlayers:\n"
+        "  - {name: stem, type: conv2d, out: 8, kernel: 3, pad: 2, dilation: 2}\n"
+        "  - {name: bn, type: batchnorm}\n"
+        "  - {name: relu6, type: clip, lo: 0, hi: 6}\n"
+        "  - {name: pool1, type: maxpool, kernel: 3, stride: 2, pad: 1, ceil_mode: true}\n"
+        "  - {name: leaky, type: leaky_relu, alpha: 0.1}\n"
+        "  - {name: padded, type: pad, pads: [1, 0, 2, 1], value: 0.5}\n"
+        "  - {name: dw, type: conv2d, out: 8, kernel: 3, groups: 8}\n"
+        "  - {name: hswish, type: hard_swish}\n"
+        "  - {name: se_pool, type: global_avgpool}\n"
+        "  - {name: se_fc, type: conv2d, out: 8, kernel: 1}\n"
+        "  - {name: se_gate, type: hard_sigmoid}\n"
+        "  - {name: se, type: mul, inputs: [hswish, se_gate]}\n"
+        "  - {name: sig, type: sigmoid, inputs: [dw]}\n"
+        "  - {name: cat, type: concat, inputs: [se, sig]}\n"
+        "  - {name: sc, type: scale}\n"
+        "  - {name: sc1, type: scale, per_channel: false}\n"
+        "  - {name: res, type: add, inputs: [sc1, cat]}\n"
+        "  - {name: pool2, type: avgpool, kernel: 2, stride: 2, pad: 1, count_pad: false, ceil_mode: true}\n"
+        "  - {name: pool3, type: avgpool, kernel: 3, stride: 1, pad: 1}\n"
+        "  - {name: gelu, type: gelu}\n"
+        "  - {name: drop, type: dropout}\n"
+        "  - {name: fc, type: linear, out: 10}\n";
+    kd_error err;
+    kd_model *m = NULL;
+    if (kd_model_from_yaml(&m, yaml, "every-layer.yaml", 5, &err) != KD_STATUS_OK) {
+        printf("note: this build's model YAML does not take the issue-13 layers (%s): the training engine's "
+               "forward of them is not compared\n", err.msg);
+        return;
+    }
+    kd_rng r; /* parameters away from their initial 1 and 0, running statistics away from 0 and 1 */
+    kd_rng_seed(&r, 11, 11);
+    for (int i = 0; i < m->n_layers; i++) {
+        kd_layer *L = &m->layers[i];
+        if (L->type == KD_LAYER_SCALE)
+            for (size_t k = 0; k < L->w_size + L->b_size; k++) m->params[L->w_off + k] = 0.5f + kd_rng_uniform(&r);
+        if (L->type == KD_LAYER_BATCHNORM)
+            for (int k = 0; k < 2 * L->c; k++) m->buffers[L->buf_off + k] = 0.2f + kd_rng_uniform(&r);
+    }
+    enum { N = 64 };
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    CHECK_MSG(kd_onnx_export_fp32(m, &bytes, &len, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(kd_write_file_atomic(DIR "/every-layer.onnx", bytes, len, &err) == KD_STATUS_OK);
+    CHECK(kd_write_file_atomic(DIR "/few.f32", x, (size_t)N * 784 * sizeof(float), &err) == KD_STATUS_OK);
+    free(bytes);
+    CHECK(kd_model_set_batch(m, N, 2, &err) == KD_STATUS_OK);
+    const float *want = kd_model_forward(m, x, N, 0, NULL);
+    int rc = sh("node %s/tests/peers/ort_run.js %s/every-layer.onnx %s/few.f32 %d 1 28 28 %s/ort.f32 1", KD_SOURCE_DIR,
+                DIR, DIR, N, DIR);
+    CHECK_MSG(rc == 0, "onnxruntime on every-layer.onnx exited %d", rc);
+    if (rc) show_log();
+    float *y = rc ? NULL : read_floats(DIR "/ort.f32", N * 10);
+    double maxd = 0;
+    for (int i = 0; y && i < N * 10; i++) maxd = fmax(maxd, fabs((double)y[i] - want[i]));
+    if (y) printf("fp32 every layer onnxruntime vs distill's forward (%d images): max |diff| %.3g\n", N, maxd);
+    CHECK_MSG(y && maxd <= 1e-4, "every-layer.onnx differs from distill by %g", maxd);
+    free(y);
+    kd_model_free(m);
+}
+
 /* What needs no runtime: the graph's names and producer, and the errors. */
 static void check_library(const kd_dataset *train) {
     kd_error err;
@@ -493,10 +559,11 @@ int main(void) {
     int n = test.n;
     size_t img = (size_t)test.c * test.h * test.w;
     float *x = malloc((size_t)n * img * sizeof(float));
-    int32_t *idx = malloc((size_t)n * sizeof(int32_t)), *lab = malloc((size_t)n * sizeof(int32_t));
-    for (int i = 0; i < n; i++) idx[i] = i;
-    kd_batch_fill(x, lab, &test, idx, n, NULL, NULL);
+    const int32_t *lab = test.labels;
+    for (size_t i = 0; i < (size_t)n * img; i++) /* the inputs every runtime gets (none of the models normalises) */
+        x[i] = ((float)test.pixels[i] / 255.f - test.mean) / test.std;
     CHECK(kd_write_file_atomic(DIR "/input.f32", x, (size_t)n * img * sizeof(float), &err) == KD_STATUS_OK);
+    check_yaml_layers(x);
 
     kd_model *m = check_fp32("cnn-s", 0, x, n);
     if (m) check_int8(m, &train, x, lab, n, 0.995);
@@ -507,8 +574,6 @@ int main(void) {
     kd_model_free(check_fp32("mlp-s", 2000, x, n));
 
     free(x);
-    free(idx);
-    free(lab);
     kd_dataset_free(&test);
     kd_dataset_free(&train);
     TEST_DONE();
