@@ -1,6 +1,7 @@
 /* `distill export`: write the deployable .kdm model for the kdrt runtime (or a C header holding it)
  * from an int8 model of `distill quantize`, a .kdm file, or an fp32 checkpoint (quantized here with
- * the default calibration on the training images). */
+ * the default calibration on the training images); or, with --format onnx, an ONNX model: fp32 from
+ * an fp32 model, quantized (QLinear* operators) from an int8 model or .kdm (docs/ONNX.md). */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <getopt.h>
@@ -11,11 +12,12 @@
 #include "cli.h"
 #include "distill/export.h"
 #include "distill/fileio.h"
+#include "distill/onnx.h"
 #include "distill/quantize.h"
 #include "kdrt_model.h"
 
 static void help(void) {
-    printf("Usage: distill export MODEL -o OUT.kdm [options]\n\n"
+    printf("Usage: distill export MODEL -o OUT.kdm|OUT.h|OUT.onnx [options]\n\n"
            "Write the deployable model of the kdrt runtime: a .kdm file (docs/FORMAT.md: int8 weights, int32\n"
            "biases, float scales, a checksum; loaded in place by kdrt_model_load), or with --format c a C\n"
            "header holding it as an aligned const array plus a <NAME>_ARENA_SIZE macro (the exact arena\n"
@@ -23,9 +25,13 @@ static void help(void) {
            "with only the reference kernels, such as Cortex-M). MODEL is an int8 model from `distill\n"
            "quantize -o`, a .kdm file, or an fp32 checkpoint (or built-in model), which is then quantized\n"
            "with the calibration options below.\n"
-           "Prints the file size, its ratio to the fp32 checkpoint when known, and the arena size.\n\n"
+           "Prints the file size, its ratio to the fp32 checkpoint when known, and the arena size.\n"
+           "With --format onnx (the default for an output ending in .onnx), an ONNX model (opset %d, input\n"
+           "\"%s\" float32 (N, C, H, W) normalised as the model was trained, output \"%s\" (N, classes);\n"
+           "docs/ONNX.md): an fp32 MODEL as fp32, an int8 model or .kdm as QLinearConv / QLinearAdd / ...\n"
+           "with kdrt's integer accumulation (onnxruntime requantizes in float: docs/ONNX.md).\n\n"
            "  -o, --output FILE     the output file (required)\n"
-           "  -f, --format F        kdm (default) or c (the default for an output ending in .h)\n"
+           "  -f, --format F        kdm (default), c (the default for an output ending in .h) or onnx\n"
            "      --name NAME       C array name for --format c (default: from the output file name)\n"
            "      --fp32 FILE       the fp32 checkpoint to compare sizes with, which must exist (default:\n"
            "                        MODEL for an fp32 MODEL; for X.int8.safetensors, X.safetensors if it\n"
@@ -35,7 +41,8 @@ static void help(void) {
            "  -m, --method NAME     activation ranges: minmax (default), percentile, mse\n"
            "  -d, --data SPEC       calibration data: fashion-mnist (default), a directory of IDX files, or\n"
            "                        IMAGES,LABELS (its training split)\n"
-           "  -j, --threads N       threads (default 2)\n");
+           "  -j, --threads N       threads (default 2)\n", KD_ONNX_EXPORT_OPSET, KD_ONNX_INPUT_NAME,
+           KD_ONNX_OUTPUT_NAME);
 }
 
 
@@ -74,6 +81,37 @@ static void default_symbol(const char *out, char *sym, size_t n) {
     if (k == 0 || (k == 1 && sym[0] == '_')) snprintf(sym, n, "model");
 }
 
+/* --format onnx: an fp32 model as fp32 ONNX, an int8 model (file or .kdm) as quantized ONNX. */
+static int export_onnx(const char *C, const char *mpath, const char *outp, int kdm, int int8) {
+    kd_error err;
+    kd_status st;
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    char name[KD_NAME_MAX];
+    if (kdm || int8) {
+        kd_int8_model *q = NULL;
+        if (kdm ? kd_kdm_load(mpath, &q, &err) : kd_int8_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
+        snprintf(name, sizeof name, "%s", q->name);
+        st = kd_onnx_export_int8(q, &bytes, &len, &err);
+        kd_int8_free(q);
+    } else {
+        kd_model *m = NULL;
+        if (kd_cli_load_model(C, mpath, &m)) return KD_EXIT_ERROR;
+        snprintf(name, sizeof name, "%s", m->name);
+        st = kd_onnx_export_fp32(m, &bytes, &len, &err);
+        kd_model_free(m);
+    }
+    int rc = st ? kd_cli_fail_in(C, mpath, &err) : kd_write_file_atomic(outp, bytes, len, &err) ? kd_cli_fail(C, &err) : 0;
+    free(bytes);
+    if (rc) return rc;
+    char b1[32];
+    kd_cli_bytes(b1, sizeof b1, (double)len);
+    printf("wrote %s: %s ONNX model %s (opset %d, input \"%s\" (N, C, H, W), output \"%s\"), %s (%zu bytes)\n",
+           outp, kdm || int8 ? "int8" : "fp32", name, KD_ONNX_EXPORT_OPSET, KD_ONNX_INPUT_NAME, KD_ONNX_OUTPUT_NAME,
+           b1, len);
+    return 0;
+}
+
 int kd_cmd_export(int argc, char **argv) {
     static const struct option opts[] = {{"output", 1, 0, 'o'},  {"format", 1, 0, 'f'},       {"name", 1, 0, 'N'},
                                          {"fp32", 1, 0, 'F'},    {"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
@@ -88,8 +126,8 @@ int kd_cmd_export(int argc, char **argv) {
         switch (c) {
         case 'o': outp = optarg; break;
         case 'f':
-            if (strcmp(optarg, "kdm") != 0 && strcmp(optarg, "c") != 0)
-                return kd_cli_usage_error(C, "--format expects kdm or c, got '%s'", optarg);
+            if (strcmp(optarg, "kdm") != 0 && strcmp(optarg, "c") != 0 && strcmp(optarg, "onnx") != 0)
+                return kd_cli_usage_error(C, "--format expects kdm, c or onnx, got '%s'", optarg);
             format = optarg;
             break;
         case 'N': name = optarg; break;
@@ -107,7 +145,7 @@ int kd_cmd_export(int argc, char **argv) {
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     if (!outp) return kd_cli_usage_error(C, "needs an output file (-o OUT.kdm)");
-    if (!format) format = ends_with(outp, ".h") ? "c" : "kdm";
+    if (!format) format = ends_with(outp, ".h") ? "c" : ends_with(outp, ".onnx") ? "onnx" : "kdm";
     int as_c = strcmp(format, "c") == 0;
     char sym[64];
     if (name) snprintf(sym, sizeof sym, "%s", name);
@@ -124,6 +162,7 @@ int kd_cmd_export(int argc, char **argv) {
     if (kd_cli_check_outputs(C, &outp, 1, ins, 2)) return KD_EXIT_ERROR;
     if ((fp32 && kd_input_size(fp32, &err) < 0) || (!kdm && (int8 = is_int8_file(mpath, &err)) < 0))
         return kd_cli_fail(C, &err);
+    if (!strcmp(format, "onnx")) return export_onnx(C, mpath, outp, kdm, int8);
     if (kdm) {
         if (kd_kdm_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
         printf("%s: read the .kdm model (%d layers)\n", mpath, q->n_layers);
