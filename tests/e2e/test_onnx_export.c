@@ -135,7 +135,7 @@ static kd_model *check_fp32(const char *model, int limit, const float *x, int n)
  * top-1 with kdrt's (kdrt_invoke on the .kdm, batch 1) on every test image: at least min_agree of
  * them agree. (kdrt requantizes with TFLite's double rounding, onnxruntime rounds once: each
  * requantizing layer differs by one step on 0.04-0.25% of its outputs, which compounds with depth;
- * docs/ONNX-export.md.) */
+ * docs/ONNX.md.) */
 static void check_int8(kd_model *m, const kd_dataset *train, const float *x, const int32_t *labels, int n,
                        double min_agree) {
     kd_error err;
