@@ -20,6 +20,7 @@ OUT=${OUT:-bench/results/onnx}
 THREADS=${THREADS:-2}
 D="$BUILD/distill"
 mkdir -p "$OUT"
+sh scripts/install-peers.sh --torch >&2
 MEAN=0.2860
 STD=0.3530
 
