@@ -9,7 +9,7 @@
 #    counts the images whose top-1 differs from PyTorch's.
 # 3. cnn-s and mobilenet-s trained on labels (CE) and distilled from each teacher (`distill kd
 #    --teacher NAME.safetensors`, the imported file with its normalisation, Hinton's loss at the defaults), EPOCHS epochs
-#    (default 10), each seed of SEEDS (default "1 2"). One line per run in $OUT/kd.tsv; runs already
+#    (default 10), each seed of SEEDS (default "1 2"). TEACHERS (default "resnet18s mobilenetv2s"). One line per run in $OUT/kd.tsv; runs already
 #    there are skipped.
 # Long (tens of minutes): never part of the test suite.
 set -eu
@@ -18,19 +18,20 @@ EPOCHS=${2:-10}
 SEEDS=${3:-"1 2"}
 OUT=${OUT:-bench/results/onnx}
 THREADS=${THREADS:-2}
+TEACHERS=${TEACHERS:-"resnet18s mobilenetv2s"}
 D="$BUILD/distill"
 mkdir -p "$OUT"
 sh scripts/install-peers.sh --torch >&2
 MEAN=0.2860
 STD=0.3530
 
-for t in resnet18s mobilenetv2s; do
+for t in $TEACHERS; do
     [ -f "$OUT/$t.onnx" ] || /usr/bin/python3 bench/onnx_teachers.py --out "$OUT" --models "$t" \
         --epochs "${TEACHER_EPOCHS:-3}" --threads "$THREADS"
 done
 
 echo "== imported teachers: distill's test accuracy vs PyTorch's"
-for t in resnet18s mobilenetv2s; do
+for t in $TEACHERS; do
     "$D" import "$OUT/$t.onnx" --mean $MEAN --std $STD -o "$OUT/$t.safetensors" >/dev/null
     "$D" eval "$OUT/$t.safetensors" -j "$THREADS" --save-logits "$OUT/$t.test-logits.npy" > "$OUT/$t.eval.txt"
     /usr/bin/python3 - "$OUT" "$t" <<'EOF'
@@ -55,7 +56,7 @@ touch "$TSV"
 echo "== students: CE vs KD from each teacher ($EPOCHS epochs)"
 for s in cnn-s mobilenet-s; do
     for seed in $SEEDS; do
-        for m in ce resnet18s mobilenetv2s; do
+        for m in ce $TEACHERS; do
             grep -q "^$s	$m	$EPOCHS	$seed	" "$TSV" && continue
             o="$OUT/$s.$m.e$EPOCHS.s$seed.safetensors"
             t0=$(date +%s)
