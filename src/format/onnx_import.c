@@ -1454,6 +1454,60 @@ static kd_status map_node(imp *im, const Onnx__NodeProto *n, const Onnx__GraphPr
     return nerr(im, "operator %.64s is not supported (supported: %s)", op, SUPPORTED);
 }
 
+/* ------------------------------------------------------------ the wire format */
+
+/* protobuf-c's unpack recurses once per nested message, without a limit, and onnx.proto is recursive
+ * (AttributeProto.g -> GraphProto -> NodeProto -> AttributeProto; TypeProto -> TypeProto): a small
+ * file nesting thousands deep would overflow the stack. So the bytes are walked first, guided by the
+ * generated descriptors, and a nesting deeper than ONNX_MAX_DEPTH messages (or a malformed varint or
+ * length) is refused. */
+#define ONNX_MAX_DEPTH 64
+
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p == end) return 0;
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+/* 0, or a description of what is wrong in the message [p, end) of type d at depth `depth`. */
+static const char *wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth) {
+    if (depth > ONNX_MAX_DEPTH) return "messages nested deeper than 64";
+    while (p < end) {
+        uint64_t tag, v;
+        if (!wire_varint(&p, end, &tag)) return "a malformed field tag";
+        switch (tag & 7) {
+        case 0:
+            if (!wire_varint(&p, end, &v)) return "a malformed varint";
+            break;
+        case 1:
+        case 5: {
+            size_t w = (tag & 7) == 1 ? 8 : 4;
+            if ((size_t)(end - p) < w) return "a truncated fixed-size field";
+            p += w;
+            break;
+        }
+        case 2: {
+            if (!wire_varint(&p, end, &v) || v > (uint64_t)(end - p)) return "a length past the end of its message";
+            const ProtobufCFieldDescriptor *f =
+                d && tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const char *why = wire_check(f->descriptor, p, p + v, depth + 1);
+                if (why) return why;
+            }
+            p += v;
+            break;
+        }
+        default: return "an unsupported wire type (groups, or not a protobuf)";
+        }
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------ the model */
 
 int kd_onnx_is_path(const char *path) {
@@ -1684,6 +1738,11 @@ kd_status kd_onnx_import(const char *path, const kd_onnx_import_opts *o, kd_mode
     size_t len = 0;
     kd_status st = kd_read_file_max(path, ONNX_MAX_BYTES, "an ONNX model", &buf, &len, err);
     if (st) return st;
+    const char *why = wire_check(&onnx__model_proto__descriptor, (const uint8_t *)buf, (const uint8_t *)buf + len, 0);
+    if (why) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a valid ONNX model (the protobuf holds %s)", path, why);
+    }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf);
     free(buf);
     if (!mp)
