@@ -19,6 +19,12 @@
 #define MAX_DIMS 8
 /* The file: the weights (at most KD_MODEL_MAX_PARAMS floats) and room for the graph around them. */
 #define ONNX_MAX_BYTES ((size_t)KD_MODEL_MAX_PARAMS * 4 + ((size_t)64 << 20))
+/* Every constant element allocated over the import (initializers, Constant nodes, folded values;
+ * each initializer element takes at least one byte of the file) counts against a budget of twice
+ * the file's size plus 2^22 elements, so a tiny file cannot fold its way to gigabytes. */
+#define ONNX_BUDGET(bytes) (2 * (size_t)(bytes) + ((size_t)1 << 22))
+/* Nodes and initializers of the graph, each (at most; docs/ONNX.md). */
+#define ONNX_MAX_NODES 100000
 
 enum { DT_FLOAT = 1, DT_INT32 = 6, DT_INT64 = 7, DT_FLOAT16 = 10, DT_DOUBLE = 11 };
 
@@ -57,6 +63,9 @@ typedef struct imp {
     const Onnx__NodeProto *node; /* the node being mapped, for messages */
     value *v;
     int nv, cap_v;
+    int *hash;              /* open addressing over v by name: index + 1, 0 empty; cap_h slots */
+    size_t cap_h;
+    size_t budget;          /* constant elements that may still be allocated (ONNX_BUDGET) */
     kd_layer *L;
     lweights *W;
     int nl, cap_l;
@@ -123,6 +132,13 @@ static kd_status cten_alloc(imp *im, cten *t, int is_int, int nd, const int64_t 
     if (n > KD_MODEL_MAX_PARAMS)
         return ferr(im, KD_STATUS_BAD_MODEL, "%s: %lld elements (a model may have at most %d)", what, (long long)n,
                     KD_MODEL_MAX_PARAMS);
+    if ((size_t)n > im->budget) {
+        static const char fmt[] = "%s: %lld elements exceed what is left of the constants' budget (%zu elements; "
+                                  "the budget is twice the file's size plus 2^22)";
+        return im->node ? nerr(im, fmt, what, (long long)n, im->budget)
+                        : ferr(im, KD_STATUS_BAD_MODEL, fmt, what, (long long)n, im->budget);
+    }
+    im->budget -= (size_t)n;
     t->nd = nd;
     t->n = (size_t)n;
     t->is_int = is_int;
@@ -216,23 +232,47 @@ static kd_status tensor_to_cten(imp *im, const Onnx__TensorProto *tp, cten *t) {
 
 /* ------------------------------------------------------------ values */
 
+static size_t name_hash(const char *s) {
+    size_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* The hash slot of name: the one holding it, or the empty one where it would go. */
+static int *hash_slot(imp *im, const char *name) {
+    size_t k = name_hash(name) & (im->cap_h - 1);
+    while (im->hash[k] && strcmp(im->v[im->hash[k] - 1].name, name)) k = (k + 1) & (im->cap_h - 1);
+    return &im->hash[k];
+}
+
+/* The value named name (the latest definition), or NULL. */
 static value *find_value(imp *im, const char *name) {
-    for (int k = im->nv - 1; k >= 0; k--)
-        if (!strcmp(im->v[k].name, name)) return &im->v[k];
-    return NULL;
+    if (!im->cap_h) return NULL;
+    int *slot = hash_slot(im, name);
+    return *slot ? &im->v[*slot - 1] : NULL;
 }
 
 static value *new_value(imp *im, const char *name) {
     if (im->nv == im->cap_v) {
         int cap = im->cap_v ? 2 * im->cap_v : 64;
         value *v = realloc(im->v, (size_t)cap * sizeof *v);
-        if (!v) return NULL;
+        int *hash = calloc(2 * (size_t)cap, sizeof *hash);
+        if (!v || !hash) {
+            if (v) im->v = v;
+            free(hash);
+            return NULL;
+        }
         im->v = v;
         im->cap_v = cap;
+        free(im->hash);
+        im->hash = hash;
+        im->cap_h = 2 * (size_t)cap;
+        for (int k = 0; k < im->nv; k++) *hash_slot(im, im->v[k].name) = k + 1;
     }
     value *v = &im->v[im->nv++];
     memset(v, 0, sizeof *v);
     v->name = name;
+    *hash_slot(im, name) = im->nv;
     return v;
 }
 
@@ -1645,6 +1685,9 @@ static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx
     im->info.opset = im->opset;
     const Onnx__GraphProto *g = mp->graph;
     if (!g) return ferr(im, KD_STATUS_BAD_FILE, "not an ONNX model: it has no graph");
+    if (g->n_node > ONNX_MAX_NODES || g->n_initializer > ONNX_MAX_NODES)
+        return ferr(im, KD_STATUS_BAD_MODEL, "the graph has %zu nodes and %zu initializers (at most %d of each)",
+                    g->n_node, g->n_initializer, ONNX_MAX_NODES);
     im->info.n_nodes = (int)g->n_node;
     if (g->n_sparse_initializer) return ferr(im, KD_STATUS_BAD_MODEL, "sparse initializers are not supported");
     for (size_t k = 0; k < g->n_initializer; k++) {
@@ -1748,7 +1791,7 @@ kd_status kd_onnx_import(const char *path, const kd_onnx_import_opts *o, kd_mode
     if (!mp)
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a valid ONNX model (the protobuf does not parse: "
                                                      "truncated, or not an ONNX file)", path);
-    imp im = {.path = path, .err = err};
+    imp im = {.path = path, .err = err, .budget = ONNX_BUDGET(len)};
     st = import_graph(&im, mp, o, out);
     if (info) *info = im.info;
     for (int k = 0; k < im.nv; k++) cten_free(&im.v[k].t);
@@ -1759,6 +1802,7 @@ kd_status kd_onnx_import(const char *path, const kd_onnx_import_opts *o, kd_mode
         free(im.W[k].var);
     }
     free(im.v);
+    free(im.hash);
     free(im.L);
     free(im.W);
     onnx__model_proto__free_unpacked(mp, NULL);
