@@ -69,6 +69,11 @@ def main():
     budget = model([node("ConstantOfShape", ["shp"], ["zeros"], "cos")], [tensor("shp", [1], ints=[1 << 23])])
     save("tests/fixtures/onnx/bad-budget.onnx", budget)
     save("tests/fuzz/corpus/onnx/bad-budget", budget)
+    # a Div by a per-channel constant holding 0: an infinite scale
+    div = model([node("Div", ["input", "z"], ["y"], "div")], [tensor("z", [3, 1, 1], floats=[0.5, 0, 2])],
+                out_dims=(1, 3, 4, 4))
+    save("tests/fixtures/onnx/bad-div-zero.onnx", div)
+    save("tests/fuzz/corpus/onnx/bad-div-zero", div)
 
 
 if __name__ == "__main__":

@@ -1671,6 +1671,22 @@ static kd_status copy_weights(imp *im, kd_model *m) {
     return KD_STATUS_OK;
 }
 
+/* The weights of the layers from `first` on (the current node's), after folding: all finite (a Div by
+ * a constant holding 0, say, would give inf). */
+static kd_status weights_finite(imp *im, int first) {
+    for (int i = first; i < im->nl; i++) {
+        const lweights *W = &im->W[i];
+        const float *arr[4] = {W->w, W->b, W->mean, W->var};
+        const size_t len[4] = {W->nw, W->nb, W->nw, W->nw};
+        for (int a = 0; a < 4; a++)
+            for (size_t k = 0; arr[a] && k < len[a]; k++)
+                if (!isfinite(arr[a][k]))
+                    return nerr(im, "layer %s gets a non-finite weight (%g) from its constants (a division by zero?)",
+                                im->L[i].name, (double)arr[a][k]);
+    }
+    return KD_STATUS_OK;
+}
+
 static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx_import_opts *o, kd_model **out) {
     kd_status st;
     for (size_t k = 0; k < mp->n_opset_import; k++) {
@@ -1714,7 +1730,8 @@ static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx
     x->c = dims[0]; x->h = dims[1]; x->w = dims[2];
     for (size_t k = 0; k < g->n_node; k++) {
         if (!g->node[k]) return ferr(im, KD_STATUS_BAD_FILE, "node %zu is empty", k);
-        if ((st = map_node(im, g->node[k], g))) return st;
+        int first = im->nl;
+        if ((st = map_node(im, g->node[k], g)) || (st = weights_finite(im, first))) return st;
     }
     if (g->n_output != 1 || !g->output[0] || !g->output[0]->name)
         return ferr(im, KD_STATUS_BAD_MODEL, "the graph has %zu outputs; distill models have one (the class scores)",
