@@ -14,6 +14,7 @@
 
 #include "distill/fileio.h"
 #include "distill/onnx.h"
+#include "distill/quant.h"
 #include "onnx.pb-c.h"
 
 #define MAX_DIMS 8
@@ -150,15 +151,6 @@ static kd_status cten_alloc(imp *im, cten *t, int is_int, int nd, const int64_t 
 
 static double cget(const cten *t, size_t k) { return t->is_int ? (double)t->i[k] : (double)t->f[k]; }
 
-static float half_to_float(uint16_t h) {
-    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-    float v;
-    if (e == 0) v = ldexpf((float)m, -24);
-    else if (e == 31) v = m ? NAN : INFINITY;
-    else v = ldexpf((float)(m | 1024), e - 25);
-    return s ? -v : v;
-}
-
 static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
     for (int k = 7; k >= 0; k--) v = v << 8 | p[k];
@@ -207,7 +199,7 @@ static kd_status tensor_to_cten(imp *im, const Onnx__TensorProto *tp, cten *t) {
                 memcpy(&t->f[k], &u, 4);
                 break;
             }
-            case DT_FLOAT16: t->f[k] = half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
+            case DT_FLOAT16: t->f[k] = kd_half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
             case DT_INT64: t->i[k] = (int64_t)le64(p); break;
             default: t->i[k] = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
             }
@@ -222,7 +214,7 @@ static kd_status tensor_to_cten(imp *im, const Onnx__TensorProto *tp, cten *t) {
     for (size_t k = 0; k < n; k++) {
         switch (dt) {
         case DT_FLOAT: t->f[k] = tp->float_data[k]; break;
-        case DT_FLOAT16: t->f[k] = half_to_float((uint16_t)tp->int32_data[k]); break;
+        case DT_FLOAT16: t->f[k] = kd_half_to_float((uint16_t)tp->int32_data[k]); break;
         case DT_INT64: t->i[k] = tp->int64_data[k]; break;
         default: t->i[k] = tp->int32_data[k];
         }
