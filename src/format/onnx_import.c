@@ -14,6 +14,7 @@
 
 #include "distill/fileio.h"
 #include "distill/onnx.h"
+#include "distill/ops.h"
 #include "distill/quant.h"
 #include "onnx.pb-c.h"
 
@@ -1000,16 +1001,6 @@ static kd_status get_window(imp *im, int kh, int kw, window *wd) {
     return KD_STATUS_OK;
 }
 
-/* Output size of a window over n (padded by lo, hi), PyTorch's rule for ceil_mode (the last window
- * starts inside the input or its left padding). 0 when the window does not fit. */
-static int window_out(int n, int lo, int hi, int k, int stride, int dil, int ceil_mode) {
-    long long span = (long long)dil * (k - 1) + 1, room = (long long)n + lo + hi - span;
-    if (room < 0) return 0;
-    long long out = (ceil_mode ? (room + stride - 1) / stride : room / stride) + 1;
-    if (ceil_mode && (out - 1) * stride >= (long long)n + lo) out--;
-    return out > 65536 ? 0 : (int)out;
-}
-
 /* A pad layer in front of x (for asymmetric Conv pads): returns the value it outputs in *padded. */
 static kd_status pad_layer(imp *im, const value *x, const int pads[4], float v, const char *suffix, value *padded) {
     kd_layer *L;
@@ -1049,8 +1040,9 @@ static kd_status map_conv(imp *im, const Onnx__NodeProto *n) {
         if ((st = pad_layer(im, x, wd.pads, 0.f, "/pad", &in))) return st;
         memset(wd.pads, 0, sizeof wd.pads);
     }
-    int oh = window_out(in.h, wd.pads[0], wd.pads[2], wd.k, wd.stride, wd.dil, 0);
-    int ow = window_out(in.w, wd.pads[1], wd.pads[3], wd.k, wd.stride, wd.dil, 0);
+    int extent = wd.dil * (wd.k - 1) + 1; /* pads are symmetric here */
+    int oh = kd_conv2d_out_size(in.h, extent, wd.stride, wd.pads[0]);
+    int ow = kd_conv2d_out_size(in.w, extent, wd.stride, wd.pads[0]);
     if (!oh || !ow) return nerr(im, "the kernel does not fit the %dx%d input", in.h, in.w);
     const value *inp = &in;
     kd_layer *L;
@@ -1198,8 +1190,8 @@ static kd_status map_pool(imp *im, const Onnx__NodeProto *n, const Onnx__GraphPr
     if (wd.pads[0] != wd.pads[2] || wd.pads[1] != wd.pads[3] || wd.pads[0] != wd.pads[1])
         return nerr(im, "asymmetric pads %d,%d,%d,%d are not supported on pools (supported: the same on every side)",
                     wd.pads[0], wd.pads[1], wd.pads[2], wd.pads[3]);
-    int oh = window_out(x->h, wd.pads[0], wd.pads[2], wd.k, wd.stride, 1, ceil_mode != 0);
-    int ow = window_out(x->w, wd.pads[1], wd.pads[3], wd.k, wd.stride, 1, ceil_mode != 0);
+    int oh = kd_pool_out_size(x->h, wd.k, wd.stride, wd.pads[0], ceil_mode != 0);
+    int ow = kd_pool_out_size(x->w, wd.k, wd.stride, wd.pads[0], ceil_mode != 0);
     if (!oh || !ow) return nerr(im, "the %dx%d window does not fit the %dx%d input", wd.k, wd.k, x->h, x->w);
     kd_layer *L;
     if ((st = new_layer(im, avg ? KD_LAYER_AVGPOOL : KD_LAYER_MAXPOOL, (const value *const *)&x, 1, "", &L))) return st;
