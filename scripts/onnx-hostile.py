@@ -41,11 +41,11 @@ def node(op, inputs, outputs, name, attrs=b""):  # NodeProto: input 1, output 2,
     return b"".join(s(1, i) for i in inputs) + b"".join(s(2, o) for o in outputs) + s(3, name) + s(4, op) + attrs
 
 
-def model(nodes, inits, in_dims=(1, 3, 4, 4), out_dims=(1, 2)):
+def model(nodes, inits, in_dims=(1, 3, 4, 4), out_dims=(1, 2), out="y"):
     """ModelProto: ir_version 1, opset_import 8 (version 2), graph 7 (node 1, name 2, initializer 5,
     input 11, output 12)."""
     g = b"".join(ld(1, n) for n in nodes) + s(2, "bad") + b"".join(ld(5, t) for t in inits)
-    g += ld(11, value_info("input", in_dims)) + ld(12, value_info("y", out_dims))
+    g += ld(11, value_info("input", in_dims)) + ld(12, value_info(out, out_dims))
     return vi(1, 8) + ld(8, vi(2, 13)) + ld(7, g)
 
 
@@ -74,6 +74,12 @@ def main():
                 out_dims=(1, 3, 4, 4))
     save("tests/fixtures/onnx/bad-div-zero.onnx", div)
     save("tests/fuzz/corpus/onnx/bad-div-zero", div)
+    # a MatMul + Add (a linear layer, named after the Add) whose output name is too long for a layer
+    long = "y" * 200
+    mm = model([node("Flatten", ["input"], ["f"], "flat"), node("MatMul", ["f", "w"], ["mm"], "mm"),
+                node("Add", ["mm", "b"], [long], "add")],
+               [tensor("w", [48, 2], floats=[0.01] * 96), tensor("b", [2], floats=[0.5, -0.5])], out=long)
+    save("tests/fixtures/onnx/bad-long-name.onnx", mm)
 
 
 if __name__ == "__main__":

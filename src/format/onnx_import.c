@@ -384,6 +384,20 @@ static kd_status check_auto_pad(imp *im) {
 
 /* ------------------------------------------------------------ layers */
 
+/* Name L after the current node's output (plus suffix): the model YAML's names hold no space or double
+ * quote, and `input` names the model's input. */
+static kd_status set_layer_name(imp *im, kd_layer *L, const char *suffix) {
+    const char *oname = im->node->n_output && im->node->output[0] ? im->node->output[0] : "";
+    if (strlen(oname) + strlen(suffix) >= KD_NAME_MAX)
+        return nerr(im, "output name '%.64s...' is longer than %d characters, the longest layer name", oname,
+                    KD_NAME_MAX - 1);
+    snprintf(L->name, sizeof L->name, "%s%s", oname, suffix);
+    for (char *p = L->name; *p; p++)
+        if (*p == ' ' || *p == '"') *p = '_';
+    if (!strcmp(L->name, "input")) snprintf(L->name, sizeof L->name, "input_");
+    return KD_STATUS_OK;
+}
+
 /* A new layer reading `inputs` (n of them), named after the node's output (plus suffix). */
 static kd_status new_layer(imp *im, kd_layer_type type, const value *const *inputs, int n, const char *suffix,
                            kd_layer **out) {
@@ -397,19 +411,12 @@ static kd_status new_layer(imp *im, kd_layer_type type, const value *const *inpu
         im->W = W;
         im->cap_l = cap;
     }
-    const char *oname = im->node->n_output && im->node->output[0] ? im->node->output[0] : "";
-    if (strlen(oname) + strlen(suffix) >= KD_NAME_MAX)
-        return nerr(im, "output name '%.64s...' is longer than %d characters, the longest layer name", oname,
-                    KD_NAME_MAX - 1);
     kd_layer *L = &im->L[im->nl];
     memset(L, 0, sizeof *L);
     memset(&im->W[im->nl], 0, sizeof im->W[im->nl]);
+    kd_status st = set_layer_name(im, L, suffix);
+    if (st) return st;
     L->type = type;
-    snprintf(L->name, sizeof L->name, "%s%s", oname, suffix);
-    /* the model YAML's names hold no space or double quote */
-    for (char *p = L->name; *p; p++)
-        if (*p == ' ' || *p == '"') *p = '_';
-    if (!strcmp(L->name, "input")) snprintf(L->name, sizeof L->name, "input_");
     L->n_inputs = n;
     for (int k = 0; k < n; k++) L->inputs[k] = inputs[k]->layer;
     L->kernel = L->stride = 1;
@@ -1158,12 +1165,10 @@ static kd_status map_binary(imp *im, const Onnx__NodeProto *n, const Onnx__Graph
         count_uses(g, x->name) == 1 && per_channel(x, c, &one) && one) {
         kd_layer *L = &im->L[x->layer];
         lweights *W = weights_of(im, L);
+        if ((st = set_layer_name(im, L, ""))) return st;
         W->nb = (size_t)x->c;
         if (!(W->b = fdup(c, W->nb))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
         L->bias = 1;
-        snprintf(L->name, sizeof L->name, "%s", n->output[0] ? n->output[0] : L->name);
-        for (char *p = L->name; *p; p++)
-            if (*p == ' ' || *p == '"') *p = '_';
         value copy = *x;
         im->info.n_dropped++;
         return def_act(im, copy.layer, copy.rank, copy.c, copy.h, copy.w);
