@@ -37,6 +37,10 @@ def tensor(name, dims, floats=None, ints=None):  # TensorProto: dims 1, data_typ
     return b"".join(vi(1, d) for d in dims) + vi(2, 1) + s(8, name) + ld(9, struct.pack("<%df" % len(floats), *floats))
 
 
+def ints_attr(name, values):  # AttributeProto: name 1, ints 8, type 20 (INTS = 7)
+    return ld(5, s(1, name) + b"".join(vi(8, v) for v in values) + vi(20, 7))
+
+
 def node(op, inputs, outputs, name, attrs=b""):  # NodeProto: input 1, output 2, name 3, op_type 4, attribute 5
     return b"".join(s(1, i) for i in inputs) + b"".join(s(2, o) for o in outputs) + s(3, name) + s(4, op) + attrs
 
@@ -80,6 +84,10 @@ def main():
                 node("Add", ["mm", "b"], [long], "add")],
                [tensor("w", [48, 2], floats=[0.01] * 96), tensor("b", [2], floats=[0.5, -0.5])], out=long)
     save("tests/fixtures/onnx/bad-long-name.onnx", mm)
+    # a Conv dilation over the model's limit (KD_CONV_MAX_DILATION)
+    dil = model([node("Conv", ["input", "w"], ["y"], "conv", ints_attr("dilations", [17, 17]))],
+                [tensor("w", [2, 3, 1, 1], floats=[0.1] * 6)], out_dims=(1, 2, 4, 4))
+    save("tests/fixtures/onnx/bad-dilation.onnx", dil)
 
 
 if __name__ == "__main__":

@@ -983,14 +983,19 @@ typedef struct window {
     int k, stride, dil, pads[4];
 } window;
 
+/* v (the node's attribute what) is at most max, the model's limit (include/distill/model.h). */
+static kd_status at_most(imp *im, const char *what, int v, int max) {
+    return v > max ? nerr(im, "%s %d is out of range (supported: up to %d)", what, v, max) : KD_STATUS_OK;
+}
+
 static kd_status get_window(imp *im, int kh, int kw, window *wd) {
     const int64_t *ks, *st, *dl, *pd;
     size_t n;
     kd_status s;
     if ((s = check_auto_pad(im)) || (s = attr_ints(im, "kernel_shape", 2, &ks, &n))) return s;
     if (ks && kh > 0 && (ks[0] != kh || ks[1] != kw)) return nerr(im, "kernel_shape does not match the weight's shape");
-    if (ks) kh = (int)(ks[0] > 64 || ks[0] < 1 ? 0 : ks[0]), kw = (int)(ks[1] > 64 || ks[1] < 1 ? 0 : ks[1]);
-    if (kh < 1 || kw < 1) return nerr(im, "kernel_shape is missing or out of range (1..64)");
+    if (ks) kh = (int)clamp64(ks[0], 0, 1 << 16), kw = (int)clamp64(ks[1], 0, 1 << 16);
+    if (kh < 1 || kw < 1) return nerr(im, "kernel_shape is missing or not positive");
     if (kh != kw) return nerr(im, "kernel %dx%d is not square (supported: square kernels)", kh, kw);
     if ((s = attr_ints(im, "strides", 2, &st, &n)) || (s = attr_ints(im, "dilations", 2, &dl, &n)) ||
         (s = attr_ints(im, "pads", 4, &pd, &n)))
@@ -1011,8 +1016,9 @@ static kd_status get_window(imp *im, int kh, int kw, window *wd) {
 /* A pad layer in front of x (for asymmetric Conv pads): returns the value it outputs in *padded. */
 static kd_status pad_layer(imp *im, const value *x, const int pads[4], float v, const char *suffix, value *padded) {
     kd_layer *L;
-    kd_status st = new_layer(im, KD_LAYER_PAD, &x, 1, suffix, &L);
-    if (st) return st;
+    kd_status st = KD_STATUS_OK;
+    for (int k = 0; k < 4 && !st; k++) st = at_most(im, "pad", pads[k], KD_PAD_MAX);
+    if (st || (st = new_layer(im, KD_LAYER_PAD, &x, 1, suffix, &L))) return st;
     memcpy(L->pads, pads, sizeof L->pads);
     L->value = v;
     *padded = *x;
@@ -1031,7 +1037,10 @@ static kd_status map_conv(imp *im, const Onnx__NodeProto *n) {
     const cten *w = &wv->t;
     if (w->nd != 4 || w->is_int) return nerr(im, "weight '%.128s' must be a 4-D float tensor (2-D convolutions)", wv->name);
     window wd;
-    if ((st = get_window(im, (int)clamp64(w->dims[2], 0, 65), (int)clamp64(w->dims[3], 0, 65), &wd))) return st;
+    if ((st = get_window(im, (int)clamp64(w->dims[2], 0, 1 << 16), (int)clamp64(w->dims[3], 0, 1 << 16), &wd)) ||
+        (st = at_most(im, "kernel", wd.k, KD_CONV_MAX_KERNEL)) || (st = at_most(im, "stride", wd.stride, KD_CONV_MAX_STRIDE)) ||
+        (st = at_most(im, "dilation", wd.dil, KD_CONV_MAX_DILATION)))
+        return st;
     int64_t group;
     if ((st = attr_int(im, "group", 1, &group))) return st;
     if (group < 1 || group > x->c || w->dims[1] * group != x->c || w->dims[0] < 1 || w->dims[0] > 65536 ||
@@ -1043,7 +1052,7 @@ static kd_status map_conv(imp *im, const Onnx__NodeProto *n) {
         return st ? st : nerr(im, "bias '%.128s' must hold %d floats", bv->name, out);
     value in = *x;
     int sym = wd.pads[0] == wd.pads[2] && wd.pads[1] == wd.pads[3] && wd.pads[0] == wd.pads[1];
-    if (!sym) {
+    if (!sym || wd.pads[0] > KD_CONV_MAX_PAD) { /* a pad layer in front */
         if ((st = pad_layer(im, x, wd.pads, 0.f, "/pad", &in))) return st;
         memset(wd.pads, 0, sizeof wd.pads);
     }
@@ -1191,6 +1200,9 @@ static kd_status map_pool(imp *im, const Onnx__NodeProto *n, const Onnx__GraphPr
         (st = attr_int(im, "storage_order", 0, &order)))
         return st;
     if (wd.dil != 1) return nerr(im, "dilations other than 1 are not supported on pools");
+    if ((st = at_most(im, "kernel", wd.k, KD_POOL_MAX_KERNEL)) || (st = at_most(im, "stride", wd.stride, KD_POOL_MAX_STRIDE)) ||
+        (st = at_most(im, "pad", wd.pads[0], KD_POOL_MAX_PAD)))
+        return st;
     if (order) return nerr(im, "storage_order 1 is not supported");
     if (wd.pads[0] != wd.pads[2] || wd.pads[1] != wd.pads[3] || wd.pads[0] != wd.pads[1])
         return nerr(im, "asymmetric pads %d,%d,%d,%d are not supported on pools (supported: the same on every side)",
@@ -1254,10 +1266,10 @@ static kd_status map_pad(imp *im, const Onnx__NodeProto *n) {
     float v;
     if ((st = attr_float(im, "value", 0.f, &v)) || (st = scalar_in(im, n, 2, v, &v))) return st;
     if (p[0] || p[1] || p[4] || p[5]) return nerr(im, "padding of the batch or channel dimension is not supported");
-    int pads[4] = {(int)clamp64(p[2], -1, 4096), (int)clamp64(p[3], -1, 4096), (int)clamp64(p[6], -1, 4096),
-                   (int)clamp64(p[7], -1, 4096)};
+    int pads[4] = {(int)clamp64(p[2], -1, 1 << 16), (int)clamp64(p[3], -1, 1 << 16), (int)clamp64(p[6], -1, 1 << 16),
+                   (int)clamp64(p[7], -1, 1 << 16)};
     for (int k = 0; k < 4; k++)
-        if (pads[k] < 0 || pads[k] >= 4096) return nerr(im, "pads out of range (supported: 0 to 4095)");
+        if (pads[k] < 0) return nerr(im, "negative pads are not supported");
     if (!pads[0] && !pads[1] && !pads[2] && !pads[3]) return alias(im, x);
     value out;
     if ((st = pad_layer(im, x, pads, v, "", &out))) return st;
