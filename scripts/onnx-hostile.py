@@ -88,6 +88,13 @@ def main():
     dil = model([node("Conv", ["input", "w"], ["y"], "conv", ints_attr("dilations", [17, 17]))],
                 [tensor("w", [2, 3, 1, 1], floats=[0.1] * 6)], out_dims=(1, 2, 4, 4))
     save("tests/fixtures/onnx/bad-dilation.onnx", dil)
+    # not hostile: a squeeze-excitation gate built with Flatten + Reshape (N, C) -> (N, C, 1, 1)
+    se = model([node("GlobalAveragePool", ["input"], ["gap"], "gap"), node("Flatten", ["gap"], ["f"], "flat"),
+                node("Reshape", ["f", "shp"], ["r"], "view"), node("Sigmoid", ["r"], ["gate"], "sig"),
+                node("Mul", ["input", "gate"], ["se"], "se"), node("GlobalAveragePool", ["se"], ["gap2"], "gap2"),
+                node("Flatten", ["gap2"], ["y"], "flat2")],
+               [tensor("shp", [4], ints=[1, 3, 1, 1])], out_dims=(1, 3))
+    save("tests/fixtures/onnx/reshape-se.onnx", se)
 
 
 if __name__ == "__main__":

@@ -1354,13 +1354,17 @@ static kd_status map_reshape(imp *im, const Onnx__NodeProto *n) {
     for (size_t k = 0; k < nd; k++) prod = kd_size_mul(prod, d[k]);
     if (nd >= 1 && d[0] == im->batch && prod == total) {
         if (nd == 2) return flatten_to(im, x);
-        if (nd == (size_t)x->rank && (nd != 4 || (d[1] == x->c && d[2] == x->h && d[3] == x->w))) return alias(im, x);
+        if (nd == 4 && d[1] == x->c && d[2] == x->h && d[3] == x->w) { /* the same, or (N, C) -> (N, C, 1, 1) */
+            value copy = *x;
+            copy.rank = 4;
+            return alias(im, &copy);
+        }
     }
     char shape[128] = "";
     for (size_t k = 0; k < nd && strlen(shape) < 100; k++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? "," : "", (long long)d[k]);
-    return nerr(im, "reshape of (N,%d,%d,%d) to [%s] is not supported (supported: to (N, features) or to the same "
-                    "shape)", x->c, x->h, x->w, shape);
+    return nerr(im, "reshape of (N,%d,%d,%d) to [%s] is not supported (supported: to (N, features), to the same "
+                    "shape, or (N, C) to (N, C, 1, 1))", x->c, x->h, x->w, shape);
 }
 
 static kd_status map_squeeze(imp *im, const Onnx__NodeProto *n, int unsq) {

@@ -2,6 +2,7 @@
  * on the golden fixtures of scripts/onnx-fixtures.py (max abs difference <= 1e-4, eval mode), every
  * error path on a deliberately broken file, and the CLI: import with a normalisation, info/eval on
  * a .onnx, a fitnet term naming an imported teacher's ONNX tensor. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,6 +113,24 @@ int main(void) {
     CHECK(kd_onnx_import(FIX "tiny-norm.onnx", &o01, &m, NULL, &err) == KD_STATUS_OK);
     CHECK(m && m->norm_mean && m->norm_mean[2] == 0.f && m->norm_std[0] == 1.f && !strcmp(m->name, "n"));
     kd_model_free(m);
+
+    /* Reshape (N, C) -> (N, C, 1, 1), as a squeeze-excitation built with Linear + view(b, c, 1, 1): the
+     * gate multiplies every pixel of its channel */
+    m = NULL;
+    CHECK(kd_onnx_import(FIX "reshape-se.onnx", NULL, &m, NULL, &err) == KD_STATUS_OK);
+    if (m) {
+        float x[48];
+        for (int k = 0; k < 48; k++) x[k] = (float)(k % 7) * 0.25f - 0.5f;
+        CHECK(kd_model_set_batch(m, 1, 1, &err) == KD_STATUS_OK);
+        const float *y = kd_model_forward(m, x, 1, 0, NULL);
+        for (int c = 0; c < 3; c++) {
+            double mean = 0;
+            for (int k = 0; k < 16; k++) mean += x[c * 16 + k] / 16.0;
+            double want = mean / (1 + exp(-mean));
+            CHECK_MSG(fabs(y[c] - want) < 1e-5, "channel %d: %g, want %g", c, (double)y[c], want);
+        }
+        kd_model_free(m);
+    }
 
     /* every error path, each a broken file */
     static const struct {
