@@ -95,6 +95,11 @@ def main():
                 node("Flatten", ["gap2"], ["y"], "flat2")],
                [tensor("shp", [4], ints=[1, 3, 1, 1])], out_dims=(1, 3))
     save("tests/fixtures/onnx/reshape-se.onnx", se)
+    # Mul of (N, C, H, W) by (N, C): right-aligned broadcasting, not per channel
+    mix = model([node("GlobalAveragePool", ["input"], ["gap"], "gap"), node("Flatten", ["gap"], ["f"], "flat"),
+                 node("Mul", ["input", "f"], ["m"], "mul"), node("GlobalAveragePool", ["m"], ["gap2"], "gap2"),
+                 node("Flatten", ["gap2"], ["y"], "flat2")], [], out_dims=(1, 3))
+    save("tests/fixtures/onnx/bad-rank-mix.onnx", mix)
 
 
 if __name__ == "__main__":

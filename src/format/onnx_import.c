@@ -1150,11 +1150,14 @@ static kd_status map_binary(imp *im, const Onnx__NodeProto *n, const Onnx__Graph
         if (op[0] != 'A' && op[0] != 'M')
             return nerr(im, "%s of two computed tensors is not supported (Add and Mul are; Sub and Div take a "
                             "constant operand)", op);
+        /* ONNX broadcasts right-aligned: (N, C) against (N, C, H, W) lines C up with W, not channels */
+        if (a->rank != b->rank)
+            return nerr(im, "%s of computed tensors of ranks %d and %d is not supported (ONNX broadcasts them "
+                            "right-aligned; reshape the (N, C) one to (N, C, 1, 1))", op, a->rank, b->rank);
         const value *ins[2] = {a, b};
         kd_layer *L;
         if ((st = new_layer(im, op[0] == 'A' ? KD_LAYER_ADD : KD_LAYER_MUL, ins, 2, "", &L))) return st;
-        int rank = a->rank > b->rank ? a->rank : b->rank;
-        return def_act(im, im->nl - 1, rank, a->c > b->c ? a->c : b->c, a->h > b->h ? a->h : b->h,
+        return def_act(im, im->nl - 1, a->rank, a->c > b->c ? a->c : b->c, a->h > b->h ? a->h : b->h,
                        a->w > b->w ? a->w : b->w);
     }
     const value *x = a->kind == V_ACT ? a : b;

@@ -155,6 +155,7 @@ int main(void) {
         {FIX "bad-div-zero.onnx", KD_STATUS_BAD_MODEL, "node 'div' (Div, opset 13): layer y gets a non-finite weight (inf)"},
         {FIX "bad-long-name.onnx", KD_STATUS_BAD_MODEL, "node 'add' (Add, opset 13): output name 'yyyy"},
         {FIX "bad-dilation.onnx", KD_STATUS_BAD_MODEL, "node 'conv' (Conv, opset 13): dilation 17 is out of range (supported: up to 16)"},
+        {FIX "bad-rank-mix.onnx", KD_STATUS_BAD_MODEL, "node 'mul' (Mul, opset 13): Mul of computed tensors of ranks 4 and 2"},
         {FIX "bad-budget.onnx", KD_STATUS_BAD_MODEL, "node 'cos' (ConstantOfShape, opset 13): ConstantOfShape: 8388608 elements exceed what is left of the constants' budget"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) expect_error(bad[k].file, bad[k].st, bad[k].needle);
