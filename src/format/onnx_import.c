@@ -773,7 +773,7 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo :
 
 static kd_status fold_slice(imp *im, const Onnx__NodeProto *n, const cten *t) {
     int64_t starts[MAX_DIMS], ends[MAX_DIMS], axes[MAX_DIMS], steps[MAX_DIMS];
-    size_t ns, ne, na = 0, nst = 0;
+    size_t ns = 0, ne = 0, na = 0, nst = 0;
     kd_status st;
     if ((st = int_list(im, in_value(im, n, 1), 1, starts, MAX_DIMS, &ns)) ||
         (st = int_list(im, in_value(im, n, 2), 2, ends, MAX_DIMS, &ne)))
