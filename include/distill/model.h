@@ -56,6 +56,16 @@ const char *kd_layer_type_name(kd_layer_type t);
  * fuzz build (scripts/fuzz.sh) defines a smaller KD_MODEL_MAX_PARAMS so that one input cannot spend
  * the fuzzer's time budget initialising a legal but enormous model. */
 #define KD_MODEL_MAX_ELEMS (1 << 28)
+/* Layer options' ranges (the model YAML's and the ONNX importer's): conv2d kernel, stride, pad and
+ * dilation; pool kernel, stride and pad; each side of a pad layer. */
+#define KD_CONV_MAX_KERNEL 31
+#define KD_CONV_MAX_STRIDE 16
+#define KD_CONV_MAX_PAD 15
+#define KD_CONV_MAX_DILATION 16
+#define KD_POOL_MAX_KERNEL 64
+#define KD_POOL_MAX_STRIDE 64
+#define KD_POOL_MAX_PAD 32
+#define KD_PAD_MAX 1024
 #ifndef KD_MODEL_MAX_PARAMS
 #define KD_MODEL_MAX_PARAMS (1 << 28)
 #endif

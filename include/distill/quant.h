@@ -41,6 +41,10 @@ void kd_quantize_weights(int8_t *q, float *scale, const float *w, int channels, 
  * caller gives (the training layout: conv OIHW rows, linear (O, F) with F in CHW order). */
 void kd_quantize_weights_bits(int8_t *q, float *scale, const float *w, int channels, size_t k, int bits, int group);
 
+/* An IEEE 754 half (binary16, as .npy '<f2' and ONNX float16 store it) as a float: exact, subnormals,
+ * infinities and NaN included. */
+float kd_half_to_float(uint16_t h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,12 @@
 
 #include "distill/quant.h"
 
+float kd_half_to_float(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), e - 25);
+    return h >> 15 ? -v : v;
+}
+
 /* Rounding everywhere below is C's round(): to nearest, ties away from zero. */
 
 kdrt_quant kd_quant_from_range(float lo, float hi) {

@@ -161,7 +161,8 @@ static int key_allowed(kd_layer_type t, const char *k) {
     }
 }
 
-/* `pads: [top, left, bottom, right]` of a pad layer, each in [0, 1024]; required. */
+/* `pads: [top, left, bottom, right]` of a pad layer, each in [0, KD_PAD_MAX]; required. */
+_Static_assert(KD_PAD_MAX == 1024, "get_pads' message says 1024");
 static kd_status get_pads(parse_ctx *p, yaml_node_t *map, const char *layer, int pads[4]) {
     yaml_node_t *n = map_get(p->doc, map, "pads");
     int cnt = 0;
@@ -171,7 +172,7 @@ static kd_status get_pads(parse_ctx *p, yaml_node_t *map, const char *layer, int
             char *end = NULL;
             errno = 0;
             long x = v ? strtol(v, &end, 10) : -1;
-            if (cnt == 4 || !v || !*v || *end || errno || x < 0 || x > 1024) { cnt = -1; break; }
+            if (cnt == 4 || !v || !*v || *end || errno || x < 0 || x > KD_PAD_MAX) { cnt = -1; break; }
             pads[cnt++] = (int)x;
         }
     if (cnt != 4)
@@ -376,11 +377,11 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     case KD_LAYER_CONV2D:
         if (!map_get(p->doc, node, "out")) return fail(p, node, "layer %s: conv2d needs 'out' (output channels)", n, NULL);
         if ((st = get_int(p, node, "out", 0, 1, 65536, n, &L->out)) ||
-            (st = get_int(p, node, "kernel", 3, 1, 31, n, &L->kernel)) ||
-            (st = get_int(p, node, "stride", 1, 1, 16, n, &L->stride)) ||
-            (st = get_int(p, node, "pad", 0, 0, 15, n, &L->pad)) ||
+            (st = get_int(p, node, "kernel", 3, 1, KD_CONV_MAX_KERNEL, n, &L->kernel)) ||
+            (st = get_int(p, node, "stride", 1, 1, KD_CONV_MAX_STRIDE, n, &L->stride)) ||
+            (st = get_int(p, node, "pad", 0, 0, KD_CONV_MAX_PAD, n, &L->pad)) ||
             (st = get_int(p, node, "groups", 1, 1, 65536, n, &L->groups)) ||
-            (st = get_int(p, node, "dilation", 1, 1, 16, n, &L->dilation)) ||
+            (st = get_int(p, node, "dilation", 1, 1, KD_CONV_MAX_DILATION, n, &L->dilation)) ||
             (st = get_bool(p, node, "bias", 1, n, &L->bias)))
             return st;
         break;
@@ -391,9 +392,9 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
         break;
     case KD_LAYER_MAXPOOL:
     case KD_LAYER_AVGPOOL:
-        if ((st = get_int(p, node, "kernel", 2, 1, 64, n, &L->kernel)) ||
-            (st = get_int(p, node, "stride", L->kernel, 1, 64, n, &L->stride)) ||
-            (st = get_int(p, node, "pad", 0, 0, 32, n, &L->pad)) ||
+        if ((st = get_int(p, node, "kernel", 2, 1, KD_POOL_MAX_KERNEL, n, &L->kernel)) ||
+            (st = get_int(p, node, "stride", L->kernel, 1, KD_POOL_MAX_STRIDE, n, &L->stride)) ||
+            (st = get_int(p, node, "pad", 0, 0, KD_POOL_MAX_PAD, n, &L->pad)) ||
             (st = get_bool(p, node, "ceil_mode", 0, n, &L->ceil_mode)) ||
             (st = get_bool(p, node, "count_pad", 1, n, &L->count_pad)))
             return st;

@@ -9,29 +9,7 @@
 
 #include "distill/fileio.h"
 #include "distill/npy.h"
-
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            int e = -1;
-            do {
-                e++;
-                mant <<= 1;
-            } while (!(mant & 0x400));
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (mant & 0x3ff) << 13;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | mant << 13;
-    } else {
-        bits = sign | (exp + 127 - 15) << 23 | mant << 13;
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
+#include "distill/quant.h"
 
 /* The value at p (a header dict value: a quoted string, or a structured dtype's list) for a message:
  * up to its end, printable ASCII kept, anything else as \xNN, cut at about 60 characters. */
@@ -157,7 +135,7 @@ kd_status kd_npy_load_logits(const char *path, int want_c, float **data, int *n,
     const unsigned char *d = b + hoff + hlen;
     for (size_t i = 0; i < count; i++) {
         if (item == 4) memcpy(&out[i], d + 4 * i, 4); /* little-endian host */
-        else out[i] = half_to_float((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+        else out[i] = kd_half_to_float((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
         if (!isfinite(out[i])) {
             kd_status s = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: NaN or inf at row %zu, column %zu", path,
                                        i / (size_t)dims[1], i % (size_t)dims[1]);

@@ -14,11 +14,19 @@
 
 #include "distill/fileio.h"
 #include "distill/onnx.h"
+#include "distill/ops.h"
+#include "distill/quant.h"
 #include "onnx.pb-c.h"
 
 #define MAX_DIMS 8
 /* The file: the weights (at most KD_MODEL_MAX_PARAMS floats) and room for the graph around them. */
 #define ONNX_MAX_BYTES ((size_t)KD_MODEL_MAX_PARAMS * 4 + ((size_t)64 << 20))
+/* Every constant element allocated over the import (initializers, Constant nodes, folded values;
+ * each initializer element takes at least one byte of the file) counts against a budget of twice
+ * the file's size plus 2^22 elements, so a tiny file cannot fold its way to gigabytes. */
+#define ONNX_BUDGET(bytes) (2 * (size_t)(bytes) + ((size_t)1 << 22))
+/* Nodes and initializers of the graph, each (at most; docs/ONNX.md). */
+#define ONNX_MAX_NODES 100000
 
 enum { DT_FLOAT = 1, DT_INT32 = 6, DT_INT64 = 7, DT_FLOAT16 = 10, DT_DOUBLE = 11 };
 
@@ -57,6 +65,9 @@ typedef struct imp {
     const Onnx__NodeProto *node; /* the node being mapped, for messages */
     value *v;
     int nv, cap_v;
+    int *hash;              /* open addressing over v by name: index + 1, 0 empty; cap_h slots */
+    size_t cap_h;
+    size_t budget;          /* constant elements that may still be allocated (ONNX_BUDGET) */
     kd_layer *L;
     lweights *W;
     int nl, cap_l;
@@ -123,6 +134,13 @@ static kd_status cten_alloc(imp *im, cten *t, int is_int, int nd, const int64_t 
     if (n > KD_MODEL_MAX_PARAMS)
         return ferr(im, KD_STATUS_BAD_MODEL, "%s: %lld elements (a model may have at most %d)", what, (long long)n,
                     KD_MODEL_MAX_PARAMS);
+    if ((size_t)n > im->budget) {
+        static const char fmt[] = "%s: %lld elements exceed what is left of the constants' budget (%zu elements; "
+                                  "the budget is twice the file's size plus 2^22)";
+        return im->node ? nerr(im, fmt, what, (long long)n, im->budget)
+                        : ferr(im, KD_STATUS_BAD_MODEL, fmt, what, (long long)n, im->budget);
+    }
+    im->budget -= (size_t)n;
     t->nd = nd;
     t->n = (size_t)n;
     t->is_int = is_int;
@@ -133,15 +151,6 @@ static kd_status cten_alloc(imp *im, cten *t, int is_int, int nd, const int64_t 
 }
 
 static double cget(const cten *t, size_t k) { return t->is_int ? (double)t->i[k] : (double)t->f[k]; }
-
-static float half_to_float(uint16_t h) {
-    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-    float v;
-    if (e == 0) v = ldexpf((float)m, -24);
-    else if (e == 31) v = m ? NAN : INFINITY;
-    else v = ldexpf((float)(m | 1024), e - 25);
-    return s ? -v : v;
-}
 
 static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
@@ -191,7 +200,7 @@ static kd_status tensor_to_cten(imp *im, const Onnx__TensorProto *tp, cten *t) {
                 memcpy(&t->f[k], &u, 4);
                 break;
             }
-            case DT_FLOAT16: t->f[k] = half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
+            case DT_FLOAT16: t->f[k] = kd_half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
             case DT_INT64: t->i[k] = (int64_t)le64(p); break;
             default: t->i[k] = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
             }
@@ -206,7 +215,7 @@ static kd_status tensor_to_cten(imp *im, const Onnx__TensorProto *tp, cten *t) {
     for (size_t k = 0; k < n; k++) {
         switch (dt) {
         case DT_FLOAT: t->f[k] = tp->float_data[k]; break;
-        case DT_FLOAT16: t->f[k] = half_to_float((uint16_t)tp->int32_data[k]); break;
+        case DT_FLOAT16: t->f[k] = kd_half_to_float((uint16_t)tp->int32_data[k]); break;
         case DT_INT64: t->i[k] = tp->int64_data[k]; break;
         default: t->i[k] = tp->int32_data[k];
         }
@@ -216,23 +225,47 @@ static kd_status tensor_to_cten(imp *im, const Onnx__TensorProto *tp, cten *t) {
 
 /* ------------------------------------------------------------ values */
 
+static size_t name_hash(const char *s) {
+    size_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* The hash slot of name: the one holding it, or the empty one where it would go. */
+static int *hash_slot(imp *im, const char *name) {
+    size_t k = name_hash(name) & (im->cap_h - 1);
+    while (im->hash[k] && strcmp(im->v[im->hash[k] - 1].name, name)) k = (k + 1) & (im->cap_h - 1);
+    return &im->hash[k];
+}
+
+/* The value named name (the latest definition), or NULL. */
 static value *find_value(imp *im, const char *name) {
-    for (int k = im->nv - 1; k >= 0; k--)
-        if (!strcmp(im->v[k].name, name)) return &im->v[k];
-    return NULL;
+    if (!im->cap_h) return NULL;
+    int *slot = hash_slot(im, name);
+    return *slot ? &im->v[*slot - 1] : NULL;
 }
 
 static value *new_value(imp *im, const char *name) {
     if (im->nv == im->cap_v) {
         int cap = im->cap_v ? 2 * im->cap_v : 64;
         value *v = realloc(im->v, (size_t)cap * sizeof *v);
-        if (!v) return NULL;
+        int *hash = calloc(2 * (size_t)cap, sizeof *hash);
+        if (!v || !hash) {
+            if (v) im->v = v;
+            free(hash);
+            return NULL;
+        }
         im->v = v;
         im->cap_v = cap;
+        free(im->hash);
+        im->hash = hash;
+        im->cap_h = 2 * (size_t)cap;
+        for (int k = 0; k < im->nv; k++) *hash_slot(im, im->v[k].name) = k + 1;
     }
     value *v = &im->v[im->nv++];
     memset(v, 0, sizeof *v);
     v->name = name;
+    *hash_slot(im, name) = im->nv;
     return v;
 }
 
@@ -351,6 +384,20 @@ static kd_status check_auto_pad(imp *im) {
 
 /* ------------------------------------------------------------ layers */
 
+/* Name L after the current node's output (plus suffix): the model YAML's names hold no space or double
+ * quote, and `input` names the model's input. */
+static kd_status set_layer_name(imp *im, kd_layer *L, const char *suffix) {
+    const char *oname = im->node->n_output && im->node->output[0] ? im->node->output[0] : "";
+    if (strlen(oname) + strlen(suffix) >= KD_NAME_MAX)
+        return nerr(im, "output name '%.64s...' is longer than %d characters, the longest layer name", oname,
+                    KD_NAME_MAX - 1);
+    snprintf(L->name, sizeof L->name, "%s%s", oname, suffix);
+    for (char *p = L->name; *p; p++)
+        if (*p == ' ' || *p == '"') *p = '_';
+    if (!strcmp(L->name, "input")) snprintf(L->name, sizeof L->name, "input_");
+    return KD_STATUS_OK;
+}
+
 /* A new layer reading `inputs` (n of them), named after the node's output (plus suffix). */
 static kd_status new_layer(imp *im, kd_layer_type type, const value *const *inputs, int n, const char *suffix,
                            kd_layer **out) {
@@ -364,19 +411,12 @@ static kd_status new_layer(imp *im, kd_layer_type type, const value *const *inpu
         im->W = W;
         im->cap_l = cap;
     }
-    const char *oname = im->node->n_output && im->node->output[0] ? im->node->output[0] : "";
-    if (strlen(oname) + strlen(suffix) >= KD_NAME_MAX)
-        return nerr(im, "output name '%.64s...' is longer than %d characters, the longest layer name", oname,
-                    KD_NAME_MAX - 1);
     kd_layer *L = &im->L[im->nl];
     memset(L, 0, sizeof *L);
     memset(&im->W[im->nl], 0, sizeof im->W[im->nl]);
+    kd_status st = set_layer_name(im, L, suffix);
+    if (st) return st;
     L->type = type;
-    snprintf(L->name, sizeof L->name, "%s%s", oname, suffix);
-    /* the model YAML's names hold no space or double quote */
-    for (char *p = L->name; *p; p++)
-        if (*p == ' ' || *p == '"') *p = '_';
-    if (!strcmp(L->name, "input")) snprintf(L->name, sizeof L->name, "input_");
     L->n_inputs = n;
     for (int k = 0; k < n; k++) L->inputs[k] = inputs[k]->layer;
     L->kernel = L->stride = 1;
@@ -733,7 +773,7 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo :
 
 static kd_status fold_slice(imp *im, const Onnx__NodeProto *n, const cten *t) {
     int64_t starts[MAX_DIMS], ends[MAX_DIMS], axes[MAX_DIMS], steps[MAX_DIMS];
-    size_t ns, ne, na = 0, nst = 0;
+    size_t ns = 0, ne = 0, na = 0, nst = 0;
     kd_status st;
     if ((st = int_list(im, in_value(im, n, 1), 1, starts, MAX_DIMS, &ns)) ||
         (st = int_list(im, in_value(im, n, 2), 2, ends, MAX_DIMS, &ne)))
@@ -943,14 +983,19 @@ typedef struct window {
     int k, stride, dil, pads[4];
 } window;
 
+/* v (the node's attribute what) is at most max, the model's limit (include/distill/model.h). */
+static kd_status at_most(imp *im, const char *what, int v, int max) {
+    return v > max ? nerr(im, "%s %d is out of range (supported: up to %d)", what, v, max) : KD_STATUS_OK;
+}
+
 static kd_status get_window(imp *im, int kh, int kw, window *wd) {
     const int64_t *ks, *st, *dl, *pd;
     size_t n;
     kd_status s;
     if ((s = check_auto_pad(im)) || (s = attr_ints(im, "kernel_shape", 2, &ks, &n))) return s;
     if (ks && kh > 0 && (ks[0] != kh || ks[1] != kw)) return nerr(im, "kernel_shape does not match the weight's shape");
-    if (ks) kh = (int)(ks[0] > 64 || ks[0] < 1 ? 0 : ks[0]), kw = (int)(ks[1] > 64 || ks[1] < 1 ? 0 : ks[1]);
-    if (kh < 1 || kw < 1) return nerr(im, "kernel_shape is missing or out of range (1..64)");
+    if (ks) kh = (int)clamp64(ks[0], 0, 1 << 16), kw = (int)clamp64(ks[1], 0, 1 << 16);
+    if (kh < 1 || kw < 1) return nerr(im, "kernel_shape is missing or not positive");
     if (kh != kw) return nerr(im, "kernel %dx%d is not square (supported: square kernels)", kh, kw);
     if ((s = attr_ints(im, "strides", 2, &st, &n)) || (s = attr_ints(im, "dilations", 2, &dl, &n)) ||
         (s = attr_ints(im, "pads", 4, &pd, &n)))
@@ -968,21 +1013,12 @@ static kd_status get_window(imp *im, int kh, int kw, window *wd) {
     return KD_STATUS_OK;
 }
 
-/* Output size of a window over n (padded by lo, hi), PyTorch's rule for ceil_mode (the last window
- * starts inside the input or its left padding). 0 when the window does not fit. */
-static int window_out(int n, int lo, int hi, int k, int stride, int dil, int ceil_mode) {
-    long long span = (long long)dil * (k - 1) + 1, room = (long long)n + lo + hi - span;
-    if (room < 0) return 0;
-    long long out = (ceil_mode ? (room + stride - 1) / stride : room / stride) + 1;
-    if (ceil_mode && (out - 1) * stride >= (long long)n + lo) out--;
-    return out > 65536 ? 0 : (int)out;
-}
-
 /* A pad layer in front of x (for asymmetric Conv pads): returns the value it outputs in *padded. */
 static kd_status pad_layer(imp *im, const value *x, const int pads[4], float v, const char *suffix, value *padded) {
     kd_layer *L;
-    kd_status st = new_layer(im, KD_LAYER_PAD, &x, 1, suffix, &L);
-    if (st) return st;
+    kd_status st = KD_STATUS_OK;
+    for (int k = 0; k < 4 && !st; k++) st = at_most(im, "pad", pads[k], KD_PAD_MAX);
+    if (st || (st = new_layer(im, KD_LAYER_PAD, &x, 1, suffix, &L))) return st;
     memcpy(L->pads, pads, sizeof L->pads);
     L->value = v;
     *padded = *x;
@@ -1001,7 +1037,10 @@ static kd_status map_conv(imp *im, const Onnx__NodeProto *n) {
     const cten *w = &wv->t;
     if (w->nd != 4 || w->is_int) return nerr(im, "weight '%.128s' must be a 4-D float tensor (2-D convolutions)", wv->name);
     window wd;
-    if ((st = get_window(im, (int)clamp64(w->dims[2], 0, 65), (int)clamp64(w->dims[3], 0, 65), &wd))) return st;
+    if ((st = get_window(im, (int)clamp64(w->dims[2], 0, 1 << 16), (int)clamp64(w->dims[3], 0, 1 << 16), &wd)) ||
+        (st = at_most(im, "kernel", wd.k, KD_CONV_MAX_KERNEL)) || (st = at_most(im, "stride", wd.stride, KD_CONV_MAX_STRIDE)) ||
+        (st = at_most(im, "dilation", wd.dil, KD_CONV_MAX_DILATION)))
+        return st;
     int64_t group;
     if ((st = attr_int(im, "group", 1, &group))) return st;
     if (group < 1 || group > x->c || w->dims[1] * group != x->c || w->dims[0] < 1 || w->dims[0] > 65536 ||
@@ -1013,12 +1052,13 @@ static kd_status map_conv(imp *im, const Onnx__NodeProto *n) {
         return st ? st : nerr(im, "bias '%.128s' must hold %d floats", bv->name, out);
     value in = *x;
     int sym = wd.pads[0] == wd.pads[2] && wd.pads[1] == wd.pads[3] && wd.pads[0] == wd.pads[1];
-    if (!sym) {
+    if (!sym || wd.pads[0] > KD_CONV_MAX_PAD) { /* a pad layer in front */
         if ((st = pad_layer(im, x, wd.pads, 0.f, "/pad", &in))) return st;
         memset(wd.pads, 0, sizeof wd.pads);
     }
-    int oh = window_out(in.h, wd.pads[0], wd.pads[2], wd.k, wd.stride, wd.dil, 0);
-    int ow = window_out(in.w, wd.pads[1], wd.pads[3], wd.k, wd.stride, wd.dil, 0);
+    int extent = wd.dil * (wd.k - 1) + 1; /* pads are symmetric here */
+    int oh = kd_conv2d_out_size(in.h, extent, wd.stride, wd.pads[0]);
+    int ow = kd_conv2d_out_size(in.w, extent, wd.stride, wd.pads[0]);
     if (!oh || !ow) return nerr(im, "the kernel does not fit the %dx%d input", in.h, in.w);
     const value *inp = &in;
     kd_layer *L;
@@ -1110,11 +1150,14 @@ static kd_status map_binary(imp *im, const Onnx__NodeProto *n, const Onnx__Graph
         if (op[0] != 'A' && op[0] != 'M')
             return nerr(im, "%s of two computed tensors is not supported (Add and Mul are; Sub and Div take a "
                             "constant operand)", op);
+        /* ONNX broadcasts right-aligned: (N, C) against (N, C, H, W) lines C up with W, not channels */
+        if (a->rank != b->rank)
+            return nerr(im, "%s of computed tensors of ranks %d and %d is not supported (ONNX broadcasts them "
+                            "right-aligned; reshape the (N, C) one to (N, C, 1, 1))", op, a->rank, b->rank);
         const value *ins[2] = {a, b};
         kd_layer *L;
         if ((st = new_layer(im, op[0] == 'A' ? KD_LAYER_ADD : KD_LAYER_MUL, ins, 2, "", &L))) return st;
-        int rank = a->rank > b->rank ? a->rank : b->rank;
-        return def_act(im, im->nl - 1, rank, a->c > b->c ? a->c : b->c, a->h > b->h ? a->h : b->h,
+        return def_act(im, im->nl - 1, a->rank, a->c > b->c ? a->c : b->c, a->h > b->h ? a->h : b->h,
                        a->w > b->w ? a->w : b->w);
     }
     const value *x = a->kind == V_ACT ? a : b;
@@ -1134,12 +1177,10 @@ static kd_status map_binary(imp *im, const Onnx__NodeProto *n, const Onnx__Graph
         count_uses(g, x->name) == 1 && per_channel(x, c, &one) && one) {
         kd_layer *L = &im->L[x->layer];
         lweights *W = weights_of(im, L);
+        if ((st = set_layer_name(im, L, ""))) return st;
         W->nb = (size_t)x->c;
         if (!(W->b = fdup(c, W->nb))) return ferr(im, KD_STATUS_NO_MEMORY, "out of memory");
         L->bias = 1;
-        snprintf(L->name, sizeof L->name, "%s", n->output[0] ? n->output[0] : L->name);
-        for (char *p = L->name; *p; p++)
-            if (*p == ' ' || *p == '"') *p = '_';
         value copy = *x;
         im->info.n_dropped++;
         return def_act(im, copy.layer, copy.rank, copy.c, copy.h, copy.w);
@@ -1162,12 +1203,15 @@ static kd_status map_pool(imp *im, const Onnx__NodeProto *n, const Onnx__GraphPr
         (st = attr_int(im, "storage_order", 0, &order)))
         return st;
     if (wd.dil != 1) return nerr(im, "dilations other than 1 are not supported on pools");
+    if ((st = at_most(im, "kernel", wd.k, KD_POOL_MAX_KERNEL)) || (st = at_most(im, "stride", wd.stride, KD_POOL_MAX_STRIDE)) ||
+        (st = at_most(im, "pad", wd.pads[0], KD_POOL_MAX_PAD)))
+        return st;
     if (order) return nerr(im, "storage_order 1 is not supported");
     if (wd.pads[0] != wd.pads[2] || wd.pads[1] != wd.pads[3] || wd.pads[0] != wd.pads[1])
         return nerr(im, "asymmetric pads %d,%d,%d,%d are not supported on pools (supported: the same on every side)",
                     wd.pads[0], wd.pads[1], wd.pads[2], wd.pads[3]);
-    int oh = window_out(x->h, wd.pads[0], wd.pads[2], wd.k, wd.stride, 1, ceil_mode != 0);
-    int ow = window_out(x->w, wd.pads[1], wd.pads[3], wd.k, wd.stride, 1, ceil_mode != 0);
+    int oh = kd_pool_out_size(x->h, wd.k, wd.stride, wd.pads[0], ceil_mode != 0);
+    int ow = kd_pool_out_size(x->w, wd.k, wd.stride, wd.pads[0], ceil_mode != 0);
     if (!oh || !ow) return nerr(im, "the %dx%d window does not fit the %dx%d input", wd.k, wd.k, x->h, x->w);
     kd_layer *L;
     if ((st = new_layer(im, avg ? KD_LAYER_AVGPOOL : KD_LAYER_MAXPOOL, (const value *const *)&x, 1, "", &L))) return st;
@@ -1225,10 +1269,10 @@ static kd_status map_pad(imp *im, const Onnx__NodeProto *n) {
     float v;
     if ((st = attr_float(im, "value", 0.f, &v)) || (st = scalar_in(im, n, 2, v, &v))) return st;
     if (p[0] || p[1] || p[4] || p[5]) return nerr(im, "padding of the batch or channel dimension is not supported");
-    int pads[4] = {(int)clamp64(p[2], -1, 4096), (int)clamp64(p[3], -1, 4096), (int)clamp64(p[6], -1, 4096),
-                   (int)clamp64(p[7], -1, 4096)};
+    int pads[4] = {(int)clamp64(p[2], -1, 1 << 16), (int)clamp64(p[3], -1, 1 << 16), (int)clamp64(p[6], -1, 1 << 16),
+                   (int)clamp64(p[7], -1, 1 << 16)};
     for (int k = 0; k < 4; k++)
-        if (pads[k] < 0 || pads[k] >= 4096) return nerr(im, "pads out of range (supported: 0 to 4095)");
+        if (pads[k] < 0) return nerr(im, "negative pads are not supported");
     if (!pads[0] && !pads[1] && !pads[2] && !pads[3]) return alias(im, x);
     value out;
     if ((st = pad_layer(im, x, pads, v, "", &out))) return st;
@@ -1313,13 +1357,17 @@ static kd_status map_reshape(imp *im, const Onnx__NodeProto *n) {
     for (size_t k = 0; k < nd; k++) prod = kd_size_mul(prod, d[k]);
     if (nd >= 1 && d[0] == im->batch && prod == total) {
         if (nd == 2) return flatten_to(im, x);
-        if (nd == (size_t)x->rank && (nd != 4 || (d[1] == x->c && d[2] == x->h && d[3] == x->w))) return alias(im, x);
+        if (nd == 4 && d[1] == x->c && d[2] == x->h && d[3] == x->w) { /* the same, or (N, C) -> (N, C, 1, 1) */
+            value copy = *x;
+            copy.rank = 4;
+            return alias(im, &copy);
+        }
     }
     char shape[128] = "";
     for (size_t k = 0; k < nd && strlen(shape) < 100; k++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? "," : "", (long long)d[k]);
-    return nerr(im, "reshape of (N,%d,%d,%d) to [%s] is not supported (supported: to (N, features) or to the same "
-                    "shape)", x->c, x->h, x->w, shape);
+    return nerr(im, "reshape of (N,%d,%d,%d) to [%s] is not supported (supported: to (N, features), to the same "
+                    "shape, or (N, C) to (N, C, 1, 1))", x->c, x->h, x->w, shape);
 }
 
 static kd_status map_squeeze(imp *im, const Onnx__NodeProto *n, int unsq) {
@@ -1454,6 +1502,60 @@ static kd_status map_node(imp *im, const Onnx__NodeProto *n, const Onnx__GraphPr
     return nerr(im, "operator %.64s is not supported (supported: %s)", op, SUPPORTED);
 }
 
+/* ------------------------------------------------------------ the wire format */
+
+/* protobuf-c's unpack recurses once per nested message, without a limit, and onnx.proto is recursive
+ * (AttributeProto.g -> GraphProto -> NodeProto -> AttributeProto; TypeProto -> TypeProto): a small
+ * file nesting thousands deep would overflow the stack. So the bytes are walked first, guided by the
+ * generated descriptors, and a nesting deeper than ONNX_MAX_DEPTH messages (or a malformed varint or
+ * length) is refused. */
+#define ONNX_MAX_DEPTH 64
+
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p == end) return 0;
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+/* 0, or a description of what is wrong in the message [p, end) of type d at depth `depth`. */
+static const char *wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth) {
+    if (depth > ONNX_MAX_DEPTH) return "messages nested deeper than 64";
+    while (p < end) {
+        uint64_t tag, v;
+        if (!wire_varint(&p, end, &tag)) return "a malformed field tag";
+        switch (tag & 7) {
+        case 0:
+            if (!wire_varint(&p, end, &v)) return "a malformed varint";
+            break;
+        case 1:
+        case 5: {
+            size_t w = (tag & 7) == 1 ? 8 : 4;
+            if ((size_t)(end - p) < w) return "a truncated fixed-size field";
+            p += w;
+            break;
+        }
+        case 2: {
+            if (!wire_varint(&p, end, &v) || v > (uint64_t)(end - p)) return "a length past the end of its message";
+            const ProtobufCFieldDescriptor *f =
+                d && tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const char *why = wire_check(f->descriptor, p, p + v, depth + 1);
+                if (why) return why;
+            }
+            p += v;
+            break;
+        }
+        default: return "an unsupported wire type (groups, or not a protobuf)";
+        }
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------ the model */
 
 int kd_onnx_is_path(const char *path) {
@@ -1577,6 +1679,22 @@ static kd_status copy_weights(imp *im, kd_model *m) {
     return KD_STATUS_OK;
 }
 
+/* The weights of the layers from `first` on (the current node's), after folding: all finite (a Div by
+ * a constant holding 0, say, would give inf). */
+static kd_status weights_finite(imp *im, int first) {
+    for (int i = first; i < im->nl; i++) {
+        const lweights *W = &im->W[i];
+        const float *arr[4] = {W->w, W->b, W->mean, W->var};
+        const size_t len[4] = {W->nw, W->nb, W->nw, W->nw};
+        for (int a = 0; a < 4; a++)
+            for (size_t k = 0; arr[a] && k < len[a]; k++)
+                if (!isfinite(arr[a][k]))
+                    return nerr(im, "layer %s gets a non-finite weight (%g) from its constants (a division by zero?)",
+                                im->L[i].name, (double)arr[a][k]);
+    }
+    return KD_STATUS_OK;
+}
+
 static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx_import_opts *o, kd_model **out) {
     kd_status st;
     for (size_t k = 0; k < mp->n_opset_import; k++) {
@@ -1591,6 +1709,9 @@ static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx
     im->info.opset = im->opset;
     const Onnx__GraphProto *g = mp->graph;
     if (!g) return ferr(im, KD_STATUS_BAD_FILE, "not an ONNX model: it has no graph");
+    if (g->n_node > ONNX_MAX_NODES || g->n_initializer > ONNX_MAX_NODES)
+        return ferr(im, KD_STATUS_BAD_MODEL, "the graph has %zu nodes and %zu initializers (at most %d of each)",
+                    g->n_node, g->n_initializer, ONNX_MAX_NODES);
     im->info.n_nodes = (int)g->n_node;
     if (g->n_sparse_initializer) return ferr(im, KD_STATUS_BAD_MODEL, "sparse initializers are not supported");
     for (size_t k = 0; k < g->n_initializer; k++) {
@@ -1617,7 +1738,8 @@ static kd_status import_graph(imp *im, const Onnx__ModelProto *mp, const kd_onnx
     x->c = dims[0]; x->h = dims[1]; x->w = dims[2];
     for (size_t k = 0; k < g->n_node; k++) {
         if (!g->node[k]) return ferr(im, KD_STATUS_BAD_FILE, "node %zu is empty", k);
-        if ((st = map_node(im, g->node[k], g))) return st;
+        int first = im->nl;
+        if ((st = map_node(im, g->node[k], g)) || (st = weights_finite(im, first))) return st;
     }
     if (g->n_output != 1 || !g->output[0] || !g->output[0]->name)
         return ferr(im, KD_STATUS_BAD_MODEL, "the graph has %zu outputs; distill models have one (the class scores)",
@@ -1684,12 +1806,17 @@ kd_status kd_onnx_import(const char *path, const kd_onnx_import_opts *o, kd_mode
     size_t len = 0;
     kd_status st = kd_read_file_max(path, ONNX_MAX_BYTES, "an ONNX model", &buf, &len, err);
     if (st) return st;
+    const char *why = wire_check(&onnx__model_proto__descriptor, (const uint8_t *)buf, (const uint8_t *)buf + len, 0);
+    if (why) {
+        free(buf);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a valid ONNX model (the protobuf holds %s)", path, why);
+    }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf);
     free(buf);
     if (!mp)
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: not a valid ONNX model (the protobuf does not parse: "
                                                      "truncated, or not an ONNX file)", path);
-    imp im = {.path = path, .err = err};
+    imp im = {.path = path, .err = err, .budget = ONNX_BUDGET(len)};
     st = import_graph(&im, mp, o, out);
     if (info) *info = im.info;
     for (int k = 0; k < im.nv; k++) cten_free(&im.v[k].t);
@@ -1700,6 +1827,7 @@ kd_status kd_onnx_import(const char *path, const kd_onnx_import_opts *o, kd_mode
         free(im.W[k].var);
     }
     free(im.v);
+    free(im.hash);
     free(im.L);
     free(im.W);
     onnx__model_proto__free_unpacked(mp, NULL);

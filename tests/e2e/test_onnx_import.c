@@ -2,6 +2,7 @@
  * on the golden fixtures of scripts/onnx-fixtures.py (max abs difference <= 1e-4, eval mode), every
  * error path on a deliberately broken file, and the CLI: import with a normalisation, info/eval on
  * a .onnx, a fitnet term naming an imported teacher's ONNX tensor. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,6 +114,24 @@ int main(void) {
     CHECK(m && m->norm_mean && m->norm_mean[2] == 0.f && m->norm_std[0] == 1.f && !strcmp(m->name, "n"));
     kd_model_free(m);
 
+    /* Reshape (N, C) -> (N, C, 1, 1), as a squeeze-excitation built with Linear + view(b, c, 1, 1): the
+     * gate multiplies every pixel of its channel */
+    m = NULL;
+    CHECK(kd_onnx_import(FIX "reshape-se.onnx", NULL, &m, NULL, &err) == KD_STATUS_OK);
+    if (m) {
+        float x[48];
+        for (int k = 0; k < 48; k++) x[k] = (float)(k % 7) * 0.25f - 0.5f;
+        CHECK(kd_model_set_batch(m, 1, 1, &err) == KD_STATUS_OK);
+        const float *y = kd_model_forward(m, x, 1, 0, NULL);
+        for (int c = 0; c < 3; c++) {
+            double mean = 0;
+            for (int k = 0; k < 16; k++) mean += x[c * 16 + k] / 16.0;
+            double want = mean / (1 + exp(-mean));
+            CHECK_MSG(fabs(y[c] - want) < 1e-5, "channel %d: %g, want %g", c, (double)y[c], want);
+        }
+        kd_model_free(m);
+    }
+
     /* every error path, each a broken file */
     static const struct {
         const char *file;
@@ -133,6 +152,11 @@ int main(void) {
         {FIX "bad-norm-meta.onnx", KD_STATUS_BAD_MODEL, "metadata distill.normalize.mean is '0.5,0.25': expected 3"},
         {FIX "bad-slice-step.onnx", KD_STATUS_BAD_MODEL, "node 'reshape' (Reshape, opset 13): reshape of (N,3,4,4) to [48]"},
         {FIX "bad-concat-empty.onnx", KD_STATUS_BAD_MODEL, "node 'cat' (Concat, opset 13): input 1 is empty"},
+        {FIX "bad-div-zero.onnx", KD_STATUS_BAD_MODEL, "node 'div' (Div, opset 13): layer y gets a non-finite weight (inf)"},
+        {FIX "bad-long-name.onnx", KD_STATUS_BAD_MODEL, "node 'add' (Add, opset 13): output name 'yyyy"},
+        {FIX "bad-dilation.onnx", KD_STATUS_BAD_MODEL, "node 'conv' (Conv, opset 13): dilation 17 is out of range (supported: up to 16)"},
+        {FIX "bad-rank-mix.onnx", KD_STATUS_BAD_MODEL, "node 'mul' (Mul, opset 13): Mul of computed tensors of ranks 4 and 2"},
+        {FIX "bad-budget.onnx", KD_STATUS_BAD_MODEL, "node 'cos' (ConstantOfShape, opset 13): ConstantOfShape: 8388608 elements exceed what is left of the constants' budget"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) expect_error(bad[k].file, bad[k].st, bad[k].needle);
 

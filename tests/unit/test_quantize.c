@@ -592,7 +592,17 @@ static void test_fake_quant(void) {
     CHECK(dy[0] == 0.f && dy[1] == 0.f && dy[2] == 1.f && dy[3] == 1.f && dy[4] == 0.f && dy[5] == 0.f);
 }
 
+/* kd_half_to_float (the .npy and ONNX float16 readers'): normals, subnormals, signed zero, the largest
+ * half, infinities and NaN. */
+static void test_half(void) {
+    CHECK(kd_half_to_float(0x3c00) == 1.f && kd_half_to_float(0xc000) == -2.f && kd_half_to_float(0x3555) == 0x1.554p-2f);
+    CHECK(kd_half_to_float(0x0001) == 0x1p-24f && kd_half_to_float(0x03ff) == 0x3ffp-24f);
+    CHECK(kd_half_to_float(0x8000) == 0.f && signbit(kd_half_to_float(0x8000)) && kd_half_to_float(0x7bff) == 65504.f);
+    CHECK(kd_half_to_float(0x7c00) == INFINITY && kd_half_to_float(0xfc00) == -INFINITY && isnan(kd_half_to_float(0x7e00)));
+}
+
 int main(void) {
+    test_half();
     test_weights();
     test_bit_exact();
     test_vs_fp32();
