@@ -742,6 +742,9 @@ kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, siz
     *bytes = NULL;
     *len = 0;
     if (!q || q->n_layers < 1 || !q->layers) return kd_error_set(err, KD_STATUS_BAD_ARG, "ONNX export: no int8 model");
+    if (q->in_c < 1 || q->in_h < 1 || q->in_w < 1)
+        return kd_error_set(err, KD_STATUS_BAD_MODEL, "int8 model %s: its input is %dx%dx%d", q->name, q->in_c, q->in_h,
+                            q->in_w);
     gb b;
     kd_status st = gb_start(&b, err);
     qval *v = st ? NULL : calloc((size_t)q->n_layers, sizeof *v), vin = {0};
@@ -778,14 +781,26 @@ kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, siz
         }
         free(deq);
     }
-    char qtext[64], mean[32], std[32];
+    /* the normalisation per channel, as the fp32 export writes it (kdrt's is one mean and std for all) */
+    char qtext[64], *mean = NULL, *std = NULL;
+    float *norm = st ? NULL : malloc(2 * (size_t)q->in_c * sizeof *norm);
+    if (norm) {
+        for (int c = 0; c < q->in_c; c++) {
+            norm[c] = q->in_mean;
+            norm[q->in_c + c] = q->in_std;
+        }
+        mean = floats_text(norm, q->in_c);
+        std = floats_text(norm + q->in_c, q->in_c);
+    }
+    if (!st && !(mean && std)) st = kd_error_set(err, KD_STATUS_NO_MEMORY, "ONNX export: out of memory");
     snprintf(qtext, sizeof qtext, "%.9g,%d", (double)q->in_q.scale, (int)q->in_q.zero_point);
-    snprintf(mean, sizeof mean, "%.9g", (double)q->in_mean);
-    snprintf(std, sizeof std, "%.9g", (double)q->in_std);
     const char *meta[8] = {"distill.model", q->name, "distill.normalize.mean", mean, "distill.normalize.std", std,
                      "distill.input_quantization", qtext};
     if (!st) st = gb_finish(&b, q->name, q->in_c, q->in_h, q->in_w, q->n_classes, 4, meta, bytes, len, err);
     else if (b.g) onnx__graph_proto__free_unpacked(b.g, NULL);
+    free(norm);
+    free(mean);
+    free(std);
     free(v);
     return st;
 }

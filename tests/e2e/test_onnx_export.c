@@ -533,6 +533,30 @@ static void check_library(const kd_dataset *train) {
     }
     kd_int8_free(q);
     kd_model_free(m);
+
+    /* a 3-channel int8 model: its metadata has the normalisation once per channel, as the fp32
+     * export and the importer's metadata reader have it */
+    yaml = "name: rgb\ninput: [3, 4, 4]\nnormalize: {mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}\n"
+           "layers:\n  - {type: flatten}\n  - {type: linear, out: 3}\n";
+    uint8_t px[8 * 48];
+    int32_t lab[8];
+    for (int i = 0; i < 8 * 48; i++) px[i] = (uint8_t)(i * 37);
+    for (int i = 0; i < 8; i++) lab[i] = i % 3;
+    kd_dataset rgb = {.n = 8, .c = 3, .h = 4, .w = 4, .n_classes = 3, .pixels = px, .labels = lab, .mean = 0.5f,
+                      .std = 0.25f};
+    m = NULL;
+    q = NULL;
+    b = NULL;
+    CHECK_MSG(kd_model_from_yaml(&m, yaml, "rgb.yaml", 1, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(m && kd_int8_quantize(m, &rgb, &cfg, &q, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(q && kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_OK, "%s", err.msg);
+    const char *norm_meta[] = {"distill.normalize.mean", "0.5,0.5,0.5", "distill.normalize.std", "0.25,0.25,0.25"};
+    for (size_t i = 0; i < 4; i++)
+        CHECK_MSG(b && memmem(b, n, norm_meta[i], strlen(norm_meta[i])), "'%s' not in the int8 graph's metadata",
+                  norm_meta[i]);
+    free(b);
+    kd_int8_free(q);
+    kd_model_free(m);
 }
 
 int main(void) {
