@@ -555,6 +555,12 @@ static void check_library(const kd_dataset *train) {
         CHECK_MSG(b && memmem(b, n, norm_meta[i], strlen(norm_meta[i])), "'%s' not in the int8 graph's metadata",
                   norm_meta[i]);
     free(b);
+    if (q) { /* no input channels: an error naming the model, no bytes */
+        q->in_c = 0;
+        b = (unsigned char *)"x";
+        CHECK_MSG(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_BAD_MODEL && b == NULL &&
+                  strstr(err.msg, "rgb: its input is 0x4x4"), "%s", err.msg);
+    }
     kd_int8_free(q);
     kd_model_free(m);
 }
