@@ -6,7 +6,8 @@
  * installed by scripts/install-peers.sh) on all 10,000 Fashion-MNIST test images: the same top-1 as
  * distill on every image and logits within 1e-4. Their int8 models (kd_int8_quantize, as `distill
  * quantize`) exported as QLinear* graphs agree with kdrt (kdrt_invoke on the .kdm) on >= 99.5% of
- * the images. Without onnxruntime-node the runtime half prints "SKIP: ..." and the test returns
+ * the images for cnn-s and >= 99% for mobilenet-s (measured 99.22%: issue 13's 99.5% is missed there,
+ * kdrt's double rounding, docs/ONNX.md). Without onnxruntime-node the runtime half prints "SKIP: ..." and the test returns
  * 77 (ctest's SKIP_RETURN_CODE); the library's own checks (names, errors) run either way. */
 #include <stdarg.h>
 #include <stdint.h>
@@ -599,7 +600,7 @@ int main(void) {
     if (m) check_int8(m, &train, x, lab, n, 0.995);
     kd_model_free(m);
     m = check_fp32("mobilenet-s", 0, x, n);
-    if (m) check_int8(m, &train, x, lab, n, 0.99); /* seven requantizing layers deep: measured 99.2% */
+    if (m) check_int8(m, &train, x, lab, n, 0.99); /* measured 99.22%: below issue 13's 99.5% (docs/ONNX.md) */
     kd_model_free(m);
     kd_model_free(check_fp32("mlp-s", 2000, x, n));
 
