@@ -631,13 +631,13 @@ static void qweights(gb *b, const kd_int8_layer *L, const qval *x, int kh, int k
  * that a float Conv of (x - zp) by the weights adds integers exactly in any order. */
 static int exact_ok(const kd_int8_layer *L, int taps) {
     for (int o = 0; o < L->out_dims.c; o++) {
-        long sum = 0;
+        int64_t sum = 0;
         for (int t = 0; t < taps; t++) {
             size_t i = L->op == KD_INT8_DEPTHWISE ? (size_t)t * L->out_dims.c + (size_t)o : (size_t)o * taps + t;
             sum += abs(L->weight[i]);
         }
         if (!L->mult || !L->shift || L->shift[o] > 0 || L->shift[o] < -31 || L->mult[o] < 0 ||
-            L->bias[o] >= (1 << 30) || L->bias[o] <= -(1 << 30) || sum * 255 >= (1L << 24))
+            L->bias[o] >= (1 << 30) || L->bias[o] <= -(1 << 30) || sum * 255 >= ((int64_t)1 << 24))
             return 0;
     }
     return 1;
@@ -649,7 +649,7 @@ static int exact_ok(const kd_int8_layer *L, int taps) {
  * shift, ties away from zero), clip(r + zp, lo, hi) -> int8 `out`, whose node it returns (NULL on
  * failure). `conv` names the Conv's output. */
 static Onnx__NodeProto *int8_exact(gb *b, const kd_int8_layer *L, const char *conv, int zp, kdrt_activation act,
-                              const char *out) {
+                                   const char *out) {
     int oc = L->out_dims.c;
     int64_t *t = gb_alloc(b, 4 * (size_t)oc * sizeof *t), cd[3] = {oc, 1, 1};
     if (!t) return NULL;
