@@ -425,8 +425,8 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, const kd_ca
         case KD_LAYER_GLOBAL_AVGPOOL:
         case KD_LAYER_RELU: {
             int pooled = L->type == KD_LAYER_MAXPOOL || L->type == KD_LAYER_AVGPOOL;
-            if (pooled && (L->pad || L->h != (L->in_h - L->kernel) / L->stride + 1 ||
-                           L->w != (L->in_w - L->kernel) / L->stride + 1)) { /* padded, or ceil_mode adds a window */
+            if (pooled && (L->pad || L->h != kd_pool_out_size(L->in_h, L->kernel, L->stride, 0, 0) ||
+                           L->w != kd_pool_out_size(L->in_w, L->kernel, L->stride, 0, 0))) { /* padded, or ceil_mode adds a window */
                 st = kd_error_set(err, KD_STATUS_BAD_MODEL, "layer %s: %s with padding or ceil_mode is not supported "
                                   "by the int8 runtime", L->name, kd_layer_type_name(L->type));
                 break;

@@ -593,11 +593,13 @@ static int pad_end(int in, int out, int k, int s, int begin) {
 static int dims_are(const kdrt_dims *d, const qval *v) { return d->h == v->h && d->w == v->w && d->c == v->c; }
 
 /* The initializers of a conv/depthwise/fc layer: weights reordered to ONNX's (OC, C/group, KH, KW),
- * per-channel scales, zero points 0, int32 bias. in[3..5] and in[8] get their names. */
-static void qweights(gb *b, const kd_int8_layer *L, const qval *x, int kh, int kw, const char **in) {
+ * per-channel scales, zero points 0, int32 bias. in[3..5] and in[8] get their names. exact: the
+ * weights as float instead (in[3]; the integer requantization after them, int8_exact, has the rest). */
+static void qweights(gb *b, const kd_int8_layer *L, const qval *x, int kh, int kw, int exact, const char **in) {
     int oc = L->out_dims.c, C = x->c, dw = L->op == KD_INT8_DEPTHWISE, cg = dw ? 1 : C;
     size_t taps = (size_t)cg * kh * kw;
     int8_t *w = gb_alloc(b, (size_t)oc * taps), *zp = gb_alloc(b, (size_t)oc);
+    float *wf = exact ? gb_alloc(b, (size_t)oc * taps * sizeof *wf) : NULL;
     char *nw = gb_str(b, "%s.weight", L->name), *ns = gb_str(b, "%s.weight_scale", L->name);
     char *nz = gb_str(b, "%s.weight_zero_point", L->name), *nb = gb_str(b, "%s.bias", L->name);
     if (!b->oom) {
@@ -611,19 +613,104 @@ static void qweights(gb *b, const kd_int8_layer *L, const qval *x, int kh, int k
                         w[(size_t)o * taps + ((size_t)c * kh + y) * kw + xx] = L->weight[src];
                     }
         int64_t wd[4] = {oc, cg, kh, kw}, cd = oc;
-        in[3] = gb_tensor(b, nw, T_INT8, 4, wd, w, 1, (size_t)oc * taps);
-        in[4] = gb_tensor(b, ns, T_FLOAT, 1, &cd, L->w_scale, 4, (size_t)oc);
-        in[5] = gb_tensor(b, nz, T_INT8, 1, &cd, zp, 1, (size_t)oc);
-        in[8] = gb_tensor(b, nb, T_INT32, 1, &cd, L->bias, 4, (size_t)oc);
+        if (exact) {
+            for (size_t i = 0; i < (size_t)oc * taps; i++) wf[i] = w[i];
+            in[3] = gb_tensor(b, nw, T_FLOAT, 4, wd, wf, 4, (size_t)oc * taps);
+        } else {
+            in[3] = gb_tensor(b, nw, T_INT8, 4, wd, w, 1, (size_t)oc * taps);
+            in[4] = gb_tensor(b, ns, T_FLOAT, 1, &cd, L->w_scale, 4, (size_t)oc);
+            in[5] = gb_tensor(b, nz, T_INT8, 1, &cd, zp, 1, (size_t)oc);
+            in[8] = gb_tensor(b, nb, T_INT32, 1, &cd, L->bias, 4, (size_t)oc);
+        }
     }
-    free(w); free(zp); free(nw); free(ns); free(nz); free(nb);
+    free(w); free(zp); free(wf); free(nw); free(ns); free(nz); free(nb);
+}
+
+/* Whether a conv/depthwise/fc layer's kdrt arithmetic can be exported exactly (int8_exact): every
+ * shift <= 0 (a multiplier below 1), |bias| < 2^30, and sum |w| * 255 < 2^24 for every output, so
+ * that a float Conv of (x - zp) by the weights adds integers exactly in any order. */
+static int exact_ok(const kd_int8_layer *L, int taps) {
+    for (int o = 0; o < L->out_dims.c; o++) {
+        int64_t sum = 0;
+        for (int t = 0; t < taps; t++) {
+            size_t i = L->op == KD_INT8_DEPTHWISE ? (size_t)t * L->out_dims.c + (size_t)o : (size_t)o * taps + t;
+            sum += abs(L->weight[i]);
+        }
+        if (!L->mult || !L->shift || L->shift[o] > 0 || L->shift[o] < -31 || L->mult[o] < 0 ||
+            L->bias[o] >= (1 << 30) || L->bias[o] <= -(1 << 30) || sum * 255 >= ((int64_t)1 << 24))
+            return 0;
+    }
+    return 1;
+}
+
+/* kdrt's requantization in integer operators (docs/ONNX.md): the float Conv's exact sum acc ->
+ * int64, a = acc + bias, h = floor((a * M + 2^30) / 2^31) (SRDHM; the 2^62 offset keeps the
+ * truncating Div a floor), r = sign(h) * floor((|h| + 2^(e-1)) / 2^e) for e = -shift (the rounding
+ * shift, ties away from zero), clip(r + zp, lo, hi) -> int8 `out`, whose node it returns (NULL on
+ * failure). `conv` names the Conv's output. */
+static Onnx__NodeProto *int8_exact(gb *b, const kd_int8_layer *L, const char *conv, int zp, kdrt_activation act,
+                                   const char *out) {
+    int oc = L->out_dims.c;
+    int64_t *t = gb_alloc(b, 4 * (size_t)oc * sizeof *t), cd[3] = {oc, 1, 1};
+    if (!t) return NULL;
+    for (int o = 0; o < oc; o++) {
+        int e = -L->shift[o];
+        t[o] = L->bias[o];
+        t[oc + o] = L->mult[o];
+        t[2 * oc + o] = e ? (int64_t)1 << (e - 1) : 0;
+        t[3 * oc + o] = (int64_t)1 << e;
+    }
+    static const char *const tn[4] = {"bias", "multiplier", "half", "divisor"};
+    const char *c[8];
+    for (int k = 0; k < 4; k++) {
+        char *n = gb_str(b, "%s.%s", L->name, tn[k]);
+        c[k] = n ? gb_tensor(b, n, T_INT64, 3, cd, t + (size_t)k * oc, 8, (size_t)oc) : NULL;
+        free(n);
+    }
+    int64_t k4[4] = {((int64_t)1 << 62) + ((int64_t)1 << 30), (int64_t)1 << 31, (int64_t)1 << 31, zp};
+    static const char *const kn[4] = {"nudge", "q31", "offset", "zero_point64"};
+    for (int k = 0; k < 4; k++) {
+        char *n = gb_str(b, "%s.%s", L->name, kn[k]);
+        c[4 + k] = n ? gb_tensor(b, n, T_INT64, 0, NULL, &k4[k], 8, 1) : NULL;
+        free(n);
+    }
+    free(t);
+    /* op, first input (a step's output, or the Conv's), second input (a constant or a step) */
+    static const struct { const char *op; int a, c; } steps[] = {
+        {"Cast", -1, -1}, {"Add", 0, 0},  {"Mul", 1, 1},  {"Add", 2, 4},  {"Div", 3, 5},  {"Sub", 4, 6},
+        {"Sign", 5, -1},  {"Abs", 5, -1}, {"Add", 7, 2},  {"Div", 8, 3},  {"Mul", 9, -7}, {"Add", 10, 7},
+    };
+    enum { N_STEPS = sizeof steps / sizeof *steps };
+    const char *v[N_STEPS];
+    for (int i = 0; i < N_STEPS && !b->oom; i++) {
+        char *n = gb_str(b, "%s/requant%d", L->name, i);
+        const char *in[2] = {steps[i].a < 0 ? conv : v[steps[i].a], NULL};
+        if (steps[i].c >= 0) in[1] = c[steps[i].c];
+        else if (steps[i].c < -1) in[1] = v[-steps[i].c - 1];
+        Onnx__NodeProto *nd = n ? gb_node(b, steps[i].op, n, in[1] ? 2 : 1, in, n) : NULL;
+        if (nd && i == 0) gb_attr_int(b, nd, "to", T_INT64);
+        v[i] = nd ? nd->output[0] : NULL;
+        free(n);
+    }
+    if (b->oom) return NULL;
+    char *lo = gb_str(b, "%s.clamp_min64", L->name), *hi = gb_str(b, "%s.clamp_max64", L->name);
+    char *cn = gb_str(b, "%s/requant_clip", L->name);
+    int64_t l = act.min, h = act.max;
+    const char *a[3] = {v[N_STEPS - 1], lo ? gb_tensor(b, lo, T_INT64, 0, NULL, &l, 8, 1) : NULL,
+                        hi ? gb_tensor(b, hi, T_INT64, 0, NULL, &h, 8, 1) : NULL};
+    Onnx__NodeProto *nd = cn && !b->oom ? gb_node(b, "Clip", cn, 3, a, cn) : NULL;
+    const char *clipped = nd ? nd->output[0] : NULL;
+    nd = clipped ? gb_node(b, "Cast", out, 1, &clipped, out) : NULL;
+    if (nd) gb_attr_int(b, nd, "to", T_INT8);
+    free(lo); free(hi); free(cn);
+    return nd;
 }
 
 /* The nodes of one int8 layer; *y is its output. */
 static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const qval *x1, qval *y, kd_error *err) {
     const char *in[9];
     kdrt_activation act = {-128, 127};
-    int pads[4], kh = 0, kw = 0, sh = 1, sw = 1;
+    int pads[4], kh = 0, kw = 0, sh = 1, sw = 1, exact = 0;
     const kdrt_dims *od = &L->out_dims;
     *y = (qval){NULL, NULL, NULL, L->out_q, od->c, od->h, od->w};
     if (!dims_are(&L->in_dims, x0))
@@ -660,7 +747,8 @@ static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const
                                 "ONNX padding", L->name, od->h, od->w);
         act = fc ? L->fc.activation : L->conv.activation;
         in[0] = x0->name; in[1] = x0->scale; in[2] = x0->zp;
-        qweights(b, L, x0, kh, kw, in);
+        exact = exact_ok(L, (dw ? 1 : x0->c) * kh * kw);
+        qweights(b, L, x0, kh, kw, exact, in);
         break;
     }
     case KD_INT8_MAXPOOL:
@@ -692,7 +780,7 @@ static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const
         return kd_error_set(err, KD_STATUS_BAD_MODEL, "int8 layer %s: operation %d cannot be exported to ONNX", L->name,
                             (int)L->op);
     }
-    int clamp = act.min > -128 || act.max < 127; /* a fused ReLU: Clip on int8 after the operator */
+    int clamp = !exact && (act.min > -128 || act.max < 127); /* a fused ReLU: Clip on int8 after the operator */
     char *pre = clamp ? gb_str(b, "%s/unclamped", L->name) : NULL;
     const char *out = clamp ? pre : L->name;
     if (!y->scale) qparams(b, y, L->name, L->out_q);
@@ -703,6 +791,26 @@ static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const
     case KD_INT8_FC: {
         in[6] = y->scale;
         in[7] = y->zp;
+        if (exact) { /* float(x) - zp, a float Conv (exact), then kdrt's requantization in integers */
+            char *nf = gb_str(b, "%s/x_float", L->name), *nc = gb_str(b, "%s/x_centred", L->name);
+            char *nz = gb_str(b, "%s.input_zero_point_float", L->name), *nv = gb_str(b, "%s/conv", L->name);
+            const char *a[2] = {x0->name, NULL};
+            Onnx__NodeProto *c = nf && nc && nz && nv ? gb_node(b, "Cast", nf, 1, a, nf) : NULL;
+            if (c) gb_attr_int(b, c, "to", T_FLOAT);
+            a[0] = c ? c->output[0] : NULL;
+            a[1] = a[0] ? gb_scalar_f(b, nz, (float)zp_in) : NULL;
+            c = a[1] ? gb_node(b, "Sub", nc, 2, a, nc) : NULL;
+            a[0] = c ? c->output[0] : NULL;
+            a[1] = in[3];
+            c = a[0] ? gb_node(b, "Conv", nv, 2, a, nv) : NULL;
+            if (c) {
+                gb_window(b, c, kh, kw, sh, sw, pads);
+                if (L->op == KD_INT8_DEPTHWISE) gb_attr_int(b, c, "group", x0->c);
+            }
+            nd = c ? int8_exact(b, L, c->output[0], zp_out, act, out) : NULL;
+            free(nf); free(nc); free(nz); free(nv);
+            break;
+        }
         nd = gb_node(b, "QLinearConv", L->name, 9, in, out);
         gb_window(b, nd, kh, kw, sh, sw, pads);
         if (L->op == KD_INT8_DEPTHWISE) gb_attr_int(b, nd, "group", x0->c);
@@ -742,6 +850,9 @@ kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, siz
     *bytes = NULL;
     *len = 0;
     if (!q || q->n_layers < 1 || !q->layers) return kd_error_set(err, KD_STATUS_BAD_ARG, "ONNX export: no int8 model");
+    if (q->in_c < 1 || q->in_h < 1 || q->in_w < 1)
+        return kd_error_set(err, KD_STATUS_BAD_MODEL, "int8 model %s: its input is %dx%dx%d", q->name, q->in_c, q->in_h,
+                            q->in_w);
     gb b;
     kd_status st = gb_start(&b, err);
     qval *v = st ? NULL : calloc((size_t)q->n_layers, sizeof *v), vin = {0};
@@ -778,14 +889,26 @@ kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, siz
         }
         free(deq);
     }
-    char qtext[64], mean[32], std[32];
+    /* the normalisation per channel, as the fp32 export writes it (kdrt's is one mean and std for all) */
+    char qtext[64], *mean = NULL, *std = NULL;
+    float *norm = st ? NULL : malloc(2 * (size_t)q->in_c * sizeof *norm);
+    if (norm) {
+        for (int c = 0; c < q->in_c; c++) {
+            norm[c] = q->in_mean;
+            norm[q->in_c + c] = q->in_std;
+        }
+        mean = floats_text(norm, q->in_c);
+        std = floats_text(norm + q->in_c, q->in_c);
+    }
+    if (!st && !(mean && std)) st = kd_error_set(err, KD_STATUS_NO_MEMORY, "ONNX export: out of memory");
     snprintf(qtext, sizeof qtext, "%.9g,%d", (double)q->in_q.scale, (int)q->in_q.zero_point);
-    snprintf(mean, sizeof mean, "%.9g", (double)q->in_mean);
-    snprintf(std, sizeof std, "%.9g", (double)q->in_std);
     const char *meta[8] = {"distill.model", q->name, "distill.normalize.mean", mean, "distill.normalize.std", std,
                      "distill.input_quantization", qtext};
     if (!st) st = gb_finish(&b, q->name, q->in_c, q->in_h, q->in_w, q->n_classes, 4, meta, bytes, len, err);
     else if (b.g) onnx__graph_proto__free_unpacked(b.g, NULL);
+    free(norm);
+    free(mean);
+    free(std);
     free(v);
     return st;
 }
