@@ -28,11 +28,13 @@ static void help(void) {
            "Prints the file size, its ratio to the fp32 checkpoint when known, and the arena size.\n"
            "With --format onnx (the default for an output ending in .onnx), an ONNX model (opset %d, input\n"
            "\"%s\" float32 (N, C, H, W) normalised as the model was trained, output \"%s\" (N, classes);\n"
-           "docs/ONNX.md): an fp32 MODEL as fp32, an int8 model or .kdm as QLinearConv / QLinearAdd / ...\n"
-           "with kdrt's integer accumulation (onnxruntime requantizes in float: docs/ONNX.md).\n\n"
+           "docs/ONNX.md): an fp32 MODEL as fp32, an int8 model or .kdm as int8 ONNX (--int8-ops).\n\n"
            "  -o, --output FILE     the output file (required)\n"
            "  -f, --format F        kdm (default), c (the default for an output ending in .h) or onnx\n"
            "      --name NAME       C array name for --format c (default: from the output file name)\n"
+           "      --int8-ops FORM   int8 ONNX: exact (default: kdrt's integer arithmetic in standard\n"
+           "                        operators, the same outputs as kdrt bit for bit) or qlinear (QLinearConv,\n"
+           "                        the form int8 runtimes and accelerators fuse; rounds once, in float)\n"
            "      --fp32 FILE       the fp32 checkpoint to compare sizes with, which must exist (default:\n"
            "                        MODEL for an fp32 MODEL; for X.int8.safetensors, X.safetensors if it\n"
            "                        exists)\n"
@@ -82,7 +84,7 @@ static void default_symbol(const char *out, char *sym, size_t n) {
 }
 
 /* --format onnx: an fp32 model as fp32 ONNX, an int8 model (file or .kdm) as quantized ONNX. */
-static int export_onnx(const char *C, const char *mpath, const char *outp, int kdm, int int8) {
+static int export_onnx(const char *C, const char *mpath, const char *outp, int kdm, int int8, kd_onnx_int8_ops ops) {
     kd_error err;
     kd_status st;
     unsigned char *bytes = NULL;
@@ -92,7 +94,7 @@ static int export_onnx(const char *C, const char *mpath, const char *outp, int k
         kd_int8_model *q = NULL;
         if (kdm ? kd_kdm_load(mpath, &q, &err) : kd_int8_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
         snprintf(name, sizeof name, "%s", q->name);
-        st = kd_onnx_export_int8(q, &bytes, &len, &err);
+        st = kd_onnx_export_int8(q, ops, &bytes, &len, &err);
         kd_int8_free(q);
     } else {
         kd_model *m = NULL;
@@ -116,11 +118,12 @@ int kd_cmd_export(int argc, char **argv) {
     static const struct option opts[] = {{"output", 1, 0, 'o'},  {"format", 1, 0, 'f'},       {"name", 1, 0, 'N'},
                                          {"fp32", 1, 0, 'F'},    {"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
                                          {"data", 1, 0, 'd'},    {"threads", 1, 0, 'j'},      {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"int8-ops", 1, 0, 'Q'}, {0, 0, 0, 0}};
     const char *C = "export", *outp = NULL, *format = NULL, *name = NULL, *fp32 = NULL, *data = "fashion-mnist";
     kd_calib_config cfg;
     kd_calib_config_default(&cfg);
     int threads = 2;
+    kd_onnx_int8_ops ops = KD_ONNX_INT8_EXACT;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "o:f:n:m:d:j:h", opts, NULL)) != -1;) {
         switch (c) {
@@ -131,6 +134,11 @@ int kd_cmd_export(int argc, char **argv) {
             format = optarg;
             break;
         case 'N': name = optarg; break;
+        case 'Q':
+            if (strcmp(optarg, "exact") != 0 && strcmp(optarg, "qlinear") != 0)
+                return kd_cli_usage_error(C, "--int8-ops expects exact or qlinear, got '%s'", optarg);
+            ops = strcmp(optarg, "qlinear") == 0 ? KD_ONNX_INT8_QLINEAR : KD_ONNX_INT8_EXACT;
+            break;
         case 'F': fp32 = optarg; break;
         case 'n': if (!kd_cli_int(C, "--calib-images", optarg, 1, 10000000, &cfg.n_images)) return KD_EXIT_USAGE; break;
         case 'm':
@@ -162,7 +170,7 @@ int kd_cmd_export(int argc, char **argv) {
     if (kd_cli_check_outputs(C, &outp, 1, ins, 2)) return KD_EXIT_ERROR;
     if ((fp32 && kd_input_size(fp32, &err) < 0) || (!kdm && (int8 = is_int8_file(mpath, &err)) < 0))
         return kd_cli_fail(C, &err);
-    if (!strcmp(format, "onnx")) return export_onnx(C, mpath, outp, kdm, int8);
+    if (!strcmp(format, "onnx")) return export_onnx(C, mpath, outp, kdm, int8, ops);
     if (kdm) {
         if (kd_kdm_load(mpath, &q, &err)) return kd_cli_fail(C, &err);
         printf("%s: read the .kdm model (%d layers)\n", mpath, q->n_layers);

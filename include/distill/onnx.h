@@ -69,15 +69,24 @@ int kd_onnx_is_path(const char *path);
  * size. Errors: KD_STATUS_BAD_MODEL naming the layer (a layer the exporter cannot express, two
  * values of one name), KD_STATUS_NO_MEMORY. */
 kd_status kd_onnx_export_fp32(const kd_model *m, unsigned char **bytes, size_t *len, kd_error *err);
-/* The int8 model q (docs/ONNX.md, "int8"): QuantizeLinear of the float input with q's input
- * quantization, QLinearConv for conv, depthwise conv (group = C) and fully connected layers
- * (a convolution whose kernel covers the whole input, so the int32 bias stays in the integer
- * accumulator), MaxPool on int8, com.microsoft QLinearAveragePool and QLinearAdd, Clip on int8
- * for a fused ReLU's clamp, DequantizeLinear to the float logits. Weights per output channel
- * int8 (zero point 0), activations per tensor int8 with their zero points, biases int32. Errors:
- * KD_STATUS_BAD_MODEL naming the layer (inconsistent shapes or inputs, a window ONNX's pads
- * cannot express), KD_STATUS_NO_MEMORY. */
-kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, size_t *len, kd_error *err);
+/* How conv, depthwise and fc layers of an int8 model are written (docs/ONNX.md, "int8"):
+ * EXACT: kdrt's arithmetic in standard operators (a float Conv on the exact integers, then kdrt's
+ *   two-rounding requantization in int64 operators): the same int8 outputs as kdrt, bit for bit;
+ *   runtimes run it as float and integer element-wise ops, not as their int8 kernels. Layers whose
+ *   sums could exceed float's exact integers fall back to QLinearConv.
+ * QLINEAR: QLinearConv, the form int8 runtimes and accelerator toolchains fuse into their kernels;
+ *   it requantizes once in float, so a few outputs per layer land one step from kdrt's. */
+typedef enum kd_onnx_int8_ops { KD_ONNX_INT8_EXACT = 0, KD_ONNX_INT8_QLINEAR } kd_onnx_int8_ops;
+
+/* The int8 model q: QuantizeLinear of the float input with q's input quantization, conv, depthwise
+ * conv (group = C) and fully connected layers (a convolution whose kernel covers the whole input,
+ * so the int32 bias stays in the integer accumulator) as `ops` says, MaxPool on int8,
+ * com.microsoft QLinearAveragePool and QLinearAdd, DequantizeLinear to the float logits. Weights per
+ * output channel int8 (zero point 0), activations per tensor int8 with their zero points, biases
+ * int32. Errors: KD_STATUS_BAD_MODEL naming the layer (inconsistent shapes or inputs, a window
+ * ONNX's pads cannot express), KD_STATUS_NO_MEMORY. */
+kd_status kd_onnx_export_int8(const kd_int8_model *q, kd_onnx_int8_ops ops, unsigned char **bytes, size_t *len,
+                              kd_error *err);
 
 #ifdef __cplusplus
 }

@@ -707,7 +707,8 @@ static Onnx__NodeProto *int8_exact(gb *b, const kd_int8_layer *L, const char *co
 }
 
 /* The nodes of one int8 layer; *y is its output. */
-static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const qval *x1, qval *y, kd_error *err) {
+static kd_status int8_layer(gb *b, const kd_int8_layer *L, kd_onnx_int8_ops ops, const qval *x0, const qval *x1, qval *y,
+                            kd_error *err) {
     const char *in[9];
     kdrt_activation act = {-128, 127};
     int pads[4], kh = 0, kw = 0, sh = 1, sw = 1, exact = 0;
@@ -747,7 +748,7 @@ static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const
                                 "ONNX padding", L->name, od->h, od->w);
         act = fc ? L->fc.activation : L->conv.activation;
         in[0] = x0->name; in[1] = x0->scale; in[2] = x0->zp;
-        exact = exact_ok(L, (dw ? 1 : x0->c) * kh * kw);
+        exact = ops == KD_ONNX_INT8_EXACT && exact_ok(L, (dw ? 1 : x0->c) * kh * kw);
         qweights(b, L, x0, kh, kw, exact, in);
         break;
     }
@@ -846,7 +847,8 @@ static kd_status int8_layer(gb *b, const kd_int8_layer *L, const qval *x0, const
     return KD_STATUS_OK;
 }
 
-kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, size_t *len, kd_error *err) {
+kd_status kd_onnx_export_int8(const kd_int8_model *q, kd_onnx_int8_ops ops, unsigned char **bytes, size_t *len,
+                              kd_error *err) {
     *bytes = NULL;
     *len = 0;
     if (!q || q->n_layers < 1 || !q->layers) return kd_error_set(err, KD_STATUS_BAD_ARG, "ONNX export: no int8 model");
@@ -873,7 +875,7 @@ kd_status kd_onnx_export_int8(const kd_int8_model *q, unsigned char **bytes, siz
         if (st) break;
         const qval *x0 = L->inputs[0] < 0 ? &vin : &v[L->inputs[0]];
         const qval *x1 = n_in < 2 ? NULL : L->inputs[1] < 0 ? &vin : &v[L->inputs[1]];
-        st = int8_layer(&b, L, x0, x1, &v[i], err);
+        st = int8_layer(&b, L, ops, x0, x1, &v[i], err);
     }
     if (!st) { /* the last layer's int8 output -> float -> (N, n_classes) */
         const qval *o = &v[q->n_layers - 1];

@@ -132,12 +132,12 @@ static kd_model *check_fp32(const char *model, int limit, const float *x, int n)
     return m;
 }
 
-/* Quantize m (int8, 500 calibration images), export the int8 file as ONNX and compare onnxruntime's
- * top-1 with kdrt's (kdrt_invoke on the .kdm, batch 1) on every test image: at least min_agree of
- * them agree. (The export repeats kdrt's double rounding in integer operators, so the int8 logits
- * are expected to be identical; docs/ONNX.md.) */
+/* Quantize m (int8, 500 calibration images), export the int8 file as ONNX (`--int8-ops ops`) and
+ * compare onnxruntime's top-1 with kdrt's (kdrt_invoke on the .kdm, batch 1) on every test image: at
+ * least min_agree of them agree. (exact repeats kdrt's double rounding in integer operators, so the
+ * int8 logits are expected to be identical; qlinear rounds once, in float; docs/ONNX.md.) */
 static void check_int8(kd_model *m, const kd_dataset *train, const float *x, const int32_t *labels, int n,
-                       double min_agree) {
+                       const char *ops, double min_agree) {
     kd_error err;
     kd_calib_config cfg;
     kd_calib_config_default(&cfg);
@@ -148,9 +148,9 @@ static void check_int8(kd_model *m, const kd_dataset *train, const float *x, con
     if (!q) return;
     char i8[512], onnx[512];
     snprintf(i8, sizeof i8, DIR "/%s.int8.safetensors", m->name);
-    snprintf(onnx, sizeof onnx, DIR "/%s.int8.onnx", m->name);
+    snprintf(onnx, sizeof onnx, DIR "/%s.int8.%s.onnx", m->name, ops);
     CHECK_MSG(kd_int8_save(i8, q, &err) == KD_STATUS_OK, "%s", err.msg);
-    int rc = sh("%s export %s -o %s", KD_CLI_PATH, i8, onnx);
+    int rc = sh("%s export %s --int8-ops %s -o %s", KD_CLI_PATH, i8, ops, onnx);
     CHECK_MSG(rc == 0, "export of %s exited %d", i8, rc);
     float *y = rc == 0 ? ort_logits(onnx, n, q->n_classes) : NULL;
 
@@ -186,10 +186,10 @@ static void check_int8(kd_model *m, const kd_dataset *train, const float *x, con
             }
             same_q += same;
         }
-        printf("int8 %-12s onnxruntime vs kdrt: top-1 agrees on %d/%d images (%.2f%%), int8 logits identical on "
-               "%d, max |diff| %d steps; accuracy %.2f%% (onnxruntime) vs %.2f%% (kdrt)\n", m->name, agree, n,
+        printf("int8 %-12s (%s) onnxruntime vs kdrt: top-1 agrees on %d/%d images (%.2f%%), int8 logits identical on "
+               "%d, max |diff| %d steps; accuracy %.2f%% (onnxruntime) vs %.2f%% (kdrt)\n", m->name, ops, agree, n,
                100.0 * agree / n, same_q, maxd, 100.0 * right_ort / n, 100.0 * right_kdrt / n);
-        CHECK_MSG(agree >= min_agree * n, "%s: int8 top-1 agreement %d/%d below %.1f%%", m->name, agree, n,
+        CHECK_MSG(agree >= min_agree * n, "%s (%s): int8 top-1 agreement %d/%d below %.1f%%", m->name, ops, agree, n,
                   100 * min_agree);
     }
     free(arena);
@@ -514,15 +514,20 @@ static void check_library(const kd_dataset *train) {
     kd_int8_model *q = NULL;
     CHECK(m && kd_int8_quantize(m, train, &cfg, &q, &err) == KD_STATUS_OK);
     if (q) {
+        /* qlinear: QLinearConv for every conv and fc, no integer requantization */
+        CHECK(kd_onnx_export_int8(q, KD_ONNX_INT8_QLINEAR, &b, &n, &err) == KD_STATUS_OK &&
+              memmem(b, n, "QLinearConv", 11) && !memmem(b, n, "/requant", 8));
+        free(b);
+        b = NULL;
         /* kdrt's requantization in integer operators, no QLinearConv */
-        CHECK(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "/requant11", 10) &&
+        CHECK(kd_onnx_export_int8(q, KD_ONNX_INT8_EXACT, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "/requant11", 10) &&
               !memmem(b, n, "QLinearConv", 11));
         free(b);
         /* a multiplier above 1 (shift > 0) is not expressed in integers: that layer is a QLinearConv */
         b = NULL;
         int32_t shift0 = q->layers[0].shift[0];
         q->layers[0].shift[0] = 1;
-        CHECK_MSG(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "QLinearConv", 11) &&
+        CHECK_MSG(kd_onnx_export_int8(q, KD_ONNX_INT8_EXACT, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "QLinearConv", 11) &&
                   memmem(b, n, "/requant11", 10), "%s", err.msg);
         q->layers[0].shift[0] = shift0;
         free(b);
@@ -532,13 +537,13 @@ static void check_library(const kd_dataset *train) {
         kd_int8_model *q2 = NULL;
         CHECK(kd_kdm_write(q, &kdm, &kn, &err) == KD_STATUS_OK && kd_kdm_read(kdm, kn, &q2, &err) == KD_STATUS_OK);
         b = NULL;
-        CHECK_MSG(q2 && kd_onnx_export_int8(q2, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "/requant11", 10),
+        CHECK_MSG(q2 && kd_onnx_export_int8(q2, KD_ONNX_INT8_EXACT, &b, &n, &err) == KD_STATUS_OK && memmem(b, n, "/requant11", 10),
                   "%s", err.msg);
         free(b);
         free(kdm);
         kd_int8_free(q2);
         q->layers[2].in_dims.h = 5;
-        CHECK(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_BAD_MODEL && b == NULL &&
+        CHECK(kd_onnx_export_int8(q, KD_ONNX_INT8_EXACT, &b, &n, &err) == KD_STATUS_BAD_MODEL && b == NULL &&
               strstr(err.msg, q->layers[2].name));
     }
     kd_int8_free(q);
@@ -559,7 +564,7 @@ static void check_library(const kd_dataset *train) {
     b = NULL;
     CHECK_MSG(kd_model_from_yaml(&m, yaml, "rgb.yaml", 1, &err) == KD_STATUS_OK, "%s", err.msg);
     CHECK_MSG(m && kd_int8_quantize(m, &rgb, &cfg, &q, &err) == KD_STATUS_OK, "%s", err.msg);
-    CHECK_MSG(q && kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK_MSG(q && kd_onnx_export_int8(q, KD_ONNX_INT8_EXACT, &b, &n, &err) == KD_STATUS_OK, "%s", err.msg);
     const char *norm_meta[] = {"distill.normalize.mean", "0.5,0.5,0.5", "distill.normalize.std", "0.25,0.25,0.25"};
     for (size_t i = 0; i < 4; i++)
         CHECK_MSG(b && memmem(b, n, norm_meta[i], strlen(norm_meta[i])), "'%s' not in the int8 graph's metadata",
@@ -568,7 +573,7 @@ static void check_library(const kd_dataset *train) {
     if (q) { /* no input channels: an error naming the model, no bytes */
         q->in_c = 0;
         b = (unsigned char *)"x";
-        CHECK_MSG(kd_onnx_export_int8(q, &b, &n, &err) == KD_STATUS_BAD_MODEL && b == NULL &&
+        CHECK_MSG(kd_onnx_export_int8(q, KD_ONNX_INT8_EXACT, &b, &n, &err) == KD_STATUS_BAD_MODEL && b == NULL &&
                   strstr(err.msg, "rgb: its input is 0x4x4"), "%s", err.msg);
     }
     kd_int8_free(q);
@@ -606,10 +611,13 @@ int main(void) {
     check_yaml_layers(x);
 
     kd_model *m = check_fp32("cnn-s", 0, x, n);
-    if (m) check_int8(m, &train, x, lab, n, 0.995);
+    if (m) check_int8(m, &train, x, lab, n, "exact", 0.995);
+    if (m) check_int8(m, &train, x, lab, n, "qlinear", 0.995);
     kd_model_free(m);
     m = check_fp32("mobilenet-s", 0, x, n);
-    if (m) check_int8(m, &train, x, lab, n, 0.995);
+    if (m) check_int8(m, &train, x, lab, n, "exact", 0.995);
+    /* QLinearConv rounds once, kdrt twice: 99.22% measured (docs/ONNX.md); the bound guards the form */
+    if (m) check_int8(m, &train, x, lab, n, "qlinear", 0.99);
     kd_model_free(m);
     kd_model_free(check_fp32("mlp-s", 2000, x, n));
 
