@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Teachers brought from PyTorch (issue 13, docs/BENCHMARKS.md "Teachers from PyTorch via ONNX").
+"""Teachers brought from PyTorch (issue 13, docs/BENCHMARKS.md "Teachers brought from PyTorch via ONNX").
 
 Trains a ResNet-18-style and a MobileNetV2-style network on Fashion-MNIST with Debian's PyTorch,
 exports each to ONNX (opset 13, dynamic batch, as torch.onnx.export emits it) and writes PyTorch's

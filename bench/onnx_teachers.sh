@@ -1,5 +1,5 @@
 #!/bin/sh
-# Teachers from PyTorch via ONNX (issue 13; docs/BENCHMARKS.md "Teachers brought from PyTorch").
+# Teachers from PyTorch via ONNX (issue 13; docs/BENCHMARKS.md "Teachers brought from PyTorch via ONNX").
 #   sh bench/onnx_teachers.sh BUILD [EPOCHS] [SEEDS]
 # 1. bench/onnx_teachers.py trains a ResNet-18-style and a MobileNetV2-style teacher in PyTorch on
 #    Fashion-MNIST and exports them to ONNX (skipped when $OUT/NAME.onnx exists; TEACHER_EPOCHS,
