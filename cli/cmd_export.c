@@ -153,7 +153,7 @@ int kd_cmd_export(int argc, char **argv) {
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     if (!outp) return kd_cli_usage_error(C, "needs an output file (-o OUT.kdm)");
-    if (!format) format = ends_with(outp, ".h") ? "c" : ends_with(outp, ".onnx") ? "onnx" : "kdm";
+    if (!format) format = ends_with(outp, ".h") ? "c" : kd_onnx_is_path(outp) ? "onnx" : "kdm";
     int as_c = strcmp(format, "c") == 0;
     char sym[64];
     if (name) snprintf(sym, sizeof sym, "%s", name);
