@@ -122,7 +122,13 @@ typedef struct kd_model {
      * one value per input channel, applied to pixels scaled to [0, 1]): in_c floats each, or NULL
      * when the model has none and takes the data's own statistics (the default, as before). */
     float *norm_mean, *norm_std;
+    /* What the input is (YAML `input_type: pixels|values`): 0 = 8-bit pixels p, normalised as
+     * p / 255 above (images); 1 = float values v taken as they are (arrays, tables: CSV). */
+    int input_values;
     int n_classes;          /* size of the last layer's output */
+    /* Names of the classes (YAML `class_names: [..]`, n_classes strings, from the data it was
+     * trained on: folder names, CSV labels), or NULL. Saved in checkpoints with the YAML. */
+    char **class_names;
     int n_layers;
     kd_layer *layers;
     char *yaml;             /* the YAML text the model was built from (saved in checkpoints) */
@@ -152,6 +158,18 @@ kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers
 /* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to
  * a YAML file. */
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err);
+/* What the data says a model must take (issue 14): each 0 = not known. */
+typedef struct kd_model_fit {
+    int in_c, in_h, in_w;   /* the samples' shape */
+    int n_classes;
+} kd_model_fit;
+/* kd_model_create for data of this shape: a model whose YAML says `input: auto` / `classes: auto`
+ * (every built-in model) takes fit's shape and class count (a built-in model's own defaults, 1x28x28
+ * and 10, when fit leaves them 0); an explicit shape or class count must equal fit's, else
+ * KD_STATUS_MISMATCH naming both. The model's YAML (m->yaml, saved in checkpoints) is the resolved
+ * one, so a checkpoint rebuilds the same model without data. fit NULL = kd_model_create. */
+kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t seed, const kd_model_fit *fit,
+                              kd_error *err);
 /* YAML text of a built-in model, or NULL. The zoo is embedded at build time from
  * examples/models/NAME.yaml. kd_model_zoo_name(i) lists the names, NULL past the end. */
 const char *kd_model_zoo_yaml(const char *name);

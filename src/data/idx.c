@@ -2,8 +2,7 @@
  * field is validated before anything is allocated: magic, element type, dimensions, the total size,
  * and that the file really holds that many bytes. A gzip file is inflated to its end, so every
  * member's CRC-32 and length are checked: a flipped or missing byte is an error, not wrong pixels.
- * Also: dataset loading by name, validation split, batching with augmentation and each model's
- * normalisation. */
+ * What every data set shares (the format dispatcher, splits, statistics, batching) is in dataset.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -236,19 +235,6 @@ out:
     return st;
 }
 
-static void compute_stats(kd_dataset *ds) {
-    size_t n = (size_t)ds->n * ds->c * ds->h * ds->w;
-    double s = 0.0, ss = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double v = ds->pixels[i] / 255.0;
-        s += v;
-        ss += v * v;
-    }
-    double mean = s / (double)n, var = ss / (double)n - mean * mean;
-    ds->mean = (float)mean;
-    ds->std = var > 1e-12 ? (float)sqrt(var) : 1.f;
-}
-
 kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const char *labels_path, kd_error *err) {
     memset(ds, 0, sizeof *ds);
     int nd_i = 0, nd_l = 0, di[4] = {0}, dl[4] = {0};
@@ -287,19 +273,8 @@ kd_status kd_dataset_load_idx(kd_dataset *ds, const char *images_path, const cha
     free(lab);
     ds->n_classes = mx + 1;
     snprintf(ds->labels_path, sizeof ds->labels_path, "%s", labels_path);
-    compute_stats(ds);
+    kd_dataset_compute_stats(ds);
     return KD_STATUS_OK;
-}
-
-kd_status kd_dataset_check_labels(const kd_dataset *ds, int n_classes, const char *model, kd_error *err) {
-    if (ds->n_classes <= n_classes) return KD_STATUS_OK; /* 1 + the largest label of the file */
-    for (int i = 0; i < ds->n; i++)
-        if (ds->labels[i] < 0 || ds->labels[i] >= n_classes)
-            return kd_error_set(err, KD_STATUS_MISMATCH,
-                                "%s: label %d at index %d is out of range: model %s has %d classes (labels 0 to %d)",
-                                ds->labels_path[0] ? ds->labels_path : "labels", (int)ds->labels[i],
-                                (int)kd_dataset_orig_index(ds, i), model, n_classes, n_classes - 1);
-    return KD_STATUS_OK; /* the bad labels are in another part of the split */
 }
 
 static int file_exists(const char *p) {
@@ -307,7 +282,7 @@ static int file_exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
-kd_status kd_dataset_load(kd_dataset *ds, const char *spec, const char *split, kd_error *err) {
+kd_status kd_dataset_load_idx_spec(kd_dataset *ds, const char *spec, const char *split, kd_error *err) {
     memset(ds, 0, sizeof *ds);
     const char *prefix;
     if (!strcmp(split, "train")) prefix = "train";
@@ -341,133 +316,4 @@ kd_status kd_dataset_load(kd_dataset *ds, const char *spec, const char *split, k
     }
     return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: no %s-images-idx3-ubyte[.gz] and %s-labels-idx1-ubyte[.gz] in it%s",
                         dir, prefix, prefix, named ? " (reinstall dataset-fashion-mnist)" : "");
-}
-
-void kd_dataset_free(kd_dataset *ds) {
-    free(ds->pixels);
-    free(ds->labels);
-    free(ds->orig);
-    ds->pixels = NULL;
-    ds->labels = NULL;
-    ds->orig = NULL;
-    ds->n = 0;
-}
-
-void kd_dataset_truncate(kd_dataset *ds, int n) {
-    if (n >= 0 && n < ds->n) ds->n = n;
-}
-
-kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err) {
-    if (n_val < 0 || n_val >= ds->n)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "validation size %d must be in [0, %d)", n_val, ds->n);
-    memset(val, 0, sizeof *val);
-    size_t img = (size_t)ds->c * ds->h * ds->w;
-    int n_train = ds->n - n_val;
-    int32_t *perm = malloc(sizeof(int32_t) * (size_t)ds->n);
-    uint8_t *tp = malloc(img * (size_t)n_train), *vp = malloc(img * (size_t)(n_val ? n_val : 1));
-    int32_t *tl = malloc(sizeof(int32_t) * (size_t)n_train), *vl = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
-    int32_t *to = malloc(sizeof(int32_t) * (size_t)n_train), *vo = malloc(sizeof(int32_t) * (size_t)(n_val ? n_val : 1));
-    char *is_val = calloc((size_t)ds->n, 1);
-    if (!perm || !tp || !vp || !tl || !vl || !to || !vo || !is_val) {
-        free(perm); free(tp); free(vp); free(tl); free(vl); free(to); free(vo); free(is_val);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
-    }
-    kd_rng r;
-    kd_rng_seed(&r, seed, 0x59117ULL);
-    for (int i = 0; i < ds->n; i++) perm[i] = i;
-    kd_rng_shuffle(&r, perm, ds->n);
-    /* Keep the training part in its original order (sorted indices) so the split is the only
-     * thing the seed changes. */
-    for (int i = ds->n - n_val; i < ds->n; i++) is_val[perm[i]] = 1;
-    int a = 0, b = 0;
-    for (int i = 0; i < ds->n; i++) {
-        if (is_val[i]) {
-            memcpy(vp + img * b, ds->pixels + img * i, img);
-            vo[b] = kd_dataset_orig_index(ds, i);
-            vl[b++] = ds->labels[i];
-        } else {
-            memcpy(tp + img * a, ds->pixels + img * i, img);
-            to[a] = kd_dataset_orig_index(ds, i);
-            tl[a++] = ds->labels[i];
-        }
-    }
-    free(is_val);
-    free(perm);
-    *val = *ds;
-    val->n = n_val;
-    val->pixels = vp;
-    val->labels = vl;
-    val->orig = vo;
-    kd_dataset_free(ds); /* the whole set's arrays; ds keeps its geometry and takes the training part */
-    ds->pixels = tp;
-    ds->labels = tl;
-    ds->orig = to;
-    ds->n = n_train;
-    return KD_STATUS_OK;
-}
-
-/* One image (C planes of hw pixels) normalised: channel c as (p/255 - mean[c]) / std[c], or with the
- * data set's scalar statistics when mean is NULL. Written as p * scale + shift with scale and shift
- * of one channel computed as they always were, so a model without its own normalisation gets the
- * same floats, bit for bit, as before models could have one. */
-static void normalize_image(float *o, const uint8_t *p, int C, size_t hw, const kd_dataset *ds, const float *mean,
-                            const float *std) {
-    for (int c = 0; c < C; c++) {
-        float mu = mean ? mean[c] : ds->mean, sd = mean ? std[c] : ds->std;
-        float scale = 1.f / (255.f * sd), shift = -mu / sd;
-        const uint8_t *pc = p + hw * (size_t)c;
-        float *oc = o + hw * (size_t)c;
-        for (size_t i = 0; i < hw; i++) oc[i] = pc[i] * scale + shift;
-    }
-}
-
-void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const float *mean, const float *std,
-                   const int32_t *idx, int B) {
-    size_t hw = (size_t)ds->h * ds->w, img = hw * (size_t)ds->c;
-    for (int b = 0; b < B; b++) {
-        y[b] = ds->labels[idx[b]];
-        normalize_image(x + img * (size_t)b, ds->pixels + img * (size_t)idx[b], ds->c, hw, ds, mean, std);
-    }
-}
-
-void kd_batch_pixels(uint8_t *px, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B, const kd_augment *aug,
-                     kd_rng *rng) {
-    int C = ds->c, H = ds->h, W = ds->w;
-    size_t img = (size_t)C * H * W;
-    int t = aug && rng ? aug->translate : 0, flip_on = aug && rng && aug->hflip;
-    for (int b = 0; b < B; b++) {
-        const uint8_t *p = ds->pixels + img * (size_t)idx[b];
-        uint8_t *o = px + img * (size_t)b;
-        y[b] = ds->labels[idx[b]];
-        int dx = 0, dy = 0, flip = 0;
-        if (t > 0) {
-            dx = (int)kd_rng_below(rng, (uint32_t)(2 * t + 1)) - t;
-            dy = (int)kd_rng_below(rng, (uint32_t)(2 * t + 1)) - t;
-        }
-        if (flip_on) flip = (int)(kd_rng_u32(rng) >> 31);
-        if (!dx && !dy && !flip) {
-            memcpy(o, p, img);
-            continue;
-        }
-        /* out(y, x) = in(y - dy, x' - dx) with x' = flip ? W-1-x : x; outside: background 0. */
-        for (int c = 0; c < C; c++)
-            for (int yy = 0; yy < H; yy++)
-                for (int xx = 0; xx < W; xx++) {
-                    int sy = yy - dy, sx = (flip ? W - 1 - xx : xx) - dx;
-                    o[((size_t)c * H + yy) * W + xx] =
-                        (sy >= 0 && sy < H && sx >= 0 && sx < W) ? p[((size_t)c * H + sy) * W + sx] : 0;
-                }
-    }
-}
-
-void kd_batch_normalize(float *x, const uint8_t *px, int B, const kd_dataset *ds, const float *mean, const float *std) {
-    size_t hw = (size_t)ds->h * ds->w, img = hw * (size_t)ds->c;
-    for (int b = 0; b < B; b++) normalize_image(x + img * (size_t)b, px + img * (size_t)b, ds->c, hw, ds, mean, std);
-}
-
-int kd_batch_same_norm(const kd_batch *in, const float *mean, const float *std) {
-    if (!in->x) return 0;
-    if (in->mean == mean && in->std == std) return 1;
-    size_t n = sizeof(float) * (size_t)in->ds->c;
-    return in->mean && mean && !memcmp(in->mean, mean, n) && !memcmp(in->std, std, n);
 }

@@ -582,6 +582,24 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
     return st;
 }
 
+/* Contract placeholder of issue 14: checks the data's shape against the model's; `input: auto` comes
+ * with the models part. */
+kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t seed, const kd_model_fit *fit,
+                              kd_error *err) {
+    kd_status st = kd_model_create(out, name_or_path, seed, err);
+    if (st || !fit) return st;
+    kd_model *m = *out;
+    if ((fit->in_c && (fit->in_c != m->in_c || fit->in_h != m->in_h || fit->in_w != m->in_w)) ||
+        (fit->n_classes && fit->n_classes > m->n_classes)) {
+        st = kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d samples and %d classes, model %s expects %dx%dx%d and %d",
+                     fit->in_c, fit->in_h, fit->in_w, fit->n_classes, m->name, m->in_c, m->in_h, m->in_w,
+                     m->n_classes);
+        kd_model_free(m);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* ---------------------------------------------------------------- writer */
 
 typedef struct sbuf {
