@@ -26,6 +26,7 @@ int kd_cmd_export(int argc, char **argv);
 int kd_cmd_bench(int argc, char **argv);
 int kd_cmd_lm(int argc, char **argv);
 int kd_cmd_import(int argc, char **argv);
+int kd_cmd_models(int argc, char **argv);
 /* The long options of train/kd, prune and quantize (getopt tables, for checking a pipeline file's
  * sections); each command also takes --check: parse and check the options, then exit 0. */
 struct option;

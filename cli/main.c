@@ -263,17 +263,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "import")) return kd_cmd_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kd_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "lm")) return kd_cmd_lm(argc - 1, argv + 1);
-    if (!strcmp(cmd, "models")) {
-        for (int i = 0; kd_model_zoo_name(i); i++) {
-            kd_model *m = NULL;
-            kd_error err;
-            if (kd_model_create(&m, kd_model_zoo_name(i), 1, &err) == KD_STATUS_OK) {
-                printf("%-12s %9zu params %12lld MACs\n", m->name, m->n_params, kd_model_macs(m));
-                kd_model_free(m);
-            }
-        }
-        return 0;
-    }
+    if (!strcmp(cmd, "models")) return kd_cmd_models(argc - 1, argv + 1);
     fprintf(stderr, "distill: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return KD_EXIT_USAGE;
