@@ -21,9 +21,9 @@
 
 /* An image file is read whole before decoding; larger ones are refused. */
 #define IMAGE_FILE_MAX ((size_t)1 << 30)
-/* The probe reads this much of a file: every header we parse fits, except a JPEG with large
- * metadata before its frame header, which is then read whole. */
-#define PROBE_BYTES ((size_t)1 << 18)
+/* The probe reads this much of a file first: a PNG's or BMP's header fits, and most JPEG and
+ * PGM/PPM headers; a header found incomplete in it is looked for in the whole file. */
+#define PROBE_BYTES 4096
 
 /* A decoded image: h rows of w pixels of c interleaved 8-bit channels (c 1 or 3). */
 typedef struct image {
@@ -432,58 +432,53 @@ static kd_status read_prefix(const char *path, size_t max, uint8_t *buf, size_t 
     return KD_STATUS_OK;
 }
 
-kd_status kd_image_probe(const char *path, int *c, int *h, int *w, kd_error *err) {
-    uint8_t *buf = malloc(PROBE_BYTES);
-    if (!buf) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
-    size_t n = 0;
-    int whole = 0;
-    kd_status st = read_prefix(path, PROBE_BYTES, buf, &n, &whole, err);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    switch (detect_kind(buf, n)) {
+/* The header in b[0..n) (a prefix of the file, or all of it). */
+static kd_status probe_buf(const char *path, const uint8_t *b, size_t n, int *c, int *h, int *w, kd_error *err) {
+    switch (detect_kind(b, n)) {
     case KIND_PNG: {
         static const uint8_t ihdr[4] = {'I', 'H', 'D', 'R'};
-        if (n < 33 || memcmp(buf + 12, ihdr, 4)) {
-            st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt PNG (no IHDR chunk)", path);
-            break;
-        }
-        int type = buf[25];
-        *w = (int)(be32(buf + 16) > INT_MAX ? INT_MAX : be32(buf + 16));
-        *h = (int)(be32(buf + 20) > INT_MAX ? INT_MAX : be32(buf + 20));
+        if (n < 33 || memcmp(b + 12, ihdr, 4)) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt PNG (no IHDR chunk)", path);
+        int type = b[25];
+        *w = (int)(be32(b + 16) > INT_MAX ? INT_MAX : be32(b + 16));
+        *h = (int)(be32(b + 20) > INT_MAX ? INT_MAX : be32(b + 20));
         *c = type == 0 || type == 4 ? 1 : 3;
-        st = check_dims(path, "PNG", *w, *h, err);
-        break;
+        return check_dims(path, "PNG", *w, *h, err);
     }
     case KIND_JPEG: {
         int complete;
-        st = probe_jpeg(path, buf, n, c, h, w, &complete, err);
-        if (!st && !complete && !whole) { /* a frame header after more than PROBE_BYTES of metadata */
-            char *all = NULL;
-            size_t len = 0;
-            st = kd_read_file_max(path, IMAGE_FILE_MAX, "an image", &all, &len, err);
-            if (!st) st = probe_jpeg(path, (const uint8_t *)all, len, c, h, w, &complete, err);
-            free(all);
-        }
+        kd_status st = probe_jpeg(path, b, n, c, h, w, &complete, err);
         if (!st && !complete) st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt JPEG (no frame header)", path);
-        break;
+        return st;
     }
     case KIND_PNM: {
         pnm_header hd;
-        st = pnm_parse_header(path, buf, n, &hd, err);
+        kd_status st = pnm_parse_header(path, b, n, &hd, err);
         if (!st) *c = hd.c, *h = (int)hd.h, *w = (int)hd.w;
-        break;
+        return st;
     }
     case KIND_BMP: {
         bmp_header hd;
-        st = bmp_parse_header(path, buf, n, &hd, err);
+        kd_status st = bmp_parse_header(path, b, n, &hd, err);
         if (!st) *c = hd.c, *h = hd.h, *w = hd.w;
-        break;
+        return st;
     }
-    default: st = not_an_image(path, err);
+    default: return not_an_image(path, err);
     }
-    free(buf);
+}
+
+kd_status kd_image_probe(const char *path, int *c, int *h, int *w, kd_error *err) {
+    uint8_t buf[PROBE_BYTES];
+    size_t n = 0;
+    int whole = 0;
+    kd_status st = read_prefix(path, sizeof buf, buf, &n, &whole, err);
+    if (!st) st = probe_buf(path, buf, n, c, h, w, err);
+    if (st == KD_STATUS_BAD_FILE && !whole) { /* a header past the prefix (JPEG metadata, PGM comments) */
+        char *all = NULL;
+        size_t len = 0;
+        st = kd_read_file_max(path, IMAGE_FILE_MAX, "an image", &all, &len, err);
+        if (!st) st = probe_buf(path, (const uint8_t *)all, len, c, h, w, err);
+        free(all);
+    }
     return st;
 }
 

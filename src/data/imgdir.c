@@ -203,35 +203,44 @@ static void note_bad(bad_files *b, int i, const kd_error *e) {
     }
 }
 
-/* Learn channels and size from the headers of every file (both splits, so they agree). */
+/* Learn channels and size from the headers of every file (both splits, so they agree), read by
+ * the OpenMP threads; the first bad file in list order is the error (without skip_bad). */
 static kd_status probe_all(const char *spec, const file_list *all, const kd_data_opts *opts, bad_files *bad, int *c,
                            int *h, int *w, kd_error *err) {
-    int grey = 1, first = -1, ph = 0, pw = 0;
+    int32_t *dims = malloc(sizeof *dims * 3 * (size_t)(all->n ? all->n : 1));
+    if (!dims) return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+#pragma omp parallel for schedule(dynamic, 16)
     for (int i = 0; i < all->n; i++) {
-        int fc, fh, fw;
         kd_error e;
-        if (kd_image_probe(all->path[i], &fc, &fh, &fw, &e)) {
-            if (!opts->skip_bad) {
-                if (err) *err = e;
-                return e.status;
-            }
-            note_bad(bad, i, &e);
-            continue;
-        }
-        grey &= fc == 1;
-        if (first < 0) {
-            first = i, ph = fh, pw = fw;
-        } else if (!opts->size_h && (fh != ph || fw != pw)) {
-            return kd_error_set(err, KD_STATUS_BAD_FILE,
-                                "%s: images of different sizes (%s is %dx%d, %s is %dx%d, height x width): choose one "
-                                "with --size HxW",
-                                spec, all->path[first], ph, pw, all->path[i], fh, fw);
-        }
+        if (kd_image_probe(all->path[i], &dims[3 * i], &dims[3 * i + 1], &dims[3 * i + 2], &e)) note_bad(bad, i, &e);
     }
+    int first_bad = bad->first[0] < bad->first[1] ? 0 : 1;
+    if (bad->first[first_bad] != INT32_MAX && !opts->skip_bad) {
+        free(dims);
+        if (err) *err = bad->err[first_bad];
+        return bad->err[first_bad].status;
+    }
+    int grey = 1, first = -1;
+    kd_status st = KD_STATUS_OK;
+    for (int i = 0; i < all->n && !st; i++) {
+        if (bad->bad[i]) continue;
+        const int32_t *d = dims + 3 * i, *f = dims + 3 * first;
+        grey &= d[0] == 1;
+        if (first < 0) first = i;
+        else if (!opts->size_h && (d[1] != f[1] || d[2] != f[2]))
+            st = kd_error_set(err, KD_STATUS_BAD_FILE,
+                              "%s: images of different sizes (%s is %dx%d, %s is %dx%d, height x width): choose one "
+                              "with --size HxW",
+                              spec, all->path[first], f[1], f[2], all->path[i], d[1], d[2]);
+    }
+    if (!st && first < 0)
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: no readable image (all %d skipped; the first: %s)", spec,
+                          all->n, bad->err[first_bad].msg);
     *c = opts->channels ? opts->channels : grey ? 1 : 3;
-    *h = opts->size_h ? opts->size_h : ph;
-    *w = opts->size_w ? opts->size_w : pw;
-    return KD_STATUS_OK;
+    *h = opts->size_h ? opts->size_h : first >= 0 ? dims[3 * first + 1] : 0;
+    *w = opts->size_w ? opts->size_w : first >= 0 ? dims[3 * first + 2] : 0;
+    free(dims);
+    return st;
 }
 
 kd_status kd_dataset_load_images(kd_dataset *ds, const char *spec, const char *split, const kd_data_opts *opts,
