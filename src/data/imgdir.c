@@ -113,10 +113,12 @@ static kd_status list_dir(const char *dir, int want_dirs, char ***out, int *n_ou
     return KD_STATUS_OK;
 }
 
-static kd_status list_add(file_list *l, char *path, int32_t label, kd_error *err) {
+/* Appends path (taken over) of a file of folder dir. */
+static kd_status list_add(file_list *l, const char *dir, char *path, int32_t label, kd_error *err) {
     if (l->n >= IMGDIR_MAX_FILES) {
         free(path);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "more than %d image files", IMGDIR_MAX_FILES);
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: more than %d image files in the data set", dir,
+                            IMGDIR_MAX_FILES);
     }
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
@@ -171,7 +173,7 @@ static kd_status list_tree(const char *root, char **classes, int n_classes, int 
                 continue;
             }
             char *p = join(cdir, files[i]);
-            st = p ? list_add(l, p, label, err) : kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+            st = p ? list_add(l, cdir, p, label, err) : kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
             images++;
         }
         if (!st && !images)
@@ -224,7 +226,7 @@ static kd_status probe_all(const char *spec, const file_list *all, const kd_data
     kd_status st = KD_STATUS_OK;
     for (int i = 0; i < all->n && !st; i++) {
         if (bad->bad[i]) continue;
-        const int32_t *d = dims + 3 * i, *f = dims + 3 * first;
+        const int32_t *d = dims + 3 * i, *f = dims + 3 * (first < 0 ? i : first);
         grey &= d[0] == 1;
         if (first < 0) first = i;
         else if (!opts->size_h && (d[1] != f[1] || d[2] != f[2]))
