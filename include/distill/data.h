@@ -39,6 +39,9 @@ typedef struct kd_dataset {
     int32_t *orig;      /* after kd_dataset_split: each sample's index in the file it was read
                            from (NULL = identity). Tables per sample (teacher logits) use it. */
     char labels_path[256]; /* the label file, for messages ("" when the set was made in memory) */
+    int n_skipped;      /* image folders with skip_bad: unreadable images left out (never silently: */
+    char skip_note[320]; /* the first one's error is kept here, "" when none was) */
+    int n_ignored;      /* image folders: files that are not images by their extension, or hidden */
 } kd_dataset;
 
 /* Index of sample i in the original file. */

@@ -9,6 +9,7 @@
 
 #define KD_FUZZ_REPLAY
 #include "../fuzz/fuzz_idx.c"
+#include "../fuzz/fuzz_image.c"
 #include "../fuzz/fuzz_int8.c"
 #include "../fuzz/fuzz_kdm.c"
 #include "../fuzz/fuzz_kdm_read.c"
@@ -33,6 +34,7 @@ static const struct {
                {"lm_ckpt", ".safetensors", fuzz_lm_ckpt},
                {"npy", ".npy", fuzz_npy},
                {"idx", ".idx", fuzz_idx},
+               {"image", ".img", fuzz_image},
                {"model_yaml", ".yaml", fuzz_model_yaml},
                {"run_yaml", ".yaml", fuzz_run_yaml},
                {"pipeline_yaml", ".yaml", fuzz_pipeline_yaml},
