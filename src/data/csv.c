@@ -376,14 +376,8 @@ kd_status kd_dataset_load_csv(kd_dataset *ds, const char *spec, const char *spli
         kd_error_set(err, st, "%s: label column: %s", spec, m);
     }
     snprintf(ds->labels_path, sizeof ds->labels_path, "%.255s", path[k]);
-    if (!st && nt == 1) { /* one file: this split's share, stratified and seeded */
-        uint8_t *is_test = malloc((size_t)ds->n);
-        st = is_test ? kd_split_stratified(ds->labels, ds->n, ds->n_classes, opts->test_fraction, opts->split_seed,
-                                           is_test, err)
-                     : kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
-        if (!st) st = kd_dataset_select(ds, is_test, (uint8_t)test, err);
-        free(is_test);
-    }
+    if (!st && nt == 1) /* one file: this split's share, stratified and seeded */
+        st = kd_dataset_take_split(ds, opts, split, err);
     free(names);
     table_free(&t[0]);
     table_free(&t[1]);

@@ -220,14 +220,8 @@ kd_status kd_dataset_load_numpy(kd_dataset *ds, const char *spec, const char *sp
         snprintf(ds->labels_path, sizeof ds->labels_path, "%.200s%s", np == 1 ? parts[0] : parts[2 * s + 1],
                  np == 1 ? (s ? ":y_test" : ":y_train") : "");
     }
-    if (!st && np == 2) { /* one pair: this split's share, stratified and seeded */
-        uint8_t *is_test = malloc((size_t)ds->n);
-        st = is_test ? kd_split_stratified(ds->labels, ds->n, ds->n_classes, opts->test_fraction, opts->split_seed,
-                                           is_test, err)
-                     : kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
-        if (!st) st = kd_dataset_select(ds, is_test, (uint8_t)test, err);
-        free(is_test);
-    }
+    if (!st && np == 2) /* one pair: this split's share, stratified and seeded */
+        st = kd_dataset_take_split(ds, opts, split, err);
     array_free(&x);
     free(lab[0]);
     free(lab[1]);
