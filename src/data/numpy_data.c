@@ -209,10 +209,10 @@ kd_status kd_dataset_load_numpy(kd_dataset *ds, const char *spec, const char *sp
         if (!st) st = array_load_file(&x, parts[np == 4 && test ? 2 : 0], mb, err);
     }
     int s = np == 2 ? 0 : test;
+    if (!st && x.h.dims[0] != nl[s])
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s has %lld samples but %s has %d labels", x.name,
+                          (long long)x.h.dims[0], np == 1 ? (s ? "y_test" : "y_train") : parts[2 * s + 1], nl[s]);
     if (!st) st = array_samples(ds, &x, spec, mb, err);
-    if (!st && ds->n != nl[s])
-        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s has %d samples but %s has %d labels", x.name, ds->n,
-                          np == 1 ? (s ? "y_test" : "y_train") : parts[2 * s + 1], nl[s]);
     if (!st) {
         ds->labels = lab[s];
         lab[s] = NULL;
