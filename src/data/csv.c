@@ -185,7 +185,7 @@ typedef struct csv_layout {
 
 static int is_sklearn(const csv_table *t) {
     long n, f;
-    if (t->n_rows < 2 || row_len(t, 0) < 2 || !parse_label(cell_at(t, 0, 0), &n) || !parse_label(cell_at(t, 0, 1), &f))
+    if (t->n_rows < 2 || row_len(t, 0) < 3 || !parse_label(cell_at(t, 0, 0), &n) || !parse_label(cell_at(t, 0, 1), &f))
         return 0;
     return n == t->n_rows - 1 && f + 1 == row_len(t, 1) && f >= 1;
 }
