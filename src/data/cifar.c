@@ -23,10 +23,7 @@ static int is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static int exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
+static int exists(const char *p) { return kd_input_size(p, NULL) >= 0; } /* a regular file */
 
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');

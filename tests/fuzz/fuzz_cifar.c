@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "distill/data.h"
+#include "fuzz_data.h"
 #include "fuzz_file.h"
 
 static int fuzz_cifar(const uint8_t *data, size_t size) {
@@ -18,14 +18,7 @@ static int fuzz_cifar(const uint8_t *data, size_t size) {
     snprintf(path, sizeof path, "%s/%s", dir, size % 3073 == 0 ? "data_batch_1.bin" : "train.bin");
     mkdir(dir, 0700);
     int ok = rename(tmp, path) == 0;
-    kd_data_opts o = kd_data_opts_default();
-    o.max_bytes = (size_t)64 << 20;
-    for (int t = 0; ok && t < 2; t++) {
-        kd_dataset ds;
-        kd_error err;
-        ok = kd_dataset_load_cifar(&ds, path, t ? "test" : "train", &o, &err) == KD_STATUS_OK;
-        if (ok) kd_dataset_free(&ds);
-    }
+    ok = ok && fuzz_data_splits(kd_dataset_load_cifar, path);
     unlink(path);
     unlink(tmp);
     rmdir(dir);
