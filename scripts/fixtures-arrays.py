@@ -4,6 +4,8 @@ tests/unit/test_cifar.c, test_numpy_data.c and test_csv.c read (run by hand from
 root; the outputs are committed, ctest never runs Python). Values follow simple formulas the C
 tests recompute: pixel j of CIFAR record i is (7*i + j) % 256, and so on (see each block)."""
 import os
+import subprocess
+import tempfile
 import zipfile
 
 import numpy as np
@@ -66,6 +68,17 @@ np.savez(out("numpy", "img.npz"), x_train=img(0, 6), y_train=np.arange(6) % 3,
 tab = lambda n0, n: np.array([[i + f / 8 for f in range(5)] for i in range(n0, n0 + n)], np.float32)
 np.savez_compressed(out("numpy", "tab.npz"), x_train=tab(0, 10), y_train=(np.arange(10) % 2).astype(np.uint8)[:, None],
                     x_test=tab(10, 4), y_test=np.array([0, 1, 0, 3], np.int32))
+# the same members in a zip64 archive (Info-ZIP's zip -fz: zip64 extras and end records)
+with tempfile.TemporaryDirectory() as d:
+    with zipfile.ZipFile(out("numpy", "tab.npz")) as zf:
+        zf.extractall(d)
+    for f in os.listdir(d):
+        os.utime(os.path.join(d, f), (315532800, 315532800))  # 1980-01-02: the same bytes on every run
+    dst = os.path.abspath(out("numpy", "zip64.npz"))
+    if os.path.exists(dst):
+        os.remove(dst)
+    subprocess.run(["zip", "-q", "-fz", "-X", dst, "x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"], cwd=d,
+                   check=True)
 # a pair to split: float64 (20, 3) value i*3 + f, labels int16 i % 4
 np.save(out("numpy", "X.npy"), np.arange(60, dtype=np.float64).reshape(20, 3))
 np.save(out("numpy", "Y.npy"), (np.arange(20) % 4).astype(np.int16))
@@ -96,7 +109,7 @@ with open(out("numpy", "bad-crc.npz"), "wb") as f:
     f.write(bytes(z))
 with zipfile.ZipFile(out("numpy", "bad-bzip2.npz"), "w", zipfile.ZIP_BZIP2) as zf:
     for name in ("x_train", "y_train", "x_test", "y_test"):
-        zf.writestr(name + ".npy", b"\x93NUMPY")
+        zf.writestr(zipfile.ZipInfo(name + ".npy", (1980, 1, 1, 0, 0, 0)), b"\x93NUMPY", zipfile.ZIP_BZIP2)
 
 # ---- CSV / TSV ----------------------------------------------------------------------------------------
 write("csv/header.csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n7,8.5,-9,1\n1e2,0,0,2\n", "w")

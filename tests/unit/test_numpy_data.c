@@ -45,17 +45,17 @@ static void test_npz_images(void) {
     }
 }
 
-static void test_npz_table(void) {
+static void test_npz_table(const char *file) {
     kd_dataset ds;
     kd_error err = {0};
-    kd_status st = load(&ds, FIX "tab.npz", "test", &err); /* deflate-compressed members */
-    CHECK_MSG(st == KD_STATUS_OK, "%s", err.msg);
+    kd_status st = load(&ds, file, "test", &err); /* deflate-compressed members */
+    CHECK_MSG(st == KD_STATUS_OK, "%s: %s", file, err.msg);
     if (st) return;
     CHECK(ds.n == 4 && ds.c == 5 && ds.h == 1 && ds.w == 1 && ds.type == KD_DATA_F32);
     CHECK_MSG(ds.n_classes == 4, "classes %d: 1 + the max over train and test labels", ds.n_classes);
     CHECK(f32(&ds, 0) == 10.f && f32(&ds, 3 * 5 + 4) == 13.5f && ds.labels[3] == 3);
     kd_dataset_free(&ds);
-    st = load(&ds, FIX "tab.npz", "train", &err); /* labels of shape (N, 1), uint8 */
+    st = load(&ds, file, "train", &err); /* labels of shape (N, 1), uint8 */
     CHECK_MSG(st == KD_STATUS_OK && ds.n == 10 && ds.n_classes == 4 && ds.labels[9] == 1, "%s", err.msg);
     if (!st) kd_dataset_free(&ds);
 }
@@ -197,7 +197,8 @@ static void test_header(void) {
 
 int main(void) {
     test_npz_images();
-    test_npz_table();
+    test_npz_table(FIX "tab.npz");
+    test_npz_table(FIX "zip64.npz"); /* zip64 end records and extras */
     test_pair_split();
     test_four_files();
     test_errors();
