@@ -175,9 +175,13 @@ kd_status kd_dataset_load_numpy(kd_dataset *ds, const char *spec, const char *sp
     if (!opts) opts = &def;
     char parts[4][1024];
     int np = split_spec(spec, parts), test = !strcmp(split, "test");
+    size_t l0 = np >= 1 ? strlen(parts[0]) : 0;
     if (np != 1 && np != 2 && np != 4)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: NumPy data is FILE.npz, X.npy,Y.npy or "
                             "XTRAIN.npy,YTRAIN.npy,XTEST.npy,YTEST.npy", spec);
+    if (np == 1 && l0 >= 4 && !strcmp(parts[0] + l0 - 4, ".npy"))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "%s: a .npy of samples needs its labels: X.npy,Y.npy (or one .npz)",
+                            spec);
     np_array x, y[2];
     memset(&x, 0, sizeof x);
     memset(y, 0, sizeof y);

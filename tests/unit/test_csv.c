@@ -143,6 +143,13 @@ static void test_errors(void) {
     CHECK(load(&ds, FIX "tab.tsv," FIX "header.csv", "train", "", &err) != KD_STATUS_OK &&
           strstr(err.msg, "tab.tsv has 3 columns (label: column 3)") && strstr(err.msg, "header.csv has 4"));
     CHECK(load(&ds, FIX "missing-file.csv", "train", "", &err) != KD_STATUS_OK && strstr(err.msg, "missing-file.csv"));
+    /* a string label longer than a class name may be */
+    FILE *f = fopen("csv_long.csv", "w");
+    fprintf(f, "1,a\n2,%0100d\n", 7);
+    fclose(f);
+    CHECK_MSG(load(&ds, "csv_long.csv", "train", "", &err) != KD_STATUS_OK &&
+              strstr(err.msg, "csv_long.csv: label column: class name '0000"), "%s", err.msg);
+    remove("csv_long.csv");
     /* too large for the memory allowed */
     kd_data_opts o = kd_data_opts_default();
     o.max_bytes = 16;

@@ -134,6 +134,7 @@ static void test_errors(void) {
     expect_fail_split(FIX "bad-crc.npz", "test", "bad-crc.npz: member x_test.npy: CRC-32 mismatch");
     expect_fail(FIX "bad-bzip2.npz", "uses zip compression method 12");
     expect_fail(FIX "header.npz", "header.npz");
+    expect_fail(FIX "X.npy", "X.npy: a .npy of samples needs its labels: X.npy,Y.npy");
 }
 
 /* A .npz whose central directory claims a huge member: refused before allocating. */
