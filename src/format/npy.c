@@ -158,7 +158,8 @@ kd_status kd_npy_load_logits(const char *path, int want_c, float **data, int *n,
         free(buf);
         return st;
     }
-    int item = h.kind == 'f' && !h.big_endian && (h.item == 4 || h.item == 2) ? h.item : 0;
+    /* '<f4', '=f4', '<f2' or '=f2', as before the header parser was shared ('|' is no float's order) */
+    int item = h.kind == 'f' && (h.descr[1] == '<' || h.descr[1] == '=') && (h.item == 4 || h.item == 2) ? h.item : 0;
     if (!item) {
         free(buf);
         return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: dtype %s is not supported: save float32 or float16 "
