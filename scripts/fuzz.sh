@@ -2,8 +2,10 @@
 # Fuzz every parser of file or command-line input with libFuzzer under ASan+UBSan, each for a bounded
 # time: tests/fuzz/fuzz_<format>.c for kdm (the runtime's loader), kdm_read (the training side's),
 # safetensors (fp32 checkpoints), train_state (their resume path), int8 (int8 checkpoints), lm_ckpt
-# (language-model checkpoints), lm_text (LM text and BPE merges), npy, idx, image (image decoders and folders), model_yaml, run_yaml,
-# pipeline_yaml, spec (--loss terms, --init-from-teacher maps) and onnx (the ONNX importer). docs/TESTING.md lists them.
+# (language-model checkpoints), lm_text (LM text and BPE merges), npy, idx, model_yaml, run_yaml,
+# pipeline_yaml, spec (--loss terms, --init-from-teacher maps), onnx (the ONNX importer) and the data
+# readers image (image decoders and folders), cifar, npz (NumPy .npz and .npy headers) and csv.
+# docs/TESTING.md lists them.
 # Usage: scripts/fuzz.sh [SECONDS per target (default 60)] [BUILD_DIR (default build-fuzz)]
 # Builds with clang and KD_FUZZ=ON (CMake). Seeds: tests/fuzz/corpus/<format>/ (valid files, a few
 # broken ones, inputs found before). Anything that crashes, leaks, hangs or allocates too much is
@@ -14,7 +16,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 OUT=${2:-build-fuzz}
-TARGETS="kdm kdm_read safetensors train_state int8 lm_ckpt lm_text npy idx image model_yaml run_yaml pipeline_yaml spec onnx"
+TARGETS="kdm kdm_read safetensors train_state int8 lm_ckpt lm_text npy idx model_yaml run_yaml pipeline_yaml spec onnx image cifar npz csv"
 for p in clang libclang-rt-14-dev libomp-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || sh scripts/install-deps.sh $p
 done

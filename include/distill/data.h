@@ -130,6 +130,9 @@ kd_status kd_image_load(const char *path, int c, int h, int w, kd_image_fit fit,
  * split on every machine. labels: n values in [0, n_classes). */
 kd_status kd_split_stratified(const int32_t *labels, int n, int n_classes, float test_fraction, uint64_t seed,
                               uint8_t *is_test, kd_error *err);
+/* A single-file source's share for split "train" or "test": kd_split_stratified with
+ * opts->test_fraction and opts->split_seed, then kd_dataset_select (the two splits are complementary). */
+kd_status kd_dataset_take_split(kd_dataset *ds, const kd_data_opts *opts, const char *split, kd_error *err);
 /* Keep the samples with keep[i] == want (and their class names): ds shrinks in place, orig[] records
  * their indices in the source. */
 kd_status kd_dataset_select(kd_dataset *ds, const uint8_t *keep, uint8_t want, kd_error *err);

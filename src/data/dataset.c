@@ -344,6 +344,16 @@ kd_status kd_dataset_select(kd_dataset *ds, const uint8_t *keep, uint8_t want, k
     return KD_STATUS_OK;
 }
 
+kd_status kd_dataset_take_split(kd_dataset *ds, const kd_data_opts *opts, const char *split, kd_error *err) {
+    uint8_t *is_test = malloc((size_t)(ds->n ? ds->n : 1));
+    if (!is_test) return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    kd_status st = kd_split_stratified(ds->labels, ds->n, ds->n_classes, opts->test_fraction, opts->split_seed, is_test,
+                                       err);
+    if (!st) st = kd_dataset_select(ds, is_test, (uint8_t)!strcmp(split, "test"), err);
+    free(is_test);
+    return st;
+}
+
 /* Value j of a sample's bytes p, as a model sees it before normalisation. */
 static inline double sample_value(const kd_dataset *ds, const uint8_t *p, size_t j) {
     if (ds->type == KD_DATA_F32) {

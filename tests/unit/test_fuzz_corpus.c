@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #define KD_FUZZ_REPLAY
+#include "../fuzz/fuzz_cifar.c"
+#include "../fuzz/fuzz_csv.c"
 #include "../fuzz/fuzz_idx.c"
 #include "../fuzz/fuzz_image.c"
 #include "../fuzz/fuzz_int8.c"
@@ -17,6 +19,7 @@
 #include "../fuzz/fuzz_lm_text.c"
 #include "../fuzz/fuzz_model_yaml.c"
 #include "../fuzz/fuzz_npy.c"
+#include "../fuzz/fuzz_npz.c"
 #include "../fuzz/fuzz_onnx.c"
 #include "../fuzz/fuzz_pipeline_yaml.c"
 #include "../fuzz/fuzz_run_yaml.c"
@@ -42,7 +45,10 @@ static const struct {
                {"kdm_read", ".kdm", fuzz_kdm_read},
                {"lm_text", ".txt", fuzz_lm_text},
                {"spec", ".spec", fuzz_spec},
-               {"onnx", ".onnx", fuzz_onnx}};
+               {"onnx", ".onnx", fuzz_onnx},
+               {"cifar", ".bin", fuzz_cifar},
+               {"npz", ".npz", fuzz_npz},
+               {"csv", ".csv", fuzz_csv}};
 
 static void replay(int t) {
     char dir[512];
