@@ -170,6 +170,21 @@ typedef struct kd_model_fit {
  * one, so a checkpoint rebuilds the same model without data. fit NULL = kd_model_create. */
 kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t seed, const kd_model_fit *fit,
                               kd_error *err);
+/* Store in m what the data it is trained on says about its input (issue 14), so that checkpoints
+ * carry it:
+ *   norm_mean, norm_std: the input normalisation, m->in_c finite values each (std > 0), as YAML
+ *     `normalize:`; both NULL = leave the model's as it is.
+ *   input_values: 0 = 8-bit pixels, 1 = float values (YAML `input_type: pixels|values`);
+ *     -1 = leave as it is.
+ *   class_names[0..n): the class names (YAML `class_names:`), n == m->n_classes strings, each
+ *     shorter than KD_CLASS_NAME_MAX (data.h, 64) bytes, non-empty UTF-8 without control
+ *     characters; NULL (n ignored) = leave as they are.
+ * Rewrites m->yaml so that kd_model_from_yaml(m->yaml) builds the same model with these fields:
+ * the top-level keys normalize, input_type and class_names are replaced or appended and the rest
+ * of the text (the layers) is kept as written. Parameters and the rest of m are left alone. On
+ * error (KD_STATUS_BAD_ARG, or KD_STATUS_MISMATCH for a count that differs) m is unchanged. */
+kd_status kd_model_set_data_info(kd_model *m, const float *norm_mean, const float *norm_std, int input_values,
+                                 const char *const *class_names, int n, kd_error *err);
 /* YAML text of a built-in model, or NULL. The zoo is embedded at build time from
  * examples/models/NAME.yaml. kd_model_zoo_name(i) lists the names, NULL past the end. */
 const char *kd_model_zoo_yaml(const char *name);
