@@ -729,3 +729,10 @@ kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers
     *yaml = b.s;
     return KD_STATUS_OK;
 }
+
+/* Prototype committed first for the datacli helper; implemented in the next commit. */
+kd_status kd_model_set_data_info(kd_model *m, const float *norm_mean, const float *norm_std, int input_values,
+                                 const char *const *class_names, int n, kd_error *err) {
+    (void)m; (void)norm_mean; (void)norm_std; (void)input_values; (void)class_names; (void)n;
+    return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_model_set_data_info: not implemented yet");
+}
