@@ -13,6 +13,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "distill/data.h" /* KD_CLASS_NAME_MAX */
 #include "distill/fileio.h"
 #include "distill/model.h"
 #include "distill/yaml_doc.h"
@@ -58,7 +59,13 @@ typedef struct parse_ctx {
     yaml_document_t *doc;
     const char *source;
     kd_error *err;
+    int classes;            /* what `out: classes` stands for */
+    int auto_input;         /* the input shape came from `input: auto` */
 } parse_ctx;
+
+/* What `input: auto` and `out: classes` stand for when the data does not say (kd_model_fit's 0s):
+ * the shape and classes of the zoo's first data sets, MNIST and Fashion-MNIST. */
+enum { FIT_DEFAULT_C = 1, FIT_DEFAULT_H = 28, FIT_DEFAULT_W = 28, FIT_DEFAULT_CLASSES = 10 };
 
 static kd_status fail(parse_ctx *p, yaml_node_t *at, const char *fmt, const char *a, const char *b) {
     char what[300];
@@ -101,6 +108,19 @@ static kd_status get_int(parse_ctx *p, yaml_node_t *map, const char *key, int de
         return fail(p, n, msg, layer, "");
     }
     *out = (int)v;
+    return KD_STATUS_OK;
+}
+
+/* `out:` of conv2d and linear: an integer in [1, hi], or `classes`, the class count (p->classes). */
+static kd_status get_out(parse_ctx *p, yaml_node_t *map, int hi, const char *layer, int *out) {
+    const char *s = scalar(map_get(p->doc, map, "out"));
+    if (!s || strcmp(s, "classes")) return get_int(p, map, "out", 0, 1, hi, layer, out);
+    if (p->classes > hi) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%d classes (at most %d)", p->classes, hi);
+        return fail(p, map_get(p->doc, map, "out"), "layer %s: 'out: classes' is %s", layer, buf);
+    }
+    *out = p->classes;
     return KD_STATUS_OK;
 }
 
@@ -341,6 +361,86 @@ static kd_status parse_normalize(parse_ctx *p, kd_model *m, yaml_node_t *node) {
     return st ? st : parse_norm_list(p, m, node, "std", &m->norm_std);
 }
 
+/* A shape error of a model whose input shape came from `input: auto` says which shape that was, so
+ * the user sees that the data (not the file) is what the model cannot take. */
+static kd_status shape_error(parse_ctx *p, const kd_model *m, kd_status st) {
+    if (st && p->auto_input && p->err) {
+        char inner[sizeof p->err->msg];
+        snprintf(inner, sizeof inner, "%s", p->err->msg);
+        kd_error_set(p->err, st, "model %s cannot take %dx%dx%d input: %s", m->name, m->in_c, m->in_h, m->in_w, inner);
+    }
+    return st;
+}
+
+/* NULL if s can be a class name (non-empty, shorter than KD_CLASS_NAME_MAX bytes, UTF-8 of printable
+ * characters, so that any name is written and read back as it is), else what is wrong with it. */
+static const char *class_name_problem(const char *s) {
+    size_t len = strlen(s);
+    if (!len) return "is empty";
+    if (len >= KD_CLASS_NAME_MAX) return "is longer than 63 bytes";
+    _Static_assert(KD_CLASS_NAME_MAX == 64, "the message says 63");
+    for (const unsigned char *u = (const unsigned char *)s; *u;) {
+        unsigned cp = *u, n = 0;
+        if (cp >= 0xf0 && cp < 0xf5) cp &= 0x07, n = 3;
+        else if (cp >= 0xe0 && cp < 0xf0) cp &= 0x0f, n = 2;
+        else if (cp >= 0xc2 && cp < 0xe0) cp &= 0x1f, n = 1;
+        else if (cp >= 0x80) return "is not valid UTF-8";
+        u++;
+        for (unsigned k = 0; k < n; k++, u++) {
+            if ((*u & 0xc0) != 0x80) return "is not valid UTF-8";
+            cp = cp << 6 | (*u & 0x3fu);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp < 0xe000))
+            return "is not valid UTF-8";
+        /* YAML's printable set: no C0 or C1 controls, DEL, or U+FFFE / U+FFFF */
+        if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0xfffe || cp == 0xffff) return "has a control character";
+    }
+    return NULL;
+}
+
+/* names[0..n) copied into one block (kd_dataset_set_class_names' layout: the pointers, then the
+ * strings; one free), or NULL when out of memory; the names are checked already. */
+static char **class_names_copy(const char *const *names, int n) {
+    kd_dataset tmp = {.n_classes = n};
+    return kd_dataset_set_class_names(&tmp, names, n, NULL) ? NULL : tmp.class_names;
+}
+
+/* `input_type: pixels|values` and `class_names: [..]` (optional; the latter after the layers, which
+ * give the class count). */
+static kd_status parse_data_keys(parse_ctx *p, kd_model *m, yaml_node_t *root) {
+    yaml_node_t *it = map_get(p->doc, root, "input_type");
+    const char *t = scalar(it);
+    if (it) {
+        if (t && !strcmp(t, "pixels")) m->input_values = 0;
+        else if (t && !strcmp(t, "values")) m->input_values = 1;
+        else return fail(p, it, "'input_type' must be pixels (8-bit images) or values (float arrays, tables)%s%s", NULL, NULL);
+    }
+    yaml_node_t *cn = map_get(p->doc, root, "class_names");
+    if (!cn) return KD_STATUS_OK;
+    char buf[96];
+    long n = cn->type == YAML_SEQUENCE_NODE ? (long)(cn->data.sequence.items.top - cn->data.sequence.items.start) : -1;
+    if (n != m->n_classes) {
+        if (n < 0) snprintf(buf, sizeof buf, "'class_names' must be a list of %d names", m->n_classes);
+        else snprintf(buf, sizeof buf, "'class_names' has %ld names, the model has %d classes", n, m->n_classes);
+        return fail(p, cn, "%s%s", buf, NULL);
+    }
+    const char **names = malloc((size_t)n * sizeof *names);
+    if (!names) return kd_error_set(p->err, KD_STATUS_NO_MEMORY, "out of memory");
+    kd_status st = KD_STATUS_OK;
+    for (long i = 0; i < n && !st; i++) {
+        yaml_node_t *item = yaml_document_get_node(p->doc, cn->data.sequence.items.start[i]);
+        const char *why = (names[i] = scalar(item)) ? class_name_problem(names[i]) : "is not a string";
+        if (why) {
+            snprintf(buf, sizeof buf, "class_names[%ld] %s", i, why);
+            st = fail(p, item ? item : cn, "%s%s", buf, NULL);
+        }
+    }
+    if (!st && !(m->class_names = class_names_copy(names, (int)n)))
+        st = kd_error_set(p->err, KD_STATUS_NO_MEMORY, "out of memory");
+    free(names);
+    return st;
+}
+
 static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node, int *type_count) {
     kd_layer *L = &m->layers[i];
     char idx[32];
@@ -376,7 +476,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     switch (L->type) {
     case KD_LAYER_CONV2D:
         if (!map_get(p->doc, node, "out")) return fail(p, node, "layer %s: conv2d needs 'out' (output channels)", n, NULL);
-        if ((st = get_int(p, node, "out", 0, 1, 65536, n, &L->out)) ||
+        if ((st = get_out(p, node, 65536, n, &L->out)) ||
             (st = get_int(p, node, "kernel", 3, 1, KD_CONV_MAX_KERNEL, n, &L->kernel)) ||
             (st = get_int(p, node, "stride", 1, 1, KD_CONV_MAX_STRIDE, n, &L->stride)) ||
             (st = get_int(p, node, "pad", 0, 0, KD_CONV_MAX_PAD, n, &L->pad)) ||
@@ -387,7 +487,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
         break;
     case KD_LAYER_LINEAR:
         if (!map_get(p->doc, node, "out")) return fail(p, node, "layer %s: linear needs 'out' (output features)", n, NULL);
-        if ((st = get_int(p, node, "out", 0, 1, 1 << 20, n, &L->out)) || (st = get_bool(p, node, "bias", 1, n, &L->bias)))
+        if ((st = get_out(p, node, 1 << 20, n, &L->out)) || (st = get_bool(p, node, "bias", 1, n, &L->bias)))
             return st;
         break;
     case KD_LAYER_MAXPOOL:
@@ -464,12 +564,106 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
         }
         L->n_inputs = cnt;
     }
-    return infer_shape(p, node, m, i);
+    return shape_error(p, m, infer_shape(p, node, m, i));
 }
 
-/* The model in text[0..len) (a file's bytes, NULs included, so that one is an error at its line). */
+/* ------------------------------------------------------- auto shapes: the resolved text */
+
+/* A scalar of the text replaced by its value: `input: auto` by [C, H, W], `out: classes` by N. */
+typedef struct subst {
+    size_t at, end; /* bytes */
+    char with[48];
+} subst;
+
+/* Byte offset in text[0..len) of a libyaml mark index (it counts characters, the BOM not included). */
+static size_t mark_byte(const char *text, size_t len, size_t index) {
+    size_t b = len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0;
+    for (; b < len && index; index--)
+        for (b++; b < len && ((unsigned char)text[b] & 0xc0) == 0x80; b++) {}
+    return b;
+}
+
+/* Add the substitution of scalar node n (whose value is word) unless it is there (an alias names a
+ * node twice); 0 if its text is not where libyaml's marks say, plain or quoted. */
+static int subst_add(subst *subs, int *n_subs, const char *text, size_t len, yaml_node_t *n, const char *word,
+                     const char *with) {
+    size_t at = mark_byte(text, len, n->start_mark.index), end = mark_byte(text, len, n->end_mark.index);
+    size_t wl = strlen(word);
+    for (int k = 0; k < *n_subs; k++)
+        if (subs[k].at == at) return 1;
+    int plain = end - at == wl && !memcmp(text + at, word, wl);
+    int quoted = end - at == wl + 2 && (text[at] == '\'' || text[at] == '"') && text[end - 1] == text[at] &&
+                 !memcmp(text + at + 1, word, wl);
+    if (end > len || !(plain || quoted)) return 0;
+    subst *s = &subs[(*n_subs)++];
+    s->at = at;
+    s->end = end;
+    snprintf(s->with, sizeof s->with, "%s", with);
+    return 1;
+}
+
+static int subst_cmp(const void *a, const void *b) {
+    size_t x = ((const subst *)a)->at, y = ((const subst *)b)->at;
+    return x < y ? -1 : x > y;
+}
+
+/* The text of a model read from doc (text[0..len)) with `input: auto` and every `out: classes`
+ * replaced by what they stood for, the rest (comments, layout) as written: a zoo model resolved to
+ * 1x28x28 and 10 classes is the text the zoo had before `auto`, so checkpoints keep their bytes.
+ * *yaml NULL (and OK) if a scalar is not where libyaml's marks say; the writer writes the model then. */
+static kd_status resolved_text(const parse_ctx *p, const kd_model *m, yaml_node_t *root, const char *text, size_t len,
+                               char **yaml) {
+    *yaml = NULL;
+    subst *subs = calloc((size_t)m->n_layers + 1, sizeof *subs);
+    if (!subs) return kd_error_set(p->err, KD_STATUS_NO_MEMORY, "out of memory");
+    int n_subs = 0, ok = 1;
+    char with[48];
+    if (p->auto_input) {
+        snprintf(with, sizeof with, "[%d, %d, %d]", m->in_c, m->in_h, m->in_w);
+        ok = subst_add(subs, &n_subs, text, len, map_get(p->doc, root, "input"), "auto", with);
+    }
+    yaml_node_t *layers = map_get(p->doc, root, "layers");
+    for (int i = 0; ok && i < m->n_layers; i++) {
+        yaml_node_t *o = map_get(p->doc, yaml_document_get_node(p->doc, layers->data.sequence.items.start[i]), "out");
+        const char *v = scalar(o);
+        if (v && !strcmp(v, "classes") && (m->layers[i].type == KD_LAYER_CONV2D || m->layers[i].type == KD_LAYER_LINEAR)) {
+            snprintf(with, sizeof with, "%d", m->layers[i].out);
+            ok = subst_add(subs, &n_subs, text, len, o, "classes", with);
+        }
+    }
+    if (!ok) {
+        free(subs);
+        return KD_STATUS_OK;
+    }
+    qsort(subs, (size_t)n_subs, sizeof *subs, subst_cmp);
+    size_t out_len = len + 1;
+    for (int k = 0; k < n_subs; k++) out_len += strlen(subs[k].with);
+    char *s = malloc(out_len), *w = s;
+    if (!s) {
+        free(subs);
+        return kd_error_set(p->err, KD_STATUS_NO_MEMORY, "out of memory");
+    }
+    size_t from = 0;
+    for (int k = 0; k < n_subs; k++) {
+        memcpy(w, text + from, subs[k].at - from);
+        w += subs[k].at - from;
+        size_t wl = strlen(subs[k].with);
+        memcpy(w, subs[k].with, wl);
+        w += wl;
+        from = subs[k].end;
+    }
+    memcpy(w, text + from, len - from);
+    w[len - from] = '\0';
+    free(subs);
+    *yaml = s;
+    return KD_STATUS_OK;
+}
+
+/* The model in text[0..len) (a file's bytes, NULs included, so that one is an error at its line),
+ * `input: auto` and `out: classes` taking fit's shape and class count (the defaults where fit is NULL
+ * or says 0). build = 0: the layers and shapes only, no parameter block (a check of a text). */
 static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, const char *source, uint64_t seed,
-                                 kd_error *err) {
+                                 const kd_model_fit *fit, int build, kd_error *err) {
     *out = NULL;
     if (!source) source = "<model>";
     yaml_document_t doc;
@@ -479,7 +673,8 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
         if (err) err->status = st;
     }
     if (st) return st;
-    parse_ctx p = {&doc, source, err};
+    int fit_shape = fit && fit->in_c > 0 && fit->in_h > 0 && fit->in_w > 0;
+    parse_ctx p = {&doc, source, err, fit && fit->n_classes > 0 ? fit->n_classes : FIT_DEFAULT_CLASSES, 0};
     kd_model *m = calloc(1, sizeof *m);
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!m) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); goto done; }
@@ -487,11 +682,14 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
         st = fail(&p, root, "expected a mapping with 'name', 'input' and 'layers'%s%s", NULL, NULL);
         goto done;
     }
+    static const char *const keys[] = {"name", "input", "normalize", "input_type", "class_names", "layers"};
     for (yaml_node_pair_t *kv = root->data.mapping.pairs.start; kv < root->data.mapping.pairs.top; kv++) {
         const char *k = scalar(yaml_document_get_node(&doc, kv->key));
-        if (!k || (strcmp(k, "name") && strcmp(k, "input") && strcmp(k, "layers") && strcmp(k, "normalize"))) {
+        int known = 0;
+        for (size_t i = 0; k && i < sizeof keys / sizeof *keys; i++) known |= !strcmp(k, keys[i]);
+        if (!known) {
             st = fail(&p, yaml_document_get_node(&doc, kv->key),
-                      k ? "unknown key '%s' (a model has name, input, normalize and layers)%s"
+                      k ? "unknown key '%s' (a model has name, input, normalize, input_type, class_names and layers)%s"
                         : "keys must be plain names%s%s",
                       k, NULL);
             goto done;
@@ -501,7 +699,13 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
     snprintf(m->name, sizeof m->name, "%s", name ? name : "model");
     yaml_node_t *input = map_get(&doc, root, "input");
     int dims[3] = {0, 0, 0}, nd = 0;
-    if (input && input->type == YAML_SEQUENCE_NODE)
+    if (scalar(input) && !strcmp(scalar(input), "auto")) {
+        p.auto_input = 1;
+        dims[0] = fit_shape ? fit->in_c : FIT_DEFAULT_C;
+        dims[1] = fit_shape ? fit->in_h : FIT_DEFAULT_H;
+        dims[2] = fit_shape ? fit->in_w : FIT_DEFAULT_W;
+        nd = dims[0] <= 65536 && dims[1] <= 65536 && dims[2] <= 65536 ? 3 : -1;
+    } else if (input && input->type == YAML_SEQUENCE_NODE)
         for (yaml_node_item_t *it = input->data.sequence.items.start; it < input->data.sequence.items.top; it++) {
             const char *s = scalar(yaml_document_get_node(&doc, *it));
             char *end = NULL;
@@ -510,7 +714,17 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
             dims[nd++] = (int)v;
         }
     if (nd != 3) {
-        st = fail(&p, input ? input : root, "'input' must be [channels, height, width] of positive integers%s%s", NULL, NULL);
+        st = p.auto_input ? kd_error_set(err, KD_STATUS_BAD_ARG, "model %s: the data's samples are %dx%dx%d (at most 65536 each)",
+                                         m->name, dims[0], dims[1], dims[2])
+                          : fail(&p, input ? input : root, "'input' must be [channels, height, width] of positive integers, or auto%s%s",
+                                 NULL, NULL);
+        goto done;
+    }
+    if (!p.auto_input && fit_shape && (fit->in_c != dims[0] || fit->in_h != dims[1] || fit->in_w != dims[2])) {
+        st = kd_error_set(err, KD_STATUS_MISMATCH,
+                          "data has %dx%dx%d samples, model %s expects %dx%dx%d (%s:%zu; 'input: auto' takes the data's shape)",
+                          fit->in_c, fit->in_h, fit->in_w, m->name, dims[0], dims[1], dims[2], source,
+                          (size_t)input->start_mark.line + 1);
         goto done;
     }
     long long in_elems = kd_size_mul(kd_size_mul(dims[0], dims[1]), dims[2]);
@@ -518,7 +732,7 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
         char buf[96];
         snprintf(buf, sizeof buf, "[%d, %d, %d] has %lld elements per sample (at most %d)", dims[0], dims[1], dims[2],
                  in_elems, KD_MODEL_MAX_ELEMS);
-        st = fail(&p, input, "'input' %s%s", buf, NULL);
+        st = shape_error(&p, m, fail(&p, input, "'input' %s%s", buf, NULL));
         goto done;
     }
     m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2];
@@ -541,12 +755,21 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
     if (last->h != 1 || last->w != 1) {
         char buf[96];
         snprintf(buf, sizeof buf, "[%d,%d,%d]", last->c, last->h, last->w);
-        st = fail(&p, NULL, "the last layer (%s) must output a vector of class scores, not %s", last->name, buf);
+        st = shape_error(&p, m, fail(&p, NULL, "the last layer (%s) must output a vector of class scores, not %s",
+                                     last->name, buf));
         goto done;
     }
     m->n_classes = last->c;
-    m->yaml = strdup(yaml);
-    if (!m->yaml) { st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory"); goto done; }
+    if (fit && fit->n_classes > m->n_classes) {
+        st = kd_error_set(err, KD_STATUS_MISMATCH,
+                          "data has %d classes, model %s has %d outputs (its last layer %s; 'out: classes' takes the data's count)",
+                          fit->n_classes, m->name, m->n_classes, last->name);
+        goto done;
+    }
+    if ((st = parse_data_keys(&p, m, root))) goto done;
+    if ((st = resolved_text(&p, m, root, yaml, len, &m->yaml))) goto done;
+    if (!m->yaml && (st = kd_model_yaml_from_layers(m, m->layers, m->n_layers, &m->yaml, err))) goto done;
+    if (!build) goto done;
     if ((st = kd_model_layout_params(m, err))) goto done;
     kd_model_init_params(m, seed);
 done:
@@ -558,12 +781,18 @@ done:
 
 kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
                              kd_error *err) {
-    return model_from_text(out, yaml, strlen(yaml), source, seed, err);
+    return model_from_text(out, yaml, strlen(yaml), source, seed, NULL, 1, err);
 }
 
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err) {
+    return kd_model_create_for(out, name_or_path, seed, NULL, err);
+}
+
+kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t seed, const kd_model_fit *fit,
+                              kd_error *err) {
+    *out = NULL;
     const char *zoo = kd_model_zoo_yaml(name_or_path);
-    if (zoo) return kd_model_from_yaml(out, zoo, name_or_path, seed, err);
+    if (zoo) return model_from_text(out, zoo, strlen(zoo), name_or_path, seed, fit, 1, err);
     char *text = NULL;
     size_t len = 0;
     kd_status st = kd_yaml_read_file(name_or_path, &text, &len, err);
@@ -577,26 +806,8 @@ kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t see
                             name_or_path, names);
     }
     if (st) return st;
-    st = model_from_text(out, text, len, name_or_path, seed, err);
+    st = model_from_text(out, text, len, name_or_path, seed, fit, 1, err);
     free(text);
-    return st;
-}
-
-/* Contract placeholder of issue 14: checks the data's shape against the model's; `input: auto` comes
- * with the models part. */
-kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t seed, const kd_model_fit *fit,
-                              kd_error *err) {
-    kd_status st = kd_model_create(out, name_or_path, seed, err);
-    if (st || !fit) return st;
-    kd_model *m = *out;
-    if ((fit->in_c && (fit->in_c != m->in_c || fit->in_h != m->in_h || fit->in_w != m->in_w)) ||
-        (fit->n_classes && fit->n_classes > m->n_classes)) {
-        st = kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d samples and %d classes, model %s expects %dx%dx%d and %d",
-                     fit->in_c, fit->in_h, fit->in_w, fit->n_classes, m->name, m->in_c, m->in_h, m->in_w,
-                     m->n_classes);
-        kd_model_free(m);
-        *out = NULL;
-    }
     return st;
 }
 
@@ -647,6 +858,27 @@ static void sb_floats(sbuf *b, const float *v, int n) {
     sb_printf(b, "]");
 }
 
+/* The keys of what the data says, those m has: normalize, input_type (values only; pixels is the
+ * default) and class_names, quoted so that any name reads back as it is. */
+static void sb_data_keys(sbuf *b, const kd_model *m) {
+    if (m->norm_mean && m->norm_std) {
+        sb_printf(b, "normalize: {mean: ");
+        sb_floats(b, m->norm_mean, m->in_c);
+        sb_printf(b, ", std: ");
+        sb_floats(b, m->norm_std, m->in_c);
+        sb_printf(b, "}\n");
+    }
+    if (m->input_values) sb_printf(b, "input_type: values\n");
+    if (m->class_names) {
+        sb_printf(b, "class_names: [");
+        for (int i = 0; i < m->n_classes; i++) {
+            if (i) sb_printf(b, ", ");
+            sb_quoted(b, m->class_names[i]);
+        }
+        sb_printf(b, "]\n");
+    }
+}
+
 kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
                                     kd_error *err) {
     *yaml = NULL;
@@ -655,13 +887,7 @@ kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers
     sb_printf(&b, "# written by distill (model surgery)\nname: ");
     sb_quoted(&b, like->name[0] ? like->name : "model");
     sb_printf(&b, "\ninput: [%d, %d, %d]\n", like->in_c, like->in_h, like->in_w);
-    if (like->norm_mean && like->norm_std) {
-        sb_printf(&b, "normalize: {mean: ");
-        sb_floats(&b, like->norm_mean, like->in_c);
-        sb_printf(&b, ", std: ");
-        sb_floats(&b, like->norm_std, like->in_c);
-        sb_printf(&b, "}\n");
-    }
+    sb_data_keys(&b, like);
     sb_printf(&b, "layers:\n");
     for (int i = 0; i < n_layers; i++) {
         const kd_layer *L = &layers[i];
@@ -730,9 +956,129 @@ kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers
     return KD_STATUS_OK;
 }
 
-/* Prototype committed first for the datacli helper; implemented in the next commit. */
+/* ------------------------------------------------- what the data says, set after the fact */
+
+/* yaml with its top-level keys normalize, input_type and class_names taken out (each key's lines up
+ * to the next key) and keys appended: the layers' text stays as written. NULL when yaml is not a
+ * block mapping whose keys each start a line (the caller checks the result and writes the model anew
+ * when it is NULL or does not build the same model). */
+static char *replace_data_keys(const char *yaml, const char *keys) {
+    yaml_document_t doc;
+    size_t len = strlen(yaml);
+    if (kd_yaml_load(&doc, yaml, len, "<model>", NULL)) return NULL;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    size_t cut[3][2], n_cut = 0;  /* line ranges [from, to) to leave out */
+    int ok = root && root->type == YAML_MAPPING_NODE && root->data.mapping.style == YAML_BLOCK_MAPPING_STYLE;
+    for (yaml_node_pair_t *kv = ok ? root->data.mapping.pairs.start : NULL; ok && kv < root->data.mapping.pairs.top; kv++) {
+        yaml_node_t *k = yaml_document_get_node(&doc, kv->key);
+        const char *name = scalar(k);
+        ok = name && k->start_mark.column == 0;
+        if (ok && (!strcmp(name, "normalize") || !strcmp(name, "input_type") || !strcmp(name, "class_names"))) {
+            cut[n_cut][0] = k->start_mark.line;
+            cut[n_cut][1] = kv + 1 < root->data.mapping.pairs.top
+                                ? yaml_document_get_node(&doc, kv[1].key)->start_mark.line : (size_t)-1;
+            ok = n_cut++ < 2;
+        }
+    }
+    yaml_document_delete(&doc);
+    char *out = ok ? malloc(len + strlen(keys) + 2) : NULL;
+    if (!out) return NULL;
+    char *w = out;
+    size_t line = 0;
+    for (const char *l = yaml; *l; line++) {
+        const char *nl = strchr(l, '\n');
+        size_t ll = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        int keep = 1;
+        for (size_t c = 0; c < n_cut; c++) keep &= line < cut[c][0] || line >= cut[c][1];
+        if (keep) {
+            memcpy(w, l, ll);
+            w += ll;
+        }
+        l += ll;
+    }
+    if (w > out && w[-1] != '\n') *w++ = '\n';
+    strcpy(w, keys);
+    return out;
+}
+
+/* 1 if text builds the layers that m's own text builds and carries want's data keys. */
+static int same_model_with(const kd_model *m, const char *text, const kd_model *want) {
+    kd_model *a = NULL, *b = NULL;
+    int same = !model_from_text(&a, m->yaml, strlen(m->yaml), "<model>", 0, NULL, 0, NULL) &&
+               !model_from_text(&b, text, strlen(text), "<model>", 0, NULL, 0, NULL) &&
+               a->in_c == b->in_c && a->in_h == b->in_h && a->in_w == b->in_w && a->n_layers == b->n_layers &&
+               !memcmp(a->layers, b->layers, (size_t)a->n_layers * sizeof *a->layers) &&
+               b->input_values == want->input_values && !b->norm_mean == !want->norm_mean &&
+               !b->class_names == !want->class_names;
+    if (same && want->norm_mean)
+        same = !memcmp(b->norm_mean, want->norm_mean, (size_t)b->in_c * sizeof *b->norm_mean) &&
+               !memcmp(b->norm_std, want->norm_std, (size_t)b->in_c * sizeof *b->norm_std);
+    for (int i = 0; same && want->class_names && i < b->n_classes; i++)
+        same = !strcmp(b->class_names[i], want->class_names[i]);
+    kd_model_free(a);
+    kd_model_free(b);
+    return same;
+}
+
 kd_status kd_model_set_data_info(kd_model *m, const float *norm_mean, const float *norm_std, int input_values,
                                  const char *const *class_names, int n, kd_error *err) {
-    (void)m; (void)norm_mean; (void)norm_std; (void)input_values; (void)class_names; (void)n;
-    return kd_error_set(err, KD_STATUS_BAD_ARG, "kd_model_set_data_info: not implemented yet");
+    if (!m || !norm_mean != !norm_std || input_values < -1 || input_values > 1)
+        return kd_error_set(err, KD_STATUS_BAD_ARG,
+                            "kd_model_set_data_info: needs a model, norm_mean and norm_std both or neither, "
+                            "input_values -1, 0 or 1");
+    for (int c = 0; norm_mean && c < m->in_c; c++)
+        if (!isfinite(norm_mean[c]) || !isfinite(norm_std[c]) || !(norm_std[c] > 0.f))
+            return kd_error_set(err, KD_STATUS_BAD_ARG,
+                                "model %s: input channel %d's normalisation (mean %g, std %g) must be finite, std > 0",
+                                m->name, c, (double)norm_mean[c], (double)norm_std[c]);
+    if (class_names && n != m->n_classes)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "model %s has %d classes, %d class names were given", m->name,
+                            m->n_classes, n);
+    for (int i = 0; class_names && i < n; i++) {
+        const char *why = class_names[i] ? class_name_problem(class_names[i]) : "is missing";
+        if (why) return kd_error_set(err, KD_STATUS_BAD_ARG, "model %s: class name %d %s", m->name, i, why);
+    }
+    kd_model want = *m; /* m with the new fields, for the writer and the check */
+    float *mean = NULL, *std = NULL;
+    char **names = NULL, *yaml = NULL;
+    sbuf keys = {0};
+    kd_status st = KD_STATUS_NO_MEMORY;
+    if (norm_mean) {
+        if (!(mean = malloc((size_t)m->in_c * sizeof *mean)) || !(std = malloc((size_t)m->in_c * sizeof *std)))
+            goto done;
+        memcpy(mean, norm_mean, (size_t)m->in_c * sizeof *mean);
+        memcpy(std, norm_std, (size_t)m->in_c * sizeof *std);
+        want.norm_mean = mean;
+        want.norm_std = std;
+    }
+    if (input_values >= 0) want.input_values = input_values;
+    if (class_names && !(want.class_names = names = class_names_copy(class_names, n))) goto done;
+    sb_data_keys(&keys, &want);
+    if (keys.oom) goto done;
+    if (m->yaml && (yaml = replace_data_keys(m->yaml, keys.s ? keys.s : "")) && !same_model_with(m, yaml, &want)) {
+        free(yaml);
+        yaml = NULL;
+    }
+    if (!yaml && (st = kd_model_yaml_from_layers(&want, m->layers, m->n_layers, &yaml, err))) goto done;
+    if (mean) {
+        free(m->norm_mean);
+        free(m->norm_std);
+        m->norm_mean = mean;
+        m->norm_std = std;
+    }
+    if (names) {
+        free(m->class_names);
+        m->class_names = names;
+    }
+    m->input_values = want.input_values;
+    free(m->yaml);
+    m->yaml = yaml;
+    free(keys.s);
+    return KD_STATUS_OK;
+done:
+    free(mean);
+    free(std);
+    free(names);
+    free(keys.s);
+    return st == KD_STATUS_NO_MEMORY ? kd_error_set(err, st, "out of memory") : st;
 }

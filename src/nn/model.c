@@ -94,7 +94,7 @@ void kd_model_free(kd_model *m) {
         kd_fake_quant_detach(m);
         free(m->exec);
     }
-    free(m->layers); free(m->yaml); free(m->norm_mean); free(m->norm_std); free(m->params); free(m->grads); free(m->buffers);
+    free(m->layers); free(m->yaml); free(m->norm_mean); free(m->norm_std); free(m->class_names); free(m->params); free(m->grads); free(m->buffers);
     free(m);
 }
 
