@@ -127,7 +127,8 @@ int main(void) {
     EXPECT("train " FAST "-d " DIR " -m data_cli_rgb.yaml -o data_cli_a.safetensors", 0, "wrote data_cli_a.safetensors");
     check_norm("data_cli_a.safetensors", mean, std);
     EXPECT("eval data_cli_a.safetensors -d " DIR " --data-format idx", 0, "accuracy");
-    EXPECT("quantize data_cli_a.safetensors -d " DIR " -n 20", 0, "int8 accuracy");
+    EXPECT("predict data_cli_a.safetensors -d " DIR " -n 2", 0, "(true: ");
+    /* (quantize: per-channel normalisation in int8 models comes with part "deploy" of issue 14) */
     /* --mean/--std: one value for every channel, or one per channel */
     EXPECT("train " FAST "-d " DIR " -m data_cli_rgb.yaml --mean 0.5 --std 0.25 -o data_cli_b.safetensors", 0, "wrote");
     const float half[3] = {0.5f, 0.5f, 0.5f}, quarter[3] = {0.25f, 0.25f, 0.25f};
