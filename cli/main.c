@@ -213,7 +213,9 @@ static void usage(FILE *f) {
             "  lm        language models: train, distill (kd), eval, generate (distill lm --help)\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
-            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file, a checkpoint or a .onnx file.\n"
+            "IDX files or IMAGES,LABELS paths, an image folder (DIR/train/<class>/*.png ...), CIFAR binary\n"
+            "batches, NumPy .npz/.npy, or CSV/TSV tables (--data-format and the other data options:\n"
+            "docs/DATA.md). Models: a built-in name, a YAML file, a checkpoint or a .onnx file.\n"
             "Files read and written are regular files: a FIFO, device (also /dev/stdout), socket or\n"
             "directory is refused, and outputs are checked before a command starts its work.\n");
 }
