@@ -53,9 +53,43 @@ int kd_cli_check_outputs(const char *cmd, const char *const *outs, int n_out, co
 int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
 int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 
-/* Load the train or test split of a data spec, with the training set's normalisation statistics
- * applied to the test split (they must match what the model was trained with). */
-int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_dataset *ds);
+/* The data options of every command that takes --data (data_opts.c): getopt entries with the codes
+ * below (put KD_CLI_DATA_OPTIONS in a command's option table, KD_CLI_DATA_HELP in its --help), and
+ * their parser into a kd_data_opts (start from kd_data_opts_default()). */
+enum {
+    KD_CLI_O_DATA_FORMAT = 1000, KD_CLI_O_CHANNELS, KD_CLI_O_SIZE, KD_CLI_O_FIT, KD_CLI_O_TEST_FRACTION,
+    KD_CLI_O_SPLIT_SEED, KD_CLI_O_LABEL_COLUMN, KD_CLI_O_SKIP_BAD
+};
+#define KD_CLI_DATA_OPTIONS                                                                                   \
+    {"data-format", 1, 0, KD_CLI_O_DATA_FORMAT}, {"channels", 1, 0, KD_CLI_O_CHANNELS},                        \
+        {"size", 1, 0, KD_CLI_O_SIZE}, {"fit", 1, 0, KD_CLI_O_FIT}, {"test-fraction", 1, 0, KD_CLI_O_TEST_FRACTION}, \
+        {"split-seed", 1, 0, KD_CLI_O_SPLIT_SEED}, {"label-column", 1, 0, KD_CLI_O_LABEL_COLUMN},              \
+        {"skip-bad", 0, 0, KD_CLI_O_SKIP_BAD}
+#define KD_CLI_DATA_HELP                                                                                     \
+    "Data (docs/DATA.md):\n"                                                                                 \
+    "      --data-format F     auto (default: detected from --data), idx, images, cifar, numpy or csv\n"      \
+    "      --channels 1|3      images as grey or RGB (default: as the files are)\n"                          \
+    "      --size HxW          resize images to HxW (bilinear; default: as the files are)\n"                 \
+    "      --fit crop|pad|stretch  how --size keeps the aspect (default crop: centre crop)\n"                \
+    "      --test-fraction F   a folder or file with no test part: this share of each class is the test\n"  \
+    "                          split (seeded, stratified; default 0.2)\n"                                    \
+    "      --split-seed N      seed of that split (default 1)\n"                                             \
+    "      --label-column C    CSV/TSV: the label column, a header name or 0-based index (default: last)\n" \
+    "      --skip-bad          skip (and count) unreadable images instead of stopping\n"
+/* One data option c with its argument into o: 1 if c is one (and good), 0 if c is not a data
+ * option, -1 after printing a usage error. */
+int kd_cli_parse_data_opt(const char *cmd, int c, const char *arg, kd_data_opts *o);
+/* The same for a command's `default:` branch: 0 if handled, else KD_EXIT_USAGE after printing the
+ * error ("unknown option" when c is not a data option). */
+int kd_cli_data_opt(const char *cmd, int c, const char *arg, kd_data_opts *o);
+
+/* Load the train or test split of a data spec with the data options (kd_dataset_load_ex; NULL =
+ * defaults). m, if given, is the model the data is for: its shape, input type and classes are
+ * checked against the data (kd_model_check_data). A test split gets the training split's scalar
+ * statistics (what a model without its own normalisation was trained with) unless m has its own.
+ * Returns 0, or an exit code after printing the error. */
+int kd_cli_load_data(const char *cmd, const char *spec, const char *split, const kd_data_opts *opts, const kd_model *m,
+                     kd_dataset *ds);
 
 /* The one dispatch on a model argument's kind: a checkpoint (.safetensors, .ckpt) or an ONNX file
  * (.onnx, imported without normalisation) is loaded with its weights; anything else is a built-in or

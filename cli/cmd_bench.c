@@ -128,9 +128,10 @@ fail:
 
 int kd_cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"runs", 1, 0, 'n'}, {"verify", 0, 0, 'v'},
-                                         {"limit", 1, 0, 'l'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"limit", 1, 0, 'l'}, {"help", 0, 0, 'h'}, KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     const char *C = "bench", *data = "fashion-mnist";
     int runs = 5000, verify = 0, limit = 0;
+    kd_data_opts dopts = kd_data_opts_default();
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "d:n:h", opts, NULL)) != -1;) {
         switch (c) {
@@ -138,8 +139,8 @@ int kd_cmd_bench(int argc, char **argv) {
         case 'n': if (!kd_cli_int(C, "--runs", optarg, 1, 100000000, &runs)) return KD_EXIT_USAGE; break;
         case 'v': verify = 1; break;
         case 'l': if (!kd_cli_int(C, "--limit", optarg, 1, 1 << 30, &limit)) return KD_EXIT_USAGE; break;
-        case 'h': help(); return 0;
-        default: return kd_cli_usage_error(C, "unknown option");
+        case 'h': help(); fputs(KD_CLI_DATA_HELP, stdout); return 0;
+        default: if (kd_cli_data_opt(C, c, optarg, &dopts)) return KD_EXIT_USAGE; break;
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL.kdm argument");
@@ -150,7 +151,7 @@ int kd_cmd_bench(int argc, char **argv) {
     int fd = kd_open_input(path, &err); /* what is wrong with MODEL, before the test set is read */
     if (fd < 0) return kd_cli_fail(C, &err);
     close(fd);
-    if (kd_cli_load_data(C, data, "test", &test)) return KD_EXIT_ERROR;
+    if (kd_cli_load_data(C, data, "test", &dopts, NULL, &test)) return KD_EXIT_ERROR;
     if (limit && limit < test.n) kd_dataset_truncate(&test, limit);
     int rc = kd_cli_kdm_run(C, path, &test, runs, &r);
     if (rc) {

@@ -118,10 +118,11 @@ int kd_cmd_export(int argc, char **argv) {
     static const struct option opts[] = {{"output", 1, 0, 'o'},  {"format", 1, 0, 'f'},       {"name", 1, 0, 'N'},
                                          {"fp32", 1, 0, 'F'},    {"calib-images", 1, 0, 'n'}, {"method", 1, 0, 'm'},
                                          {"data", 1, 0, 'd'},    {"threads", 1, 0, 'j'},      {"help", 0, 0, 'h'},
-                                         {"int8-ops", 1, 0, 'Q'}, {0, 0, 0, 0}};
+                                         {"int8-ops", 1, 0, 'Q'}, KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     const char *C = "export", *outp = NULL, *format = NULL, *name = NULL, *fp32 = NULL, *data = "fashion-mnist";
     kd_calib_config cfg;
     kd_calib_config_default(&cfg);
+    kd_data_opts dopts = kd_data_opts_default();
     int threads = 2;
     kd_onnx_int8_ops ops = KD_ONNX_INT8_EXACT;
     optind = 1;
@@ -147,8 +148,8 @@ int kd_cmd_export(int argc, char **argv) {
             break;
         case 'd': data = optarg; break;
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
-        case 'h': help(); return 0;
-        default: return kd_cli_usage_error(C, "unknown option");
+        case 'h': help(); fputs(KD_CLI_DATA_HELP, stdout); return 0;
+        default: if (kd_cli_data_opt(C, c, optarg, &dopts)) return KD_EXIT_USAGE; break;
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
@@ -185,7 +186,7 @@ int kd_cmd_export(int argc, char **argv) {
         kd_model *m = NULL;
         kd_dataset train = {0};
         if (kd_cli_load_model(C, mpath, &m)) return KD_EXIT_ERROR;
-        if (kd_cli_load_data(C, data, "train", &train)) {
+        if (kd_cli_load_data(C, data, "train", &dopts, m, &train)) {
             kd_model_free(m);
             return KD_EXIT_ERROR;
         }

@@ -9,10 +9,10 @@
 #include "distill/distill.h"
 
 /* The MODEL argument and the --data/--split of eval and predict; nonzero (and nothing to free) on error. */
-static int open_model_and_data(const char *cmd, const char *model, const char *data, const char *split, kd_model **m,
-                               kd_dataset *ds) {
+static int open_model_and_data(const char *cmd, const char *model, const char *data, const char *split,
+                               const kd_data_opts *dopts, kd_model **m, kd_dataset *ds) {
     if (kd_cli_load_model(cmd, model, m)) return 1;
-    if (kd_cli_load_data(cmd, data, split, ds)) {
+    if (kd_cli_load_data(cmd, data, split, dopts, *m, ds)) {
         kd_model_free(*m);
         *m = NULL;
         return 1;
@@ -23,7 +23,7 @@ static int open_model_and_data(const char *cmd, const char *model, const char *d
 /* The help lines of those two options, the same in eval's and predict's help. */
 #define DATA_OPTIONS_HELP                                                                        \
     "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n" \
-    "  -s, --split NAME    test (default) or train\n"
+    "  -s, --split NAME    test (default) or train\n" KD_CLI_DATA_HELP
 
 /* ------------------------------------------------------------------ eval */
 
@@ -41,8 +41,9 @@ static void eval_help(void) {
 int kd_cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 'j'}, {"help", 0, 0, 'h'}, {"latency", 0, 0, 'L'},
-                                         {"save-logits", 1, 0, 'S'}, {0, 0, 0, 0}};
+                                         {"save-logits", 1, 0, 'S'}, KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     const char *C = "eval", *data = "fashion-mnist", *split = "test";
+    kd_data_opts dopts = kd_data_opts_default();
     int batch = 256, threads = 2, latency = 0;
     const char *save_logits = NULL;
     optind = 1;
@@ -55,14 +56,14 @@ int kd_cmd_eval(int argc, char **argv) {
         case 'h': eval_help(); return 0;
         case 'L': latency = 1; break;
         case 'S': save_logits = optarg; break;
-        default: return kd_cli_usage_error(C, "unknown option");
+        default: if (kd_cli_data_opt(C, c, optarg, &dopts)) return KD_EXIT_USAGE; break;
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     kd_cli_threads(threads);
     kd_model *m = NULL;
     kd_dataset ds = {0};
-    if (kd_cli_check_outputs(C, &save_logits, 1, (const char *const *)&argv[optind], 1) || open_model_and_data(C, argv[optind], data, split, &m, &ds))
+    if (kd_cli_check_outputs(C, &save_logits, 1, (const char *const *)&argv[optind], 1) || open_model_and_data(C, argv[optind], data, split, &dopts, &m, &ds))
         return KD_EXIT_ERROR;
     kd_error err;
     kd_eval_result r;
@@ -185,8 +186,9 @@ static void predict_help(void) {
 int kd_cmd_predict(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"index", 1, 0, 'i'},
                                          {"count", 1, 0, 'n'}, {"top", 1, 0, 'k'}, {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
     const char *C = "predict", *data = "fashion-mnist", *split = "test";
+    kd_data_opts dopts = kd_data_opts_default();
     int first = 0, count = 10, topk = 3;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "d:s:i:n:k:h", opts, NULL)) != -1;) {
@@ -197,14 +199,14 @@ int kd_cmd_predict(int argc, char **argv) {
         case 'n': if (!kd_cli_int(C, "--count", optarg, 1, 1 << 20, &count)) return KD_EXIT_USAGE; break;
         case 'k': if (!kd_cli_int(C, "--top", optarg, 1, 1000, &topk)) return KD_EXIT_USAGE; break;
         case 'h': predict_help(); return 0;
-        default: return kd_cli_usage_error(C, "unknown option");
+        default: if (kd_cli_data_opt(C, c, optarg, &dopts)) return KD_EXIT_USAGE; break;
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
     kd_cli_threads(1); /* predict runs the model on one thread */
     kd_model *m = NULL;
     kd_dataset ds = {0};
-    if (open_model_and_data(C, argv[optind], data, split, &m, &ds)) return KD_EXIT_ERROR;
+    if (open_model_and_data(C, argv[optind], data, split, &dopts, &m, &ds)) return KD_EXIT_ERROR;
     int rc = 0;
     kd_error err;
     if (first >= ds.n) {

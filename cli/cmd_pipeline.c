@@ -32,6 +32,8 @@ static void help(void) {
            "student -> report. Sections (each optional but the student; keys are the options of the\n"
            "command in brackets):\n"
            "  out: DIR, data: SPEC, threads: N, seed: N   (passed to every stage)\n"
+           "  data-format:, channels:, size:, fit:, test-fraction:, split-seed:, label-column:,\n"
+           "  skip-bad: true   the data options (distill train --help), passed to every stage with data\n"
            "  teacher:  {...}   [distill train]  trains OUT/teacher.safetensors (unless teacher-file:)\n"
            "  baseline: {...}   [distill train]  the student on labels only, for comparison\n"
            "  student:  {...}   [distill kd]     distills OUT/student.safetensors from the teacher\n"
@@ -315,14 +317,15 @@ static int write_text(const char *C, const char *path, const char *text, size_t 
 
 /* 5. the report: OUT/report.md (and .tsv), and the plot of accuracy against size if gnuplot is
  * there (Debian's gnuplot-nox). fp32[4]: teacher, baseline, student, pruned rows; int8[2]: PTQ, QAT. */
-static int write_report(const char *C, const char *out, const char *data, int threads, const stage_paths *p,
+static int write_report(const char *C, const char *out, const char *data, const kd_data_opts *dopts, int threads,
+                        const stage_paths *p,
                         const int *fp32, const int *int8, const char *last, const char *ship) {
     char report[600], tsv[600], *md_text = NULL, *ts_text = NULL;
     size_t md_len = 0, ts_len = 0;
     snprintf(report, sizeof report, "%s/report.md", out);
     snprintf(tsv, sizeof tsv, "%s/report.tsv", out);
     kd_dataset test = {0};
-    if (kd_cli_load_data(C, data, "test", &test)) return KD_EXIT_ERROR;
+    if (kd_cli_load_data(C, data, "test", dopts, NULL, &test)) return KD_EXIT_ERROR;
     FILE *md = open_memstream(&md_text, &md_len), *ts = open_memstream(&ts_text, &ts_len);
     int rc = !md || !ts ? KD_EXIT_ERROR : 0;
     if (rc) fprintf(stderr, "distill pipeline: error: out of memory for the report\n");
@@ -381,7 +384,13 @@ static int section_stage(const kd_cli_yaml *y, stage *s, const char *name, int r
 
 /* The top-level keys of a pipeline file. */
 static const char *const pipeline_keys[] = {"out",     "data",     "threads",  "seed", "teacher-file", "teacher",
-                                            "baseline", "student", "prune", "quantize", "qat", NULL};
+                                            "baseline", "student", "prune", "quantize", "qat", "data-format",
+                                            "channels", "size", "fit", "test-fraction", "split-seed",
+                                            "label-column", "skip-bad", NULL};
+/* The data options among them (KD_CLI_DATA_OPTIONS), given to every stage that reads the data. */
+#define DATA_KEYS 8
+static const char *const data_keys[DATA_KEYS] = {"data-format",   "channels",   "size",         "fit",
+                                                 "test-fraction", "split-seed", "label-column", "skip-bad"};
 
 typedef struct {
     stage st[7];
@@ -389,7 +398,50 @@ typedef struct {
     stage_paths p;
     const char *out, *data, *thr, *seed, *teacher_file, *last, *ship;
     int fp32[4], int8[2];
+    char data_flags[DATA_KEYS][24];   /* "--data-format", ... */
+    const char *data_args[2 * DATA_KEYS + 1]; /* the file's data options as arguments, NULL-terminated */
+    kd_data_opts data_opts;           /* the same, parsed, for the report's test split */
 } pipeline;
+
+/* The file's data options (top-level keys) into pl->data_args (as "--key value", or "--skip-bad"
+ * for skip-bad: true) and pl->data_opts, checked as the commands check them. Returns 1, or 0 after
+ * printing the error. */
+static int data_options(const kd_cli_yaml *y, pipeline *pl) {
+    static const struct option dopts[] = {KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
+    int n = 0;
+    pl->data_opts = kd_data_opts_default();
+    for (int k = 0; k < DATA_KEYS; k++) {
+        const char *v = NULL;
+        if (!kd_cli_config_scalar(y, data_keys[k], NULL, &v)) return 0;
+        if (!v) continue;
+        snprintf(pl->data_flags[k], sizeof pl->data_flags[k], "--%s", data_keys[k]);
+        int code = 0;
+        for (const struct option *o = dopts; o->name; o++)
+            if (!strcmp(o->name, data_keys[k])) code = o->val;
+        if (code == KD_CLI_O_SKIP_BAD) {
+            if (strcmp(v, "true") && strcmp(v, "false")) {
+                fprintf(stderr, "distill pipeline: error: %sskip-bad must be true or false, got '%s'\n",
+                        kd_cli_config_where(v), v);
+                return 0;
+            }
+            if (!strcmp(v, "false")) continue;
+        }
+        if (kd_cli_parse_data_opt("pipeline", code, v, &pl->data_opts) < 0) return 0;
+        pl->data_args[n++] = pl->data_flags[k];
+        if (code != KD_CLI_O_SKIP_BAD) pl->data_args[n++] = v;
+    }
+    pl->data_args[n] = NULL;
+    return 1;
+}
+
+/* head (NULL-terminated) followed by the data options, into dst (room for STAGE_MAX_ARGS). */
+static const char *const *with_data(const char **dst, const char *const *head, const pipeline *pl) {
+    int n = 0;
+    for (int i = 0; head[i]; i++) dst[n++] = head[i];
+    for (int i = 0; pl->data_args[i]; i++) dst[n++] = pl->data_args[i];
+    dst[n] = NULL;
+    return dst;
+}
 
 /* Read the file's settings and build every stage (checking sections and keys). Returns an exit code. */
 static int plan(const kd_cli_yaml *y, const char *out_opt, pipeline *pl) {
@@ -399,7 +451,7 @@ static int plan(const kd_cli_yaml *y, const char *out_opt, pipeline *pl) {
     if (!kd_cli_config_keys(y, pipeline_keys, required) || !kd_cli_config_scalar(y, "out", "out/pipeline", &pl->out) ||
         !kd_cli_config_scalar(y, "data", "fashion-mnist", &pl->data) || !kd_cli_config_scalar(y, "threads", "2", &pl->thr) ||
         !kd_cli_config_scalar(y, "seed", "1", &pl->seed) ||
-        !kd_cli_config_scalar(y, "teacher-file", NULL, &pl->teacher_file))
+        !kd_cli_config_scalar(y, "teacher-file", NULL, &pl->teacher_file) || !data_options(y, pl))
         return KD_EXIT_USAGE;
     if (out_opt) pl->out = out_opt;
     stage_paths *p = &pl->p;
@@ -424,8 +476,10 @@ static int plan(const kd_cli_yaml *y, const char *out_opt, pipeline *pl) {
         snprintf(p->teacher, sizeof p->teacher, "%s", pl->teacher_file);
     }
     const char *data = pl->data, *thr = pl->thr, *seed = pl->seed;
-    const char *train_head[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
-    const char *kd_head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", p->teacher, NULL};
+    const char *train_base[] = {"train", "--data", data, "--threads", thr, "--seed", seed, "--resume", NULL};
+    const char *kd_base[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", p->teacher, NULL};
+    const char *train_buf[32], *kd_buf[32], *q_buf[32], *qat_buf[32];
+    const char *const *train_head = with_data(train_buf, train_base, pl), *const *kd_head = with_data(kd_buf, kd_base, pl);
     const char *t_tail[] = {"-o", p->teacher, NULL}, *b_tail[] = {"-o", p->baseline, NULL}, *s_tail[] = {"-o", p->student, NULL};
     stage *s = pl->st;
     int r;
@@ -474,14 +528,16 @@ static int plan(const kd_cli_yaml *y, const char *out_opt, pipeline *pl) {
     pl->fp32[3] = r > 0;
     /* 4. int8 post-training quantization of the last model (pruned if there is a prune stage) */
     pl->last = r > 0 ? p->pruned_kd : p->student;
-    const char *q_head[] = {"quantize", "--data", data, "--threads", thr, NULL}, *q_tail[] = {pl->last, "-o", p->int8, NULL};
+    const char *q_base[] = {"quantize", "--data", data, "--threads", thr, NULL}, *q_tail[] = {pl->last, "-o", p->int8, NULL};
+    const char *const *q_head = with_data(q_buf, q_base, pl);
     if (!(r = section_stage(y, &s[pl->n], "quantize", 0, kd_cmd_quantize, quant_t, q_head, q_tail, p->int8, NULL)))
         return KD_EXIT_USAGE;
     pl->int8[0] = r > 0;
     pl->n += r > 0;
     /* 4b. quantization-aware distillation of the same model (writes OUT/qat.int8.safetensors last) */
-    const char *qat_head[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", p->teacher,
+    const char *qat_base[] = {"kd", "--data", data, "--threads", thr, "--seed", seed, "--resume", "--teacher", p->teacher,
                               "--qat", "8", NULL};
+    const char *const *qat_head = with_data(qat_buf, qat_base, pl);
     const char *qat_tail[] = {"--student", pl->last, "-o", p->qat, NULL};
     if (!(r = section_stage(y, &s[pl->n], "qat", 0, kd_cmd_kd, train_t, qat_head, qat_tail, p->qat_int8, p->qat)))
         return KD_EXIT_USAGE;
@@ -570,7 +626,7 @@ int kd_cmd_pipeline(int argc, char **argv) {
             fprintf(stderr, "distill pipeline: stopped: the %s stage failed (exit %d)\n", pl.st[i].name, rc);
     if (rc == KD_EXIT_INTERRUPTED) fprintf(stderr, "distill pipeline: interrupted; run the same command to continue\n");
     int threads = atoi(pl.thr ? pl.thr : "1");
-    if (!rc) rc = write_report(C, pl.out, pl.data, threads > 0 ? threads : 1, &pl.p, pl.fp32, pl.int8, pl.last, pl.ship);
+    if (!rc) rc = write_report(C, pl.out, pl.data, &pl.data_opts, threads > 0 ? threads : 1, &pl.p, pl.fp32, pl.int8, pl.last, pl.ship);
     for (int i = 0; i < (int)(sizeof pl.st / sizeof *pl.st); i++)
         if (pl.st[i].sec_argv) kd_cli_free_args(pl.st[i].sec_argc, pl.st[i].sec_argv);
     kd_cli_yaml_close(y);

@@ -36,13 +36,14 @@ static const struct option opts[] = {{"calib-images", 1, 0, 'n'}, {"method", 1, 
                                      {"weight-bits", 1, 0, 'w'},  {"group", 1, 0, 'g'},
                                      {"batch", 1, 0, 'b'},        {"threads", 1, 0, 'j'},
                                      {"output", 1, 0, 'o'},       {"help", 0, 0, 'h'},
-                                     {"check", 0, 0, 'K'},        {0, 0, 0, 0}};
+                                     {"check", 0, 0, 'K'},        KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
 const struct option *const kd_cli_quantize_options = opts;
 
 int kd_cmd_quantize(int argc, char **argv) {
     const char *C = "quantize", *data = "fashion-mnist", *outp = NULL;
     kd_calib_config cfg;
     kd_calib_config_default(&cfg);
+    kd_data_opts dopts = kd_data_opts_default();
     int batch = 256, threads = 2, check = 0;
     float pct = 99.99f;
     optind = 1;
@@ -65,8 +66,8 @@ int kd_cmd_quantize(int argc, char **argv) {
         case 'j': if (!kd_cli_int(C, "--threads", optarg, 1, 256, &threads)) return KD_EXIT_USAGE; break;
         case 'o': outp = optarg; break;
         case 'K': check = 1; break;
-        case 'h': help(); return 0;
-        default: return kd_cli_usage_error(C, "unknown option");
+        case 'h': help(); fputs(KD_CLI_DATA_HELP, stdout); return 0;
+        default: if (kd_cli_data_opt(C, c, optarg, &dopts)) return KD_EXIT_USAGE; break;
         }
     }
     if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
@@ -78,11 +79,11 @@ int kd_cmd_quantize(int argc, char **argv) {
     kd_model *m = NULL;
     kd_dataset train = {0}, test = {0};
     if (kd_cli_check_outputs(C, &outp, 1, &mpath, 1) || kd_cli_load_model(C, mpath, &m)) return KD_EXIT_ERROR;
-    if (kd_cli_load_data(C, data, "train", &train)) {
+    if (kd_cli_load_data(C, data, "train", &dopts, m, &train)) {
         kd_model_free(m);
         return KD_EXIT_ERROR;
     }
-    if (kd_cli_load_data(C, data, "test", &test)) {
+    if (kd_cli_load_data(C, data, "test", &dopts, m, &test)) {
         kd_dataset_free(&train);
         kd_model_free(m);
         return KD_EXIT_ERROR;

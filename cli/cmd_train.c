@@ -3,6 +3,7 @@
  * writing the final model-only checkpoint to OUT. Both share every training option. */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,12 +52,17 @@ static void help(int kd) {
         "Model and data:\n"
         "  -m, --model NAME|FILE   built-in model (distill models), YAML file, or a checkpoint\n"
         "                          to continue from (default: cnn-t for train)\n"
-        "  -d, --data SPEC         fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
+        "  -d, --data SPEC         fashion-mnist (default), a directory of IDX files or IMAGES,LABELS,\n"
+        "                          an image folder, CIFAR batches, .npz/.npy, .csv/.tsv (docs/DATA.md)\n"
         "      --val N             hold out N training images for validation (default 5000; 0 = none)\n"
         "      --limit N           train on the first N training images only\n"
+        "      --mean M[,M..]      the model's input normalisation, one value per channel or one for all\n"
+        "      --std S[,S..]       (default: the per-channel mean and std of the training split; stored in\n"
+        "                          the checkpoint, with the data's class names, for eval, predict, export)\n"
         "  -o, --output FILE       final checkpoint (default model.safetensors); the training state\n"
         "                          goes to FILE.ckpt after every epoch (every output is checked\n"
         "                          before training: a FIFO, device or directory there is refused)\n"
+        "%s"
         "Schedule:\n"
         "  -e, --epochs N          epochs (default 15)\n"
         "  -b, --batch N           batch size (default 128)\n"
@@ -72,8 +78,9 @@ static void help(int kd) {
         "      --label-smoothing X cross-entropy label smoothing (default 0)\n"
         "      --clip-grad X       clip the global gradient norm to X (default off)\n"
         "Augmentation:\n"
-        "      --translate N       random shifts of up to N pixels (Hinton's jitter; default 0)\n"
-        "      --hflip             random horizontal flips\n"
+        "      --translate N       random shifts of up to N pixels, zero fill: a random crop with padding N\n"
+        "                          (CIFAR's standard is 4; default 0); images only, not tables\n"
+        "      --hflip             random horizontal flips (images only)\n"
         "Pruning while training (gradual magnitude pruning, Zhu & Gupta's AGP schedule):\n"
         "      --prune-sparsity S  prune conv/linear weights to sparsity S (e.g. 0.8), ramping from 0\n"
         "      --prune-scope X     layer (every layer reaches S; default) or global (one threshold)\n"
@@ -95,7 +102,7 @@ static void help(int kd) {
         "                          See examples/kd-fitnet.yaml\n\n"
         "Same seed and thread count give bit-identical weights; so does a run resumed after a kill.\n"
         "Example: distill %s\n",
-        kd ? "Quantization-aware distillation (start from a trained checkpoint):\n"
+        KD_CLI_DATA_HELP, kd ? "Quantization-aware distillation (start from a trained checkpoint):\n"
              "      --qat BITS          8 or 4: fold batch norm, calibrate int8 activations on the training\n"
              "                          split, then train with fake-quantized weights (int8 per channel, or\n"
              "                          int4 in groups) and activations and the teacher's soft targets;\n"
@@ -111,10 +118,11 @@ enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
     O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
-    O_QAT, O_QAT_GROUP, O_CHECK
+    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV
 };
 
 #define KD_MAX_TEACHERS 16
+#define KD_NORM_MAX 1024 /* --mean/--std values */
 
 static const struct option opts[] = {
     {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
@@ -131,7 +139,7 @@ static const struct option opts[] = {
     {"search-budget", 1, 0, O_SEARCH_B}, {"prune-sparsity", 1, 0, O_PRUNE}, {"prune-scope", 1, 0, O_PRUNE_SCOPE},
     {"prune-end", 1, 0, O_PRUNE_END}, {"prune-every", 1, 0, O_PRUNE_EVERY},
     {"qat", 1, 0, O_QAT}, {"qat-group", 1, 0, O_QAT_GROUP}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
-    {"check", 0, 0, O_CHECK}, {0, 0, 0, 0}};
+    {"check", 0, 0, O_CHECK}, {"mean", 1, 0, O_MEAN}, {"std", 1, 0, O_SDEV}, KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
 const struct option *const kd_cli_train_options = opts;
 
 
@@ -139,6 +147,8 @@ const struct option *const kd_cli_train_options = opts;
 typedef struct {
     int kd;
     const char *C, *model_arg, *data, *out, *logits_path, *init_map;
+    kd_data_opts data_opts;
+    const char *mean_arg, *std_arg; /* --mean, --std: checked in parse, applied per channel in load_inputs */
     const char *teacher_paths[KD_MAX_TEACHERS];
     int n_teacher_paths, n_terms, no_cache, search, n_val, limit, seed, check;
     kd_loss_term terms[KD_MAX_LOSS_TERMS];
@@ -171,6 +181,7 @@ static void init_opts(train_opts *o, int kd) {
     o->C = kd ? "kd" : "train";
     o->model_arg = kd ? "cnn-s" : "cnn-t";
     o->data = "fashion-mnist";
+    o->data_opts = kd_data_opts_default();
     o->out = kd ? "student.safetensors" : "model.safetensors";
     o->n_val = 5000;
     o->seed = 1;
@@ -279,6 +290,36 @@ static int parse_schedule_opt(train_opts *o, int c, const char *arg) {
     }
 }
 
+/* --mean / --std: one value, or one per channel (comma-separated). Into v[0..c) when v is given
+ * (one value repeated); returns the count of values (0 after a usage error, printed), and with
+ * v, 0 after the error that the count is neither 1 nor c. */
+static int norm_list(const char *C, const char *opt, const char *arg, float *v, int c) {
+    float buf[KD_NORM_MAX];
+    int n = 0;
+    const char *p = arg;
+    for (;;) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !isfinite(x) || (!strcmp(opt, "--std") && !(x > 0)) || n == KD_NORM_MAX) {
+            kd_cli_usage_error(C, "%s%s expects one number or one per channel (at most %d), comma-separated%s, got '%s'",
+                               kd_cli_config_where(arg), opt, KD_NORM_MAX, strcmp(opt, "--std") ? "" : ", each > 0",
+                               arg);
+            return 0;
+        }
+        buf[n++] = (float)x;
+        if (!*end) break;
+        p = end + 1;
+    }
+    if (!v) return n;
+    if (n != 1 && n != c) {
+        kd_cli_usage_error(C, "%s%s has %d values; the data has %d channels (give 1 value or %d)",
+                           kd_cli_config_where(arg), opt, n, c, c);
+        return 0;
+    }
+    for (int i = 0; i < c; i++) v[i] = buf[n == 1 ? 0 : i];
+    return n;
+}
+
 /* The model, data and run options. Same returns as parse_kd_opt. */
 static int parse_run_opt(train_opts *o, int c, const char *arg) {
     const char *C = o->C;
@@ -299,7 +340,9 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
     case O_RESUME: cfg->resume = 1; return 1;
     case O_LOG: cfg->log_path = arg; return 1;
     case O_MAXSTEPS: return kd_cli_int(C, "--max-steps", arg, 1, 1 << 30, &cfg->max_steps_per_epoch) ? 1 : -1;
-    default: return 0;
+    case O_MEAN: return norm_list(C, "--mean", arg, NULL, 0) ? (o->mean_arg = arg, 1) : -1;
+    case O_SDEV: return norm_list(C, "--std", arg, NULL, 0) ? (o->std_arg = arg, 1) : -1;
+    default: return kd_cli_parse_data_opt(C, c, arg, &o->data_opts);
     }
 }
 
@@ -393,12 +436,62 @@ static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
     return check_outputs(o) ? KD_EXIT_ERROR : PARSED;
 }
 
-/* The model (fresh, or a checkpoint to continue from) and the training/validation split. */
+/* What the training data says about the model, stored in it (and so in its checkpoint): the input
+ * normalisation unless it has its own (--mean/--std, else the per-channel statistics of the
+ * training split as loaded, before --limit and the validation split: for 1-channel pixels the same
+ * floats as ds->mean/std, which fed such a model before it stored them), the input type and the
+ * class names. */
+static int set_data_info(const train_opts *o, train_state *s) {
+    const char *C = o->C;
+    const kd_dataset *ds = &s->train;
+    kd_error err;
+    float *mean = malloc(sizeof(float) * (size_t)ds->c), *std = malloc(sizeof(float) * (size_t)ds->c);
+    int rc = 0;
+    if (!mean || !std) {
+        fprintf(stderr, "distill %s: error: out of memory\n", C);
+        rc = KD_EXIT_ERROR;
+    } else if (!s->m->norm_mean || o->mean_arg || o->std_arg) {
+        kd_dataset_channel_stats(ds, mean, std);
+        if ((o->mean_arg && !norm_list(C, "--mean", o->mean_arg, mean, ds->c)) ||
+            (o->std_arg && !norm_list(C, "--std", o->std_arg, std, ds->c)))
+            rc = KD_EXIT_USAGE;
+    }
+    int own = s->m->norm_mean && !o->mean_arg && !o->std_arg; /* keep the model's (an ONNX teacher's, a checkpoint's) */
+    /* names only for a model with as many classes (an explicit larger head keeps none) */
+    const char *const *names = ds->n_classes == s->m->n_classes ? (const char *const *)ds->class_names : NULL;
+    if (!rc && kd_model_set_data_info(s->m, own ? NULL : mean, own ? NULL : std, ds->type == KD_DATA_F32, names,
+                                      ds->n_classes, &err))
+        rc = kd_cli_fail_in(C, o->model_arg, &err);
+    free(mean);
+    free(std);
+    return rc;
+}
+
+/* A model argument for data ds: a checkpoint (or ONNX file) is loaded and checked against the data;
+ * a built-in or YAML model is built for its shape and class count (kd_model_create_for). */
+static int load_model_for(const char *C, const char *what, uint64_t seed, const kd_dataset *ds, kd_model **m) {
+    kd_error err;
+    if (!kd_cli_model_is_trained(what)) {
+        kd_model_fit fit = {ds->c, ds->h, ds->w, ds->n_classes};
+        return kd_model_create_for(m, what, seed, &fit, &err) ? kd_cli_fail_about(C, what, &err) : 0;
+    }
+    if (kd_cli_load_model_seeded(C, what, seed, m)) return KD_EXIT_ERROR;
+    if (kd_model_check_data(*m, ds, &err)) {
+        fprintf(stderr, "distill %s: error: %s: %s\n", C, what, err.msg);
+        return KD_EXIT_ERROR;
+    }
+    return 0;
+}
+
+/* The training/validation split and the model (fresh for the data's shape, or a checkpoint to
+ * continue from) carrying the data's normalisation and class names. */
 static int load_inputs(const train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
-    if (kd_cli_load_model_seeded(C, o->model_arg, (uint64_t)o->seed, &s->m)) return KD_EXIT_ERROR;
-    if (kd_cli_load_data(C, o->data, "train", &s->train)) return KD_EXIT_ERROR;
+    int rc;
+    if (kd_cli_load_data(C, o->data, "train", &o->data_opts, NULL, &s->train)) return KD_EXIT_ERROR;
+    if ((rc = load_model_for(C, o->model_arg, (uint64_t)o->seed, &s->train, &s->m)) || (rc = set_data_info(o, s)))
+        return rc;
     if (o->limit && o->limit < s->train.n) kd_dataset_truncate(&s->train, o->limit);
     if (o->n_val >= s->train.n)
         return kd_cli_usage_error(C, "--val %d leaves no training data (%d images)", o->n_val, s->train.n);
@@ -429,7 +522,7 @@ static int load_teachers(const train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
     for (int k = 0; k < o->n_teacher_paths; k++)
-        if (kd_cli_load_model(C, o->teacher_paths[k], &s->teachers[k])) return KD_EXIT_ERROR;
+        if (load_model_for(C, o->teacher_paths[k], 1, &s->train, &s->teachers[k])) return KD_EXIT_ERROR;
     s->teacher = kd_teacher_online(s->teachers, o->n_teacher_paths);
     if (!o->logits_path) return 0;
     int n_rows = 0, n_cls = 0;
@@ -437,7 +530,7 @@ static int load_teachers(const train_opts *o, train_state *s) {
     int want = s->train.n + s->val.n; /* one row per image of the training file */
     if (o->limit) {
         kd_dataset full = {0};
-        if (!kd_dataset_load(&full, o->data, "train", &err)) want = full.n;
+        if (!kd_dataset_load_ex(&full, o->data, "train", &o->data_opts, &err)) want = full.n;
         kd_dataset_free(&full);
     }
     if (n_rows != want) {
@@ -646,7 +739,9 @@ static int train_and_report(train_opts *o, train_state *s) {
     if (o->cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(s->m));
     if (!o->kd) return 0; /* the test-set reports below are distillation's (QAT runs are kd runs) */
     kd_dataset test = {0};
-    if (kd_cli_load_data(C, o->data, "test", &test)) return o->qat.weight_bits ? KD_EXIT_ERROR : 0;
+    if (kd_cli_load_data(C, o->data, "test", &o->data_opts, s->m, &test)) return o->qat.weight_bits ? KD_EXIT_ERROR : 0;
+    test.mean = s->train.mean; /* the training file's statistics, for a teacher without normalisation of its own */
+    test.std = s->train.std;
     int rc = report_kd(o, s, &test);
     if (!rc && o->qat.weight_bits) rc = qat_finish(o, s, &test);
     kd_dataset_free(&test);

@@ -162,24 +162,6 @@ int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, dou
     return 1;
 }
 
-int kd_cli_load_data(const char *cmd, const char *spec, const char *split, kd_dataset *ds) {
-    kd_error err;
-    kd_dataset train = {0};
-    if (kd_dataset_load(ds, spec, split, &err)) return kd_cli_fail_about(cmd, spec, &err);
-    if (strcmp(split, "train") != 0) {
-        /* The training set's statistics, as a model without its own normalisation was trained
-         * (one with it ignores them: docs/DATA.md). */
-        if (kd_dataset_load(&train, spec, "train", &err)) {
-            kd_dataset_free(ds);
-            return kd_cli_fail_about(cmd, spec, &err);
-        }
-        ds->mean = train.mean;
-        ds->std = train.std;
-        kd_dataset_free(&train);
-    }
-    return 0;
-}
-
 static int has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), ns = strlen(suffix);
     return n > ns && strcmp(s + n - ns, suffix) == 0;
@@ -231,7 +213,9 @@ static void usage(FILE *f) {
             "  lm        language models: train, distill (kd), eval, generate (distill lm --help)\n"
             "  models    list the built-in models\n\n"
             "Data: 'fashion-mnist' (Debian package dataset-fashion-mnist), a directory of MNIST-format\n"
-            "IDX files, or IMAGES,LABELS paths. Models: a built-in name, a YAML file, a checkpoint or a .onnx file.\n"
+            "IDX files or IMAGES,LABELS paths, an image folder (DIR/train/<class>/*.png ...), CIFAR binary\n"
+            "batches, NumPy .npz/.npy, or CSV/TSV tables (--data-format and the other data options:\n"
+            "docs/DATA.md). Models: a built-in name, a YAML file, a checkpoint or a .onnx file.\n"
             "Files read and written are regular files: a FIFO, device (also /dev/stdout), socket or\n"
             "directory is refused, and outputs are checked before a command starts its work.\n");
 }

@@ -135,6 +135,10 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
 int kd_train_steps_per_epoch(int n_train, const kd_train_config *cfg);
 /* Evaluate in eval mode (running BN stats, no dropout). predictions (ds->n) may be NULL.
  * KD_STATUS_DIVERGED (kd_error_nonfinite) when the model outputs NaN or inf for any image. */
+/* KD_STATUS_MISMATCH unless ds fits m: the same sample shape, the same kind of input (8-bit pixels,
+ * or float values: kd_model.input_values) and every label below m's class count. The one check of
+ * data against a model (training, evaluation, and the CLI when it loads data for a checkpoint). */
+kd_status kd_model_check_data(const kd_model *m, const kd_dataset *ds, kd_error *err);
 kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
                       int32_t *predictions, kd_error *err);
 /* Evaluate a and b (e.g. student and teacher) on ds, and count the samples where their top-1

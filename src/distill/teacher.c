@@ -135,9 +135,8 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
     int C = t->n_classes, rows = 0;
     for (int i = 0; i < ds->n; i++)
         if (kd_dataset_orig_index(ds, i) + 1 > rows) rows = kd_dataset_orig_index(ds, i) + 1;
-    size_t img = (size_t)ds->c * ds->h * ds->w;
     float *tab = calloc((size_t)rows * C, sizeof(float));
-    uint8_t *px = malloc(img * (size_t)batch); /* normalised for each model as it asks */
+    uint8_t *px = malloc(kd_dataset_sample_bytes(ds) * (size_t)batch); /* normalised for each model as it asks */
     float *lg = malloc(sizeof(float) * (size_t)batch * C), *fb[KD_MAX_FEATS] = {0};
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)batch), *y = malloc(sizeof(int32_t) * (size_t)batch);
     kd_status st = KD_STATUS_OK;

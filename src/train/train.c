@@ -53,13 +53,21 @@ kd_status kd_error_nonfinite(kd_error *err, const char *who, const char *name, i
                         "corrupt or out of range", who, name, n_bad, n_total, what, what, first);
 }
 
+kd_status kd_model_check_data(const kd_model *m, const kd_dataset *ds, kd_error *err) {
+    if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
+        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d samples, model %s expects %dx%dx%d", ds->c,
+                            ds->h, ds->w, m->name, m->in_c, m->in_h, m->in_w);
+    if (m->input_values != (ds->type == KD_DATA_F32))
+        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %s, model %s takes %s (input_type: %s)",
+                            ds->type == KD_DATA_F32 ? "float values" : "8-bit pixels", m->name,
+                            m->input_values ? "float values" : "8-bit pixels", m->input_values ? "values" : "pixels");
+    return kd_dataset_check_labels(ds, m->n_classes, m->name, err);
+}
+
 kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads, kd_eval_result *res,
                       int32_t *predictions, kd_error *err) {
     memset(res, 0, sizeof *res);
-    if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d images, model %s expects %dx%dx%d", ds->c,
-                            ds->h, ds->w, m->name, m->in_c, m->in_h, m->in_w);
-    kd_status st = kd_dataset_check_labels(ds, m->n_classes, m->name, err);
+    kd_status st = kd_model_check_data(m, ds, err);
     if (st || (st = kd_model_set_batch(m, batch, threads, err))) return st;
     size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)batch * in_size * sizeof(float));
@@ -187,13 +195,16 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     if (cfg->epochs < 1 || cfg->batch < 2 || cfg->threads < 1)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "epochs >= 1, batch >= 2 and threads >= 1 are required");
     if (train->n < 2) return kd_error_set(err, KD_STATUS_BAD_ARG, "the training set needs at least 2 samples");
-    if (train->c != m->in_c || train->h != m->in_h || train->w != m->in_w)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "data has %dx%dx%d images, model %s expects %dx%dx%d",
-                            train->c, train->h, train->w, m->name, m->in_c, m->in_h, m->in_w);
     kd_distiller *kd = cfg->distiller;
-    kd_status st = kd_dataset_check_labels(train, m->n_classes, m->name, err);
-    if (!st && val) st = kd_dataset_check_labels(val, m->n_classes, m->name, err); /* before an epoch is spent */
+    kd_status st = kd_model_check_data(m, train, err);
+    if (!st && val) st = kd_model_check_data(m, val, err); /* before an epoch is spent */
     if (st || (st = kd_model_set_batch(m, cfg->batch, cfg->threads, err))) return st;
+    if ((cfg->aug.translate || cfg->aug.hflip) && train->h == 1 && train->w == 1)
+        return kd_error_set(err, KD_STATUS_BAD_ARG,
+                            "%s: the samples are %d features (%dx1x1, a table or feature vectors), not images: "
+                            "augmentation (--translate, --hflip) shifts and flips images and has nothing to move "
+                            "here; train without it",
+                            train->labels_path[0] ? train->labels_path : "the data", train->c, train->c);
     if (kd && (cfg->aug.translate || cfg->aug.hflip) && kd_distiller_fixed_teacher(kd))
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "the teacher's outputs are fixed per training image (logits from a file), so the images "
@@ -242,7 +253,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     }
     size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)cfg->batch * in_size * sizeof(float));
-    uint8_t *px = malloc((size_t)cfg->batch * in_size); /* the augmented pixels x is made from */
+    uint8_t *px = malloc((size_t)cfg->batch * kd_dataset_sample_bytes(train)); /* the augmented samples x is made from */
     float *probs = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
     float *dlogits = malloc((size_t)cfg->batch * m->n_classes * sizeof(float));
     int32_t *y = malloc((size_t)cfg->batch * sizeof(int32_t));
