@@ -446,12 +446,12 @@ static void corrupt_block(const unsigned char *file, size_t len, int n_layers, i
         free(b);
     }
     /* an unknown header flag: refused */
-    unsigned char *b = malloc(len);
+    kdrt_kdm_header h;
+    unsigned char *b = malloc(len > sizeof h ? len : sizeof h); /* len > sizeof h (checked above) */
     memcpy(b, file, len);
-    uint16_t fl;
-    memcpy(&fl, b + 26, 2);
-    fl |= 0x0004;
-    memcpy(b + 26, &fl, 2);
+    memcpy(&h, b, sizeof h);
+    h.flags |= 0x0004;
+    memcpy(b, &h, sizeof h);
     fix_crc(b, len);
     kdrt_model m;
     CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_MODEL);
