@@ -10,7 +10,12 @@
  *   with the checksum recomputed never crash load/prepare/invoke; wrong magic, version, alignment;
  * - helpers: CRC-32 equals zlib's, input quantization from pixels equals the training side's,
  *   argmax and dequantize;
- * - sizes: .kdm of cnn-s within 26% of its fp32 checkpoint (issue 4's budget). */
+ * - sizes: .kdm of cnn-s within 26% of its fp32 checkpoint (issue 4's budget);
+ * - the input (issue 14): an RGB model normalised per channel and float-value table models (per
+ *   feature, or by the data's statistics) carry the header flags and the normalisation block;
+ *   kdrt's input quantization (kdrt_quantize_input_u8 per channel, kdrt_quantize_input_f32) and
+ *   logits equal the integer evaluation's bit for bit, kd_kdm_read and the int8 safetensors keep
+ *   them; a block with a bad std / mean, changed, truncated or an unknown flag is refused. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +413,20 @@ static unsigned char *norm_round_trip(const kd_int8_model *q, const kd_dataset *
     }
     CHECK_MSG(same == ds->n, "%s: kd_int8_evaluate and kdrt agree on %d of %d samples", q->name, same, ds->n);
     free(in); free(arena); free(b); free(pred);
+    /* the int8 safetensors checkpoint keeps them too */
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_kdm.%s.int8.safetensors", KD_BINARY_DIR, q->name);
+    kd_int8_model *l = NULL;
+    CHECK_MSG(kd_int8_save(path, q, &err) == KD_STATUS_OK && kd_int8_load(path, &l, &err) == KD_STATUS_OK, "%s",
+              err.msg);
+    if (l) {
+        CHECK(l->input_values == q->input_values && (l->norm_mean != NULL) == (q->norm_mean != NULL) &&
+              l->in_mean == q->in_mean && l->in_std == q->in_std);
+        if (l->norm_mean && q->norm_mean)
+            CHECK(memcmp(l->norm_mean, q->norm_mean, 2 * (size_t)q->in_c * sizeof(float)) == 0);
+        kd_int8_free(l);
+    }
+    remove(path);
     return file;
 }
 
