@@ -32,10 +32,17 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Image i of ds as int8 NHWC model input (pixels are stored CHW per image). */
+/* Sample i of ds as int8 NHWC model input (samples are stored CHW: pixels, or float values the
+ * runtime quantizes with kdrt_quantize_input_f32). hwc: one sample's bytes. */
 static void input_of(const kdrt_model *m, const kd_dataset *ds, int i, uint8_t *hwc, int8_t *q) {
     int C = ds->c, HW = ds->h * ds->w;
-    const uint8_t *p = ds->pixels + (size_t)i * C * HW;
+    const uint8_t *p = ds->pixels + (size_t)i * kd_dataset_sample_bytes(ds);
+    if (ds->type == KD_DATA_F32) {
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < HW; k++) memcpy(hwc + 4 * ((size_t)k * C + c), p + 4 * ((size_t)c * HW + k), 4);
+        kdrt_quantize_input_f32(m, q, (const float *)(const void *)hwc);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int k = 0; k < HW; k++) hwc[(size_t)k * C + c] = p[(size_t)c * HW + k];
     kdrt_quantize_input_u8(m, q, hwc);
@@ -77,9 +84,15 @@ int kd_cli_kdm_run(const char *cmd, const char *path, const kd_dataset *test, in
                 m->input_dims.c, m->input_dims.h, m->input_dims.w, test->c, test->h, test->w);
         goto fail;
     }
+    if ((test->type == KD_DATA_F32) != (m->input_values != 0)) {
+        fprintf(stderr, "distill %s: error: %s takes %s, the data set holds %s\n", cmd, path,
+                m->input_values ? "float values" : "8-bit pixels",
+                test->type == KD_DATA_F32 ? "float values" : "8-bit pixels");
+        goto fail;
+    }
     size_t isz = (size_t)test->c * test->h * test->w, K = (size_t)m->n_classes;
     r->n = test->n;
-    hwc = malloc(isz);
+    hwc = malloc(kd_dataset_sample_bytes(test));
     r->in = malloc(isz * (size_t)test->n);
     r->out = malloc(K * (size_t)test->n);
     t = malloc(sizeof(double) * (size_t)runs);

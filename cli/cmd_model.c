@@ -22,7 +22,8 @@ static int open_model_and_data(const char *cmd, const char *model, const char *d
 
 /* The help lines of those two options, the same in eval's and predict's help. */
 #define DATA_OPTIONS_HELP                                                                        \
-    "  -d, --data SPEC     fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n" \
+    "  -d, --data SPEC     fashion-mnist (default), or any source of docs/DATA.md (image folder,   \n" \
+    "                      CIFAR, NumPy, CSV/TSV, IDX)\n"                                          \
     "  -s, --split NAME    test (default) or train\n" KD_CLI_DATA_HELP
 
 /* ------------------------------------------------------------------ eval */
@@ -175,36 +176,160 @@ int kd_cmd_info(int argc, char **argv) {
 /* ------------------------------------------------------------------ predict */
 
 static void predict_help(void) {
-    printf("Usage: distill predict MODEL [options]\n\n"
-           "Classify images of a data set and print the top classes with their probabilities.\n\n"
+    printf("Usage: distill predict MODEL [options]\n"
+           "       distill predict MODEL FILE... [--fit F] [--mean M --std S] [--top K]\n\n"
+           "Classify images of a data set, or image files (PNG, JPEG, PGM/PPM, BMP), and print the top\n"
+           "classes (by name when the model has class names) with their probabilities.\n\n"
            DATA_OPTIONS_HELP
            "  -i, --index N       first image (default 0)\n"
            "  -n, --count N       number of images (default 10)\n"
-           "  -k, --top K         classes shown per image (default 3)\n");
+           "  -k, --top K         classes shown per image (default 3)\n"
+           "Files are converted to the model's channels and size (--fit above says how):\n"
+           "      --mean M --std S  the normalisation of a model that has none of its own (one value, or\n"
+           "                      one per channel: 0.49,0.48,0.45); a model's own always wins\n");
+}
+
+/* Class c's name: the model's own (from the data it was trained on), else the data set's. */
+static const char *class_name(const kd_model *m, const char *data, int c) {
+    if (m->class_names && c >= 0 && c < m->n_classes) return m->class_names[c];
+    return data ? kd_cli_class_name(data, m->n_classes, c) : NULL;
+}
+
+/* Print the top K classes of probabilities p (destroyed); returns the best class. */
+static int print_top(const kd_model *m, const char *data, float *p, int topk) {
+    int best = 0;
+    for (int k = 0; k < topk; k++) {
+        int b = kd_argmax(p, m->n_classes); /* the classes shown so far hold -1 */
+        if (b < 0) break;
+        if (k == 0) best = b;
+        const char *nm = class_name(m, data, b);
+        printf("  %s%s%d %5.1f%%", nm ? nm : "", nm ? "=" : "class ", b, 100 * p[b]);
+        p[b] = -1.f;
+    }
+    return best;
+}
+
+/* --mean / --std: one value or one per channel of the model, into v[in_c]; nonzero on error. */
+static int parse_norm(const char *C, const char *opt, const char *s, int in_c, float *v, int positive) {
+    int n = 0;
+    char *end;
+    for (const char *q = s; n <= in_c; q = end + 1) {
+        double d = strtod(q, &end);
+        if (end == q || !isfinite(d) || (positive && !(d > 0)) || (*end && *end != ',')) break;
+        if (n < in_c) v[n] = (float)d;
+        n++;
+        if (!*end) {
+            if (n == 1)
+                for (int c = 1; c < in_c; c++) v[c] = v[0];
+            if (n == 1 || n == in_c) return 0;
+            break;
+        }
+    }
+    return kd_cli_usage_error(C, "%s '%s': expected one %snumber or %d comma-separated ones (one per channel)", opt,
+                              s, positive ? "positive " : "", in_c);
+}
+
+/* `distill predict MODEL FILE...`: each file decoded and fitted to the model's input
+ * (kd_image_load), normalised as the model was trained (its own normalisation, or --mean/--std). */
+static int predict_files(const char *C, kd_model *m, char **files, int n_files, kd_image_fit fit, const char *mean_s,
+                         const char *std_s, int topk) {
+    if (m->input_values)
+        return kd_cli_usage_error(C, "model %s takes float values, not images: predict on a table with --data",
+                                  m->name);
+    float *norm = malloc(2 * (size_t)m->in_c * sizeof(float));
+    if (!norm) {
+        fprintf(stderr, "distill %s: out of memory\n", C);
+        return KD_EXIT_ERROR;
+    }
+    const float *mean = m->norm_mean, *std = m->norm_std;
+    if (!mean) {
+        if (!mean_s || !std_s) {
+            free(norm);
+            return kd_cli_usage_error(C, "model %s has no normalisation of its own (it took its training data's "
+                                      "statistics, which are not known here): give them with --mean and --std",
+                                      m->name);
+        }
+        if (parse_norm(C, "--mean", mean_s, m->in_c, norm, 0) ||
+            parse_norm(C, "--std", std_s, m->in_c, norm + m->in_c, 1)) {
+            free(norm);
+            return KD_EXIT_USAGE;
+        }
+        mean = norm;
+        std = norm + m->in_c;
+    }
+    size_t in_size = (size_t)m->in_c * m->in_h * m->in_w;
+    uint8_t *px = malloc(in_size);
+    float *x = malloc(in_size * sizeof(float)), *p = malloc((size_t)m->n_classes * sizeof(float));
+    int32_t label = 0, idx = 0, y;
+    kd_dataset one = {.n = 1, .c = m->in_c, .h = m->in_h, .w = m->in_w, .n_classes = m->n_classes, .pixels = px,
+                      .labels = &label, .mean = 0.f, .std = 1.f};
+    kd_error err;
+    int rc = 0;
+    if (!px || !x || !p) {
+        fprintf(stderr, "distill %s: out of memory\n", C);
+        rc = KD_EXIT_ERROR;
+    } else if (kd_model_set_batch(m, 1, 1, &err)) {
+        rc = kd_cli_fail(C, &err);
+    }
+    for (int i = 0; !rc && i < n_files; i++) {
+        if (kd_image_load(files[i], m->in_c, m->in_h, m->in_w, fit, px, &err)) {
+            rc = kd_cli_fail(C, &err);
+            break;
+        }
+        kd_batch_fill(x, &y, &one, mean, std, &idx, 1);
+        const float *logits = kd_model_forward(m, x, 1, 0, NULL);
+        if (kd_logits_nonfinite(logits, 1, m->n_classes, NULL)) {
+            fprintf(stderr, "distill %s: error: model %s gives non-finite logits on %s\n", C, m->name, files[i]);
+            rc = KD_EXIT_ERROR;
+            break;
+        }
+        kd_softmax_forward(p, logits, 1, m->n_classes, 1.f);
+        printf("%s", files[i]);
+        print_top(m, NULL, p, topk);
+        printf("\n");
+    }
+    free(px);
+    free(x);
+    free(p);
+    free(norm);
+    return rc;
 }
 
 int kd_cmd_predict(int argc, char **argv) {
     static const struct option opts[] = {{"data", 1, 0, 'd'}, {"split", 1, 0, 's'}, {"index", 1, 0, 'i'},
                                          {"count", 1, 0, 'n'}, {"top", 1, 0, 'k'}, {"help", 0, 0, 'h'},
-                                         KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
-    const char *C = "predict", *data = "fashion-mnist", *split = "test";
+                                         {"mean", 1, 0, 'M'}, {"std", 1, 0, 'S'}, KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
+    const char *C = "predict", *data = "fashion-mnist", *split = "test", *mean_s = NULL, *std_s = NULL;
     kd_data_opts dopts = kd_data_opts_default();
-    int first = 0, count = 10, topk = 3;
+    int first = 0, count = 10, topk = 3, data_given = 0, file_opt = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "d:s:i:n:k:h", opts, NULL)) != -1;) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'i': if (!kd_cli_int(C, "--index", optarg, 0, 1 << 30, &first)) return KD_EXIT_USAGE; break;
-        case 'n': if (!kd_cli_int(C, "--count", optarg, 1, 1 << 20, &count)) return KD_EXIT_USAGE; break;
+        case 'd': data = optarg; data_given = 1; break;
+        case 's': split = optarg; data_given = 1; break;
+        case 'i': if (!kd_cli_int(C, "--index", optarg, 0, 1 << 30, &first)) return KD_EXIT_USAGE; data_given = 1; break;
+        case 'n': if (!kd_cli_int(C, "--count", optarg, 1, 1 << 20, &count)) return KD_EXIT_USAGE; data_given = 1; break;
         case 'k': if (!kd_cli_int(C, "--top", optarg, 1, 1000, &topk)) return KD_EXIT_USAGE; break;
+        case 'M': mean_s = optarg; file_opt = 1; break;
+        case 'S': std_s = optarg; file_opt = 1; break;
         case 'h': predict_help(); return 0;
         default: if (kd_cli_data_opt(C, c, optarg, &dopts)) return KD_EXIT_USAGE; break;
         }
     }
-    if (optind != argc - 1) return kd_cli_usage_error(C, "expects one MODEL argument");
+    if (optind > argc - 1) return kd_cli_usage_error(C, "expects a MODEL argument");
+    if (optind < argc - 1 && data_given)
+        return kd_cli_usage_error(C, "image files and --data/--split/--index/--count do not go together");
+    if (optind == argc - 1 && file_opt)
+        return kd_cli_usage_error(C, "--mean and --std are for image files: distill predict MODEL FILE...");
     kd_cli_threads(1); /* predict runs the model on one thread */
     kd_model *m = NULL;
+    if (optind < argc - 1) {
+        if (kd_cli_load_model(C, argv[optind], &m)) return KD_EXIT_ERROR;
+        if (topk > m->n_classes) topk = m->n_classes;
+        int rc = predict_files(C, m, argv + optind + 1, argc - optind - 1, dopts.fit, mean_s, std_s, topk);
+        kd_model_free(m);
+        return rc;
+    }
     kd_dataset ds = {0};
     if (open_model_and_data(C, argv[optind], data, split, &dopts, &m, &ds)) return KD_EXIT_ERROR;
     int rc = 0;
@@ -238,15 +363,8 @@ int kd_cmd_predict(int argc, char **argv) {
         }
         kd_softmax_forward(p, logits, 1, m->n_classes, 1.f);
         printf("#%-6d", i);
-        int best = 0;
-        for (int k = 0; k < topk; k++) {
-            int b = kd_argmax(p, m->n_classes); /* the classes shown so far hold -1 */
-            if (k == 0) best = b;
-            const char *nm = kd_cli_class_name(data, m->n_classes, b);
-            printf("  %s%s%d %5.1f%%", nm ? nm : "", nm ? "=" : "class ", b, 100 * p[b]);
-            p[b] = -1.f;
-        }
-        const char *tn = kd_cli_class_name(data, m->n_classes, y);
+        int best = print_top(m, data, p, topk);
+        const char *tn = class_name(m, data, y);
         printf("   (true: %s%s%d)%s\n", tn ? tn : "", tn ? "=" : "class ", y, best == y ? "" : "  MISS");
         correct += best == y;
     }

@@ -56,12 +56,21 @@ typedef struct kd_int8_model {
     int weight_group;
     int in_c, in_h, in_w, n_classes;
     kdrt_quant in_q;         /* input quantization (distill/quantize.h, top) */
-    float in_mean, in_std;   /* the normalisation it assumes */
+    float in_mean, in_std;   /* the normalisation it assumes (channel 0's when norm_mean is set) */
+    /* A normalisation that differs across channels: in_c means and stds (one malloc'd block,
+     * norm_std = norm_mean + in_c; freed by kd_int8_free), else NULL and in_mean / in_std hold it
+     * for every channel. */
+    float *norm_mean, *norm_std;
+    int input_values;        /* 1: the input is float values v, x = (v - mean) / std (no / 255); 0: pixels */
     int n_layers;
     kd_int8_layer *layers;   /* topological order; the last one gives the logits */
 } kd_int8_model;
 
 void kd_int8_free(kd_int8_model *q);
+/* Set q's input normalisation from mean[0..in_c) and std[0..in_c) (q->in_c set): in_mean / in_std =
+ * channel 0's, and norm_mean / norm_std only when the channels differ. KD_STATUS_BAD_MODEL for a
+ * non-finite value or a std <= 0 (naming the channel). */
+kd_status kd_int8_set_norm(kd_int8_model *q, const float *mean, const float *std, kd_error *err);
 
 /* Bytes of the int8 parameters: int8 weights + int32 biases + int32 multipliers and shifts. */
 size_t kd_int8_param_bytes(const kd_int8_model *q);

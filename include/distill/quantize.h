@@ -20,15 +20,17 @@
  *   flatten, dropout             -> nothing (flatten is a no-op in NHWC; dropout is eval identity)
  *   gelu, unfolded batch norm, grouped non-depthwise conv -> KD_STATUS_BAD_MODEL naming the layer.
  *
- * Input quantization: the model input is the normalised image x = (p / 255 - mean) / std of
- * kd_batch_fill, whose exact range is [-mean/std, (1 - mean)/std]; it is quantized with that range
- * (docs/QUANTIZATION.md section 1): s_in = (hi - lo) / 255 = 1 / (255 std),
+ * Input quantization: the model input is the normalised image x = (p / 255 - mean_c) / std_c of
+ * kd_batch_fill (channel c), whose exact range is the union over channels of
+ * [-mean_c/std_c, (1 - mean_c)/std_c]; it is quantized with that range (docs/QUANTIZATION.md
+ * section 1). With one mean and std for all channels: s_in = (hi - lo) / 255 = 1 / (255 std),
  * zp_in = clamp(round(-128 - lo / s_in)) = clamp(round(255 mean - 128)), q = clamp(round(x / s_in) + zp_in),
  * so pixel p maps to p - 128 up to the rounding of 255 * mean. A device does the same from the
- * uint8 pixel. mean/std are the fp32 model's own normalisation when it has one (kd_model.norm_mean /
- * norm_std; it must be the same for every channel, since kdrt quantizes the input with one scale
- * and zero point: a per-channel one is refused, KD_STATUS_BAD_MODEL), else the calibration set's
- * statistics; they are stored in the model, and kd_int8_evaluate feeds it images normalised so. */
+ * uint8 pixel (kdrt_quantize_input_u8). mean/std are the fp32 model's own normalisation when it has
+ * one (kd_model.norm_mean / norm_std; per channel, kd_int8_model.norm_mean when they differ), else
+ * the calibration set's statistics; they are stored in the model, and kd_int8_evaluate feeds it
+ * images normalised so. A model of float values (kd_model.input_values: x = (v - mean_c) / std_c)
+ * takes the range of its normalised calibration inputs instead (kdrt_quantize_input_f32). */
 #ifndef DISTILL_QUANTIZE_H
 #define DISTILL_QUANTIZE_H
 #include <stddef.h>

@@ -27,7 +27,9 @@ extern "C" {
  *
  *   offset 0                 kdrt_kdm_header (64 bytes)
  *   offset 64                n_layers kdrt_kdm_layer records (40 bytes each), in execution order
- *   align16(64 + 40 n)       data section: one block per conv / depthwise / fully-connected layer,
+ *   64 + 40 n                only with header flag KDRT_KDM_INPUT_NORM: the input normalisation
+ *                            per channel, float32 mean[in_c] then float32 std[in_c] (8 in_c bytes)
+ *   align16(that end)        data section: one block per conv / depthwise / fully-connected layer,
  *                            each starting at a 16-byte-aligned file offset (data_offset):
  *                              bias     int32[OC]      at data_offset
  *                              w_scale  float32[OC]    at data_offset + 4 OC
@@ -72,13 +74,23 @@ typedef struct kdrt_kdm_header {
     uint16_t n_layers;         /* 16: 1 .. KDRT_KDM_MAX_LAYERS */
     uint16_t n_classes;        /* 18: >= 1; the last layer's output is (1, 1, n_classes) */
     uint16_t in_h, in_w, in_c; /* 20: input (1, in_h, in_w, in_c) NHWC, each >= 1 */
-    uint16_t flags;            /* 26: 0 */
+    uint16_t flags;            /* 26: KDRT_KDM_INPUT_* bits, others 0 */
     uint32_t activation_bytes; /* 28: size of the activation area = max(act_offset + bytes) */
     float in_scale;            /* 32: input quantization: > 0, finite */
     int32_t in_zero_point;     /* 36: [-128, 127] */
-    float in_mean, in_std;     /* 40, 44: normalisation x = (p / 255 - mean) / std; std > 0 */
+    float in_mean, in_std;     /* 40, 44: normalisation x = (p / 255 - mean) / std; std > 0 (with
+                                  KDRT_KDM_INPUT_NORM: channel 0's, the block holds every channel's) */
     char name[KDRT_KDM_NAME_MAX]; /* 48: optional short model name */
 } kdrt_kdm_header;
+
+/* Header flags. A file without them is read as it always was; readers older than them refuse a file
+ * with any (flags had to be 0), rather than feed it inputs normalised the wrong way.
+ *   INPUT_NORM: the channels' normalisations differ; the block after the layer table holds them,
+ *     and channel c of the input is normalised with mean[c], std[c] (each finite, std > 0).
+ *   INPUT_VALUES: the input is float values v (features, readings), x = (v - mean) / std with no
+ *     / 255; kdrt_quantize_input_f32 quantizes them (kdrt_quantize_input_u8 refuses such a model). */
+#define KDRT_KDM_INPUT_NORM 0x0001
+#define KDRT_KDM_INPUT_VALUES 0x0002
 
 /* Operators of a layer record (values are part of the format). */
 typedef enum kdrt_op {
@@ -144,6 +156,10 @@ typedef struct kdrt_layer {
  * into the model bytes and (after kdrt_prepare) into the arena, which must both outlive it and not
  * change. Not thread-safe to invoke concurrently (the arena holds the activations); load the same
  * bytes into two kdrt_model with two arenas for that. */
+/* Channels whose pixel -> input table kdrt_model_load builds (RGB); further channels of a model
+ * normalised per channel are computed pixel by pixel. */
+#define KDRT_INPUT_LUT_CHANNELS 3
+
 typedef struct kdrt_model {
     const uint8_t *bytes;
     size_t size;                 /* file_size */
@@ -151,13 +167,16 @@ typedef struct kdrt_model {
     kdrt_dims input_dims;        /* (1, H, W, C) */
     kdrt_quant input_quant, output_quant;
     float input_mean, input_std;
+    const float *input_norm_mean, *input_norm_std; /* (in_c) in the model bytes (KDRT_KDM_INPUT_NORM), else NULL */
+    int32_t input_values;        /* KDRT_KDM_INPUT_VALUES: the input is float values, not pixels */
     char name[KDRT_KDM_NAME_MAX + 1];
     size_t activation_bytes;     /* activation area of the arena */
     size_t param_bytes;          /* prepared multipliers, shifts and add parameters */
     size_t scratch_bytes;        /* kernel scratch (0 with the reference kernels) */
     uint8_t *arena;              /* set by kdrt_prepare */
     int32_t state;               /* 0: nothing, 1: loaded, 2: prepared */
-    int8_t input_lut[256];       /* kdrt_quantize_input_u8's table: pixel value -> model input */
+    int8_t input_lut[KDRT_INPUT_LUT_CHANNELS][256]; /* kdrt_quantize_input_u8's table: pixel value of
+                                    channel c -> model input (row 0 only without a per-channel block) */
 } kdrt_model;
 
 /* Load a model from `len` bytes at `bytes` (4-byte aligned; 16 recommended, see above) without
@@ -188,16 +207,27 @@ kdrt_status kdrt_model_layer(const kdrt_model *m, int32_t i, kdrt_layer *out);
 /* ---- Helpers ------------------------------------------------------------------------------------ */
 
 /* Quantize uint8 pixels to the model input, as the training side does (kd_batch_fill then
- * kd_int8_quantize_input): x = p * (1 / (255 std)) + (-mean / std) in float, then
- * q = clamp(round(x / in_scale) + in_zero_point, -128, 127), round to nearest, ties away from zero.
- * pixels and out: in_h * in_w * in_c values; pixels in the same NHWC order (for one channel, the
- * image row by row). */
+ * kd_int8_quantize_input): x = p * (1 / (255 std_c)) + (-mean_c / std_c) in float, then
+ * q = clamp(round(x / in_scale) + in_zero_point, -128, 127), round to nearest, ties away from zero;
+ * mean_c, std_c the channel's (KDRT_KDM_INPUT_NORM) or the header's. pixels and out: in_h * in_w *
+ * in_c values; pixels in the same NHWC order (for one channel, the image row by row).
+ * KDRT_STATUS_BAD_ARG for a model of float values (KDRT_KDM_INPUT_VALUES). */
 kdrt_status kdrt_quantize_input_u8(const kdrt_model *m, int8_t *out, const uint8_t *pixels);
 /* The same for one pixel value, from m's input quantization and normalisation fields (m need not be
- * loaded). kdrt_model_load tabulates it into m->input_lut, which kdrt_quantize_input_u8 reads, so a
+ * loaded): the header's mean and std, whatever the flags (as before flags existed).
+ * kdrt_model_load tabulates it into m->input_lut, which kdrt_quantize_input_u8 reads, so a
  * device without a double-precision FPU pays for its double division 256 times per load, not once
  * per pixel of every image. */
 int8_t kdrt_quantize_pixel(const kdrt_model *m, uint8_t p);
+/* Pixel p of input channel c (0 <= c < in_c, else the header's normalisation): as
+ * kdrt_quantize_pixel with channel c's mean and std. */
+int8_t kdrt_quantize_pixel_channel(const kdrt_model *m, int32_t c, uint8_t p);
+/* Float value v of input channel c (feature c of a table): x = v * (1 / std_c) + (-mean_c / std_c)
+ * in float, as kd_batch_fill, then rounded as above (NaN gives -128). */
+int8_t kdrt_quantize_value(const kdrt_model *m, int32_t c, float v);
+/* in_h * in_w * in_c float values (NHWC) of a KDRT_KDM_INPUT_VALUES model to its input
+ * (KDRT_STATUS_BAD_ARG for a pixel model: use kdrt_quantize_input_u8). */
+kdrt_status kdrt_quantize_input_f32(const kdrt_model *m, int8_t *out, const float *values);
 
 /* The class of the largest logit (ties: the lowest index), or -1 for bad arguments. */
 int32_t kdrt_output_argmax(const kdrt_model *m, const int8_t *logits);

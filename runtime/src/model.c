@@ -52,8 +52,12 @@ static int scale_ok(float s) { return s > 0.0f && finite_f(s); }
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-static size_t data_start(int32_t n_layers) {
-    return (size_t)align_up(KDRT_KDM_HEADER_SIZE + (uint64_t)KDRT_KDM_LAYER_SIZE * (uint64_t)n_layers, 16);
+/* The end of the layer table, then of the normalisation block (norm_c channels, 0 without one). */
+static uint64_t table_end(int32_t n_layers) {
+    return KDRT_KDM_HEADER_SIZE + (uint64_t)KDRT_KDM_LAYER_SIZE * (uint64_t)n_layers;
+}
+static size_t data_start(int32_t n_layers, int32_t norm_c) {
+    return (size_t)align_up(table_end(n_layers) + 8u * (uint64_t)norm_c, 16);
 }
 
 static void read_record(const kdrt_model *m, int32_t i, kdrt_kdm_layer *r) {
@@ -176,7 +180,7 @@ static kdrt_status decode_layer(const kdrt_model *m, int32_t i, kdrt_layer *L, i
         const uint64_t n_weights = (uint64_t)f->n * (uint64_t)f->h * (uint64_t)f->w * (uint64_t)f->c;
         if (n_weights > INT32_MAX) return KDRT_STATUS_BAD_SHAPE;
         const uint64_t off = r.data_offset, w_off = align_up(off + 8 * oc, 16);
-        if (off % 16 != 0 || off < data_start(m->n_layers) || w_off + n_weights > m->size) return KDRT_STATUS_BAD_MODEL;
+        if (off % 16 != 0 || off < data_start(m->n_layers, m->input_norm_mean ? m->input_dims.c : 0) || w_off + n_weights > m->size) return KDRT_STATUS_BAD_MODEL;
         L->bias = (const int32_t *)(const void *)(m->bytes + off);
         L->w_scale = (const float *)(const void *)(m->bytes + off + 4 * oc);
         L->weight = (const int8_t *)(m->bytes + w_off);
@@ -264,8 +268,9 @@ kdrt_status kdrt_model_load(kdrt_model *m, const void *bytes, size_t len) {
     if (kdrt_crc32(0, b + 12, h.file_size - 12) != h.checksum) return KDRT_STATUS_BAD_CHECKSUM;
 
     kdrt_status st = KDRT_STATUS_BAD_MODEL;
-    if (h.flags != 0 || h.n_layers < 1 || h.n_layers > KDRT_KDM_MAX_LAYERS || h.n_classes < 1 ||
-        data_start(h.n_layers) > h.file_size)
+    const int32_t norm_c = (h.flags & KDRT_KDM_INPUT_NORM) ? h.in_c : 0;
+    if ((h.flags & ~(KDRT_KDM_INPUT_NORM | KDRT_KDM_INPUT_VALUES)) != 0 || h.n_layers < 1 ||
+        h.n_layers > KDRT_KDM_MAX_LAYERS || h.n_classes < 1 || data_start(h.n_layers, norm_c) > h.file_size)
         return KDRT_STATUS_BAD_MODEL;
     if (h.in_h < 1 || h.in_w < 1 || h.in_c < 1 || (int64_t)h.in_h * h.in_w * h.in_c > INT32_MAX)
         return KDRT_STATUS_BAD_SHAPE;
@@ -280,6 +285,17 @@ kdrt_status kdrt_model_load(kdrt_model *m, const void *bytes, size_t len) {
     m->input_quant.zero_point = h.in_zero_point;
     m->input_mean = h.in_mean;
     m->input_std = h.in_std;
+    m->input_values = (h.flags & KDRT_KDM_INPUT_VALUES) != 0;
+    if (norm_c) {
+        const float *nb = (const float *)(const void *)(b + table_end(h.n_layers)); /* 4-aligned */
+        for (int32_t c = 0; c < norm_c; c++)
+            if (!finite_f(nb[c]) || !scale_ok(nb[norm_c + c])) {
+                memset(m, 0, sizeof *m);
+                return KDRT_STATUS_BAD_QUANT;
+            }
+        m->input_norm_mean = nb;
+        m->input_norm_std = nb + norm_c;
+    }
     memcpy(m->name, h.name, KDRT_KDM_NAME_MAX);
     m->name[KDRT_KDM_NAME_MAX] = '\0';
     m->activation_bytes = h.activation_bytes;
@@ -310,7 +326,11 @@ kdrt_status kdrt_model_load(kdrt_model *m, const void *bytes, size_t len) {
     if (total > (uint64_t)SIZE_MAX) goto fail;
     m->param_bytes = (size_t)params;
     m->scratch_bytes = (size_t)scratch;
-    for (int32_t p = 0; p < 256; p++) m->input_lut[p] = kdrt_quantize_pixel(m, (uint8_t)p);
+    /* the pixel tables: one, or one per channel up to KDRT_INPUT_LUT_CHANNELS; none for float values */
+    const int32_t lut_c = m->input_values ? 0 : norm_c == 0 ? 1 : norm_c < KDRT_INPUT_LUT_CHANNELS ? norm_c
+                                                                                                   : KDRT_INPUT_LUT_CHANNELS;
+    for (int32_t c = 0; c < lut_c; c++)
+        for (int32_t p = 0; p < 256; p++) m->input_lut[c][p] = kdrt_quantize_pixel_channel(m, c, (uint8_t)p);
     m->state = STATE_LOADED;
     return KDRT_STATUS_OK;
 fail:
@@ -453,17 +473,53 @@ static int8_t quantize_double(double v, int32_t zp) {
  * normalisation (the build must not contract them into an FMA: ISO C modes of GCC and Clang do
  * not), then the training side's rounding in double. kdrt_model_load tabulates it for the 256
  * pixel values, so a device does these soft-float divisions once, not once per pixel. */
-int8_t kdrt_quantize_pixel(const kdrt_model *m, uint8_t p) {
-    const float scale = 1.f / (255.f * m->input_std), shift = -m->input_mean / m->input_std;
+static int8_t quantize_pixel(const kdrt_model *m, float mean, float std, uint8_t p) {
+    const float scale = 1.f / (255.f * std), shift = -mean / std;
     const float x = (float)p * scale + shift;
+    return quantize_double((double)x / (double)m->input_quant.scale, m->input_quant.zero_point);
+}
+
+int8_t kdrt_quantize_pixel(const kdrt_model *m, uint8_t p) { return quantize_pixel(m, m->input_mean, m->input_std, p); }
+
+/* Channel c's normalisation: the block's, or the header's. */
+static int per_channel(const kdrt_model *m, int32_t c) {
+    return m->input_norm_mean && c >= 0 && c < m->input_dims.c;
+}
+
+int8_t kdrt_quantize_pixel_channel(const kdrt_model *m, int32_t c, uint8_t p) {
+    if (!per_channel(m, c)) return kdrt_quantize_pixel(m, p);
+    return quantize_pixel(m, m->input_norm_mean[c], m->input_norm_std[c], p);
+}
+
+/* As kd_batch_fill for float values: v * (1 / std) + (-mean / std), no / 255. */
+int8_t kdrt_quantize_value(const kdrt_model *m, int32_t c, float v) {
+    const int pc = per_channel(m, c);
+    const float mean = pc ? m->input_norm_mean[c] : m->input_mean, std = pc ? m->input_norm_std[c] : m->input_std;
+    const float scale = 1.f / std, shift = -mean / std;
+    const float x = v * scale + shift;
     return quantize_double((double)x / (double)m->input_quant.scale, m->input_quant.zero_point);
 }
 
 kdrt_status kdrt_quantize_input_u8(const kdrt_model *m, int8_t *out, const uint8_t *pixels) {
     if (!m || !out || !pixels) return KDRT_STATUS_BAD_ARG;
     if (m->state < STATE_LOADED) return KDRT_STATUS_NOT_PREPARED;
-    const int32_t n = m->input_dims.h * m->input_dims.w * m->input_dims.c;
-    for (int32_t i = 0; i < n; i++) out[i] = m->input_lut[pixels[i]];
+    if (m->input_values) return KDRT_STATUS_BAD_ARG;
+    const int32_t C = m->input_dims.c, n = m->input_dims.h * m->input_dims.w * C;
+    if (!m->input_norm_mean) {
+        for (int32_t i = 0; i < n; i++) out[i] = m->input_lut[0][pixels[i]];
+        return KDRT_STATUS_OK;
+    }
+    for (int32_t i = 0, c = 0; i < n; i++, c = c + 1 == C ? 0 : c + 1)
+        out[i] = c < KDRT_INPUT_LUT_CHANNELS ? m->input_lut[c][pixels[i]] : kdrt_quantize_pixel_channel(m, c, pixels[i]);
+    return KDRT_STATUS_OK;
+}
+
+kdrt_status kdrt_quantize_input_f32(const kdrt_model *m, int8_t *out, const float *values) {
+    if (!m || !out || !values) return KDRT_STATUS_BAD_ARG;
+    if (m->state < STATE_LOADED) return KDRT_STATUS_NOT_PREPARED;
+    if (!m->input_values) return KDRT_STATUS_BAD_ARG;
+    const int32_t C = m->input_dims.c, n = m->input_dims.h * m->input_dims.w * C;
+    for (int32_t i = 0, c = 0; i < n; i++, c = c + 1 == C ? 0 : c + 1) out[i] = kdrt_quantize_value(m, c, values[i]);
     return KDRT_STATUS_OK;
 }
 

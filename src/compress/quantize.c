@@ -116,33 +116,33 @@ static void choose_range(const double *h, int bins, double total, float mn, floa
     *hi = mx <= 0.f ? mx : bh;
 }
 
-/* The normalisation of the int8 model's input: the model's own (kd_model.norm_mean / norm_std), or
- * the statistics of the calibration set for a model without one. kdrt quantizes the input with one
- * scale and zero point derived from a scalar mean and std (the .kdm header holds one of each, and
- * kdrt_quantize_input_u8 maps every pixel alike), so a normalisation that differs across channels
- * has no int8 form there: refused rather than approximated. */
-static kd_status input_norm(const kd_model *m, const kd_dataset *ds, float *mean, float *std, kd_error *err) {
-    if (!m->norm_mean) {
-        *mean = ds->mean;
-        *std = ds->std;
-        if (!(ds->std > 0.f) || !isfinite(ds->std) || !isfinite(ds->mean))
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration set has a bad normalisation (mean %g, std %g)",
-                                (double)ds->mean, (double)ds->std);
-        return KD_STATUS_OK;
-    }
-    *mean = m->norm_mean[0];
-    *std = m->norm_std[0];
-    for (int c = 1; c < m->in_c; c++)
-        if (m->norm_mean[c] != *mean || m->norm_std[c] != *std)
+/* The normalisation of the int8 model's input, checked: the model's own (kd_model.norm_mean /
+ * norm_std, one per channel), or the calibration set's scalar statistics for a model without one.
+ * For pixels, *lo / *hi get the exact range of the normalised input: the union over channels of
+ * [(0 - mean_c) / std_c, (1 - mean_c) / std_c] (float values have no such bound: calibration
+ * measures theirs). */
+static kd_status input_norm(const kd_model *m, const kd_dataset *ds, float *mean, float *std, float *lo, float *hi,
+                            kd_error *err) {
+    if ((ds->type == KD_DATA_F32) != (m->input_values != 0))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration set holds %s but model %s takes %s",
+                            ds->type == KD_DATA_F32 ? "float values" : "8-bit pixels", m->name,
+                            m->input_values ? "float values" : "8-bit pixels");
+    int nc = m->norm_mean ? m->in_c : 1;
+    for (int c = 0; c < nc; c++) {
+        float mu = m->norm_mean ? m->norm_mean[c] : ds->mean, sd = m->norm_mean ? m->norm_std[c] : ds->std;
+        if (!(sd > 0.f) || !isfinite(sd) || !isfinite(mu)) {
+            if (!m->norm_mean)
+                return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration set has a bad normalisation (mean %g, std %g)",
+                                    (double)mu, (double)sd);
             return kd_error_set(err, KD_STATUS_BAD_MODEL,
-                                "model %s normalises its input per channel (channel 0: mean %g, std %g; channel %d: "
-                                "mean %g, std %g), but the int8 model's input is quantized with one scale and zero "
-                                "point (kdrt takes one mean and std for all channels): it cannot be quantized",
-                                m->name, (double)*mean, (double)*std, c, (double)m->norm_mean[c],
-                                (double)m->norm_std[c]);
-    if (!(*std > 0.f) || !isfinite(*std) || !isfinite(*mean))
-        return kd_error_set(err, KD_STATUS_BAD_MODEL, "model %s has a bad input normalisation (mean %g, std %g)",
-                            m->name, (double)*mean, (double)*std);
+                                "model %s has a bad input normalisation (channel %d: mean %g, std %g)", m->name, c,
+                                (double)mu, (double)sd);
+        }
+        float l = (0.f - mu) / sd, h = (1.f - mu) / sd;
+        if (c == 0 || l < *lo) *lo = l;
+        if (c == 0 || h > *hi) *hi = h;
+        if (c == 0) { *mean = mu; *std = sd; }
+    }
     return KD_STATUS_OK;
 }
 
@@ -162,8 +162,8 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "calibration images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,
                             m->name, m->in_c, m->in_h, m->in_w);
-    float in_mean, in_std;
-    kd_status st = input_norm(m, ds, &in_mean, &in_std, err);
+    float in_mean = 0.f, in_std = 1.f, in_lo = 0.f, in_hi = 0.f, x_lo = FLT_MAX, x_hi = -FLT_MAX;
+    kd_status st = input_norm(m, ds, &in_mean, &in_std, &in_lo, &in_hi, err);
     if (st) return st;
     if (cfg.method == KD_CALIB_PERCENTILE && !(cfg.percentile > 50.0 && cfg.percentile <= 100.0))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "percentile must be in (50, 100], got %g", cfg.percentile);
@@ -193,6 +193,15 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
             int nb = cfg.n_images - b0 < B ? cfg.n_images - b0 : B;
             for (int k = 0; k < nb; k++) idx[k] = b0 + k;
             kd_batch_fill(x, y, ds, m->norm_mean, m->norm_std, idx, nb);
+            if (pass == 0 && m->input_values) /* float values: the input's range is what the data has */
+                for (size_t k = 0; k < (size_t)nb * img && !st; k++) {
+                    if (!isfinite(x[k]))
+                        st = kd_error_set(err, KD_STATUS_BAD_ARG, "calibration: input value %g in sample %d",
+                                          (double)x[k], b0 + (int)(k / img));
+                    x_lo = x[k] < x_lo ? x[k] : x_lo;
+                    x_hi = x[k] > x_hi ? x[k] : x_hi;
+                }
+            if (st) break;
             kd_model_forward(m, x, nb, 0, NULL);
             for (int i = 0; i < nl && !st; i++) {
                 const float *o = kd_model_layer_output(m, i);
@@ -233,8 +242,8 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
                      &r->hi[i]);
     r->in_mean = in_mean;
     r->in_std = in_std;
-    r->in_lo = (0.f - in_mean) / in_std;
-    r->in_hi = (1.f - in_mean) / in_std;
+    r->in_lo = m->input_values ? x_lo : in_lo;
+    r->in_hi = m->input_values ? x_hi : in_hi;
 done:
     free(x); free(idx); free(y); free(mn); free(mx); free(hist); free(tot);
     if (st) kd_calib_ranges_free(r);
@@ -250,7 +259,29 @@ void kd_int8_free(kd_int8_model *q) {
         free(L->weight); free(L->bias); free(L->w_scale); free(L->mult); free(L->shift);
     }
     free(q->layers);
+    free(q->norm_mean);
     free(q);
+}
+
+kd_status kd_int8_set_norm(kd_int8_model *q, const float *mean, const float *std, kd_error *err) {
+    free(q->norm_mean);
+    q->norm_mean = q->norm_std = NULL;
+    q->in_mean = mean[0];
+    q->in_std = std[0];
+    int differ = 0;
+    for (int c = 0; c < q->in_c; c++) {
+        if (!(std[c] > 0.f) || !isfinite(std[c]) || !isfinite(mean[c]))
+            return kd_error_set(err, KD_STATUS_BAD_MODEL, "int8 model %s: bad input normalisation of channel %d "
+                                "(mean %g, std %g)", q->name, c, (double)mean[c], (double)std[c]);
+        differ |= mean[c] != mean[0] || std[c] != std[0];
+    }
+    if (!differ) return KD_STATUS_OK;
+    if (!(q->norm_mean = malloc(2 * (size_t)q->in_c * sizeof(float))))
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "int8 model %s: out of memory", q->name);
+    q->norm_std = q->norm_mean + q->in_c;
+    memcpy(q->norm_mean, mean, (size_t)q->in_c * sizeof(float));
+    memcpy(q->norm_std, std, (size_t)q->in_c * sizeof(float));
+    return KD_STATUS_OK;
 }
 
 static kdrt_dims dims4(int n, int h, int w, int c) {
@@ -330,6 +361,8 @@ kd_status kd_int8_build(const kd_model *m, const kd_calib_ranges *r, const kd_ca
     q->in_q = kd_quant_from_range(r->in_lo, r->in_hi);
     q->in_mean = r->in_mean;
     q->in_std = r->in_std;
+    q->input_values = m->input_values;
+    if (m->norm_mean && (st = kd_int8_set_norm(q, m->norm_mean, m->norm_std, err))) goto done;
     for (int i = 0; i < nl; i++)
         for (int k = 0; k < m->layers[i].n_inputs; k++) {
             int j = m->layers[i].inputs[k];
@@ -626,6 +659,10 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
     if (!(q->in_std > 0.f) || !isfinite(q->in_std) || !isfinite(q->in_mean))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "int8 evaluation: model %s has a bad input normalisation (mean %g, "
                             "std %g)", q->name, (double)q->in_mean, (double)q->in_std);
+    if ((ds->type == KD_DATA_F32) != (q->input_values != 0))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "int8 evaluation: the data holds %s but model %s takes %s",
+                            ds->type == KD_DATA_F32 ? "float values" : "8-bit pixels", q->name,
+                            q->input_values ? "float values" : "8-bit pixels");
     if (batch < 1) batch = 256;
     if (threads < 1) threads = 1;
     int nb = (ds->n + batch - 1) / batch;
@@ -649,7 +686,7 @@ kd_status kd_int8_evaluate(const kd_int8_model *q, const kd_dataset *ds, int bat
             s = kd_error_set(&e, KD_STATUS_NO_MEMORY, "int8 evaluation: out of memory");
         } else {
             for (int k = 0; k < n; k++) idx[k] = b0 + k;
-            kd_batch_fill(x, y, &own, NULL, NULL, idx, n);
+            kd_batch_fill(x, y, &own, q->norm_mean, q->norm_std, idx, n);
             s = kd_int8_forward(q, x, n, lg, &e);
             kdrt_dims ld = {n, 1, 1, q->n_classes};
             if (!s && kdrt_argmax_s8_ref(am, lg, &ld) != KDRT_STATUS_OK)

@@ -53,6 +53,17 @@ static char *model_json(const kd_int8_model *q) {
     cJSON_AddItemToObject(root, "input_mean", cJSON_CreateRaw(buf));
     snprintf(buf, sizeof buf, "%.9g", (double)q->in_std);
     cJSON_AddItemToObject(root, "input_std", cJSON_CreateRaw(buf));
+    if (q->norm_mean) { /* per channel (only when the channels differ: older files have none) */
+        cJSON *nm = cJSON_AddObjectToObject(root, "input_norm");
+        cJSON *mean = cJSON_AddArrayToObject(nm, "mean"), *std = cJSON_AddArrayToObject(nm, "std");
+        for (int c = 0; c < q->in_c; c++) {
+            snprintf(buf, sizeof buf, "%.9g", (double)q->norm_mean[c]);
+            cJSON_AddItemToArray(mean, cJSON_CreateRaw(buf));
+            snprintf(buf, sizeof buf, "%.9g", (double)q->norm_std[c]);
+            cJSON_AddItemToArray(std, cJSON_CreateRaw(buf));
+        }
+    }
+    if (q->input_values) cJSON_AddNumberToObject(root, "input_values", 1);
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
     for (int i = 0; i < q->n_layers; i++) {
         const kd_int8_layer *L = &q->layers[i];
@@ -196,6 +207,29 @@ static int j_float(const cJSON *o, const char *k, float *v) {
     return 0;
 }
 
+/* The optional per-channel normalisation {"mean": [in_c], "std": [in_c]} into q: 0, or -1. */
+static int j_norm(const cJSON *o, kd_int8_model *q) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "input_norm");
+    if (!x) return 0;
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(x, "mean"), *std = cJSON_GetObjectItemCaseSensitive(x, "std");
+    if (!cJSON_IsArray(mean) || !cJSON_IsArray(std) || cJSON_GetArraySize(mean) != q->in_c ||
+        cJSON_GetArraySize(std) != q->in_c)
+        return -1;
+    float *v = malloc(2 * (size_t)q->in_c * sizeof *v);
+    int bad = !v;
+    for (int c = 0; c < q->in_c && !bad; c++) {
+        const cJSON *a = cJSON_GetArrayItem(mean, c), *b = cJSON_GetArrayItem(std, c);
+        bad = !cJSON_IsNumber(a) || !cJSON_IsNumber(b);
+        if (!bad) {
+            v[c] = (float)a->valuedouble;
+            v[q->in_c + c] = (float)b->valuedouble;
+        }
+    }
+    if (!bad) bad = kd_int8_set_norm(q, v, v + q->in_c, NULL) != KD_STATUS_OK;
+    free(v);
+    return bad ? -1 : 0;
+}
+
 /* Copy tensor "<layer>.<what>" of dtype and exactly n elements into a new array (NULL if it is
  * missing or another tensor); marks it used. */
 static void *get_tensor(const kd_st_file *f, const char *layer, const char *what, const char *dtype, size_t n) {
@@ -256,6 +290,12 @@ kd_status kd_int8_load(const char *path, kd_int8_model **out, kd_error *err) {
     }
     snprintf(q->name, sizeof q->name, "%s", nm->valuestring);
     q->in_c = in3[0]; q->in_h = in3[1]; q->in_w = in3[2]; q->n_classes = ncls;
+    if (j_norm(mj, q) ||
+        (cJSON_GetObjectItemCaseSensitive(mj, "input_values") && j_int(mj, "input_values", 0, 1, &q->input_values))) {
+        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: input normalisation per channel or input type out of range "
+                          "(finite means, stds > 0, one per channel)", path);
+        goto done;
+    }
     for (int i = 0; i < nl && !st; i++) {
         const cJSON *o = cJSON_GetArrayItem(layers, i);
         kd_int8_layer *L = &q->layers[i];

@@ -262,7 +262,9 @@ kd_status kd_kdm_write(const kd_int8_model *q, unsigned char **bytes, size_t *le
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     }
     size_t act_bytes = plan_activations(q, act);
-    size_t cursor = align16(KDRT_KDM_HEADER_SIZE + (size_t)KDRT_KDM_LAYER_SIZE * n);
+    /* the normalisation block (KDRT_KDM_INPUT_NORM) follows the layer table */
+    size_t norm_at = KDRT_KDM_HEADER_SIZE + (size_t)KDRT_KDM_LAYER_SIZE * n;
+    size_t cursor = align16(norm_at + (q->norm_mean ? 8 * (size_t)q->in_c : 0));
     for (int i = 0; i < n; i++) {
         const kd_int8_layer *L = &q->layers[i];
         if (!is_weighted(L->op)) continue;
@@ -294,6 +296,7 @@ kd_status kd_kdm_write(const kd_int8_model *q, unsigned char **bytes, size_t *le
     h.in_h = (uint16_t)q->in_h;
     h.in_w = (uint16_t)q->in_w;
     h.in_c = (uint16_t)q->in_c;
+    h.flags = (uint16_t)((q->norm_mean ? KDRT_KDM_INPUT_NORM : 0) | (q->input_values ? KDRT_KDM_INPUT_VALUES : 0));
     h.activation_bytes = (uint32_t)act_bytes;
     h.in_scale = q->in_q.scale;
     h.in_zero_point = q->in_q.zero_point;
@@ -342,6 +345,10 @@ kd_status kd_kdm_write(const kd_int8_model *q, unsigned char **bytes, size_t *le
             memcpy(b + off + 4 * oc, L->w_scale, oc * sizeof(float));
             memcpy(b + align16(off + 8 * oc), L->weight, (size_t)f->n * f->h * f->w * f->c);
         }
+    }
+    if (q->norm_mean) {
+        memcpy(b + norm_at, q->norm_mean, (size_t)q->in_c * sizeof(float));
+        memcpy(b + norm_at + 4 * (size_t)q->in_c, q->norm_std, (size_t)q->in_c * sizeof(float));
     }
     memcpy(b, &h, sizeof h);
     h.checksum = kdrt_crc32(0, b + 12, cursor - 12);
@@ -500,6 +507,8 @@ kd_status kd_kdm_read(const void *bytes, size_t len, kd_int8_model **out, kd_err
     q->in_q = m.input_quant;
     q->in_mean = m.input_mean;
     q->in_std = m.input_std;
+    q->input_values = m.input_values;
+    if (m.input_norm_mean && (st = kd_int8_set_norm(q, m.input_norm_mean, m.input_norm_std, err))) goto done;
     /* version 1 stores int8 values; an int4-per-group model was written as its int8 values m_g * v
      * (quantize.h), which compute the same, but the file does not record that they were int4 */
     q->weight_bits = 8;

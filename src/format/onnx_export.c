@@ -891,13 +891,13 @@ kd_status kd_onnx_export_int8(const kd_int8_model *q, kd_onnx_int8_ops ops, unsi
         }
         free(deq);
     }
-    /* the normalisation per channel, as the fp32 export writes it (kdrt's is one mean and std for all) */
+    /* the normalisation per channel, as the fp32 export writes it */
     char qtext[64], *mean = NULL, *std = NULL;
     float *norm = st ? NULL : malloc(2 * (size_t)q->in_c * sizeof *norm);
     if (norm) {
         for (int c = 0; c < q->in_c; c++) {
-            norm[c] = q->in_mean;
-            norm[q->in_c + c] = q->in_std;
+            norm[c] = q->norm_mean ? q->norm_mean[c] : q->in_mean;
+            norm[q->in_c + c] = q->norm_mean ? q->norm_std[c] : q->in_std;
         }
         mean = floats_text(norm, q->in_c);
         std = floats_text(norm + q->in_c, q->in_c);

@@ -10,7 +10,12 @@
  *   with the checksum recomputed never crash load/prepare/invoke; wrong magic, version, alignment;
  * - helpers: CRC-32 equals zlib's, input quantization from pixels equals the training side's,
  *   argmax and dequantize;
- * - sizes: .kdm of cnn-s within 26% of its fp32 checkpoint (issue 4's budget). */
+ * - sizes: .kdm of cnn-s within 26% of its fp32 checkpoint (issue 4's budget);
+ * - the input (issue 14): an RGB model normalised per channel and float-value table models (per
+ *   feature, or by the data's statistics) carry the header flags and the normalisation block;
+ *   kdrt's input quantization (kdrt_quantize_input_u8 per channel, kdrt_quantize_input_f32) and
+ *   logits equal the integer evaluation's bit for bit, kd_kdm_read and the int8 safetensors keep
+ *   them; a block with a bad std / mean, changed, truncated or an unknown flag is refused. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,20 +120,41 @@ static int compare_runtime(const kd_int8_model *q, const unsigned char *file, si
     kd_error err;
     kd_rng r;
     kd_rng_seed(&r, 77, 1);
+    /* the input's normalisation and kind travel in the file */
+    CHECK((m.input_norm_mean != NULL) == (q->norm_mean != NULL) && m.input_values == q->input_values);
+    for (int c = 0; q->norm_mean && m.input_norm_mean && c < q->in_c; c++)
+        CHECK(m.input_norm_mean[c] == q->norm_mean[c] && m.input_norm_std[c] == q->norm_std[c]);
+    kd_dataset own = *ds; /* normalised as the int8 model says (as kd_int8_evaluate does) */
+    own.mean = q->in_mean;
+    own.std = q->in_std;
     int diff = 0, total = ds->n + n_random;
     for (int t = 0; t < total; t++) {
-        if (t < ds->n) { /* a real image: pixels -> int8 by the runtime's helper */
+        if (t < ds->n) { /* a real sample: pixels or float values -> int8 by the runtime's helper */
             int32_t idx = t, y;
-            kd_batch_fill(x, &y, ds, NULL, NULL, &idx, 1);
+            kd_batch_fill(x, &y, &own, q->norm_mean, q->norm_std, &idx, 1);
             kd_int8_quantize_input(q, in, x, 1);
             int8_t *in2 = malloc(in_n);
-            /* the pixels in NHWC order */
-            uint8_t *px = malloc(in_n);
+            /* the sample in NHWC order */
+            size_t es = ds->type == KD_DATA_F32 ? 4 : 1;
+            uint8_t *px = malloc(in_n * es);
             for (int c = 0; c < q->in_c; c++)
                 for (int k = 0; k < q->in_h * q->in_w; k++)
-                    px[(size_t)k * q->in_c + c] = ds->pixels[(size_t)t * in_n + (size_t)c * q->in_h * q->in_w + k];
-            CHECK(kdrt_quantize_input_u8(&m, in2, px) == KDRT_STATUS_OK);
-            CHECK(memcmp(in, in2, in_n) == 0);
+                    memcpy(px + es * ((size_t)k * q->in_c + c),
+                           ds->pixels + es * ((size_t)t * in_n + (size_t)c * q->in_h * q->in_w + k), es);
+            if (es == 4) {
+                float *v = malloc(in_n * sizeof(float));
+                memcpy(v, px, in_n * sizeof(float));
+                CHECK(kdrt_quantize_input_f32(&m, in2, v) == KDRT_STATUS_OK);
+                CHECK(kdrt_quantize_input_u8(&m, in2 + 0, px) == KDRT_STATUS_BAD_ARG); /* not pixels */
+                CHECK(kdrt_quantize_input_f32(&m, in2, v) == KDRT_STATUS_OK);
+                free(v);
+            } else {
+                CHECK(kdrt_quantize_input_u8(&m, in2, px) == KDRT_STATUS_OK);
+                CHECK(kdrt_quantize_input_f32(&m, in2 + 0, (const float *)x) == KDRT_STATUS_BAD_ARG);
+                CHECK(kdrt_quantize_input_u8(&m, in2, px) == KDRT_STATUS_OK);
+            }
+            CHECK_MSG(memcmp(in, in2, in_n) == 0, "%s: kdrt's input quantization differs from the training side's",
+                      q->name);
             free(in2);
             free(px);
         } else {
@@ -181,6 +207,9 @@ static void compare_read_back(const kd_int8_model *q, const unsigned char *file,
     if (!r) return;
     CHECK(r->n_layers == q->n_layers && r->in_q.scale == q->in_q.scale && r->in_q.zero_point == q->in_q.zero_point &&
           r->in_mean == q->in_mean && r->in_std == q->in_std && r->n_classes == q->n_classes);
+    CHECK(r->input_values == q->input_values && (r->norm_mean != NULL) == (q->norm_mean != NULL));
+    if (r->norm_mean && q->norm_mean)
+        CHECK(memcmp(r->norm_mean, q->norm_mean, 2 * (size_t)q->in_c * sizeof(float)) == 0);
     int bad = 0;
     for (int i = 0; i < q->n_layers && i < r->n_layers; i++) {
         const kd_int8_layer *a = &q->layers[i], *b = &r->layers[i];
@@ -291,6 +320,233 @@ static void test_round_trip(void) {
         }
         free(file);
         kd_int8_free(q);
+        kd_dataset_free(&ds);
+    }
+}
+
+/* ---------------------------------------------------------------- input normalisation (issue 14) */
+
+/* An RGB model normalised per channel (ImageNet's statistics), and a table model of float values
+ * (6 features, normalised per feature, or by the data's statistics): both quantized, written with
+ * the header flags and the normalisation block, read back the same, and run by kdrt bit for bit as
+ * the integer evaluation does. */
+static const char *rgb_yaml = "name: rgb\ninput: [3, 8, 8]\n"
+                              "normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}\n"
+                              "layers:\n  - {type: conv2d, out: 6, kernel: 3, pad: 1}\n  - {type: relu}\n"
+                              "  - {type: maxpool, kernel: 2}\n  - {type: flatten}\n  - {type: linear, out: 5}\n";
+static const char *tab_yaml = "name: tab\ninput: [6, 1, 1]\n%s"
+                              "layers:\n  - {type: flatten}\n  - {type: linear, out: 12}\n  - {type: relu}\n"
+                              "  - {type: linear, out: 3}\n";
+
+/* n samples of 6 float features on very different scales (and a negative one), labels from a rule. */
+static void make_table(kd_dataset *ds, int n, uint64_t seed) {
+    memset(ds, 0, sizeof *ds);
+    ds->n = n; ds->c = 6; ds->h = 1; ds->w = 1; ds->n_classes = 3;
+    ds->type = KD_DATA_F32;
+    ds->pixels = malloc((size_t)n * 6 * sizeof(float));
+    ds->labels = malloc((size_t)n * sizeof(int32_t));
+    kd_rng r;
+    kd_rng_seed(&r, seed, 1);
+    const float scale[6] = {1.f, 100.f, 0.01f, 13.f, 2.5f, 1000.f}, off[6] = {0.f, -50.f, 0.f, 7.f, -3.f, 400.f};
+    for (int i = 0; i < n; i++) {
+        float v[6];
+        for (int k = 0; k < 6; k++) v[k] = off[k] + scale[k] * (kd_rng_uniform(&r) - 0.5f);
+        memcpy(ds->pixels + (size_t)i * 24, v, sizeof v);
+        ds->labels[i] = v[0] > 0.2f ? 0 : v[1] > -50.f ? 1 : 2;
+    }
+    kd_dataset_compute_stats(ds);
+}
+
+/* Calibrate and build (these models have no batch norm to fold). */
+static kd_int8_model *quantize_model(kd_model *m, const kd_dataset *ds) {
+    kd_error err;
+    kd_calib_config cfg;
+    kd_calib_config_default(&cfg);
+    cfg.n_images = ds->n;
+    cfg.batch = 16;
+    kd_calib_ranges r;
+    kd_int8_model *q = NULL;
+    CHECK_MSG(kd_int8_calibrate(m, ds, &cfg, &r, &err) == KD_STATUS_OK, "%s: %s", m->name, err.msg);
+    if (r.lo) CHECK_MSG(kd_int8_build(m, &r, &cfg, &q, &err) == KD_STATUS_OK, "%s: %s", m->name, err.msg);
+    kd_calib_ranges_free(&r);
+    return q;
+}
+
+/* write, check the flags, run through kdrt against the training side, read back; returns the file */
+static unsigned char *norm_round_trip(const kd_int8_model *q, const kd_dataset *ds, uint16_t want_flags, size_t *len) {
+    kd_error err;
+    unsigned char *file = NULL;
+    CHECK_MSG(kd_kdm_write(q, &file, len, &err) == KD_STATUS_OK, "%s: %s", q->name, err.msg);
+    if (!file) return NULL;
+    kdrt_kdm_header h;
+    memcpy(&h, file, sizeof h);
+    CHECK_MSG(h.flags == want_flags, "%s: header flags %u, expected %u", q->name, h.flags, want_flags);
+    int diff = compare_runtime(q, file, *len, ds, 10);
+    CHECK_MSG(diff == 0, "%s: %d int8 logits differ between kdrt and the integer evaluation", q->name, diff);
+    compare_read_back(q, file, *len);
+    /* kd_int8_evaluate's predictions are kdrt's */
+    double acc = 0;
+    int32_t *pred = malloc((size_t)ds->n * sizeof(int32_t));
+    CHECK_MSG(kd_int8_evaluate(q, ds, 7, 1, &acc, pred, &err) == KD_STATUS_OK, "%s", err.msg);
+    kdrt_model m;
+    unsigned char *b = exact_copy(file, *len);
+    CHECK(kdrt_model_load(&m, b, *len) == KDRT_STATUS_OK);
+    size_t need = kdrt_arena_size(&m), in_n = (size_t)q->in_c * q->in_h * q->in_w;
+    unsigned char *arena = malloc(need);
+    CHECK(kdrt_prepare(&m, arena, need) == KDRT_STATUS_OK);
+    int8_t *in = malloc(in_n), lg[16];
+    int same = 0;
+    for (int i = 0; i < ds->n; i++) {
+        if (ds->type == KD_DATA_F32) { /* (c, 1, 1) samples: NCHW is NHWC */
+            CHECK(kdrt_quantize_input_f32(&m, in, (const float *)(const void *)(ds->pixels + (size_t)i * in_n * 4)) ==
+                  KDRT_STATUS_OK);
+        } else {
+            uint8_t *px = malloc(in_n);
+            for (int c = 0; c < q->in_c; c++)
+                for (int k = 0; k < q->in_h * q->in_w; k++)
+                    px[(size_t)k * q->in_c + c] = ds->pixels[(size_t)i * in_n + (size_t)c * q->in_h * q->in_w + k];
+            CHECK(kdrt_quantize_input_u8(&m, in, px) == KDRT_STATUS_OK);
+            free(px);
+        }
+        CHECK(kdrt_invoke(&m, in, lg) == KDRT_STATUS_OK);
+        same += kdrt_output_argmax(&m, lg) == pred[i];
+    }
+    CHECK_MSG(same == ds->n, "%s: kd_int8_evaluate and kdrt agree on %d of %d samples", q->name, same, ds->n);
+    free(in); free(arena); free(b); free(pred);
+    /* the int8 safetensors checkpoint keeps them too */
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_kdm.%s.int8.safetensors", KD_BINARY_DIR, q->name);
+    kd_int8_model *l = NULL;
+    CHECK_MSG(kd_int8_save(path, q, &err) == KD_STATUS_OK && kd_int8_load(path, &l, &err) == KD_STATUS_OK, "%s",
+              err.msg);
+    if (l) {
+        CHECK(l->input_values == q->input_values && (l->norm_mean != NULL) == (q->norm_mean != NULL) &&
+              l->in_mean == q->in_mean && l->in_std == q->in_std);
+        if (l->norm_mean && q->norm_mean)
+            CHECK(memcmp(l->norm_mean, q->norm_mean, 2 * (size_t)q->in_c * sizeof(float)) == 0);
+        kd_int8_free(l);
+    }
+    remove(path);
+    return file;
+}
+
+/* A file whose normalisation block is changed (checksum recomputed) must be refused with status. */
+static void corrupt_block(const unsigned char *file, size_t len, int n_layers, int in_c) {
+    size_t at = KDRT_KDM_HEADER_SIZE + (size_t)KDRT_KDM_LAYER_SIZE * n_layers;
+    if (len < at + 8 * (size_t)in_c) return;
+    const float bad[] = {0.f, -1.f, NAN, INFINITY, -INFINITY};
+    for (int which = 0; which < 2; which++)       /* 0: a mean, 1: a std */
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            if (which == 0 && (bad[k] == 0.f || bad[k] == -1.f)) continue; /* fine means */
+            unsigned char *b = exact_copy(file, len);
+            memcpy(b + at + 4 * ((size_t)which * in_c + (size_t)(in_c - 1)), &bad[k], 4);
+            fix_crc(b, len);
+            kdrt_model m;
+            CHECK_MSG(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_QUANT, "%s %g accepted",
+                      which ? "std" : "mean", (double)bad[k]);
+            kd_int8_model *r = NULL;
+            kd_error err;
+            CHECK(kd_kdm_read(b, len, &r, &err) == KD_STATUS_BAD_FILE && !r && strstr(err.msg, "not a valid .kdm"));
+            free(b);
+        }
+    /* any byte of the block changed without the checksum: refused */
+    for (size_t i = at; i < at + 8 * (size_t)in_c; i++) {
+        unsigned char *b = exact_copy(file, len);
+        b[i] ^= 0x40;
+        kdrt_model m;
+        CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_CHECKSUM);
+        free(b);
+    }
+    /* truncated anywhere: refused (len < file_size) */
+    for (size_t n = 0; n < len; n += n < at + 64 ? 1 : 61) {
+        unsigned char *b = exact_copy(file, n);
+        kdrt_model m;
+        CHECK_MSG(kdrt_model_load(&m, b, n) != KDRT_STATUS_OK, "truncated to %zu bytes: accepted", n);
+        free(b);
+    }
+    /* an unknown header flag: refused */
+    kdrt_kdm_header h;
+    unsigned char *b = malloc(len > sizeof h ? len : sizeof h); /* len > sizeof h (checked above) */
+    memcpy(b, file, len);
+    memcpy(&h, b, sizeof h);
+    h.flags |= 0x0004;
+    memcpy(b, &h, sizeof h);
+    fix_crc(b, len);
+    kdrt_model m;
+    CHECK(kdrt_model_load(&m, b, len) == KDRT_STATUS_BAD_MODEL);
+    free(b);
+}
+
+static void test_input_norm(void) {
+    kd_error err;
+    /* RGB, per channel */
+    kd_model *m = NULL;
+    CHECK_MSG(kd_model_from_yaml(&m, rgb_yaml, "rgb.yaml", 3, &err) == KD_STATUS_OK, "%s", err.msg);
+    if (!m) return;
+    kd_dataset ds;
+    make_dataset(&ds, 40, 3, 8, 8, 5, 21);
+    kd_int8_model *q = quantize_model(m, &ds);
+    if (q) {
+        CHECK(q->norm_mean && q->norm_mean[2] == 0.406f && q->norm_std[1] == 0.224f && !q->input_values);
+        /* the input range: the union of the channels' */
+        kdrt_quant want = kd_quant_from_range((0.f - 0.485f) / 0.229f, (1.f - 0.406f) / 0.225f);
+        CHECK(q->in_q.scale == want.scale && q->in_q.zero_point == want.zero_point);
+        size_t len = 0;
+        unsigned char *file = norm_round_trip(q, &ds, KDRT_KDM_INPUT_NORM, &len);
+        if (file) corrupt_block(file, len, q->n_layers, 3);
+        free(file);
+        kd_int8_free(q);
+    }
+    kd_model_free(m);
+    kd_dataset_free(&ds);
+
+    /* float values: per feature, and with the data's statistics */
+    for (int own = 0; own < 2; own++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, tab_yaml,
+                 own ? "normalize: {mean: [0, -50, 0, 7, -3, 400], std: [0.3, 30, 0.003, 4, 0.7, 300]}\n" : "");
+        m = NULL;
+        CHECK_MSG(kd_model_from_yaml(&m, yaml, "tab.yaml", 5, &err) == KD_STATUS_OK, "%s", err.msg);
+        if (!m) continue;
+        m->input_values = 1;
+        make_table(&ds, 50, 8 + own);
+        q = quantize_model(m, &ds);
+        if (q) {
+            CHECK(q->input_values == 1 && (q->norm_mean != NULL) == own);
+            /* the input range is the calibration data's (normalised), not the pixels' [0, 1] */
+            float lo = 1e30f, hi = -1e30f, x[6];
+            kd_dataset dn = ds;
+            dn.mean = q->in_mean;
+            dn.std = q->in_std;
+            for (int i = 0; i < ds.n; i++) {
+                int32_t idx = i, y;
+                kd_batch_fill(x, &y, &dn, q->norm_mean, q->norm_std, &idx, 1);
+                for (int k = 0; k < 6; k++) { lo = x[k] < lo ? x[k] : lo; hi = x[k] > hi ? x[k] : hi; }
+            }
+            kdrt_quant want = kd_quant_from_range(lo, hi);
+            CHECK_MSG(q->in_q.scale == want.scale && q->in_q.zero_point == want.zero_point,
+                      "values input quantization %g/%d, expected %g/%d", (double)q->in_q.scale, q->in_q.zero_point,
+                      (double)want.scale, want.zero_point);
+            size_t len = 0;
+            unsigned char *file = norm_round_trip(
+                q, &ds, (uint16_t)(KDRT_KDM_INPUT_VALUES | (own ? KDRT_KDM_INPUT_NORM : 0)), &len);
+            if (file && own) corrupt_block(file, len, q->n_layers, 6);
+            free(file);
+            /* pixels to a model of values: refused, saying so */
+            kd_dataset px;
+            make_dataset(&px, 4, 6, 1, 1, 3, 2);
+            double acc;
+            CHECK(kd_int8_evaluate(q, &px, 4, 1, &acc, NULL, &err) == KD_STATUS_BAD_ARG &&
+                  strstr(err.msg, "takes float values"));
+            kd_calib_config cfg;
+            kd_calib_config_default(&cfg);
+            cfg.n_images = 4;
+            kd_calib_ranges r;
+            CHECK(kd_int8_calibrate(m, &px, &cfg, &r, &err) == KD_STATUS_BAD_ARG && strstr(err.msg, "8-bit pixels"));
+            kd_dataset_free(&px);
+            kd_int8_free(q);
+        }
+        kd_model_free(m);
         kd_dataset_free(&ds);
     }
 }
@@ -545,6 +801,7 @@ static void test_size(void) {
 int main(void) {
     test_crc_and_input();
     test_round_trip();
+    test_input_norm();
     test_hostile();
     test_size();
     TEST_DONE();
