@@ -22,7 +22,7 @@ static int open_model_and_data(const char *cmd, const char *model, const char *d
 
 /* The help lines of those two options, the same in eval's and predict's help. */
 #define DATA_OPTIONS_HELP                                                                        \
-    "  -d, --data SPEC     fashion-mnist (default), or any source of docs/DATA.md (image folder,   \n" \
+    "  -d, --data SPEC     fashion-mnist (default), or any source of docs/DATA.md (image folder,\n"    \
     "                      CIFAR, NumPy, CSV/TSV, IDX)\n"                                          \
     "  -s, --split NAME    test (default) or train\n" KD_CLI_DATA_HELP
 
