@@ -155,19 +155,21 @@ kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *sourc
  * so kd_model_from_yaml(*yaml) rebuilds exactly these layers. *yaml is malloc'd. The writer beside the reader: src/format/model_yaml.c. */
 kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
                                     kd_error *err);
-/* A built-in model ("cnn-t", "cnn-s", "mlp-s", "mlp-1200", "mlp-800", "mobilenet-s"), or a path to
- * a YAML file. */
+/* A built-in model (kd_model_zoo_name; `distill models`), or a path to a YAML file; `input: auto`
+ * and `out: classes` are 1x28x28 and 10 (kd_model_create_for with fit NULL). */
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err);
 /* What the data says a model must take (issue 14): each 0 = not known. */
 typedef struct kd_model_fit {
     int in_c, in_h, in_w;   /* the samples' shape */
     int n_classes;
 } kd_model_fit;
-/* kd_model_create for data of this shape: a model whose YAML says `input: auto` / `classes: auto`
- * (every built-in model) takes fit's shape and class count (a built-in model's own defaults, 1x28x28
- * and 10, when fit leaves them 0); an explicit shape or class count must equal fit's, else
- * KD_STATUS_MISMATCH naming both. The model's YAML (m->yaml, saved in checkpoints) is the resolved
- * one, so a checkpoint rebuilds the same model without data. fit NULL = kd_model_create. */
+/* kd_model_create for data of this shape: a model whose YAML says `input: auto` and `out: classes`
+ * (a linear or conv2d layer's option; every built-in model says both) takes fit's shape and class
+ * count (1x28x28 and 10 when fit leaves them 0); an explicit shape must equal fit's and an explicit
+ * class count must be at least fit's, else KD_STATUS_MISMATCH naming both. A shape the layers cannot
+ * take is KD_STATUS_BAD_MODEL, "model NAME cannot take CxHxW input: <the shape error>". The model's
+ * YAML (m->yaml, saved in checkpoints) is the resolved text (`auto` and `classes` replaced, the rest
+ * as written), so a checkpoint rebuilds the same model without data. fit NULL = kd_model_create. */
 kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t seed, const kd_model_fit *fit,
                               kd_error *err);
 /* Store in m what the data it is trained on says about its input (issue 14), so that checkpoints
