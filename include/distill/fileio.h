@@ -17,6 +17,8 @@ extern "C" {
  * would block forever, a device never ends. Returns a file descriptor, or -1 with err set
  * (KD_STATUS_NOT_FOUND when the file does not exist, KD_STATUS_IO otherwise). */
 int kd_open_input(const char *path, kd_error *err);
+/* 1 when path names a directory (following symlinks), else 0: how a data spec tells a folder from a file. */
+int kd_is_dir(const char *path);
 /* The size in bytes of an input file (opened as kd_open_input opens it), or -1 with err (may be
  * NULL) set when it cannot be read. */
 long long kd_input_size(const char *path, kd_error *err);

@@ -27,6 +27,11 @@ static const char *kd_file_kind(mode_t m) {
     return S_ISREG(m) ? "regular file" : "special file";
 }
 
+int kd_is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 int kd_open_input(const char *path, kd_error *err) {
     if (!path || !*path) {
         kd_error_set(err, KD_STATUS_BAD_ARG, "no input file named");

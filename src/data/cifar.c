@@ -18,11 +18,6 @@
 static const char *const cifar10_names[10] = {"airplane", "automobile", "bird", "cat", "deer",
                                               "dog", "frog", "horse", "ship", "truck"};
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 static int exists(const char *p) { return kd_input_size(p, NULL) >= 0; } /* a regular file */
 
 static const char *base_name(const char *p) {
@@ -36,14 +31,14 @@ static kd_status cifar_files(const char *spec, int test, char files[][1024], int
                              kd_error *err) {
     *nf = 0;
     *list = 0;
-    if (is_dir(spec)) {
+    if (kd_is_dir(spec)) {
         char d[1024];
         snprintf(d, sizeof d, "%s", spec);
         char p[1100];
         const char *sub[2] = {"cifar-10-batches-bin", "cifar-100-binary"};
         for (int i = 0; i < 2; i++) {
             snprintf(p, sizeof p, "%s/%s", spec, sub[i]);
-            if (is_dir(p)) snprintf(d, sizeof d, "%.1000s/%s", spec, sub[i]);
+            if (kd_is_dir(p)) snprintf(d, sizeof d, "%.1000s/%s", spec, sub[i]);
         }
         snprintf(dir, 1024, "%s", d);
         snprintf(p, sizeof p, "%s/data_batch_1.bin", d);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "distill/data.h"
+#include "distill/fileio.h"
 #include "distill/model.h" /* kd_size_mul */
 
 void kd_dataset_compute_stats(kd_dataset *ds) {
@@ -223,11 +224,6 @@ static int has_suffix_ci(const char *s, const char *suffix) {
     return n > ns && strcasecmp(s + n - ns, suffix) == 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 static int path_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
@@ -241,7 +237,7 @@ kd_data_format kd_data_format_detect(const char *spec) {
     if (has_suffix_ci(first, ".npz") || has_suffix_ci(first, ".npy")) return KD_DATA_FORMAT_NUMPY;
     if (has_suffix_ci(first, ".csv") || has_suffix_ci(first, ".tsv")) return KD_DATA_FORMAT_CSV;
     if (has_suffix_ci(first, ".bin")) return KD_DATA_FORMAT_CIFAR;
-    if (!comma && is_dir(first)) {
+    if (!comma && kd_is_dir(first)) {
         char p[4200];
         const char *cifar[] = {"data_batch_1.bin", "train.bin", "cifar-10-batches-bin/data_batch_1.bin",
                                "cifar-100-binary/train.bin"};

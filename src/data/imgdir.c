@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "data/image.h"
+#include "distill/fileio.h"
 
 /* More files than this in one folder tree is refused (a wrong --data, not a data set). */
 #define IMGDIR_MAX_FILES 10000000
@@ -37,11 +38,6 @@ static char *join(const char *a, const char *b) {
         memcpy(s + na + 1, b, nb + 1);
     }
     return s;
-}
-
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -77,7 +73,7 @@ static kd_status list_dir(const char *dir, int want_dirs, char ***out, int *n_ou
             st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
             break;
         }
-        int dir_entry = is_dir(p);
+        int dir_entry = kd_is_dir(p);
         free(p);
         if (e->d_name[0] == '.' || dir_entry != want_dirs) {
             ++*others;
@@ -259,7 +255,7 @@ kd_status kd_dataset_load_images(kd_dataset *ds, const char *spec, const char *s
     if ((opts->size_h != 0) != (opts->size_w != 0) || opts->size_h < 0 || opts->size_w < 0)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "image size %dx%d: give both height and width", opts->size_h,
                             opts->size_w);
-    if (!is_dir(spec)) return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: not a folder", spec);
+    if (!kd_is_dir(spec)) return kd_error_set(err, KD_STATUS_NOT_FOUND, "%s: not a folder", spec);
 
     /* The layout, and the file list of both splits in a fixed order (train first). */
     char *train_dir = join(spec, "train"), *test_dir = join(spec, "test"), *val_dir = join(spec, "val");
@@ -271,9 +267,9 @@ kd_status kd_dataset_load_images(kd_dataset *ds, const char *spec, const char *s
     uint8_t *pixels = NULL;
     int32_t *labels = NULL;
     kd_status st = train_dir && test_dir && val_dir ? KD_STATUS_OK : kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
-    int two = !st && is_dir(train_dir);
-    const char *other = is_dir(test_dir) ? test_dir : val_dir;
-    if (!st && two && !is_dir(other))
+    int two = !st && kd_is_dir(train_dir);
+    const char *other = kd_is_dir(test_dir) ? test_dir : val_dir;
+    if (!st && two && !kd_is_dir(other))
         st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: has train/ but neither test/ nor val/", spec);
     const char *class_root = two ? train_dir : spec;
     if (!st) st = list_dir(class_root, 1, &classes, &n_classes, &ignored, err);
