@@ -26,8 +26,8 @@ DATA="$tmp/train.csv,$tmp/test.csv"
 # 124 training rows: small batches, no validation split, the tables' default (no augmentation).
 COMMON="--data $DATA --val 0 --epochs $EPOCHS --batch 16 --optimizer adamw --lr 0.003 --threads $T -q"
 
-# accuracy FILE: the student's test accuracy printed by train/kd ("... student NAME X%")
-accuracy() { sed -n 's/^test accuracy:.*student [^ ]* \([0-9.]*\)%.*/\1/p' "$1" | tail -1; }
+# accuracy MODEL: its test accuracy by `distill eval` on the test file ("...: accuracy X% (..)")
+accuracy() { "$D" eval "$1" --data "$DATA" --threads "$T" 2>&1 | sed -n 's/.*: accuracy \([0-9.]*\)%.*/\1/p' | head -1; }
 
 # shellcheck disable=SC2086
 "$D" train --model "$TEACHER" $COMMON --seed 1 -o "$tmp/teacher.safetensors" > "$tmp/teacher.txt" 2>&1 || {
@@ -39,13 +39,13 @@ for s in $SEEDS; do
     # shellcheck disable=SC2086
     "$D" kd --teacher "$tmp/teacher.safetensors" --student "$STUDENT" $COMMON --seed "$s" \
         -o "$tmp/kd.$s.safetensors" > "$tmp/kd.$s.txt" 2>&1 || { cat "$tmp/kd.$s.txt" >&2; exit 1; }
-    echo "ce $(accuracy "$tmp/ce.$s.txt")" >> "$tmp/acc"
-    echo "kd $(accuracy "$tmp/kd.$s.txt")" >> "$tmp/acc"
+    echo "ce $(accuracy "$tmp/ce.$s.safetensors")" >> "$tmp/acc"
+    echo "kd $(accuracy "$tmp/kd.$s.safetensors")" >> "$tmp/acc"
 done
 
 n=$(echo $SEEDS | wc -w)
 echo "wine (sklearn's wine_data.csv): 124 train / 54 test, stratified split seed 1; $n seeds"
-echo "teacher $TEACHER: $(sed -n 's/^test accuracy: student [^ ]* \([0-9.]*\)%.*/\1/p' "$tmp/teacher.txt" | tail -1)%"
+echo "teacher $TEACHER: $(accuracy "$tmp/teacher.safetensors")%"
 printf '%-34s %8s %8s %8s\n' "model" "mean %" "min" "max"
 for k in ce kd; do
     awk -v k="$k" -v name="$STUDENT $( [ "$k" = ce ] && echo '(CE alone)' || echo '(KD from teacher)')" \
