@@ -6,7 +6,8 @@
  * test split prints the same accuracy twice and the class names per class, predict (image files
  * for image models, --data otherwise) names the classes, quantize and export with the default
  * calibration count (the data has fewer than 1000 samples), bench --verify of the .kdm agrees
- * with the training side's integer evaluation. Bad specs are refused naming the file. Tiny
+ * with the training side's integer evaluation; eval and quantize read an image folder at the
+ * model's shape without --size/--channels. Bad specs are refused naming the file. Tiny
  * models and sets: a few seconds under ASan. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,11 +53,12 @@ static const char tsv[] = "x\ty\tz\tlevel\n1\t2\t3\tlow\n9\t8\t7\thigh\n1.5\t2\t
                           "1\t2.5\t3\tlow\n9\t8\t7.5\thigh\n1\t2\t3.5\tlow\n9.5\t8\t7\thigh\n2\t2\t3\tlow\n"
                           "9\t9\t7\thigh\n1\t3\t3\tlow\n9\t8\t6\thigh\n";
 
-/* The first line of eval's output without its speed (", N samples/s"). */
+/* eval's accuracy line without its speed (", N samples/s"); "" when there is none. */
 static void eval_line(char *buf, size_t n) {
-    const char *e = strstr(out, ", loss ");
-    size_t len = e ? (size_t)(e - out) + 14 : 0; /* ", loss 1.2345" */
-    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), out);
+    const char *a = strstr(out, ": accuracy "), *e = a ? strstr(a, ", loss ") : NULL;
+    while (a && a > out && a[-1] != '\n') a--;
+    size_t len = e ? (size_t)(e - a) + 14 : 0; /* ", loss 1.2345" */
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), e ? a : "");
 }
 
 static void check_source(const source *s) {
@@ -112,6 +114,16 @@ int main(void) {
     write_file("tsv.tsv", tsv);
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) check_source(&sources[i]);
 
+    /* a model trained with --size and --channels reads an image folder at its own shape: the same
+     * evaluation without them */
+    char first[512], second[512];
+    EXPECT("eval one.safetensors --data " FX "/images/one --test-fraction 0.4 --size 16x16 --channels 1", 0, "accuracy");
+    eval_line(first, sizeof first);
+    EXPECT("eval one.safetensors --data " FX "/images/one --test-fraction 0.4", 0, "accuracy");
+    eval_line(second, sizeof second);
+    CHECK_MSG(first[0] && !strcmp(first, second), "eval at the model's shape: '%s' vs '%s'", first, second);
+    EXPECT("quantize one.safetensors --data " FX "/images/one --test-fraction 0.4 -o one2.int8.safetensors", 0,
+           "int8 accuracy");
     /* a calibration count larger than the data is still an error */
     EXPECT("quantize csv.safetensors --data " FX "/csv/train.csv," FX "/csv/test.csv -n 4 -o x.int8.safetensors", 1,
            "calibration asks for 4 samples but the data set has 3");
