@@ -356,13 +356,13 @@ int kd_cmd_predict(int argc, char **argv) {
     int rc = 0;
     kd_error err;
     if (first >= ds.n) {
-        rc = kd_cli_usage_error(C, "--index %d is past the end of %s/%s (%d images)", first, data, split, ds.n);
+        rc = kd_cli_usage_error(C, "--index %d is past the end of %s/%s (%d samples)", first, data, split, ds.n);
         goto out;
     }
     if (first + count > ds.n) count = ds.n - first;
     if (topk > m->n_classes) topk = m->n_classes;
     if (ds.c != m->in_c || ds.h != m->in_h || ds.w != m->in_w) {
-        fprintf(stderr, "distill predict: error: data has %dx%dx%d images, model expects %dx%dx%d\n", ds.c, ds.h,
+        fprintf(stderr, "distill predict: error: data has %dx%dx%d samples, model expects %dx%dx%d\n", ds.c, ds.h,
                 ds.w, m->in_c, m->in_h, m->in_w);
         rc = KD_EXIT_ERROR;
         goto out;

@@ -537,7 +537,7 @@ static int load_teachers(const train_opts *o, train_state *s) {
         kd_dataset_free(&full);
     }
     if (n_rows != want) {
-        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d images\n", o->logits_path,
+        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d samples\n", o->logits_path,
                 n_rows, o->data, want);
         return KD_EXIT_ERROR;
     }
