@@ -124,6 +124,8 @@ int main(void) {
     CHECK_MSG(first[0] && !strcmp(first, second), "eval at the model's shape: '%s' vs '%s'", first, second);
     EXPECT("quantize one.safetensors --data " FX "/images/one --test-fraction 0.4 -o one2.int8.safetensors", 0,
            "int8 accuracy");
+    /* a model without class names (a built-in one, untrained) is shown the data's */
+    EXPECT("eval cnn-s --data " FX "/images/two", 0, "   1 dog ");
     /* a calibration count larger than the data is still an error */
     EXPECT("quantize csv.safetensors --data " FX "/csv/train.csv," FX "/csv/test.csv -n 4 -o x.int8.safetensors", 1,
            "calibration asks for 4 samples but the data set has 3");
