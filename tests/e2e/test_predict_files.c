@@ -92,7 +92,7 @@ int main(void) {
         {NULL, NULL, "predict rgb.yaml a.ppm bad.ppm", 1, "bad.ppm"},
         {NULL, NULL, "predict rgb.yaml missing.png", 1, "missing.png"},
         {NULL, NULL, "predict rgb.yaml a.ppm --count 3", 2, "do not go together"},
-        {NULL, NULL, "predict rgb.yaml --mean 0.5 --std 0.25", 2, "are for image files"},
+        {NULL, NULL, "predict rgb.yaml --fit pad", 2, "are for image files"},
         {NULL, NULL, "predict rgb.yaml a.ppm --fit sideways", 2, "crop, pad or stretch"},
     };
     EXPECT_CASES(refused);
