@@ -84,8 +84,9 @@ int kd_cli_parse_data_opt(const char *cmd, int c, const char *arg, kd_data_opts 
 int kd_cli_data_opt(const char *cmd, int c, const char *arg, kd_data_opts *o);
 
 /* Load the train or test split of a data spec with the data options (kd_dataset_load_ex; NULL =
- * defaults). m, if given, is the model the data is for: its shape, input type and classes are
- * checked against the data (kd_model_check_data). A test split gets the training split's scalar
+ * defaults). m, if given, is the model the data is for: an image folder is read at its channels
+ * and size unless opts set them, and its shape, input type and classes are checked against the
+ * data (kd_model_check_data). A test split gets the training split's scalar
  * statistics (what a model without its own normalisation was trained with) unless m has its own.
  * Returns 0, or an exit code after printing the error. */
 int kd_cli_load_data(const char *cmd, const char *spec, const char *split, const kd_data_opts *opts, const kd_model *m,

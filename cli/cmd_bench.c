@@ -80,7 +80,7 @@ int kd_cli_kdm_run(const char *cmd, const char *path, const kd_dataset *test, in
         goto fail;
     }
     if (test->c != m->input_dims.c || test->h != m->input_dims.h || test->w != m->input_dims.w) {
-        fprintf(stderr, "distill %s: error: %s takes %dx%dx%d images, the data set has %dx%dx%d\n", cmd, path,
+        fprintf(stderr, "distill %s: error: %s takes %dx%dx%d samples, the data set has %dx%dx%d\n", cmd, path,
                 m->input_dims.c, m->input_dims.h, m->input_dims.w, test->c, test->h, test->w);
         goto fail;
     }

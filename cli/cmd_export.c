@@ -39,7 +39,8 @@ static void help(void) {
            "                        MODEL for an fp32 MODEL; for X.int8.safetensors, X.safetensors if it\n"
            "                        exists)\n"
            "  fp32 MODEL only:\n"
-           "  -n, --calib-images N  calibration images (default 1000)\n"
+           "  -n, --calib-images N  calibration samples (default 1000, or all\n"
+           "                        when the data has fewer)\n"
            "  -m, --method NAME     activation ranges: minmax (default), percentile, mse\n"
            "  -d, --data SPEC       calibration data: fashion-mnist (default), a directory of IDX files, or\n"
            "                        IMAGES,LABELS (its training split)\n"
@@ -195,7 +196,7 @@ int kd_cmd_export(int argc, char **argv) {
         if (st) rc = kd_cli_fail(C, &err);
         else
             printf("%s: fp32 model %s quantized to int8 (%d calibration images from %s, ranges %s, %.1fs)\n", mpath,
-                   m->name, cfg.n_images, data, kd_calib_method_name(cfg.method), kd_now() - t0);
+                   m->name, kd_calib_count(&cfg, train.n), data, kd_calib_method_name(cfg.method), kd_now() - t0);
         if (!fp32 && kd_input_size(mpath, NULL) > 0) fp32 = mpath;
         kd_dataset_free(&train);
         kd_model_free(m);

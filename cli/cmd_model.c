@@ -26,6 +26,15 @@ static int open_model_and_data(const char *cmd, const char *model, const char *d
     "                      CIFAR, NumPy, CSV/TSV, IDX)\n"                                          \
     "  -s, --split NAME    test (default) or train\n" KD_CLI_DATA_HELP
 
+/* Class c's name: the model's own (from the data it was trained on), else the data set's (its
+ * class names, or the built-in set's); NULL when none has one. ds may be NULL (image files). */
+static const char *class_name(const kd_model *m, const kd_dataset *ds, const char *data, int c) {
+    if (c < 0 || c >= m->n_classes) return NULL;
+    if (m->class_names) return m->class_names[c];
+    if (ds && ds->class_names && c < ds->n_classes) return ds->class_names[c];
+    return data ? kd_cli_class_name(data, m->n_classes, c) : NULL;
+}
+
 /* ------------------------------------------------------------------ eval */
 
 static void eval_help(void) {
@@ -76,7 +85,7 @@ int kd_cmd_eval(int argc, char **argv) {
     } else if (kd_evaluate(m, &ds, batch, threads, &r, pred, &err)) {
         rc = err.status == KD_STATUS_DIVERGED ? kd_cli_fail_in(C, argv[optind], &err) : kd_cli_fail(C, &err);
     } else {
-        printf("%s on %s/%s: accuracy %.2f%% (%d/%d), loss %.4f, %.0f images/s\n", m->name, data, split,
+        printf("%s on %s/%s: accuracy %.2f%% (%d/%d), loss %.4f, %.0f samples/s\n", m->name, data, split,
                100 * r.accuracy, (int)lround(r.accuracy * r.n), r.n, r.loss, r.n / (r.seconds > 0 ? r.seconds : 1e-9));
         printf("per class:\n");
         for (int c = 0; c < m->n_classes; c++) {
@@ -84,7 +93,7 @@ int kd_cmd_eval(int argc, char **argv) {
             for (int i = 0; i < ds.n; i++)
                 if (ds.labels[i] == c) { tot++; ok += pred[i] == c; }
             if (!tot) continue;
-            const char *nm = kd_cli_class_name(data, m->n_classes, c);
+            const char *nm = class_name(m, &ds, data, c);
             printf("  %2d %-12s %6.2f%% (%d)\n", c, nm ? nm : "", 100.0 * ok / tot, tot);
         }
         if (save_logits) {
@@ -117,6 +126,22 @@ static void info_help(void) {
            "activations and their gradients, scratch.\n");
 }
 
+/* What the model takes and gives, as stored from its training data: the input type, the
+ * normalisation (per channel) and the first class names. */
+static void print_data_info(const kd_model *m) {
+    printf("input type    %s\n", m->input_values ? "values (float32)" : "pixels (8-bit)");
+    printf("normalize     ");
+    if (!m->norm_mean) printf("none stored");
+    for (int c = 0; m->norm_mean && c < m->in_c; c++)
+        printf("%s%g/%g", c ? ", " : "mean/std ", (double)m->norm_mean[c], (double)m->norm_std[c]);
+    printf("\nclass names   ");
+    const int shown = 8;
+    if (!m->class_names) printf("none stored");
+    for (int c = 0; m->class_names && c < m->n_classes && c < shown; c++) printf("%s%s", c ? ", " : "", m->class_names[c]);
+    if (m->class_names && m->n_classes > shown) printf(" (+%d more)", m->n_classes - shown);
+    printf("\n");
+}
+
 int kd_cmd_info(int argc, char **argv) {
     static const struct option opts[] = {{"batch", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *C = "info";
@@ -137,7 +162,9 @@ int kd_cmd_info(int argc, char **argv) {
         kd_model_free(m);
         return kd_cli_fail(C, &err);
     }
-    printf("model %s: input [%d, %d, %d], %d classes\n\n", m->name, m->in_c, m->in_h, m->in_w, m->n_classes);
+    printf("model %s: input [%d, %d, %d], %d classes\n", m->name, m->in_c, m->in_h, m->in_w, m->n_classes);
+    print_data_info(m);
+    printf("\n");
     printf("  %-3s %-12s %-15s %-10s %-15s %10s %12s\n", "#", "name", "type", "input", "output", "params", "MACs");
     for (int i = 0; i < m->n_layers; i++) {
         const kd_layer *L = &m->layers[i];
@@ -189,20 +216,14 @@ static void predict_help(void) {
            "                      one per channel: 0.49,0.48,0.45); a model's own always wins\n");
 }
 
-/* Class c's name: the model's own (from the data it was trained on), else the data set's. */
-static const char *class_name(const kd_model *m, const char *data, int c) {
-    if (m->class_names && c >= 0 && c < m->n_classes) return m->class_names[c];
-    return data ? kd_cli_class_name(data, m->n_classes, c) : NULL;
-}
-
 /* Print the top K classes of probabilities p (destroyed); returns the best class. */
-static int print_top(const kd_model *m, const char *data, float *p, int topk) {
+static int print_top(const kd_model *m, const kd_dataset *ds, const char *data, float *p, int topk) {
     int best = 0;
     for (int k = 0; k < topk; k++) {
         int b = kd_argmax(p, m->n_classes); /* the classes shown so far hold -1 */
         if (b < 0) break;
         if (k == 0) best = b;
-        const char *nm = class_name(m, data, b);
+        const char *nm = class_name(m, ds, data, b);
         printf("  %s%s%d %5.1f%%", nm ? nm : "", nm ? "=" : "class ", b, 100 * p[b]);
         p[b] = -1.f;
     }
@@ -285,7 +306,7 @@ static int predict_files(const char *C, kd_model *m, char **files, int n_files, 
         }
         kd_softmax_forward(p, logits, 1, m->n_classes, 1.f);
         printf("%s", files[i]);
-        print_top(m, NULL, p, topk);
+        print_top(m, NULL, NULL, p, topk);
         printf("\n");
     }
     free(px);
@@ -335,13 +356,13 @@ int kd_cmd_predict(int argc, char **argv) {
     int rc = 0;
     kd_error err;
     if (first >= ds.n) {
-        rc = kd_cli_usage_error(C, "--index %d is past the end of %s/%s (%d images)", first, data, split, ds.n);
+        rc = kd_cli_usage_error(C, "--index %d is past the end of %s/%s (%d samples)", first, data, split, ds.n);
         goto out;
     }
     if (first + count > ds.n) count = ds.n - first;
     if (topk > m->n_classes) topk = m->n_classes;
     if (ds.c != m->in_c || ds.h != m->in_h || ds.w != m->in_w) {
-        fprintf(stderr, "distill predict: error: data has %dx%dx%d images, model expects %dx%dx%d\n", ds.c, ds.h,
+        fprintf(stderr, "distill predict: error: data has %dx%dx%d samples, model expects %dx%dx%d\n", ds.c, ds.h,
                 ds.w, m->in_c, m->in_h, m->in_w);
         rc = KD_EXIT_ERROR;
         goto out;
@@ -363,8 +384,8 @@ int kd_cmd_predict(int argc, char **argv) {
         }
         kd_softmax_forward(p, logits, 1, m->n_classes, 1.f);
         printf("#%-6d", i);
-        int best = print_top(m, data, p, topk);
-        const char *tn = class_name(m, data, y);
+        int best = print_top(m, &ds, data, p, topk);
+        const char *tn = class_name(m, &ds, data, y);
         printf("   (true: %s%s%d)%s\n", tn ? tn : "", tn ? "=" : "class ", y, best == y ? "" : "  MISS");
         correct += best == y;
     }

@@ -17,7 +17,8 @@ static void help(void) {
            "images, int32 biases, multiplier+shift requantization (docs/QUANTIZATION.md). The int8 model\n"
            "is evaluated with integer arithmetic by the runtime's reference kernels; prints the fp32 and\n"
            "int8 test accuracy, the drop and the parameter bytes.\n\n"
-           "  -n, --calib-images N  calibration images (default 1000)\n"
+           "  -n, --calib-images N  calibration samples (default 1000, or all\n"
+           "                        when the data has fewer)\n"
            "  -m, --method NAME     activation ranges: minmax (default), percentile, mse\n"
            "      --percentile P    for --method percentile (default 99.99)\n"
            "  -w, --weight-bits N   8 (default): int8 weights per channel; 4: int4 weights with per-group\n"
@@ -115,7 +116,7 @@ int kd_cmd_quantize(int argc, char **argv) {
     char wfmt[48] = "int8 weights";
     if (cfg.weight_bits == 4) snprintf(wfmt, sizeof wfmt, "int4 weights in groups of %d", cfg.weight_group);
     printf("%s: int8 post-training quantization (%s), %d calibration images, ranges: %s (%.1fs)\n", m->name, wfmt,
-           cfg.n_images, method, t_cal);
+           kd_calib_count(&cfg, train.n), method, t_cal);
     printf("  fp32 accuracy  %.2f%% on %s/test (%d images)\n", 100 * fr.accuracy, data, fr.n);
     printf("  int8 accuracy  %.2f%% (integer evaluation, kdrt reference kernels, %.1fs)\n", 100 * acc8, t_eval);
     printf("  drop           %+.2f points\n", 100 * (fr.accuracy - acc8));

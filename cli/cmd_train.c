@@ -54,7 +54,9 @@ static void help(int kd) {
         "                          to continue from (default: cnn-t for train)\n"
         "  -d, --data SPEC         fashion-mnist (default), a directory of IDX files or IMAGES,LABELS,\n"
         "                          an image folder, CIFAR batches, .npz/.npy, .csv/.tsv (docs/DATA.md)\n"
-        "      --val N             hold out N training images for validation (default 5000; 0 = none)\n"
+        "      --val N             hold out N training samples for validation (default: 5000, or a\n"
+        "                          twelfth of the training samples (rounded down) when that is less;\n"
+        "                          0 = none)\n"
         "      --limit N           train on the first N training images only\n"
         "      --mean M[,M..]      the model's input normalisation, one value per channel or one for all\n"
         "      --std S[,S..]       (default: the per-channel mean and std of the training split; stored in\n"
@@ -183,7 +185,7 @@ static void init_opts(train_opts *o, int kd) {
     o->data = "fashion-mnist";
     o->data_opts = kd_data_opts_default();
     o->out = kd ? "student.safetensors" : "model.safetensors";
-    o->n_val = 5000;
+    o->n_val = -1; /* the default: kd_dataset_default_val of the training set, once it is loaded */
     o->seed = 1;
     kd_recipe_default(&o->recipe);
     kd_search_config_default(&o->search_cfg);
@@ -493,9 +495,10 @@ static int load_inputs(const train_opts *o, train_state *s) {
     if ((rc = load_model_for(C, o->model_arg, (uint64_t)o->seed, &s->train, &s->m)) || (rc = set_data_info(o, s)))
         return rc;
     if (o->limit && o->limit < s->train.n) kd_dataset_truncate(&s->train, o->limit);
-    if (o->n_val >= s->train.n)
-        return kd_cli_usage_error(C, "--val %d leaves no training data (%d images)", o->n_val, s->train.n);
-    if (o->n_val > 0 && kd_dataset_split(&s->train, &s->val, o->n_val, (uint64_t)o->seed, &err))
+    int n_val = o->n_val < 0 ? kd_dataset_default_val(s->train.n) : o->n_val;
+    if (n_val >= s->train.n)
+        return kd_cli_usage_error(C, "--val %d leaves no training data (%d samples)", n_val, s->train.n);
+    if (n_val > 0 && kd_dataset_split(&s->train, &s->val, n_val, (uint64_t)o->seed, &err))
         return kd_cli_fail(C, &err);
     return 0;
 }
@@ -513,7 +516,7 @@ static int setup_qat(train_opts *o, train_state *s) {
     char wf[48] = "int8 per channel";
     if (o->qat.weight_bits == 4) snprintf(wf, sizeof wf, "int4 in groups of %d", o->qat.weight_group);
     fprintf(stderr, "distill %s: quantization-aware training: %d batch norms folded, int8 activation ranges from "
-                    "%d training images, weights %s\n", C, nf, o->qat.n_images, wf);
+                    "%d training images, weights %s\n", C, nf, kd_calib_count(&o->qat, s->train.n), wf);
     return 0;
 }
 
@@ -534,7 +537,7 @@ static int load_teachers(const train_opts *o, train_state *s) {
         kd_dataset_free(&full);
     }
     if (n_rows != want) {
-        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d images\n", o->logits_path,
+        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d samples\n", o->logits_path,
                 n_rows, o->data, want);
         return KD_EXIT_ERROR;
     }
@@ -723,7 +726,7 @@ static int train_and_report(train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
     kd_train_result res;
-    kd_status st = kd_train(s->m, &s->train, o->n_val > 0 ? &s->val : NULL, &o->cfg, &res, &err);
+    kd_status st = kd_train(s->m, &s->train, s->val.n > 0 ? &s->val : NULL, &o->cfg, &res, &err);
     if (st) {
         int rc = kd_cli_fail(C, &err);
         if (st == KD_STATUS_INTERRUPTED) fprintf(stderr, "Continue with the same command and --resume.\n");

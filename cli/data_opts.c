@@ -83,6 +83,14 @@ int kd_cli_load_data(const char *cmd, const char *spec, const char *split, const
                      kd_dataset *ds) {
     kd_error err;
     kd_dataset train = {0};
+    kd_data_opts fitted = opts ? *opts : kd_data_opts_default();
+    if (m && (fitted.format ? fitted.format : kd_data_format_detect(spec)) == KD_DATA_FORMAT_IMAGES) {
+        /* An image folder is read at the model's shape (as predict's files are) unless --channels /
+         * --size say otherwise: a model trained with --size needs no --size to be evaluated. */
+        if (!fitted.channels && (m->in_c == 1 || m->in_c == 3)) fitted.channels = m->in_c;
+        if (!fitted.size_h) fitted.size_h = m->in_h, fitted.size_w = m->in_w;
+    }
+    opts = &fitted;
     if (kd_dataset_load_ex(ds, spec, split, opts, &err)) return kd_cli_fail_about(cmd, spec, &err);
     if (ds->n_skipped) /* --skip-bad: never silent */
         fprintf(stderr, "distill %s: %s: skipped %d unreadable image%s of the %s split (--skip-bad); the first: %s\n",

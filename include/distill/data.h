@@ -161,6 +161,9 @@ kd_status kd_dataset_load(kd_dataset *ds, const char *spec, const char *split, k
 void kd_dataset_free(kd_dataset *ds);
 /* Moves the last n_val samples of a seeded permutation of ds into val; ds keeps the rest. */
 kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err);
+/* The default validation hold-out of a training set of n samples: 5000, or n / 12 (rounded down)
+ * when that is less (0 for fewer than 12 samples). 60,000 Fashion-MNIST images give 5000. */
+int kd_dataset_default_val(int n);
 /* Keep only the first n samples (n <= ds->n). */
 void kd_dataset_truncate(kd_dataset *ds, int n);
 /* KD_STATUS_MISMATCH unless every label of ds is below n_classes, the class count of `model` (a

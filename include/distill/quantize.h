@@ -60,8 +60,9 @@ const char *kd_calib_method_name(kd_calib_method m);
 int kd_calib_method_parse(const char *s, kd_calib_method *m);
 
 typedef struct kd_calib_config {
-    int n_images;        /* first N images of the calibration set (default 1000; must be >= 1;
-                            more than the set has is an error) */
+    int n_images;        /* first N samples of the calibration set; 0 (the default) = 1000, or
+                            all of them when the set has fewer (kd_calib_count); more than the
+                            set has is an error */
     kd_calib_method method;
     double percentile;   /* for KD_CALIB_PERCENTILE, in (50, 100] (default 99.99) */
     int bins;            /* histogram bins per tensor for percentile / mse (default 4096) */
@@ -82,6 +83,10 @@ typedef struct kd_calib_ranges {
     float in_lo, in_hi;      /* model input: the exact range of normalised pixels */
     float in_mean, in_std;   /* the model input's normalisation (the model's own, or the calibration set's) */
 } kd_calib_ranges;
+
+/* The number of samples calibration on a set of n samples uses: cfg->n_images, or for 0 (the
+ * default) min(1000, n). */
+int kd_calib_count(const kd_calib_config *cfg, int n);
 
 /* Run m (eval mode; BN folded or not) on the first cfg->n_images images of ds and choose the range
  * of every layer output. Errors (KD_STATUS_BAD_ARG): 0 images or more than ds has, images whose

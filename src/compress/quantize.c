@@ -40,7 +40,7 @@ const char *kd_int8_op_name(kd_int8_op op) {
 }
 
 void kd_calib_config_default(kd_calib_config *c) {
-    *c = (kd_calib_config){.n_images = 1000, .method = KD_CALIB_MINMAX, .percentile = 99.99, .bins = 4096,
+    *c = (kd_calib_config){.n_images = 0, .method = KD_CALIB_MINMAX, .percentile = 99.99, .bins = 4096,
                            .batch = 100, .threads = 1, .weight_bits = 8, .weight_group = 32};
 }
 
@@ -146,6 +146,10 @@ static kd_status input_norm(const kd_model *m, const kd_dataset *ds, float *mean
     return KD_STATUS_OK;
 }
 
+int kd_calib_count(const kd_calib_config *cfg, int n) {
+    return cfg->n_images > 0 ? cfg->n_images : n < 1000 ? n : 1000;
+}
+
 kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_config *cfg_in, kd_calib_ranges *r,
                             kd_error *err) {
     kd_calib_config cfg;
@@ -153,11 +157,13 @@ kd_status kd_int8_calibrate(kd_model *m, const kd_dataset *ds, const kd_calib_co
     else kd_calib_config_default(&cfg);
     memset(r, 0, sizeof *r);
     if (!m || !ds) return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration: no model or no data set");
-    if (cfg.n_images < 1)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration needs at least 1 image, got %d", cfg.n_images);
+    if (cfg.n_images < 0)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration needs at least 1 sample, got %d", cfg.n_images);
     if (cfg.n_images > ds->n)
-        return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration asks for %d images but the data set has %d",
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration asks for %d samples but the data set has %d",
                             cfg.n_images, ds->n);
+    cfg.n_images = kd_calib_count(&cfg, ds->n);
+    if (cfg.n_images < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "calibration: the data set is empty");
     if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "calibration images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,

@@ -54,6 +54,10 @@ void kd_dataset_truncate(kd_dataset *ds, int n) {
     if (n >= 0 && n < ds->n) ds->n = n;
 }
 
+int kd_dataset_default_val(int n) {
+    return n / 12 < 5000 ? (n > 0 ? n / 12 : 0) : 5000;
+}
+
 kd_status kd_dataset_split(kd_dataset *ds, kd_dataset *val, int n_val, uint64_t seed, kd_error *err) {
     if (n_val < 0 || n_val >= ds->n)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "validation size %d must be in [0, %d)", n_val, ds->n);

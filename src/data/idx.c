@@ -304,7 +304,8 @@ kd_status kd_dataset_load_idx_spec(kd_dataset *ds, const char *spec, const char 
                                 "Fashion-MNIST not found in %s: install Debian's package dataset-fashion-mnist "
                                 "(apt-get install dataset-fashion-mnist)", dir);
         return kd_error_set(err, KD_STATUS_NOT_FOUND,
-                            "%s: no such data set (expected 'fashion-mnist', a directory of IDX files, or IMAGES,LABELS)",
+                            "%s: no such data set (fashion-mnist, an image folder, a CIFAR or IDX directory, "
+                            ".npz, .npy, .csv, .tsv or IMAGES,LABELS: docs/DATA.md)",
                             spec);
     }
     char img[4096], lab[4096];

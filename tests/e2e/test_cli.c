@@ -182,7 +182,7 @@ int main(void) {
     EXPECT("train --temperature 4", 2, "use 'distill kd'");
     EXPECT("kd --teacher missing-teacher.safetensors --limit 2000 --val 500 -q", 1, "missing-teacher.safetensors");
     EXPECT("kd --teacher cli_mlp.safetensors --alpha 1.5", 2, "--alpha expects a number in [0, 1]");
-    EXPECT("train --model mlp-s --limit 2000 -q", 2, "--val 5000 leaves no training data (2000 images)");
+    EXPECT("train --model mlp-s --limit 2000 --val 2000 -q", 2, "--val 2000 leaves no training data (2000 samples)");
     FILE *npy = fopen("cli_logits.npy", "wb");
     if (npy) { /* a valid .npy of 7 rows: the wrong count for the training set */
         const char hdr[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (7, 10), }";

@@ -379,9 +379,15 @@ static void test_errors(void) {
     kd_calib_ranges r;
     kd_int8_model *q = NULL;
 
-    cfg.n_images = 0;
+    cfg.n_images = -1;
     CHECK(kd_int8_calibrate(m, &ds, &cfg, &r, &err) == KD_STATUS_BAD_ARG);
-    CHECK(strstr(err.msg, "at least 1 image") != NULL);
+    CHECK(strstr(err.msg, "at least 1 sample") != NULL);
+    /* the default (0) takes all of a set smaller than 1000 rather than refusing it */
+    kd_calib_config def;
+    kd_calib_config_default(&def);
+    CHECK(def.n_images == 0 && kd_calib_count(&def, 8) == 8 && kd_calib_count(&def, 60000) == 1000);
+    CHECK(kd_int8_calibrate(m, &ds, &def, &r, &err) == KD_STATUS_OK);
+    kd_calib_ranges_free(&r);
     cfg.n_images = 9;
     CHECK(kd_int8_calibrate(m, &ds, &cfg, &r, &err) == KD_STATUS_BAD_ARG);
     CHECK(strstr(err.msg, "has 8") != NULL);
