@@ -52,6 +52,13 @@ int kd_cli_check_outputs(const char *cmd, const char *const *outs, int n_out, co
 /* Strict number parsing for options: on failure print a usage error and return 0. */
 int kd_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
 int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+/* --mean / --std: one finite number, or one per input channel, comma-separated (--std: each > 0;
+ * at most KD_CLI_NORM_MAX). With v and c > 0: into v[0..c) (one value repeated to all c), an error
+ * unless the count is 1 or c; with v and c == 0: the values as given into v (KD_CLI_NORM_MAX
+ * floats); without v (NULL): only checked. Returns the count given, 0 after a usage error
+ * (printed, naming the run file's line when the value came from one). */
+#define KD_CLI_NORM_MAX 1024
+int kd_cli_norm_list(const char *cmd, const char *opt, const char *arg, float *v, int c);
 
 /* The data options of every command that takes --data (data_opts.c): getopt entries with the codes
  * below (put KD_CLI_DATA_OPTIONS in a command's option table, KD_CLI_DATA_HELP in its --help), and

@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "distill/onnx.h"
 
-#define MAX_NORM 64
 
 static void import_help(void) {
     printf("Usage: distill import MODEL.onnx [-o OUT.safetensors] [options]\n\n"
@@ -28,38 +27,20 @@ static void import_help(void) {
            "Example: distill import resnet.onnx -o resnet.safetensors --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225\n");
 }
 
-/* A comma-separated list of numbers in [lo, hi]; returns the count, or 0 after a usage error. */
-static int parse_list(const char *C, const char *opt, const char *s, float lo, float hi, float *out) {
-    int n = 0;
-    const char *p = s;
-    for (;;) {
-        char *end = NULL;
-        double v = strtod(p, &end);
-        if (end == p || !(v >= lo && v <= hi) || n == MAX_NORM || (*end && *end != ',')) {
-            kd_cli_usage_error(C, "%s expects up to %d comma-separated numbers in [%g, %g], got '%s'", opt, MAX_NORM,
-                               (double)lo, (double)hi, s);
-            return 0;
-        }
-        out[n++] = (float)v;
-        if (!*end) return n;
-        p = end + 1;
-    }
-}
-
 int kd_cmd_import(int argc, char **argv) {
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"mean", 1, 0, 'M'},  {"std", 1, 0, 'S'},
                                          {"scale01", 0, 0, '1'}, {"name", 1, 0, 'n'}, {"check", 0, 0, 'c'},
                                          {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     const char *C = "import", *out = NULL;
-    float mean[MAX_NORM], std[MAX_NORM];
+    float mean[KD_CLI_NORM_MAX], std[KD_CLI_NORM_MAX];
     int n_mean = 0, n_std = 0, scale01 = 0, check = 0;
     kd_onnx_import_opts o = {0};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1;) {
         switch (c) {
         case 'o': out = optarg; break;
-        case 'M': if (!(n_mean = parse_list(C, "--mean", optarg, -1e6f, 1e6f, mean))) return KD_EXIT_USAGE; break;
-        case 'S': if (!(n_std = parse_list(C, "--std", optarg, 1e-6f, 1e6f, std))) return KD_EXIT_USAGE; break;
+        case 'M': if (!(n_mean = kd_cli_norm_list(C, "--mean", optarg, mean, 0))) return KD_EXIT_USAGE; break;
+        case 'S': if (!(n_std = kd_cli_norm_list(C, "--std", optarg, std, 0))) return KD_EXIT_USAGE; break;
         case '1': scale01 = 1; break;
         case 'n': o.name = optarg; break;
         case 'c': check = 1; break;

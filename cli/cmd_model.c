@@ -230,26 +230,6 @@ static int print_top(const kd_model *m, const kd_dataset *ds, const char *data, 
     return best;
 }
 
-/* --mean / --std: one value or one per channel of the model, into v[in_c]; nonzero on error. */
-static int parse_norm(const char *C, const char *opt, const char *s, int in_c, float *v, int positive) {
-    int n = 0;
-    char *end;
-    for (const char *q = s; n <= in_c; q = end + 1) {
-        double d = strtod(q, &end);
-        if (end == q || !isfinite(d) || (positive && !(d > 0)) || (*end && *end != ',')) break;
-        if (n < in_c) v[n] = (float)d;
-        n++;
-        if (!*end) {
-            if (n == 1)
-                for (int c = 1; c < in_c; c++) v[c] = v[0];
-            if (n == 1 || n == in_c) return 0;
-            break;
-        }
-    }
-    return kd_cli_usage_error(C, "%s '%s': expected one %snumber or %d comma-separated ones (one per channel)", opt,
-                              s, positive ? "positive " : "", in_c);
-}
-
 /* `distill predict MODEL FILE...`: each file decoded and fitted to the model's input
  * (kd_image_load), normalised as the model was trained (its own normalisation, or --mean/--std). */
 static int predict_files(const char *C, kd_model *m, char **files, int n_files, kd_image_fit fit, const char *mean_s,
@@ -270,8 +250,8 @@ static int predict_files(const char *C, kd_model *m, char **files, int n_files, 
                                       "statistics, which are not known here): give them with --mean and --std",
                                       m->name);
         }
-        if (parse_norm(C, "--mean", mean_s, m->in_c, norm, 0) ||
-            parse_norm(C, "--std", std_s, m->in_c, norm + m->in_c, 1)) {
+        if (!kd_cli_norm_list(C, "--mean", mean_s, norm, m->in_c) ||
+            !kd_cli_norm_list(C, "--std", std_s, norm + m->in_c, m->in_c)) {
             free(norm);
             return KD_EXIT_USAGE;
         }

@@ -124,7 +124,6 @@ enum {
 };
 
 #define KD_MAX_TEACHERS 16
-#define KD_NORM_MAX 1024 /* --mean/--std values */
 
 static const struct option opts[] = {
     {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
@@ -292,35 +291,6 @@ static int parse_schedule_opt(train_opts *o, int c, const char *arg) {
     }
 }
 
-/* --mean / --std: one value, or one per channel (comma-separated). Into v[0..c) when v is given
- * (one value repeated); returns the count of values (0 after a usage error, printed), and with
- * v, 0 after the error that the count is neither 1 nor c. */
-static int norm_list(const char *C, const char *opt, const char *arg, float *v, int c) {
-    float buf[KD_NORM_MAX];
-    int n = 0;
-    const char *p = arg;
-    for (;;) {
-        char *end;
-        double x = strtod(p, &end);
-        if (end == p || (*end && *end != ',') || !isfinite(x) || (!strcmp(opt, "--std") && !(x > 0)) || n == KD_NORM_MAX) {
-            kd_cli_usage_error(C, "%s%s expects one number or one per channel (at most %d), comma-separated%s, got '%s'",
-                               kd_cli_config_where(arg), opt, KD_NORM_MAX, strcmp(opt, "--std") ? "" : ", each > 0",
-                               arg);
-            return 0;
-        }
-        buf[n++] = (float)x;
-        if (!*end) break;
-        p = end + 1;
-    }
-    if (!v) return n;
-    if (n != 1 && n != c) {
-        kd_cli_usage_error(C, "%s%s has %d values; the data has %d channels (give 1 value or %d)",
-                           kd_cli_config_where(arg), opt, n, c, c);
-        return 0;
-    }
-    for (int i = 0; i < c; i++) v[i] = buf[n == 1 ? 0 : i];
-    return n;
-}
 
 /* The model, data and run options. Same returns as parse_kd_opt. */
 static int parse_run_opt(train_opts *o, int c, const char *arg) {
@@ -342,8 +312,8 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
     case O_RESUME: cfg->resume = 1; return 1;
     case O_LOG: cfg->log_path = arg; return 1;
     case O_MAXSTEPS: return kd_cli_int(C, "--max-steps", arg, 1, 1 << 30, &cfg->max_steps_per_epoch) ? 1 : -1;
-    case O_MEAN: return norm_list(C, "--mean", arg, NULL, 0) ? (o->mean_arg = arg, 1) : -1;
-    case O_SDEV: return norm_list(C, "--std", arg, NULL, 0) ? (o->std_arg = arg, 1) : -1;
+    case O_MEAN: return kd_cli_norm_list(C, "--mean", arg, NULL, 0) ? (o->mean_arg = arg, 1) : -1;
+    case O_SDEV: return kd_cli_norm_list(C, "--std", arg, NULL, 0) ? (o->std_arg = arg, 1) : -1;
     default: return kd_cli_parse_data_opt(C, c, arg, &o->data_opts);
     }
 }
@@ -454,8 +424,8 @@ static int set_data_info(const train_opts *o, train_state *s) {
         rc = KD_EXIT_ERROR;
     } else if (!s->m->norm_mean || o->mean_arg || o->std_arg) {
         kd_dataset_channel_stats(ds, mean, std);
-        if ((o->mean_arg && !norm_list(C, "--mean", o->mean_arg, mean, ds->c)) ||
-            (o->std_arg && !norm_list(C, "--std", o->std_arg, std, ds->c)))
+        if ((o->mean_arg && !kd_cli_norm_list(C, "--mean", o->mean_arg, mean, ds->c)) ||
+            (o->std_arg && !kd_cli_norm_list(C, "--std", o->std_arg, std, ds->c)))
             rc = KD_EXIT_USAGE;
     }
     int own = s->m->norm_mean && !o->mean_arg && !o->std_arg; /* keep the model's (an ONNX teacher's, a checkpoint's) */

@@ -1,6 +1,7 @@
 /* `distill`: entry point, subcommand dispatch and the helpers every subcommand shares. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -160,6 +161,38 @@ int kd_cli_float(const char *cmd, const char *opt, const char *s, double lo, dou
     }
     *out = (float)v;
     return 1;
+}
+
+/* The one parser of --mean / --std (train, kd, predict, import): cli.h. */
+int kd_cli_norm_list(const char *C, const char *opt, const char *arg, float *v, int c) {
+    float buf[KD_CLI_NORM_MAX];
+    int n = 0;
+    const char *p = arg;
+    for (;;) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !isfinite(x) || (!strcmp(opt, "--std") && !(x > 0)) || n == KD_CLI_NORM_MAX) {
+            kd_cli_usage_error(C, "%s%s expects one number or one per channel (at most %d), comma-separated%s, got '%s'",
+                               kd_cli_config_where(arg), opt, KD_CLI_NORM_MAX, strcmp(opt, "--std") ? "" : ", each > 0",
+                               arg);
+            return 0;
+        }
+        buf[n++] = (float)x;
+        if (!*end) break;
+        p = end + 1;
+    }
+    if (!v) return n;
+    if (c == 0) { /* as given: the caller checks the count (import: against the model it reads) */
+        memcpy(v, buf, sizeof(float) * (size_t)n);
+        return n;
+    }
+    if (n != 1 && n != c) {
+        kd_cli_usage_error(C, "%s%s has %d values; the input has %d channels (give 1 value or %d)",
+                           kd_cli_config_where(arg), opt, n, c, c);
+        return 0;
+    }
+    for (int i = 0; i < c; i++) v[i] = buf[n == 1 ? 0 : i];
+    return n;
 }
 
 static int has_suffix(const char *s, const char *suffix) {

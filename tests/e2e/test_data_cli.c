@@ -137,7 +137,7 @@ int main(void) {
     const float m3[3] = {0.1f, 0.2f, 0.3f};
     check_norm("data_cli_c.safetensors", m3, std);
     EXPECT("train " FAST "-d " DIR " -m data_cli_rgb.yaml --mean 0.1,0.2 -o data_cli_c.safetensors", 2,
-           "--mean has 2 values; the data has 3 channels (give 1 value or 3)");
+           "--mean has 2 values; the input has 3 channels (give 1 value or 3)");
     /* a student distilled from a checkpoint teacher takes the data's normalisation, not the teacher's */
     EXPECT("kd " FAST "-d " DIR " --teacher data_cli_b.safetensors -s data_cli_rgb.yaml -o data_cli_kd.safetensors", 0,
            "test accuracy: teacher rgb");

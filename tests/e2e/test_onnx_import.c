@@ -200,7 +200,7 @@ int main(void) {
         {NULL, NULL, "import " FIX "resnet_block.onnx --mean 0.5,0.5 --std 0.2", 2, "--mean has 2 values, --std 1"},
         {NULL, NULL, "import " FIX "resnet_block.onnx --mean 0.5,0.5 --std 0.2,0.2", 1, "the normalisation has 2 values"},
         {NULL, NULL, "import " FIX "resnet_block.onnx --scale01 --mean 0 --std 1", 2, "alternatives"},
-        {NULL, NULL, "import " FIX "resnet_block.onnx --std 0,1,1 --mean 0,0,0", 2, "--std expects up to 64"},
+        {NULL, NULL, "import " FIX "resnet_block.onnx --std 0,1,1 --mean 0,0,0", 2, "--std expects one number or one per channel (at most 1024), comma-separated, each > 0"},
         {NULL, NULL, "import " FIX "bad-op.onnx -o onnx_bad.safetensors", 1, "node 'my_tanh' (Tanh, opset 13)"},
     };
     EXPECT_CASES(usage);

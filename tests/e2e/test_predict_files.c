@@ -78,7 +78,7 @@ int main(void) {
 
     /* a model without one: refused, unless --mean/--std say it (one value or one per channel) */
     EXPECT("predict raw.yaml a.ppm", 2, "has no normalisation of its own");
-    EXPECT("predict raw.yaml a.ppm --mean 0.5 --std 0.25,0.5", 2, "one per channel");
+    EXPECT("predict raw.yaml a.ppm --mean 0.5 --std 0.25,0.5", 2, "--std has 2 values; the input has 3 channels (give 1 value or 3)");
     m = NULL;
     CHECK_MSG(kd_model_from_yaml(&m, raw_yaml, "raw.yaml", 1, &err) == KD_STATUS_OK, "%s", err.msg);
     if (m) {
