@@ -27,7 +27,7 @@ for s in $SEEDS; do
         acc=$("$D" eval "$tmp/$src.$s.safetensors" --data "$data" --threads "$T" 2>&1 |
               sed -n 's/.*: accuracy \([0-9.]*\)%.*/\1/p' | head -1)
         shape=$("$D" info "$tmp/$src.$s.safetensors" 2>&1 | sed -n 's/.*input \[\([0-9, ]*\)\].*/\1/p' | head -1)
-        echo "$src seed $s: test accuracy $acc%  (input [$shape], train + eval ${secs}s)"
+        echo "$src seed $s: test accuracy $acc%  (input [$shape], training ${secs}s)"
         echo "$src $acc" >> "$tmp/acc"
     done
 done
