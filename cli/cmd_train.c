@@ -21,7 +21,8 @@ static void help(int kd) {
                "Distillation:\n"
                "      --teacher FILE      teacher checkpoint (repeat for an ensemble: soft targets averaged)\n"
                "      --teacher-logits F  or: a NumPy .npy of teacher logits, float32/float16, shape\n"
-               "                          [N, classes], one row per training image in file order\n"
+               "                          [N, classes], one row per sample of the training file in file\n"
+               "                          order (the whole file, also when --test-fraction splits it)\n"
                "  -s, --student NAME|FILE student model (default cnn-s)\n"
                "  -T, --temperature X     softmax temperature (default 2)\n"
                "  -a, --alpha X           weight of the distillation term (default 0.95)\n"
@@ -184,7 +185,7 @@ static void init_opts(train_opts *o, int kd) {
     o->data = "fashion-mnist";
     o->data_opts = kd_data_opts_default();
     o->out = kd ? "student.safetensors" : "model.safetensors";
-    o->n_val = -1; /* the default: kd_dataset_default_val of the training set, once it is loaded */
+    o->n_val = -1; /* the default: kd_dataset_default_val of the training set as loaded (before --limit) */
     o->seed = 1;
     kd_recipe_default(&o->recipe);
     kd_search_config_default(&o->search_cfg);
@@ -464,8 +465,10 @@ static int load_inputs(const train_opts *o, train_state *s) {
     if (kd_cli_load_data(C, o->data, "train", &o->data_opts, NULL, &s->train)) return KD_EXIT_ERROR;
     if ((rc = load_model_for(C, o->model_arg, (uint64_t)o->seed, &s->train, &s->m)) || (rc = set_data_info(o, s)))
         return rc;
-    if (o->limit && o->limit < s->train.n) kd_dataset_truncate(&s->train, o->limit);
+    /* the default validation size is the training split's as loaded, before --limit (Fashion-MNIST
+     * holds out 5000 whatever --limit is) */
     int n_val = o->n_val < 0 ? kd_dataset_default_val(s->train.n) : o->n_val;
+    if (o->limit && o->limit < s->train.n) kd_dataset_truncate(&s->train, o->limit);
     if (n_val >= s->train.n)
         return kd_cli_usage_error(C, "--val %d leaves no training data (%d samples)", n_val, s->train.n);
     if (n_val > 0 && kd_dataset_split(&s->train, &s->val, n_val, (uint64_t)o->seed, &err))
@@ -500,15 +503,17 @@ static int load_teachers(const train_opts *o, train_state *s) {
     if (!o->logits_path) return 0;
     int n_rows = 0, n_cls = 0;
     if (kd_npy_load_logits(o->logits_path, s->m->n_classes, &s->table, &n_rows, &n_cls, &err)) return kd_cli_fail(C, &err);
-    int want = s->train.n + s->val.n; /* one row per image of the training file */
-    if (o->limit) {
-        kd_dataset full = {0};
-        if (!kd_dataset_load_ex(&full, o->data, "train", &o->data_opts, &err)) want = full.n;
-        kd_dataset_free(&full);
-    }
-    if (n_rows != want) {
-        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s has %d samples\n", o->logits_path,
-                n_rows, o->data, want);
+    /* One row per sample of the file the training split was taken from: at least 1 + the largest
+     * orig index of the training and validation samples (the whole file for IDX; a --test-fraction
+     * split of one file is indexed by its rows in that file). */
+    int want = 0;
+    const kd_dataset *parts[2] = {&s->train, &s->val};
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < parts[p]->n; i++)
+            if (kd_dataset_orig_index(parts[p], i) + 1 > want) want = kd_dataset_orig_index(parts[p], i) + 1;
+    if (n_rows < want) {
+        fprintf(stderr, "distill kd: error: %s has %d rows, the training set of %s needs %d (one per sample of its "
+                "source file, in file order)\n", o->logits_path, n_rows, o->data, want);
         return KD_EXIT_ERROR;
     }
     s->teacher.logits = s->table;

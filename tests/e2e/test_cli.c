@@ -201,6 +201,10 @@ int main(void) {
     }
     EXPECT("kd --teacher-logits cli_logits.npy --student mlp-s --limit 2000 --val 500 -q", 1, "has 7 rows");
     remove("cli_logits.npy");
+    /* the default --val comes from the training file's size before --limit: Fashion-MNIST holds out
+     * 5000, which leaves nothing of --limit 5000 */
+    EXPECT("train --model mlp-s --epochs 1 --limit 5000 -q -o cli_noval.safetensors", 2,
+           "--val 5000 leaves no training data (5000 samples)");
 
     /* resume of a finished run does nothing and succeeds */
     EXPECT("train --model mlp-s --epochs 1 --limit 2000 --val 500 --batch 100 -q -o cli_mlp.safetensors --resume",

@@ -106,6 +106,26 @@ static void check_source(const source *s) {
     EXPECT(a, 0, "int8 logits identical to the training side's integer evaluation");
 }
 
+/* A float32 .npy of rows x cols zeros in cli_dir (teacher logits). */
+static void write_npy_zeros(const char *name, int rows, int cols) {
+    char p[1024], hdr[128], pad[64];
+    snprintf(p, sizeof p, "%s/%s", cli_dir, name);
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int sp = (64 - (10 + n + 1) % 64) % 64;
+    memset(pad, ' ', sizeof pad);
+    FILE *f = fopen(p, "wb");
+    if (!f) return;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((n + sp + 1) & 0xff, f);
+    fputc((n + sp + 1) >> 8, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    fwrite(pad, 1, (size_t)sp, f);
+    fputc('\n', f);
+    float z = 0;
+    for (int i = 0; i < rows * cols; i++) fwrite(&z, sizeof z, 1, f);
+    fclose(f);
+}
+
 int main(void) {
     static char dir[512];
     snprintf(dir, sizeof dir, "%s/test_sources_cli.d", KD_BINARY_DIR);
@@ -124,6 +144,14 @@ int main(void) {
     CHECK_MSG(first[0] && !strcmp(first, second), "eval at the model's shape: '%s' vs '%s'", first, second);
     EXPECT("quantize one.safetensors --data " FX "/images/one --test-fraction 0.4 -o one2.int8.safetensors", 0,
            "int8 accuracy");
+    /* --teacher-logits for one file split by --test-fraction: one row per row of the whole file
+     * (the training samples' rows in it go up to 12), not per training sample (9) */
+    write_npy_zeros("tsv_logits.npy", 12, 2);
+    EXPECT("kd --teacher-logits tsv_logits.npy --student mlp-tab --data tsv.tsv --test-fraction 0.25 --epochs 1 "
+           "--batch 4 -q -o tsv_kd.safetensors", 0, "wrote");
+    write_npy_zeros("tsv_logits.npy", 5, 2);
+    EXPECT("kd --teacher-logits tsv_logits.npy --student mlp-tab --data tsv.tsv --test-fraction 0.25 --epochs 1 "
+           "--batch 4 -q -o tsv_kd.safetensors", 1, "tsv_logits.npy has 5 rows");
     /* a model without class names (a built-in one, untrained) is shown the data's */
     EXPECT("eval cnn-s --data " FX "/images/two", 0, "   1 dog ");
     /* a calibration count larger than the data is still an error */
