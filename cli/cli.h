@@ -90,6 +90,10 @@ int kd_cli_parse_data_opt(const char *cmd, int c, const char *arg, kd_data_opts 
  * error ("unknown option" when c is not a data option). */
 int kd_cli_data_opt(const char *cmd, int c, const char *arg, kd_data_opts *o);
 
+/* For a model taking (in_c, in_h, in_w) inputs: an image folder spec is read at those channels
+ * (when 1 or 3) and size unless o sets them (kd_cli_load_data with a model; bench with a .kdm). */
+void kd_cli_data_fit(const char *spec, kd_data_opts *o, int in_c, int in_h, int in_w);
+
 /* Load the train or test split of a data spec with the data options (kd_dataset_load_ex; NULL =
  * defaults). m, if given, is the model the data is for: an image folder is read at its channels
  * and size unless opts set them, and its shape, input type and classes are checked against the

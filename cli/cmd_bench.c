@@ -21,6 +21,7 @@ static void help(void) {
            "does: prints model bytes, arena bytes (activations, requantization parameters, kernel scratch)\n"
            "against the sum of all activations, batch-1 latency (median and p99), images/s and test accuracy.\n\n"
            "  -d, --data SPEC   test images: fashion-mnist (default), a directory of IDX files, or IMAGES,LABELS\n"
+           "                    (an image folder is read at the model's channels and size)\n"
            "  -n, --runs N      timed single-image runs for the latency (default 5000)\n"
            "      --limit N     use the first N test images only\n"
            "      --verify      also check that the runtime's int8 logits equal the training side's integer\n"
@@ -163,6 +164,9 @@ int kd_cmd_bench(int argc, char **argv) {
     kd_error err;
     int fd = kd_open_input(path, &err); /* what is wrong with MODEL, before the test set is read */
     if (fd < 0) return kd_cli_fail(C, &err);
+    kdrt_kdm_header h; /* an image folder is read at the model's shape, as eval reads it */
+    if (read(fd, &h, sizeof h) == (ssize_t)sizeof h && !memcmp(h.magic, KDRT_KDM_MAGIC, 4))
+        kd_cli_data_fit(data, &dopts, h.in_c, h.in_h, h.in_w);
     close(fd);
     if (kd_cli_load_data(C, data, "test", &dopts, NULL, &test)) return KD_EXIT_ERROR;
     if (limit && limit < test.n) kd_dataset_truncate(&test, limit);

@@ -79,17 +79,20 @@ int kd_cli_data_opt(const char *cmd, int c, const char *arg, kd_data_opts *o) {
     return KD_EXIT_USAGE;
 }
 
+void kd_cli_data_fit(const char *spec, kd_data_opts *o, int in_c, int in_h, int in_w) {
+    if ((o->format ? o->format : kd_data_format_detect(spec)) != KD_DATA_FORMAT_IMAGES) return;
+    /* An image folder is read at the model's shape (as predict's files are) unless --channels /
+     * --size say otherwise: a model trained with --size needs no --size to be evaluated. */
+    if (!o->channels && (in_c == 1 || in_c == 3)) o->channels = in_c;
+    if (!o->size_h) o->size_h = in_h, o->size_w = in_w;
+}
+
 int kd_cli_load_data(const char *cmd, const char *spec, const char *split, const kd_data_opts *opts, const kd_model *m,
                      kd_dataset *ds) {
     kd_error err;
     kd_dataset train = {0};
     kd_data_opts fitted = opts ? *opts : kd_data_opts_default();
-    if (m && (fitted.format ? fitted.format : kd_data_format_detect(spec)) == KD_DATA_FORMAT_IMAGES) {
-        /* An image folder is read at the model's shape (as predict's files are) unless --channels /
-         * --size say otherwise: a model trained with --size needs no --size to be evaluated. */
-        if (!fitted.channels && (m->in_c == 1 || m->in_c == 3)) fitted.channels = m->in_c;
-        if (!fitted.size_h) fitted.size_h = m->in_h, fitted.size_w = m->in_w;
-    }
+    if (m) kd_cli_data_fit(spec, &fitted, m->in_c, m->in_h, m->in_w);
     opts = &fitted;
     if (kd_dataset_load_ex(ds, spec, split, opts, &err)) return kd_cli_fail_about(cmd, spec, &err);
     if (ds->n_skipped) /* --skip-bad: never silent */

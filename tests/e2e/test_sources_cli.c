@@ -7,8 +7,9 @@
  * for image models, --data otherwise) names the classes, quantize and export with the default
  * calibration count (the data has fewer than 1000 samples), bench --verify of the .kdm agrees
  * with the training side's integer evaluation; eval and quantize read an image folder at the
- * model's shape without --size/--channels. Bad specs are refused naming the file. Tiny
- * models and sets: a few seconds under ASan. */
+ * model's shape without --size/--channels, bench at the .kdm's. Bad specs are refused naming
+ * the file. kd --teacher-logits of a --test-fraction split takes one row per row of the file.
+ * Tiny models and sets: a few seconds under ASan. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,8 @@ int main(void) {
     CHECK_MSG(first[0] && !strcmp(first, second), "eval at the model's shape: '%s' vs '%s'", first, second);
     EXPECT("quantize one.safetensors --data " FX "/images/one --test-fraction 0.4 -o one2.int8.safetensors", 0,
            "int8 accuracy");
+    /* bench reads an image folder at the .kdm's shape too */
+    EXPECT("bench one.kdm --data " FX "/images/one --test-fraction 0.4 -n 3", 0, "accuracy");
     /* --teacher-logits for one file split by --test-fraction: one row per row of the whole file
      * (the training samples' rows in it go up to 12), not per training sample (9) */
     write_npy_zeros("tsv_logits.npy", 12, 2);
