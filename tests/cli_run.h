@@ -43,6 +43,27 @@ static void write_file(const char *name, const char *text) {
     }
 }
 
+/* A float32 NumPy .npy of rows x cols zeros (teacher logits), in cli_dir if set. */
+static inline void write_npy_zeros(const char *name, int rows, int cols) {
+    char p[1024], hdr[128], pad[64];
+    if (cli_dir) snprintf(p, sizeof p, "%s/%s", cli_dir, name);
+    else snprintf(p, sizeof p, "%s", name);
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int sp = (64 - (10 + n + 1) % 64) % 64;
+    memset(pad, ' ', sizeof pad);
+    FILE *f = fopen(p, "wb");
+    if (!f) return;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((n + sp + 1) & 0xff, f);
+    fputc((n + sp + 1) >> 8, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    fwrite(pad, 1, (size_t)sp, f);
+    fputc('\n', f);
+    float z = 0;
+    for (int i = 0; i < rows * cols; i++) fwrite(&z, sizeof z, 1, f);
+    fclose(f);
+}
+
 /* One EXPECT of a table: `file` (if not NULL) is written with `text` first. */
 typedef struct cli_case {
     const char *file, *text, *args;

@@ -183,22 +183,7 @@ int main(void) {
     EXPECT("kd --teacher missing-teacher.safetensors --limit 2000 --val 500 -q", 1, "missing-teacher.safetensors");
     EXPECT("kd --teacher cli_mlp.safetensors --alpha 1.5", 2, "--alpha expects a number in [0, 1]");
     EXPECT("train --model mlp-s --limit 2000 --val 2000 -q", 2, "--val 2000 leaves no training data (2000 samples)");
-    FILE *npy = fopen("cli_logits.npy", "wb");
-    if (npy) { /* a valid .npy of 7 rows: the wrong count for the training set */
-        const char hdr[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (7, 10), }";
-        char pad[128];
-        int n = (int)sizeof hdr - 1, total = 10 + n + 1, sp = (64 - total % 64) % 64;
-        memset(pad, ' ', sizeof pad);
-        fwrite("\x93NUMPY\x01\x00", 1, 8, npy);
-        fputc((n + sp + 1) & 0xff, npy);
-        fputc((n + sp + 1) >> 8, npy);
-        fwrite(hdr, 1, (size_t)n, npy);
-        fwrite(pad, 1, (size_t)sp, npy);
-        fputc('\n', npy);
-        float z[70] = {0};
-        fwrite(z, sizeof z, 1, npy);
-        fclose(npy);
-    }
+    write_npy_zeros("cli_logits.npy", 7, 10); /* a valid .npy of 7 rows: too few for the training set */
     EXPECT("kd --teacher-logits cli_logits.npy --student mlp-s --limit 2000 --val 500 -q", 1, "has 7 rows");
     remove("cli_logits.npy");
     /* the default --val comes from the training file's size before --limit: Fashion-MNIST holds out

@@ -107,26 +107,6 @@ static void check_source(const source *s) {
     EXPECT(a, 0, "int8 logits identical to the training side's integer evaluation");
 }
 
-/* A float32 .npy of rows x cols zeros in cli_dir (teacher logits). */
-static void write_npy_zeros(const char *name, int rows, int cols) {
-    char p[1024], hdr[128], pad[64];
-    snprintf(p, sizeof p, "%s/%s", cli_dir, name);
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
-    int sp = (64 - (10 + n + 1) % 64) % 64;
-    memset(pad, ' ', sizeof pad);
-    FILE *f = fopen(p, "wb");
-    if (!f) return;
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fputc((n + sp + 1) & 0xff, f);
-    fputc((n + sp + 1) >> 8, f);
-    fwrite(hdr, 1, (size_t)n, f);
-    fwrite(pad, 1, (size_t)sp, f);
-    fputc('\n', f);
-    float z = 0;
-    for (int i = 0; i < rows * cols; i++) fwrite(&z, sizeof z, 1, f);
-    fclose(f);
-}
-
 int main(void) {
     static char dir[512];
     snprintf(dir, sizeof dir, "%s/test_sources_cli.d", KD_BINARY_DIR);
