@@ -14,13 +14,26 @@
 #include "distill/fileio.h"
 #include "distill/model.h" /* kd_size_mul */
 
+/* Value j of a sample's bytes p, as a model sees it before normalisation. */
+static inline double sample_value(const kd_dataset *ds, const uint8_t *p, size_t j) {
+    if (ds->type == KD_DATA_F32) {
+        float v;
+        memcpy(&v, p + 4 * j, 4);
+        return v;
+    }
+    return p[j] / 255.0;
+}
+
 void kd_dataset_compute_stats(kd_dataset *ds) {
-    size_t n = (size_t)ds->n * ds->c * ds->h * ds->w;
+    size_t per = (size_t)ds->c * ds->h * ds->w, n = (size_t)ds->n * per, sb = kd_dataset_sample_bytes(ds);
     double s = 0.0, ss = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double v = ds->pixels[i] / 255.0;
-        s += v;
-        ss += v * v;
+    for (int i = 0; i < ds->n; i++) { /* every value in file order, as kd_dataset_channel_stats reads them */
+        const uint8_t *p = ds->pixels + sb * (size_t)i;
+        for (size_t j = 0; j < per; j++) {
+            double v = sample_value(ds, p, j);
+            s += v;
+            ss += v * v;
+        }
     }
     double mean = s / (double)n, var = ss / (double)n - mean * mean;
     ds->mean = (float)mean;
@@ -352,16 +365,6 @@ kd_status kd_dataset_take_split(kd_dataset *ds, const kd_data_opts *opts, const 
     if (!st) st = kd_dataset_select(ds, is_test, (uint8_t)!strcmp(split, "test"), err);
     free(is_test);
     return st;
-}
-
-/* Value j of a sample's bytes p, as a model sees it before normalisation. */
-static inline double sample_value(const kd_dataset *ds, const uint8_t *p, size_t j) {
-    if (ds->type == KD_DATA_F32) {
-        float v;
-        memcpy(&v, p + 4 * j, 4);
-        return v;
-    }
-    return p[j] / 255.0;
 }
 
 void kd_dataset_channel_stats(const kd_dataset *ds, float *mean, float *std) {
