@@ -318,6 +318,12 @@ static kd_status table_samples(kd_dataset *ds, const csv_table *t, const csv_lay
                     }
                     ds->labels[i] = (int32_t)v;
                 } else {
+                    const char *why = kd_class_name_problem(s);
+                    if (why) {
+                        column_name(col, sizeof col, t, L, c);
+                        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s:%d: %s: the label (a class name) %s", t->path,
+                                            line, col, why);
+                    }
                     char **hit = bsearch(&s, names, (size_t)n_names, sizeof *names, cmp_str);
                     ds->labels[i] = (int32_t)(hit - names);
                 }
