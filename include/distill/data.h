@@ -145,7 +145,11 @@ void kd_dataset_compute_stats(kd_dataset *ds);
  * saying how much the data needs and how much is allowed, naming spec. */
 kd_status kd_dataset_check_size(const char *spec, int64_t n, int c, int h, int w, int elem, size_t max_bytes,
                                 kd_error *err);
-/* Set ds->class_names from names[0..n) (copied into one block); n must be ds->n_classes. */
+/* NULL if s can be a class name (non-empty, shorter than KD_CLASS_NAME_MAX bytes, UTF-8 of printable
+ * characters), else what is wrong with it ("is empty", ...): the one rule for data sets and models. */
+const char *kd_class_name_problem(const char *s);
+/* Set ds->class_names from names[0..n) (copied into one block); n must be ds->n_classes and every
+ * name pass kd_class_name_problem (else "class name I <problem>"). */
 kd_status kd_dataset_set_class_names(kd_dataset *ds, const char *const *names, int n, kd_error *err);
 
 /* Read an IDX image file (ubyte, 3-d or 4-d) and an IDX label file (ubyte, 1-d); either may be

@@ -224,6 +224,13 @@ static kd_status find_layout(const csv_table *t, const kd_data_opts *opts, csv_l
     double v;
     for (int c = 0; c < L->cols; c++)
         if (c != L->label && !parse_number(cell_at(t, 0, c), &v)) L->header = 1; /* a feature cell that is no number */
+    if (L->header || t->n_rows < 2 || parse_number(cell_at(t, 0, L->label), &v)) return KD_STATUS_OK;
+    /* numeric column names ("0,1,2,label": pandas' to_csv of integer column names): row 0's label cell is
+     * no number while every other row's is an integer class */
+    long k;
+    for (int r = 1; r < t->n_rows; r++)
+        if (L->label >= row_len(t, r) || !parse_label(cell_at(t, r, L->label), &k)) return KD_STATUS_OK;
+    L->header = 1;
     return KD_STATUS_OK;
 }
 
@@ -311,6 +318,12 @@ static kd_status table_samples(kd_dataset *ds, const csv_table *t, const csv_lay
                     }
                     ds->labels[i] = (int32_t)v;
                 } else {
+                    const char *why = kd_class_name_problem(s);
+                    if (why) {
+                        column_name(col, sizeof col, t, L, c);
+                        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s:%d: %s: the label (a class name) %s", t->path,
+                                            line, col, why);
+                    }
                     char **hit = bsearch(&s, names, (size_t)n_names, sizeof *names, cmp_str);
                     ds->labels[i] = (int32_t)(hit - names);
                 }

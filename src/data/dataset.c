@@ -14,13 +14,26 @@
 #include "distill/fileio.h"
 #include "distill/model.h" /* kd_size_mul */
 
+/* Value j of a sample's bytes p, as a model sees it before normalisation. */
+static inline double sample_value(const kd_dataset *ds, const uint8_t *p, size_t j) {
+    if (ds->type == KD_DATA_F32) {
+        float v;
+        memcpy(&v, p + 4 * j, 4);
+        return v;
+    }
+    return p[j] / 255.0;
+}
+
 void kd_dataset_compute_stats(kd_dataset *ds) {
-    size_t n = (size_t)ds->n * ds->c * ds->h * ds->w;
+    size_t per = (size_t)ds->c * ds->h * ds->w, n = (size_t)ds->n * per, sb = kd_dataset_sample_bytes(ds);
     double s = 0.0, ss = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double v = ds->pixels[i] / 255.0;
-        s += v;
-        ss += v * v;
+    for (int i = 0; i < ds->n; i++) { /* every value in file order, as kd_dataset_channel_stats reads them */
+        const uint8_t *p = ds->pixels + sb * (size_t)i;
+        for (size_t j = 0; j < per; j++) {
+            double v = sample_value(ds, p, j);
+            s += v;
+            ss += v * v;
+        }
     }
     double mean = s / (double)n, var = ss / (double)n - mean * mean;
     ds->mean = (float)mean;
@@ -354,16 +367,6 @@ kd_status kd_dataset_take_split(kd_dataset *ds, const kd_data_opts *opts, const 
     return st;
 }
 
-/* Value j of a sample's bytes p, as a model sees it before normalisation. */
-static inline double sample_value(const kd_dataset *ds, const uint8_t *p, size_t j) {
-    if (ds->type == KD_DATA_F32) {
-        float v;
-        memcpy(&v, p + 4 * j, 4);
-        return v;
-    }
-    return p[j] / 255.0;
-}
-
 void kd_dataset_channel_stats(const kd_dataset *ds, float *mean, float *std) {
     size_t hw = (size_t)ds->h * ds->w, sb = kd_dataset_sample_bytes(ds);
     for (int c = 0; c < ds->c; c++) {
@@ -382,15 +385,42 @@ void kd_dataset_channel_stats(const kd_dataset *ds, float *mean, float *std) {
     }
 }
 
+/* NULL if s can be a class name (non-empty, shorter than KD_CLASS_NAME_MAX bytes, UTF-8 of printable
+ * characters, so that any name is written and read back as it is), else what is wrong with it. */
+const char *kd_class_name_problem(const char *s) {
+    size_t len = strlen(s);
+    if (!len) return "is empty";
+    if (len >= KD_CLASS_NAME_MAX) return "is longer than 63 bytes";
+    _Static_assert(KD_CLASS_NAME_MAX == 64, "the message says 63");
+    for (const unsigned char *u = (const unsigned char *)s; *u;) {
+        unsigned cp = *u, n = 0;
+        if (cp >= 0xf0 && cp < 0xf5) cp &= 0x07, n = 3;
+        else if (cp >= 0xe0 && cp < 0xf0) cp &= 0x0f, n = 2;
+        else if (cp >= 0xc2 && cp < 0xe0) cp &= 0x1f, n = 1;
+        else if (cp >= 0x80) return "is not valid UTF-8";
+        u++;
+        for (unsigned k = 0; k < n; k++, u++) {
+            if ((*u & 0xc0) != 0x80) return "is not valid UTF-8";
+            cp = cp << 6 | (*u & 0x3fu);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp < 0xe000))
+            return "is not valid UTF-8";
+        /* YAML's printable set: no C0 or C1 controls, DEL, or U+FFFE / U+FFFF */
+        if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0xfffe || cp == 0xffff) return "has a control character";
+    }
+    return NULL;
+}
+
 kd_status kd_dataset_set_class_names(kd_dataset *ds, const char *const *names, int n, kd_error *err) {
     if (n != ds->n_classes)
         return kd_error_set(err, KD_STATUS_BAD_ARG, "%d class names for %d classes", n, ds->n_classes);
     size_t bytes = sizeof(char *) * (size_t)n;
     for (int i = 0; i < n; i++) {
         size_t len = strlen(names[i]);
-        if (len + 1 > KD_CLASS_NAME_MAX)
-            return kd_error_set(err, KD_STATUS_BAD_FILE, "class name '%.40s...' is longer than %d bytes", names[i],
-                                KD_CLASS_NAME_MAX - 1);
+        const char *why = kd_class_name_problem(names[i]);
+        if (why && len >= KD_CLASS_NAME_MAX)
+            return kd_error_set(err, KD_STATUS_BAD_FILE, "class name '%.40s...' %s", names[i], why);
+        if (why) return kd_error_set(err, KD_STATUS_BAD_FILE, "class name %d %s", i, why);
         bytes += len + 1;
     }
     char **block = malloc(bytes);

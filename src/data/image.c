@@ -9,6 +9,7 @@
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 
 #include <jpeglib.h>
+#include <jerror.h> /* after jpeglib.h: JERR_NO_BACKING_STORE */
 #include <limits.h>
 #include <math.h>
 #include <png.h>
@@ -63,54 +64,49 @@ static unsigned le16(const uint8_t *p) { return (unsigned)p[1] << 8 | p[0]; }
 
 /* ---- PNG (libpng) ------------------------------------------------------------------------------- */
 
-typedef struct png_src {
+/* Each decoder is split in three so that no object changes between setjmp and a longjmp back to it
+ * in the function calling setjmp (C11 7.13.2.1p3): decode_X owns the state (a struct whose members
+ * the libraries' callbacks and X_run change), X_guarded only calls setjmp and X_run, and decode_X
+ * cleans up after X_guarded returns. */
+
+typedef struct png_job {
     const uint8_t *p;
     size_t n, pos;
     jmp_buf jb;
     char msg[160];
-} png_src;
+    png_structp png;
+    png_infop info;
+    uint8_t *px;
+    png_bytep *rows;
+    image out;
+} png_job;
 
 static void png_on_error(png_structp png, png_const_charp msg) {
-    png_src *s = png_get_error_ptr(png);
-    snprintf(s->msg, sizeof s->msg, "%s", msg);
-    longjmp(s->jb, 1);
+    png_job *j = png_get_error_ptr(png);
+    snprintf(j->msg, sizeof j->msg, "%s", msg);
+    longjmp(j->jb, 1);
 }
 
 static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
 
 static void png_read_mem(png_structp png, png_bytep out, size_t len) {
-    png_src *s = png_get_io_ptr(png);
-    if (len > s->n - s->pos) png_error(png, "file ends early");
-    memcpy(out, s->p + s->pos, len);
-    s->pos += len;
+    png_job *j = png_get_io_ptr(png);
+    if (len > j->n - j->pos) png_error(png, "file ends early");
+    memcpy(out, j->p + j->pos, len);
+    j->pos += len;
 }
 
-static kd_status decode_png(const char *path, const uint8_t *buf, size_t len, image *im, kd_error *err) {
-    png_src src = {.p = buf, .n = len};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
-    }
-    uint8_t *volatile px = NULL;
-    png_bytep *volatile rows = NULL;
-    if (setjmp(src.jb)) {
-        free(px);
-        free(rows);
-        png_destroy_read_struct(&png, &info, NULL);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt PNG (libpng: %s)", path, src.msg);
-    }
-    png_set_read_fn(png, &src, png_read_mem);
+/* Decodes into j->out; may longjmp to j->jb. Non-zero status: the image is refused (err set). */
+static kd_status png_run(png_job *j, const char *path, kd_error *err) {
+    png_structp png = j->png;
+    png_infop info = j->info;
+    png_set_read_fn(png, j, png_read_mem);
     png_set_user_limits(png, KD_IMAGE_MAX_SIDE, KD_IMAGE_MAX_SIDE);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
     kd_status st = check_dims(path, "PNG", w, h, err);
-    if (st) {
-        png_destroy_read_struct(&png, &info, NULL);
-        return st;
-    }
+    if (st) return st;
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (depth == 16) png_set_scale_16(png); /* round(v * 255 / 65535), as PGM/PPM's 16-bit values */
@@ -119,77 +115,130 @@ static kd_status decode_png(const char *path, const uint8_t *buf, size_t len, im
     png_read_update_info(png, info);
     int c = png_get_channels(png, info);
     if ((c != 1 && c != 3) || png_get_rowbytes(png, info) != (size_t)w * (size_t)c) png_error(png, "unexpected layout");
-    px = malloc((size_t)w * h * (size_t)c);
-    rows = malloc(sizeof(png_bytep) * h);
-    if (!px || !rows) png_error(png, "out of memory");
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * (size_t)c;
-    png_read_image(png, rows);
-    free(rows);
-    png_destroy_read_struct(&png, &info, NULL);
-    *im = (image){.w = (int)w, .h = (int)h, .c = c, .px = px};
+    j->px = malloc((size_t)w * h * (size_t)c);
+    j->rows = malloc(sizeof(png_bytep) * h);
+    if (!j->px || !j->rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) j->rows[y] = j->px + (size_t)y * w * (size_t)c;
+    png_read_image(png, j->rows);
+    j->out = (image){.w = (int)w, .h = (int)h, .c = c, .px = j->px};
+    j->px = NULL;
     return KD_STATUS_OK;
+}
+
+/* -1 when libpng failed (j->msg says why), else png_run's status. */
+static int png_guarded(png_job *j, const char *path, kd_error *err) {
+    if (setjmp(j->jb)) return -1;
+    return (int)png_run(j, path, err);
+}
+
+static kd_status decode_png(const char *path, const uint8_t *buf, size_t len, image *im, kd_error *err) {
+    png_job j = {.p = buf, .n = len};
+    j.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j, png_on_error, png_on_warning);
+    j.info = j.png ? png_create_info_struct(j.png) : NULL;
+    if (!j.info) {
+        png_destroy_read_struct(&j.png, NULL, NULL);
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    }
+    int r = png_guarded(&j, path, err);
+    free(j.px);
+    free(j.rows);
+    png_destroy_read_struct(&j.png, &j.info, NULL);
+    if (r < 0) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt PNG (libpng: %s)", path, j.msg);
+    if (r == KD_STATUS_OK) *im = j.out;
+    return (kd_status)r;
 }
 
 /* ---- JPEG (libjpeg-turbo) ----------------------------------------------------------------------- */
 
-typedef struct jpeg_err {
-    struct jpeg_error_mgr pub;
-    jmp_buf jb;
-} jpeg_err;
+/* libjpeg has no limits of its own: a progressive JPEG holds all its coefficients (2 bytes per
+ * sample, 384 MB for the largest image allowed) and may have thousands of scans, each a pass over
+ * them. Both are capped; libjpeg-turbo's own tools allow 500 scans. */
+#define JPEG_MAX_MEMORY ((long)256 << 20)
+#define JPEG_MAX_SCANS 1000
 
-static void jpeg_on_error(j_common_ptr cinfo) { longjmp(((jpeg_err *)cinfo->err)->jb, 1); }
+typedef struct jpeg_job {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_error_mgr pub;
+    struct jpeg_progress_mgr progress;
+    jmp_buf jb;
+    int too_many_scans;
+    uint8_t *px;
+    image out;
+} jpeg_job;
+
+/* cinfo is jpeg_job's first member, so a libjpeg callback's cinfo is its job. */
+static void jpeg_on_error(j_common_ptr cinfo) { longjmp(((jpeg_job *)(void *)cinfo)->jb, 1); }
 
 /* A warning (corrupt data that libjpeg would paper over, a file that ends early) is an error too:
  * a damaged photo is reported, not trained on as grey blocks. */
 static void jpeg_on_message(j_common_ptr cinfo, int level) {
-    if (level < 0) longjmp(((jpeg_err *)cinfo->err)->jb, 1);
+    if (level < 0) jpeg_on_error(cinfo);
+}
+
+static void jpeg_on_progress(j_common_ptr cinfo) {
+    jpeg_job *j = (jpeg_job *)(void *)cinfo;
+    if (j->cinfo.input_scan_number > JPEG_MAX_SCANS) {
+        j->too_many_scans = 1;
+        longjmp(j->jb, 1);
+    }
+}
+
+/* Decodes into j->out; may longjmp to j->jb. Non-zero status: the image is refused (err set). */
+static kd_status jpeg_run(jpeg_job *j, const char *path, const uint8_t *buf, size_t len, kd_error *err) {
+    j_decompress_ptr cinfo = &j->cinfo;
+    jpeg_create_decompress(cinfo);
+    cinfo->mem->max_memory_to_use = JPEG_MAX_MEMORY;
+    cinfo->progress = &j->progress;
+    jpeg_mem_src(cinfo, buf, (unsigned long)len);
+    jpeg_read_header(cinfo, TRUE);
+    if (cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: CMYK JPEG is not supported (convert it to RGB)", path);
+    if (cinfo->num_components != 1 && cinfo->num_components != 3)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: JPEG with %d components is not supported (grey or colour)",
+                            path, cinfo->num_components);
+    kd_status st = check_dims(path, "JPEG", cinfo->image_width, cinfo->image_height, err);
+    if (st) return st;
+    cinfo->out_color_space = cinfo->num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_start_decompress(cinfo);
+    int w = (int)cinfo->output_width, h = (int)cinfo->output_height, c = cinfo->output_components;
+    j->px = malloc((size_t)w * h * (size_t)c);
+    if (!j->px) return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
+    while (cinfo->output_scanline < cinfo->output_height) {
+        JSAMPROW row = j->px + (size_t)cinfo->output_scanline * w * (size_t)c;
+        jpeg_read_scanlines(cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(cinfo);
+    j->out = (image){.w = w, .h = h, .c = c, .px = j->px};
+    j->px = NULL;
+    return KD_STATUS_OK;
+}
+
+/* -1 when libjpeg failed or a limit was hit, else jpeg_run's status. */
+static int jpeg_guarded(jpeg_job *j, const char *path, const uint8_t *buf, size_t len, kd_error *err) {
+    if (setjmp(j->jb)) return -1;
+    return (int)jpeg_run(j, path, buf, len, err);
 }
 
 static kd_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, image *im, kd_error *err) {
-    struct jpeg_decompress_struct cinfo;
-    jpeg_err je;
-    cinfo.err = jpeg_std_error(&je.pub);
-    je.pub.error_exit = jpeg_on_error;
-    je.pub.emit_message = jpeg_on_message;
-    uint8_t *volatile px = NULL;
-    if (setjmp(je.jb)) {
-        char msg[JMSG_LENGTH_MAX];
-        je.pub.format_message((j_common_ptr)&cinfo, msg);
-        jpeg_destroy_decompress(&cinfo);
-        free(px);
-        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt JPEG (libjpeg: %s)", path, msg);
-    }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, buf, (unsigned long)len);
-    jpeg_read_header(&cinfo, TRUE);
-    kd_status st = KD_STATUS_OK;
-    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK)
-        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: CMYK JPEG is not supported (convert it to RGB)", path);
-    else if (cinfo.num_components != 1 && cinfo.num_components != 3)
-        st = kd_error_set(err, KD_STATUS_BAD_FILE, "%s: JPEG with %d components is not supported (grey or colour)",
-                          path, cinfo.num_components);
-    else
-        st = check_dims(path, "JPEG", cinfo.image_width, cinfo.image_height, err);
-    if (st) {
-        jpeg_destroy_decompress(&cinfo);
-        return st;
-    }
-    cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_start_decompress(&cinfo);
-    int w = (int)cinfo.output_width, h = (int)cinfo.output_height, c = cinfo.output_components;
-    px = malloc((size_t)w * h * (size_t)c);
-    if (!px) {
-        jpeg_destroy_decompress(&cinfo);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "%s: out of memory", path);
-    }
-    while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = px + (size_t)cinfo.output_scanline * w * (size_t)c;
-        jpeg_read_scanlines(&cinfo, &row, 1);
-    }
-    jpeg_finish_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    *im = (image){.w = w, .h = h, .c = c, .px = px};
-    return KD_STATUS_OK;
+    jpeg_job j = {.progress = {.progress_monitor = jpeg_on_progress}};
+    j.cinfo.err = jpeg_std_error(&j.pub);
+    j.pub.error_exit = jpeg_on_error;
+    j.pub.emit_message = jpeg_on_message;
+    int r = jpeg_guarded(&j, path, buf, len, err);
+    char msg[JMSG_LENGTH_MAX] = "";
+    if (r < 0 && !j.too_many_scans) j.pub.format_message((j_common_ptr)&j.cinfo, msg);
+    int no_memory = r < 0 && !j.too_many_scans && j.pub.msg_code == JERR_NO_BACKING_STORE;
+    jpeg_destroy_decompress(&j.cinfo);
+    free(j.px);
+    if (j.too_many_scans)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: progressive JPEG with more than %d scans is refused", path,
+                            JPEG_MAX_SCANS);
+    if (no_memory)
+        return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: progressive JPEG needs more than %ld MB of memory to decode",
+                            path, JPEG_MAX_MEMORY >> 20);
+    if (r < 0) return kd_error_set(err, KD_STATUS_BAD_FILE, "%s: corrupt JPEG (libjpeg: %s)", path, msg);
+    if (r == KD_STATUS_OK) *im = j.out;
+    return (kd_status)r;
 }
 
 /* The frame header of a JPEG (by hand: libjpeg would want the whole file): its size and

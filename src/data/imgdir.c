@@ -338,6 +338,11 @@ kd_status kd_dataset_load_images(kd_dataset *ds, const char *spec, const char *s
         pixels = NULL;
         labels = NULL;
         st = kd_dataset_set_class_names(ds, (const char *const *)classes, n_classes, err);
+        if (st && err) { /* say which folder (class I counts the folders in sorted order, from 0) */
+            char m[sizeof err->msg];
+            snprintf(m, sizeof m, "%s", err->msg);
+            kd_error_set(err, st, "%s: %s (a class folder's name)", spec, m);
+        }
         if (st) {
             kd_dataset_free(ds);
             memset(ds, 0, sizeof *ds);

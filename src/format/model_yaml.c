@@ -372,32 +372,6 @@ static kd_status shape_error(parse_ctx *p, const kd_model *m, kd_status st) {
     return st;
 }
 
-/* NULL if s can be a class name (non-empty, shorter than KD_CLASS_NAME_MAX bytes, UTF-8 of printable
- * characters, so that any name is written and read back as it is), else what is wrong with it. */
-static const char *class_name_problem(const char *s) {
-    size_t len = strlen(s);
-    if (!len) return "is empty";
-    if (len >= KD_CLASS_NAME_MAX) return "is longer than 63 bytes";
-    _Static_assert(KD_CLASS_NAME_MAX == 64, "the message says 63");
-    for (const unsigned char *u = (const unsigned char *)s; *u;) {
-        unsigned cp = *u, n = 0;
-        if (cp >= 0xf0 && cp < 0xf5) cp &= 0x07, n = 3;
-        else if (cp >= 0xe0 && cp < 0xf0) cp &= 0x0f, n = 2;
-        else if (cp >= 0xc2 && cp < 0xe0) cp &= 0x1f, n = 1;
-        else if (cp >= 0x80) return "is not valid UTF-8";
-        u++;
-        for (unsigned k = 0; k < n; k++, u++) {
-            if ((*u & 0xc0) != 0x80) return "is not valid UTF-8";
-            cp = cp << 6 | (*u & 0x3fu);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp < 0xe000))
-            return "is not valid UTF-8";
-        /* YAML's printable set: no C0 or C1 controls, DEL, or U+FFFE / U+FFFF */
-        if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0xfffe || cp == 0xffff) return "has a control character";
-    }
-    return NULL;
-}
-
 /* names[0..n) copied into one block (kd_dataset_set_class_names' layout: the pointers, then the
  * strings; one free), or NULL when out of memory; the names are checked already. */
 static char **class_names_copy(const char *const *names, int n) {
@@ -429,7 +403,7 @@ static kd_status parse_data_keys(parse_ctx *p, kd_model *m, yaml_node_t *root) {
     kd_status st = KD_STATUS_OK;
     for (long i = 0; i < n && !st; i++) {
         yaml_node_t *item = yaml_document_get_node(p->doc, cn->data.sequence.items.start[i]);
-        const char *why = (names[i] = scalar(item)) ? class_name_problem(names[i]) : "is not a string";
+        const char *why = (names[i] = scalar(item)) ? kd_class_name_problem(names[i]) : "is not a string";
         if (why) {
             snprintf(buf, sizeof buf, "class_names[%ld] %s", i, why);
             st = fail(p, item ? item : cn, "%s%s", buf, NULL);
@@ -1035,7 +1009,7 @@ kd_status kd_model_set_data_info(kd_model *m, const float *norm_mean, const floa
         return kd_error_set(err, KD_STATUS_MISMATCH, "model %s has %d classes, %d class names were given", m->name,
                             m->n_classes, n);
     for (int i = 0; class_names && i < n; i++) {
-        const char *why = class_names[i] ? class_name_problem(class_names[i]) : "is missing";
+        const char *why = class_names[i] ? kd_class_name_problem(class_names[i]) : "is missing";
         if (why) return kd_error_set(err, KD_STATUS_BAD_ARG, "model %s: class name %d %s", m->name, i, why);
     }
     kd_model want = *m; /* m with the new fields, for the writer and the check */

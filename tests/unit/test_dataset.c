@@ -62,6 +62,21 @@ static void test_channel_stats_match_scalar(void) {
     kd_dataset_free(&ds);
 }
 
+/* ds->mean/std of float32 samples are the values' own (they were the bytes / 255): values 2, 4, 2, 4,
+ * ... have mean 3 and standard deviation 1. */
+static void test_scalar_stats_of_values(void) {
+    kd_dataset ds;
+    make_set(&ds, 6, 1, 1, 4, 2, 1, 5);
+    for (size_t i = 0; i < 24; i++) {
+        float v = i % 2 ? 4.f : 2.f;
+        memcpy(ds.pixels + 4 * i, &v, 4);
+    }
+    kd_dataset_compute_stats(&ds);
+    CHECK_NEAR(ds.mean, 3.0, 1e-6);
+    CHECK_NEAR(ds.std, 1.0, 1e-6);
+    kd_dataset_free(&ds);
+}
+
 static kd_model *model_for(int c, int h, int w, int k, int values, uint64_t seed) {
     char yaml[512];
     snprintf(yaml, sizeof yaml,
@@ -180,6 +195,7 @@ static void test_check_data(void) {
 
 int main(void) {
     test_channel_stats_match_scalar();
+    test_scalar_stats_of_values();
     test_float_samples_train_and_kd();
     test_augment_refused_for_tables();
     test_check_data();

@@ -199,10 +199,65 @@ static void test_fit_geometry(void) {
     CHECK(o[0] == 10 && o[8] == 10 && o[16 - 1] == 80); /* grey copied into every channel */
 }
 
+/* A progressive JPEG of w x h pixels, 3 components at 1x1 sampling, all coefficients zero, with one
+ * DC-first scan per component and then, while fewer than max_scans: every valid successive-approximation
+ * scan (DC refinements, then per coefficient k one first AC scan and 13 refinements). Every scan's
+ * entropy data is one byte (the only Huffman code, '0', padded with ones). Returns its length. */
+static size_t progressive_jpeg(uint8_t *b, int w, int h, int max_scans) {
+    size_t n = 0;
+    static const uint8_t soi[] = {0xff, 0xd8};
+    memcpy(b + n, soi, 2), n += 2;
+    b[n++] = 0xff, b[n++] = 0xdb, b[n++] = 0, b[n++] = 67, b[n++] = 0; /* DQT: table 0, all ones */
+    memset(b + n, 1, 64), n += 64;
+    uint8_t sof[] = {0xff, 0xc2, 0, 17, 8, (uint8_t)(h >> 8), (uint8_t)h, (uint8_t)(w >> 8), (uint8_t)w, 3,
+                     1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0};
+    memcpy(b + n, sof, sizeof sof), n += sizeof sof;
+    b[n++] = 0xff, b[n++] = 0xc4, b[n++] = 0, b[n++] = 38; /* DHT: DC 0 and AC 0, one 1-bit code: symbol 0 */
+    for (int t = 0; t < 2; t++) {
+        b[n++] = (uint8_t)(t << 4), b[n++] = 1;
+        memset(b + n, 0, 15), n += 15;
+        b[n++] = 0;
+    }
+    int scans = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int comp = 1; comp <= 3; comp++)
+            for (int k = 0; k < 64; k++)
+                for (int i = 0; i <= 13; i++) { /* Ah/Al 0/13, then 13/12, 12/11, .. 1/0 */
+                    if ((pass == 0) != (k == 0 && i == 0) || scans >= max_scans) continue;
+                    uint8_t sos[] = {0xff, 0xda, 0, 8, 1, (uint8_t)comp, 0, (uint8_t)k, (uint8_t)k,
+                                     (uint8_t)(i ? (14 - i) << 4 | (13 - i) : 13), 0x7f};
+                    memcpy(b + n, sos, sizeof sos), n += sizeof sos;
+                    scans++;
+                }
+    b[n++] = 0xff, b[n++] = 0xd9;
+    return n;
+}
+
+/* libjpeg's limits: a progressive JPEG within the pixel limits whose coefficients need more than
+ * the memory limit, and one with more scans than the scan limit, are refused naming the file. */
+static void test_jpeg_limits(void) {
+    uint8_t *b = malloc(64 << 10);
+    size_t n = progressive_jpeg(b, 8, 8, 40);
+    const char *p = tmp_file("prog.jpg", b, n);
+    uint8_t *out = malloc(3 * 8 * 8);
+    kd_error err = {0};
+    CHECK_MSG(kd_image_load(p, 3, 8, 8, KD_IMAGE_FIT_CROP, out, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(out[0] == 128 && out[3 * 8 * 8 - 1] == 128); /* all coefficients zero: mid grey */
+    free(out);
+    n = progressive_jpeg(b, 8192, 8192, 3); /* 8192 x 8192 x 3 coefficients: 384 MB */
+    p = tmp_file("huge.jpg", b, n);
+    expect_bad(p, 3, 8, 8, "memory");
+    n = progressive_jpeg(b, 8, 8, 1200);
+    p = tmp_file("scans.jpg", b, n);
+    expect_bad(p, 3, 8, 8, "more than 1000 scans");
+    free(b);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     test_golden();
     test_bad_files();
+    test_jpeg_limits();
     test_fit_geometry();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
