@@ -1,6 +1,6 @@
 /* Model descriptions in YAML, reader and writer. The reader (libyaml's document API) parses the
  * layer list, resolves layer inputs by name, infers every shape and reports the first problem with
- * its file, line and layer; the writer turns a layer table back into that text (model surgery).
+ * its file, line and layer; the writer (model_yaml_write.c) turns a layer table back into that text.
  * Grammar: a mapping with `name`, `input: [C, H, W]` and `layers:`, a sequence of mappings, each
  * with `type` and the type's options (see docs/MODELS.md). The reader builds a kd_model, so this
  * container sits beside src/nn rather than below it: it calls nn's layout code (model_internal.h). */
@@ -17,6 +17,7 @@
 #include "distill/fileio.h"
 #include "distill/model.h"
 #include "distill/yaml_doc.h"
+#include "format/model_yaml_internal.h"
 #include "nn/model_internal.h"
 
 struct kd_zoo_entry {
@@ -86,10 +87,6 @@ static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *
     return NULL;
 }
 
-static const char *scalar(yaml_node_t *n) {
-    return (n && n->type == YAML_SCALAR_NODE) ? (const char *)n->data.scalar.value : NULL;
-}
-
 /* Integer option: absent -> def; present but not an integer in [lo, hi] -> error. */
 static kd_status get_int(parse_ctx *p, yaml_node_t *map, const char *key, int def, int lo, int hi,
                         const char *layer, int *out) {
@@ -98,7 +95,7 @@ static kd_status get_int(parse_ctx *p, yaml_node_t *map, const char *key, int de
         *out = def;
         return KD_STATUS_OK;
     }
-    const char *s = scalar(n);
+    const char *s = kd_yaml_node_scalar(n);
     char *end = NULL;
     errno = 0;
     long v = s ? strtol(s, &end, 10) : 0;
@@ -113,7 +110,7 @@ static kd_status get_int(parse_ctx *p, yaml_node_t *map, const char *key, int de
 
 /* `out:` of conv2d and linear: an integer in [1, hi], or `classes`, the class count (p->classes). */
 static kd_status get_out(parse_ctx *p, yaml_node_t *map, int hi, const char *layer, int *out) {
-    const char *s = scalar(map_get(p->doc, map, "out"));
+    const char *s = kd_yaml_node_scalar(map_get(p->doc, map, "out"));
     if (!s || strcmp(s, "classes")) return get_int(p, map, "out", 0, 1, hi, layer, out);
     if (p->classes > hi) {
         char buf[64];
@@ -131,7 +128,7 @@ static kd_status get_float(parse_ctx *p, yaml_node_t *map, const char *key, floa
         *out = def;
         return KD_STATUS_OK;
     }
-    const char *s = scalar(n);
+    const char *s = kd_yaml_node_scalar(n);
     char *end = NULL;
     float v = s ? strtof(s, &end) : 0.f;
     if (!s || !*s || *end || !(v >= lo && v <= hi)) {
@@ -146,7 +143,7 @@ static kd_status get_float(parse_ctx *p, yaml_node_t *map, const char *key, floa
 static kd_status get_bool(parse_ctx *p, yaml_node_t *map, const char *key, int def, const char *layer,
                          int *out) {
     yaml_node_t *n = map_get(p->doc, map, key);
-    const char *s = scalar(n);
+    const char *s = kd_yaml_node_scalar(n);
     if (!n) {
         *out = def;
         return KD_STATUS_OK;
@@ -188,7 +185,7 @@ static kd_status get_pads(parse_ctx *p, yaml_node_t *map, const char *layer, int
     int cnt = 0;
     if (n && n->type == YAML_SEQUENCE_NODE)
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-            const char *v = scalar(yaml_document_get_node(p->doc, *it));
+            const char *v = kd_yaml_node_scalar(yaml_document_get_node(p->doc, *it));
             char *end = NULL;
             errno = 0;
             long x = v ? strtol(v, &end, 10) : -1;
@@ -338,7 +335,7 @@ static kd_status parse_norm_list(parse_ctx *p, kd_model *m, yaml_node_t *map, co
     *out = v; /* freed with the model */
     for (int c = 0; c < m->in_c; c++) {
         yaml_node_t *item = yaml_document_get_node(p->doc, n->data.sequence.items.start[c]);
-        const char *s = scalar(item);
+        const char *s = kd_yaml_node_scalar(item);
         char *end = NULL;
         v[c] = s ? strtof(s, &end) : 0.f;
         if (!s || !*s || *end || !isfinite(v[c]) || (!strcmp(key, "std") && !(v[c] > 0.f)))
@@ -353,7 +350,7 @@ static kd_status parse_normalize(parse_ctx *p, kd_model *m, yaml_node_t *node) {
     if (node->type != YAML_MAPPING_NODE)
         return fail(p, node, "'normalize' must be a mapping {mean: [..], std: [..]}%s%s", NULL, NULL);
     for (yaml_node_pair_t *kv = node->data.mapping.pairs.start; kv < node->data.mapping.pairs.top; kv++) {
-        const char *k = scalar(yaml_document_get_node(p->doc, kv->key));
+        const char *k = kd_yaml_node_scalar(yaml_document_get_node(p->doc, kv->key));
         if (!k || (strcmp(k, "mean") && strcmp(k, "std")))
             return fail(p, node, "'normalize': unknown key '%s' (it has mean and std)%s", k ? k : "?", NULL);
     }
@@ -374,7 +371,7 @@ static kd_status shape_error(parse_ctx *p, const kd_model *m, kd_status st) {
 
 /* names[0..n) copied into one block (kd_dataset_set_class_names' layout: the pointers, then the
  * strings; one free), or NULL when out of memory; the names are checked already. */
-static char **class_names_copy(const char *const *names, int n) {
+char **kd_model_yaml_class_names_copy(const char *const *names, int n) {
     kd_dataset tmp = {.n_classes = n};
     return kd_dataset_set_class_names(&tmp, names, n, NULL) ? NULL : tmp.class_names;
 }
@@ -383,7 +380,7 @@ static char **class_names_copy(const char *const *names, int n) {
  * give the class count). */
 static kd_status parse_data_keys(parse_ctx *p, kd_model *m, yaml_node_t *root) {
     yaml_node_t *it = map_get(p->doc, root, "input_type");
-    const char *t = scalar(it);
+    const char *t = kd_yaml_node_scalar(it);
     if (it) {
         if (t && !strcmp(t, "pixels")) m->input_values = 0;
         else if (t && !strcmp(t, "values")) m->input_values = 1;
@@ -403,13 +400,13 @@ static kd_status parse_data_keys(parse_ctx *p, kd_model *m, yaml_node_t *root) {
     kd_status st = KD_STATUS_OK;
     for (long i = 0; i < n && !st; i++) {
         yaml_node_t *item = yaml_document_get_node(p->doc, cn->data.sequence.items.start[i]);
-        const char *why = (names[i] = scalar(item)) ? kd_class_name_problem(names[i]) : "is not a string";
+        const char *why = (names[i] = kd_yaml_node_scalar(item)) ? kd_class_name_problem(names[i]) : "is not a string";
         if (why) {
             snprintf(buf, sizeof buf, "class_names[%ld] %s", i, why);
             st = fail(p, item ? item : cn, "%s%s", buf, NULL);
         }
     }
-    if (!st && !(m->class_names = class_names_copy(names, (int)n)))
+    if (!st && !(m->class_names = kd_model_yaml_class_names_copy(names, (int)n)))
         st = kd_error_set(p->err, KD_STATUS_NO_MEMORY, "out of memory");
     free(names);
     return st;
@@ -420,7 +417,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     char idx[32];
     snprintf(idx, sizeof idx, "#%d", i + 1);
     if (node->type != YAML_MAPPING_NODE) return fail(p, node, "layer %s: expected a mapping {type: ...}", idx, NULL);
-    const char *type = scalar(map_get(p->doc, node, "type"));
+    const char *type = kd_yaml_node_scalar(map_get(p->doc, node, "type"));
     if (!type) return fail(p, node, "layer %s: missing 'type'", idx, NULL);
     int t = -1;
     for (int k = 0; k < KD_LAYER_COUNT; k++)
@@ -431,7 +428,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
                     "global_avgpool, batchnorm, relu, gelu, dropout, flatten, add, concat, clip, leaky_relu, sigmoid, "
                     "hard_sigmoid, hard_swish, mul, pad, scale)", idx, type);
     L->type = (kd_layer_type)t;
-    const char *name = scalar(map_get(p->doc, node, "name"));
+    const char *name = kd_yaml_node_scalar(map_get(p->doc, node, "name"));
     if (name) {
         if (strlen(name) >= KD_NAME_MAX || !*name || strchr(name, ' ') || strchr(name, '"'))
             return fail(p, node, "layer %s: bad name '%s' (1-127 characters, no spaces or quotes)", idx, name);
@@ -442,7 +439,7 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     if (find_layer(m, i, L->name) >= 0) return fail(p, node, "layer %s: duplicate layer name '%s'", idx, L->name);
     /* unknown keys */
     for (yaml_node_pair_t *kv = node->data.mapping.pairs.start; kv < node->data.mapping.pairs.top; kv++) {
-        const char *k = scalar(yaml_document_get_node(p->doc, kv->key));
+        const char *k = kd_yaml_node_scalar(yaml_document_get_node(p->doc, kv->key));
         if (!k || !key_allowed(L->type, k)) return fail(p, node, "layer %s: unknown option '%s'", L->name, k ? k : "?");
     }
     kd_status st = KD_STATUS_OK;
@@ -517,11 +514,11 @@ static kd_status parse_layer(parse_ctx *p, kd_model *m, int i, yaml_node_t *node
     } else {
         const char *names[KD_LAYER_MAX_INPUTS] = {0};
         int cnt = 0;
-        if (in->type == YAML_SCALAR_NODE) names[cnt++] = scalar(in);
+        if (in->type == YAML_SCALAR_NODE) names[cnt++] = kd_yaml_node_scalar(in);
         else if (in->type == YAML_SEQUENCE_NODE)
             for (yaml_node_item_t *it = in->data.sequence.items.start; it < in->data.sequence.items.top; it++) {
                 if (cnt == hi) { cnt = hi + 1; break; }
-                names[cnt++] = scalar(yaml_document_get_node(p->doc, *it));
+                names[cnt++] = kd_yaml_node_scalar(yaml_document_get_node(p->doc, *it));
             }
         if (cnt < lo || cnt > hi) {
             char buf[64];
@@ -599,7 +596,7 @@ static kd_status resolved_text(const parse_ctx *p, const kd_model *m, yaml_node_
     yaml_node_t *layers = map_get(p->doc, root, "layers");
     for (int i = 0; ok && i < m->n_layers; i++) {
         yaml_node_t *o = map_get(p->doc, yaml_document_get_node(p->doc, layers->data.sequence.items.start[i]), "out");
-        const char *v = scalar(o);
+        const char *v = kd_yaml_node_scalar(o);
         if (v && !strcmp(v, "classes") && (m->layers[i].type == KD_LAYER_CONV2D || m->layers[i].type == KD_LAYER_LINEAR)) {
             snprintf(with, sizeof with, "%d", m->layers[i].out);
             ok = subst_add(subs, &n_subs, text, len, o, "classes", with);
@@ -636,8 +633,8 @@ static kd_status resolved_text(const parse_ctx *p, const kd_model *m, yaml_node_
 /* The model in text[0..len) (a file's bytes, NULs included, so that one is an error at its line),
  * `input: auto` and `out: classes` taking fit's shape and class count (the defaults where fit is NULL
  * or says 0). build = 0: the layers and shapes only, no parameter block (a check of a text). */
-static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, const char *source, uint64_t seed,
-                                 const kd_model_fit *fit, int build, kd_error *err) {
+kd_status kd_model_yaml_parse(kd_model **out, const char *yaml, size_t len, const char *source, uint64_t seed,
+                              const kd_model_fit *fit, int build, kd_error *err) {
     *out = NULL;
     if (!source) source = "<model>";
     yaml_document_t doc;
@@ -658,7 +655,7 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
     }
     static const char *const keys[] = {"name", "input", "normalize", "input_type", "class_names", "layers"};
     for (yaml_node_pair_t *kv = root->data.mapping.pairs.start; kv < root->data.mapping.pairs.top; kv++) {
-        const char *k = scalar(yaml_document_get_node(&doc, kv->key));
+        const char *k = kd_yaml_node_scalar(yaml_document_get_node(&doc, kv->key));
         int known = 0;
         for (size_t i = 0; k && i < sizeof keys / sizeof *keys; i++) known |= !strcmp(k, keys[i]);
         if (!known) {
@@ -669,11 +666,11 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
             goto done;
         }
     }
-    const char *name = scalar(map_get(&doc, root, "name"));
+    const char *name = kd_yaml_node_scalar(map_get(&doc, root, "name"));
     snprintf(m->name, sizeof m->name, "%s", name ? name : "model");
     yaml_node_t *input = map_get(&doc, root, "input");
     int dims[3] = {0, 0, 0}, nd = 0;
-    if (scalar(input) && !strcmp(scalar(input), "auto")) {
+    if (kd_yaml_node_scalar(input) && !strcmp(kd_yaml_node_scalar(input), "auto")) {
         p.auto_input = 1;
         dims[0] = fit_shape ? fit->in_c : FIT_DEFAULT_C;
         dims[1] = fit_shape ? fit->in_h : FIT_DEFAULT_H;
@@ -681,7 +678,7 @@ static kd_status model_from_text(kd_model **out, const char *yaml, size_t len, c
         nd = dims[0] <= 65536 && dims[1] <= 65536 && dims[2] <= 65536 ? 3 : -1;
     } else if (input && input->type == YAML_SEQUENCE_NODE)
         for (yaml_node_item_t *it = input->data.sequence.items.start; it < input->data.sequence.items.top; it++) {
-            const char *s = scalar(yaml_document_get_node(&doc, *it));
+            const char *s = kd_yaml_node_scalar(yaml_document_get_node(&doc, *it));
             char *end = NULL;
             long v = s ? strtol(s, &end, 10) : 0;
             if (nd >= 3 || !s || *end || v < 1 || v > 65536) { nd = -1; break; }
@@ -755,7 +752,7 @@ done:
 
 kd_status kd_model_from_yaml(kd_model **out, const char *yaml, const char *source, uint64_t seed,
                              kd_error *err) {
-    return model_from_text(out, yaml, strlen(yaml), source, seed, NULL, 1, err);
+    return kd_model_yaml_parse(out, yaml, strlen(yaml), source, seed, NULL, 1, err);
 }
 
 kd_status kd_model_create(kd_model **out, const char *name_or_path, uint64_t seed, kd_error *err) {
@@ -766,7 +763,7 @@ kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t
                               kd_error *err) {
     *out = NULL;
     const char *zoo = kd_model_zoo_yaml(name_or_path);
-    if (zoo) return model_from_text(out, zoo, strlen(zoo), name_or_path, seed, fit, 1, err);
+    if (zoo) return kd_model_yaml_parse(out, zoo, strlen(zoo), name_or_path, seed, fit, 1, err);
     char *text = NULL;
     size_t len = 0;
     kd_status st = kd_yaml_read_file(name_or_path, &text, &len, err);
@@ -780,279 +777,7 @@ kd_status kd_model_create_for(kd_model **out, const char *name_or_path, uint64_t
                             name_or_path, names);
     }
     if (st) return st;
-    st = model_from_text(out, text, len, name_or_path, seed, fit, 1, err);
+    st = kd_model_yaml_parse(out, text, len, name_or_path, seed, fit, 1, err);
     free(text);
     return st;
-}
-
-/* ---------------------------------------------------------------- writer */
-
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) { b->oom = 1; return; }
-        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap <= b->len + (size_t)n) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) { b->oom = 1; return; }
-        b->s = p;
-        b->cap = cap;
-    }
-}
-
-/* A YAML single-quoted scalar: names may hold ',', ':', '#', '{' ... which would end a plain
- * scalar inside a flow mapping; a quote inside is doubled. */
-static void sb_quoted(sbuf *b, const char *s) {
-    sb_printf(b, "'");
-    for (; *s; s++) sb_printf(b, *s == '\'' ? "''" : "%c", *s);
-    sb_printf(b, "'");
-}
-
-/* A flow sequence of n floats with 9 significant digits (exact for float32). */
-static void sb_floats(sbuf *b, const float *v, int n) {
-    sb_printf(b, "[");
-    for (int i = 0; i < n; i++) sb_printf(b, "%s%.9g", i ? ", " : "", (double)v[i]);
-    sb_printf(b, "]");
-}
-
-/* The keys of what the data says, those m has: normalize, input_type (values only; pixels is the
- * default) and class_names, quoted so that any name reads back as it is. */
-static void sb_data_keys(sbuf *b, const kd_model *m) {
-    if (m->norm_mean && m->norm_std) {
-        sb_printf(b, "normalize: {mean: ");
-        sb_floats(b, m->norm_mean, m->in_c);
-        sb_printf(b, ", std: ");
-        sb_floats(b, m->norm_std, m->in_c);
-        sb_printf(b, "}\n");
-    }
-    if (m->input_values) sb_printf(b, "input_type: values\n");
-    if (m->class_names) {
-        sb_printf(b, "class_names: [");
-        for (int i = 0; i < m->n_classes; i++) {
-            if (i) sb_printf(b, ", ");
-            sb_quoted(b, m->class_names[i]);
-        }
-        sb_printf(b, "]\n");
-    }
-}
-
-kd_status kd_model_yaml_from_layers(const kd_model *like, const kd_layer *layers, int n_layers, char **yaml,
-                                    kd_error *err) {
-    *yaml = NULL;
-    if (!layers || n_layers < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "a model needs at least one layer");
-    sbuf b = {0};
-    sb_printf(&b, "# written by distill (model surgery)\nname: ");
-    sb_quoted(&b, like->name[0] ? like->name : "model");
-    sb_printf(&b, "\ninput: [%d, %d, %d]\n", like->in_c, like->in_h, like->in_w);
-    sb_data_keys(&b, like);
-    sb_printf(&b, "layers:\n");
-    for (int i = 0; i < n_layers; i++) {
-        const kd_layer *L = &layers[i];
-        if (L->type < 0 || L->type >= KD_LAYER_COUNT) {
-            free(b.s);
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %d: bad type %d", i, (int)L->type);
-        }
-        sb_printf(&b, "  - {name: ");
-        sb_quoted(&b, L->name);
-        sb_printf(&b, ", type: %s", kd_layer_type_name(L->type));
-        switch (L->type) {
-        case KD_LAYER_CONV2D:
-            sb_printf(&b, ", out: %d, kernel: %d, stride: %d, pad: %d, groups: %d, bias: %s", L->out, L->kernel,
-                      L->stride, L->pad, L->groups, L->bias ? "true" : "false");
-            if (L->dilation > 1) sb_printf(&b, ", dilation: %d", L->dilation);
-            break;
-        case KD_LAYER_LINEAR: sb_printf(&b, ", out: %d, bias: %s", L->out, L->bias ? "true" : "false"); break;
-        case KD_LAYER_MAXPOOL:
-        case KD_LAYER_AVGPOOL:
-            sb_printf(&b, ", kernel: %d, stride: %d", L->kernel, L->stride);
-            if (L->pad) sb_printf(&b, ", pad: %d", L->pad);
-            if (L->ceil_mode) sb_printf(&b, ", ceil_mode: true");
-            if (L->type == KD_LAYER_AVGPOOL && !L->count_pad) sb_printf(&b, ", count_pad: false");
-            break;
-        case KD_LAYER_CLIP: sb_printf(&b, ", lo: %.9g, hi: %.9g", (double)L->lo, (double)L->hi); break;
-        case KD_LAYER_LEAKY_RELU: sb_printf(&b, ", alpha: %.9g", (double)L->alpha); break;
-        case KD_LAYER_HARD_SIGMOID: sb_printf(&b, ", alpha: %.9g, beta: %.9g", (double)L->alpha, (double)L->beta); break;
-        case KD_LAYER_PAD:
-            sb_printf(&b, ", pads: [%d, %d, %d, %d], value: %.9g", L->pads[0], L->pads[1], L->pads[2], L->pads[3],
-                      (double)L->value);
-            break;
-        case KD_LAYER_SCALE: sb_printf(&b, ", per_channel: %s", L->out == 1 ? "false" : "true"); break;
-        case KD_LAYER_BATCHNORM:
-            sb_printf(&b, ", eps: %.9g, momentum: %.9g", (double)L->eps, (double)L->momentum);
-            break;
-        case KD_LAYER_DROPOUT: sb_printf(&b, ", p: %.9g", (double)L->p); break;
-        default: break;
-        }
-        int n_in = L->type == KD_LAYER_ADD || L->type == KD_LAYER_MUL ? 2 : L->type == KD_LAYER_CONCAT ? L->n_inputs : 1;
-        if (n_in < 1 || n_in > KD_LAYER_MAX_INPUTS) {
-            free(b.s);
-            return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %s: %d inputs", L->name, n_in);
-        }
-        if (n_in >= 2 || L->inputs[0] != i - 1) {
-            sb_printf(&b, ", inputs: [");
-            for (int k = 0; k < n_in; k++) {
-                int j = L->inputs[k];
-                if (j != KD_MODEL_INPUT && (j < 0 || j >= i)) {
-                    free(b.s);
-                    return kd_error_set(err, KD_STATUS_BAD_ARG, "layer %s: input %d is not an earlier layer",
-                                        L->name, j);
-                }
-                if (k) sb_printf(&b, ", ");
-                if (j == KD_MODEL_INPUT) sb_printf(&b, "input");
-                else sb_quoted(&b, layers[j].name);
-            }
-            sb_printf(&b, "]");
-        }
-        sb_printf(&b, "}\n");
-    }
-    if (b.oom) {
-        free(b.s);
-        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory writing model YAML");
-    }
-    *yaml = b.s;
-    return KD_STATUS_OK;
-}
-
-/* ------------------------------------------------- what the data says, set after the fact */
-
-/* yaml with its top-level keys normalize, input_type and class_names taken out (each key's lines up
- * to the next key) and keys appended: the layers' text stays as written. NULL when yaml is not a
- * block mapping whose keys each start a line (the caller checks the result and writes the model anew
- * when it is NULL or does not build the same model). */
-static char *replace_data_keys(const char *yaml, const char *keys) {
-    yaml_document_t doc;
-    size_t len = strlen(yaml);
-    if (kd_yaml_load(&doc, yaml, len, "<model>", NULL)) return NULL;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    size_t cut[3][2], n_cut = 0;  /* line ranges [from, to) to leave out */
-    int ok = root && root->type == YAML_MAPPING_NODE && root->data.mapping.style == YAML_BLOCK_MAPPING_STYLE;
-    for (yaml_node_pair_t *kv = ok ? root->data.mapping.pairs.start : NULL; ok && kv < root->data.mapping.pairs.top; kv++) {
-        yaml_node_t *k = yaml_document_get_node(&doc, kv->key);
-        const char *name = scalar(k);
-        ok = name && k->start_mark.column == 0;
-        if (ok && (!strcmp(name, "normalize") || !strcmp(name, "input_type") || !strcmp(name, "class_names"))) {
-            cut[n_cut][0] = k->start_mark.line;
-            cut[n_cut][1] = kv + 1 < root->data.mapping.pairs.top
-                                ? yaml_document_get_node(&doc, kv[1].key)->start_mark.line : (size_t)-1;
-            ok = n_cut++ < 2;
-        }
-    }
-    yaml_document_delete(&doc);
-    char *out = ok ? malloc(len + strlen(keys) + 2) : NULL;
-    if (!out) return NULL;
-    char *w = out;
-    size_t line = 0;
-    for (const char *l = yaml; *l; line++) {
-        const char *nl = strchr(l, '\n');
-        size_t ll = nl ? (size_t)(nl - l) + 1 : strlen(l);
-        int keep = 1;
-        for (size_t c = 0; c < n_cut; c++) keep &= line < cut[c][0] || line >= cut[c][1];
-        if (keep) {
-            memcpy(w, l, ll);
-            w += ll;
-        }
-        l += ll;
-    }
-    if (w > out && w[-1] != '\n') *w++ = '\n';
-    strcpy(w, keys);
-    return out;
-}
-
-/* 1 if text builds the layers that m's own text builds and carries want's data keys. */
-static int same_model_with(const kd_model *m, const char *text, const kd_model *want) {
-    kd_model *a = NULL, *b = NULL;
-    int same = !model_from_text(&a, m->yaml, strlen(m->yaml), "<model>", 0, NULL, 0, NULL) &&
-               !model_from_text(&b, text, strlen(text), "<model>", 0, NULL, 0, NULL) &&
-               a->in_c == b->in_c && a->in_h == b->in_h && a->in_w == b->in_w && a->n_layers == b->n_layers &&
-               !memcmp(a->layers, b->layers, (size_t)a->n_layers * sizeof *a->layers) &&
-               b->input_values == want->input_values && !b->norm_mean == !want->norm_mean &&
-               !b->class_names == !want->class_names;
-    if (same && want->norm_mean)
-        same = !memcmp(b->norm_mean, want->norm_mean, (size_t)b->in_c * sizeof *b->norm_mean) &&
-               !memcmp(b->norm_std, want->norm_std, (size_t)b->in_c * sizeof *b->norm_std);
-    for (int i = 0; same && want->class_names && i < b->n_classes; i++)
-        same = !strcmp(b->class_names[i], want->class_names[i]);
-    kd_model_free(a);
-    kd_model_free(b);
-    return same;
-}
-
-kd_status kd_model_set_data_info(kd_model *m, const float *norm_mean, const float *norm_std, int input_values,
-                                 const char *const *class_names, int n, kd_error *err) {
-    if (!m || !norm_mean != !norm_std || input_values < -1 || input_values > 1)
-        return kd_error_set(err, KD_STATUS_BAD_ARG,
-                            "kd_model_set_data_info: needs a model, norm_mean and norm_std both or neither, "
-                            "input_values -1, 0 or 1");
-    for (int c = 0; norm_mean && c < m->in_c; c++)
-        if (!isfinite(norm_mean[c]) || !isfinite(norm_std[c]) || !(norm_std[c] > 0.f))
-            return kd_error_set(err, KD_STATUS_BAD_ARG,
-                                "model %s: input channel %d's normalisation (mean %g, std %g) must be finite, std > 0",
-                                m->name, c, (double)norm_mean[c], (double)norm_std[c]);
-    if (class_names && n != m->n_classes)
-        return kd_error_set(err, KD_STATUS_MISMATCH, "model %s has %d classes, %d class names were given", m->name,
-                            m->n_classes, n);
-    for (int i = 0; class_names && i < n; i++) {
-        const char *why = class_names[i] ? kd_class_name_problem(class_names[i]) : "is missing";
-        if (why) return kd_error_set(err, KD_STATUS_BAD_ARG, "model %s: class name %d %s", m->name, i, why);
-    }
-    kd_model want = *m; /* m with the new fields, for the writer and the check */
-    float *mean = NULL, *std = NULL;
-    char **names = NULL, *yaml = NULL;
-    sbuf keys = {0};
-    kd_status st = KD_STATUS_NO_MEMORY;
-    if (norm_mean) {
-        if (!(mean = malloc((size_t)m->in_c * sizeof *mean)) || !(std = malloc((size_t)m->in_c * sizeof *std)))
-            goto done;
-        memcpy(mean, norm_mean, (size_t)m->in_c * sizeof *mean);
-        memcpy(std, norm_std, (size_t)m->in_c * sizeof *std);
-        want.norm_mean = mean;
-        want.norm_std = std;
-    }
-    if (input_values >= 0) want.input_values = input_values;
-    if (class_names && !(want.class_names = names = class_names_copy(class_names, n))) goto done;
-    sb_data_keys(&keys, &want);
-    if (keys.oom) goto done;
-    if (m->yaml && (yaml = replace_data_keys(m->yaml, keys.s ? keys.s : "")) && !same_model_with(m, yaml, &want)) {
-        free(yaml);
-        yaml = NULL;
-    }
-    if (!yaml && (st = kd_model_yaml_from_layers(&want, m->layers, m->n_layers, &yaml, err))) goto done;
-    if (mean) {
-        free(m->norm_mean);
-        free(m->norm_std);
-        m->norm_mean = mean;
-        m->norm_std = std;
-    }
-    if (names) {
-        free(m->class_names);
-        m->class_names = names;
-    }
-    m->input_values = want.input_values;
-    free(m->yaml);
-    m->yaml = yaml;
-    free(keys.s);
-    return KD_STATUS_OK;
-done:
-    free(mean);
-    free(std);
-    free(names);
-    free(keys.s);
-    return st == KD_STATUS_NO_MEMORY ? kd_error_set(err, st, "out of memory") : st;
 }
