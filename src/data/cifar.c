@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/image.h"
 #include "distill/data.h"
 #include "distill/fileio.h"
 
@@ -180,8 +181,7 @@ static kd_status cifar_read(kd_dataset *ds, const char *spec, char files[][1024]
             const unsigned char *p = r + lb;
             if (!grey) memcpy(px, p, CIFAR_PIXELS);
             else
-                for (int j = 0; j < 1024; j++) /* ITU-R BT.601 luma, rounded */
-                    px[j] = (uint8_t)((299 * p[j] + 587 * p[1024 + j] + 114 * p[2048 + j] + 500) / 1000);
+                for (int j = 0; j < 1024; j++) px[j] = kd_image_luma(p[j], p[1024 + j], p[2048 + j]);
         }
         fclose(fp);
     }

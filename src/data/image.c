@@ -559,7 +559,7 @@ static void to_plane(const image *im, int c, int k, uint8_t *o) {
     } else {
         for (size_t i = 0; i < hw; i++) {
             const uint8_t *p = im->px + 3 * i;
-            o[i] = (uint8_t)((299u * p[0] + 587u * p[1] + 114u * p[2] + 500u) / 1000u);
+            o[i] = kd_image_luma(p[0], p[1], p[2]);
         }
     }
 }

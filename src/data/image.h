@@ -10,6 +10,11 @@
 #define KD_IMAGE_MAX_SIDE 16384
 #define KD_IMAGE_MAX_PIXELS ((int64_t)1 << 26)
 
+/* RGB to grey: ITU-R BT.601 luma, rounded (the one conversion of --channels 1: image files, CIFAR). */
+static inline uint8_t kd_image_luma(unsigned r, unsigned g, unsigned b) {
+    return (uint8_t)((299u * r + 587u * g + 114u * b + 500u) / 1000u);
+}
+
 /* Reads path's header only (the file's type by its magic bytes, not its name): *c = 1 for a grey
  * image (PNG grey or grey+alpha, JPEG grey, PGM, BMP with a grey palette), 3 otherwise; *h, *w its
  * size. Errors name the file, as kd_image_load's do. */
