@@ -84,6 +84,14 @@ static void help(int kd) {
         "      --translate N       random shifts of up to N pixels, zero fill: a random crop with padding N\n"
         "                          (CIFAR's standard is 4; default 0); images only, not tables\n"
         "      --hflip             random horizontal flips (images only)\n"
+        "      --mixup A           mixup: blend each sample with another of its batch at a ratio drawn\n"
+        "                          from Beta(A, A), labels mixed alike (0.2..1 is usual; default 0 = off;\n"
+        "                          works on tables too)\n"
+        "      --cutmix A          CutMix: paste a box of another sample, Beta(A, A) (1 is usual;\n"
+        "                          images only; with --mixup each mixed sample takes one of the two)\n"
+        "      --mix-prob P        share of the samples mixed (default 1)\n"
+        "                          In distill kd an online teacher scores exactly the view the student\n"
+        "                          sees (consistent teaching, Beyer et al. 2022)\n"
         "Pruning while training (gradual magnitude pruning, Zhu & Gupta's AGP schedule):\n"
         "      --prune-sparsity S  prune conv/linear weights to sparsity S (e.g. 0.8), ramping from 0\n"
         "      --prune-scope X     layer (every layer reaches S; default) or global (one threshold)\n"
@@ -121,7 +129,7 @@ enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
     O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
-    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV
+    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV, O_MIXUP, O_CUTMIX, O_MIXP
 };
 
 #define KD_MAX_TEACHERS 16
@@ -133,7 +141,8 @@ static const struct option opts[] = {
     {"momentum", 1, 0, O_MOM}, {"no-nesterov", 0, 0, O_NONEST}, {"weight-decay", 1, 0, O_WD},
     {"schedule", 1, 0, O_SCHED}, {"warmup", 1, 0, O_WARM}, {"step-epochs", 1, 0, O_STEPE},
     {"step-gamma", 1, 0, O_STEPG}, {"label-smoothing", 1, 0, O_LS}, {"clip-grad", 1, 0, O_CLIP},
-    {"translate", 1, 0, O_TRANS}, {"hflip", 0, 0, O_HFLIP}, {"seed", 1, 0, O_SEED},
+    {"translate", 1, 0, O_TRANS}, {"hflip", 0, 0, O_HFLIP}, {"mixup", 1, 0, O_MIXUP}, {"cutmix", 1, 0, O_CUTMIX},
+    {"mix-prob", 1, 0, O_MIXP}, {"seed", 1, 0, O_SEED},
     {"resume", 0, 0, O_RESUME}, {"log", 1, 0, O_LOG}, {"max-steps", 1, 0, O_MAXSTEPS}, {"config", 1, 0, O_CONFIG},
     {"dkd-beta", 1, 0, O_DKD}, {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS},
     {"no-cache", 0, 0, O_NOCACHE}, {"loss", 1, 0, O_LOSS}, {"standardize", 0, 0, O_STD},
@@ -309,6 +318,9 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
     case O_CHECK: o->check = 1; return 1;
     case O_TRANS: return kd_cli_int(C, "--translate", arg, 0, 16, &cfg->aug.translate) ? 1 : -1;
     case O_HFLIP: cfg->aug.hflip = 1; return 1;
+    case O_MIXUP: return kd_cli_float(C, "--mixup", arg, 0, 100, &cfg->aug.mixup) ? 1 : -1;
+    case O_CUTMIX: return kd_cli_float(C, "--cutmix", arg, 0, 100, &cfg->aug.cutmix) ? 1 : -1;
+    case O_MIXP: return kd_cli_float(C, "--mix-prob", arg, 0, 1, &cfg->aug.mix_prob) ? 1 : -1;
     case O_SEED: return kd_cli_int(C, "--seed", arg, 0, 2147483647, &o->seed) ? 1 : -1;
     case O_RESUME: cfg->resume = 1; return 1;
     case O_LOG: cfg->log_path = arg; return 1;
@@ -522,11 +534,12 @@ static int load_teachers(const train_opts *o, train_state *s) {
     return 0;
 }
 
-/* Without augmentation the teacher's outputs are computed once and kept (unless too large). */
+/* Without augmentation the teacher's outputs are computed once and kept (unless too large); with
+ * it the teacher scores each augmented view online. */
 static int cache_teacher(const train_opts *o, train_state *s) {
     kd_teacher *t = &s->teacher;
     kd_error err;
-    if (o->logits_path || o->cfg.aug.translate || o->cfg.aug.hflip || o->no_cache) return 0;
+    if (o->logits_path || kd_augment_any(&o->cfg.aug) || o->no_cache) return 0;
     size_t rows = (size_t)(s->train.n + s->val.n);
     size_t cache_bytes = rows * (size_t)t->n_classes * sizeof(float);
     for (int f = 0; f < t->n_feats; f++) cache_bytes += rows * t->feat_size[f] * sizeof(float);

@@ -180,7 +180,23 @@ typedef struct kd_augment {
                            the same as a random crop with padding of this many pixels (CIFAR's
                            standard "pad 4, crop 32"), which is what it is called in the CLI too */
     int hflip;          /* flip horizontally with probability 1/2 */
+    /* Augmentations that make new inputs out of two training samples, after the shift and flip
+     * (kd_batch_mix): each sample of a batch is paired with another of the same batch and, with
+     * probability mix_prob, mixed with it at a ratio lam ~ Beta(a, a) of its own. Both on: each
+     * mixed sample takes one of the two at random. */
+    float mixup;        /* mixup (Zhang et al. 2018): lam * this + (1 - lam) * partner, Beta(mixup,
+                           mixup); 0 = off */
+    float cutmix;       /* CutMix (Yun et al. 2019): a box of (1 - lam) of the area comes from the
+                           partner, Beta(cutmix, cutmix); lam is then the exact share kept. Images
+                           only; 0 = off */
+    float mix_prob;     /* share of the samples mixed when mixup or cutmix is on (0 is read as 1) */
 } kd_augment;
+/* 1 when aug mixes samples (mixup or cutmix on). */
+static inline int kd_augment_mixes(const kd_augment *aug) { return aug && (aug->mixup > 0.f || aug->cutmix > 0.f); }
+/* Any augmentation on: the samples a model sees are not the stored ones. */
+static inline int kd_augment_any(const kd_augment *aug) {
+    return aug && (aug->translate || aug->hflip || kd_augment_mixes(aug));
+}
 
 /* Batches. Pixels p become a model's input as (p/255 - mean[c]) / std[c] for channel c (float
  * values v as (v - mean[c]) / std[c]), where mean
@@ -199,6 +215,16 @@ void kd_batch_fill(float *x, int32_t *y, const kd_dataset *ds, const float *mean
  * flip). */
 void kd_batch_pixels(uint8_t *px, int32_t *y, const kd_dataset *ds, const int32_t *idx, int B, const kd_augment *aug,
                      kd_rng *rng);
+/* Mix the B samples px (as kd_batch_pixels made them) in place as aug says (nothing when
+ * kd_augment_mixes(aug) is 0, and then no draws): sample b is paired with sample (b + r) mod B for
+ * one r in [1, B) drawn per batch, and with probability mix_prob mixed with that partner's
+ * unmixed pixels; y2[b] gets the partner's label and lam[b] the share of sample b's own label (1
+ * when not mixed). Mixed pixels are rounded to the nearest level, so a teacher and a student
+ * normalising px differently still see the same view. scratch holds B samples. Draws per batch: r,
+ * then per sample: whether to mix, which of mixup and CutMix (when both are on), lam, and CutMix's
+ * box centre. */
+void kd_batch_mix(uint8_t *px, int32_t *y2, float *lam, uint8_t *scratch, const int32_t *y, const kd_dataset *ds,
+                  int B, const kd_augment *aug, kd_rng *rng);
 /* x (B, c, h, w) from the samples px of B samples of ds's shape and type, normalised with mean/std (above):
  * the same floats as kd_batch_fill gives for the same pixels. */
 void kd_batch_normalize(float *x, const uint8_t *px, int B, const kd_dataset *ds, const float *mean, const float *std);
@@ -211,6 +237,8 @@ typedef struct kd_batch {
     const uint8_t *px;          /* (B, c, h, w) samples after augmentation (bytes as kd_batch_pixels) */
     const float *x;             /* (B, c, h, w) px normalised with mean/std, or NULL (none yet) */
     const float *mean, *std;    /* x's normalisation (above) */
+    const int32_t *y2;          /* mixed batches (kd_batch_mix): the partners' labels, else NULL */
+    const float *lam;           /* and each sample's share of its own label */
 } kd_batch;
 /* 1 when in->x is px normalised with mean/std (the same pointers, or the same c values each). */
 int kd_batch_same_norm(const kd_batch *in, const float *mean, const float *std);

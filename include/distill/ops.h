@@ -156,6 +156,13 @@ float kd_cross_entropy_forward(float *probs, const float *logits, const int32_t 
 /* dlogits += scale * d(mean CE)/dlogits */
 void kd_cross_entropy_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int C,
                                float smoothing, float scale);
+/* The same for mixed samples (mixup, CutMix: data.h kd_batch_mix): row b's target is lam[b] of
+ * labels[b] and 1 - lam[b] of labels2[b], i.e. lam * CE(labels) + (1 - lam) * CE(labels2), each
+ * label-smoothed. labels2 and lam NULL: exactly the unmixed functions above. */
+float kd_cross_entropy_mix_forward(float *probs, const float *logits, const int32_t *labels, const int32_t *labels2,
+                                   const float *lam, int B, int C, float smoothing);
+void kd_cross_entropy_mix_backward(float *dlogits, const float *probs, const int32_t *labels, const int32_t *labels2,
+                                   const float *lam, int B, int C, float smoothing, float scale);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,10 @@ uint32_t kd_rng_below(kd_rng *r, uint32_t n);   /* uniform in [0, n), n > 0, unb
 float kd_rng_uniform(kd_rng *r);                /* [0, 1) */
 float kd_rng_normal(kd_rng *r);                 /* N(0, 1), Box-Muller */
 void kd_rng_shuffle(kd_rng *r, int32_t *a, int n);
+/* Gamma(shape, 1) for shape > 0 (Marsaglia & Tsang 2000, with the boost u^(1/shape) below 1), and
+ * Beta(a, b) = X / (X + Y) from two of them: mixup's and CutMix's mixing ratio. */
+float kd_rng_gamma(kd_rng *r, float shape);
+float kd_rng_beta(kd_rng *r, float a, float b);
 /* How many kd_rng_u32 calls take `from` to `to` (same inc; O'Neill's distance for PCG's LCG, 64
  * iterations at most): how far a saved state is from a seeding, which tells whether it came from it. */
 uint64_t kd_rng_distance(const kd_rng *from, const kd_rng *to);

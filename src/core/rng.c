@@ -49,6 +49,27 @@ void kd_rng_shuffle(kd_rng *r, int32_t *a, int n) {
     }
 }
 
+float kd_rng_gamma(kd_rng *r, float shape) {
+    if (shape < 1.f) { /* Gamma(a) = Gamma(a + 1) * U^(1/a) */
+        float u = ((float)(kd_rng_u32(r) >> 8) + 1.0f) * (1.0f / 16777217.0f); /* (0, 1] */
+        return kd_rng_gamma(r, shape + 1.f) * powf(u, 1.f / shape);
+    }
+    float d = shape - 1.f / 3.f, c = 1.f / sqrtf(9.f * d);
+    for (;;) {
+        float x = kd_rng_normal(r), v = 1.f + c * x;
+        if (v <= 0.f) continue;
+        v = v * v * v;
+        float u = kd_rng_uniform(r);
+        if (u < 1.f - 0.0331f * x * x * x * x || logf(u > 0.f ? u : 1e-30f) < 0.5f * x * x + d * (1.f - v + logf(v)))
+            return d * v;
+    }
+}
+
+float kd_rng_beta(kd_rng *r, float a, float b) {
+    float x = kd_rng_gamma(r, a), y = kd_rng_gamma(r, b);
+    return x + y > 0.f ? x / (x + y) : 0.5f;
+}
+
 uint64_t kd_rng_distance(const kd_rng *from, const kd_rng *to) {
     /* Bit by bit: the step count's bit k decides bit k of the state; mult and inc become those of
      * 2^k steps at once. */

@@ -267,8 +267,12 @@ kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const kd_batch
         kd_status st = kd_teacher_forward(t, d->teacher_T, d->t_logits, d->tfeat, in, idx, B, err);
         if (st) return st;
     }
-    /* only when a term uses it: no softmax of the logits per step for pure feature/KL losses */
-    float ce = d->need_ce ? kd_cross_entropy_forward(d->probs, logits, y, B, C, label_smoothing) : 0.f;
+    /* only when a term uses it: no softmax of the logits per step for pure feature/KL losses. A
+     * mixed batch (mixup, CutMix) has two labels per sample: the CE parts take both, the response
+     * terms the teacher's view of the mixed input itself. */
+    const int32_t *y2 = in && in->lam ? in->y2 : NULL;
+    const float *lam = y2 ? in->lam : NULL;
+    float ce = d->need_ce ? kd_cross_entropy_mix_forward(d->probs, logits, y, y2, lam, B, C, label_smoothing) : 0.f;
     double total = 0.0;
     d->n_extra = 0;
     for (int k = 0; k < d->n_terms; k++) {
@@ -277,7 +281,7 @@ kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const kd_batch
         switch (tm->kind) {
         case KD_LOSS_CE:
             l = ce;
-            kd_cross_entropy_backward(dlogits, d->probs, y, B, C, label_smoothing, w);
+            kd_cross_entropy_mix_backward(dlogits, d->probs, y, y2, lam, B, C, label_smoothing, w);
             break;
         case KD_LOSS_HINTON:
         case KD_LOSS_DKD: {
@@ -302,7 +306,7 @@ kd_status kd_distiller_loss(kd_distiller *d, const float *logits, const kd_batch
             l = a * kd;
             if (tm->kind == KD_LOSS_HINTON && a < 1.f) {
                 l += (1.f - a) * ce;
-                kd_cross_entropy_backward(dlogits, d->probs, y, B, C, label_smoothing, w * (1.f - a));
+                kd_cross_entropy_mix_backward(dlogits, d->probs, y, y2, lam, B, C, label_smoothing, w * (1.f - a));
             }
             break;
         }

@@ -157,7 +157,7 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
         int B = ds->n - s < batch ? ds->n - s : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_pixels(px, y, ds, idx, B, NULL, NULL);
-        kd_batch in = {ds, px, NULL, NULL, NULL};
+        kd_batch in = {ds, px, NULL, NULL, NULL, NULL, NULL};
         nonfinite nf = {0};
         if ((st = teacher_run(&online, T, lg, fb, &in, NULL, B, &nf, err))) goto out;
         if (nf.model && !bad.model) bad = (nonfinite){nf.model, 0, kd_dataset_orig_index(ds, s + nf.first)};

@@ -37,8 +37,8 @@ void kd_log_softmax_forward(float *out, const float *logits, int B, int C, float
     }
 }
 
-float kd_cross_entropy_forward(float *probs, const float *logits, const int32_t *labels, int B, int C,
-                               float smoothing) {
+float kd_cross_entropy_mix_forward(float *probs, const float *logits, const int32_t *labels, const int32_t *labels2,
+                                   const float *lam, int B, int C, float smoothing) {
     double total = 0.0;
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C;
@@ -51,17 +51,30 @@ float kd_cross_entropy_forward(float *probs, const float *logits, const int32_t 
             mean_logp += z[c] - lse;
         }
         double nll = lse - z[labels[b]];
+        if (lam) nll = lam[b] * nll + (1.0 - lam[b]) * (lse - z[labels2[b]]);
         total += (1.0 - smoothing) * nll - smoothing * mean_logp / C;
     }
     return (float)(total / B);
 }
 
-void kd_cross_entropy_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int C,
-                               float smoothing, float scale) {
+float kd_cross_entropy_forward(float *probs, const float *logits, const int32_t *labels, int B, int C,
+                               float smoothing) {
+    return kd_cross_entropy_mix_forward(probs, logits, labels, NULL, NULL, B, C, smoothing);
+}
+
+void kd_cross_entropy_mix_backward(float *dlogits, const float *probs, const int32_t *labels, const int32_t *labels2,
+                                   const float *lam, int B, int C, float smoothing, float scale) {
     float k = scale / (float)B, off = smoothing / (float)C;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             float target = off + (c == labels[b] ? 1.f - smoothing : 0.f);
+            if (lam) /* lam of labels[b]'s target, the rest of labels2[b]'s */
+                target = off + (1.f - smoothing) * (lam[b] * (c == labels[b]) + (1.f - lam[b]) * (c == labels2[b]));
             dlogits[(size_t)b * C + c] += k * (probs[(size_t)b * C + c] - target);
         }
+}
+
+void kd_cross_entropy_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int C,
+                               float smoothing, float scale) {
+    kd_cross_entropy_mix_backward(dlogits, probs, labels, NULL, NULL, B, C, smoothing, scale);
 }

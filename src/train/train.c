@@ -199,17 +199,19 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     kd_status st = kd_model_check_data(m, train, err);
     if (!st && val) st = kd_model_check_data(m, val, err); /* before an epoch is spent */
     if (st || (st = kd_model_set_batch(m, cfg->batch, cfg->threads, err))) return st;
-    if ((cfg->aug.translate || cfg->aug.hflip) && train->h == 1 && train->w == 1)
+    if ((cfg->aug.translate || cfg->aug.hflip || cfg->aug.cutmix > 0.f) && train->h == 1 && train->w == 1)
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "%s: the samples are %d features (%dx1x1, a table or feature vectors), not images: "
-                            "augmentation (--translate, --hflip) shifts and flips images and has nothing to move "
-                            "here; train without it",
+                            "--translate, --hflip and --cutmix shift, flip and cut images and have nothing to move "
+                            "here; train without them (--mixup works on tables)",
                             train->labels_path[0] ? train->labels_path : "the data", train->c, train->c);
-    if (kd && (cfg->aug.translate || cfg->aug.hflip) && kd_distiller_fixed_teacher(kd))
+    if (!(cfg->aug.mixup >= 0.f && cfg->aug.cutmix >= 0.f && cfg->aug.mix_prob >= 0.f && cfg->aug.mix_prob <= 1.f))
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "mixup and cutmix need a Beta parameter >= 0 and mix_prob in [0, 1]");
+    if (kd && kd_augment_any(&cfg->aug) && kd_distiller_fixed_teacher(kd))
         return kd_error_set(err, KD_STATUS_BAD_ARG,
-                            "the teacher's outputs are fixed per training image (logits from a file), so the images "
-                            "must not change: augmentation (--translate, --hflip) would pair them with shifted or "
-                            "flipped images");
+                            "the teacher's outputs are fixed per training image (logits from a file, or cached), so "
+                            "the images must not change: augmentation (--translate, --hflip, --mixup, --cutmix) "
+                            "would pair them with other images; give a teacher checkpoint to score each view");
     if (kd && (st = kd_distiller_prepare(kd, cfg->batch, cfg->threads, &cfg->optim, err))) return st;
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
@@ -259,14 +261,19 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     int32_t *y = malloc((size_t)cfg->batch * sizeof(int32_t));
     int32_t *perm = malloc((size_t)train->n * sizeof(int32_t));
     int32_t *oidx = malloc((size_t)cfg->batch * sizeof(int32_t)); /* original sample indices */
-    if (!x || !px || !probs || !dlogits || !y || !perm || !oidx) {
+    int mixes = kd_augment_mixes(&cfg->aug);
+    int32_t *y2 = mixes ? malloc((size_t)cfg->batch * sizeof(int32_t)) : NULL; /* mixed batches: partners' labels */
+    float *lam = mixes ? malloc((size_t)cfg->batch * sizeof(float)) : NULL;
+    uint8_t *unmixed = mixes ? malloc((size_t)cfg->batch * kd_dataset_sample_bytes(train)) : NULL;
+    if (!x || !px || !probs || !dlogits || !y || !perm || !oidx || (mixes && (!y2 || !lam || !unmixed))) {
         st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
         goto done;
     }
     kd_progress prog;
     kd_progress_init(&prog, cfg->out ? cfg->out : stderr, cfg->progress);
-    double t_start = kd_now();
-    long long samples_total = 0;
+    double t_start = kd_now(), t_timed = 0.0; /* the estimate of the run's time: from its second step on */
+    long long samples_total = 0, step0 = ts.step;
+    int estimated = 0;
     for (int epoch = ts.epoch; epoch < cfg->epochs; epoch++) {
         kd_rng shuffle;
         kd_rng_seed(&shuffle, cfg->seed, 0x5eed0000ULL + (uint64_t)epoch);
@@ -281,20 +288,22 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             int B = train->n - off < cfg->batch ? train->n - off : cfg->batch;
             kd_rng_seed(&ts.rng, cfg->seed, RNG_STEP_STREAM + (uint64_t)ts.step);
             kd_batch_pixels(px, y, train, perm + off, B, &cfg->aug, &ts.rng);
+            if (mixes) kd_batch_mix(px, y2, lam, unmixed, y, train, B, &cfg->aug, &ts.rng);
             kd_batch_normalize(x, px, B, train, m->norm_mean, m->norm_std);
             const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
             float loss;
             kd_model_zero_grad(m);
             if (kd) {
                 for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
-                kd_batch in = {train, px, x, m->norm_mean, m->norm_std}; /* the teacher's own input from px */
+                /* the teacher's own input from px: the very view the student sees */
+                kd_batch in = {train, px, x, m->norm_mean, m->norm_std, y2, lam};
                 if ((st = kd_distiller_loss(kd, logits, &in, oidx, y, B, cfg->label_smoothing, dlogits, &loss, err)))
                     goto done;
                 kd_distiller_backward(kd, dlogits);
             } else {
-                loss = kd_cross_entropy_forward(probs, logits, y, B, m->n_classes, cfg->label_smoothing);
+                loss = kd_cross_entropy_mix_forward(probs, logits, y, y2, lam, B, m->n_classes, cfg->label_smoothing);
                 memset(dlogits, 0, (size_t)B * m->n_classes * sizeof(float));
-                kd_cross_entropy_backward(dlogits, probs, y, B, m->n_classes, cfg->label_smoothing, 1.f);
+                kd_cross_entropy_mix_backward(dlogits, probs, y, y2, lam, B, m->n_classes, cfg->label_smoothing, 1.f);
                 kd_model_backward(m, dlogits);
             }
             double gnorm = clip_grads(m, cfg->clip_grad_norm);
@@ -313,6 +322,22 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             kd_optimizer_step(&opt, m, lr);
             if (kd) kd_distiller_step(kd, lr);
             ts.step++;
+            if (!estimated && cfg->progress) {
+                /* Long schedules are cheap to ask for, not to sit through: say what this one costs as
+                 * soon as a few steps tell (the first is left out: it sets up the kernels). */
+                long long timed = ts.step - step0 - 1, total = (long long)steps * cfg->epochs;
+                double now = kd_now();
+                if (timed == 0) t_timed = now;
+                else if (timed >= 20 || (timed >= 3 && now - t_timed >= 2.0) || ts.step == total) {
+                    double per = (now - t_timed) / (double)timed;
+                    char eta[32];
+                    kd_format_duration(eta, sizeof eta, per * (double)(total - ts.step));
+                    kd_progress_message(&prog, "time: about %s for the %lld steps left of %d epochs (%.1f ms a step over "
+                                        "the last %lld; each epoch's validation adds to it)\n", eta,
+                                        total - ts.step, cfg->epochs, 1e3 * per, timed);
+                    estimated = 1;
+                }
+            }
             if (cfg->prune && (st = kd_prune_schedule_step(cfg->prune, m, ts.step, err))) goto done;
             loss_sum += (double)loss * B;
             for (int b = 0; b < B; b++) correct += kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
@@ -360,6 +385,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
 done:
     free(x); free(px); free(probs); free(dlogits); free(y); free(perm); free(oidx);
+    free(y2); free(lam); free(unmixed);
     kd_optimizer_free(&opt);
     return st;
 }

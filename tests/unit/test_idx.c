@@ -357,10 +357,10 @@ static void test_split_and_batch(void) {
     CHECK(y[0] == ds.labels[3]);
     kd_rng r;
     kd_rng_seed(&r, 1, 2);
-    kd_augment none = {0, 0};
+    kd_augment none = {.translate = 0};
     fill_augmented(x2, y, &ds, idx, &none, &r);
     CHECK(memcmp(x, x2, sizeof x) == 0);
-    kd_augment flip = {0, 1};
+    kd_augment flip = {.hflip = 1};
     int flipped = 0, same = 0;
     for (int t = 0; t < 20; t++) {
         fill_augmented(x2, y, &ds, idx, &flip, &r);
@@ -368,7 +368,7 @@ static void test_split_and_batch(void) {
         else if (x2[3] == x[0] && x2[0] == x[3] && x2[7] == x[4]) flipped++;
     }
     CHECK(flipped > 3 && same > 3 && flipped + same == 20);
-    kd_augment shift = {1, 0};
+    kd_augment shift = {.translate = 1};
     int moved = 0;
     float bg = (0.f - ds.mean) / ds.std;
     for (int t = 0; t < 30; t++) {

@@ -203,7 +203,7 @@ static void test_alpha0_and_cache(void) {
     for (int i = 0; i < 8; i++) idx[i] = 37 * i % ds.n;
     kd_batch_pixels(px, y, &ds, idx, 8, NULL, NULL);
     kd_batch_normalize(x, px, 8, &ds, NULL, NULL);
-    kd_batch in = {&ds, px, x, NULL, NULL};
+    kd_batch in = {&ds, px, x, NULL, NULL, NULL, NULL};
     CHECK(kd_teacher_forward(&teacher, 4.f, lg_online, NULL, &in, NULL, 8, &err) == KD_STATUS_OK);
     kd_teacher cached = teacher;
     cached.logits = tab;
@@ -264,7 +264,7 @@ static void fd_case(kd_model *s, kd_teacher *teacher, const kd_dataset *ds, cons
     for (int i = 0; i < B; i++) idx[i] = i;
     kd_batch_pixels(px, y, ds, idx, B, NULL, NULL);
     kd_batch_normalize(x, px, B, ds, NULL, NULL);
-    kd_batch in = {ds, px, x, NULL, NULL};
+    kd_batch in = {ds, px, x, NULL, NULL, NULL, NULL};
     const float *logits = kd_model_forward(s, x, B, 1, NULL);
     CHECK(kd_distiller_loss(d, logits, &in, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK);
     kd_model_zero_grad(s);
@@ -586,7 +586,7 @@ static void test_ensemble_term_T(void) {
     for (int i = 0; i < B; i++) idx[i] = i;
     kd_batch_pixels(px, y, &ds, idx, B, NULL, NULL);
     kd_batch_normalize(x, px, B, &ds, NULL, NULL);
-    kd_batch in = {&ds, px, x, NULL, NULL};
+    kd_batch in = {&ds, px, x, NULL, NULL, NULL, NULL};
     memcpy(logits, kd_model_forward(s, x, B, 0, NULL), sizeof logits);
     CHECK_MSG(kd_distiller_loss(d, logits, &in, idx, y, B, 0.f, dl, &loss, &err) == KD_STATUS_OK, "%s", err.msg);
     kd_softmax_forward(p1, kd_model_forward(t1, x, B, 0, NULL), B, C, 3.f);

@@ -60,7 +60,7 @@ static void test_fill_per_channel(void) {
     kd_batch_normalize(x2, px, 1, &ds, in_mean, in_std);
     CHECK(memcmp(x, x2, sizeof x) == 0);
     /* which normalisation a batch's x carries */
-    kd_batch in = {&ds, px, x, in_mean, in_std};
+    kd_batch in = {&ds, px, x, in_mean, in_std, NULL, NULL};
     float copy_m[3], copy_s[3];
     memcpy(copy_m, in_mean, sizeof copy_m);
     memcpy(copy_s, in_std, sizeof copy_s);
@@ -101,10 +101,10 @@ static void test_teacher_own_input(void) {
     /* the student's batch (the data's statistics), augmented as training does */
     kd_rng r;
     kd_rng_seed(&r, 3, 4);
-    kd_augment aug = {2, 1};
+    kd_augment aug = {.translate = 2, .hflip = 1};
     kd_batch_pixels(px, y, &ds, idx, B, &aug, &r);
     kd_batch_normalize(xs, px, B, &ds, NULL, NULL);
-    kd_batch in = {&ds, px, xs, NULL, NULL};
+    kd_batch in = {&ds, px, xs, NULL, NULL, NULL, NULL};
     kd_teacher one = kd_teacher_online(&t, 1);
     kd_batch_normalize(xt, px, B, &ds, in_mean, in_std);
     CHECK(memcmp(xs, xt, sizeof xs) != 0); /* the two normalisations differ */
@@ -119,7 +119,7 @@ static void test_teacher_own_input(void) {
     expect_own_input(&same, &in, plain, xs, B, "same normalisation");
     /* the other way round: a student with its own normalisation, a teacher with the data's */
     kd_batch_normalize(xt, px, B, &ds, in_mean, in_std);
-    kd_batch in_t = {&ds, px, xt, t->norm_mean, t->norm_std};
+    kd_batch in_t = {&ds, px, xt, t->norm_mean, t->norm_std, NULL, NULL};
     expect_own_input(&same, &in_t, plain, xs, B, "teacher on the data's statistics");
 
     /* an ensemble whose members are normalised differently: each gets its own */
