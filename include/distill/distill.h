@@ -35,6 +35,15 @@ float kd_dkd_forward_backward(float *dlogits, const float *s_logits, const float
 
 /* ---- teachers (src/distill/teacher.c) ---- */
 #define KD_MAX_FEATS 8
+/* A teacher run in int8 by the runtime's kernels (src/distill/teacher_int8.c). */
+typedef struct kd_teacher_q8 kd_teacher_q8;
+/* Quantize teacher post-training (int8 per channel, activation ranges from the first min(1000, n)
+ * samples of calib, minmax) and load it into the runtime once per thread. */
+kd_status kd_teacher_q8_create(kd_teacher_q8 **out, const kd_model *teacher, const kd_dataset *calib, int threads,
+                               kd_error *err);
+/* Dequantized int8 logits (B, classes) of the B samples in->px (the augmented view). */
+kd_status kd_teacher_q8_forward(kd_teacher_q8 *q, const kd_batch *in, int B, float *logits, kd_error *err);
+void kd_teacher_q8_free(kd_teacher_q8 *q);
 typedef struct kd_teacher {
     int n_models;
     kd_model **models;      /* online teachers (not owned), run in eval mode; NULL if none */
@@ -49,6 +58,9 @@ typedef struct kd_teacher {
     int feat_layer[KD_MAX_FEATS];
     size_t feat_size[KD_MAX_FEATS];          /* floats per sample */
     const float *feat_table[KD_MAX_FEATS];   /* (n_samples, feat_size) or NULL */
+    /* models[0] in int8 (not owned), or NULL: when set, the logits come from it (a single teacher,
+     * no features), the fp32 model is not run */
+    kd_teacher_q8 *q8;
 } kd_teacher;
 
 /* An online teacher of n models (an ensemble when n > 1), no tables. */

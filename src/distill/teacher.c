@@ -76,6 +76,8 @@ static kd_status teacher_run(const kd_teacher *t, float T, float *logits, float 
         }
     }
     if (!run) return KD_STATUS_OK;
+    if (t->q8 && !t->n_feats) /* the int8 teacher: finite by construction (dequantized int8) */
+        return kd_teacher_q8_forward(t->q8, in, B, logits, err);
     if (t->n_models < 1) return kd_error_set(err, KD_STATUS_BAD_ARG, "the teacher has neither models nor tables");
     for (int k = 0; k < t->n_models; k++)
         if (kd_model_batch(t->models[k]) < B || t->models[k]->n_classes != C)
