@@ -31,11 +31,12 @@ touch "$TSV"
 # the teacher's test accuracy and its predictions are the reference of the agreement
 tacc=$("$D" eval "$TEACHER" --data "$DATA" -j "$THREADS" | sed -n 's/.*: accuracy \([0-9.]*\)%.*/\1/p' | head -1)
 
+grep -v '^#' "$RECIPES" | grep -v '^ *$' > "$OUT/recipes.list"
 for s in $STUDENTS; do
-    grep -v '^#' "$RECIPES" | grep -v '^ *$' | while IFS='|' read -r name mode args; do
+    while IFS='|' read -r name mode args; do
         for seed in $SEEDS; do
             grep -q "^$s	$name	$seed	" "$TSV" && continue
-            o="$OUT/$s.$name.s$seed.safetensors"
+            o="$OUT/$(basename "$s" .yaml).$name.s$seed.safetensors"
             t0=$(date +%s.%N)
             if [ "$mode" = kd ]; then
                 # shellcheck disable=SC2086
@@ -54,10 +55,10 @@ for s in $STUDENTS; do
             val=$(echo "$log" | sed -n 's/.*validation accuracy \([0-9.]*\)%.*/\1/p' | tail -1)
             ep=$(echo "$log" | sed -n 's/^trained [^:]*: \([0-9]*\) epochs.*/\1/p' | tail -1)
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\n' "$s" "$name" "$seed" "$ep" "$acc" "${val:--}" "$agree" \
-                "$(echo "$t1 - $t0" | bc)" >> "$TSV"
+                "$(awk -v a="$t0" -v b="$t1" "BEGIN { print b - a }")" >> "$TSV"
             echo "$s $name seed $seed: test $acc% (val ${val:--}%, agreement $agree%), $ep epochs" >&2
         done
-    done
+    done < "$OUT/recipes.list"
 done
 
 echo "teacher $TEACHER: test $tacc%"

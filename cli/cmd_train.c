@@ -702,6 +702,19 @@ static void print_banner(const train_opts *o, const train_state *s) {
     fprintf(stderr, "\n");
 }
 
+/* What distillation gained over plain training, where that was measured for this very student,
+ * data and schedule (kd_ce_baseline_find): never an estimate. */
+static void report_baseline(const train_opts *o, const train_state *s, double student, double teacher) {
+    if (kd_cli_model_is_trained(o->model_arg) || strchr(o->model_arg, '.') || strchr(o->model_arg, '/')) return;
+    const kd_ce_baseline *b = kd_ce_baseline_find(o->model_arg, o->data, s->train.n, o->cfg.epochs);
+    if (!b || b->seeds < 1) return;
+    printf("plain training of %s here (distill train, %d epochs): %.2f%% +- %.2f over %d seeds (%s): distillation "
+           "%+.2f points", b->student, b->epochs, (double)b->mean, (double)b->se, b->seeds, b->source,
+           student - b->mean);
+    if (teacher > b->mean) printf(", %.0f%% of the teacher's lead closed", 100.0 * (student - b->mean) / (teacher - b->mean));
+    printf("\n");
+}
+
 /* Test-set accuracy of teacher and student and the share of images where their top-1 agree. */
 static int report_kd(const train_opts *o, train_state *s, const kd_dataset *test) {
     kd_error err;
@@ -712,6 +725,7 @@ static int report_kd(const train_opts *o, train_state *s, const kd_dataset *test
             return kd_cli_fail(o->C, &err);
         printf("test accuracy: teacher %s %.2f%%, student %s %.2f%%; top-1 agreement %.2f%%\n", s->teachers[0]->name,
                100 * rt.accuracy, s->m->name, 100 * rs.accuracy, 100.0 * agree / test->n);
+        report_baseline(o, s, 100 * rs.accuracy, 100 * rt.accuracy);
         return 0;
     }
     if (kd_evaluate(s->m, test, 256, o->cfg.threads, &rs, NULL, &err)) return kd_cli_fail(o->C, &err);

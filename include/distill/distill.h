@@ -149,6 +149,20 @@ void kd_recipe_default(kd_recipe *r);
  * KD_MAX_LOSS_TERMS (at least 2); *n_terms is the number given (0 = the default terms). */
 void kd_recipe_apply(const kd_recipe *r, kd_train_config *cfg, kd_loss_term *terms, int *n_terms);
 
+/* The measured accuracy of plain training (cross-entropy, `distill train` with its defaults: SGD
+ * lr 0.05 cosine, batch 128, no augmentation) for a built-in student on a data set, so `distill kd`
+ * can say what distillation gained; only configurations measured here (bench/kd_recipes.sh,
+ * docs/BENCHMARKS.md), never an estimate. */
+typedef struct kd_ce_baseline {
+    const char *student, *data; /* a built-in model's name, the --data spec ("fashion-mnist") */
+    int n_train, epochs;        /* training samples (after the validation split), epochs */
+    int seeds;                  /* runs measured */
+    float mean, se;             /* test accuracy in percent: mean and its standard error */
+    const char *source;         /* where it was measured */
+} kd_ce_baseline;
+/* The entry for exactly this student, data, training-set size and epochs, or NULL. */
+const kd_ce_baseline *kd_ce_baseline_find(const char *student, const char *data, int n_train, int epochs);
+
 /* ---- budgeted search over T, alpha and the feature terms' weights (src/distill/search.c) ---- */
 typedef struct kd_search_candidate {
     float T, alpha, fscale; /* alpha: the searched Hinton share, or terms[0]'s when it is not searched;

@@ -332,8 +332,8 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                     double per = (now - t_timed) / (double)timed;
                     char eta[32];
                     kd_format_duration(eta, sizeof eta, per * (double)(total - ts.step));
-                    kd_progress_message(&prog, "time: about %s for the %lld steps left of %d epochs (%.1f ms a step over "
-                                        "the last %lld; each epoch's validation adds to it)\n", eta,
+                    kd_progress_message(&prog, "time: about %s for the %lld steps left of %d epochs (%.1f ms a step, "
+                                        "timed on %lld; each epoch's validation adds to it)\n", eta,
                                         total - ts.step, cfg->epochs, 1e3 * per, timed);
                     estimated = 1;
                 }

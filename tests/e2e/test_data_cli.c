@@ -142,6 +142,24 @@ int main(void) {
     EXPECT("kd " FAST "-d " DIR " --teacher data_cli_b.safetensors -s data_cli_rgb.yaml -o data_cli_kd.safetensors", 0,
            "test accuracy: teacher rgb");
     check_norm("data_cli_kd.safetensors", mean, std);
+    /* consistent teaching on 3-channel images: mixup, CutMix and shifts, the teacher in int8 on the
+     * runtime's kernels (its NHWC input made from the NCHW batch) */
+    EXPECT("kd " FAST "-d " DIR " --teacher data_cli_b.safetensors -s data_cli_rgb.yaml --mixup 0.5 --cutmix 1 "
+           "--translate 1 --teacher-int8 -o data_cli_kd8.safetensors", 0, "runs in int8 on the runtime's kernels");
+    EXPECT("kd " FAST "-d " DIR " --teacher data_cli_b.safetensors --teacher data_cli_b.safetensors -s data_cli_rgb.yaml "
+           "--teacher-int8 -o data_cli_kd8.safetensors", 2, "--teacher-int8 runs one teacher checkpoint");
+    EXPECT("kd " FAST "-d " DIR " --teacher data_cli_b.safetensors -s data_cli_rgb.yaml --teacher-int8 --loss hinton "
+           "--loss fitnet -o data_cli_kd8.safetensors", 2, "the feature and relation terms need the fp32 teacher's");
+    EXPECT("train " FAST "-d " DIR " -m data_cli_rgb.yaml --teacher-int8 -o data_cli_kd8.safetensors", 2,
+           "this is a distillation option");
+    write_npy_zeros("data_cli_logits.npy", 60, 3);
+    EXPECT("kd " FAST "-d " DIR " --teacher-logits data_cli_logits.npy -s data_cli_rgb.yaml --mixup 0.2 "
+           "-o data_cli_kd8.safetensors", 1, "the teacher's outputs are fixed per training image");
+    EXPECT("train " FAST "-d " DIR " -m data_cli_rgb.yaml --mixup -1 -o data_cli_kd8.safetensors", 2, "--mixup");
+    EXPECT("train " FAST "-d " DIR " -m data_cli_rgb.yaml --mix-prob 2 -o data_cli_kd8.safetensors", 2, "--mix-prob");
+    /* a run that shows progress says what it will take after its first steps */
+    EXPECT("train -j 1 -e 2 -b 8 --val 10 -d " DIR " -m data_cli_rgb.yaml -o data_cli_kd8.safetensors", 0,
+           "time: about ");
     /* a checkpoint for other data: one message naming the data and both shapes */
     EXPECT("eval data_cli_a.safetensors -d fashion-mnist", 1, "data has 1x28x28 samples, model rgb expects 3x8x8");
     EXPECT("kd " FAST "--teacher data_cli_a.safetensors -s mlp-s -d fashion-mnist -o data_cli_x.safetensors",
@@ -153,11 +171,16 @@ int main(void) {
     write_file("data_cli_tab.yaml", table5);
     EXPECT("train " FAST "-d " DIR " -m data_cli_tab.yaml --translate 4 -o data_cli_t.safetensors", 1,
            "the samples are 5 features (5x1x1, a table or feature vectors), not images");
-    EXPECT("train " FAST "-d " DIR " -m data_cli_tab.yaml --hflip -o data_cli_t.safetensors", 1, "train without it");
+    EXPECT("train " FAST "-d " DIR " -m data_cli_tab.yaml --hflip -o data_cli_t.safetensors", 1, "train without them");
+    EXPECT("train " FAST "-d " DIR " -m data_cli_tab.yaml --cutmix 1 -o data_cli_t.safetensors", 1,
+           "--mixup works on tables");
+    EXPECT("train " FAST "-d " DIR " -m data_cli_tab.yaml --mixup 0.4 -o data_cli_t.safetensors", 0,
+           "wrote data_cli_t.safetensors");
     EXPECT("train " FAST "-d " DIR " -m data_cli_tab.yaml -o data_cli_t.safetensors", 0, "wrote data_cli_t.safetensors");
 
     const char *files[] = {"data_cli_rgb.yaml", "data_cli_tab.yaml", "data_cli_a.safetensors", "data_cli_b.safetensors",
                            "data_cli_c.safetensors", "data_cli_kd.safetensors", "data_cli_t.safetensors",
+                           "data_cli_kd8.safetensors", "data_cli_kd8.safetensors.ckpt", "data_cli_logits.npy",
                            "data_cli_a.safetensors.ckpt", "data_cli_b.safetensors.ckpt", "data_cli_c.safetensors.ckpt",
                            "data_cli_kd.safetensors.ckpt", "data_cli_t.safetensors.ckpt",
                            DIR "/train-images-idx3-ubyte", DIR "/train-labels-idx1-ubyte", DIR "/t10k-images-idx3-ubyte",

@@ -180,17 +180,20 @@ static void test_mixed_ce(void) {
     CHECK(bad == 0);
 }
 
-/* Random 8x8 images, label from the mean. */
-static void make_images(kd_dataset *ds, int n) {
+/* Random c x 8 x 8 images, label from the mean of the first channel. */
+static void make_images(kd_dataset *ds, int n, int c) {
     memset(ds, 0, sizeof *ds);
-    ds->n = n; ds->c = 1; ds->h = ds->w = 8; ds->n_classes = 4;
-    ds->pixels = malloc((size_t)n * 64);
+    ds->n = n; ds->c = c; ds->h = ds->w = 8; ds->n_classes = 4;
+    ds->pixels = malloc((size_t)n * 64 * c);
     ds->labels = malloc(sizeof(int32_t) * (size_t)n);
     kd_rng r;
     kd_rng_seed(&r, 1, 1);
     for (int i = 0; i < n; i++) {
         int sum = 0;
-        for (int k = 0; k < 64; k++) sum += ds->pixels[i * 64 + k] = (uint8_t)kd_rng_below(&r, 256);
+        for (int k = 0; k < 64 * c; k++) {
+            ds->pixels[(size_t)i * 64 * c + k] = (uint8_t)kd_rng_below(&r, 256);
+            if (k < 64) sum += ds->pixels[(size_t)i * 64 * c + k];
+        }
         ds->labels[i] = (sum / 64) % 4;
     }
     ds->mean = 0.5f;
@@ -200,15 +203,15 @@ static void make_images(kd_dataset *ds, int n) {
 /* The first logged training loss of a one-step kd_train run of a student distilled (pure KL, T=1)
  * from a teacher with the very same weights and no train/eval difference (no batch norm, no
  * dropout): 0 exactly when the teacher sees the student's view. */
-static double first_step_kl(const kd_augment *aug) {
+static double first_step_kl(const kd_augment *aug, uint64_t teacher_seed) {
     static const char *yaml = "name: mlp\ninput: [1, 8, 8]\nlayers:\n  - {type: linear, out: 12}\n"
                               "  - {type: relu}\n  - {type: linear, out: 4}\n";
     kd_dataset ds;
-    make_images(&ds, 64);
+    make_images(&ds, 64, 1);
     kd_error err;
     kd_model *s = NULL, *t = NULL;
     CHECK(kd_model_from_yaml(&s, yaml, "s", 3, &err) == KD_STATUS_OK);
-    CHECK(kd_model_from_yaml(&t, yaml, "t", 3, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t, yaml, "t", teacher_seed, &err) == KD_STATUS_OK);
     double loss = -1;
     if (s && t) {
         kd_teacher teacher = kd_teacher_online(&t, 1);
@@ -242,33 +245,39 @@ static double first_step_kl(const kd_augment *aug) {
 
 static void test_consistent_view(void) {
     kd_augment mix = {.translate = 1, .hflip = 1, .mixup = 1.f, .cutmix = 1.f};
-    double kl = first_step_kl(&mix);
+    double kl = first_step_kl(&mix, 3);
     CHECK_MSG(kl >= 0 && kl < 1e-6, "the teacher saw another view than the student: KL %g", kl);
-    /* and the check can tell: a teacher with other weights is far from 0 on the same views */
+    /* and the views are mixed ones: a teacher with other weights disagrees differently on them than
+     * on the stored images */
+    kd_augment none = {.translate = 0};
+    double k_mix = first_step_kl(&mix, 4), k_none = first_step_kl(&none, 4);
+    CHECK_MSG(k_mix > 1e-4 && k_none > 1e-4 && fabs(k_mix - k_none) > 1e-4, "KL %g mixed, %g unmixed", k_mix, k_none);
 }
 
-/* The int8 teacher: its dequantized logits follow the fp32 model's on the same (mixed) views. */
-static void test_int8_teacher(void) {
-    static const char *yaml = "name: q\ninput: [1, 8, 8]\nlayers:\n  - {type: conv2d, out: 6, kernel: 3, pad: 1}\n"
-                              "  - {type: batchnorm}\n  - {type: relu}\n  - {type: maxpool, kernel: 2}\n"
-                              "  - {type: flatten}\n  - {type: linear, out: 4}\n";
+/* The int8 teacher: its dequantized logits follow the fp32 model's on the same (mixed) views, for
+ * one channel and for three (the runtime takes NHWC, the batch is NCHW). */
+static void test_int8_teacher(int c) {
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "name: q\ninput: [%d, 8, 8]\nlayers:\n  - {type: conv2d, out: 6, kernel: 3, pad: 1}\n"
+             "  - {type: batchnorm}\n  - {type: relu}\n  - {type: maxpool, kernel: 2}\n"
+             "  - {type: flatten}\n  - {type: linear, out: 4}\n", c);
     kd_dataset ds;
-    make_images(&ds, 512);
+    make_images(&ds, 512, c);
     kd_error err;
     kd_model *m = NULL;
     CHECK(kd_model_from_yaml(&m, yaml, "q", 4, &err) == KD_STATUS_OK);
     if (!m) return;
-    kd_train_config c;
-    kd_train_config_default(&c);
-    c.epochs = 2; c.batch = 32; c.progress = 0;
+    kd_train_config tc;
+    kd_train_config_default(&tc);
+    tc.epochs = 2; tc.batch = 32; tc.progress = 0;
     kd_train_result res;
-    CHECK(kd_train(m, &ds, NULL, &c, &res, &err) == KD_STATUS_OK); /* a model with real ranges */
+    CHECK(kd_train(m, &ds, NULL, &tc, &res, &err) == KD_STATUS_OK); /* a model with real ranges */
     kd_teacher_q8 *q = NULL;
     CHECK_MSG(kd_teacher_q8_create(&q, m, &ds, 2, &err) == KD_STATUS_OK, "%s", err.msg);
     enum { B = 64 };
     int32_t idx[B], y[B], y2[B];
-    float lam[B], x[B * 64], lq[B * 4];
-    uint8_t px[B * 64], scratch[B * 64];
+    float lam[B], x[B * 64 * 3], lq[B * 4];
+    uint8_t px[B * 64 * 3], scratch[B * 64 * 3];
     for (int b = 0; b < B; b++) idx[b] = b * 7 % ds.n;
     kd_augment aug = {.translate = 1, .mixup = 1.f};
     kd_rng r;
@@ -287,8 +296,8 @@ static void test_int8_teacher(void) {
         maxdiff = fmax(maxdiff, fabs(lf[i] - lq[i]));
     }
     for (int b = 0; b < B; b++) agree += kd_argmax(lf + 4 * b, 4) == kd_argmax(lq + 4 * b, 4);
-    CHECK_MSG(maxdiff < 0.1 * range, "int8 logits off by %g (logit range %g)", maxdiff, range);
-    CHECK_MSG(agree >= B * 9 / 10, "int8 and fp32 teacher agree on %d of %d", agree, B);
+    CHECK_MSG(maxdiff < 0.1 * range, "%d channels: int8 logits off by %g (logit range %g)", c, maxdiff, range);
+    CHECK_MSG(agree >= B * 9 / 10, "%d channels: int8 and fp32 teacher agree on %d of %d", c, agree, B);
     /* a batch of another shape is refused */
     kd_dataset other = ds;
     other.h = other.w = 4;
@@ -304,6 +313,7 @@ int main(void) {
     test_batch_mix();
     test_mixed_ce();
     test_consistent_view();
-    test_int8_teacher();
+    test_int8_teacher(1);
+    test_int8_teacher(3);
     TEST_DONE();
 }
