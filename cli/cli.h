@@ -184,8 +184,9 @@ typedef struct kd_cli_search_report {
 } kd_cli_search_report;
 /* Set up r and point sc's callbacks at it. */
 void kd_cli_search_report_init(kd_cli_search_report *r, kd_search_config *sc, int n_val, int user_epochs);
-/* "search: best (validation ..): --loss .. [--mixup A] [--translate N] --epochs E": the augmentation
- * where it differs from base, the run's own. */
+/* "search: best (validation ..): --loss .. [--mixup A] [--translate N] --epochs E", the options of
+ * the final run: the augmentation where it differs from base, the run's own, and the run's epochs
+ * (the user's when given, then with a note of the winner's). */
 void kd_cli_search_winner(const kd_cli_search_report *r, const kd_search_result *w, int n_terms,
                           const kd_augment *base);
 #endif

@@ -81,7 +81,10 @@ void kd_cli_search_winner(const kd_cli_search_report *r, const kd_search_result 
     /* the augmentation where it differs from the run's own options */
     if (w->aug.mixup != base->mixup) printf(" --mixup %g", (double)w->aug.mixup);
     if (w->aug.translate != base->translate) printf(" --translate %d", w->aug.translate);
-    printf(" --epochs %d\n", w->epochs);
-    if (r->user_epochs && r->user_epochs != w->epochs) printf("search: the run keeps --epochs %d\n", r->user_epochs);
+    /* the run's: the winner's unless the user gave them */
+    printf(" --epochs %d\n", r->user_epochs ? r->user_epochs : w->epochs);
+    if (r->user_epochs && r->user_epochs != w->epochs)
+        printf("search: the winner's schedule is %d epoch%s; the run keeps --epochs %d\n", w->epochs,
+               w->epochs > 1 ? "s" : "", r->user_epochs);
     fflush(stdout);
 }
