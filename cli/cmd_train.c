@@ -631,7 +631,8 @@ static int teacher_int8(const train_opts *o, train_state *s) {
 }
 
 /* The distiller over the run's terms and teacher, the student initialised from the teacher if
- * asked, the teacher cached, the terms searched if asked. */
+ * asked, the teacher cached, then the recipe searched if asked (search drops the cache when its
+ * winner augments). */
 static int setup_distill(train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
