@@ -701,10 +701,7 @@ static kd_status run_search(kd_model *init, uint64_t seed, const char *spec, con
     if (term.alpha < 0.f) term.alpha = 0.9f;
     kd_train_config c;
     kd_train_config_default(&c);
-    c.epochs = 9;
-    c.batch = 32;
-    c.progress = 0;
-    c.max_steps_per_epoch = 3;
+    c.epochs = 9; c.batch = 32; c.progress = 0; c.max_steps_per_epoch = 3;
     kd_search_config sc;
     kd_search_config_default(&sc);
     sc.budget = budget;
