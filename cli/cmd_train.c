@@ -617,7 +617,9 @@ static int teacher_int8(const train_opts *o, train_state *s) {
     if (s->teacher.n_feats)
         return kd_cli_usage_error(o->C, "--teacher-int8 gives logits only: the feature and relation terms need the "
                                         "fp32 teacher's layers");
-    if (s->teacher.logits) {
+    /* with --search, candidates that augment (and a winner that does, whose run drops the cache)
+     * run the teacher online: they use it */
+    if (s->teacher.logits && !o->search) {
         fprintf(stderr, "distill kd: note: the teacher's outputs are cached (no augmentation), so --teacher-int8 has "
                         "nothing to speed up; the fp32 teacher's cache is used\n");
         return 0;
