@@ -7,6 +7,7 @@
 
 #include "distill/checkpoint.h"
 #include "distill/data.h"
+#include "distill/distill.h"
 #include "distill/model.h"
 #include "distill/train.h"
 #include "kdrt_model.h"
@@ -172,4 +173,20 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
 
 extern volatile int kd_cli_stop; /* set by SIGINT/SIGTERM */
 void kd_cli_install_signals(void);
+
+/* `distill kd --search`'s report (cli/kd_search.c): the plan and a table per rung on stdout as
+ * kd_search calls back, then the winner as the options that reproduce it. */
+typedef struct kd_cli_search_report {
+    int n_val;            /* the validation images that score the candidates */
+    int user_epochs;      /* the user's --epochs, which the final run keeps; 0 = the winner's */
+    int rung;             /* the rung whose table is open; -1 before the first */
+    kd_search_plan plan;  /* as kd_search gave it */
+} kd_cli_search_report;
+/* Set up r and point sc's callbacks at it. */
+void kd_cli_search_report_init(kd_cli_search_report *r, kd_search_config *sc, int n_val, int user_epochs);
+/* "search: best (validation ..): --loss .. [--mixup A] [--translate N] --epochs E", the options of
+ * the final run: the augmentation where it differs from base, the run's own, and the run's epochs
+ * (the user's when given, then with a note of the winner's). */
+void kd_cli_search_winner(const kd_cli_search_report *r, const kd_search_result *w, int n_terms,
+                          const kd_augment *base);
 #endif

@@ -37,11 +37,14 @@ static void help(int kd) {
                "                          --loss hinton --loss at:student=relu2,teacher=relu3,weight=1000\n"
                "      --init-from-teacher MAP  copy teacher layers into the student first: 'auto' (same\n"
                "                          name and shape) or student_layer=teacher_layer,...\n"
-               "      --search            try a grid of T, alpha and loss weights (--search-budget runs of\n"
-               "                          --search-epochs on the validation split, early-stopped), then\n"
-               "                          train with the best\n"
-               "      --search-epochs N   epochs per search run (default 2)\n"
-               "      --search-budget N   at most N search runs (default 8)\n"
+               "      --search            find the recipe first by successive halving on the validation split:\n"
+               "                          T, alpha, feature-term weights, --mixup, --translate and epochs;\n"
+               "                          each rung keeps the best 1/eta and trains them eta times longer\n"
+               "                          (up to --epochs); then train with the winner (its epochs unless\n"
+               "                          --epochs is given)\n"
+               "      --search-budget N   candidates of the first rung (default 9)\n"
+               "      --search-epochs N   epochs of the first rung (default 1)\n"
+               "      --search-eta N      keep the best 1/N of a rung, train them N times longer (default 3)\n"
                "      --teacher-int8      run the teacher in int8 with the runtime's kernels (quantized\n"
                "                          post-training on 1000 training images): a few times faster\n"
                "                          when it scores every augmented batch; one teacher, response\n"
@@ -132,7 +135,7 @@ static void help(int kd) {
 enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
-    O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
+    O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_SEARCH_ETA, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
     O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV, O_MIXUP, O_CUTMIX, O_MIXP, O_TINT8
 };
 
@@ -151,7 +154,7 @@ static const struct option opts[] = {
     {"dkd-beta", 1, 0, O_DKD}, {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS},
     {"no-cache", 0, 0, O_NOCACHE}, {"teacher-int8", 0, 0, O_TINT8}, {"loss", 1, 0, O_LOSS}, {"standardize", 0, 0, O_STD},
     {"init-from-teacher", 1, 0, O_INIT}, {"search", 0, 0, O_SEARCH}, {"search-epochs", 1, 0, O_SEARCH_E},
-    {"search-budget", 1, 0, O_SEARCH_B}, {"prune-sparsity", 1, 0, O_PRUNE}, {"prune-scope", 1, 0, O_PRUNE_SCOPE},
+    {"search-budget", 1, 0, O_SEARCH_B}, {"search-eta", 1, 0, O_SEARCH_ETA}, {"prune-sparsity", 1, 0, O_PRUNE}, {"prune-scope", 1, 0, O_PRUNE_SCOPE},
     {"prune-end", 1, 0, O_PRUNE_END}, {"prune-every", 1, 0, O_PRUNE_EVERY},
     {"qat", 1, 0, O_QAT}, {"qat-group", 1, 0, O_QAT_GROUP}, {"student", 1, 0, 's'}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 'a'},
     {"check", 0, 0, O_CHECK}, {"mean", 1, 0, O_MEAN}, {"std", 1, 0, O_SDEV}, KD_CLI_DATA_OPTIONS, {0, 0, 0, 0}};
@@ -237,8 +240,9 @@ static int parse_kd_opt(train_opts *o, int c, const char *arg, int from_cli, int
     case O_STD: r->standardize = 1; return 1;
     case O_INIT: o->init_map = arg; return 1;
     case O_SEARCH: o->search = 1; return 1;
-    case O_SEARCH_E: return kd_cli_int(C, "--search-epochs", arg, 1, 64, &o->search_cfg.epochs) ? 1 : -1;
+    case O_SEARCH_E: return kd_cli_int(C, "--search-epochs", arg, 1, 100000, &o->search_cfg.epochs) ? 1 : -1;
     case O_SEARCH_B: return kd_cli_int(C, "--search-budget", arg, 1, 1000, &o->search_cfg.budget) ? 1 : -1;
+    case O_SEARCH_ETA: return kd_cli_int(C, "--search-eta", arg, 2, 100, &o->search_cfg.eta) ? 1 : -1;
     case O_QAT:
         if (!strcmp(arg, "8") || !strcmp(arg, "int8")) o->qat.weight_bits = 8;
         else if (!strcmp(arg, "4") || !strcmp(arg, "int4")) o->qat.weight_bits = 4;
@@ -403,7 +407,7 @@ static int parse(train_opts *o, int *argc_io, char ***argv_io, char ***args) {
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "m:d:o:e:b:j:qhs:T:a:", opts, NULL)) != -1;) {
         int from_cli = optind > n_file;
-        if (!o->kd && (c == 's' || c == 'T' || c == 'a' || (c >= O_TEACHER && c <= O_SEARCH_B) || c == O_QAT || c == O_TINT8 ||
+        if (!o->kd && (c == 's' || c == 'T' || c == 'a' || (c >= O_TEACHER && c <= O_SEARCH_ETA) || c == O_QAT || c == O_TINT8 ||
                        c == O_QAT_GROUP))
             return kd_cli_usage_error(C, "this is a distillation option: use 'distill kd'");
         if (c == 'h') {
@@ -567,51 +571,36 @@ static int cache_teacher(const train_opts *o, train_state *s) {
     return 0;
 }
 
-typedef struct {
-    const train_opts *o;
-    const train_state *s;
-} search_print;
-
-static void print_search_plan(void *ctx, int runs, int total) {
-    const search_print *p = ctx;
-    int e = p->o->search_cfg.epochs;
-    fprintf(stderr, "distill kd: search: %d of %d candidates (T x alpha x feature-weight scale), %d epoch%s each, "
-                    "scored on %d held-out training images\n", runs, total, e, e > 1 ? "s" : "", p->s->val.n);
-    printf("search: %-4s %-6s %-7s %-9s %s\n", "T", "alpha", "fscale", "val acc", "epochs");
-}
-
-static void print_search_candidate(void *ctx, const kd_search_candidate *c) {
-    const train_opts *o = ((const search_print *)ctx)->o;
-    char accs[32];
-    snprintf(accs, sizeof accs, c->diverged ? "diverged" : "%.2f%%", 100.0 * c->val_acc);
-    printf("search: %-4g %-6g %-7g %-9s %d%s\n", (double)c->T, (double)c->alpha, (double)c->fscale, accs, c->epochs,
-           c->epochs < o->search_cfg.epochs ? " (stopped early)" : "");
-    fflush(stdout);
-}
-
-/* --search: the library's kd_search prints through the callbacks above; the run then distills
- * with the best terms. */
+/* --search: the library's kd_search reports through cli/kd_search.c; the run then distills with the
+ * winner's terms and augmentation, for its epochs unless the user gave --epochs. */
 static int search(train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;
     if (s->val.n == 0) return kd_cli_usage_error(C, "--search needs a validation split (--val N > 0)");
-    kd_loss_term best[KD_MAX_LOSS_TERMS];
-    float best_acc = 0.f;
-    o->search_cfg.on_plan = print_search_plan;
-    o->search_cfg.on_candidate = print_search_candidate;
-    search_print p = {o, s};
-    o->search_cfg.ctx = &p;
+    kd_cli_search_report rep;
+    int user_epochs = o->recipe.user_set & KD_RECIPE_SET_EPOCHS ? o->cfg.epochs : 0;
+    kd_cli_search_report_init(&rep, &o->search_cfg, s->val.n, user_epochs);
+    kd_search_result best;
     if (kd_search(s->m, (uint64_t)o->seed, o->terms, o->n_terms, &s->teacher, &s->train, &s->val, &o->cfg,
-                  &o->search_cfg, best, &best_acc, &err))
+                  &o->search_cfg, &best, &err))
         return kd_cli_fail(C, &err);
-    char spec[256];
-    printf("search: best (validation %.2f%%):", 100.0 * best_acc);
-    for (int k = 0; k < o->n_terms; k++) {
-        kd_loss_term_format(&best[k], spec, sizeof spec);
-        printf(" --loss %s", spec);
+    kd_cli_search_winner(&rep, &best, o->n_terms, &o->cfg.aug);
+    memcpy(o->terms, best.terms, sizeof(kd_loss_term) * (size_t)o->n_terms);
+    o->cfg.aug = best.aug;
+    if (!user_epochs) o->cfg.epochs = best.epochs;
+    /* cache_teacher ran before the search (without augmentation): its tables hold the unchanged
+     * images' outputs, so a winner that augments has its teacher score each view online */
+    if (kd_augment_any(&o->cfg.aug) && o->n_teacher_paths && s->teacher.logits) {
+        free(s->table);
+        s->table = NULL;
+        s->teacher.logits = NULL;
+        for (int f = 0; f < KD_MAX_FEATS; f++) {
+            free(s->feat_tabs[f]);
+            s->feat_tabs[f] = NULL;
+            s->teacher.feat_table[f] = NULL;
+        }
+        fprintf(stderr, "distill kd: the winner augments: the teacher scores each view online (its cache dropped)\n");
     }
-    printf("\n");
-    memcpy(o->terms, best, sizeof(kd_loss_term) * (size_t)o->n_terms);
     kd_distiller_free(s->dist);
     s->dist = NULL;
     if (kd_distiller_create(&s->dist, o->terms, o->n_terms, s->m, &s->teacher, (uint64_t)o->seed, &err))
@@ -628,7 +617,9 @@ static int teacher_int8(const train_opts *o, train_state *s) {
     if (s->teacher.n_feats)
         return kd_cli_usage_error(o->C, "--teacher-int8 gives logits only: the feature and relation terms need the "
                                         "fp32 teacher's layers");
-    if (s->teacher.logits) {
+    /* with --search, candidates that augment (and a winner that does, whose run drops the cache)
+     * run the teacher online: they use it */
+    if (s->teacher.logits && !o->search) {
         fprintf(stderr, "distill kd: note: the teacher's outputs are cached (no augmentation), so --teacher-int8 has "
                         "nothing to speed up; the fp32 teacher's cache is used\n");
         return 0;
@@ -642,7 +633,8 @@ static int teacher_int8(const train_opts *o, train_state *s) {
 }
 
 /* The distiller over the run's terms and teacher, the student initialised from the teacher if
- * asked, the teacher cached, the terms searched if asked. */
+ * asked, the teacher cached, then the recipe searched if asked (search drops the cache when its
+ * winner augments). */
 static int setup_distill(train_opts *o, train_state *s) {
     const char *C = o->C;
     kd_error err;

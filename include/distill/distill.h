@@ -163,36 +163,81 @@ typedef struct kd_ce_baseline {
 /* The entry for exactly this student, data, training-set size and epochs, or NULL. */
 const kd_ce_baseline *kd_ce_baseline_find(const char *student, const char *data, int n_train, int epochs);
 
-/* ---- budgeted search over T, alpha and the feature terms' weights (src/distill/search.c) ---- */
+/* ---- budgeted recipe search by successive halving (src/distill/search.c) ---- */
+/* The searched dimensions (kd_search_plan.dims). */
+enum { KD_SEARCH_T = 1, KD_SEARCH_ALPHA = 2, KD_SEARCH_FSCALE = 4, KD_SEARCH_MIXUP = 8, KD_SEARCH_TRANSLATE = 16 };
+#define KD_SEARCH_MAX_RUNGS 40
+typedef struct kd_search_plan {
+    int n_rungs;
+    int candidates[KD_SEARCH_MAX_RUNGS]; /* per rung: candidates trained (the first = the budget) */
+    int epochs[KD_SEARCH_MAX_RUNGS];     /* per rung: epochs each of them trains */
+    int final_run;          /* 1: the last rung is the winner alone, which kd_search does not train (the
+                               caller's final run does: the same training); 0: it ended at max_epochs */
+    long long search_epochs;/* candidate-epochs kd_search trains at most (early stops spend less) */
+    int space;              /* size of the candidate space (the product of the searched values) */
+    unsigned dims;          /* KD_SEARCH_* bits of the searched dimensions */
+    int aug_fixed;          /* 1: augmentation is not searched because the teacher answers from tables only
+                               (logits from a file: no model to score an augmented view) */
+} kd_search_plan;
 typedef struct kd_search_candidate {
-    float T, alpha, fscale; /* alpha: the searched Hinton share, or terms[0]'s when it is not searched;
-                               fscale multiplies the weights of the feature and relation terms */
-    int diverged;           /* its training failed (NaN/inf): scored 0 */
-    float val_acc;          /* validation accuracy in [0, 1] after its last epoch */
-    int epochs;             /* epochs it ran; fewer than kd_search_config.epochs = stopped early */
+    int id;                 /* its place in the seeded draw order, 0 .. budget-1 */
+    int rung;               /* the rung it ran in, 0 = the first */
+    float T, alpha, fscale; /* T of the hinton/dkd terms (the first one's when T is not searched; 0 when
+                               there is none); alpha: the searched Hinton share, or terms[0]'s when it is
+                               not searched; fscale multiplies the feature and relation terms' weights */
+    float mixup;            /* kd_augment.mixup it trained with (base's when not searched) */
+    int translate;          /* kd_augment.translate it trained with (base's when not searched) */
+    int diverged;           /* its training diverged (NaN/inf): scored 0 */
+    float val_acc;          /* validation accuracy in [0, 1] after its last epoch; -1 = never trained */
+    int epochs;             /* epochs it ran; fewer than its rung's = stopped early */
 } kd_search_candidate;
 typedef struct kd_search_config {
-    int epochs;             /* per candidate, in [1, 64] (default 2) */
-    int budget;             /* at most this many candidates, >= 1 (default 8) */
-    /* Progress, each may be NULL: on_plan once before the first candidate (runs of the total grid
-     * points), on_candidate after each. */
-    void (*on_plan)(void *ctx, int runs, int total);
+    int budget;             /* candidates of the first rung, >= 1 (default 9; at most the space's size) */
+    int epochs;             /* epochs of the first rung, >= 1 (default 1) */
+    int eta;                /* >= 2 (default 3): a rung keeps its best ceil(n / eta), which then train eta
+                               times as many epochs */
+    int max_epochs;         /* no rung trains longer, >= 0 (default 0 = base->epochs, the run's) */
+    /* Progress, each may be NULL: on_plan once before the first candidate, on_candidate after each
+     * candidate's training. */
+    void (*on_plan)(void *ctx, const kd_search_plan *p);
     void (*on_candidate)(void *ctx, const kd_search_candidate *c);
     void *ctx;
 } kd_search_config;
 void kd_search_config_default(kd_search_config *c);
-/* Try a grid of T (1, 2, 4, 8) x alpha (0.5, 0.9; only with a hinton term) x feature-weight scale
- * (1, 0.1, 10; only with feature/relation terms), cut to sc->budget evenly spaced points. Each
- * candidate is terms (T, alpha filled in) changed accordingly and trains sc->epochs epochs of base
- * (no checkpoint, log or progress) from init's weights (same YAML, seed) on train, scored on val
- * (needed, n > 0); a candidate that trails the best earlier one at an epoch by more than 2 points
- * stops there. Writes the best candidate that ran every epoch to best_terms (n_terms) and its
- * validation accuracy to *best_acc. KD_STATUS_DIVERGED if every candidate diverged;
- * KD_STATUS_INTERRUPTED if base's stop flag was set. */
+/* The rungs of successive halving (Jamieson & Talwalkar 2016) for n (>= 1) first-rung candidates:
+ * rung r has ceil(n_{r-1} / eta) candidates (eta >= 2) training min(e0 * eta^r, max_epochs) epochs
+ * (e0, max_epochs >= 1), until one is left (that rung, the winner alone, is the final run) or a
+ * rung trained max_epochs. Fills p's rung fields (n_rungs .. search_epochs); n = 9, eta = 3: 9, 3
+ * and 1 candidates with e0, 3 e0 and 9 e0 epochs, 9 e0 + 9 e0 search epochs. */
+void kd_search_schedule(int n, int e0, int eta, int max_epochs, kd_search_plan *p);
+/* The winner of a search. */
+typedef struct kd_search_result {
+    kd_loss_term terms[KD_MAX_LOSS_TERMS]; /* its loss list (n_terms of them: terms with its T, alpha
+                                              and feature weights) */
+    kd_augment aug;         /* base's augmentation with its mixup and translate */
+    int epochs;             /* the epochs to train it: its last rung's (the plan's last) */
+    kd_search_candidate best; /* its values and its report in the last rung it ran (val_acc -1 and
+                                 rung 0 when it never ran: a budget of 1) */
+} kd_search_result;
+/* Successive halving over the recipes: T (1, 2, 4, 8; with a hinton or dkd term) x alpha (0.5,
+ * 0.9, 1; with a hinton term) x a common scale of the feature and relation terms' weights (1, 0.1,
+ * 10; when there are any) x mixup (0, 0.2, 1) x translate (0, 2 pixels; images only). The
+ * augmentation is searched unless the teacher answers from tables only (teacher->n_models == 0:
+ * logits from a file); a teacher with models and cached tables keeps the tables for the
+ * candidates that do not augment and runs online for those that do. The searched values replace
+ * terms' and base->aug's; the others stay. sc->budget candidates (at most the space) are drawn in
+ * a seed-shuffled order of the product; rung by rung (kd_search_schedule) each trains its epochs
+ * of base (no checkpoint, log or progress) from init's weights (same YAML, seed) on train, scored
+ * on val (needed, n > 0), and the best ceil(n / eta) by validation accuracy (ties: the earlier
+ * drawn) go on to the next rung, trained from scratch (the schedule depends on the epochs), best
+ * first. Inside a rung a candidate more than 2 points behind the rung's best at the same epoch
+ * stops there and is ranked by its accuracy then; a diverged one scores 0. Writes the winner to
+ * *best. KD_STATUS_DIVERGED if every candidate of a rung diverged; KD_STATUS_INTERRUPTED if base's
+ * stop flag was set; a candidate's other training error (e.g. augmentation on tables) is returned. */
 kd_status kd_search(const kd_model *init, uint64_t seed, const kd_loss_term *terms, int n_terms,
                     const kd_teacher *teacher, const kd_dataset *train, const kd_dataset *val,
-                    const kd_train_config *base, const kd_search_config *sc, kd_loss_term *best_terms,
-                    float *best_acc, kd_error *err);
+                    const kd_train_config *base, const kd_search_config *sc, kd_search_result *best,
+                    kd_error *err);
 
 /* ---- the distiller: evaluates a loss list for a student (src/distill/distiller.c) ---- */
 typedef struct kd_distiller kd_distiller;

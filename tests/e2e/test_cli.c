@@ -42,6 +42,21 @@ static int run_interrupted(const char *args, const char *when) {
     return sent;
 }
 
+/* After `distill KDC --search ... -o cli_search.safetensors` (in out): the winner's options
+ * ("search: best (...): OPTIONS") given to KDC in place of --search train the same student, bit
+ * for bit: the final run used them. */
+static void check_search_reproduces(const char *kdc) {
+    const char *best = strstr(out, "search: best ("), *opts = best ? strstr(best, "): ") : NULL;
+    CHECK_MSG(opts != NULL, "no winner line:\n%s", out);
+    if (!opts) return;
+    opts += 3;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %.*s -o cli_search2.safetensors", kdc, (int)strcspn(opts, "\n"), opts);
+    EXPECT(cmd, 0, "top-1 agreement");
+    CHECK_MSG(system("cmp -s cli_search.safetensors cli_search2.safetensors") == 0,
+              "`distill %s` trained another student than the search's final run", cmd);
+}
+
 int main(void) {
     /* usage, help, argument errors */
     static const cli_case usage_cases[] = {
@@ -131,6 +146,29 @@ int main(void) {
         {NULL, NULL, "kd --config cli_run.yaml --init-from-teacher fc1=fc2", 1, "differ in type or shape"},
     };
     EXPECT_CASES(run_file_cases);
+    /* --search: successive halving's plan and tables, then the final run with the winner's options */
+    const char *kdc = "kd --teacher cli_mlp.safetensors --student mlp-s --limit 2000 --val 300 --max-steps 5 --batch 100 -q";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --search --search-budget 3 -o cli_search.safetensors", kdc);
+    EXPECT(cmd, 0, "search: plan: rung 0: 3 x 1 epoch; then the winner trains 3 epochs; at most 3 + 3 epochs");
+    CHECK_MSG(strstr(out, "search: rung 0: 3 candidates, 1 epoch each; the best is the winner") &&
+              strstr(out, "(T x alpha x mixup x translate)") && strstr(out, "--epochs 3\n") &&
+              strstr(out, "1700 train / 300 val images, 3 epochs, batch 100"), "search report:\n%s", out);
+    check_search_reproduces(kdc);
+    /* a budget of one: the first of seed 1's draw, which augments (it depends on the draw only), so
+     * the teacher cache made before the search is dropped; --epochs is the user's */
+    snprintf(cmd, sizeof cmd, "%s --search --search-budget 1 --epochs 2 -o cli_search.safetensors", kdc);
+    EXPECT(cmd, 0, "search: best (the only candidate, not trained in the search): --loss hinton:weight=1,T=8,alpha=0.9 "
+                   "--mixup 0.2 --translate 2 --epochs 2\nsearch: the winner's schedule is 1 epoch; the run keeps --epochs 2");
+    CHECK_MSG(strstr(out, "its cache dropped") && strstr(out, "300 val images, 2 epochs"), "budget 1:\n%s", out);
+    check_search_reproduces(kdc);
+    /* a teacher of logits from a file cannot score augmented views: augmentation is not searched */
+    write_npy_zeros("cli_logits.npy", 60000, 10);
+    EXPECT("kd --teacher-logits cli_logits.npy --student mlp-s --limit 2000 --val 300 --max-steps 5 -q --search "
+           "--search-budget 2 --search-eta 2 -o cli_search.safetensors", 0, "augmentation not searched");
+    CHECK_MSG(strstr(out, "over 12 recipes (T x alpha)") && strstr(out, "search: rung 0: 2 candidates") &&
+              !strstr(out, "--mixup"), "search with a fixed teacher:\n%s", out);
+    EXPECT("kd --teacher cli_mlp.safetensors --search-eta 1", 2, "--search-eta expects an integer in [2, 100]");
     /* pruning: structured shrinks the model, unstructured zeroes weights, gradual during kd */
     static const cli_case prune_cases[] = {
         {NULL, NULL, "prune cli_mlp.safetensors --channels 0.5 -o cli_pruned.safetensors", 0, "128->64"},
@@ -199,7 +237,9 @@ int main(void) {
                           "cli_garbage.safetensors", "cli_run.yaml", "cli_badrun.yaml", "cli_kd2.safetensors",
                           "cli_kd2.safetensors.ckpt", "cli_kd2.safetensors.ckpt.kd1", "cli_kd2.safetensors.ckpt.kd2", "cli_pruned.safetensors",
                           "cli_sparse.safetensors", "cli_pipe.yaml", "cli_pipe_bad.yaml", "cli_pipe_kill.yaml",
-                          "cli_qat.safetensors", "cli_qat.safetensors.ckpt", "cli_qat.int8.safetensors"};
+                          "cli_qat.safetensors", "cli_qat.safetensors.ckpt", "cli_qat.int8.safetensors",
+                          "cli_search.safetensors", "cli_search.safetensors.ckpt", "cli_search2.safetensors",
+                          "cli_search2.safetensors.ckpt", "cli_logits.npy"};
     for (size_t i = 0; i < sizeof made / sizeof *made; i++) remove(made[i]);
     CHECK(system("rm -rf cli_pipe cli_pipe_bad cli_pipe_kill") == 0);
     TEST_DONE();

@@ -659,6 +659,147 @@ static void test_recipe(void) {
     CHECK(kd_train_steps_per_epoch(102, &c) == 4);
 }
 
+/* kd_search: the rung schedule; then on synthetic data the reports: the survivors of each rung are
+ * its best, the winner is the last rung's best, the same seed repeats every accuracy; a teacher of
+ * tables alone does not search augmentation, a cached teacher with its model does (online); a
+ * budget of one trains nothing. */
+typedef struct {
+    kd_search_plan plan;
+    kd_search_candidate rep[64];
+    int n;
+} search_log;
+
+static void log_plan(void *ctx, const kd_search_plan *p) { ((search_log *)ctx)->plan = *p; }
+static void log_candidate(void *ctx, const kd_search_candidate *c) {
+    search_log *l = ctx;
+    if (l->n < 64) l->rep[l->n++] = *c;
+}
+
+/* Reports of rung r in l (ids and ranking scores), ranked as kd_search ranks: accuracy (a diverged
+ * one below any), ties by id. Returns their count. */
+static int ranked_rung(const search_log *l, int r, int *ids) {
+    int n = 0;
+    for (int i = 0; i < l->n; i++)
+        if (l->rep[i].rung == r) ids[n++] = i;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0; j--) {
+            const kd_search_candidate *a = &l->rep[ids[j]], *b = &l->rep[ids[j - 1]];
+            float sa = a->diverged ? -1.f : a->val_acc, sb = b->diverged ? -1.f : b->val_acc;
+            if (!(sa > sb || (sa == sb && a->id < b->id))) break;
+            int t = ids[j];
+            ids[j] = ids[j - 1], ids[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++) ids[i] = l->rep[ids[i]].id;
+    return n;
+}
+
+static kd_status run_search(kd_model *init, uint64_t seed, const char *spec, const kd_teacher *t, const kd_dataset *tr,
+                            const kd_dataset *va, int budget, search_log *l, kd_search_result *res, kd_error *err) {
+    kd_loss_term term;
+    CHECK(kd_loss_term_parse(&term, spec, err) == KD_STATUS_OK);
+    if (term.T <= 0.f) term.T = 4.f;
+    if (term.alpha < 0.f) term.alpha = 0.9f;
+    kd_train_config c;
+    kd_train_config_default(&c);
+    c.epochs = 9; c.batch = 32; c.progress = 0; c.max_steps_per_epoch = 3;
+    kd_search_config sc;
+    kd_search_config_default(&sc);
+    sc.budget = budget;
+    sc.on_plan = log_plan;
+    sc.on_candidate = log_candidate;
+    sc.ctx = l;
+    memset(l, 0, sizeof *l);
+    return kd_search(init, seed, &term, 1, t, tr, va, &c, &sc, res, err);
+}
+
+static void test_search(void) {
+    kd_search_plan p;
+    kd_search_schedule(9, 1, 3, 100, &p);
+    CHECK(p.n_rungs == 3 && p.candidates[0] == 9 && p.candidates[1] == 3 && p.candidates[2] == 1 && p.epochs[0] == 1 &&
+          p.epochs[1] == 3 && p.epochs[2] == 9 && p.final_run && p.search_epochs == 18);
+    kd_search_schedule(9, 2, 3, 10, &p); /* the last rung capped by max_epochs */
+    CHECK(p.n_rungs == 3 && p.epochs[0] == 2 && p.epochs[1] == 6 && p.epochs[2] == 10 && p.final_run &&
+          p.search_epochs == 36);
+    kd_search_schedule(9, 1, 3, 2, &p); /* max_epochs reached with 3 left: they are the last rung */
+    CHECK(p.n_rungs == 2 && p.candidates[1] == 3 && p.epochs[1] == 2 && !p.final_run && p.search_epochs == 15);
+    kd_search_schedule(10, 1, 2, 100, &p); /* 10, 5, 3, 2, 1 */
+    CHECK(p.n_rungs == 5 && p.candidates[2] == 3 && p.candidates[3] == 2 && p.epochs[4] == 16 && p.final_run);
+    kd_search_schedule(1, 3, 3, 2, &p);
+    CHECK(p.n_rungs == 1 && p.candidates[0] == 1 && p.epochs[0] == 2 && p.final_run && p.search_epochs == 0);
+
+    kd_dataset tr, va;
+    kd_error err;
+    make_data(&tr, 400);
+    CHECK(kd_dataset_split(&tr, &va, 100, 1, &err) == KD_STATUS_OK);
+    kd_model *s = NULL, *t = NULL;
+    CHECK(kd_model_from_yaml(&s, student_yaml, "s", 5, &err) == KD_STATUS_OK);
+    CHECK(kd_model_from_yaml(&t, teacher_yaml, "t", 6, &err) == KD_STATUS_OK);
+    if (!s || !t) return;
+    kd_teacher online = kd_teacher_online(&t, 1);
+    static search_log l, l2;
+    kd_search_result res, res2;
+    kd_status st = run_search(s, 7, "hinton", &online, &tr, &va, 9, &l, &res, &err);
+    CHECK_MSG(st == KD_STATUS_OK, "%s", err.msg);
+    CHECK(l.plan.dims == (KD_SEARCH_T | KD_SEARCH_ALPHA | KD_SEARCH_MIXUP | KD_SEARCH_TRANSLATE) && l.plan.space == 72 &&
+          !l.plan.aug_fixed && l.plan.n_rungs == 3);
+    int ids0[64], ids1[64];
+    int n0 = ranked_rung(&l, 0, ids0), n1 = ranked_rung(&l, 1, ids1);
+    CHECK_MSG(n0 == 9 && n1 == 3 && l.n == 12, "rungs of %d and %d candidates", n0, n1);
+    /* the second rung ran the first's best three, best first */
+    for (int i = 0; i < 3 && n1 == 3; i++)
+        CHECK_MSG(l.rep[9 + i].id == ids0[i], "rung 1 candidate %d is %d, the first rung's #%d is %d", i, l.rep[9 + i].id,
+                  i, ids0[i]);
+    int augments = 0;
+    for (int i = 0; i < l.n; i++) augments += l.rep[i].mixup > 0.f || l.rep[i].translate > 0;
+    CHECK(augments > 0);
+    /* the winner: the second rung's best, its recipe for the last rung's 9 epochs */
+    CHECK(res.best.id == ids1[0] && res.best.rung == 1 && res.epochs == 9);
+    CHECK(res.terms[0].T == res.best.T && res.terms[0].alpha == res.best.alpha && res.aug.mixup == res.best.mixup &&
+          res.aug.translate == res.best.translate);
+    /* the same seed: the same candidates, accuracies and winner; another seed draws others */
+    CHECK(run_search(s, 7, "hinton", &online, &tr, &va, 9, &l2, &res2, &err) == KD_STATUS_OK);
+    CHECK_MSG(l2.n == l.n && !memcmp(l2.rep, l.rep, sizeof(kd_search_candidate) * (size_t)l.n),
+              "two searches with one seed differ");
+    CHECK(!memcmp(&res2.best, &res.best, sizeof res.best) && !memcmp(res2.terms, res.terms, sizeof res.terms[0]) &&
+          !memcmp(&res2.aug, &res.aug, sizeof res.aug) && res2.epochs == res.epochs);
+    CHECK(run_search(s, 8, "hinton", &online, &tr, &va, 9, &l2, &res2, &err) == KD_STATUS_OK);
+    int same_draw = 1;
+    for (int i = 0; i < 9; i++)
+        same_draw &= l2.rep[i].T == l.rep[i].T && l2.rep[i].alpha == l.rep[i].alpha && l2.rep[i].mixup == l.rep[i].mixup;
+    CHECK(!same_draw);
+
+    /* a budget of one trains nothing: the first drawn is the winner, for the first rung's epochs */
+    CHECK(run_search(s, 7, "hinton", &online, &tr, &va, 1, &l2, &res2, &err) == KD_STATUS_OK);
+    CHECK(l2.n == 0 && l2.plan.n_rungs == 1 && res2.best.id == 0 && res2.best.val_acc < 0.f && res2.epochs == 1);
+    /* a budget beyond the space: dkd has T only, so with mixup and translate 4 x 3 x 2 = 24 candidates */
+    CHECK(run_search(s, 7, "dkd", &online, &tr, &va, 1000, &l2, &res2, &err) == KD_STATUS_OK);
+    CHECK(l2.plan.space == 24 && l2.plan.candidates[0] == 24 && !(l2.plan.dims & KD_SEARCH_ALPHA));
+
+    /* a teacher of tables alone (logits from a file): augmentation is not searched */
+    float *tab = NULL;
+    int rows = 0;
+    CHECK(kd_teacher_cache(&online, 4.f, &tr, 64, 2, &tab, NULL, &rows, &err) == KD_STATUS_OK);
+    kd_teacher table = {0};
+    table.logits = tab;
+    table.n_samples = rows;
+    table.n_classes = 4;
+    CHECK_MSG(run_search(s, 7, "hinton", &table, &tr, &va, 4, &l2, &res2, &err) == KD_STATUS_OK, "%s", err.msg);
+    CHECK(l2.plan.aug_fixed && l2.plan.dims == (KD_SEARCH_T | KD_SEARCH_ALPHA) && l2.plan.space == 12);
+    for (int i = 0; i < l2.n; i++) CHECK(l2.rep[i].mixup == 0.f && l2.rep[i].translate == 0);
+    /* the same tables beside the model (the CLI's cache): augmenting candidates run it online */
+    online.logits = tab;
+    online.n_samples = rows;
+    CHECK_MSG(run_search(s, 7, "hinton", &online, &tr, &va, 9, &l2, &res2, &err) == KD_STATUS_OK, "%s", err.msg);
+    augments = 0;
+    for (int i = 0; i < l2.n; i++) augments += l2.rep[i].mixup > 0.f || l2.rep[i].translate > 0;
+    CHECK(!l2.plan.aug_fixed && augments > 0);
+    free(tab);
+    kd_model_free(s);
+    kd_model_free(t);
+    kd_dataset_free(&tr);
+    kd_dataset_free(&va);
+}
+
 int main(void) {
     test_golden("hinton_T1");
     test_golden("hinton_T4");
@@ -673,5 +814,6 @@ int main(void) {
     test_npy();
     test_ensemble_term_T();
     test_recipe();
+    test_search();
     TEST_DONE();
 }
