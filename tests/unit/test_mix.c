@@ -308,7 +308,18 @@ static void test_int8_teacher(int c) {
     kd_dataset_free(&ds);
 }
 
+/* The measured plain-training baselines answer only for what was measured. */
+static void test_baselines(void) {
+    const kd_ce_baseline *b = kd_ce_baseline_find("cnn-s", "fashion-mnist", 55000, 10);
+    CHECK(b && b->seeds >= 3 && b->mean > 80.f && b->mean < 100.f && b->se >= 0.f && b->se < 1.f);
+    CHECK(kd_ce_baseline_find("cnn-s", "fashion-mnist", 55000, 15) == NULL); /* not measured */
+    CHECK(kd_ce_baseline_find("cnn-s", "fashion-mnist", 10000, 10) == NULL); /* --limit */
+    CHECK(kd_ce_baseline_find("cnn-s", "cifar", 55000, 10) == NULL);
+    CHECK(kd_ce_baseline_find("resnet-8", "fashion-mnist", 55000, 10) == NULL);
+}
+
 int main(void) {
+    test_baselines();
     test_beta();
     test_batch_mix();
     test_mixed_ce();
