@@ -171,6 +171,9 @@ void kd_cli_threads(int n);
  * then restored): median and p99 in microseconds. */
 int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, double *p99_us);
 
+/* The help of `distill train` (kd = 0) and `distill kd` (kd = 1), cli/train_help.c. */
+void kd_cli_train_help(int kd);
+
 extern volatile int kd_cli_stop; /* set by SIGINT/SIGTERM */
 void kd_cli_install_signals(void);
 
