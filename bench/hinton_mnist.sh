@@ -37,7 +37,7 @@ TFILE=${TEACHER:-$OUT/teacher.safetensors}
 t=$(errors "$TFILE")
 c=$(errors "$OUT/student-ce.safetensors")
 k=$(errors "$OUT/student-kd.safetensors")
-printf '%-58s %s\n' "model (Fashion-MNIST, seed $SEED, $TE/$SE epochs)" "test errors / 10,000"
+printf '%-58s %s\n' "model (Fashion-MNIST, seed $SEED, $([ -n "${TEACHER:-}" ] || echo "teacher $TE, ")students $SE epochs)" "test errors / 10,000"
 printf '%-58s %s\n' "$([ -n "${TEACHER:-}" ] && echo "teacher $TEACHER" || echo "mlp-1200 teacher, dropout + jitter")" "$t"
 printf '%-58s %s\n' "mlp-800 student, no regularisation, labels only" "$c"
 printf '%-58s %s\n' "mlp-800 student, distilled at T=20 (alpha 0.9)" "$k"

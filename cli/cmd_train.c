@@ -578,13 +578,15 @@ static void print_banner(const train_opts *o, const train_state *s) {
 /* What distillation gained over plain training, where that was measured for this very student,
  * data and schedule (kd_ce_baseline_find): never an estimate. */
 static void report_baseline(const train_opts *o, const train_state *s, double student, double teacher) {
-    if (kd_cli_model_is_trained(o->model_arg) || strchr(o->model_arg, '.') || strchr(o->model_arg, '/')) return;
+    if (kd_cli_model_is_trained(o->model_arg) || strchr(o->model_arg, '.') || strchr(o->model_arg, '/') ||
+        o->cfg.max_steps_per_epoch)
+        return;
     const kd_ce_baseline *b = kd_ce_baseline_find(o->model_arg, o->data, s->train.n, o->cfg.epochs);
     if (!b || b->seeds < 1) return;
     printf("plain training of %s here (distill train, %d epochs): %.2f%% +- %.2f over %d seeds (%s): distillation "
            "%+.2f points", b->student, b->epochs, (double)b->mean, (double)b->se, b->seeds, b->source,
            student - b->mean);
-    if (teacher > b->mean) printf(", %.0f%% of the teacher's lead closed", 100.0 * (student - b->mean) / (teacher - b->mean));
+    if (teacher > b->mean && student > b->mean) printf(", %.0f%% of the teacher's lead closed", 100.0 * (student - b->mean) / (teacher - b->mean));
     printf("\n");
 }
 
