@@ -15,6 +15,7 @@ ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-150}
 THREADS=${THREADS:-2}
 D="$BUILD/distill"
+[ -x "$D" ] || { echo "kd_teacher_cost.sh: no Distill binary at $D" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 C="-e 1 --max-steps $STEPS --val 1000 -j $THREADS -q -o $tmp/s.safetensors"
@@ -29,6 +30,7 @@ for r in $(seq "$ROUNDS"); do
     fp32=$("$D" kd --teacher "$TEACHER" --student "$STUDENT" --translate 2 $C 2>&1 | sps)
     # shellcheck disable=SC2086
     int8=$("$D" kd --teacher "$TEACHER" --student "$STUDENT" --translate 2 --teacher-int8 $C 2>&1 | sps)
+    for v in "$ce" "$cached" "$fp32" "$int8"; do [ -n "$v" ] || { echo "kd_teacher_cost.sh: a run failed" >&2; exit 1; }; done
     echo "round $r: samples/s train $ce, kd cached $cached, kd online fp32 $fp32, kd online int8 $int8"
     echo "$ce $cached $fp32 $int8" >> "$tmp/r"
 done
