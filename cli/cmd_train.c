@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "distill/dist.h"
 #include "distill/compress.h"
 #include "distill/distill.h"
 #include "distill/quantize.h"
@@ -17,7 +18,7 @@ enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
     O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_SEARCH_ETA, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
-    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV, O_MIXUP, O_CUTMIX, O_MIXP, O_TINT8
+    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV, O_MIXUP, O_CUTMIX, O_MIXP, O_TINT8, O_SYNCBN
 };
 
 #define KD_MAX_TEACHERS 16
@@ -30,7 +31,7 @@ static const struct option opts[] = {
     {"schedule", 1, 0, O_SCHED}, {"warmup", 1, 0, O_WARM}, {"step-epochs", 1, 0, O_STEPE},
     {"step-gamma", 1, 0, O_STEPG}, {"label-smoothing", 1, 0, O_LS}, {"clip-grad", 1, 0, O_CLIP},
     {"translate", 1, 0, O_TRANS}, {"hflip", 0, 0, O_HFLIP}, {"mixup", 1, 0, O_MIXUP}, {"cutmix", 1, 0, O_CUTMIX},
-    {"mix-prob", 1, 0, O_MIXP}, {"seed", 1, 0, O_SEED},
+    {"mix-prob", 1, 0, O_MIXP}, {"seed", 1, 0, O_SEED}, {"sync-bn", 0, 0, O_SYNCBN},
     {"resume", 0, 0, O_RESUME}, {"log", 1, 0, O_LOG}, {"max-steps", 1, 0, O_MAXSTEPS}, {"config", 1, 0, O_CONFIG},
     {"dkd-beta", 1, 0, O_DKD}, {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS},
     {"no-cache", 0, 0, O_NOCACHE}, {"teacher-int8", 0, 0, O_TINT8}, {"loss", 1, 0, O_LOSS}, {"standardize", 0, 0, O_STD},
@@ -214,6 +215,7 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
     case O_MIXP: return kd_cli_float(C, "--mix-prob", arg, 0, 1, &cfg->aug.mix_prob) ? 1 : -1;
     case O_SEED: return kd_cli_int(C, "--seed", arg, 0, 2147483647, &o->seed) ? 1 : -1;
     case O_RESUME: cfg->resume = 1; return 1;
+    case O_SYNCBN: cfg->sync_bn = 1; return 1;
     case O_LOG: cfg->log_path = arg; return 1;
     case O_MAXSTEPS: return kd_cli_int(C, "--max-steps", arg, 1, 1 << 30, &cfg->max_steps_per_epoch) ? 1 : -1;
     case O_MEAN: return kd_cli_norm_list(C, "--mean", arg, NULL, 0) ? (o->mean_arg = arg, 1) : -1;
@@ -555,6 +557,7 @@ static int setup_prune(train_opts *o, train_state *s) {
 
 /* The run's one-line summary (and the loss) on stderr before training. */
 static void print_banner(const train_opts *o, const train_state *s) {
+    if (kd_dist_rank() != 0) return; /* under mpirun, rank 0 speaks for the job */
     const kd_train_config *cfg = &o->cfg;
     kd_model *m = s->m;
     char pb[32];
@@ -564,6 +567,11 @@ static void print_banner(const train_opts *o, const train_state *s) {
             o->C, m->name, m->n_params, pb, kd_model_macs(m) / 1e6, o->data, s->train.n, s->val.n, cfg->epochs,
             cfg->batch, cfg->optim.type == KD_OPT_SGD ? "SGD" : "AdamW", (double)cfg->optim.lr, cfg->threads,
             kd_gemm_backend());
+    int R = kd_dist_size();
+    if (R > 1)
+        fprintf(stderr, "distill %s: data-parallel on %d ranks (MPI): global batch %d, %d%s samples per rank and step, "
+                "batch norm %s\n", o->C, R, cfg->batch, cfg->batch / R, cfg->batch % R ? " or 1 more" : "",
+                cfg->sync_bn ? "over the global batch (--sync-bn)" : "per rank");
     if (!o->kd) return;
     fprintf(stderr, "distill kd: teacher %s%s; loss", o->logits_path ? o->logits_path : o->teacher_paths[0],
             o->n_teacher_paths > 1 ? " (+ ensemble)" : "");
@@ -639,11 +647,13 @@ static int train_and_report(train_opts *o, train_state *s) {
         if (st == KD_STATUS_INTERRUPTED) fprintf(stderr, "Continue with the same command and --resume.\n");
         return rc;
     }
-    if (kd_checkpoint_save(o->out, s->m, NULL, NULL, &err)) return kd_cli_fail(C, &err);
+    /* under mpirun every rank holds the same model (kd_train checks): rank 0 writes it */
+    if (kd_dist_rank() == 0 && kd_checkpoint_save(o->out, s->m, NULL, NULL, &err)) return kd_cli_fail(C, &err);
     char dur[32];
     kd_format_duration(dur, sizeof dur, res.train_seconds);
     if (res.resumed_step >= 0) printf("resumed %s at step %lld\n", s->ckpt, res.resumed_step);
     printf("trained %s: %d epochs in %s, %.0f samples/s", s->m->name, res.epochs_run, dur, res.samples_per_sec);
+    if (kd_dist_size() > 1) printf(" on %d ranks", kd_dist_size());
     if (s->val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
     printf("\nwrote %s (model) and %s (training state for --resume)\n", o->out, s->ckpt);
     if (o->cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(s->m));
@@ -692,7 +702,7 @@ static int run(int argc, char **argv, int kd) {
     s.ckpt = malloc(plen);
     snprintf(s.ckpt, plen, "%s.ckpt", o.out);
     o.cfg.checkpoint_path = s.ckpt;
-    if (!o.cfg.resume && access(s.ckpt, F_OK) == 0)
+    if (!o.cfg.resume && access(s.ckpt, F_OK) == 0 && kd_dist_rank() == 0)
         fprintf(stderr, "distill %s: note: %s exists and will be overwritten (use --resume to continue it)\n", o.C,
                 s.ckpt);
     o.cfg.stop = &kd_cli_stop;

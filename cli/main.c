@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "distill/dist.h"
 #include "distill/fileio.h"
 #include "distill/onnx.h"
 #include "distill/version.h"
@@ -253,8 +254,43 @@ static void usage(FILE *f) {
             "directory is refused, and outputs are checked before a command starts its work.\n");
 }
 
+static int dispatch(int argc, char **argv);
+
+/* Under mpirun (dist.h) every rank runs this same program: the training commands share the work;
+ * the others, which would only repeat one another, are refused. Ranks other than 0 keep their
+ * stderr (a failure on one rank must be seen) and drop stdout, which repeats rank 0's results. */
+static int distributed(int argc, char **argv) {
+    const char *cmd = argv[1], *sub = argc > 2 ? argv[2] : "";
+    int lm_train = !strcmp(cmd, "lm") && (!strcmp(sub, "train") || !strcmp(sub, "kd"));
+    if (strcmp(cmd, "train") && strcmp(cmd, "kd") && !lm_train) {
+        if (kd_dist_rank() == 0)
+            fprintf(stderr, "distill %s: error: this command runs in one process; under mpirun (%d ranks) only "
+                    "train, kd, lm train and lm kd share their work: run it without mpirun\n", cmd, kd_dist_size());
+        return KD_EXIT_USAGE;
+    }
+    if (kd_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return KD_EXIT_ERROR;
+    return -1;
+}
+
 int main(int argc, char **argv) {
-    start_signal_thread();
+    start_signal_thread(); /* first: MPI's threads inherit the blocked SIGINT and SIGTERM */
+    kd_error err;
+    if (kd_dist_init(&argc, &argv, &err)) {
+        fprintf(stderr, "distill: error: %s\n", err.msg);
+        return KD_EXIT_ERROR;
+    }
+    int rc = argc >= 2 && kd_dist_size() > 1 ? distributed(argc, argv) : -1;
+    if (rc < 0) rc = dispatch(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    /* A run that failed on some ranks only would leave the others waiting in their next sum: end
+     * the job. (A failure every rank shares, like Ctrl-C, which the ranks agree on, ends normally.) */
+    if (rc && rc != KD_EXIT_INTERRUPTED && rc != KD_EXIT_USAGE) kd_dist_abort(rc);
+    kd_dist_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return KD_EXIT_USAGE;

@@ -103,12 +103,16 @@ void kd_cli_train_help(int kd) {
         "                          option or seed that differs is refused; --epochs may grow)\n"
         "      --log FILE          append one JSON object per epoch to FILE\n"
         "      --max-steps N       at most N steps per epoch (smoke tests)\n"
+        "      --sync-bn           under mpirun: batch-norm statistics over the global batch (default:\n"
+        "                          each rank normalises its own share; docs/DISTRIBUTED.md)\n"
         "  -q, --quiet             no progress display\n"
         "      --check             check the options (a run file's too), then exit without running\n"
         "      --config FILE       read options from a YAML run file: one key per long option, lists\n"
         "                          for repeated ones (e.g. loss:); the command line overrides it.\n"
         "                          See examples/kd-fitnet.yaml\n\n"
         "Same seed and thread count give bit-identical weights; so does a run resumed after a kill.\n"
+        "Data-parallel: mpirun -np N distill %s ... trains on N processes (--batch is the global batch,\n"
+        "each rank takes its share; rank 0 prints and writes; --resume works with another N).\n"
         "Example: distill %s\n",
         KD_CLI_DATA_HELP, kd ? "Quantization-aware distillation (start from a trained checkpoint):\n"
              "      --qat BITS          8 or 4: fold batch norm, calibrate int8 activations on the training\n"
@@ -118,6 +122,7 @@ void kd_cli_train_help(int kd) {
              "                          integer arithmetic. Defaults become --epochs 3, --lr 0.005\n"
              "      --qat-group N       int4 weights per group (default 32)\n"
            : "",
+        kd ? "kd" : "train",
         kd ? "kd --teacher teacher.safetensors --student cnn-s -o student.safetensors"
            : "train --model cnn-t --epochs 15 -o teacher.safetensors");
 }

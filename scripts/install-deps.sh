@@ -2,7 +2,7 @@
 # Installs the Debian packages Distill needs to build, test and run its demo, if any is missing.
 # Usage: scripts/install-deps.sh [extra packages...]
 set -e
-PKGS="build-essential cmake pkg-config libdnnl-dev zlib1g-dev libyaml-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libpng-dev libjpeg-dev dataset-fashion-mnist gnuplot-nox bible-kjv $*"
+PKGS="build-essential cmake pkg-config libdnnl-dev zlib1g-dev libyaml-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libpng-dev libjpeg-dev dataset-fashion-mnist gnuplot-nox bible-kjv libopenmpi-dev openmpi-bin $*"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -275,6 +275,9 @@ void kd_distiller_step(kd_distiller *d, float lr);
 float kd_distiller_term_loss(const kd_distiller *d, int k);
 int kd_distiller_n_terms(const kd_distiller *d);
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k);
+/* Term k's learned regressor (FitNets, projected cosine), or NULL: its gradients are summed over
+ * the ranks like the student's under mpirun. */
+struct kd_model *kd_distiller_regressor(const kd_distiller *d, int k);
 /* Regressors (learned parts of the loss) and their optimizer state, saved beside a training
  * checkpoint as PATH.kd<term> so --resume continues them too; nothing is written if there are none. */
 kd_status kd_distiller_save(const kd_distiller *d, const char *ckpt_path, long long step, kd_error *err);

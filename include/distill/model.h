@@ -217,6 +217,17 @@ void kd_model_zero_grad(kd_model *m);
  * (B x the output size of layer extra_layer[k]) is added to that layer's output gradient. */
 void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const int *extra_layer,
                           const float *const *extra_grad);
+/* Data parallelism (dist.h). The next forwards' B samples are [lo, lo + B) of a global batch of
+ * global_b that other processes share: dropout draws as if it masked all global_b samples and
+ * keeps this share's masks, so the ranks together draw exactly the masks one process would.
+ * kd_model_set_shard(m, 0, 0) (the default) is a whole batch. */
+void kd_model_set_shard(kd_model *m, int lo, int global_b);
+/* Synchronised batch norm: in training, every batch-norm layer's per-channel sums (of x and of the
+ * squared deviations forward, of dy and dy*x_hat backward) and its sample count go through
+ * sum(buf, n, ctx), which sums n doubles in place over the processes, so the statistics are those
+ * of the global batch. NULL (the default): each process normalises with its own share. */
+typedef void (*kd_sum_fn)(double *buf, size_t n, void *ctx);
+kd_status kd_model_set_sync_bn(kd_model *m, kd_sum_fn sum, void *ctx, kd_error *err);
 /* Index of the layer called name, or -1. */
 int kd_model_find_layer(const kd_model *m, const char *name);
 /* Let backward also write d(loss)/d(input) into dinput (caller-owned, kd_model_batch(m) x

@@ -87,6 +87,19 @@ void kd_batchnorm_forward_eval(float *out, const float *in, const float *gamma, 
 void kd_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                            const float *gamma, const float *save_mean, const float *save_invstd, int B,
                            int C, int HW, int threads);
+/* Synchronised batch norm across processes (kd_model_set_sync_bn): as above with the statistics of
+ * the global batch. sum(buf, n, ctx) sums n doubles in place over the processes; tmp holds 2C + 1
+ * doubles. Forward: the per-channel sums of x and the count, then the sums of squared deviations
+ * from the global mean. Backward: the sums of dy and dy*x_hat for din; dgamma and dbeta get this
+ * process's own sums (the gradient sum over processes adds them up). */
+void kd_batchnorm_forward_train_sync(float *out, float *save_mean, float *save_invstd, float *running_mean,
+                                     float *running_var, const float *in, const float *gamma, const float *beta,
+                                     int B, int C, int HW, float eps, float momentum, int threads, double *tmp,
+                                     void (*sum)(double *, size_t, void *), void *ctx);
+void kd_batchnorm_backward_sync(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                const float *gamma, const float *save_mean, const float *save_invstd, int B,
+                                int C, int HW, int threads, double *tmp, void (*sum)(double *, size_t, void *),
+                                void *ctx);
 
 /* ---- elementwise (src/nn/activation.c) ---- n = element count; `threads` are used only when n
  * is large enough to pay for waking them (32768 elements) */

@@ -22,4 +22,7 @@ float kd_rng_beta(kd_rng *r, float a, float b);
 /* How many kd_rng_u32 calls take `from` to `to` (same inc; O'Neill's distance for PCG's LCG, 64
  * iterations at most): how far a saved state is from a seeding, which tells whether it came from it. */
 uint64_t kd_rng_distance(const kd_rng *from, const kd_rng *to);
+/* The state after `delta` kd_rng_u32 calls, in O(log delta): a data-parallel rank skips the draws
+ * of the samples other ranks take. */
+void kd_rng_advance(kd_rng *r, uint64_t delta);
 #endif

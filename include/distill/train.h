@@ -97,6 +97,8 @@ typedef struct kd_train_config {
     int progress;                /* 0 quiet, 1 progress (one updating line on a tty) */
     FILE *out;                   /* where progress goes (stderr if NULL) */
     int max_steps_per_epoch;     /* 0 = whole epoch (tests use small values) */
+    int sync_bn;                 /* under mpirun: batch-norm statistics over the global batch
+                                    (default: each rank's own share; dist.h) */
     /* Distillation: the loss list, teacher and regressors (distill.h); NULL = plain cross-entropy.
      * Its regressors are checkpointed beside checkpoint_path and resumed with it. */
     struct kd_distiller *distiller;

@@ -85,3 +85,17 @@ uint64_t kd_rng_distance(const kd_rng *from, const kd_rng *to) {
     }
     return d;
 }
+
+void kd_rng_advance(kd_rng *r, uint64_t delta) {
+    /* Brown's jump-ahead for an LCG: square the step while halving delta (log2 delta rounds). */
+    uint64_t acc_mult = 1, acc_plus = 0, mult = PCG_MULT, plus = r->inc;
+    for (; delta; delta >>= 1) {
+        if (delta & 1) {
+            acc_mult *= mult;
+            acc_plus = acc_plus * mult + plus;
+        }
+        plus = (mult + 1) * plus;
+        mult *= mult;
+    }
+    r->state = acc_mult * r->state + acc_plus;
+}

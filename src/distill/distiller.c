@@ -367,6 +367,7 @@ int kd_distiller_fixed_teacher(const kd_distiller *d) {
 }
 int kd_distiller_n_terms(const kd_distiller *d) { return d->n_terms; }
 const kd_loss_term *kd_distiller_term(const kd_distiller *d, int k) { return &d->terms[k]; }
+kd_model *kd_distiller_regressor(const kd_distiller *d, int k) { return d->reg[k]; }
 
 void kd_distiller_reg_path(char *buf, size_t n, const char *ckpt_path, int k) {
     snprintf(buf, n, "%s.kd%d", ckpt_path, k + 1);

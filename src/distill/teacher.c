@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/dist.h"
 #include "distill/distill.h"
 #include "distill/ops.h"
 
@@ -155,8 +156,12 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
     for (int k = 0; k < t->n_models; k++)
         if ((st = kd_model_set_batch(t->models[k], batch, threads, err))) goto out;
     nonfinite bad = {0}; /* over the whole set, so the message can say how many */
-    for (int s = 0; s < ds->n; s += batch) {
-        int B = ds->n - s < batch ? ds->n - s : batch;
+    /* Under mpirun each rank scores a contiguous share of the set and the tables are summed: each
+     * row is written by one rank only (orig indices are distinct), so the sum is a gather, exact. */
+    long long lo, hi;
+    kd_dist_share(ds->n, kd_dist_rank(), kd_dist_size(), &lo, &hi);
+    for (int s = (int)lo; s < hi; s += batch) {
+        int B = hi - s < batch ? (int)(hi - s) : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_pixels(px, y, ds, idx, B, NULL, NULL);
         kd_batch in = {ds, px, NULL, NULL, NULL, NULL, NULL};
@@ -171,6 +176,15 @@ kd_status kd_teacher_cache(const kd_teacher *t, float T, const kd_dataset *ds, i
                 memcpy(feat_tabs[k] + row * t->feat_size[k], fb[k] + (size_t)b * t->feat_size[k],
                        sizeof(float) * t->feat_size[k]);
         }
+    }
+    if (kd_dist_size() > 1) {
+        double n_bad = bad.rows;
+        if ((st = kd_dist_sum_f64(&n_bad, 1, err)) || (st = kd_dist_sum_f32(tab, (size_t)rows * C, err))) goto out;
+        for (int k = 0; k < t->n_feats; k++)
+            if ((st = kd_dist_sum_f32(feat_tabs[k], (size_t)rows * t->feat_size[k], err))) goto out;
+        if (n_bad > 0 && !bad.model) /* found by another rank, which names its first */
+            bad = (nonfinite){t->models[0]->name, (int)n_bad, -1};
+        bad.rows = (int)n_bad;
     }
     if (bad.model) {
         st = kd_error_nonfinite(err, "teacher", bad.model, bad.rows, ds->n, "training image", bad.first);

@@ -92,6 +92,7 @@ void kd_model_free(kd_model *m) {
     if (m->exec) {
         free_batch(m->exec);
         kd_fake_quant_detach(m);
+        free(m->exec->bn_tmp);
         free(m->exec);
     }
     free(m->layers); free(m->yaml); free(m->norm_mean); free(m->norm_std); free(m->class_names); free(m->params); free(m->grads); free(m->buffers);
@@ -183,6 +184,27 @@ int kd_model_threads(const kd_model *m) { return m->exec->n_threads; }
 void kd_model_set_input_grad(kd_model *m, float *dinput) { m->exec->dinput = dinput; }
 const float *kd_model_layer_output(const kd_model *m, int i) { return m->exec->acts + m->layers[i].out_off; }
 
+void kd_model_set_shard(kd_model *m, int lo, int global_b) {
+    m->exec->shard_lo = lo;
+    m->exec->shard_b = global_b;
+}
+
+kd_status kd_model_set_sync_bn(kd_model *m, kd_sum_fn sum, void *ctx, kd_error *err) {
+    kd_model_exec *x = m->exec;
+    free(x->bn_tmp);
+    x->bn_tmp = NULL;
+    x->bn_sum = NULL;
+    if (!sum) return KD_STATUS_OK;
+    int cmax = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type == KD_LAYER_BATCHNORM && m->layers[i].c > cmax) cmax = m->layers[i].c;
+    if (!(x->bn_tmp = malloc(sizeof(double) * (2 * (size_t)cmax + 1))))
+        return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+    x->bn_sum = sum;
+    x->bn_ctx = ctx;
+    return KD_STATUS_OK;
+}
+
 static const float *in_ptr(const kd_model *m, const kd_layer *L, int k) {
     int j = L->inputs[k];
     return j == KD_MODEL_INPUT ? m->exec->input : m->exec->acts + m->layers[j].out_off;
@@ -230,7 +252,10 @@ const float *kd_model_forward(kd_model *m, const float *xin, int B, int training
         case KD_LAYER_BATCHNORM: {
             float *rm = m->buffers + L->buf_off, *rv = rm + L->c;
             float *aux = x->acts + L->aux_off;
-            if (training)
+            if (training && x->bn_sum)
+                kd_batchnorm_forward_train_sync(out, aux, aux + L->c, rm, rv, in, w, m->params + L->b_off, B, L->c,
+                                                L->h * L->w, L->eps, L->momentum, nt, x->bn_tmp, x->bn_sum, x->bn_ctx);
+            else if (training)
                 kd_batchnorm_forward_train(out, aux, aux + L->c, rm, rv, in, w, m->params + L->b_off, B, L->c,
                                            L->h * L->w, L->eps, L->momentum, nt);
             else
@@ -242,7 +267,10 @@ const float *kd_model_forward(kd_model *m, const float *xin, int B, int training
         case KD_LAYER_DROPOUT:
             if (training && L->p > 0.f) {
                 float *mask = x->acts + L->aux_off, keep = 1.f / (1.f - L->p);
+                size_t per = kd_layer_out_size(L); /* one draw per value: a share skips the others' */
+                if (x->shard_b) kd_rng_advance(rng, (uint64_t)x->shard_lo * per);
                 for (size_t k = 0; k < n; k++) mask[k] = kd_rng_uniform(rng) < L->p ? 0.f : keep;
+                if (x->shard_b) kd_rng_advance(rng, (uint64_t)(x->shard_b - x->shard_lo - B) * per);
                 kd_dropout_forward(out, in, mask, n, nt);
             } else {
                 memcpy(out, in, n * sizeof(float));
@@ -361,8 +389,12 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
             break;
         case KD_LAYER_BATCHNORM: {
             const float *aux = x->acts + L->aux_off;
-            kd_batchnorm_backward(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c, L->h * L->w,
-                                  nt);
+            if (x->bn_sum)
+                kd_batchnorm_backward_sync(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c,
+                                           L->h * L->w, nt, x->bn_tmp, x->bn_sum, x->bn_ctx);
+            else
+                kd_batchnorm_backward(din, dw, m->grads + L->b_off, dout, in, w, aux, aux + L->c, B, L->c,
+                                      L->h * L->w, nt);
             break;
         }
         case KD_LAYER_RELU:

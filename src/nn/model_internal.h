@@ -26,6 +26,10 @@ typedef struct kd_model_exec {
     float *dinput;          /* kd_model_set_input_grad (caller-owned, batch x input size), or NULL */
     int dinput_ready;
     int cur_batch;          /* B of the last forward */
+    int shard_lo, shard_b;  /* kd_model_set_shard: this forward's place in the global batch */
+    kd_sum_fn bn_sum;       /* kd_model_set_sync_bn, and its context and scratch (2 x max C + 1) */
+    void *bn_ctx;
+    double *bn_tmp;
     struct kd_fake_quant *fq; /* quantization-aware training (nn/fake_quant.h, attached by
                                  kd_fake_quant_attach in quantize.h); NULL = plain fp32. Owned. */
 } kd_model_exec;

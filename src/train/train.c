@@ -2,7 +2,14 @@
  * Reproducibility: every random draw is a function of (seed, epoch, step): the epoch's shuffle
  * uses a generator seeded with (seed, epoch) and each step's augmentation and dropout one seeded
  * with (seed, global step). A run resumed from any checkpoint, even one written mid-epoch on
- * SIGINT, therefore draws exactly what the uninterrupted run drew and ends bit-identical. */
+ * SIGINT, therefore draws exactly what the uninterrupted run drew and ends bit-identical.
+ *
+ * Data parallelism (mpirun, dist.h): `batch` is the global batch. Every rank draws the whole
+ * global batch (shuffle, augmentation and mixing are cheap next to the model) and runs the model
+ * on its contiguous share of it; dropout skips the other shares' draws (kd_model_set_shard). The
+ * gradients, scaled by the share, are summed over the ranks with the step's loss, correct count
+ * and stop request; every rank then takes the same update. The data order depends on the seed and
+ * the global step only, so a checkpoint resumes under any number of ranks. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +20,7 @@
 #include "distill/distill.h"
 #include "distill/fileio.h"
 #include "distill/train.h"
+#include "train/data_parallel.h"
 #include "train/progress.h"
 
 void kd_train_config_default(kd_train_config *c) {
@@ -80,8 +88,13 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
     double t0 = kd_now(), loss = 0.0;
     long correct = 0;
     int n_bad = 0, first_bad = -1;
-    for (int s = 0; s < ds->n; s += batch) {
-        int B = ds->n - s < batch ? ds->n - s : batch;
+    /* Under mpirun each rank evaluates its share and the sums are reduced (not when the caller
+     * wants every prediction: then every rank evaluates the whole set). */
+    int N = predictions ? 1 : kd_dist_size();
+    long long lo = 0, hi = ds->n;
+    if (N > 1) kd_dist_share(ds->n, kd_dist_rank(), N, &lo, &hi);
+    for (int s = (int)lo; s < hi; s += batch) {
+        int B = hi - s < batch ? (int)(hi - s) : batch;
         for (int b = 0; b < B; b++) idx[b] = s + b;
         kd_batch_fill(x, y, ds, m->norm_mean, m->norm_std, idx, B);
         const float *logits = kd_model_forward(m, x, B, 0, NULL);
@@ -93,6 +106,23 @@ kd_status kd_evaluate(kd_model *m, const kd_dataset *ds, int batch, int threads,
             int p = kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes);
             correct += p == y[b];
             if (predictions) predictions[s + b] = p;
+        }
+    }
+    if (N > 1) {
+        /* the sums, then every rank's first bad image in its own slot, to name the first overall */
+        double *sums = calloc((size_t)N + 3, sizeof(double));
+        if (!sums) st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
+        else {
+            sums[0] = loss, sums[1] = (double)correct, sums[2] = n_bad, sums[3 + kd_dist_rank()] = first_bad;
+            st = kd_dist_sum_f64(sums, (size_t)N + 3, err);
+            loss = sums[0], correct = (long)sums[1], n_bad = (int)sums[2], first_bad = -1;
+            for (int r = 0; r < N && n_bad; r++)
+                if (sums[3 + r] >= 0 && (first_bad < 0 || sums[3 + r] < first_bad)) first_bad = (int)sums[3 + r];
+        }
+        free(sums);
+        if (st) {
+            free(x); free(probs); free(y); free(idx);
+            return st;
         }
     }
     res->n = ds->n;
@@ -135,7 +165,7 @@ static double clip_grads(kd_model *m, float max_norm) {
 /* One line of the --log file. A line that cannot be written (a full disk) stops the run: the log
  * was asked for, and the checkpoint written next would fail the same way. */
 static kd_status append_log(const kd_train_config *cfg, const char *line, int epoch, kd_error *err) {
-    if (!cfg->log_path) return KD_STATUS_OK;
+    if (!cfg->log_path || kd_dist_rank() != 0) return KD_STATUS_OK;
     kd_error e;
     kd_status st = kd_append_file(cfg->log_path, line, strlen(line), &e);
     if (st)
@@ -148,6 +178,7 @@ static kd_status append_log(const kd_train_config *cfg, const char *line, int ep
 static kd_status save_state(const kd_train_config *cfg, const kd_model *m, const kd_optimizer *opt,
                             const kd_train_state *ts, kd_error *err) {
     kd_status st;
+    if (kd_dist_rank() != 0) return KD_STATUS_OK; /* the ranks' states are identical: one writer */
     if (cfg->distiller && (st = kd_distiller_save(cfg->distiller, cfg->checkpoint_path, ts->step, err))) return st;
     return kd_checkpoint_save(cfg->checkpoint_path, m, opt, ts, err);
 }
@@ -180,6 +211,45 @@ static kd_status resume_check(const kd_train_config *cfg, const kd_optim_config 
     return KD_STATUS_OK;
 }
 
+/* What data parallelism over `ranks` processes needs of the run: a share of every global batch
+ * for each rank, and with per-rank batch norm at least 2 samples in each share (the variance of
+ * one sample is 0). */
+static kd_status dp_check(const kd_model *m, int n_train, const kd_train_config *cfg, int ranks, kd_error *err) {
+    if (cfg->batch < ranks)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "--batch %d is the global batch, shared by the %d ranks: it needs "
+                            "at least one sample per rank", cfg->batch, ranks);
+    int has_bn = 0;
+    for (int i = 0; i < m->n_layers; i++) has_bn |= m->layers[i].type == KD_LAYER_BATCHNORM;
+    int steps = kd_train_steps_per_epoch(n_train, cfg), last = n_train - (steps - 1) * cfg->batch;
+    if (last > cfg->batch) last = cfg->batch;
+    int smallest = (cfg->batch < last ? cfg->batch : last) / ranks;
+    if (has_bn && !cfg->sync_bn && smallest < 2)
+        return kd_error_set(err, KD_STATUS_BAD_ARG, "model %s has batch norm, which each rank computes on its own share "
+                            "of the batch, and the %s batch of %d samples leaves a rank %d: give a --batch that leaves "
+                            "every rank at least 2 samples, or --sync-bn (statistics over the global batch)", m->name,
+                            last < cfg->batch ? "epoch's last" : "global", last < cfg->batch ? last : cfg->batch,
+                            smallest);
+    return KD_STATUS_OK;
+}
+
+/* After this rank's backward on Bl of the global B samples: the student's and the regressors'
+ * gradients summed over the ranks (each scaled by Bl / B, its part of the mean), with the loss,
+ * the correct count and the stop request, so every rank sees the global step. */
+static kd_status dp_step(kd_model *m, kd_distiller *kd, int Bl, int B, float *loss, long *correct, int *stop,
+                         kd_error *err) {
+    double stats[3] = {(double)*loss * Bl, (double)*correct, (double)*stop};
+    float scale = (float)Bl / (float)B;
+    kd_status st = kd_dp_sum_grads(m->grads, m->n_params, scale, stats, 3, err);
+    for (int k = 0; kd && !st && k < kd_distiller_n_terms(kd); k++) {
+        kd_model *r = kd_distiller_regressor(kd, k);
+        if (r) st = kd_dp_sum_grads(r->grads, r->n_params, scale, NULL, 0, err);
+    }
+    *loss = (float)(stats[0] / B);
+    *correct = (long)stats[1];
+    *stop = stats[2] > 0;
+    return st;
+}
+
 int kd_train_steps_per_epoch(int n_train, const kd_train_config *cfg) {
     /* The last partial batch is kept unless it holds a single sample (no batch statistics). */
     int steps = (n_train + cfg->batch - 1) / cfg->batch;
@@ -207,12 +277,15 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                             train->labels_path[0] ? train->labels_path : "the data", train->c, train->c);
     if (!(cfg->aug.mixup >= 0.f && cfg->aug.cutmix >= 0.f && cfg->aug.mix_prob >= 0.f && cfg->aug.mix_prob <= 1.f))
         return kd_error_set(err, KD_STATUS_BAD_ARG, "mixup and cutmix need a Beta parameter >= 0 and mix_prob in [0, 1]");
+    int ranks = kd_dist_size();
+    if (ranks > 1 && (st = dp_check(m, train->n, cfg, ranks, err))) return st;
     if (kd && kd_augment_any(&cfg->aug) && kd_distiller_fixed_teacher(kd))
         return kd_error_set(err, KD_STATUS_BAD_ARG,
                             "the teacher's outputs are fixed per training image (logits from a file, or cached), so "
                             "the images must not change: augmentation (--translate, --hflip, --mixup, --cutmix) "
                             "would pair them with other images; give a teacher checkpoint to score each view");
     if (kd && (st = kd_distiller_prepare(kd, cfg->batch, cfg->threads, &cfg->optim, err))) return st;
+    if (ranks > 1 && cfg->sync_bn && (st = kd_model_set_sync_bn(m, kd_dp_bn_sum, NULL, err))) return st;
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
 
@@ -269,8 +342,10 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
         goto done;
     }
+    int show = cfg->progress && kd_dist_rank() == 0; /* rank 0 speaks for the job */
+    size_t sample_bytes = kd_dataset_sample_bytes(train);
     kd_progress prog;
-    kd_progress_init(&prog, cfg->out ? cfg->out : stderr, cfg->progress);
+    kd_progress_init(&prog, cfg->out ? cfg->out : stderr, show);
     double t_start = kd_now(), t_timed = 0.0; /* the estimate of the run's time: from its second step on */
     long long samples_total = 0, step0 = ts.step;
     int estimated = 0;
@@ -289,23 +364,35 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             kd_rng_seed(&ts.rng, cfg->seed, RNG_STEP_STREAM + (uint64_t)ts.step);
             kd_batch_pixels(px, y, train, perm + off, B, &cfg->aug, &ts.rng);
             if (mixes) kd_batch_mix(px, y2, lam, unmixed, y, train, B, &cfg->aug, &ts.rng);
-            kd_batch_normalize(x, px, B, train, m->norm_mean, m->norm_std);
-            const float *logits = kd_model_forward(m, x, B, 1, &ts.rng);
+            int lo = 0, Bl = B; /* this rank's share of the global batch: [lo, lo + Bl) */
+            if (ranks > 1) {
+                kd_dp_share(B, &lo, &Bl);
+                kd_model_set_shard(m, lo, B);
+            }
+            const uint8_t *pxl = px + (size_t)lo * sample_bytes;
+            int32_t *yl = y + lo, *y2l = y2 ? y2 + lo : NULL;
+            float *laml = lam ? lam + lo : NULL;
+            kd_batch_normalize(x, pxl, Bl, train, m->norm_mean, m->norm_std);
+            const float *logits = kd_model_forward(m, x, Bl, 1, &ts.rng);
             float loss;
             kd_model_zero_grad(m);
             if (kd) {
-                for (int b = 0; b < B; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + b]);
+                for (int b = 0; b < Bl; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + lo + b]);
                 /* the teacher's own input from px: the very view the student sees */
-                kd_batch in = {train, px, x, m->norm_mean, m->norm_std, y2, lam};
-                if ((st = kd_distiller_loss(kd, logits, &in, oidx, y, B, cfg->label_smoothing, dlogits, &loss, err)))
+                kd_batch in = {train, pxl, x, m->norm_mean, m->norm_std, y2l, laml};
+                if ((st = kd_distiller_loss(kd, logits, &in, oidx, yl, Bl, cfg->label_smoothing, dlogits, &loss, err)))
                     goto done;
                 kd_distiller_backward(kd, dlogits);
             } else {
-                loss = kd_cross_entropy_mix_forward(probs, logits, y, y2, lam, B, m->n_classes, cfg->label_smoothing);
-                memset(dlogits, 0, (size_t)B * m->n_classes * sizeof(float));
-                kd_cross_entropy_mix_backward(dlogits, probs, y, y2, lam, B, m->n_classes, cfg->label_smoothing, 1.f);
+                loss = kd_cross_entropy_mix_forward(probs, logits, yl, y2l, laml, Bl, m->n_classes, cfg->label_smoothing);
+                memset(dlogits, 0, (size_t)Bl * m->n_classes * sizeof(float));
+                kd_cross_entropy_mix_backward(dlogits, probs, yl, y2l, laml, Bl, m->n_classes, cfg->label_smoothing, 1.f);
                 kd_model_backward(m, dlogits);
             }
+            long step_correct = 0;
+            for (int b = 0; b < Bl; b++) step_correct += kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes) == yl[b];
+            int stop = cfg->stop && *cfg->stop;
+            if (ranks > 1 && (st = dp_step(m, kd, Bl, B, &loss, &step_correct, &stop, err))) goto done;
             double gnorm = clip_grads(m, cfg->clip_grad_norm);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 kd_progress_end_line(&prog);
@@ -322,7 +409,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             kd_optimizer_step(&opt, m, lr);
             if (kd) kd_distiller_step(kd, lr);
             ts.step++;
-            if (!estimated && cfg->progress) {
+            if (!estimated && show) {
                 /* Long schedules are cheap to ask for, not to sit through: say what this one costs as
                  * soon as a few steps tell (the first is left out: it sets up the kernels). */
                 long long timed = ts.step - step0 - 1, total = (long long)steps * cfg->epochs;
@@ -340,12 +427,13 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             }
             if (cfg->prune && (st = kd_prune_schedule_step(cfg->prune, m, ts.step, err))) goto done;
             loss_sum += (double)loss * B;
-            for (int b = 0; b < B; b++) correct += kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes) == y[b];
+            correct += step_correct;
             seen += B;
             samples_total += B;
             kd_progress_step(&prog, s + 1, loss_sum / seen, (double)correct / seen, seen, lr);
-            if (cfg->stop && *cfg->stop) {
+            if (stop) {
                 kd_progress_end_line(&prog);
+                if (ranks > 1 && (st = kd_dp_sync_model(m, m->name, err))) goto done;
                 if (cfg->checkpoint_path) {
                     ts.epoch = epoch;
                     if (s + 1 == steps) ts.epoch = epoch + 1;
@@ -359,6 +447,9 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             }
         }
         double epoch_sec = kd_now() - t_epoch;
+        /* the ranks' running statistics averaged, and their weights checked equal, before the
+         * sharded validation and the checkpoint */
+        if (ranks > 1 && (st = kd_dp_sync_model(m, m->name, err))) goto done;
         kd_eval_result vr = {0};
         if (val && val->n > 0) {
             if ((st = kd_evaluate(m, val, cfg->batch, cfg->threads, &vr, NULL, err))) goto done;
@@ -384,6 +475,10 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     res->train_seconds = kd_now() - t_start;
     res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
 done:
+    if (ranks > 1) {
+        kd_model_set_shard(m, 0, 0);
+        kd_model_set_sync_bn(m, NULL, NULL, NULL);
+    }
     free(x); free(px); free(probs); free(dlogits); free(y); free(perm); free(oidx);
     free(y2); free(lam); free(unmixed);
     kd_optimizer_free(&opt);

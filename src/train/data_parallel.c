@@ -1,0 +1,44 @@
+/* The data-parallel step shared by the training loops: see data_parallel.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/data_parallel.h"
+
+kd_status kd_dp_sum_grads(float *grads, size_t n, float scale, double *stats, int n_stats, kd_error *err) {
+    if (scale != 1.f)
+        for (size_t i = 0; i < n; i++) grads[i] *= scale;
+    kd_status st = kd_dist_sum_f32(grads, n, err);
+    if (!st && n_stats) st = kd_dist_sum_f64(stats, (size_t)n_stats, err);
+    return st;
+}
+
+void kd_dp_bn_sum(double *buf, size_t n, void *ctx) {
+    (void)ctx;
+    kd_error e;
+    /* a failed sum means a rank is gone: the MPI runtime ends the job, and the gradient sum that
+     * follows reports it if it does not */
+    (void)kd_dist_sum_f64(buf, n, &e);
+}
+
+kd_status kd_dp_sync_model(kd_model *m, const char *what, kd_error *err) {
+    int N = kd_dist_size();
+    if (N < 2) return KD_STATUS_OK;
+    if (m->n_buffers) {
+        kd_status st = kd_dist_sum_f32(m->buffers, m->n_buffers, err);
+        if (st) return st;
+        for (size_t i = 0; i < m->n_buffers; i++) m->buffers[i] /= (float)N;
+    }
+    if (!kd_dist_same(m->params, m->n_params * sizeof(float)))
+        return kd_error_set(err, KD_STATUS_DIVERGED,
+                            "the %d ranks' copies of %s differ after the same updates (rank %d's checksum is not "
+                            "rank 0's): the gradient sums did not give every rank the same bits", N, what,
+                            kd_dist_rank());
+    return KD_STATUS_OK;
+}
+
+void kd_dp_share(int B, int *lo, int *n) {
+    long long l, h;
+    kd_dist_share(B, kd_dist_rank(), kd_dist_size(), &l, &h);
+    *lo = (int)l;
+    *n = (int)(h - l);
+}
