@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "distill/dist.h"
 #include "distill/fileio.h"
 #include "distill/lm.h"
 
@@ -299,8 +300,8 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     a.tc.ckpt_path = ckpt;
     a.tc.stop = &kd_cli_stop;
     kd_cli_install_signals();
-    if (a.tc.progress) print_header(cmd, &a, m, &text, tok_sec);
-    if (kd_lm_train(m, &text, &a.tc, &res, &err) || kd_lm_save(a.out, m, NULL, NULL, &err)) {
+    if (a.tc.progress && kd_dist_rank() == 0) print_header(cmd, &a, m, &text, tok_sec);
+    if (kd_lm_train(m, &text, &a.tc, &res, &err) || (kd_dist_rank() == 0 && kd_lm_save(a.out, m, NULL, NULL, &err))) {
         rc = kd_cli_fail(cmd, &err);
         goto done;
     }
@@ -308,8 +309,10 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     if (res.val.tokens)
         snprintf(held, sizeof held, "held-out %.4f bits/byte, perplexity %.3f", res.val.bpb, res.val.ppl);
     /* bytes/s: tokens/s times the training text's bytes per token (1 for byte tokens) */
-    printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s, %.0f bytes/s); %s; wrote %s\n", cmd, res.steps_run,
-           res.seconds, res.ms_per_step, res.tokens_per_sec, res.tokens_per_sec * res.bytes_per_token, held, a.out);
+    char on[32] = "";
+    if (kd_dist_size() > 1) snprintf(on, sizeof on, " on %d ranks", kd_dist_size());
+    printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s, %.0f bytes/s%s); %s; wrote %s\n", cmd, res.steps_run,
+           res.seconds, res.ms_per_step, res.tokens_per_sec, res.tokens_per_sec * res.bytes_per_token, on, held, a.out);
 done:
     kd_lm_text_free(&text);
     kd_lm_free(m);

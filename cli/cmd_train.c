@@ -644,7 +644,8 @@ static int train_and_report(train_opts *o, train_state *s) {
     kd_status st = kd_train(s->m, &s->train, s->val.n > 0 ? &s->val : NULL, &o->cfg, &res, &err);
     if (st) {
         int rc = kd_cli_fail(C, &err);
-        if (st == KD_STATUS_INTERRUPTED) fprintf(stderr, "Continue with the same command and --resume.\n");
+        if (st == KD_STATUS_INTERRUPTED && kd_dist_rank() == 0)
+            fprintf(stderr, "Continue with the same command and --resume.\n");
         return rc;
     }
     /* under mpirun every rank holds the same model (kd_train checks): rank 0 writes it */

@@ -92,15 +92,28 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
     return 0;
 }
 
+/* Under mpirun an error names its rank; an interruption, which every rank shares, is rank 0's to
+ * report. */
+static int rank_tag(char *buf, size_t n, const kd_error *err) {
+    buf[0] = 0;
+    if (kd_dist_size() < 2) return 1;
+    if (err->status == KD_STATUS_INTERRUPTED && kd_dist_rank() != 0) return 0;
+    snprintf(buf, n, " (rank %d of %d)", kd_dist_rank(), kd_dist_size());
+    return 1;
+}
+
 int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err) {
-    fprintf(stderr, "distill %s: error: %s%s\n", cmd, kd_cli_config_where(value), err->msg);
+    char tag[48];
+    if (rank_tag(tag, sizeof tag, err))
+        fprintf(stderr, "distill %s%s: error: %s%s\n", cmd, tag, kd_cli_config_where(value), err->msg);
     return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
 }
 
 int kd_cli_fail(const char *cmd, const kd_error *err) { return kd_cli_fail_about(cmd, NULL, err); }
 
 int kd_cli_fail_in(const char *cmd, const char *path, const kd_error *err) {
-    fprintf(stderr, "distill %s: error: %s: %s\n", cmd, path, err->msg);
+    char tag[48];
+    if (rank_tag(tag, sizeof tag, err)) fprintf(stderr, "distill %s%s: error: %s: %s\n", cmd, tag, path, err->msg);
     return err->status == KD_STATUS_INTERRUPTED ? KD_EXIT_INTERRUPTED : KD_EXIT_ERROR;
 }
 

@@ -12,6 +12,7 @@
 #include "core/spec.h"
 #include "distill/fileio.h"
 #include "distill/lm.h"
+#include "train/data_parallel.h"
 #include "train/progress.h"
 
 /* ---------------------------------------------------------------- loss terms */
@@ -130,6 +131,9 @@ kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *bytes, size_t n, int batch, in
         return kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
     }
     size_t pos = 0;
+    /* under mpirun the batches are dealt round-robin to the ranks and the sums reduced */
+    int rank = kd_dist_rank(), ranks = kd_dist_size();
+    long long bi = 0;
     while (pos + 1 < n) {
         size_t left = n - 1 - pos; /* predictable positions */
         int T = left >= (size_t)seq ? seq : (int)left;
@@ -144,10 +148,19 @@ kd_status kd_lm_evaluate(kd_lm *m, const uint8_t *bytes, size_t n, int batch, in
             B++;
             if (T < seq) break;
         }
+        if (bi++ % ranks != rank) continue;
         kd_lm_forward(m, x, B, T);
         double l = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, B * T, m->cfg.vocab, m->threads);
         total += l * B * T;
         count += (long long)B * T;
+    }
+    if (ranks > 1) {
+        double sums[2] = {total, (double)count};
+        if ((s = kd_dist_sum_f64(sums, 2, err))) {
+            free(x); free(y); free(data);
+            return s;
+        }
+        total = sums[0], count = (long long)sums[1];
     }
     size_t first;
     kd_lm_tokenizer_token(m->tok, data[0], &first); /* the one token nothing predicts */
@@ -281,7 +294,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         if (!s) res->resumed_step = st.step;
     }
     kd_progress pr;
-    kd_progress_init(&pr, cfg->out ? cfg->out : stderr, cfg->progress);
+    kd_progress_init(&pr, cfg->out ? cfg->out : stderr, cfg->progress && kd_dist_rank() == 0);
     if (!s && res->resumed_step >= 0)
         kd_progress_message(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
     long long first = st.step;
@@ -290,47 +303,63 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     size_t span = n_tok - (size_t)T - 1; /* window starts in [0, span] */
     size_t eval_n = text->n - text->n_train;
     if (cfg->eval_bytes && eval_n > cfg->eval_bytes) eval_n = cfg->eval_bytes;
+    /* Data parallelism (mpirun): every rank draws all B window starts of the global batch and
+     * trains on its contiguous share [lo, lo + Bl) of them; the share's gradients, scaled by Bl / B
+     * (the losses are means over its tokens), are summed over the ranks (src/train/data_parallel.h). */
+    int ranks = kd_dist_size(), lo = 0, Bl = B;
+    if (ranks > 1) kd_dp_share(B, &lo, &Bl);
+    size_t Nl = (size_t)Bl * T; /* this rank's tokens per step */
+    if (!s && ranks > 1 && Bl < 1)
+        s = kd_error_set(err, KD_STATUS_BAD_ARG, "--batch %d is the global batch, shared by the %d ranks: it needs at "
+                         "least one sequence per rank", B, ranks);
     while (!s && st.step < cfg->steps) {
         for (int b = 0; b < B; b++) {
             size_t o = span ? (size_t)kd_rng_u32(&st.rng) % (span + 1) : 0;
             if (span > UINT32_MAX) o = (((size_t)kd_rng_u32(&st.rng) << 32) | kd_rng_u32(&st.rng)) % (span + 1);
+            if (b < lo || b >= lo + Bl) continue;
             for (int t = 0; t < T; t++) {
-                x[b * T + t] = d[o + t];
-                y[b * T + t] = d[o + t + 1];
+                x[(b - lo) * T + t] = d[o + t];
+                y[(b - lo) * T + t] = d[o + t + 1];
             }
         }
-        kd_lm_forward(m, x, B, T);
-        if (need_teacher) kd_lm_forward(tm, x, B, T);
-        memset(m->g.dlogits, 0, N * V * sizeof(float));
-        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)N, V, m->threads), loss = 0;
+        kd_lm_forward(m, x, Bl, T);
+        if (need_teacher) kd_lm_forward(tm, x, Bl, T);
+        memset(m->g.dlogits, 0, Nl * V * sizeof(float));
+        double ce = kd_lm_crossentropy_forward(m->a.probs, m->a.logits, y, (int)Nl, V, m->threads), loss = 0;
         float pt_T = -1.f;
         for (int i = 0; i < cfg->n_terms; i++) {
             const kd_lm_loss_term *lt = &cfg->terms[i];
             switch (lt->kind) {
             case KD_LM_LOSS_CE:
-                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, lt->weight, m->threads);
+                kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)Nl, V, lt->weight, m->threads);
                 loss += lt->weight * ce;
                 break;
             case KD_LM_LOSS_FKL:
             case KD_LM_LOSS_RKL:
-                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)N, V, lt->T, m->threads);
+                if (pt_T != lt->T) kd_lm_softmax(pt, tm->a.logits, (int)Nl, V, lt->T, m->threads);
                 pt_T = lt->T;
                 loss += lt->weight * (lt->kind == KD_LM_LOSS_FKL
-                                          ? kd_lm_forward_kl(m->g.dlogits, m->a.logits, pt, (int)N, V, lt->T, lt->weight)
-                                          : kd_lm_reverse_kl(m->g.dlogits, m->a.logits, pt, (int)N, V, lt->T, lt->weight));
+                                          ? kd_lm_forward_kl(m->g.dlogits, m->a.logits, pt, (int)Nl, V, lt->T, lt->weight)
+                                          : kd_lm_reverse_kl(m->g.dlogits, m->a.logits, pt, (int)Nl, V, lt->T, lt->weight));
                 break;
             case KD_LM_LOSS_COSINE:
-                memset(dh, 0, N * C * sizeof(float));
-                loss += lt->weight * kd_lm_cosine_loss(dh, m->a.lnf, tm->a.lnf, (int)N, C, lt->weight);
+                memset(dh, 0, Nl * C * sizeof(float));
+                loss += lt->weight * kd_lm_cosine_loss(dh, m->a.lnf, tm->a.lnf, (int)Nl, C, lt->weight);
                 break;
             }
         }
         if (cfg->n_terms == 0) {
-            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)N, V, 1.f, m->threads);
+            kd_lm_crossentropy_backward(m->g.dlogits, m->a.probs, y, (int)Nl, V, 1.f, m->threads);
             loss = ce;
         }
         kd_lm_zero_grad(m);
         kd_lm_backward(m, need_hidden ? dh : NULL);
+        int stop = cfg->stop && *cfg->stop;
+        if (ranks > 1) {
+            double stats[3] = {loss * Bl, ce * Bl, stop};
+            if ((s = kd_dp_sum_grads(m->grads, m->n_params, (float)Bl / (float)B, stats, 3, err))) break;
+            loss = stats[0] / B, ce = stats[1] / B, stop = stats[2] > 0;
+        }
         double norm2 = 0;
         for (size_t i = 0; i < m->n_params; i++) norm2 += (double)m->grads[i] * m->grads[i];
         double norm = sqrt(norm2);
@@ -356,8 +385,11 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         res->last_loss = loss;
         kd_progress_run_step(&pr, st.step, tokens, "tok", "loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e", loss, ce,
                              ce * tok_per_byte / log(2.0), (double)lr);
-        int stop = cfg->stop && *cfg->stop;
-        if (cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0)))
+        int save = cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0));
+        if (save && ranks > 1 && !kd_dist_same(m->params, m->n_params * sizeof(float)))
+            s = kd_error_set(err, KD_STATUS_DIVERGED, "the %d ranks' copies of the model differ after the same updates at "
+                             "step %lld (rank %d's checksum is not rank 0's)", ranks, st.step, kd_dist_rank());
+        if (!s && save && kd_dist_rank() == 0) /* the ranks' states are identical: one writer */
             s = kd_lm_save(cfg->ckpt_path, m, &opt, &st, err);
         if (!s && cfg->eval_every > 0 && st.step % cfg->eval_every == 0 && st.step != cfg->steps && eval_n >= 2) {
             kd_lm_eval ev;
