@@ -82,11 +82,11 @@ for k in 2 4; do
 done
 # the allreduce's share of an NP-rank step: median allreduce time (part 1) / (BATCH / samples/s)
 if [ -s "${tmp}/allreduce.txt" ]; then
-    for mk in "cnn-t 2" "cnn-s 4"; do
-        set -- $mk
-        ar=$(awk -F'|' -v m="$1" '$2 == " " m " " { split($5, a, " "); print a[1] }' "$tmp/allreduce.txt")
-        awk -v k="$2" -v ar="$ar" -v b="$BATCH" -v m="$1" '{ print $k }' "$tmp/r" | sort -n |
-            awk -v ar="$ar" -v b="$BATCH" -v m="$1" -v np="$NP" '{ v[NR] = $1 } END { s = v[int((NR + 1) / 2)];
+    for mk in cnn-t:2 cnn-s:4; do
+        m=${mk%:*} k=${mk#*:}
+        ar=$(awk -F'|' -v m="$m" '$2 == " " m " " { split($5, a, " "); print a[1] }' "$tmp/allreduce.txt")
+        awk -v k="$k" '{ print $k }' "$tmp/r" | sort -n |
+            awk -v ar="$ar" -v b="$BATCH" -v m="$m" -v np="$NP" '{ v[NR] = $1 } END { s = v[int((NR + 1) / 2)];
                 printf "%s at %d ranks: step %.1f ms (median samples/s %d), gradient allreduce %.3f ms = %.1f%% of the step\n",
                     m, np, 1000 * b / s, s, ar / 1000, 100 * (ar / 1e6) / (b / s) }'
     done

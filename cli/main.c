@@ -97,7 +97,7 @@ int kd_cli_latency(kd_model *m, const kd_dataset *ds, int n, double *median_us, 
 static int rank_tag(char *buf, size_t n, const kd_error *err) {
     buf[0] = 0;
     if (kd_dist_size() < 2) return 1;
-    if (err->status == KD_STATUS_INTERRUPTED && kd_dist_rank() != 0) return 0;
+    if (err->status == KD_STATUS_INTERRUPTED) return kd_dist_rank() == 0;
     snprintf(buf, n, " (rank %d of %d)", kd_dist_rank(), kd_dist_size());
     return 1;
 }
