@@ -18,7 +18,7 @@ enum {
     O_VAL = 256, O_LIMIT, O_LR, O_OPT, O_MOM, O_NONEST, O_WD, O_SCHED, O_WARM, O_STEPE, O_STEPG, O_LS, O_CLIP,
     O_TRANS, O_HFLIP, O_SEED, O_RESUME, O_LOG, O_MAXSTEPS, O_TEACHER, O_TLOGITS, O_NOCACHE, O_DKD, O_LOSS, O_STD,
     O_INIT, O_SEARCH, O_SEARCH_E, O_SEARCH_B, O_SEARCH_ETA, O_CONFIG, O_PRUNE, O_PRUNE_SCOPE, O_PRUNE_END, O_PRUNE_EVERY,
-    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV, O_MIXUP, O_CUTMIX, O_MIXP, O_TINT8, O_SYNCBN
+    O_QAT, O_QAT_GROUP, O_CHECK, O_MEAN, O_SDEV, O_MIXUP, O_CUTMIX, O_MIXP, O_TINT8, O_SYNCBN, O_BUCKET
 };
 
 #define KD_MAX_TEACHERS 16
@@ -31,7 +31,7 @@ static const struct option opts[] = {
     {"schedule", 1, 0, O_SCHED}, {"warmup", 1, 0, O_WARM}, {"step-epochs", 1, 0, O_STEPE},
     {"step-gamma", 1, 0, O_STEPG}, {"label-smoothing", 1, 0, O_LS}, {"clip-grad", 1, 0, O_CLIP},
     {"translate", 1, 0, O_TRANS}, {"hflip", 0, 0, O_HFLIP}, {"mixup", 1, 0, O_MIXUP}, {"cutmix", 1, 0, O_CUTMIX},
-    {"mix-prob", 1, 0, O_MIXP}, {"seed", 1, 0, O_SEED}, {"sync-bn", 0, 0, O_SYNCBN},
+    {"mix-prob", 1, 0, O_MIXP}, {"seed", 1, 0, O_SEED}, {"sync-bn", 0, 0, O_SYNCBN}, {"bucket-kb", 1, 0, O_BUCKET},
     {"resume", 0, 0, O_RESUME}, {"log", 1, 0, O_LOG}, {"max-steps", 1, 0, O_MAXSTEPS}, {"config", 1, 0, O_CONFIG},
     {"dkd-beta", 1, 0, O_DKD}, {"teacher", 1, 0, O_TEACHER}, {"teacher-logits", 1, 0, O_TLOGITS},
     {"no-cache", 0, 0, O_NOCACHE}, {"teacher-int8", 0, 0, O_TINT8}, {"loss", 1, 0, O_LOSS}, {"standardize", 0, 0, O_STD},
@@ -216,6 +216,7 @@ static int parse_run_opt(train_opts *o, int c, const char *arg) {
     case O_SEED: return kd_cli_int(C, "--seed", arg, 0, 2147483647, &o->seed) ? 1 : -1;
     case O_RESUME: cfg->resume = 1; return 1;
     case O_SYNCBN: cfg->sync_bn = 1; return 1;
+    case O_BUCKET: return kd_cli_int(C, "--bucket-kb", arg, 0, 1 << 20, &cfg->bucket_kb) ? 1 : -1;
     case O_LOG: cfg->log_path = arg; return 1;
     case O_MAXSTEPS: return kd_cli_int(C, "--max-steps", arg, 1, 1 << 30, &cfg->max_steps_per_epoch) ? 1 : -1;
     case O_MEAN: return kd_cli_norm_list(C, "--mean", arg, NULL, 0) ? (o->mean_arg = arg, 1) : -1;
@@ -654,7 +655,9 @@ static int train_and_report(train_opts *o, train_state *s) {
     kd_format_duration(dur, sizeof dur, res.train_seconds);
     if (res.resumed_step >= 0) printf("resumed %s at step %lld\n", s->ckpt, res.resumed_step);
     printf("trained %s: %d epochs in %s, %.0f samples/s", s->m->name, res.epochs_run, dur, res.samples_per_sec);
-    if (kd_dist_size() > 1) printf(" on %d ranks", kd_dist_size());
+    if (kd_dist_size() > 1)
+        printf(" on %d ranks (%.0f%% of the time in the gradient sums, waits included)", kd_dist_size(),
+               100.0 * kd_dist_comm_seconds() / (res.train_seconds > 0 ? res.train_seconds : 1));
     if (s->val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
     printf("\nwrote %s (model) and %s (training state for --resume)\n", o->out, s->ckpt);
     if (o->cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(s->m));

@@ -105,6 +105,8 @@ void kd_cli_train_help(int kd) {
         "      --max-steps N       at most N steps per epoch (smoke tests)\n"
         "      --sync-bn           under mpirun: batch-norm statistics over the global batch (default:\n"
         "                          each rank normalises its own share; docs/DISTRIBUTED.md)\n"
+        "      --bucket-kb N       under mpirun: sum the gradients in buckets of N KB started during the\n"
+        "                          backward pass (default 0: one sum after it; docs/DISTRIBUTED.md)\n"
         "  -q, --quiet             no progress display\n"
         "      --check             check the options (a run file's too), then exit without running\n"
         "      --config FILE       read options from a YAML run file: one key per long option, lists\n"

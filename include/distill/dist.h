@@ -41,6 +41,14 @@ void kd_dist_share(long long n, int rank, int size, long long *lo, long long *hi
 /* In-place sums over all ranks (MPI_Allreduce); every rank receives the same bits. */
 kd_status kd_dist_sum_f32(float *buf, size_t n, kd_error *err);
 kd_status kd_dist_sum_f64(double *buf, size_t n, kd_error *err);
+/* Non-blocking sums (MPI_Iallreduce), to overlap the gradient sum with the backward pass: start
+ * one on a range that will not change until kd_dist_wait; kd_dist_progress lets started sums
+ * advance (MPI progresses inside its calls); kd_dist_wait ends them all. At most
+ * KD_DIST_MAX_PENDING at a time (a start beyond waits for the oldest first). */
+#define KD_DIST_MAX_PENDING 64
+kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err);
+void kd_dist_progress(void);
+kd_status kd_dist_wait(kd_error *err);
 /* Rank 0's bytes to every rank. */
 kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err);
 /* 1 on every rank if `flag` is non-zero on any rank (a stop request, a failure). */

@@ -227,6 +227,12 @@ void kd_model_set_shard(kd_model *m, int lo, int global_b);
  * sum(buf, n, ctx), which sums n doubles in place over the processes, so the statistics are those
  * of the global batch. NULL (the default): each process normalises with its own share. */
 typedef void (*kd_sum_fn)(double *buf, size_t n, void *ctx);
+/* Called by backward after each layer that has parameters with the range [lo, hi) of m->grads it
+ * finished. Parameters lie in layer order and backward runs from the last layer, so the ranges
+ * come in descending order and nothing at or above lo changes later in that backward: data
+ * parallelism starts summing them while earlier layers still compute. NULL (the default): none. */
+typedef void (*kd_grad_ready_fn)(void *ctx, size_t lo, size_t hi);
+void kd_model_set_grad_ready(kd_model *m, kd_grad_ready_fn fn, void *ctx);
 kd_status kd_model_set_sync_bn(kd_model *m, kd_sum_fn sum, void *ctx, kd_error *err);
 /* Index of the layer called name, or -1. */
 int kd_model_find_layer(const kd_model *m, const char *name);

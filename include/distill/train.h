@@ -99,6 +99,8 @@ typedef struct kd_train_config {
     int max_steps_per_epoch;     /* 0 = whole epoch (tests use small values) */
     int sync_bn;                 /* under mpirun: batch-norm statistics over the global batch
                                     (default: each rank's own share; dist.h) */
+    int bucket_kb;               /* under mpirun: start summing each bucket of this many KB of
+                                    gradients during the backward pass; 0 = one sum after it */
     /* Distillation: the loss list, teacher and regressors (distill.h); NULL = plain cross-entropy.
      * Its regressors are checkpointed beside checkpoint_path and resumed with it. */
     struct kd_distiller *distiller;

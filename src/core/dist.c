@@ -94,6 +94,40 @@ static kd_status sum(void *buf, size_t n, MPI_Datatype type, size_t elem, kd_err
 kd_status kd_dist_sum_f32(float *buf, size_t n, kd_error *err) { return sum(buf, n, MPI_FLOAT, sizeof(float), err); }
 kd_status kd_dist_sum_f64(double *buf, size_t n, kd_error *err) { return sum(buf, n, MPI_DOUBLE, sizeof(double), err); }
 
+static MPI_Request g_req[KD_DIST_MAX_PENDING];
+static int g_pending = 0;
+
+kd_status kd_dist_wait(kd_error *err) {
+    if (!g_pending) return KD_STATUS_OK;
+    double t0 = now();
+    int rc = MPI_Waitall(g_pending, g_req, MPI_STATUSES_IGNORE);
+    g_pending = 0;
+    g_comm_seconds += now() - t0;
+    return rc == MPI_SUCCESS ? KD_STATUS_OK : mpi_fail(err, "MPI_Iallreduce", rc);
+}
+
+kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {
+    if (!g_on || g_size < 2 || !n) return KD_STATUS_OK;
+    if (n > CHUNK) return kd_error_set(err, KD_STATUS_BAD_ARG, "a non-blocking sum of %zu floats: at most 2^30", n);
+    kd_status st;
+    if (g_pending == KD_DIST_MAX_PENDING && (st = kd_dist_wait(err))) return st;
+    double t0 = now();
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[g_pending]);
+    g_comm_seconds += now() - t0;
+    if (rc != MPI_SUCCESS) return mpi_fail(err, "MPI_Iallreduce", rc);
+    g_pending++;
+    return KD_STATUS_OK;
+}
+
+void kd_dist_progress(void) {
+    if (!g_pending) return;
+    int done = 0;
+    double t0 = now();
+    MPI_Testall(g_pending, g_req, &done, MPI_STATUSES_IGNORE);
+    if (done) g_pending = 0;
+    g_comm_seconds += now() - t0;
+}
+
 kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
     if (!g_on || g_size < 2) return KD_STATUS_OK;
     for (size_t off = 0; off < bytes; off += CHUNK) {
@@ -151,6 +185,15 @@ kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
     return KD_STATUS_OK;
 }
 int kd_dist_any(int flag) { return flag != 0; }
+kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {
+    (void)buf, (void)n, (void)err;
+    return KD_STATUS_OK;
+}
+void kd_dist_progress(void) {}
+kd_status kd_dist_wait(kd_error *err) {
+    (void)err;
+    return KD_STATUS_OK;
+}
 int kd_dist_same(const void *buf, size_t bytes) {
     (void)buf, (void)bytes;
     return 1;

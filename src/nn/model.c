@@ -189,6 +189,11 @@ void kd_model_set_shard(kd_model *m, int lo, int global_b) {
     m->exec->shard_b = global_b;
 }
 
+void kd_model_set_grad_ready(kd_model *m, kd_grad_ready_fn fn, void *ctx) {
+    m->exec->grad_ready = fn;
+    m->exec->grad_ctx = ctx;
+}
+
 kd_status kd_model_set_sync_bn(kd_model *m, kd_sum_fn sum, void *ctx, kd_error *err) {
     kd_model_exec *x = m->exec;
     free(x->bn_tmp);
@@ -452,6 +457,7 @@ void kd_model_backward_ex(kd_model *m, const float *dlogits, int n_extra, const 
             break;
         case KD_LAYER_COUNT: break;
         }
+        if (x->grad_ready && L->w_size + L->b_size) x->grad_ready(x->grad_ctx, L->w_off, L->b_off + L->b_size);
     }
 }
 

@@ -30,6 +30,8 @@ typedef struct kd_model_exec {
     kd_sum_fn bn_sum;       /* kd_model_set_sync_bn, and its context and scratch (2 x max C + 1) */
     void *bn_ctx;
     double *bn_tmp;
+    kd_grad_ready_fn grad_ready; /* kd_model_set_grad_ready */
+    void *grad_ctx;
     struct kd_fake_quant *fq; /* quantization-aware training (nn/fake_quant.h, attached by
                                  kd_fake_quant_attach in quantize.h); NULL = plain fp32. Owned. */
 } kd_model_exec;

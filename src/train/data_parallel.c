@@ -12,6 +12,45 @@ kd_status kd_dp_sum_grads(float *grads, size_t n, float scale, double *stats, in
     return st;
 }
 
+void kd_dp_buckets_begin(kd_dp_buckets *b, float *grads, size_t n, size_t bucket, float scale) {
+    b->grads = grads;
+    b->bucket = bucket ? bucket : 1;
+    b->ready = b->end = n;
+    b->scale = scale;
+    b->n_started = 0;
+    b->st = KD_STATUS_OK;
+}
+
+static void start(kd_dp_buckets *b) {
+    if (b->st || b->ready == b->end) return;
+    float *g = b->grads + b->ready;
+    size_t n = b->end - b->ready;
+    if (b->scale != 1.f)
+        for (size_t i = 0; i < n; i++) g[i] *= b->scale;
+    b->st = kd_dist_isum_f32(g, n, &b->err);
+    b->end = b->ready;
+    b->n_started++;
+}
+
+void kd_dp_grad_ready(void *ctx, size_t lo, size_t hi) {
+    kd_dp_buckets *b = ctx;
+    (void)hi;
+    if (lo < b->ready) b->ready = lo;
+    if (b->end - b->ready >= b->bucket) start(b);
+    kd_dist_progress();
+}
+
+kd_status kd_dp_buckets_end(kd_dp_buckets *b, kd_error *err) {
+    b->ready = 0; /* everything below is final too */
+    start(b);
+    kd_status st = kd_dist_wait(err);
+    if (b->st) {
+        *err = b->err;
+        return b->st;
+    }
+    return st;
+}
+
 void kd_dp_bn_sum(double *buf, size_t n, void *ctx) {
     (void)ctx;
     kd_error e;

@@ -11,6 +11,21 @@
  * over the share becomes its part of the mean over the global batch), sums them over the ranks,
  * and sums the n_stats doubles of `stats` (the step's loss, correct count, stop flag) likewise. */
 kd_status kd_dp_sum_grads(float *grads, size_t n, float scale, double *stats, int n_stats, kd_error *err);
+/* Gradient buckets that overlap the sum with the backward pass: kd_dp_grad_ready is the model's
+ * kd_grad_ready_fn; once `bucket` floats are finished it scales them and starts their sum, and
+ * lets the started sums advance. kd_dp_buckets_end starts what is left and waits for them all. */
+typedef struct kd_dp_buckets {
+    float *grads;
+    size_t bucket;     /* floats per bucket */
+    size_t ready, end; /* [ready, end): finished, not yet started */
+    float scale;
+    int n_started;
+    kd_status st;      /* the first failure to start a sum, reported by kd_dp_buckets_end */
+    kd_error err;
+} kd_dp_buckets;
+void kd_dp_buckets_begin(kd_dp_buckets *b, float *grads, size_t n, size_t bucket, float scale);
+void kd_dp_grad_ready(void *ctx, size_t lo, size_t hi);
+kd_status kd_dp_buckets_end(kd_dp_buckets *b, kd_error *err);
 /* The kd_sum_fn of synchronised batch norm (kd_model_set_sync_bn): kd_dist_sum_f64. */
 void kd_dp_bn_sum(double *buf, size_t n, void *ctx);
 /* Replaces every rank's batch-norm running statistics by their mean over the ranks (per-rank batch

@@ -234,12 +234,14 @@ static kd_status dp_check(const kd_model *m, int n_train, const kd_train_config 
 
 /* After this rank's backward on Bl of the global B samples: the student's and the regressors'
  * gradients summed over the ranks (each scaled by Bl / B, its part of the mean), with the loss,
- * the correct count and the stop request, so every rank sees the global step. */
+ * the correct count and the stop request, so every rank sees the global step. With buckets the
+ * student's sums were started during the backward pass: they are finished here. */
 static kd_status dp_step(kd_model *m, kd_distiller *kd, int Bl, int B, float *loss, long *correct, int *stop,
-                         kd_error *err) {
+                         kd_dp_buckets *buckets, kd_error *err) {
     double stats[3] = {(double)*loss * Bl, (double)*correct, (double)*stop};
     float scale = (float)Bl / (float)B;
-    kd_status st = kd_dp_sum_grads(m->grads, m->n_params, scale, stats, 3, err);
+    kd_status st = buckets ? kd_dp_buckets_end(buckets, err) : KD_STATUS_OK; /* started during backward */
+    if (!st) st = kd_dp_sum_grads(m->grads, buckets ? 0 : m->n_params, scale, stats, 3, err);
     for (int k = 0; kd && !st && k < kd_distiller_n_terms(kd); k++) {
         kd_model *r = kd_distiller_regressor(kd, k);
         if (r) st = kd_dp_sum_grads(r->grads, r->n_params, scale, NULL, 0, err);
@@ -286,6 +288,9 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                             "would pair them with other images; give a teacher checkpoint to score each view");
     if (kd && (st = kd_distiller_prepare(kd, cfg->batch, cfg->threads, &cfg->optim, err))) return st;
     if (ranks > 1 && cfg->sync_bn && (st = kd_model_set_sync_bn(m, kd_dp_bn_sum, NULL, err))) return st;
+    kd_dp_buckets buckets;
+    int overlap = ranks > 1 && cfg->bucket_kb > 0;
+    if (overlap) kd_model_set_grad_ready(m, kd_dp_grad_ready, &buckets);
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
 
@@ -376,6 +381,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             const float *logits = kd_model_forward(m, x, Bl, 1, &ts.rng);
             float loss;
             kd_model_zero_grad(m);
+            if (overlap) kd_dp_buckets_begin(&buckets, m->grads, m->n_params, (size_t)cfg->bucket_kb * 256, (float)Bl / B);
             if (kd) {
                 for (int b = 0; b < Bl; b++) oidx[b] = kd_dataset_orig_index(train, perm[off + lo + b]);
                 /* the teacher's own input from px: the very view the student sees */
@@ -392,7 +398,8 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
             long step_correct = 0;
             for (int b = 0; b < Bl; b++) step_correct += kd_argmax(logits + (size_t)b * m->n_classes, m->n_classes) == yl[b];
             int stop = cfg->stop && *cfg->stop;
-            if (ranks > 1 && (st = dp_step(m, kd, Bl, B, &loss, &step_correct, &stop, err))) goto done;
+            if (ranks > 1 && (st = dp_step(m, kd, Bl, B, &loss, &step_correct, &stop, overlap ? &buckets : NULL, err)))
+                goto done;
             double gnorm = clip_grads(m, cfg->clip_grad_norm);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 kd_progress_end_line(&prog);
@@ -478,6 +485,7 @@ done:
     if (ranks > 1) {
         kd_model_set_shard(m, 0, 0);
         kd_model_set_sync_bn(m, NULL, NULL, NULL);
+        kd_model_set_grad_ready(m, NULL, NULL);
     }
     free(x); free(px); free(probs); free(dlogits); free(y); free(perm); free(oidx);
     free(y2); free(lam); free(unmixed);
