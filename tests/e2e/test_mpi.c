@@ -245,6 +245,17 @@ int main(void) {
     printf("lm train resumed on 2 ranks from 1 process: max weight difference %g\n", dl);
     CHECK_MSG(dl >= 0 && dl <= TOL, "lm resume: %g", dl);
 
+    /* lm kd from the 1-process teacher: the teacher runs on each rank's share */
+    const char *lmkd = "lm kd --teacher l1.safetensors --text text.txt --layers 1 --dim 32 --heads 2 -b 6 -q "
+                       "--ckpt-every 0 --warmup 2 --steps 6";
+    snprintf(args, sizeof args, "%s -o lk1.safetensors", lmkd);
+    CHECK(distill("", args) == 0);
+    snprintf(args, sizeof args, "%s -o lk2.safetensors", lmkd);
+    CHECK(distill(MPIRUN, args) == 0);
+    dl = lm_diff("lk1.safetensors", "lk2.safetensors");
+    printf("lm kd, 2 ranks vs 1 process: max weight difference %g\n", dl);
+    CHECK_MSG(dl >= 0 && dl <= TOL, "lm kd: %g", dl);
+
     /* refusals: per-rank batch norm on a share of 1 sample (batch 3: 1 and 2); a command that
      * does not spread */
     CHECK(distill(MPIRUN, "train -m mobilenet-s -d fashion-mnist --limit 100 --val 0 -e 1 -b 3 -q -o x.safetensors") != 0);
