@@ -72,7 +72,7 @@ def table(title, params, t_unit, unit_name, per_rank_units, n_small, strong_glob
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cnnt-sps", type=float, default=387.0,
+    ap.add_argument("--cnnt-sps", type=float, default=395.0,
                     help="cnn-t training samples/s of one process, 1 thread (measured: bench/mpi_scaling.sh)")
     ap.add_argument("--lm-tps", type=float, default=5030.0,
                     help="LM teacher (4 layers, dim 256) training tokens/s, 1 thread (docs/BENCHMARKS.md)")

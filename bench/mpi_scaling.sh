@@ -10,7 +10,8 @@
 # Environment: PART (all | allreduce | scaling; default all), NP (2), ROUNDS (3), BATCH (128),
 #   TRAIN_STEPS (100), KD_STEPS (250): steps of one epoch of --limit STEPS*BATCH images (about
 #   30 s at 1 process, 1 thread here), TEACHER (a cnn-t checkpoint; default: one epoch on 2,048
-#   images is trained first, it need not be good), REPEATS (200 timed allreduces per size).
+#   images is trained first, it need not be good), REPEATS (200 timed allreduces per size),
+#   NARGS (more options for the N-rank runs only, e.g. "--bucket-kb 256" on a binary that has it).
 set -eu
 BUILD=${1:-build}
 D="$BUILD/distill"
@@ -21,6 +22,7 @@ BATCH=${BATCH:-128}
 TRAIN_STEPS=${TRAIN_STEPS:-100}
 KD_STEPS=${KD_STEPS:-250}
 REPEATS=${REPEATS:-200}
+NARGS=${NARGS:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ -x "$D" ] || { echo "mpi_scaling.sh: no Distill binary at $D" >&2; exit 2; }
 for t in mpicc mpirun; do
@@ -57,20 +59,25 @@ TRAIN="train -m cnn-t --limit $((TRAIN_STEPS * BATCH))"
 KD="kd --no-cache --teacher $TEACHER -s cnn-s --limit $((KD_STEPS * BATCH))"
 sps() { sed -n 's/^trained .* \([0-9][0-9]*\) samples\/s.*/\1/p' | tail -1; }
 run1() { rm -f "$tmp/out.safetensors.ckpt"; "$D" "$@" >"$tmp/log" 2>&1; sps <"$tmp/log"; }
-runN() { rm -f "$tmp/out.safetensors.ckpt"; $MPIRUN "$D" "$@" >"$tmp/log" 2>&1; sps <"$tmp/log"; }
+# shellcheck disable=SC2086
+runN() { rm -f "$tmp/out.safetensors.ckpt"; $MPIRUN "$D" "$@" $NARGS >"$tmp/log" 2>&1; sps <"$tmp/log"; }
+# newer binaries print "on N ranks (P% of the time in the gradient sums, waits included)"
+comm_share() { sed -n 's/.* on [0-9]* ranks (\([0-9]*%\) of the time in the gradient sums.*/, \1 in the sums/p' "$tmp/log" | tail -1; }
 : >"$tmp/r"
 for r in $(seq "$ROUNDS"); do
     # shellcheck disable=SC2086
     t1=$(run1 $TRAIN $C)
     # shellcheck disable=SC2086
     tn=$(runN $TRAIN $C)
+    tc=$(comm_share)
     grep -q "data-parallel on $NP ranks" "$tmp/log" || { cat "$tmp/log" >&2; echo "mpi_scaling.sh: not data-parallel" >&2; exit 1; }
     # shellcheck disable=SC2086
     k1=$(run1 $KD $C)
     # shellcheck disable=SC2086
     kn=$(runN $KD $C)
+    kc=$(comm_share)
     for v in "$t1" "$tn" "$k1" "$kn"; do [ -n "$v" ] || { cat "$tmp/log" >&2; echo "mpi_scaling.sh: a run failed" >&2; exit 1; }; done
-    echo "round $r: train cnn-t $t1 -> $tn samples/s ($(awk -v a="$t1" -v b="$tn" 'BEGIN { printf "%.2fx", b / a }')), kd online cnn-t -> cnn-s $k1 -> $kn samples/s ($(awk -v a="$k1" -v b="$kn" 'BEGIN { printf "%.2fx", b / a }'))"
+    echo "round $r: train cnn-t $t1 -> $tn samples/s ($(awk -v a="$t1" -v b="$tn" 'BEGIN { printf "%.2fx", b / a }')$tc), kd online cnn-t -> cnn-s $k1 -> $kn samples/s ($(awk -v a="$k1" -v b="$kn" 'BEGIN { printf "%.2fx", b / a }')$kc)"
     echo "$t1 $tn $k1 $kn" >>"$tmp/r"
 done
 echo "after: $(uptime)"
