@@ -312,7 +312,7 @@ static int cmd_train(int argc, char **argv, int kd, int n_file) {
     char on[64] = "";
     if (kd_dist_size() > 1)
         snprintf(on, sizeof on, " on %d ranks, %.0f%% in sums", kd_dist_size(),
-                 100.0 * kd_dist_comm_seconds() / (res.seconds > 0 ? res.seconds : 1));
+                 100.0 * res.comm_seconds / (res.seconds > 0 ? res.seconds : 1));
     printf("%s: %lld steps in %.1f s (%.1f ms/step, %.0f tokens/s, %.0f bytes/s%s); %s; wrote %s\n", cmd, res.steps_run,
            res.seconds, res.ms_per_step, res.tokens_per_sec, res.tokens_per_sec * res.bytes_per_token, on, held, a.out);
 done:

@@ -657,7 +657,7 @@ static int train_and_report(train_opts *o, train_state *s) {
     printf("trained %s: %d epochs in %s, %.0f samples/s", s->m->name, res.epochs_run, dur, res.samples_per_sec);
     if (kd_dist_size() > 1)
         printf(" on %d ranks (%.0f%% of the time in the gradient sums, waits included)", kd_dist_size(),
-               100.0 * kd_dist_comm_seconds() / (res.train_seconds > 0 ? res.train_seconds : 1));
+               100.0 * res.comm_seconds / (res.train_seconds > 0 ? res.train_seconds : 1));
     if (s->val.n) printf(", validation accuracy %.2f%%", 100 * res.last_val.accuracy);
     printf("\nwrote %s (model) and %s (training state for --resume)\n", o->out, s->ckpt);
     if (o->cfg.prune) printf("weight sparsity of conv/linear layers: %.2f%%\n", 100.0 * kd_model_weight_sparsity(s->m));

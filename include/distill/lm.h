@@ -287,6 +287,7 @@ typedef struct kd_lm_train_result {
     long long resumed_step;  /* -1 if fresh */
     long long steps_run;
     double seconds, tokens_per_sec, ms_per_step;
+    double comm_seconds;     /* under mpirun: of seconds, in the gradient sums (waits included) */
     double bytes_per_token;  /* of the training split (1 for byte tokens) */
     double last_loss;
     kd_lm_eval val;

@@ -129,6 +129,7 @@ typedef struct kd_train_result {
     long long resumed_step; /* the checkpoint's step when the run continued one, else -1 */
     double train_seconds;
     double samples_per_sec;
+    double comm_seconds;    /* under mpirun: of train_seconds, in the gradient sums (waits included) */
     kd_eval_result last_val;
 } kd_train_result;
 

@@ -138,6 +138,10 @@ kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
     return KD_STATUS_OK;
 }
 
+void kd_dist_barrier(void) {
+    if (g_on && g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
 int kd_dist_any(int flag) {
     if (!g_on || g_size < 2) return flag != 0;
     int in = flag != 0, out = in;
@@ -185,6 +189,7 @@ kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
     return KD_STATUS_OK;
 }
 int kd_dist_any(int flag) { return flag != 0; }
+void kd_dist_barrier(void) {}
 kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {
     (void)buf, (void)n, (void)err;
     return KD_STATUS_OK;

@@ -299,7 +299,8 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         kd_progress_message(&pr, "resumed from %s at step %lld\n", cfg->ckpt_path, st.step);
     long long first = st.step;
     kd_progress_run_start(&pr, first, cfg->steps);
-    double tokens = 0, t_start = kd_now(), last_ce = 0;
+    kd_dist_barrier(); /* the ranks' loading is not training time */
+    double tokens = 0, t_start = kd_now(), last_ce = 0, comm0 = kd_dist_comm_seconds();
     size_t span = n_tok - (size_t)T - 1; /* window starts in [0, span] */
     size_t eval_n = text->n - text->n_train;
     if (cfg->eval_bytes && eval_n > cfg->eval_bytes) eval_n = cfg->eval_bytes;
@@ -406,6 +407,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
     }
     (void)last_ce;
     res->seconds = kd_now() - t_start;
+    res->comm_seconds = kd_dist_comm_seconds() - comm0;
     res->steps_run = st.step - first;
     res->tokens_per_sec = res->seconds > 0 ? tokens / res->seconds : 0;
     res->ms_per_step = res->steps_run ? 1e3 * res->seconds / (double)res->steps_run : 0;

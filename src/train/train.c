@@ -351,7 +351,9 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
     size_t sample_bytes = kd_dataset_sample_bytes(train);
     kd_progress prog;
     kd_progress_init(&prog, cfg->out ? cfg->out : stderr, show);
-    double t_start = kd_now(), t_timed = 0.0; /* the estimate of the run's time: from its second step on */
+    kd_dist_barrier(); /* the ranks' loading is not training time */
+    double t_start = kd_now(), comm0 = kd_dist_comm_seconds();
+    double t_timed = 0.0; /* the estimate of the run's time: from its second step on */
     long long samples_total = 0, step0 = ts.step;
     int estimated = 0;
     for (int epoch = ts.epoch; epoch < cfg->epochs; epoch++) {
@@ -480,6 +482,7 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         if (cfg->on_epoch && cfg->on_epoch(cfg->on_epoch_ctx, epoch + 1, &vr)) break;
     }
     res->train_seconds = kd_now() - t_start;
+    res->comm_seconds = kd_dist_comm_seconds() - comm0;
     res->samples_per_sec = samples_total / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
 done:
     if (ranks > 1) {
