@@ -35,6 +35,9 @@ extern const struct option *const kd_cli_train_options, *const kd_cli_prune_opti
 
 /* Print "distill <cmd>: <message>" to stderr and return the exit code for status. */
 int kd_cli_fail(const char *cmd, const kd_error *err);
+/* An informational line on stderr (what a run found or decided), printed by rank 0 only under
+ * mpirun: the other ranks found and decided the same. */
+void kd_cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* kd_cli_fail for an error about value, an option's argument: the run file and line it came from
  * (kd_cli_config_where), if it came from one, are named in front. */
 int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err);

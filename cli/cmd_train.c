@@ -394,7 +394,7 @@ static int setup_qat(train_opts *o, train_state *s) {
     if (kd_qat_prepare(&s->m, &s->train, &o->qat, &s->qranges, &s->q_ptq, &nf, &err)) return kd_cli_fail(C, &err);
     char wf[48] = "int8 per channel";
     if (o->qat.weight_bits == 4) snprintf(wf, sizeof wf, "int4 in groups of %d", o->qat.weight_group);
-    fprintf(stderr, "distill %s: quantization-aware training: %d batch norms folded, int8 activation ranges from "
+    kd_cli_note("distill %s: quantization-aware training: %d batch norms folded, int8 activation ranges from "
                     "%d training images, weights %s\n", C, nf, kd_calib_count(&o->qat, s->train.n), wf);
     return 0;
 }
@@ -438,7 +438,7 @@ static int cache_teacher(const train_opts *o, train_state *s) {
     size_t cache_bytes = rows * (size_t)t->n_classes * sizeof(float);
     for (int f = 0; f < t->n_feats; f++) cache_bytes += rows * t->feat_size[f] * sizeof(float);
     if (cache_bytes > ((size_t)6 << 30)) {
-        fprintf(stderr, "distill kd: the teacher cache would take %.1f GB: running the teacher every step\n",
+        kd_cli_note("distill kd: the teacher cache would take %.1f GB: running the teacher every step\n",
                 cache_bytes / 1e9);
         return 0;
     }
@@ -450,7 +450,7 @@ static int cache_teacher(const train_opts *o, train_state *s) {
     t->logits = s->table;
     t->n_samples = n_rows;
     for (int f = 0; f < t->n_feats; f++) t->feat_table[f] = s->feat_tabs[f];
-    fprintf(stderr, "distill kd: teacher outputs for %d images computed once and cached (%.1fs, %.0f MB)\n",
+    kd_cli_note("distill kd: teacher outputs for %d images computed once and cached (%.1fs, %.0f MB)\n",
             s->train.n, kd_now() - t0, cache_bytes / 1e6);
     return 0;
 }
@@ -483,7 +483,7 @@ static int search(train_opts *o, train_state *s) {
             s->feat_tabs[f] = NULL;
             s->teacher.feat_table[f] = NULL;
         }
-        fprintf(stderr, "distill kd: the winner augments: the teacher scores each view online (its cache dropped)\n");
+        kd_cli_note("distill kd: the winner augments: the teacher scores each view online (its cache dropped)\n");
     }
     kd_distiller_free(s->dist);
     s->dist = NULL;
@@ -504,14 +504,14 @@ static int teacher_int8(const train_opts *o, train_state *s) {
     /* with --search, candidates that augment (and a winner that does, whose run drops the cache)
      * run the teacher online: they use it */
     if (s->teacher.logits && !o->search) {
-        fprintf(stderr, "distill kd: note: the teacher's outputs are cached (no augmentation), so --teacher-int8 has "
+        kd_cli_note("distill kd: note: the teacher's outputs are cached (no augmentation), so --teacher-int8 has "
                         "nothing to speed up; the fp32 teacher's cache is used\n");
         return 0;
     }
     double t0 = kd_now();
     if (kd_teacher_q8_create(&s->q8, s->teachers[0], &s->train, o->cfg.threads, &err)) return kd_cli_fail(o->C, &err);
     s->teacher.q8 = s->q8;
-    fprintf(stderr, "distill kd: teacher %s runs in int8 on the runtime's kernels (quantized on %d training images, "
+    kd_cli_note("distill kd: teacher %s runs in int8 on the runtime's kernels (quantized on %d training images, "
                     "%.1fs)\n", s->teachers[0]->name, s->train.n < 1000 ? s->train.n : 1000, kd_now() - t0);
     return 0;
 }
@@ -531,7 +531,7 @@ static int setup_distill(train_opts *o, train_state *s) {
         char rep[1024];
         if (!o->n_teacher_paths) return kd_cli_usage_error(C, "--init-from-teacher needs a teacher checkpoint");
         if (kd_init_from_teacher(s->m, s->teachers[0], o->init_map, rep, sizeof rep, &err)) return kd_cli_fail(C, &err);
-        fprintf(stderr, "distill kd: student initialised from the teacher: %s\n", rep);
+        kd_cli_note("distill kd: student initialised from the teacher: %s\n", rep);
     }
     if ((rc = cache_teacher(o, s)) || (o->teacher_int8 && (rc = teacher_int8(o, s))) ||
         (o->search && (rc = search(o, s))))
@@ -550,7 +550,7 @@ static int setup_prune(train_opts *o, train_state *s) {
     s->prune.every = o->prune_every;
     s->prune.scope = o->prune_scope;
     o->cfg.prune = &s->prune;
-    fprintf(stderr, "distill %s: pruning conv/linear weights to %.1f%% sparsity (%s), AGP over steps 0-%lld, "
+    kd_cli_note("distill %s: pruning conv/linear weights to %.1f%% sparsity (%s), AGP over steps 0-%lld, "
                     "mask updated every %d steps\n", o->C, 100.0 * o->prune_s,
             o->prune_scope == KD_PRUNE_GLOBAL ? "global" : "per layer", s->prune.end, o->prune_every);
     return 0;

@@ -96,10 +96,10 @@ int kd_cli_load_data(const char *cmd, const char *spec, const char *split, const
     opts = &fitted;
     if (kd_dataset_load_ex(ds, spec, split, opts, &err)) return kd_cli_fail_about(cmd, spec, &err);
     if (ds->n_skipped) /* --skip-bad: never silent */
-        fprintf(stderr, "distill %s: %s: skipped %d unreadable image%s of the %s split (--skip-bad); the first: %s\n",
+        kd_cli_note("distill %s: %s: skipped %d unreadable image%s of the %s split (--skip-bad); the first: %s\n",
                 cmd, spec, ds->n_skipped, ds->n_skipped > 1 ? "s" : "", split, ds->skip_note);
     if (ds->n_ignored)
-        fprintf(stderr, "distill %s: %s: %d file%s of the %s split ignored (hidden, or not png/jpg/jpeg/pgm/ppm/bmp)\n",
+        kd_cli_note("distill %s: %s: %d file%s of the %s split ignored (hidden, or not png/jpg/jpeg/pgm/ppm/bmp)\n",
                 cmd, spec, ds->n_ignored, ds->n_ignored > 1 ? "s" : "", split);
     if (m && kd_model_check_data(m, ds, &err)) {
         kd_dataset_free(ds);

@@ -20,7 +20,7 @@ static void print_plan(void *ctx, const kd_search_plan *p) {
     char dims[64] = "";
     for (int k = 0, n = 0; k < N_DIMS; k++)
         if (p->dims & (1u << k)) n += snprintf(dims + n, sizeof dims - (size_t)n, "%s%s", n ? " x " : "", dim_names[k]);
-    fprintf(stderr, "distill kd: search: successive halving over %d recipe%s (%s), scored on %d held-out training "
+    kd_cli_note("distill kd: search: successive halving over %d recipe%s (%s), scored on %d held-out training "
                     "images%s\n", p->space, p->space > 1 ? "s" : "", dims[0] ? dims : "nothing to vary", r->n_val,
             p->aug_fixed ? "; augmentation not searched: the teacher's outputs come from a table, which cannot score "
                            "an augmented view" : "");

@@ -111,6 +111,14 @@ int kd_cli_fail_about(const char *cmd, const char *value, const kd_error *err) {
 
 int kd_cli_fail(const char *cmd, const kd_error *err) { return kd_cli_fail_about(cmd, NULL, err); }
 
+void kd_cli_note(const char *fmt, ...) {
+    if (kd_dist_rank() != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 int kd_cli_fail_in(const char *cmd, const char *path, const kd_error *err) {
     char tag[48];
     if (rank_tag(tag, sizeof tag, err)) fprintf(stderr, "distill %s%s: error: %s: %s\n", cmd, tag, path, err->msg);

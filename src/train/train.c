@@ -424,7 +424,8 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                 long long timed = ts.step - step0 - 1, total = (long long)steps * cfg->epochs;
                 double now = kd_now();
                 if (timed == 0) t_timed = now;
-                else if (timed >= 20 || (timed >= 3 && now - t_timed >= 2.0) || ts.step == total) {
+                else if (ts.step == total) estimated = 1; /* nothing left to estimate */
+                else if (timed >= 20 || (timed >= 3 && now - t_timed >= 2.0)) {
                     double per = (now - t_timed) / (double)timed;
                     char eta[32];
                     kd_format_duration(eta, sizeof eta, per * (double)(total - ts.step));
