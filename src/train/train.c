@@ -423,9 +423,11 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                  * soon as a few steps tell (the first is left out: it sets up the kernels). */
                 long long timed = ts.step - step0 - 1, total = (long long)steps * cfg->epochs;
                 double now = kd_now();
+                /* a short run: at the end of its first epoch, if a step is left to estimate */
+                int epoch_end = s + 1 == steps && timed >= 1 && ts.step < total;
                 if (timed == 0) t_timed = now;
                 else if (ts.step == total) estimated = 1; /* nothing left to estimate */
-                else if (timed >= 20 || (timed >= 3 && now - t_timed >= 2.0)) {
+                else if (timed >= 20 || (timed >= 3 && now - t_timed >= 2.0) || epoch_end) {
                     double per = (now - t_timed) / (double)timed;
                     char eta[32];
                     kd_format_duration(eta, sizeof eta, per * (double)(total - ts.step));
