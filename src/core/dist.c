@@ -16,12 +16,6 @@
 static int g_rank = 0, g_size = 1;
 static double g_comm_seconds = 0.0;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int kd_dist_rank(void) { return g_rank; }
 int kd_dist_size(void) { return g_size; }
 double kd_dist_comm_seconds(void) { return g_comm_seconds; }
@@ -34,6 +28,12 @@ void kd_dist_share(long long n, int rank, int size, long long *lo, long long *hi
 
 #ifdef KD_HAVE_MPI
 static int g_on = 0;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 int kd_dist_built(void) { return 1; }
 
 /* A launcher leaves one of these in each rank's environment: Open MPI's mpirun, PMIx (Open MPI 4+,
