@@ -13,16 +13,23 @@
 static char out[65536];
 static const char *cli_dir = NULL;
 
-static int run(const char *args) {
-    char cmd[2048];
-    if (cli_dir) snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", cli_dir, KD_CLI_PATH, args);
-    else snprintf(cmd, sizeof cmd, "%s %s 2>&1", KD_CLI_PATH, args);
+/* A shell command line, in cli_dir if set, its output captured in `out`. */
+static inline int run_sh(const char *line) {
+    char cmd[4096];
+    if (cli_dir) snprintf(cmd, sizeof cmd, "cd %s && %s 2>&1", cli_dir, line);
+    else snprintf(cmd, sizeof cmd, "%s 2>&1", line);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = 0;
     int rc = pclose(p);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static inline int run(const char *args) {
+    char line[3072];
+    snprintf(line, sizeof line, "%s %s", KD_CLI_PATH, args);
+    return run_sh(line);
 }
 
 #define EXPECT(args, code, needle)                                                                  \
@@ -32,7 +39,7 @@ static int run(const char *args) {
         CHECK_MSG(strstr(out, needle) != NULL, "`distill %s`: '%s' not in output:\n%s", args, needle, out); \
     } while (0)
 
-static void write_file(const char *name, const char *text) {
+static inline void write_file(const char *name, const char *text) {
     char p[1024];
     if (cli_dir) snprintf(p, sizeof p, "%s/%s", cli_dir, name);
     else snprintf(p, sizeof p, "%s", name);
@@ -71,7 +78,7 @@ typedef struct cli_case {
     const char *needle;
 } cli_case;
 
-static void expect_cases(const cli_case *c, size_t n) {
+static inline void expect_cases(const cli_case *c, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (c[i].file) write_file(c[i].file, c[i].text);
         EXPECT(c[i].args, c[i].code, c[i].needle);

@@ -25,6 +25,15 @@ static inline float plane_sqdev(const float *x, int HW, float m) {
     return p;
 }
 
+/* y = x * sc + sh on channel c. */
+static inline void channel_affine(float *out, const float *in, float sc, float sh, int B, int C, int HW, int c) {
+    for (int b = 0; b < B; b++) {
+        const float *x = in + ((size_t)b * C + c) * HW;
+        float *y = out + ((size_t)b * C + c) * HW;
+        for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
+    }
+}
+
 void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                                 float *running_var, const float *in, const float *gamma, const float *beta,
                                 int B, int C, int HW, float eps, float momentum, int threads) {
@@ -45,11 +54,7 @@ void kd_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd
         running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * (float)mean;
         running_var[c] = (1.f - momentum) * running_var[c] + momentum * (float)(n > 1 ? ss / (n - 1) : var);
         float sc = gamma[c] * invstd, sh = beta[c] - (float)mean * sc;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW;
-            float *y = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
-        }
+        channel_affine(out, in, sc, sh, B, C, HW, c);
     }
 }
 
@@ -59,11 +64,37 @@ void kd_batchnorm_forward_eval(float *out, const float *in, const float *gamma, 
 #pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int c = 0; c < C; c++) {
         float sc = gamma[c] / sqrtf(running_var[c] + eps), sh = beta[c] - running_mean[c] * sc;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW;
-            float *y = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
+        channel_affine(out, in, sc, sh, B, C, HW, c);
+    }
+}
+
+/* Channel c's sums of dy and dy * x_hat over the batch (planes in float SIMD, summed in double). */
+static inline void channel_dsums(const float *dout, const float *in, float mean, float invstd, int B, int C,
+                                 int HW, int c, double *sdy, double *sdyx) {
+    double s = 0.0, t = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
+        float p = 0.f, q = 0.f;
+#pragma omp simd reduction(+ : p, q)
+        for (int i = 0; i < HW; i++) {
+            p += dy[i];
+            q += dy[i] * ((x[i] - mean) * invstd);
         }
+        s += p;
+        t += q;
+    }
+    *sdy = s;
+    *sdyx = t;
+}
+
+/* Channel c's input gradient from the means a = sum(dy) / n and bq = sum(dy * x_hat) / n. */
+static inline void channel_dx(float *din, const float *dout, const float *in, float gamma, float mean, float invstd,
+                              float a, float bq, int B, int C, int HW, int c) {
+    float k = gamma * invstd;
+    for (int b = 0; b < B; b++) {
+        const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
+        float *dx = din + ((size_t)b * C + c) * HW;
+        for (int i = 0; i < HW; i++) dx[i] += k * (dy[i] - a - (x[i] - mean) * invstd * bq);
     }
 }
 
@@ -73,28 +104,13 @@ void kd_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float 
     double n = (double)B * HW;
 #pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int c = 0; c < C; c++) {
-        float mean = save_mean[c], invstd = save_invstd[c];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
-            float p = 0.f, q = 0.f;
-#pragma omp simd reduction(+ : p, q)
-            for (int i = 0; i < HW; i++) {
-                p += dy[i];
-                q += dy[i] * ((x[i] - mean) * invstd);
-            }
-            sdy += p;
-            sdyx += q;
-        }
+        double sdy, sdyx;
+        channel_dsums(dout, in, save_mean[c], save_invstd[c], B, C, HW, c, &sdy, &sdyx);
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
-        if (!din) continue;
-        float k = gamma[c] * invstd, a = (float)(sdy / n), bq = (float)(sdyx / n);
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
-            float *dx = din + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) dx[i] += k * (dy[i] - a - (x[i] - mean) * invstd * bq);
-        }
+        if (din)
+            channel_dx(din, dout, in, gamma[c], save_mean[c], save_invstd[c], (float)(sdy / n), (float)(sdyx / n), B, C,
+                       HW, c);
     }
 }
 
@@ -127,11 +143,7 @@ void kd_batchnorm_forward_train_sync(float *out, float *save_mean, float *save_i
         running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * mean;
         running_var[c] = (1.f - momentum) * running_var[c] + momentum * (float)(n > 1 ? tmp[c] / (n - 1) : var);
         float sc = gamma[c] * invstd, sh = beta[c] - mean * sc;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW;
-            float *y = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
-        }
+        channel_affine(out, in, sc, sh, B, C, HW, c);
     }
 }
 
@@ -141,19 +153,8 @@ void kd_batchnorm_backward_sync(float *din, float *dgamma, float *dbeta, const f
                                 void *ctx) {
 #pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
     for (int c = 0; c < C; c++) {
-        float mean = save_mean[c], invstd = save_invstd[c];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
-            float p = 0.f, q = 0.f;
-#pragma omp simd reduction(+ : p, q)
-            for (int i = 0; i < HW; i++) {
-                p += dy[i];
-                q += dy[i] * ((x[i] - mean) * invstd);
-            }
-            sdy += p;
-            sdyx += q;
-        }
+        double sdy, sdyx;
+        channel_dsums(dout, in, save_mean[c], save_invstd[c], B, C, HW, c, &sdy, &sdyx);
         tmp[c] = sdy;
         tmp[C + c] = sdyx;
         if (dgamma) dgamma[c] += (float)sdyx; /* this process's share: the gradient sum adds the rest */
@@ -164,13 +165,7 @@ void kd_batchnorm_backward_sync(float *din, float *dgamma, float *dbeta, const f
     if (!din) return;
     double n = tmp[2 * C];
 #pragma omp parallel for schedule(static) num_threads(kd_op_threads(threads))
-    for (int c = 0; c < C; c++) {
-        float mean = save_mean[c], invstd = save_invstd[c];
-        float k = gamma[c] * invstd, a = (float)(tmp[c] / n), bq = (float)(tmp[C + c] / n);
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * HW, *dy = dout + ((size_t)b * C + c) * HW;
-            float *dx = din + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) dx[i] += k * (dy[i] - a - (x[i] - mean) * invstd * bq);
-        }
-    }
+    for (int c = 0; c < C; c++)
+        channel_dx(din, dout, in, gamma[c], save_mean[c], save_invstd[c], (float)(tmp[c] / n), (float)(tmp[C + c] / n),
+                   B, C, HW, c);
 }

@@ -14,7 +14,7 @@
 #include "distill/checkpoint.h"
 #include "distill/dist.h"
 #include "distill/lm.h"
-#include "test.h"
+#include "cli_run.h"
 
 #define DIR KD_BINARY_DIR "/mpi_test_dir"
 /* Two ranks on this machine: as root (CI), with more ranks than cores allowed. The sanitizers'
@@ -24,24 +24,16 @@
  * 1e-7 for these runs; a wrong share, scale or missing sum gives 1e-3 and more). */
 #define TOL 1e-5
 
-static char out[65536];
-
 static void nap(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
 }
 
-/* Runs a shell command in DIR with stderr merged; returns its exit code. */
+/* A shell command in DIR, printf-style with one string argument. */
 static int sh(const char *fmt, const char *a) {
-    char cmd[4096], line[3072];
+    char line[3072];
     snprintf(line, sizeof line, fmt, a ? a : "");
-    snprintf(cmd, sizeof cmd, "cd %s && %s 2>&1", DIR, line);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return run_sh(line);
 }
 
 static int distill(const char *prefix, const char *args) {
@@ -160,6 +152,7 @@ int main(void) {
         return 77;
     }
     if (system("rm -rf " DIR " && mkdir -p " DIR) != 0) return 1;
+    cli_dir = DIR;
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     setenv("OMP_NUM_THREADS", "1", 1);
     setenv("UBSAN_OPTIONS", getenv("UBSAN_OPTIONS") ? getenv("UBSAN_OPTIONS") : "print_stacktrace=1", 1);
