@@ -83,6 +83,8 @@ static void help_train(int kd) {
            "      --config FILE.yaml  options from a run file (keys = long options, lists repeat one, e.g.\n"
            "                          loss: [fkl, ce]); the command line overrides it (examples/lm-kd.yaml)\n\n"
            "Prints the held-out bits per byte at the end. Ctrl-C saves the state (resume with --resume).\n"
+           "Data-parallel: mpirun -np N distill lm train|kd ... trains on N processes (--batch is the\n"
+           "global batch, each rank takes its share of the sequences; docs/DISTRIBUTED.md).\n"
            "Example: distill lm %s\n",
            LM_DEFAULT_TEXT, kd ? "student-lm.safetensors" : "lm.safetensors",
            kd ? "kd --teacher teacher-lm.safetensors --layers 2 --init-from-teacher -o student-lm.safetensors"

@@ -272,7 +272,9 @@ static void usage(FILE *f) {
             "batches, NumPy .npz/.npy, or CSV/TSV tables (--data-format and the other data options:\n"
             "docs/DATA.md). Models: a built-in name, a YAML file, a checkpoint or a .onnx file.\n"
             "Files read and written are regular files: a FIFO, device (also /dev/stdout), socket or\n"
-            "directory is refused, and outputs are checked before a command starts its work.\n");
+            "directory is refused, and outputs are checked before a command starts its work.\n"
+            "On several processes (MPI): mpirun -np N distill train|kd|lm train|lm kd ...\n"
+            "(docs/DISTRIBUTED.md).\n");
 }
 
 static int dispatch(int argc, char **argv);
