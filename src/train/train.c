@@ -287,10 +287,6 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
                             "the images must not change: augmentation (--translate, --hflip, --mixup, --cutmix) "
                             "would pair them with other images; give a teacher checkpoint to score each view");
     if (kd && (st = kd_distiller_prepare(kd, cfg->batch, cfg->threads, &cfg->optim, err))) return st;
-    if (ranks > 1 && cfg->sync_bn && (st = kd_model_set_sync_bn(m, kd_dp_bn_sum, NULL, err))) return st;
-    kd_dp_buckets buckets;
-    int overlap = ranks > 1 && cfg->bucket_kb > 0;
-    if (overlap) kd_model_set_grad_ready(m, kd_dp_grad_ready, &buckets);
     kd_optimizer opt;
     if ((st = kd_optimizer_init(&opt, &cfg->optim, m, err))) return st;
 
@@ -347,6 +343,11 @@ kd_status kd_train(kd_model *m, const kd_dataset *train, const kd_dataset *val, 
         st = kd_error_set(err, KD_STATUS_NO_MEMORY, "out of memory");
         goto done;
     }
+    /* the model's data-parallel hooks, reset at done: */
+    if (ranks > 1 && cfg->sync_bn && (st = kd_model_set_sync_bn(m, kd_dp_bn_sum, NULL, err))) goto done;
+    kd_dp_buckets buckets;
+    int overlap = ranks > 1 && cfg->bucket_kb > 0;
+    if (overlap) kd_model_set_grad_ready(m, kd_dp_grad_ready, &buckets);
     int show = cfg->progress && kd_dist_rank() == 0; /* rank 0 speaks for the job */
     size_t sample_bytes = kd_dataset_sample_bytes(train);
     kd_progress prog;
