@@ -279,6 +279,34 @@ static void usage(FILE *f) {
 
 static int dispatch(int argc, char **argv);
 
+/* A rank that stopped (SIGSTOP, a node swapping to death) or hangs is not dead, so MPI's runtime
+ * does not end the job and the other ranks wait in their next sum forever. This thread ends such a
+ * rank's wait after KD_DIST_TIMEOUT seconds (default 600; 0 = never) with a message, and its exit
+ * makes mpirun end the job. Legitimate waits (rank 0 writing a checkpoint) last seconds. */
+static void *watchdog(void *arg) {
+    double limit = *(const double *)arg;
+    for (;;) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        double w = kd_dist_waiting_seconds();
+        if (w > limit) {
+            fprintf(stderr, "distill (rank %d of %d): error: waited %.0f s for the other ranks in a gradient sum: "
+                    "one of them stopped or hangs (KD_DIST_TIMEOUT=%.0f); ending the job\n", kd_dist_rank(),
+                    kd_dist_size(), w, limit);
+            _exit(KD_EXIT_ERROR);
+        }
+    }
+    return NULL;
+}
+
+static void start_watchdog(void) {
+    static double limit = 600;
+    const char *e = getenv("KD_DIST_TIMEOUT");
+    if (e) limit = atof(e);
+    pthread_t t;
+    if (limit > 0 && !pthread_create(&t, NULL, watchdog, &limit)) pthread_detach(t);
+}
+
 /* Under mpirun (dist.h) every rank runs this same program: the training commands share the work;
  * the others, which would only repeat one another, are refused. Ranks other than 0 keep their
  * stderr (a failure on one rank must be seen) and drop stdout, which repeats rank 0's results. */
@@ -292,6 +320,7 @@ static int distributed(int argc, char **argv) {
         return KD_EXIT_USAGE;
     }
     if (kd_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return KD_EXIT_ERROR;
+    start_watchdog();
     return -1;
 }
 

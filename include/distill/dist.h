@@ -58,6 +58,10 @@ int kd_dist_any(int flag);
 /* 1 if every rank holds the same bytes (a 64-bit hash compared across ranks): the check that the
  * replicas did not drift apart. */
 int kd_dist_same(const void *buf, size_t bytes);
+/* How long this rank has been waiting in its current collective (0 if in none): a rank that
+ * stopped or hangs leaves the others waiting forever, so the CLI's watchdog thread ends the job
+ * when this passes a limit (KD_DIST_TIMEOUT; docs/DISTRIBUTED.md). Safe from any thread. */
+double kd_dist_waiting_seconds(void);
 /* Seconds spent in the sums since the process started (what data parallelism costs this run). */
 double kd_dist_comm_seconds(void);
 

@@ -3,6 +3,7 @@
  * kd_dist_init calls MPI (MPI_THREAD_FUNNELED): OpenMP threads inside a rank never do. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +34,26 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* When the collective this rank is in started (0: none), for kd_dist_waiting_seconds, which a
+ * watchdog thread reads while the main thread waits. */
+static _Atomic double g_wait_since = 0.0;
+
+static double begin(void) {
+    double t = now();
+    atomic_store(&g_wait_since, t);
+    return t;
+}
+
+static void end(double t0) {
+    g_comm_seconds += now() - t0;
+    atomic_store(&g_wait_since, 0.0);
+}
+
+double kd_dist_waiting_seconds(void) {
+    double t = atomic_load(&g_wait_since);
+    return t > 0 ? now() - t : 0.0;
 }
 int kd_dist_built(void) { return 1; }
 
@@ -81,13 +102,16 @@ void kd_dist_abort(int code) {
 
 static kd_status sum(void *buf, size_t n, MPI_Datatype type, size_t elem, kd_error *err) {
     if (!g_on || g_size < 2 || !n) return KD_STATUS_OK;
-    double t0 = now();
+    double t0 = begin();
     for (size_t off = 0; off < n; off += CHUNK) {
         int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
         int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, cnt, type, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return mpi_fail(err, "MPI_Allreduce", rc);
+        if (rc != MPI_SUCCESS) {
+            end(t0);
+            return mpi_fail(err, "MPI_Allreduce", rc);
+        }
     }
-    g_comm_seconds += now() - t0;
+    end(t0);
     return KD_STATUS_OK;
 }
 
@@ -99,10 +123,10 @@ static int g_pending = 0;
 
 kd_status kd_dist_wait(kd_error *err) {
     if (!g_pending) return KD_STATUS_OK;
-    double t0 = now();
+    double t0 = begin();
     int rc = MPI_Waitall(g_pending, g_req, MPI_STATUSES_IGNORE);
     g_pending = 0;
-    g_comm_seconds += now() - t0;
+    end(t0);
     return rc == MPI_SUCCESS ? KD_STATUS_OK : mpi_fail(err, "MPI_Iallreduce", rc);
 }
 
@@ -111,9 +135,9 @@ kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {
     if (n > CHUNK) return kd_error_set(err, KD_STATUS_BAD_ARG, "a non-blocking sum of %zu floats: at most 2^30", n);
     kd_status st;
     if (g_pending == KD_DIST_MAX_PENDING && (st = kd_dist_wait(err))) return st;
-    double t0 = now();
+    double t0 = begin();
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[g_pending]);
-    g_comm_seconds += now() - t0;
+    end(t0);
     if (rc != MPI_SUCCESS) return mpi_fail(err, "MPI_Iallreduce", rc);
     g_pending++;
     return KD_STATUS_OK;
@@ -122,31 +146,41 @@ kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {
 void kd_dist_progress(void) {
     if (!g_pending) return;
     int done = 0;
-    double t0 = now();
+    double t0 = begin();
     MPI_Testall(g_pending, g_req, &done, MPI_STATUSES_IGNORE);
     if (done) g_pending = 0;
-    g_comm_seconds += now() - t0;
+    end(t0);
 }
 
 kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
     if (!g_on || g_size < 2) return KD_STATUS_OK;
+    double t0 = begin();
     for (size_t off = 0; off < bytes; off += CHUNK) {
         int cnt = (int)(bytes - off < CHUNK ? bytes - off : CHUNK);
         int rc = MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, 0, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return mpi_fail(err, "MPI_Bcast", rc);
+        if (rc != MPI_SUCCESS) {
+            end(t0);
+            return mpi_fail(err, "MPI_Bcast", rc);
+        }
     }
+    end(t0);
     return KD_STATUS_OK;
 }
 
 void kd_dist_barrier(void) {
-    if (g_on && g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (!g_on || g_size < 2) return;
+    double t0 = begin();
+    MPI_Barrier(MPI_COMM_WORLD);
+    end(t0);
 }
 
 int kd_dist_any(int flag) {
     if (!g_on || g_size < 2) return flag != 0;
     int in = flag != 0, out = in;
-    if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD) != MPI_SUCCESS) return 1;
-    return out;
+    double t0 = begin();
+    int rc = MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    end(t0);
+    return rc != MPI_SUCCESS || out;
 }
 
 int kd_dist_same(const void *buf, size_t bytes) {
@@ -156,10 +190,11 @@ int kd_dist_same(const void *buf, size_t bytes) {
     for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ULL;
     /* every bit set on all ranks (AND) equals every bit set on any (OR) only if all hashes agree */
     uint64_t all = 0, any = 0;
-    if (MPI_Allreduce(&h, &all, 1, MPI_UINT64_T, MPI_BAND, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Allreduce(&h, &any, 1, MPI_UINT64_T, MPI_BOR, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return 0;
-    return all == any;
+    double t0 = begin();
+    int ok = MPI_Allreduce(&h, &all, 1, MPI_UINT64_T, MPI_BAND, MPI_COMM_WORLD) == MPI_SUCCESS &&
+             MPI_Allreduce(&h, &any, 1, MPI_UINT64_T, MPI_BOR, MPI_COMM_WORLD) == MPI_SUCCESS;
+    end(t0);
+    return ok && all == any;
 }
 
 #else /* no MPI in this build: one process */
@@ -190,6 +225,7 @@ kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
 }
 int kd_dist_any(int flag) { return flag != 0; }
 void kd_dist_barrier(void) {}
+double kd_dist_waiting_seconds(void) { return 0.0; }
 kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {
     (void)buf, (void)n, (void)err;
     return KD_STATUS_OK;

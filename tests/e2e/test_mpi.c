@@ -1,7 +1,7 @@
 /* Data-parallel training under mpirun (dist.h, docs/DISTRIBUTED.md), end to end through the CLI:
  * 2 ranks against one process for train (with and without batch norm, synchronised), kd (a cached
  * teacher with a learned FitNets regressor, an online teacher) and lm train; bit-identical repeats;
- * resume across a change of the rank count; a killed rank and Ctrl-C. Skips (77) where mpirun or
+ * resume across a change of the rank count; a killed rank, a stopped rank and Ctrl-C. Skips (77) where mpirun or
  * an MPI build is missing. */
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +19,8 @@
 #define DIR KD_BINARY_DIR "/mpi_test_dir"
 /* Two ranks on this machine: as root (CI), with more ranks than cores allowed. The sanitizers'
  * leak check is off for the ranks: Open MPI keeps allocations until exit by design. */
-#define MPIRUN "mpirun --allow-run-as-root --oversubscribe -np 2 -x ASAN_OPTIONS -x UBSAN_OPTIONS -x OMP_NUM_THREADS "
+#define MPIRUN "mpirun --allow-run-as-root --oversubscribe -np 2 -x ASAN_OPTIONS -x UBSAN_OPTIONS -x OMP_NUM_THREADS " \
+               "-x KD_DIST_TIMEOUT "
 /* The tolerance on weights, N ranks against one process: summation order only (measured about
  * 1e-7 for these runs; a wrong share, scale or missing sum gives 1e-3 and more). */
 #define TOL 1e-5
@@ -108,17 +109,18 @@ static void fault(const char *name, const char *signal_target) {
     /* the signal: SIGKILL to one rank (a distill process whose command line names this run), or
      * SIGINT to mpirun (what Ctrl-C in its terminal sends) */
     char kill_cmd[1024];
-    if (!strcmp(signal_target, "rank"))
+    const char *rank_sig = !strcmp(signal_target, "rank") ? "-9" : !strcmp(signal_target, "stop") ? "-STOP" : NULL;
+    if (rank_sig) /* the rank: the last distill process whose command line names this run */
         snprintf(kill_cmd, sizeof kill_cmd,
                  "for p in $(pgrep -x distill); do grep -q %s.safetensors /proc/$p/cmdline && echo $p; done | tail -1 "
-                 "| xargs -r kill -9", name);
+                 "> %s.victim; kill %s $(cat %s.victim)", name, name, rank_sig, name);
     else
         snprintf(kill_cmd, sizeof kill_cmd, "kill -INT $(cat %s.pid)", name);
     double t = 0;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     CHECK(sh("%s", kill_cmd) == 0);
-    while (access(rcp, F_OK) != 0 && t < 60) {
+    while (access(rcp, F_OK) != 0 && t < 90) {
         nap(50000);
         clock_gettime(CLOCK_MONOTONIC, &b);
         t = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
@@ -133,7 +135,11 @@ static void fault(const char *name, const char *signal_target) {
     if (!strcmp(signal_target, "rank"))
         CHECK_MSG(strstr(out, "rank") && strstr(out, "signal 9"), "%s: the job's output does not name the killed "
                   "rank:\n%s", name, out);
-    else
+    else if (!strcmp(signal_target, "stop")) {
+        CHECK_MSG(strstr(out, "stopped or hangs") && t > 14, "%s: no watchdog message (or before its 15 s):\n%s",
+                  name, out);
+        sh("kill -9 $(cat %s.victim)", name); /* the stopped rank itself stays stopped: gone now */
+    } else
         CHECK_MSG(strstr(out, "interrupted at epoch") && strstr(out, "state saved to"),
                   "%s: no interruption message:\n%s", name, out);
     /* whatever happened, the checkpoint left behind is whole: it loads and resumes */
@@ -155,6 +161,7 @@ int main(void) {
     cli_dir = DIR;
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     setenv("OMP_NUM_THREADS", "1", 1);
+    setenv("KD_DIST_TIMEOUT", "15", 1); /* the watchdog: a stopped rank ends the job after 15 s */
     setenv("UBSAN_OPTIONS", getenv("UBSAN_OPTIONS") ? getenv("UBSAN_OPTIONS") : "print_stacktrace=1", 1);
     /* Shared memory without the kernel's cross-memory attach, which containers often forbid
      * (ptrace restrictions); the sums only get a little slower. */
@@ -265,8 +272,10 @@ int main(void) {
     CHECK(distill(MPIRUN, "info cnn-s") != 0);
     CHECK_MSG(strstr(out, "runs in one process") != NULL, "%s", out);
 
-    /* faults: a rank killed ends the job naming it; Ctrl-C stops every rank with the state saved */
+    /* faults: a rank killed ends the job naming it; Ctrl-C stops every rank with the state saved;
+     * a rank stopped (alive, silent) ends the job by the others' watchdog */
     fault("victim", "rank");
     fault("ctrlc", "mpirun");
+    fault("stall", "stop"); /* a rank stopped, not dead: the others' watchdog ends the job */
     TEST_DONE();
 }
