@@ -49,12 +49,8 @@ kd_status kd_dist_sum_f64(double *buf, size_t n, kd_error *err);
 kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err);
 void kd_dist_progress(void);
 kd_status kd_dist_wait(kd_error *err);
-/* Rank 0's bytes to every rank. */
-kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err);
 /* Waits until every rank is here (MPI_Barrier): a run's clock starts after the ranks' loading. */
 void kd_dist_barrier(void);
-/* 1 on every rank if `flag` is non-zero on any rank (a stop request, a failure). */
-int kd_dist_any(int flag);
 /* 1 if every rank holds the same bytes (a 64-bit hash compared across ranks): the check that the
  * replicas did not drift apart. */
 int kd_dist_same(const void *buf, size_t bytes);

@@ -1,11 +1,9 @@
 /* Data-parallel processes over MPI: see include/distill/dist.h. Built with MPI when CMake finds it
  * (KD_HAVE_MPI); without it every function is the single-process case. Only the thread that called
  * kd_dist_init calls MPI (MPI_THREAD_FUNNELED): OpenMP threads inside a rank never do. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "distill/dist.h"
@@ -152,35 +150,11 @@ void kd_dist_progress(void) {
     end(t0);
 }
 
-kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
-    if (!g_on || g_size < 2) return KD_STATUS_OK;
-    double t0 = begin();
-    for (size_t off = 0; off < bytes; off += CHUNK) {
-        int cnt = (int)(bytes - off < CHUNK ? bytes - off : CHUNK);
-        int rc = MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, 0, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) {
-            end(t0);
-            return mpi_fail(err, "MPI_Bcast", rc);
-        }
-    }
-    end(t0);
-    return KD_STATUS_OK;
-}
-
 void kd_dist_barrier(void) {
     if (!g_on || g_size < 2) return;
     double t0 = begin();
     MPI_Barrier(MPI_COMM_WORLD);
     end(t0);
-}
-
-int kd_dist_any(int flag) {
-    if (!g_on || g_size < 2) return flag != 0;
-    int in = flag != 0, out = in;
-    double t0 = begin();
-    int rc = MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
-    end(t0);
-    return rc != MPI_SUCCESS || out;
 }
 
 int kd_dist_same(const void *buf, size_t bytes) {
@@ -219,11 +193,6 @@ kd_status kd_dist_sum_f64(double *buf, size_t n, kd_error *err) {
     (void)buf, (void)n, (void)err;
     return KD_STATUS_OK;
 }
-kd_status kd_dist_bcast(void *buf, size_t bytes, kd_error *err) {
-    (void)buf, (void)bytes, (void)err;
-    return KD_STATUS_OK;
-}
-int kd_dist_any(int flag) { return flag != 0; }
 void kd_dist_barrier(void) {}
 double kd_dist_waiting_seconds(void) { return 0.0; }
 kd_status kd_dist_isum_f32(float *buf, size_t n, kd_error *err) {

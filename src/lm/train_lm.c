@@ -387,9 +387,7 @@ kd_status kd_lm_train(kd_lm *m, const kd_lm_text *text, const kd_lm_train_config
         kd_progress_run_step(&pr, st.step, tokens, "tok", "loss %.4f  ce %.4f (%.3f bits/byte)  lr %.2e", loss, ce,
                              ce * tok_per_byte / log(2.0), (double)lr);
         int save = cfg->ckpt_path && (stop || st.step == cfg->steps || (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0));
-        if (save && ranks > 1 && !kd_dist_same(m->params, m->n_params * sizeof(float)))
-            s = kd_error_set(err, KD_STATUS_DIVERGED, "the %d ranks' copies of the model differ after the same updates at "
-                             "step %lld (rank %d's checksum is not rank 0's)", ranks, st.step, kd_dist_rank());
+        if (save && ranks > 1) s = kd_dp_check_same(m->params, m->n_params, "the language model", err);
         if (!s && save && kd_dist_rank() == 0) /* the ranks' states are identical: one writer */
             s = kd_lm_save(cfg->ckpt_path, m, &opt, &st, err);
         if (!s && cfg->eval_every > 0 && st.step % cfg->eval_every == 0 && st.step != cfg->steps && eval_n >= 2) {

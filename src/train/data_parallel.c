@@ -1,7 +1,4 @@
 /* The data-parallel step shared by the training loops: see data_parallel.h. */
-#include <stdlib.h>
-#include <string.h>
-
 #include "train/data_parallel.h"
 
 kd_status kd_dp_sum_grads(float *grads, size_t n, float scale, double *stats, int n_stats, kd_error *err) {
@@ -17,7 +14,6 @@ void kd_dp_buckets_begin(kd_dp_buckets *b, float *grads, size_t n, size_t bucket
     b->bucket = bucket ? bucket : 1;
     b->ready = b->end = n;
     b->scale = scale;
-    b->n_started = 0;
     b->st = KD_STATUS_OK;
 }
 
@@ -29,7 +25,6 @@ static void start(kd_dp_buckets *b) {
         for (size_t i = 0; i < n; i++) g[i] *= b->scale;
     b->st = kd_dist_isum_f32(g, n, &b->err);
     b->end = b->ready;
-    b->n_started++;
 }
 
 void kd_dp_grad_ready(void *ctx, size_t lo, size_t hi) {
@@ -67,12 +62,15 @@ kd_status kd_dp_sync_model(kd_model *m, const char *what, kd_error *err) {
         if (st) return st;
         for (size_t i = 0; i < m->n_buffers; i++) m->buffers[i] /= (float)N;
     }
-    if (!kd_dist_same(m->params, m->n_params * sizeof(float)))
-        return kd_error_set(err, KD_STATUS_DIVERGED,
-                            "the %d ranks' copies of %s differ after the same updates (rank %d's checksum is not "
-                            "rank 0's): the gradient sums did not give every rank the same bits", N, what,
-                            kd_dist_rank());
-    return KD_STATUS_OK;
+    return kd_dp_check_same(m->params, m->n_params, what, err);
+}
+
+kd_status kd_dp_check_same(const float *params, size_t n, const char *what, kd_error *err) {
+    if (kd_dist_same(params, n * sizeof(float))) return KD_STATUS_OK;
+    return kd_error_set(err, KD_STATUS_DIVERGED,
+                        "the %d ranks' copies of %s differ after the same updates (rank %d's checksum is not rank "
+                        "0's): the gradient sums did not give every rank the same bits", kd_dist_size(), what,
+                        kd_dist_rank());
 }
 
 void kd_dp_share(int B, int *lo, int *n) {

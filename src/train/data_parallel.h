@@ -19,7 +19,6 @@ typedef struct kd_dp_buckets {
     size_t bucket;     /* floats per bucket */
     size_t ready, end; /* [ready, end): finished, not yet started */
     float scale;
-    int n_started;
     kd_status st;      /* the first failure to start a sum, reported by kd_dp_buckets_end */
     kd_error err;
 } kd_dp_buckets;
@@ -28,6 +27,8 @@ void kd_dp_grad_ready(void *ctx, size_t lo, size_t hi);
 kd_status kd_dp_buckets_end(kd_dp_buckets *b, kd_error *err);
 /* The kd_sum_fn of synchronised batch norm (kd_model_set_sync_bn): kd_dist_sum_f64. */
 void kd_dp_bn_sum(double *buf, size_t n, void *ctx);
+/* KD_STATUS_DIVERGED naming `what` unless every rank holds the same n parameters (kd_dist_same). */
+kd_status kd_dp_check_same(const float *params, size_t n, const char *what, kd_error *err);
 /* Replaces every rank's batch-norm running statistics by their mean over the ranks (per-rank batch
  * norm lets them drift apart) and checks that the replicas' parameters are still bit-identical. */
 kd_status kd_dp_sync_model(kd_model *m, const char *what, kd_error *err);

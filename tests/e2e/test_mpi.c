@@ -45,6 +45,12 @@ static int distill(const char *prefix, const char *args) {
     return rc;
 }
 
+static double max_diff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
 /* Largest |a - b| over the parameters (and buffers) of two classifier checkpoints; -1 if either
  * cannot be read or their shapes differ. */
 static double ckpt_diff(const char *a, const char *b) {
@@ -56,9 +62,7 @@ static double ckpt_diff(const char *a, const char *b) {
     double d = -1;
     if (!kd_checkpoint_load(pa, &ma, &err) && !kd_checkpoint_load(pb, &mb, &err) && ma->n_params == mb->n_params &&
         ma->n_buffers == mb->n_buffers) {
-        d = 0;
-        for (size_t i = 0; i < ma->n_params; i++) d = fmax(d, fabs((double)ma->params[i] - mb->params[i]));
-        for (size_t i = 0; i < ma->n_buffers; i++) d = fmax(d, fabs((double)ma->buffers[i] - mb->buffers[i]));
+        d = fmax(max_diff(ma->params, mb->params, ma->n_params), max_diff(ma->buffers, mb->buffers, ma->n_buffers));
     } else {
         fprintf(stderr, "cannot compare %s and %s: %s\n", a, b, err.msg);
     }
@@ -75,8 +79,7 @@ static double lm_diff(const char *a, const char *b) {
     kd_error err;
     double d = -1;
     if (!kd_lm_load(pa, &ma, &err) && !kd_lm_load(pb, &mb, &err) && ma->n_params == mb->n_params) {
-        d = 0;
-        for (size_t i = 0; i < ma->n_params; i++) d = fmax(d, fabs((double)ma->params[i] - mb->params[i]));
+        d = max_diff(ma->params, mb->params, ma->n_params);
     }
     kd_lm_free(ma);
     kd_lm_free(mb);
